@@ -1,0 +1,26 @@
+"""The FastAPI application: mounts each slice's router and pages, maps errors to 4xx with every problem listed."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from smartcustoms.platform.settings import get_settings
+from smartcustoms.platform.slices import SLICES, slice_module
+from smartcustoms.platform.web import BodyLimit, install_error_handlers
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="Smart Customs",
+        version="0.1.0",
+        description="Customs clearance platform: declarations, duty, lanes, risk, tariff, single window.",
+        docs_url="/docs",
+    )
+    install_error_handlers(app)
+    for name in SLICES:
+        for module_name in ("api", "pages"):
+            module = slice_module(name, module_name)
+            if module is not None and hasattr(module, "router"):
+                app.include_router(module.router)
+    app.add_middleware(BodyLimit, max_bytes=get_settings().max_body_bytes)
+    return app

@@ -1,0 +1,1 @@
+"""What every slice shares: settings, database engine, auth, errors, audit, events."""
