@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from smartcustoms.platform.db import Base
-
-BigId = BigInteger().with_variant(Integer(), "sqlite")
+from smartcustoms.platform.types import BigId
 
 
 class UserRow(Base):

@@ -1,0 +1,1 @@
+"""Clearance core: declarations from submission to release — validation, duty and tax, lanes, lifecycle."""

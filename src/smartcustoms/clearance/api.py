@@ -1,0 +1,265 @@
+"""HTTP routes of the clearance core: filing, reading, officer decisions, admin configuration."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import ORJSONResponse
+from pydantic import BaseModel, Field
+
+from smartcustoms.clearance import config, service, views
+from smartcustoms.clearance.lifecycle import Lane, Status
+from smartcustoms.clearance.schema import DecisionIn, DeclarationIn, InspectionIn
+from smartcustoms.platform import auth
+from smartcustoms.platform.auth import Principal, Role
+from smartcustoms.platform.db import unit_of_work
+from smartcustoms.platform.errors import DomainError, Problem
+from smartcustoms.platform.web import client_addr, forget_tokens, principal, require
+
+router = APIRouter(default_response_class=ORJSONResponse)
+Who = Annotated[Principal, Depends(principal)]
+Officer = Annotated[Principal, Depends(require(Role.OFFICER, Role.ADMIN))]
+Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
+
+
+@router.post("/declarations", status_code=201, tags=["declarations"])
+def submit_declaration(decl: DeclarationIn, who: Who, request: Request, response: Response) -> dict[str, Any]:
+    """File a declaration. Every validation problem comes back at once (422). Same LRN + content: 200 with the first filing."""
+    with unit_of_work() as session:
+        row, created = service.submit(session, who, decl, remote_addr=client_addr(request))
+        out = views.detail(row)
+    if not created:
+        response.status_code = 200
+    response.headers["Location"] = f"/declarations/{out['reference']}"
+    return out
+
+
+@router.get("/declarations", tags=["declarations"])
+def list_declarations(
+    who: Who,
+    status: Status | None = None,
+    lane: Lane | None = None,
+    office: str | None = None,
+    importer: str | None = None,
+    hs_chapter: Annotated[str | None, Query(pattern=r"^\d{2}$")] = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """Declarations the caller may see (a trader or broker: only their own), newest first."""
+    filters = service.Filters(
+        status.value if status else None, lane.value if lane else None, office, importer, hs_chapter, date_from, date_to
+    )
+    with unit_of_work() as session:
+        rows, total = service.list_rows(session, who, filters, limit=limit, offset=offset)
+        return {"total": total, "limit": limit, "offset": offset, "items": [views.summary(r) for r in rows]}
+
+
+@router.get("/declarations/{reference}", tags=["declarations"])
+def get_declaration(reference: str, who: Who) -> dict[str, Any]:
+    with unit_of_work() as session:
+        return views.detail(service.get_row(session, who, reference))
+
+
+@router.get("/declarations/{reference}/timeline", tags=["declarations"])
+def get_timeline(reference: str, who: Who) -> dict[str, Any]:
+    """Every step with its time and actor, inspections and all filed versions."""
+    with unit_of_work() as session:
+        row, events, inspections, versions = service.timeline(session, who, reference)
+        return {
+            "reference": row.reference,
+            "status": row.status,
+            "events": [views.event(e) for e in events],
+            "inspections": [views.inspection(i) for i in inspections],
+            "versions": [views.version(v) for v in versions],
+        }
+
+
+@router.get("/declarations/{reference}/release-note", tags=["declarations"])
+def get_release_note(reference: str, who: Who) -> dict[str, Any]:
+    with unit_of_work() as session:
+        return service.release_note(session, who, reference)
+
+
+class AmendmentIn(BaseModel):
+    declaration: DeclarationIn
+    reason: Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+@router.put("/declarations/{reference}", tags=["declarations"])
+def amend_declaration(reference: str, body: AmendmentIn, who: Who, request: Request) -> dict[str, Any]:
+    """Amend a declaration (when an officer asked for it, or while under check or held)."""
+    with unit_of_work() as session:
+        row = service.amend(session, who, reference, body.declaration, body.reason, remote_addr=client_addr(request))
+        return views.detail(row)
+
+
+@router.post("/declarations/{reference}/decisions", tags=["officer"])
+def record_decision(reference: str, decision: DecisionIn, who: Officer, request: Request) -> dict[str, Any]:
+    """release, hold (reason), request_amendment (reason), reject (reason), escalate, resume."""
+    with unit_of_work() as session:
+        return views.detail(service.decide(session, who, reference, decision, remote_addr=client_addr(request)))
+
+
+@router.post("/declarations/{reference}/inspection", tags=["officer"])
+def record_inspection(reference: str, result: InspectionIn, who: Officer, request: Request) -> dict[str, Any]:
+    with unit_of_work() as session:
+        row = service.record_inspection(session, who, reference, result, remote_addr=client_addr(request))
+        return views.detail(row)
+
+
+@router.get("/queue", tags=["officer"])
+def queue(who: Officer, lane: Lane | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 100) -> dict[str, Any]:
+    """Declarations waiting for an officer (C2 documentary checks, C3 inspections, held), riskiest first."""
+    with unit_of_work() as session:
+        rows = service.officer_queue(session, who, lane.value if lane else None, limit=limit)
+        return {"items": [views.summary(r) | {"lane_reasons": r.lane_reasons} for r in rows]}
+
+
+@router.get("/stats/release-times", tags=["officer"])
+def release_times(
+    who: Annotated[Principal, Depends(require(Role.OFFICER, Role.ANALYST, Role.ADMIN))],
+) -> dict[str, Any]:
+    """Time Release Study: median and p90 seconds per stage and lane."""
+    with unit_of_work() as session:
+        return service.release_time_stats(session, who)
+
+
+# ---------------------------------------------------------------------------------------------- auth & admin
+
+
+class LoginIn(BaseModel):
+    username: Annotated[str, Field(min_length=1, max_length=64)]
+    password: Annotated[str, Field(min_length=1, max_length=256)]
+
+
+@router.post("/auth/login", tags=["auth"])
+def login(body: LoginIn) -> dict[str, Any]:
+    """Exchange a console password for a 12-hour bearer token."""
+    with unit_of_work() as session:
+        who, token = auth.sign_in(session, body.username, body.password)
+    return {"token": token, "username": who.username, "role": who.role.value}
+
+
+@router.get("/auth/me", tags=["auth"])
+def me(who: Who) -> dict[str, Any]:
+    return {"username": who.username, "role": who.role.value, "party_id": who.party_id, "language": who.language}
+
+
+class UserIn(BaseModel):
+    username: Annotated[str, Field(min_length=1, max_length=64)]
+    role: str
+    display_name: str | None = None
+    party_id: str | None = None
+    password: str | None = None
+    language: str = "en"
+
+
+@router.post("/admin/users", status_code=201, tags=["admin"])
+def add_user(body: UserIn, who: Admin, request: Request) -> dict[str, Any]:
+    """Create a user and return its first API token (shown once, stored hashed)."""
+    with unit_of_work() as session:
+        user = auth.create_user(
+            session,
+            body.username,
+            body.role,
+            display_name=body.display_name,
+            party_id=body.party_id,
+            password=body.password,
+            language=body.language,
+        )
+        token = auth.issue_token(session, user)
+        from smartcustoms.platform import audit
+
+        audit.record(
+            session,
+            who,
+            "add_user",
+            "user",
+            body.username,
+            remote_addr=client_addr(request),
+            detail={"role": body.role},
+        )
+    return {"username": body.username, "role": body.role, "token": token}
+
+
+@router.post("/admin/users/{username}/tokens", status_code=201, tags=["admin"])
+def add_token(username: str, who: Admin) -> dict[str, Any]:
+    with unit_of_work() as session:
+        token = auth.issue_token(session, auth.find_user(session, username))
+        from smartcustoms.platform import audit
+
+        audit.record(session, who, "issue_token", "user", username)
+    return {"username": username, "token": token}
+
+
+@router.delete("/admin/users/{username}/tokens", tags=["admin"])
+def revoke_tokens(username: str, who: Admin) -> dict[str, Any]:
+    with unit_of_work() as session:
+        n = auth.revoke_tokens(session, username)
+        from smartcustoms.platform import audit
+
+        audit.record(session, who, "revoke_tokens", "user", username, detail={"count": n})
+    forget_tokens()
+    return {"username": username, "revoked": n}
+
+
+class FxRateIn(BaseModel):
+    currency: Annotated[str, Field(min_length=3, max_length=3)]
+    valid_from: date
+    rate: Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=8)]
+
+
+class FxRatesIn(BaseModel):
+    source: Annotated[str, Field(min_length=1, max_length=64)] = "api"
+    rates: Annotated[list[FxRateIn], Field(min_length=1, max_length=10000)]
+
+
+@router.post("/admin/exchange-rates", tags=["admin"])
+def load_exchange_rates(body: FxRatesIn, who: Admin) -> dict[str, Any]:
+    """Load exchange rates: national currency per one unit of the foreign currency, valid from a day."""
+    with unit_of_work() as session:
+        n = service.load_fx_rates(
+            session, who, [(r.currency.upper(), r.valid_from, r.rate) for r in body.rates], body.source
+        )
+    return {"loaded": n}
+
+
+@router.get("/admin/settings/{key}", tags=["admin"])
+def get_setting(
+    key: str, who: Annotated[Principal, Depends(require(Role.ADMIN, Role.ANALYST, Role.OFFICER))]
+) -> dict[str, Any]:
+    with unit_of_work() as session:
+        if key not in config.KEYS:
+            raise DomainError(
+                Problem("unknown_setting", ("key",), f"Unknown setting {key!r}; one of {', '.join(config.KEYS)}")
+            )
+        return config.as_dict(config.get(session, key))
+
+
+@router.put("/admin/settings/{key}", tags=["admin"])
+def put_setting(key: str, body: dict[str, Any], who: Admin) -> dict[str, Any]:
+    """Change lane rules, tax rules or plausibility limits; applies to declarations filed from now on."""
+    with unit_of_work() as session:
+        value = config.put(session, who, key, body)
+        from smartcustoms.platform import audit
+
+        audit.record(session, who, "put_setting", "setting", key, detail=body)
+        return config.as_dict(value)
+
+
+class AeoIn(BaseModel):
+    level: str = "AEO"
+    valid_from: date
+    valid_to: date | None = None
+
+
+@router.put("/admin/aeo/{party_id}", tags=["admin"])
+def put_aeo(party_id: str, body: AeoIn, who: Admin) -> dict[str, Any]:
+    with unit_of_work() as session:
+        service.set_aeo(session, who, party_id, body.level, body.valid_from, body.valid_to)
+    return {"party_id": party_id, "level": body.level}

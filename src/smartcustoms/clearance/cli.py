@@ -1,0 +1,188 @@
+"""Clearance commands: file declarations from files, list and show them, load exchange rates, demo data."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import track
+from rich.table import Table
+
+from smartcustoms.clearance import service, views
+from smartcustoms.clearance.schema import DeclarationIn
+from smartcustoms.platform import auth
+from smartcustoms.platform.db import unit_of_work
+from smartcustoms.platform.errors import DomainError, Problem
+
+declarations_app = typer.Typer(no_args_is_help=True, help="File and inspect customs declarations.")
+fx_app = typer.Typer(no_args_is_help=True, help="Exchange rates used for the customs value.")
+demo_app = typer.Typer(no_args_is_help=True, help="Demo data: users, rates, tariff, realistic declarations.")
+console = Console()
+err = Console(stderr=True)
+
+
+def _principal(username: str) -> auth.Principal:
+    with unit_of_work() as session:
+        return auth.principal_of(auth.find_user(session, username))
+
+
+def _read_declarations(path: Path) -> list[tuple[str, Any]]:
+    """A file holds one declaration (JSON object), a JSON list of them, or JSON Lines."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DomainError(Problem("unreadable_file", (str(path),), str(exc))) from exc
+    try:
+        data = json.loads(text)
+        docs = data if isinstance(data, list) else [data]
+        return [(f"{path}[{i}]" if isinstance(data, list) else str(path), d) for i, d in enumerate(docs)]
+    except json.JSONDecodeError:
+        out = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    out.append((f"{path}:{n}", json.loads(line)))
+                except json.JSONDecodeError as exc:
+                    raise DomainError(Problem("malformed_json", (str(path), n), f"line {n}: {exc.msg}")) from exc
+        return out
+
+
+def _print_problems(label: str, problems: list[Problem]) -> None:
+    err.print(f"[red]✗ {label}[/red]")
+    for p in problems:
+        loc = p.as_dict()["loc"]
+        err.print(f"   [{p.code}] {loc}: {p.message}")
+
+
+@declarations_app.command("submit")
+def submit(
+    files: list[Path] = typer.Argument(..., help="JSON file(s): one declaration, a list, or JSON Lines"),
+    user: str = typer.Option("admin", "--user", "-u", help="File as this user (trader, broker or admin)"),
+) -> None:
+    """File declarations; prints each one's reference, lane and amount due, or every problem found."""
+    who = _principal(user)
+    failed = 0
+    docs = [doc for f in files for doc in _read_declarations(f)]
+    for label, doc in track(docs, description="Filing", console=err, disable=len(docs) < 20):
+        try:
+            decl = DeclarationIn.model_validate(doc)
+        except ValidationError as exc:
+            failed += 1
+            _print_problems(label, [Problem(e["type"], tuple(e["loc"]), e["msg"]) for e in exc.errors()])
+            continue
+        try:
+            with unit_of_work() as session:
+                row, created = service.submit(session, who, decl)
+                out = views.summary(row)
+        except DomainError as exc:
+            failed += 1
+            _print_problems(label, exc.problems)
+            continue
+        mark = "✓" if created else "= (already filed)"
+        console.print(
+            f"{mark} {label}: {out['reference']} lane {out['lane']} status {out['status']} "
+            f"due {out['currency']} {out['total_due']}"
+        )
+    if failed:
+        err.print(f"{failed} of {len(docs)} declaration(s) refused")
+        raise typer.Exit(1)
+
+
+@declarations_app.command("list")
+def list_(
+    user: str = typer.Option("admin", "--user", "-u"),
+    status: str | None = None,
+    lane: str | None = None,
+    limit: int = 20,
+) -> None:
+    """List declarations visible to a user, newest first."""
+    who = _principal(user)
+    with unit_of_work() as session:
+        rows, total = service.list_rows(session, who, service.Filters(status=status, lane=lane), limit=limit)
+        table = Table("reference", "lrn", "importer", "lane", "status", "due", "submitted")
+        for r in rows:
+            table.add_row(
+                r.reference,
+                r.lrn,
+                r.importer_id,
+                r.lane or "",
+                r.status,
+                str(r.total),
+                f"{r.submitted_at:%Y-%m-%d %H:%M}",
+            )
+    console.print(table)
+    console.print(f"{len(rows)} of {total}")
+
+
+@declarations_app.command("show")
+def show(reference: str, user: str = typer.Option("admin", "--user", "-u")) -> None:
+    """Print a declaration with its assessment, lane reasons and timeline as JSON."""
+    who = _principal(user)
+    with unit_of_work() as session:
+        row, events, inspections, _ = service.timeline(session, who, reference)
+        out = views.detail(row) | {
+            "timeline": [views.event(e) for e in events],
+            "inspections": [views.inspection(i) for i in inspections],
+        }
+    console.print_json(json.dumps(out, default=str))
+
+
+@fx_app.command("import")
+def fx_import(path: Path, user: str = typer.Option("admin", "--user", "-u"), source: str | None = None) -> None:
+    """Load exchange rates from a CSV with columns currency,valid_from,rate (national currency per unit)."""
+    who = _principal(user)
+    rows: list[tuple[str, date, Decimal]] = []
+    problems: list[Problem] = []
+    try:
+        with path.open(encoding="utf-8", newline="") as fh:
+            reader = csv.DictReader(fh)
+            missing = {"currency", "valid_from", "rate"} - set(reader.fieldnames or [])
+            if missing:
+                raise DomainError(
+                    Problem("missing_columns", (str(path),), f"Missing column(s): {', '.join(sorted(missing))}")
+                )
+            for n, rec in enumerate(reader, 2):
+                try:
+                    rows.append(
+                        (
+                            rec["currency"].strip().upper(),
+                            date.fromisoformat(rec["valid_from"].strip()),
+                            Decimal(rec["rate"].strip()),
+                        )
+                    )
+                except (ValueError, InvalidOperation) as exc:
+                    problems.append(Problem("invalid_row", (str(path), n), f"line {n}: {exc}"))
+    except OSError as exc:
+        raise DomainError(Problem("unreadable_file", (str(path),), str(exc))) from exc
+    if problems:
+        raise DomainError(problems)
+    with unit_of_work() as session:
+        n = service.load_fx_rates(session, who, rows, source or path.name)
+    console.print(f"{n} exchange rate(s) loaded")
+
+
+@demo_app.command("load")
+def demo_load(
+    count: int = typer.Option(600, help="Declarations to generate"),
+    seed: int = typer.Option(7, help="Random seed (same seed, same data)"),
+    days: int = typer.Option(30, help="Spread over this many past days"),
+    if_empty: bool = typer.Option(False, "--if-empty", help="Do nothing if declarations exist already"),
+) -> None:
+    """Load demo users, exchange rates, the tariff schedule and realistic declarations with histories."""
+    from smartcustoms.clearance import demo
+
+    report = demo.load(count=count, seed=seed, days=days, if_empty=if_empty, progress=True)
+    console.print(report.summary())
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(declarations_app, name="declarations")
+    app.add_typer(fx_app, name="fx")
+    app.add_typer(demo_app, name="demo")

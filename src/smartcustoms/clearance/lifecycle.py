@@ -1,0 +1,96 @@
+"""The declaration's state machine: which action moves a declaration from which state to which."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from smartcustoms.platform.errors import Conflict, Problem
+
+
+class Status(StrEnum):
+    DRAFT = "draft"
+    SUBMITTED = "submitted"
+    ASSESSED = "assessed"
+    UNDER_CHECK = "under_check"
+    UNDER_INSPECTION = "under_inspection"
+    HELD = "held"
+    AMENDMENT_REQUESTED = "amendment_requested"
+    AMENDED = "amended"
+    RELEASED = "released"
+    REJECTED = "rejected"
+
+
+class Action(StrEnum):
+    SUBMIT = "submit"
+    ASSESS = "assess"
+    ROUTE_C1 = "route_c1"
+    ROUTE_C2 = "route_c2"
+    ROUTE_C3 = "route_c3"
+    ESCALATE = "escalate"
+    HOLD = "hold"
+    REQUEST_AMENDMENT = "request_amendment"
+    AMEND = "amend"
+    RELEASE = "release"
+    REJECT = "reject"
+    RESUME = "resume"
+    RECORD_INSPECTION = "record_inspection"
+
+
+class Lane(StrEnum):
+    C1 = "C1"
+    C2 = "C2"
+    C3 = "C3"
+
+
+S, A = Status, Action
+
+TRANSITIONS: dict[tuple[Status, Action], Status] = {
+    (S.DRAFT, A.SUBMIT): S.SUBMITTED,
+    (S.SUBMITTED, A.ASSESS): S.ASSESSED,
+    (S.AMENDED, A.ASSESS): S.ASSESSED,
+    (S.ASSESSED, A.ROUTE_C1): S.RELEASED,
+    (S.ASSESSED, A.ROUTE_C2): S.UNDER_CHECK,
+    (S.ASSESSED, A.ROUTE_C3): S.UNDER_INSPECTION,
+    (S.UNDER_CHECK, A.ESCALATE): S.UNDER_INSPECTION,
+    (S.UNDER_CHECK, A.RELEASE): S.RELEASED,
+    (S.UNDER_CHECK, A.HOLD): S.HELD,
+    (S.UNDER_CHECK, A.REQUEST_AMENDMENT): S.AMENDMENT_REQUESTED,
+    (S.UNDER_CHECK, A.REJECT): S.REJECTED,
+    (S.UNDER_INSPECTION, A.RECORD_INSPECTION): S.UNDER_INSPECTION,
+    (S.UNDER_INSPECTION, A.RELEASE): S.RELEASED,
+    (S.UNDER_INSPECTION, A.HOLD): S.HELD,
+    (S.UNDER_INSPECTION, A.REQUEST_AMENDMENT): S.AMENDMENT_REQUESTED,
+    (S.UNDER_INSPECTION, A.REJECT): S.REJECTED,
+    (S.HELD, A.RESUME): S.UNDER_CHECK,
+    (S.HELD, A.ESCALATE): S.UNDER_INSPECTION,
+    (S.HELD, A.RELEASE): S.RELEASED,
+    (S.HELD, A.REJECT): S.REJECTED,
+    (S.HELD, A.REQUEST_AMENDMENT): S.AMENDMENT_REQUESTED,
+    (S.AMENDMENT_REQUESTED, A.AMEND): S.AMENDED,
+    (S.AMENDMENT_REQUESTED, A.REJECT): S.REJECTED,
+    (S.UNDER_CHECK, A.AMEND): S.AMENDED,
+    (S.HELD, A.AMEND): S.AMENDED,
+}
+
+FINAL = frozenset({S.RELEASED, S.REJECTED})
+OFFICER_ACTIONS = frozenset({A.ESCALATE, A.HOLD, A.REQUEST_AMENDMENT, A.RELEASE, A.REJECT, A.RESUME})
+"""Decisions an officer records through the decision form."""
+REASON_REQUIRED = frozenset({A.HOLD, A.REQUEST_AMENDMENT, A.REJECT})
+
+
+def next_status(current: Status, action: Action) -> Status:
+    """Apply `action` to `current`, refusing transitions the lifecycle does not allow."""
+    target = TRANSITIONS.get((current, action))
+    if target is None:
+        allowed = sorted(a.value for (s, a) in TRANSITIONS if s == current)
+        hint = f"; allowed now: {', '.join(allowed)}" if allowed else "; the declaration is final"
+        raise Conflict(
+            Problem(
+                "illegal_transition", ("status",), f"Cannot {action.value} a declaration that is {current.value}{hint}"
+            )
+        )
+    return target
+
+
+def allowed_actions(current: Status) -> list[Action]:
+    return [a for (s, a) in TRANSITIONS if s == current]

@@ -1,0 +1,25 @@
+"""Code lists a declaration is checked against: ISO countries and currencies, Incoterms 2020."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from babel import Locale
+from babel.numbers import list_currencies
+
+INCOTERMS_2020 = frozenset({"EXW", "FCA", "FAS", "FOB", "CFR", "CIF", "CPT", "CIP", "DAP", "DPU", "DDP"})
+FREIGHT_INCLUDED = frozenset({"CFR", "CIF", "CPT", "CIP", "DAP", "DPU", "DDP"})
+"""Incoterms whose invoice price already carries the main carriage to the destination."""
+INSURANCE_INCLUDED = frozenset({"CIF", "CIP", "DAP", "DPU", "DDP"})
+
+
+@lru_cache(maxsize=1)
+def countries() -> frozenset[str]:
+    """ISO 3166-1 alpha-2 codes known to CLDR (via Babel)."""
+    codes = (str(code) for code in Locale("en").territories)
+    return frozenset(c for c in codes if len(c) == 2 and c.isalpha() and c != "ZZ")
+
+
+@lru_cache(maxsize=1)
+def currencies() -> frozenset[str]:
+    return frozenset(code for code in list_currencies() if len(code) == 3 and code != "XXX")

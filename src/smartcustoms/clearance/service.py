@@ -1,0 +1,793 @@
+"""Clearance use cases: one function per thing a user does, each inside the caller's unit of work."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import string
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from sqlalchemy import and_, delete, exists, func, insert, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from smartcustoms.clearance import config
+from smartcustoms.clearance.assessment import Assessment, assess
+from smartcustoms.clearance.lanes import (
+    CombinedAssessor,
+    DeclarationFacts,
+    ItemFacts,
+    LaneAssessor,
+    LaneDecision,
+    RuleBasedAssessor,
+)
+from smartcustoms.clearance.lifecycle import OFFICER_ACTIONS, REASON_REQUIRED, Action, Lane, Status, next_status
+from smartcustoms.clearance.schema import DecisionIn, DeclarationIn, InspectionIn
+from smartcustoms.clearance.store import (
+    AeoRow,
+    DeclarationRow,
+    EventRow,
+    FxRateRow,
+    InspectionRow,
+    ItemRow,
+    VersionRow,
+)
+from smartcustoms.clearance.validation import normalise_code, validate
+from smartcustoms.platform import audit
+from smartcustoms.platform.auth import Principal, Role
+from smartcustoms.platform.errors import Conflict, DomainError, Forbidden, NotFound, Problem
+from smartcustoms.platform.slices import slice_module
+
+FILERS = frozenset({Role.TRADER, Role.BROKER, Role.ADMIN})
+_REF_ALPHABET = string.ascii_uppercase + string.digits
+
+
+_clock: ContextVar[datetime | None] = ContextVar("clearance_clock", default=None)
+
+
+def now() -> datetime:
+    """Current time, or the time set by `backdated` when historical records are loaded."""
+    return _clock.get() or datetime.now(UTC)
+
+
+@contextmanager
+def backdated(at: datetime) -> Iterator[None]:
+    """Record the enclosed actions at `at` (loading history from a legacy system, demo data)."""
+    token = _clock.set(at)
+    try:
+        yield
+    finally:
+        _clock.reset(token)
+
+
+def new_reference(at: datetime, country: str = "TW") -> str:
+    """An 18-character movement reference number (MRN-like): year, country, 14 random characters."""
+    return f"{at:%y}{country}" + "".join(secrets.choice(_REF_ALPHABET) for _ in range(14))
+
+
+def payload_hash(decl: DeclarationIn) -> str:
+    return hashlib.sha256(orjson.dumps(decl.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------- look-ups
+
+
+_FX_TTL_S = 30.0
+_fx_cache: dict[tuple[str, date], tuple[float, Decimal | None]] = {}
+
+
+def fx_lookup(session: Session) -> Callable[[str, date], Decimal | None]:
+    """Exchange rate of the day: the newest rate whose validity starts on or before the date."""
+
+    def lookup(currency: str, on: date) -> Decimal | None:
+        key = (currency, on)
+        hit = _fx_cache.get(key)
+        t = time.monotonic()
+        if hit and hit[0] > t:
+            return hit[1]
+        rate = session.scalar(
+            select(FxRateRow.rate)
+            .where(FxRateRow.currency == currency, FxRateRow.valid_from <= on)
+            .order_by(FxRateRow.valid_from.desc())
+            .limit(1)
+        )
+        _fx_cache[key] = (t + _FX_TTL_S, rate)
+        return rate
+
+    return lookup
+
+
+def load_fx_rates(session: Session, who: Principal, rows: Sequence[tuple[str, date, Decimal]], source: str) -> int:
+    """Load exchange rates (national currency per unit); a rate for an existing day replaces it."""
+    problems: list[Problem] = []
+    from smartcustoms.clearance.refdata import currencies
+
+    for i, (cur, _day, rate) in enumerate(rows):
+        if cur not in currencies():
+            problems.append(Problem("unknown_currency", (i, "currency"), f"{cur!r} is not an ISO 4217 code"))
+        if rate <= 0:
+            problems.append(Problem("not_positive", (i, "rate"), "An exchange rate must be greater than zero"))
+    if problems:
+        raise DomainError(problems)
+    for cur, day, rate in rows:
+        row = session.scalar(select(FxRateRow).where(FxRateRow.currency == cur, FxRateRow.valid_from == day))
+        if row is None:
+            session.add(FxRateRow(currency=cur, valid_from=day, rate=rate, source=source))
+        else:
+            row.rate, row.source = rate, source
+    audit.record(session, who, "load_fx_rates", "fx_rate", source, detail={"count": len(rows)})
+    _fx_cache.clear()
+    return len(rows)
+
+
+def is_aeo(session: Session, party_id: str, on: date) -> bool:
+    row = session.get(AeoRow, party_id)
+    return row is not None and row.valid_from <= on and (row.valid_to is None or row.valid_to >= on)
+
+
+def set_aeo(
+    session: Session, who: Principal, party_id: str, level: str, valid_from: date, valid_to: date | None
+) -> None:
+    row = session.get(AeoRow, party_id)
+    if row is None:
+        session.add(AeoRow(party_id=party_id, level=level, valid_from=valid_from, valid_to=valid_to))
+    else:
+        row.level, row.valid_from, row.valid_to = level, valid_from, valid_to
+    audit.record(session, who, "set_aeo", "party", party_id, detail={"level": level})
+
+
+def tariff_index(on: date) -> Any:
+    from smartcustoms.tariff.service import get_index
+
+    return get_index(None, on)
+
+
+def lane_assessor(session: Session) -> LaneAssessor:
+    """The shipped rule-based assessor, combined with the risk engine's model when one is active."""
+    assessors: list[LaneAssessor] = [RuleBasedAssessor(config.get(session, "lane_rules"))]
+    risk = slice_module("risk", "assessor")
+    active = getattr(risk, "active_assessor", None) if risk else None
+    if active is not None:
+        model = active()
+        if model is not None:
+            assessors.append(model)
+    return CombinedAssessor(assessors)
+
+
+# ---------------------------------------------------------------------------------------------- access
+
+
+def _party_filter(who: Principal) -> Any:
+    """SQL condition restricting a non-customs caller to declarations they filed or are party to."""
+    party = who.party_id or "\x00"
+    return or_(
+        DeclarationRow.declarant_id == party,
+        DeclarationRow.importer_id == party,
+        DeclarationRow.exporter_id == party,
+        DeclarationRow.broker_id == party,
+    )
+
+
+def _visible(who: Principal, row: DeclarationRow) -> bool:
+    if who.is_customs:
+        return True
+    if who.role in (Role.TRADER, Role.BROKER) and who.party_id:
+        return who.party_id in (row.declarant_id, row.importer_id, row.exporter_id, row.broker_id)
+    return False
+
+
+def get_row(session: Session, who: Principal, reference: str, *, for_update: bool = False) -> DeclarationRow:
+    """Fetch a declaration the caller may see; another party's declaration is reported as not found."""
+    stmt = select(DeclarationRow).where(DeclarationRow.reference == reference)
+    if for_update:
+        stmt = stmt.with_for_update()
+    row = session.scalar(stmt)
+    if row is None or not _visible(who, row):
+        raise NotFound(Problem("unknown_declaration", ("reference",), f"No declaration {reference}"))
+    return row
+
+
+# ---------------------------------------------------------------------------------------------- submission
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A declaration validated, assessed and given its lane, ready to be stored."""
+
+    decl: DeclarationIn
+    digest: str
+    assessment: Assessment
+    decision: LaneDecision
+    on: date
+
+
+def _check_filer(who: Principal, decl: DeclarationIn) -> None:
+    if who.role not in FILERS:
+        raise Forbidden(Problem("forbidden_role", (), f"Role {who.role.value} may not file declarations"))
+    if who.role is Role.TRADER and who.party_id not in (decl.declarant.id, decl.importer.id, decl.exporter.id):
+        raise Forbidden(
+            Problem(
+                "not_your_party",
+                ("declarant", "id"),
+                f"You act for {who.party_id}; it must be the declarant, importer or exporter",
+            )
+        )
+    if who.role is Role.BROKER and who.party_id not in (decl.declarant.id, decl.broker.id if decl.broker else None):
+        raise Forbidden(
+            Problem(
+                "not_your_party", ("declarant", "id"), f"You act for {who.party_id}; it must be the declarant or broker"
+            )
+        )
+
+
+def prepare(session: Session, decl: DeclarationIn, on: date, key: str) -> Prepared:
+    """Validate, assess duty and tax, and choose the lane; raises with every problem at once."""
+    index = tariff_index(on)
+    limits = config.get(session, "limits")
+    problems, lines = validate(decl, index, on, limits=limits)
+    if problems:
+        raise DomainError(problems)
+    rules = config.get(session, "tax_rules")
+    assessment = assess(decl, lines, fx_lookup(session), rules, on, schedule=_schedule_label(index))
+    facts = DeclarationFacts(
+        key=key,
+        declaration_type=decl.type.value,
+        office=decl.customs_office,
+        declarant_id=decl.declarant.id,
+        importer_id=decl.importer.id,
+        seller_id=decl.seller.id if decl.seller else decl.exporter.id,
+        transport_mode=decl.transport.mode.value,
+        country_of_dispatch=decl.country_of_dispatch,
+        customs_value=assessment.customs_value,
+        aeo=is_aeo(session, decl.importer.id, on),
+        items=tuple(
+            ItemFacts(
+                i.line_no,
+                normalise_code(i.tariff_code),
+                i.origin_country,
+                i.net_mass_kg,
+                a.customs_value,
+                i.description,
+            )
+            for i, a in zip(decl.items, assessment.items, strict=True)
+        ),
+    )
+    decision = lane_assessor(session).assess(facts)
+    return Prepared(decl, payload_hash(decl), assessment, decision, on)
+
+
+def _schedule_label(index: Any) -> str:
+    header = getattr(index, "schedule", None)
+    if header is None:
+        return ""
+    return f"{getattr(header, 'id', getattr(header, 'name', ''))}@{getattr(header, 'version', '')}"
+
+
+def _lane_action(lane: Lane) -> Action:
+    return {Lane.C1: Action.ROUTE_C1, Lane.C2: Action.ROUTE_C2, Lane.C3: Action.ROUTE_C3}[lane]
+
+
+def _event(
+    decl_id: int,
+    at: datetime,
+    who: Principal,
+    action: Action,
+    frm: Status | None,
+    to: Status,
+    note: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "declaration_id": decl_id,
+        "at": at,
+        "actor": who.username,
+        "role": who.role.value,
+        "action": action.value,
+        "from_status": frm.value if frm else None,
+        "to_status": to.value,
+        "note": note,
+        "detail": detail,
+    }
+
+
+def _store_new(session: Session, who: Principal, p: Prepared, remote_addr: str | None) -> DeclarationRow:
+    at = now()
+    decl, a, d = p.decl, p.assessment, p.decision
+    lane_status = next_status(Status.ASSESSED, _lane_action(d.lane))
+    payload = decl.model_dump(mode="json")
+    row = DeclarationRow(
+        reference=new_reference(at),
+        lrn=decl.lrn,
+        declarant_id=decl.declarant.id,
+        broker_id=decl.broker.id if decl.broker else None,
+        importer_id=decl.importer.id,
+        exporter_id=decl.exporter.id,
+        declaration_type=decl.type.value,
+        procedure=decl.procedure,
+        office=decl.customs_office,
+        status=lane_status.value,
+        lane=d.lane.value,
+        version=1,
+        currency=decl.currency,
+        customs_value=a.customs_value,
+        duty=a.duty,
+        vat=a.vat,
+        additional_duty=Decimal(0),
+        total=a.total,
+        risk_score=d.score,
+        submitted_at=at,
+        updated_at=at,
+        released_at=at if lane_status is Status.RELEASED else None,
+        filed_by=who.username,
+        payload_hash=p.digest,
+        payload=payload,
+        assessment=a.as_dict(),
+        lane_reasons=list(d.reasons),
+        lane_versions=list(d.versions),
+    )
+    session.add(row)
+    session.flush()
+    _store_children(session, row.id, decl, a)
+    system = Principal(0, "system", Role.ADMIN, None)
+    events = [
+        _event(row.id, at, who, Action.SUBMIT, Status.DRAFT, Status.SUBMITTED),
+        _event(row.id, at, system, Action.ASSESS, Status.SUBMITTED, Status.ASSESSED, detail={"total": str(a.total)}),
+        _event(
+            row.id,
+            at,
+            system,
+            _lane_action(d.lane),
+            Status.ASSESSED,
+            lane_status,
+            note="; ".join(d.reasons),
+            detail={"lane": d.lane.value, "score": d.score, "versions": list(d.versions)},
+        ),
+    ]
+    session.execute(insert(EventRow), events)
+    session.execute(
+        insert(VersionRow),
+        [
+            {
+                "declaration_id": row.id,
+                "version": 1,
+                "at": at,
+                "actor": who.username,
+                "reason": "original filing",
+                "payload": payload,
+                "assessment": row.assessment,
+            }
+        ],
+    )
+    audit.record(
+        session,
+        who,
+        "submit_declaration",
+        "declaration",
+        row.reference,
+        remote_addr=remote_addr,
+        detail={"lrn": decl.lrn, "lane": d.lane.value},
+    )
+    return row
+
+
+def _store_children(session: Session, decl_id: int, decl: DeclarationIn, a: Assessment) -> None:
+    session.execute(
+        insert(ItemRow),
+        [
+            {
+                "declaration_id": decl_id,
+                "line_no": i.line_no,
+                "tariff_code": normalise_code(i.tariff_code),
+                "hs_chapter": normalise_code(i.tariff_code)[:2],
+                "origin": i.origin_country,
+                "description": i.description,
+                "value": i.value,
+                "net_mass_kg": i.net_mass_kg,
+                "duty": ia.duty,
+            }
+            for i, ia in zip(decl.items, a.items, strict=True)
+        ],
+    )
+
+
+def _existing(session: Session, declarant: str, lrn: str) -> DeclarationRow | None:
+    return session.scalar(
+        select(DeclarationRow).where(DeclarationRow.declarant_id == declarant, DeclarationRow.lrn == lrn)
+    )
+
+
+def submit(
+    session: Session, who: Principal, decl: DeclarationIn, *, remote_addr: str | None = None, on: date | None = None
+) -> tuple[DeclarationRow, bool]:
+    """File a declaration. Returns the stored declaration and whether it is new.
+
+    The same LRN from the same declarant with the same content returns the first filing (idempotent);
+    with different content it is refused as a duplicate.
+    """
+    _check_filer(who, decl)
+    digest = payload_hash(decl)
+    existing = _existing(session, decl.declarant.id, decl.lrn)
+    if existing is not None:
+        return _same_or_conflict(existing, digest), False
+    day = on or now().date()
+    prepared = prepare(session, decl, day, f"{decl.declarant.id}/{decl.lrn}")
+    try:
+        with session.begin_nested():
+            row = _store_new(session, who, prepared, remote_addr)
+    except IntegrityError:
+        existing = _existing(session, decl.declarant.id, decl.lrn)
+        if existing is None:
+            raise
+        return _same_or_conflict(existing, digest), False
+    return row, True
+
+
+def _same_or_conflict(existing: DeclarationRow, digest: str) -> DeclarationRow:
+    if existing.payload_hash != digest:
+        raise Conflict(
+            Problem(
+                "duplicate_lrn",
+                ("lrn",),
+                f"LRN {existing.lrn} was already used by this declarant for declaration {existing.reference} with different content",
+            )
+        )
+    return existing
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    accepted: list[str]
+    duplicates: list[str]
+    rejected: list[tuple[int, list[Problem]]]
+
+
+def submit_batch(
+    session: Session, who: Principal, decls: Sequence[DeclarationIn], *, on: date | None = None
+) -> BatchResult:
+    """File many declarations in one transaction: valid ones are stored, each invalid one reported."""
+    accepted: list[str] = []
+    duplicates: list[str] = []
+    rejected: list[tuple[int, list[Problem]]] = []
+    day = on or now().date()
+    for i, decl in enumerate(decls):
+        try:
+            _check_filer(who, decl)
+            existing = _existing(session, decl.declarant.id, decl.lrn)
+            if existing is not None:
+                duplicates.append(_same_or_conflict(existing, payload_hash(decl)).reference)
+                continue
+            prepared = prepare(session, decl, day, f"{decl.declarant.id}/{decl.lrn}")
+            accepted.append(_store_new(session, who, prepared, None).reference)
+        except DomainError as exc:
+            rejected.append((i, exc.problems))
+    return BatchResult(accepted, duplicates, rejected)
+
+
+# ---------------------------------------------------------------------------------------------- officer work
+
+
+def decide(
+    session: Session, who: Principal, reference: str, decision: DecisionIn, *, remote_addr: str | None = None
+) -> DeclarationRow:
+    """An officer's decision: release, hold, request amendment, reject, escalate to inspection, resume."""
+    if who.role not in (Role.OFFICER, Role.ADMIN):
+        raise Forbidden(Problem("forbidden_role", (), "Only customs officers record decisions"))
+    try:
+        action = Action(decision.action)
+    except ValueError:
+        action = None
+    if action is None or action not in OFFICER_ACTIONS:
+        raise DomainError(
+            Problem(
+                "unknown_action",
+                ("action",),
+                f"Unknown decision {decision.action!r}; one of {', '.join(sorted(a.value for a in OFFICER_ACTIONS))}",
+            )
+        )
+    if action in REASON_REQUIRED and not decision.reason:
+        raise DomainError(Problem("reason_required", ("reason",), f"A reason is required to {action.value}"))
+    row = get_row(session, who, reference, for_update=True)
+    _transition(session, who, row, action, decision.reason, remote_addr=remote_addr)
+    return row
+
+
+def _transition(
+    session: Session,
+    who: Principal,
+    row: DeclarationRow,
+    action: Action,
+    note: str | None,
+    *,
+    detail: dict[str, Any] | None = None,
+    remote_addr: str | None = None,
+) -> Status:
+    current = Status(row.status)
+    target = next_status(current, action)
+    at = now()
+    row.status = target.value
+    row.updated_at = at
+    if target is Status.RELEASED:
+        row.released_at = at
+    if action is Action.ESCALATE:
+        row.lane = Lane.C3.value
+    session.execute(insert(EventRow), [_event(row.id, at, who, action, current, target, note, detail)])
+    audit.record(
+        session, who, action.value, "declaration", row.reference, remote_addr=remote_addr, note=note, detail=detail
+    )
+    return target
+
+
+def record_inspection(
+    session: Session, who: Principal, reference: str, result: InspectionIn, *, remote_addr: str | None = None
+) -> DeclarationRow:
+    """Record a physical/X-ray inspection's outcome; additional duty found is added to the bill."""
+    if who.role not in (Role.OFFICER, Role.ADMIN):
+        raise Forbidden(Problem("forbidden_role", (), "Only customs officers record inspections"))
+    problems = []
+    if result.result not in ("found", "not_found"):
+        problems.append(Problem("invalid_result", ("result",), "Inspection result is 'found' or 'not_found'"))
+    if result.additional_duty < 0:
+        problems.append(Problem("negative_amount", ("additional_duty",), "Must not be negative"))
+    if result.result == "found" and not result.findings:
+        problems.append(Problem("findings_required", ("findings",), "Say what was found"))
+    if result.result == "not_found" and result.additional_duty:
+        problems.append(Problem("duty_without_finding", ("additional_duty",), "Additional duty needs a finding"))
+    if problems:
+        raise DomainError(problems)
+    row = get_row(session, who, reference, for_update=True)
+    detail = {"result": result.result, "additional_duty": str(result.additional_duty)}
+    _transition(session, who, row, Action.RECORD_INSPECTION, result.findings, detail=detail, remote_addr=remote_addr)
+    session.add(
+        InspectionRow(
+            declaration_id=row.id,
+            at=now(),
+            officer=who.username,
+            result=result.result,
+            findings=result.findings,
+            additional_duty=result.additional_duty,
+        )
+    )
+    if result.additional_duty:
+        row.additional_duty = row.additional_duty + result.additional_duty
+        row.total = row.total + result.additional_duty
+    return row
+
+
+def amend(
+    session: Session,
+    who: Principal,
+    reference: str,
+    decl: DeclarationIn,
+    reason: str | None,
+    *,
+    remote_addr: str | None = None,
+) -> DeclarationRow:
+    """The filer amends a declaration: it is re-validated, re-assessed and re-laned; history is kept."""
+    row = get_row(session, who, reference, for_update=True)
+    if not who.is_customs:
+        _check_filer(who, decl)
+    if decl.lrn != row.lrn or decl.declarant.id != row.declarant_id:
+        raise DomainError(
+            Problem("identity_changed", ("lrn",), "An amendment keeps the declarant and LRN of the declaration")
+        )
+    next_status(Status(row.status), Action.AMEND)
+    prepared = prepare(session, decl, now().date(), f"{row.declarant_id}/{row.lrn}/v{row.version + 1}")
+    _transition(session, who, row, Action.AMEND, reason, remote_addr=remote_addr)
+    a, d = prepared.assessment, prepared.decision
+    row.version += 1
+    row.payload, row.payload_hash, row.assessment = decl.model_dump(mode="json"), prepared.digest, a.as_dict()
+    row.customs_value, row.duty, row.vat, row.total = a.customs_value, a.duty, a.vat, a.total + row.additional_duty
+    row.importer_id, row.exporter_id, row.currency = decl.importer.id, decl.exporter.id, decl.currency
+    row.lane, row.lane_reasons, row.lane_versions, row.risk_score = (
+        d.lane.value,
+        list(d.reasons),
+        list(d.versions),
+        d.score,
+    )
+    session.execute(delete(ItemRow).where(ItemRow.declaration_id == row.id))
+    _store_children(session, row.id, decl, a)
+    session.add(
+        VersionRow(
+            declaration_id=row.id,
+            version=row.version,
+            at=now(),
+            actor=who.username,
+            reason=reason,
+            payload=row.payload,
+            assessment=row.assessment,
+        )
+    )
+    system = Principal(0, "system", Role.ADMIN, None)
+    _transition(session, system, row, Action.ASSESS, None, detail={"total": str(a.total)})
+    _transition(
+        session,
+        system,
+        row,
+        _lane_action(d.lane),
+        "; ".join(d.reasons),
+        detail={"lane": d.lane.value, "score": d.score, "versions": list(d.versions)},
+    )
+    return row
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class Filters:
+    status: str | None = None
+    lane: str | None = None
+    office: str | None = None
+    importer: str | None = None
+    hs_chapter: str | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+
+
+def list_rows(
+    session: Session, who: Principal, filters: Filters, *, limit: int = 50, offset: int = 0
+) -> tuple[list[DeclarationRow], int]:
+    """Declarations the caller may see, newest first, filtered; returns the page and the total count."""
+    conds: list[Any] = []
+    if not who.is_customs:
+        if who.role not in (Role.TRADER, Role.BROKER):
+            raise Forbidden(Problem("forbidden_role", (), f"Role {who.role.value} may not list declarations"))
+        conds.append(_party_filter(who))
+    if filters.status:
+        conds.append(DeclarationRow.status == filters.status)
+    if filters.lane:
+        conds.append(DeclarationRow.lane == filters.lane)
+    if filters.office:
+        conds.append(DeclarationRow.office == filters.office.upper())
+    if filters.importer:
+        conds.append(DeclarationRow.importer_id == filters.importer)
+    if filters.date_from:
+        conds.append(DeclarationRow.submitted_at >= datetime.combine(filters.date_from, datetime.min.time(), UTC))
+    if filters.date_to:
+        conds.append(DeclarationRow.submitted_at < datetime.combine(filters.date_to, datetime.max.time(), UTC))
+    if filters.hs_chapter:
+        conds.append(
+            exists().where(and_(ItemRow.declaration_id == DeclarationRow.id, ItemRow.hs_chapter == filters.hs_chapter))
+        )
+    where = and_(*conds) if conds else None
+    stmt = select(DeclarationRow)
+    count = select(func.count()).select_from(DeclarationRow)
+    if where is not None:
+        stmt, count = stmt.where(where), count.where(where)
+    rows = list(
+        session.scalars(
+            stmt.order_by(DeclarationRow.submitted_at.desc(), DeclarationRow.id.desc()).limit(limit).offset(offset)
+        )
+    )
+    return rows, int(session.scalar(count) or 0)
+
+
+def officer_queue(session: Session, who: Principal, lane: str | None, *, limit: int = 100) -> list[DeclarationRow]:
+    """Declarations waiting for an officer: under check (C2) or inspection (C3) and held, riskiest first."""
+    if not who.is_customs:
+        raise Forbidden(Problem("forbidden_role", (), "The queue is for customs officers"))
+    waiting = [Status.UNDER_CHECK.value, Status.UNDER_INSPECTION.value, Status.HELD.value]
+    stmt = select(DeclarationRow).where(DeclarationRow.status.in_(waiting))
+    if lane:
+        stmt = stmt.where(DeclarationRow.lane == lane)
+    stmt = stmt.order_by(DeclarationRow.risk_score.desc(), DeclarationRow.submitted_at).limit(limit)
+    return list(session.scalars(stmt))
+
+
+def timeline(
+    session: Session, who: Principal, reference: str
+) -> tuple[DeclarationRow, list[EventRow], list[InspectionRow], list[VersionRow]]:
+    row = get_row(session, who, reference)
+    events = list(
+        session.scalars(select(EventRow).where(EventRow.declaration_id == row.id).order_by(EventRow.at, EventRow.id))
+    )
+    inspections = list(
+        session.scalars(select(InspectionRow).where(InspectionRow.declaration_id == row.id).order_by(InspectionRow.at))
+    )
+    versions = list(
+        session.scalars(select(VersionRow).where(VersionRow.declaration_id == row.id).order_by(VersionRow.version))
+    )
+    return row, events, inspections, versions
+
+
+def release_note(session: Session, who: Principal, reference: str) -> dict[str, Any]:
+    """The release note of a released declaration: what was released, when, by whom, what is owed."""
+    row, events, inspections, _ = timeline(session, who, reference)
+    if row.status != Status.RELEASED.value:
+        raise Conflict(Problem("not_released", ("status",), f"Declaration {reference} is {row.status}, not released"))
+    release = next(e for e in reversed(events) if e.to_status == Status.RELEASED.value)
+    nat = row.assessment.get("national_currency", "")
+    return {
+        "reference": row.reference,
+        "lrn": row.lrn,
+        "declarant": row.payload["declarant"],
+        "importer": row.payload["importer"],
+        "office": row.office,
+        "lane": row.lane,
+        "released_at": release.at.isoformat(),
+        "released_by": release.actor,
+        "items": [
+            {
+                "line_no": i["line_no"],
+                "description": i["description"],
+                "tariff_code": i["tariff_code"],
+                "quantity": i["quantity"],
+                "quantity_unit": i["quantity_unit"],
+            }
+            for i in row.payload["items"]
+        ],
+        "currency": nat,
+        "customs_value": str(row.customs_value),
+        "duty": str(row.duty),
+        "vat": str(row.vat),
+        "additional_duty": str(row.additional_duty),
+        "total_due": str(row.total),
+        "inspections": [{"result": i.result, "findings": i.findings} for i in inspections],
+    }
+
+
+def release_time_stats(session: Session, who: Principal, since: datetime | None = None) -> dict[str, Any]:
+    """Time Release Study: median and 90th percentile seconds per stage and per lane, from the timeline."""
+    if not who.is_customs:
+        raise Forbidden(Problem("forbidden_role", (), "Release statistics are for customs staff"))
+    stmt = select(EventRow.declaration_id, EventRow.action, EventRow.to_status, EventRow.at, DeclarationRow.lane).join(
+        DeclarationRow, DeclarationRow.id == EventRow.declaration_id
+    )
+    if since is not None:
+        stmt = stmt.where(DeclarationRow.submitted_at >= since)
+    per_decl: dict[int, dict[str, datetime]] = {}
+    lanes: dict[int, str | None] = {}
+    for decl_id, action, to_status, at, lane in session.execute(stmt):
+        marks = per_decl.setdefault(decl_id, {})
+        lanes[decl_id] = lane
+        if action == Action.SUBMIT.value:
+            marks.setdefault("submitted", at)
+        if action in (Action.ROUTE_C1.value, Action.ROUTE_C2.value, Action.ROUTE_C3.value):
+            marks.setdefault("routed", at)
+        if to_status == Status.RELEASED.value:
+            marks["released"] = at
+    stages: dict[str, dict[str, list[float]]] = {}
+    for decl_id, marks in per_decl.items():
+        lane = lanes[decl_id] or "?"
+        for name, start, end in (
+            ("submission_to_lane", "submitted", "routed"),
+            ("lane_to_release", "routed", "released"),
+            ("submission_to_release", "submitted", "released"),
+        ):
+            if start in marks and end in marks:
+                secs = (marks[end] - marks[start]).total_seconds()
+                stages.setdefault(name, {}).setdefault(lane, []).append(secs)
+                stages[name].setdefault("all", []).append(secs)
+    return {name: {lane: _summary(values) for lane, values in by_lane.items()} for name, by_lane in stages.items()}
+
+
+def _summary(values: list[float]) -> dict[str, float]:
+    values = sorted(values)
+    n = len(values)
+
+    def q(p: float) -> float:
+        return values[min(n - 1, int(p * (n - 1) + 0.5))]
+
+    return {"count": n, "median_s": q(0.5), "p90_s": q(0.9)}
+
+
+def dashboard_counts(session: Session, who: Principal, day: date) -> dict[str, dict[str, int]]:
+    """Declarations submitted on `day` by lane and by status."""
+    if not who.is_customs:
+        raise Forbidden(Problem("forbidden_role", (), "The dashboard is for customs staff"))
+    start = datetime.combine(day, datetime.min.time(), UTC)
+    end = datetime.combine(day, datetime.max.time(), UTC)
+    out: dict[str, dict[str, int]] = {"lane": {}, "status": {}}
+    base = select(DeclarationRow).where(DeclarationRow.submitted_at.between(start, end)).subquery()
+    for col in ("lane", "status"):
+        for key, n in session.execute(select(base.c[col], func.count()).group_by(base.c[col])):
+            out[col][str(key)] = int(n)
+    return out

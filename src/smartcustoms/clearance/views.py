@@ -1,0 +1,80 @@
+"""How a declaration is shown to API clients and pages: plain dicts, money as decimal strings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from smartcustoms.clearance.lifecycle import OFFICER_ACTIONS, Status, allowed_actions
+from smartcustoms.clearance.store import DeclarationRow, EventRow, InspectionRow, VersionRow
+
+
+def summary(row: DeclarationRow) -> dict[str, Any]:
+    return {
+        "reference": row.reference,
+        "lrn": row.lrn,
+        "type": row.declaration_type,
+        "status": row.status,
+        "lane": row.lane,
+        "office": row.office,
+        "declarant_id": row.declarant_id,
+        "importer_id": row.importer_id,
+        "risk_score": row.risk_score,
+        "currency": row.assessment.get("national_currency"),
+        "customs_value": str(row.customs_value),
+        "total_due": str(row.total),
+        "submitted_at": row.submitted_at.isoformat(),
+        "released_at": row.released_at.isoformat() if row.released_at else None,
+        "version": row.version,
+    }
+
+
+def detail(row: DeclarationRow) -> dict[str, Any]:
+    out = summary(row)
+    out.update(
+        {
+            "lane_reasons": row.lane_reasons,
+            "lane_versions": row.lane_versions,
+            "assessment": row.assessment,
+            "declaration": row.payload,
+            "officer_actions": [a.value for a in allowed_actions(Status(row.status)) if a in OFFICER_ACTIONS],
+            "links": {
+                "self": f"/declarations/{row.reference}",
+                "timeline": f"/declarations/{row.reference}/timeline",
+                "release_note": f"/declarations/{row.reference}/release-note",
+            },
+        }
+    )
+    return out
+
+
+def event(e: EventRow) -> dict[str, Any]:
+    return {
+        "at": e.at.isoformat(),
+        "actor": e.actor,
+        "role": e.role,
+        "action": e.action,
+        "from_status": e.from_status,
+        "to_status": e.to_status,
+        "note": e.note,
+        "detail": e.detail,
+    }
+
+
+def inspection(i: InspectionRow) -> dict[str, Any]:
+    return {
+        "at": i.at.isoformat(),
+        "officer": i.officer,
+        "result": i.result,
+        "findings": i.findings,
+        "additional_duty": str(i.additional_duty),
+    }
+
+
+def version(v: VersionRow) -> dict[str, Any]:
+    return {
+        "version": v.version,
+        "at": v.at.isoformat(),
+        "actor": v.actor,
+        "reason": v.reason,
+        "declaration": v.payload,
+    }
