@@ -7,7 +7,6 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import ORJSONResponse
 from pydantic import BaseModel, Field
 
 from smartcustoms.clearance import config, service, views
@@ -19,7 +18,7 @@ from smartcustoms.platform.db import unit_of_work
 from smartcustoms.platform.errors import DomainError, Problem
 from smartcustoms.platform.web import client_addr, forget_tokens, principal, require
 
-router = APIRouter(default_response_class=ORJSONResponse)
+router = APIRouter()
 Who = Annotated[Principal, Depends(principal)]
 Officer = Annotated[Principal, Depends(require(Role.OFFICER, Role.ADMIN))]
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]

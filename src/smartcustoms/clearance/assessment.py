@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from smartcustoms.clearance import refdata
 from smartcustoms.clearance.schema import DeclarationIn
+from smartcustoms.clearance.validation import preferential_rate
 from smartcustoms.platform.errors import DomainError, Problem
 
 ROUNDING_MODES = {"half_up": ROUND_HALF_UP, "half_even": ROUND_HALF_EVEN, "down": ROUND_DOWN, "up": ROUND_UP}
@@ -203,7 +204,7 @@ def assess(
         chosen = line.general_rate
         basis = "general"
         if item.preference is not None:
-            pref = line.preferential.get(item.preference.fta)
+            pref = preferential_rate(line, item.preference.fta)
             if pref is not None:
                 chosen, basis = pref, f"preferential {item.preference.fta}"
                 item_steps.append(

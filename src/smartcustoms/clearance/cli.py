@@ -12,6 +12,7 @@ from typing import Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import track
 from rich.table import Table
 
@@ -58,7 +59,7 @@ def _print_problems(label: str, problems: list[Problem]) -> None:
     err.print(f"[red]✗ {label}[/red]")
     for p in problems:
         loc = p.as_dict()["loc"]
-        err.print(f"   [{p.code}] {loc}: {p.message}")
+        err.print(escape(f"   [{p.code}] {loc}: {p.message}"))
 
 
 @declarations_app.command("submit")

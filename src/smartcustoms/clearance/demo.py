@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from pydantic import ValidationError
 from rich.progress import Progress
 from sqlalchemy import func, select
 
@@ -180,7 +181,7 @@ class Generator:
         items = []
         for line_no in range(1, rng.choice((1, 1, 1, 2, 2, 3, 4)) + 1):
             line = rng.choice(self.lines)
-            kg = round(rng.lognormvariate(4.0, 1.3), 2) + 0.5
+            kg = round(rng.lognormvariate(4.0, 1.3) + 0.5, 2)
             price_twd = self.ref_price[line.code] * rng.lognormvariate(0, 0.25) * 32
             if importer.undervalues and rng.random() < 0.6:
                 price_twd *= rng.uniform(0.25, 0.5)
@@ -190,7 +191,8 @@ class Generator:
                 other = rng.choice(self.lines)
                 code = other.code
             unit = "u"
-            keys = getattr(line.general_rate, "quantity_keys", lambda: ())()
+            keys = getattr(line.general_rate, "quantity_keys", ())
+            keys = keys() if callable(keys) else keys
             for k in keys:
                 if k != "kg":
                     unit = k
@@ -293,7 +295,7 @@ def load(
                 with service.backdated(at), unit_of_work() as session:
                     row, _ = service.submit(session, who, decl, on=at.date())
                     ref, lane = row.reference, row.lane
-            except DomainError:
+            except (DomainError, ValidationError):
                 report.refused += 1
                 continue
             report.declarations += 1

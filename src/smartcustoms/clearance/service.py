@@ -144,10 +144,11 @@ def set_aeo(
     audit.record(session, who, "set_aeo", "party", party_id, detail={"level": level})
 
 
-def tariff_index(on: date) -> Any:
+def tariff_index(on: date, session: Session | None = None) -> Any:
+    """The in-memory index of the configured tariff schedule valid on `on`."""
     from smartcustoms.tariff.service import get_index
 
-    return get_index(None, on)
+    return get_index(None, on, session=session)
 
 
 def lane_assessor(session: Session) -> LaneAssessor:
@@ -230,7 +231,7 @@ def _check_filer(who: Principal, decl: DeclarationIn) -> None:
 
 def prepare(session: Session, decl: DeclarationIn, on: date, key: str) -> Prepared:
     """Validate, assess duty and tax, and choose the lane; raises with every problem at once."""
-    index = tariff_index(on)
+    index = tariff_index(on, session)
     limits = config.get(session, "limits")
     problems, lines = validate(decl, index, on, limits=limits)
     if problems:

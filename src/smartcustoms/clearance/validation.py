@@ -35,6 +35,12 @@ class Limits:
 NEEDS_TRANSPORT_DOC = {TransportMode.SEA, TransportMode.AIR, TransportMode.ROAD, TransportMode.RAIL}
 
 
+def preferential_rate(line: Any, fta: str) -> Any:
+    """The line's rate under preference programme `fta`, or None when the line grants none."""
+    rate = line.rate_for(fta) if hasattr(line, "rate_for") else line.preferential.get(fta)
+    return None if rate is None or rate is line.general_rate else rate
+
+
 def normalise_code(code: str) -> str:
     return code.replace(".", "").replace(" ", "")
 
@@ -174,7 +180,7 @@ def validate(
                 )
             else:
                 lines[item.line_no] = line
-                if item.preference is not None and item.preference.fta not in line.preferential:
+                if item.preference is not None and preferential_rate(line, item.preference.fta) is None:
                     problems.append(
                         Problem(
                             "preference_not_available",

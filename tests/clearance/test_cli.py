@@ -1,0 +1,85 @@
+"""The `smartcustoms` clearance commands: filing from files, exchange rates, listing, demo data."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from smartcustoms.cli import app
+from smartcustoms.platform.errors import DomainError
+from tests.clearance.conftest import Env, declaration
+
+runner = CliRunner()
+
+
+def test_submit_files_json_list_and_jsonl(env_sqlite: Env, tmp_path: Path) -> None:
+    one = tmp_path / "one.json"
+    one.write_text(json.dumps(declaration(lrn="CLI-1")))
+    many = tmp_path / "many.jsonl"
+    many.write_text("\n".join(json.dumps(declaration(lrn=f"CLI-{i}")) for i in (2, 3)))
+    r = runner.invoke(app, ["declarations", "submit", str(one), str(many), "--user", "trader"])
+    assert r.exit_code == 0, r.output
+    assert r.output.count("lane C1") == 3
+    r = runner.invoke(app, ["declarations", "submit", str(one), "--user", "trader"])
+    assert r.exit_code == 0 and "already filed" in r.output
+    r = runner.invoke(app, ["declarations", "list", "--user", "trader"])
+    assert r.exit_code == 0 and "3 of 3" in r.output
+
+
+def test_submit_reports_every_problem_and_exits_non_zero(env_sqlite: Env, tmp_path: Path) -> None:
+    bad = declaration(lrn="CLI-BAD", currency="XYZ")
+    bad["items"][0]["tariff_code"] = "770100"
+    f = tmp_path / "bad.json"
+    f.write_text(json.dumps(bad))
+    r = runner.invoke(app, ["declarations", "submit", str(f), "--user", "trader"])
+    assert r.exit_code == 1
+    assert "unknown_currency" in r.output and "$.items[0].tariff_code" in r.output
+    f.write_text("{not json")
+    r = runner.invoke(app, ["declarations", "submit", str(f), "--user", "trader"])
+    assert r.exit_code != 0
+
+
+def test_fx_import(env_sqlite: Env, tmp_path: Path) -> None:
+    f = tmp_path / "fx.csv"
+    f.write_text("currency,valid_from,rate\nEUR,2026-01-01,35.2\nGBP,2026-01-01,40.1\n")
+    r = runner.invoke(app, ["fx", "import", str(f)])
+    assert r.exit_code == 0 and "2 exchange rate(s)" in r.output
+    f.write_text("currency,rate\nEUR,1\n")
+    r = runner.invoke(app, ["fx", "import", str(f)])
+    assert r.exit_code != 0 and isinstance(r.exception, DomainError)
+    assert r.exception.problems[0].code == "missing_columns"
+
+
+def test_main_prints_problems_and_exits_2(tmp_path: Path) -> None:
+    env = os.environ | {"SMARTCUSTOMS_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from smartcustoms.cli import main; main()",
+            "users",
+            "add",
+            "bad name!",
+            "--role",
+            "king",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2
+    assert "invalid_username" in r.stderr and "invalid_role" in r.stderr
+
+
+def test_demo_load_is_seeded_and_idempotent(sqlite_url: str) -> None:
+    r = runner.invoke(app, ["demo", "load", "--count", "40", "--seed", "3"])
+    assert r.exit_code == 0, r.output
+    assert "40 declaration(s)" in r.output or "declaration(s)" in r.output
+    r = runner.invoke(app, ["demo", "load", "--if-empty"])
+    assert "already present" in r.output
