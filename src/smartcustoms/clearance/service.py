@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
-import string
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -12,10 +12,10 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import and_, delete, exists, func, insert, or_, select
+from sqlalchemy import Table, and_, delete, exists, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -43,11 +43,11 @@ from smartcustoms.clearance.store import (
 from smartcustoms.clearance.validation import normalise_code, validate
 from smartcustoms.platform import audit
 from smartcustoms.platform.auth import Principal, Role
+from smartcustoms.platform.db import Base
 from smartcustoms.platform.errors import Conflict, DomainError, Forbidden, NotFound, Problem
 from smartcustoms.platform.slices import slice_module
 
 FILERS = frozenset({Role.TRADER, Role.BROKER, Role.ADMIN})
-_REF_ALPHABET = string.ascii_uppercase + string.digits
 
 
 _clock: ContextVar[datetime | None] = ContextVar("clearance_clock", default=None)
@@ -70,11 +70,13 @@ def backdated(at: datetime) -> Iterator[None]:
 
 def new_reference(at: datetime, country: str = "TW") -> str:
     """An 18-character movement reference number (MRN-like): year, country, 14 random characters."""
-    return f"{at:%y}{country}" + "".join(secrets.choice(_REF_ALPHABET) for _ in range(14))
+    return f"{at:%y}{country}" + base64.b32encode(secrets.token_bytes(10)).decode()[:14]
 
 
-def payload_hash(decl: DeclarationIn) -> str:
-    return hashlib.sha256(orjson.dumps(decl.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)).hexdigest()
+def payload_hash(decl: DeclarationIn | dict[str, Any]) -> str:
+    """Fingerprint of a filing's content, to tell an idempotent resubmission from a conflicting one."""
+    data = decl if isinstance(decl, dict) else decl.model_dump(mode="json")
+    return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------- look-ups
@@ -204,6 +206,7 @@ class Prepared:
     """A declaration validated, assessed and given its lane, ready to be stored."""
 
     decl: DeclarationIn
+    payload: dict[str, Any]
     digest: str
     assessment: Assessment
     decision: LaneDecision
@@ -229,15 +232,32 @@ def _check_filer(who: Principal, decl: DeclarationIn) -> None:
         )
 
 
-def prepare(session: Session, decl: DeclarationIn, on: date, key: str) -> Prepared:
+class Context:
+    """Look-ups one submission or one batch needs, fetched once: schedule index, rules, rates, assessor."""
+
+    def __init__(self, session: Session, on: date) -> None:
+        self.session = session
+        self.on = on
+        self.index = tariff_index(on, session)
+        self.limits = config.get(session, "limits")
+        self.tax_rules = config.get(session, "tax_rules")
+        self.fx = fx_lookup(session)
+        self.assessor = lane_assessor(session)
+        self._aeo: dict[str, bool] = {}
+
+    def aeo(self, party_id: str) -> bool:
+        if party_id not in self._aeo:
+            self._aeo[party_id] = is_aeo(self.session, party_id, self.on)
+        return self._aeo[party_id]
+
+
+def prepare(session: Session, decl: DeclarationIn, on: date, key: str, ctx: Context | None = None) -> Prepared:
     """Validate, assess duty and tax, and choose the lane; raises with every problem at once."""
-    index = tariff_index(on, session)
-    limits = config.get(session, "limits")
-    problems, lines = validate(decl, index, on, limits=limits)
+    ctx = ctx or Context(session, on)
+    problems, lines = validate(decl, ctx.index, on, limits=ctx.limits)
     if problems:
         raise DomainError(problems)
-    rules = config.get(session, "tax_rules")
-    assessment = assess(decl, lines, fx_lookup(session), rules, on, schedule=_schedule_label(index))
+    assessment = assess(decl, lines, ctx.fx, ctx.tax_rules, on, schedule=_schedule_label(ctx.index))
     facts = DeclarationFacts(
         key=key,
         declaration_type=decl.type.value,
@@ -248,7 +268,7 @@ def prepare(session: Session, decl: DeclarationIn, on: date, key: str) -> Prepar
         transport_mode=decl.transport.mode.value,
         country_of_dispatch=decl.country_of_dispatch,
         customs_value=assessment.customs_value,
-        aeo=is_aeo(session, decl.importer.id, on),
+        aeo=ctx.aeo(decl.importer.id),
         items=tuple(
             ItemFacts(
                 i.line_no,
@@ -261,8 +281,9 @@ def prepare(session: Session, decl: DeclarationIn, on: date, key: str) -> Prepar
             for i, a in zip(decl.items, assessment.items, strict=True)
         ),
     )
-    decision = lane_assessor(session).assess(facts)
-    return Prepared(decl, payload_hash(decl), assessment, decision, on)
+    decision = ctx.assessor.assess(facts)
+    payload = decl.model_dump(mode="json")
+    return Prepared(decl, payload, payload_hash(payload), assessment, decision, on)
 
 
 def _schedule_label(index: Any) -> str:
@@ -299,104 +320,133 @@ def _event(
     }
 
 
-def _store_new(session: Session, who: Principal, p: Prepared, remote_addr: str | None) -> DeclarationRow:
-    at = now()
+def _row_values(who: Principal, p: Prepared, at: datetime) -> dict[str, Any]:
     decl, a, d = p.decl, p.assessment, p.decision
     lane_status = next_status(Status.ASSESSED, _lane_action(d.lane))
-    payload = decl.model_dump(mode="json")
-    row = DeclarationRow(
-        reference=new_reference(at),
-        lrn=decl.lrn,
-        declarant_id=decl.declarant.id,
-        broker_id=decl.broker.id if decl.broker else None,
-        importer_id=decl.importer.id,
-        exporter_id=decl.exporter.id,
-        declaration_type=decl.type.value,
-        procedure=decl.procedure,
-        office=decl.customs_office,
-        status=lane_status.value,
-        lane=d.lane.value,
-        version=1,
-        currency=decl.currency,
-        customs_value=a.customs_value,
-        duty=a.duty,
-        vat=a.vat,
-        additional_duty=Decimal(0),
-        total=a.total,
-        risk_score=d.score,
-        submitted_at=at,
-        updated_at=at,
-        released_at=at if lane_status is Status.RELEASED else None,
-        filed_by=who.username,
-        payload_hash=p.digest,
-        payload=payload,
-        assessment=a.as_dict(),
-        lane_reasons=list(d.reasons),
-        lane_versions=list(d.versions),
+    return {
+        "reference": new_reference(at),
+        "lrn": decl.lrn,
+        "declarant_id": decl.declarant.id,
+        "broker_id": decl.broker.id if decl.broker else None,
+        "importer_id": decl.importer.id,
+        "exporter_id": decl.exporter.id,
+        "declaration_type": decl.type.value,
+        "procedure": decl.procedure,
+        "office": decl.customs_office,
+        "status": lane_status.value,
+        "lane": d.lane.value,
+        "version": 1,
+        "currency": decl.currency,
+        "customs_value": a.customs_value,
+        "duty": a.duty,
+        "vat": a.vat,
+        "additional_duty": Decimal(0),
+        "total": a.total,
+        "risk_score": d.score,
+        "submitted_at": at,
+        "updated_at": at,
+        "released_at": at if lane_status is Status.RELEASED else None,
+        "filed_by": who.username,
+        "payload_hash": p.digest,
+        "payload": p.payload,
+        "assessment": a.as_dict(),
+        "lane_reasons": list(d.reasons),
+        "lane_versions": list(d.versions),
+    }
+
+
+SYSTEM = Principal(0, "system", Role.ADMIN, None)
+
+
+def _table(model: type[Base]) -> Table:
+    """The Core table of a mapped class: bulk inserts skip the ORM's per-row bookkeeping."""
+    return cast(Table, model.__table__)
+
+
+def _store_many(
+    session: Session, who: Principal, prepared: Sequence[Prepared], remote_addr: str | None
+) -> list[tuple[int, dict[str, Any]]]:
+    """Insert declarations with their items, timeline, first version and audit entries: a few bulk statements."""
+    if not prepared:
+        return []
+    at = now()
+    values = [_row_values(who, p, at) for p in prepared]
+    ids = (
+        session.execute(
+            insert(_table(DeclarationRow)).returning(_table(DeclarationRow).c.id, sort_by_parameter_order=True), values
+        )
+        .scalars()
+        .all()
     )
-    session.add(row)
-    session.flush()
-    _store_children(session, row.id, decl, a)
-    system = Principal(0, "system", Role.ADMIN, None)
-    events = [
-        _event(row.id, at, who, Action.SUBMIT, Status.DRAFT, Status.SUBMITTED),
-        _event(row.id, at, system, Action.ASSESS, Status.SUBMITTED, Status.ASSESSED, detail={"total": str(a.total)}),
-        _event(
-            row.id,
-            at,
-            system,
-            _lane_action(d.lane),
-            Status.ASSESSED,
-            lane_status,
-            note="; ".join(d.reasons),
-            detail={"lane": d.lane.value, "score": d.score, "versions": list(d.versions)},
-        ),
-    ]
-    session.execute(insert(EventRow), events)
-    session.execute(
-        insert(VersionRow),
-        [
+    items: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    versions: list[dict[str, Any]] = []
+    audits: list[dict[str, Any]] = []
+    rows: list[tuple[int, dict[str, Any]]] = []
+    for decl_id, v, p in zip(ids, values, prepared, strict=True):
+        decl, a, d = p.decl, p.assessment, p.decision
+        items.extend(_item_values(decl_id, decl, a))
+        lane_status = Status(v["status"])
+        events += [
+            _event(decl_id, at, who, Action.SUBMIT, Status.DRAFT, Status.SUBMITTED),
+            _event(
+                decl_id, at, SYSTEM, Action.ASSESS, Status.SUBMITTED, Status.ASSESSED, detail={"total": str(a.total)}
+            ),
+            _event(
+                decl_id,
+                at,
+                SYSTEM,
+                _lane_action(d.lane),
+                Status.ASSESSED,
+                lane_status,
+                note="; ".join(d.reasons),
+                detail={"lane": d.lane.value, "score": d.score, "versions": list(d.versions)},
+            ),
+        ]
+        versions.append(
             {
-                "declaration_id": row.id,
+                "declaration_id": decl_id,
                 "version": 1,
                 "at": at,
                 "actor": who.username,
                 "reason": "original filing",
-                "payload": payload,
-                "assessment": row.assessment,
+                "payload": v["payload"],
+                "assessment": v["assessment"],
             }
-        ],
-    )
-    audit.record(
-        session,
-        who,
-        "submit_declaration",
-        "declaration",
-        row.reference,
-        remote_addr=remote_addr,
-        detail={"lrn": decl.lrn, "lane": d.lane.value},
-    )
-    return row
+        )
+        audits.append(
+            audit.row(
+                who,
+                "submit_declaration",
+                "declaration",
+                v["reference"],
+                remote_addr=remote_addr,
+                detail={"lrn": decl.lrn, "lane": d.lane.value},
+            )
+        )
+        rows.append((decl_id, v))
+    session.execute(insert(_table(ItemRow)), items)
+    session.execute(insert(_table(EventRow)), events)
+    session.execute(insert(_table(VersionRow)), versions)
+    audit.record_many(session, audits)
+    return rows
 
 
-def _store_children(session: Session, decl_id: int, decl: DeclarationIn, a: Assessment) -> None:
-    session.execute(
-        insert(ItemRow),
-        [
-            {
-                "declaration_id": decl_id,
-                "line_no": i.line_no,
-                "tariff_code": normalise_code(i.tariff_code),
-                "hs_chapter": normalise_code(i.tariff_code)[:2],
-                "origin": i.origin_country,
-                "description": i.description,
-                "value": i.value,
-                "net_mass_kg": i.net_mass_kg,
-                "duty": ia.duty,
-            }
-            for i, ia in zip(decl.items, a.items, strict=True)
-        ],
-    )
+def _item_values(decl_id: int, decl: DeclarationIn, a: Assessment) -> list[dict[str, Any]]:
+    return [
+        {
+            "declaration_id": decl_id,
+            "line_no": i.line_no,
+            "tariff_code": normalise_code(i.tariff_code),
+            "hs_chapter": normalise_code(i.tariff_code)[:2],
+            "origin": i.origin_country,
+            "description": i.description,
+            "value": i.value,
+            "net_mass_kg": i.net_mass_kg,
+            "duty": ia.duty,
+        }
+        for i, ia in zip(decl.items, a.items, strict=True)
+    ]
 
 
 def _existing(session: Session, declarant: str, lrn: str) -> DeclarationRow | None:
@@ -422,7 +472,8 @@ def submit(
     prepared = prepare(session, decl, day, f"{decl.declarant.id}/{decl.lrn}")
     try:
         with session.begin_nested():
-            row = _store_new(session, who, prepared, remote_addr)
+            decl_id, values = _store_many(session, who, [prepared], remote_addr)[0]
+            row = DeclarationRow(id=decl_id, **values)
     except IntegrityError:
         existing = _existing(session, decl.declarant.id, decl.lrn)
         if existing is None:
@@ -453,22 +504,47 @@ class BatchResult:
 def submit_batch(
     session: Session, who: Principal, decls: Sequence[DeclarationIn], *, on: date | None = None
 ) -> BatchResult:
-    """File many declarations in one transaction: valid ones are stored, each invalid one reported."""
+    """File many declarations in one transaction: valid ones are stored in bulk, each invalid one reported.
+
+    Duplicates (same declarant and LRN, filed before or earlier in the batch) are idempotent as in `submit`.
+    """
     accepted: list[str] = []
     duplicates: list[str] = []
     rejected: list[tuple[int, list[Problem]]] = []
     day = on or now().date()
+    ctx = Context(session, day)
+    keys = {(d.declarant.id, d.lrn) for d in decls}
+    known: dict[tuple[str, str], DeclarationRow] = {}
+    lrns = sorted({k[1] for k in keys})
+    for start in range(0, len(lrns), 500):
+        for row in session.scalars(select(DeclarationRow).where(DeclarationRow.lrn.in_(lrns[start : start + 500]))):
+            if (row.declarant_id, row.lrn) in keys:
+                known[(row.declarant_id, row.lrn)] = row
+    ready: list[Prepared] = []
+    in_batch: dict[tuple[str, str], str] = {}
     for i, decl in enumerate(decls):
+        key = (decl.declarant.id, decl.lrn)
         try:
             _check_filer(who, decl)
-            existing = _existing(session, decl.declarant.id, decl.lrn)
-            if existing is not None:
-                duplicates.append(_same_or_conflict(existing, payload_hash(decl)).reference)
+            digest = payload_hash(decl)
+            if key in known:
+                duplicates.append(_same_or_conflict(known[key], digest).reference)
                 continue
-            prepared = prepare(session, decl, day, f"{decl.declarant.id}/{decl.lrn}")
-            accepted.append(_store_new(session, who, prepared, None).reference)
+            if key in in_batch:
+                if in_batch[key] != digest:
+                    raise Conflict(
+                        Problem(
+                            "duplicate_lrn",
+                            ("lrn",),
+                            f"LRN {decl.lrn} appears twice in the batch with different content",
+                        )
+                    )
+                continue
+            in_batch[key] = digest
+            ready.append(prepare(session, decl, day, f"{decl.declarant.id}/{decl.lrn}", ctx))
         except DomainError as exc:
             rejected.append((i, exc.problems))
+    accepted = [str(stored[1]["reference"]) for stored in _store_many(session, who, ready, None)]
     return BatchResult(accepted, duplicates, rejected)
 
 
@@ -519,7 +595,7 @@ def _transition(
         row.released_at = at
     if action is Action.ESCALATE:
         row.lane = Lane.C3.value
-    session.execute(insert(EventRow), [_event(row.id, at, who, action, current, target, note, detail)])
+    session.execute(insert(_table(EventRow)), [_event(row.id, at, who, action, current, target, note, detail)])
     audit.record(
         session, who, action.value, "declaration", row.reference, remote_addr=remote_addr, note=note, detail=detail
     )
@@ -584,7 +660,7 @@ def amend(
     _transition(session, who, row, Action.AMEND, reason, remote_addr=remote_addr)
     a, d = prepared.assessment, prepared.decision
     row.version += 1
-    row.payload, row.payload_hash, row.assessment = decl.model_dump(mode="json"), prepared.digest, a.as_dict()
+    row.payload, row.payload_hash, row.assessment = prepared.payload, prepared.digest, a.as_dict()
     row.customs_value, row.duty, row.vat, row.total = a.customs_value, a.duty, a.vat, a.total + row.additional_duty
     row.importer_id, row.exporter_id, row.currency = decl.importer.id, decl.exporter.id, decl.currency
     row.lane, row.lane_reasons, row.lane_versions, row.risk_score = (
@@ -594,7 +670,7 @@ def amend(
         d.score,
     )
     session.execute(delete(ItemRow).where(ItemRow.declaration_id == row.id))
-    _store_children(session, row.id, decl, a)
+    session.execute(insert(_table(ItemRow)), _item_values(row.id, decl, a))
     session.add(
         VersionRow(
             declaration_id=row.id,
@@ -606,11 +682,10 @@ def amend(
             assessment=row.assessment,
         )
     )
-    system = Principal(0, "system", Role.ADMIN, None)
-    _transition(session, system, row, Action.ASSESS, None, detail={"total": str(a.total)})
+    _transition(session, SYSTEM, row, Action.ASSESS, None, detail={"total": str(a.total)})
     _transition(
         session,
-        system,
+        SYSTEM,
         row,
         _lane_action(d.lane),
         "; ".join(d.reasons),

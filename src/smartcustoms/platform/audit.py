@@ -3,12 +3,42 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
 from smartcustoms.platform.auth import Principal
 from smartcustoms.platform.store import AuditRow
+
+
+def row(
+    actor: Principal,
+    action: str,
+    entity: str,
+    entity_id: str | int,
+    *,
+    detail: dict[str, Any] | None = None,
+    remote_addr: str | None = None,
+    note: str | None = None,
+) -> dict[str, Any]:
+    """One audit entry as column values, for `record_many`."""
+    return {
+        "at": datetime.now(UTC),
+        "actor": actor.username,
+        "role": actor.role.value,
+        "action": action,
+        "entity": entity,
+        "entity_id": str(entity_id),
+        "remote_addr": remote_addr,
+        "detail": detail,
+        "note": note,
+    }
+
+
+def record_many(session: Session, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        session.execute(insert(cast(Table, AuditRow.__table__)), rows)
 
 
 def record(
@@ -22,16 +52,4 @@ def record(
     remote_addr: str | None = None,
     note: str | None = None,
 ) -> None:
-    session.add(
-        AuditRow(
-            at=datetime.now(UTC),
-            actor=actor.username,
-            role=actor.role.value,
-            action=action,
-            entity=entity,
-            entity_id=str(entity_id),
-            remote_addr=remote_addr,
-            detail=detail,
-            note=note,
-        )
-    )
+    record_many(session, [row(actor, action, entity, entity_id, detail=detail, remote_addr=remote_addr, note=note)])

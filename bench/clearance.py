@@ -1,0 +1,260 @@
+"""Benchmark of the clearance core: submission → validation → assessment → lane → stored.
+
+Two paths, each on SQLite and (when Debian's PostgreSQL is installed) on PostgreSQL:
+- API: a real uvicorn server, concurrent HTTP clients filing unique declarations;
+- batch ingest: `service.submit_batch` in chunks inside one process.
+Prints one JSON line and a table; writes bench/results/clearance.json.
+
+    python bench/clearance.py [--requests 3000] [--clients 32] [--batch 10000] [--runs 3] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "src"))
+
+from tests import pg_harness  # noqa: E402
+from tests.clearance.conftest import BASE  # noqa: E402
+
+from bench._common import machine, median, pct, save  # noqa: E402
+
+CODES = ["851713", "610910", "847130", "950300", "392690", "940360", "330499", "420221"]
+
+
+def make_declaration(i: int, run: str) -> dict[str, Any]:
+    d = copy.deepcopy(BASE)
+    d["lrn"] = f"BENCH-{run}-{i}"
+    d["items"][0]["tariff_code"] = CODES[i % len(CODES)]
+    d["items"][1]["tariff_code"] = CODES[(i * 7 + 3) % len(CODES)]
+    d["transport"]["arrival_date"] = date.today().isoformat()
+    return d
+
+
+def prepare(url: str) -> dict[str, str]:
+    os.environ["SMARTCUSTOMS_DATABASE_URL"] = url
+    from smartcustoms.platform import db, settings
+    from smartcustoms.platform.migrate import upgrade
+
+    settings.get_settings.cache_clear()
+    db.reset_engines()
+    upgrade(url)
+    from tests.clearance.conftest import prepare_database
+
+    return prepare_database()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def peak_rss_mb(pid: int) -> float:
+    total = 0.0
+    for p in [pid, *_children(pid)]:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1]) / 1024
+        except OSError:
+            pass
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+        return [int(x) for x in out]
+    except OSError:
+        return []
+
+
+async def _load(port: int, token: str, n: int, clients: int, run: str) -> tuple[float, list[float], int]:
+    lat: list[float] = []
+    errors = 0
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(n):
+        queue.put_nowait(i)
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=30, headers={"Authorization": f"Bearer {token}"}
+    ) as client:
+        bodies = [make_declaration(i, run) for i in range(n)]
+
+        async def worker() -> None:
+            nonlocal errors
+            while True:
+                try:
+                    i = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                t0 = time.perf_counter()
+                r = await client.post("/declarations", json=bodies[i])
+                lat.append((time.perf_counter() - t0) * 1000)
+                if r.status_code != 201:
+                    errors += 1
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        elapsed = time.perf_counter() - t0
+    return elapsed, lat, errors
+
+
+def bench_api(url: str, args: argparse.Namespace, label: str) -> dict[str, Any]:
+    tokens = prepare(url)
+    port = free_port()
+    env = os.environ | {"SMARTCUSTOMS_DATABASE_URL": url, "PYTHONPATH": str(ROOT / "src")}
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "smartcustoms.api:create_app",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(args.workers),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+    server = subprocess.Popen(cmd, env=env)
+    try:
+        for _ in range(200):
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/docs", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        asyncio.run(_load(port, tokens["trader"], 200, args.clients, "warm"))
+        runs = []
+        for r in range(args.runs):
+            elapsed, lat, errors = asyncio.run(
+                _load(port, tokens["trader"], args.requests, args.clients, f"{label}{r}")
+            )
+            runs.append(
+                {
+                    "throughput_per_s": args.requests / elapsed,
+                    "p50_ms": pct(lat, 50),
+                    "p99_ms": pct(lat, 99),
+                    "errors": errors,
+                }
+            )
+        rss = peak_rss_mb(server.pid)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    best = sorted(runs, key=lambda x: x["throughput_per_s"])[len(runs) // 2]
+    return {
+        "path": "api",
+        "database": label,
+        "requests_per_run": args.requests,
+        "clients": args.clients,
+        "workers": args.workers,
+        "throughput_per_s_median": median([x["throughput_per_s"] for x in runs]),
+        "p50_ms_median": median([x["p50_ms"] for x in runs]),
+        "p99_ms_median": median([x["p99_ms"] for x in runs]),
+        "errors": sum(x["errors"] for x in runs),
+        "server_peak_rss_mb": round(rss, 1),
+        "runs": runs,
+        "median_run": best,
+    }
+
+
+def bench_batch(url: str, args: argparse.Namespace, label: str) -> dict[str, Any]:
+    prepare(url)
+    from smartcustoms.clearance import service
+    from smartcustoms.clearance.schema import DeclarationIn
+    from smartcustoms.clearance.service import Context
+    from smartcustoms.platform import auth
+    from smartcustoms.platform.db import unit_of_work
+
+    with unit_of_work() as s:
+        who = auth.principal_of(auth.find_user(s, "trader"))
+        Context(s, date.today())  # load the tariff index once, as a running server has it
+    runs = []
+    chunk = 1000
+    for r in range(args.runs):
+        docs = [make_declaration(i, f"b{label}{r}") for i in range(args.batch)]
+        t0 = time.perf_counter()
+        decls = [DeclarationIn.model_validate(d) for d in docs]
+        accepted = 0
+        for start in range(0, len(decls), chunk):
+            with unit_of_work() as s:
+                res = service.submit_batch(s, who, decls[start : start + chunk])
+            accepted += len(res.accepted)
+        elapsed = time.perf_counter() - t0
+        runs.append({"throughput_per_s": args.batch / elapsed, "accepted": accepted})
+    return {
+        "path": "batch",
+        "database": label,
+        "declarations_per_run": args.batch,
+        "chunk": chunk,
+        "throughput_per_s_median": median([x["throughput_per_s"] for x in runs]),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "runs": runs,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--requests", type=int, default=3000)
+    ap.add_argument("--clients", type=int, default=32)
+    ap.add_argument("--batch", type=int, default=10000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--only", choices=["api", "batch"], default=None)
+    ap.add_argument("--no-postgres", action="store_true")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="sc-bench-"))
+    dbs: list[tuple[str, Any]] = [("sqlite", lambda name: f"sqlite:///{tmp / name}.db")]
+    pg = None
+    if not args.no_postgres and pg_harness.find_bindir():
+        pg = pg_harness.start()
+        dbs.append(("postgresql", lambda name: pg_harness.create_database(pg.url, name)))
+    results = []
+    try:
+        for label, make_url in dbs:
+            if args.only in (None, "batch"):
+                results.append(bench_batch(make_url("batch"), args, label))
+            if args.only in (None, "api"):
+                results.append(bench_api(make_url("api"), args, label))
+    finally:
+        if pg:
+            pg.stop()
+    out = {
+        "benchmark": "clearance",
+        "machine": machine(),
+        "targets": {"api_per_s": 500, "api_p99_ms": 100, "batch_per_s": 5000},
+        "results": results,
+    }
+    print(f"{'path':6} {'db':10} {'decl/s (median)':>16} {'p50 ms':>8} {'p99 ms':>8} {'peak MB':>8}")
+    for r in results:
+        print(
+            f"{r['path']:6} {r['database']:10} {r['throughput_per_s_median']:16.0f} {r.get('p50_ms_median', float('nan')):8.1f} "
+            f"{r.get('p99_ms_median', float('nan')):8.1f} {r.get('server_peak_rss_mb', r.get('peak_rss_mb')):8.0f}"
+        )
+    save("clearance", out)
+
+
+if __name__ == "__main__":
+    main()
