@@ -297,7 +297,9 @@ def read_us_hts(
                 raw_rates=texts,
             )
         )
-    schedule = Schedule(None, name, version, valid_from, valid_to, "USD", tuple(lines), source=str(path))
+    schedule = Schedule(
+        None, name, version, valid_from, valid_to, "USD", tuple(lines), source=str(Path(path).resolve())
+    )
     return ReadResult(schedule, rates.failures, rates.parsed)
 
 
@@ -400,7 +402,7 @@ def read_taiwan(
                 section=sec,
             )
         )
-    schedule = Schedule(None, name, version, valid_from, valid_to, "TWD", tuple(lines), source=str(folder))
+    schedule = Schedule(None, name, version, valid_from, valid_to, "TWD", tuple(lines), source=str(folder.resolve()))
     return ReadResult(schedule, [], 0)
 
 
