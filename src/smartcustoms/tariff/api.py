@@ -1,0 +1,183 @@
+"""HTTP routes of the tariff slice: look a code up, search, list and (admin) import schedules."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+
+from smartcustoms.platform.auth import Principal, Role
+from smartcustoms.platform.db import unit_of_work
+from smartcustoms.platform.errors import NotFound, Problem
+from smartcustoms.platform.web import principal, require
+from smartcustoms.tariff import service
+from smartcustoms.tariff.model import DutyRate, Schedule, TariffLine, rate_to_dict
+
+router = APIRouter(prefix="/tariff", tags=["tariff"])
+
+
+class ScheduleOut(BaseModel):
+    id: int | None
+    name: str
+    version: str
+    valid_from: date
+    valid_to: date | None
+    currency: str
+    source: str | None = None
+
+    @classmethod
+    def of(cls, s: Schedule) -> ScheduleOut:
+        return cls(
+            id=s.id,
+            name=s.name,
+            version=s.version,
+            valid_from=s.valid_from,
+            valid_to=s.valid_to,
+            currency=s.currency,
+            source=s.source,
+        )
+
+
+class PathStep(BaseModel):
+    code: str
+    description_en: str | None
+    description_zh: str | None
+
+
+class LineOut(BaseModel):
+    code: str
+    digits: int
+    is_leaf: bool
+    description_en: str | None
+    description_zh: str | None
+    parent: str | None
+    section: str | None
+    unit: str | None
+    requirements: list[str]
+    general_rate: dict[str, Any] | None = Field(description="Parsed rate with its original text")
+    preferential: dict[str, dict[str, Any]] = Field(description="Programme code -> parsed rate ('*' = all)")
+    column2_rate: dict[str, Any] | None = None
+    raw_rates: dict[str, str] = Field(description="Each rate column as the schedule states it")
+    path: list[PathStep] = []
+    schedule: ScheduleOut | None = None
+
+    @classmethod
+    def of(cls, line: TariffLine, path: list[TariffLine] | None = None, schedule: Schedule | None = None) -> LineOut:
+        def rate(r: DutyRate | None) -> dict[str, Any] | None:
+            return rate_to_dict(r) if r is not None else None
+
+        return cls(
+            code=line.code,
+            digits=line.digits,
+            is_leaf=line.is_leaf,
+            description_en=line.description_en,
+            description_zh=line.description_zh,
+            parent=line.parent,
+            section=line.section,
+            unit=line.unit,
+            requirements=list(line.requirements),
+            general_rate=rate(line.general_rate),
+            preferential={k: rate_to_dict(v) for k, v in line.preferential.items()},
+            column2_rate=rate(line.column2_rate),
+            raw_rates=dict(line.raw_rates),
+            path=[
+                PathStep(code=p.code, description_en=p.description_en, description_zh=p.description_zh)
+                for p in path or []
+            ],
+            schedule=ScheduleOut.of(schedule) if schedule else None,
+        )
+
+
+class SearchOut(BaseModel):
+    schedule: ScheduleOut
+    lines: list[LineOut]
+
+
+class ImportIn(BaseModel):
+    format: str = Field(description="hs2022, us-hts or tw")
+    path: str | None = Field(None, description="File or folder on the server (not needed for hs2022)")
+    version: str | None = None
+    valid_from: date | None = None
+    valid_to: date | None = None
+    name: str | None = None
+
+
+class ImportOut(BaseModel):
+    schedule: ScheduleOut
+    lines: int
+    leaves: int
+    rates_parsed: int
+    rates_failed: int
+    replaced: bool
+    failures: list[dict[str, str]]
+
+
+@router.get("/lines/{code}", response_model=LineOut)
+def get_line(
+    code: str,
+    date_: date | None = Query(None, alias="date", description="Declaration date (default today)"),
+    schedule: str | None = Query(None, description="Schedule name (default the configured one)"),
+    _who: Principal = Depends(principal),
+) -> LineOut:
+    """A tariff line of the schedule version valid on `date`, with its path and rates."""
+    with unit_of_work() as session:
+        index = service.get_index(schedule, date_, session=session)
+    line = index.get(code)
+    if line is None:
+        raise NotFound(
+            Problem(
+                "unknown_code",
+                ("code",),
+                f"No line {code} in schedule {index.schedule.name} {index.schedule.version}",
+            )
+        )
+    return LineOut.of(line, index.path(line.code)[:-1], index.schedule)
+
+
+@router.get("/search", response_model=SearchOut)
+def search_lines(
+    q: str = Query(..., min_length=1, max_length=200, description="Code prefix or words (en or zh)"),
+    lang: str | None = Query(None, pattern="^(en|zh.*)$"),
+    schedule: str | None = None,
+    limit: int = Query(20, ge=1, le=200),
+    date_: date | None = Query(None, alias="date"),
+    _who: Principal = Depends(principal),
+) -> SearchOut:
+    """Lines whose code starts with `q` or whose text contains every word of `q`."""
+    with unit_of_work() as session:
+        lines = service.search(session, q, lang, schedule, limit, date_)
+        header = service.schedule_on(session, schedule, date_ or date.today())
+    return SearchOut(schedule=ScheduleOut.of(header), lines=[LineOut.of(line) for line in lines])
+
+
+@router.get("/schedules", response_model=list[ScheduleOut])
+def get_schedules(_who: Principal = Depends(principal)) -> list[ScheduleOut]:
+    with unit_of_work() as session:
+        return [ScheduleOut.of(s) for s in service.list_schedules(session)]
+
+
+@router.post("/schedules/import", response_model=ImportOut)
+def post_import(body: ImportIn, who: Principal = Depends(require(Role.ADMIN))) -> ImportOut:
+    """Import a schedule version from a file on the server (admin only; the CLI is the usual path)."""
+    with unit_of_work() as session:
+        report = service.import_schedule(
+            session,
+            body.format,
+            body.path,
+            body.version,
+            body.valid_from,
+            body.valid_to,
+            name=body.name,
+            principal=who,
+        )
+    return ImportOut(
+        schedule=ScheduleOut.of(report.schedule),
+        lines=report.lines,
+        leaves=report.leaves,
+        rates_parsed=report.rates_parsed,
+        rates_failed=len(report.rates_failed),
+        replaced=report.replaced,
+        failures=[{"code": f.code, "column": f.column, "text": f.text} for f in report.rates_failed[:100]],
+    )

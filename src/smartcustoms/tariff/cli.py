@@ -1,0 +1,170 @@
+"""`smartcustoms tariff ...`: import schedules, look codes up, search."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from smartcustoms.platform.auth import SYSTEM
+from smartcustoms.platform.db import unit_of_work
+from smartcustoms.platform.errors import DomainError, Problem
+from smartcustoms.tariff import service
+from smartcustoms.tariff.importers import FORMATS
+from smartcustoms.tariff.model import DutyRate, TariffError
+
+app = typer.Typer(no_args_is_help=True, help="Tariff schedules: import, look up, search.")
+console = Console()
+
+
+def _fail(exc: DomainError) -> typer.Exit:
+    for p in exc.problems:
+        loc = ".".join(str(x) for x in p.path) or "-"
+        console.print(f"[red]error[/red] {escape(f'[{p.code}] {loc}: {p.message}')}", highlight=False)
+    return typer.Exit(2)
+
+
+def _date(value: str | None, field: str) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise TariffError(Problem("invalid_date", (field,), f"Not a date (YYYY-MM-DD): {value!r}")) from None
+
+
+def _rate(rate: DutyRate | None) -> str:
+    if rate is None:
+        return "-"
+    return rate.text + (f"  [dim](refers to {rate.reference})[/dim]" if rate.reference else "")
+
+
+@app.command("import")
+def import_cmd(
+    path: Path | None = typer.Argument(None, help="File (us-hts CSV) or folder (tw); none for hs2022"),
+    format: str = typer.Option(..., "--format", "-f", help=f"One of {', '.join(FORMATS)}"),
+    version: str | None = typer.Option(None, "--version", help="Schedule version (default per format)"),
+    valid_from: str | None = typer.Option(None, "--valid-from", help="First day of validity, YYYY-MM-DD"),
+    valid_to: str | None = typer.Option(None, "--valid-to", help="Last day of validity, YYYY-MM-DD"),
+    name: str | None = typer.Option(None, "--name", help="Schedule name (default: the format)"),
+    show_failures: int = typer.Option(10, "--show-failures", help="How many unparsed rates to list"),
+) -> None:
+    """Import a nomenclature or national schedule as one version (re-importing a version replaces it)."""
+    try:
+        with unit_of_work() as session:
+            report = service.import_schedule(
+                session,
+                format,
+                path,
+                version,
+                _date(valid_from, "valid_from"),
+                _date(valid_to, "valid_to"),
+                name=name,
+                principal=SYSTEM,
+            )
+    except DomainError as exc:
+        raise _fail(exc) from None
+    s = report.schedule
+    table = Table(title=f"Tariff import: {s.name} {s.version}", show_header=False)
+    table.add_row("valid", f"{s.valid_from} .. {s.valid_to or 'open'}")
+    table.add_row("currency", s.currency)
+    table.add_row("source", s.source or "-")
+    table.add_row("lines", f"{report.lines:,}")
+    table.add_row("leaves", f"{report.leaves:,}")
+    table.add_row("rates parsed", f"{report.rates_parsed:,}")
+    table.add_row("rates not parsed", f"{len(report.rates_failed):,} ({1 - report.parse_share:.2%})")
+    table.add_row("replaced existing version", "yes" if report.replaced else "no")
+    table.add_row("seconds", f"{report.seconds:.2f}")
+    console.print(table)
+    for failure in report.rates_failed[:show_failures]:
+        console.print(f"  not parsed: {failure.code} {failure.column}: {failure.text!r}", markup=False)
+
+
+@app.command("lookup")
+def lookup_cmd(
+    code: str,
+    on: str | None = typer.Option(None, "--date", help="Declaration date, YYYY-MM-DD (default today)"),
+    schedule: str | None = typer.Option(
+        None, "--schedule", help="Schedule name (default SMARTCUSTOMS_TARIFF_SCHEDULE)"
+    ),
+) -> None:
+    """Show a tariff line: path, descriptions, rates, unit."""
+    try:
+        day = _date(on, "date") or date.today()
+        index = service.get_index(schedule, day)
+    except DomainError as exc:
+        raise _fail(exc) from None
+    line = index.get(code)
+    s = index.schedule
+    if line is None:
+        console.print(f"[red]unknown code[/red] {escape(code)} in {s.name} {s.version} (valid on {day})")
+        raise typer.Exit(1)
+    table = Table(title=f"{line.code} in {s.name} {s.version} ({s.currency})", show_header=False)
+    for step in index.path(line.code)[:-1]:
+        table.add_row(step.code, step.description_en or step.description_zh or "")
+    table.add_row("description", line.description_en or "-")
+    if line.description_zh:
+        table.add_row("說明", line.description_zh)
+    table.add_row("leaf", "yes (declarable)" if line.is_leaf else "no (declare a line under it)")
+    table.add_row("general rate", _rate(line.general_rate))
+    by_text: dict[str, list[str]] = {}
+    for programme, rate in line.preferential.items():
+        by_text.setdefault(rate.text, []).append(programme)
+    for text, programmes in by_text.items():
+        table.add_row("preferential", f"{text} ({', '.join(programmes)})")
+    if line.column2_rate is not None:
+        table.add_row("column 2", _rate(line.column2_rate))
+    for column, text in line.raw_rates.items():
+        parsed = {"general": line.general_rate, "column2": line.column2_rate}.get(column)
+        if column != "preferential" and parsed is None:
+            table.add_row(f"{column} (not parsed)", text)
+    table.add_row("unit", line.unit or "-")
+    if line.requirements:
+        table.add_row("requirements", ", ".join(line.requirements))
+    console.print(table)
+
+
+@app.command("search")
+def search_cmd(
+    text: str,
+    lang: str | None = typer.Option(None, "--lang", help="en or zh"),
+    schedule: str | None = typer.Option(None, "--schedule"),
+    limit: int = typer.Option(20, "--limit"),
+    on: str | None = typer.Option(None, "--date"),
+) -> None:
+    """Search by code prefix or by words (English or Chinese)."""
+    try:
+        with unit_of_work() as session:
+            lines = service.search(session, text, lang, schedule, limit, _date(on, "date"))
+    except DomainError as exc:
+        raise _fail(exc) from None
+    table = Table("code", "leaf", "description", "general rate")
+    for line in lines:
+        desc = line.description(lang or "en") or ""
+        table.add_row(line.code, "•" if line.is_leaf else "", desc, line.general_rate.text if line.general_rate else "")
+    console.print(table)
+    if not lines:
+        console.print("no match")
+
+
+@app.command("schedules")
+def schedules_cmd() -> None:
+    """List the schedule versions in the database."""
+    with unit_of_work() as session:
+        rows = service.list_schedules(session)
+    table = Table("name", "version", "valid from", "valid to", "currency", "imported at", "source")
+    for s in rows:
+        table.add_row(
+            s.name,
+            s.version,
+            str(s.valid_from),
+            str(s.valid_to or ""),
+            s.currency,
+            f"{s.imported_at:%Y-%m-%d %H:%M}" if s.imported_at else "",
+            s.source or "",
+        )
+    console.print(table)
