@@ -232,9 +232,9 @@ class Page:
             "path": self.request.url.path,
         }
 
-    def render(self, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+    def render(self, name: str, status_code: int = 200, **ctx: Any) -> HTMLResponse:
         html = env.get_template(name).render(**self.context(), **ctx)
-        return self.finish(HTMLResponse(html, status_code=status))
+        return self.finish(HTMLResponse(html, status_code=status_code))
 
     def finish(self, response: Response) -> Response:
         if self.set_lang:
@@ -278,7 +278,7 @@ def _page(request: Request, *, anonymous: bool = False) -> Page | Response:
 def _refuse_csrf(page: Page) -> Response:
     return page.render(
         "error.html",
-        status=403,
+        status_code=403,
         title=_("Form expired"),
         problems=[
             Problem("csrf", (), _("The form was not sent from this console or has expired. Reload the page and retry."))
@@ -288,7 +288,7 @@ def _refuse_csrf(page: Page) -> Response:
 
 def _problems_page(page: Page, exc: DomainError) -> Response:
     titles = {401: _("Sign-in required"), 403: _("Not allowed"), 404: _("Not found"), 409: _("Not possible now")}
-    return page.render("error.html", status=exc.status, title=titles.get(exc.status, _("Error")), problems=exc.problems)
+    return page.render("error.html", status_code=exc.status, title=titles.get(exc.status, _("Error")), problems=exc.problems)
 
 
 # ---------------------------------------------------------------------------------------------- routes
@@ -325,7 +325,7 @@ def login_form(request: Request, next: str | None = None) -> Response:
 def _login_page(page: Page, next: str | None, problems: list[Problem], status: int, username: str = "") -> Response:
     nonce = secrets.token_urlsafe(24)
     response = page.render(
-        "login.html", status=status, nonce=nonce, next=_safe_next(next), problems=problems, username=username
+        "login.html", status_code=status, nonce=nonce, next=_safe_next(next), problems=problems, username=username
     )
     secure = page.request.url.scheme == "https"
     response.set_cookie(
@@ -516,7 +516,7 @@ def _detail(session: Any, who: Principal, reference: str) -> dict[str, Any]:
     return d
 
 
-def _detail_page(page: Page, reference: str, *, status: int = 200, **extra: Any) -> Response:
+def _detail_page(page: Page, reference: str, *, status_code: int = 200, **extra: Any) -> Response:
     assert page.who is not None
     try:
         with unit_of_work() as session:
@@ -525,7 +525,7 @@ def _detail_page(page: Page, reference: str, *, status: int = 200, **extra: Any)
         return _problems_page(page, exc)
     done = page.request.query_params.get("done")
     done_label = label("action", done) if done in LABELS["action"] else None
-    return page.render("detail.html", status=status, d=d, done=done_label, **extra)
+    return page.render("detail.html", status_code=status_code, d=d, done=done_label, **extra)
 
 
 @console.get("/declarations/{reference}")
@@ -559,9 +559,9 @@ def decide(
         with unit_of_work() as session:
             service.decide(session, page.who, reference, decision, remote_addr=_addr(request))
     except ValidationError as exc:
-        return _detail_page(page, reference, status=422, problems=_validation_problems(exc), form=form)
+        return _detail_page(page, reference, status_code=422, problems=_validation_problems(exc), form=form)
     except DomainError as exc:
-        return _detail_page(page, reference, status=exc.status, problems=exc.problems, form=form)
+        return _detail_page(page, reference, status_code=exc.status, problems=exc.problems, form=form)
     return page.finish(RedirectResponse(f"/console/declarations/{reference}?done={action}", status_code=303))
 
 
@@ -587,15 +587,15 @@ def inspect(
             raise InvalidOperation
     except InvalidOperation:
         problem = Problem("not_a_number", ("additional_duty",), _("Additional duty must be a number."))
-        return _detail_page(page, reference, status=422, problems=[problem], insp_form=form)
+        return _detail_page(page, reference, status_code=422, problems=[problem], insp_form=form)
     try:
         outcome = InspectionIn(result=result, findings=findings.strip() or None, additional_duty=amount)
         with unit_of_work() as session:
             service.record_inspection(session, page.who, reference, outcome, remote_addr=_addr(request))
     except ValidationError as exc:
-        return _detail_page(page, reference, status=422, problems=_validation_problems(exc), insp_form=form)
+        return _detail_page(page, reference, status_code=422, problems=_validation_problems(exc), insp_form=form)
     except DomainError as exc:
-        return _detail_page(page, reference, status=exc.status, problems=exc.problems, insp_form=form)
+        return _detail_page(page, reference, status_code=exc.status, problems=exc.problems, insp_form=form)
     return page.finish(
         RedirectResponse(f"/console/declarations/{reference}?done={Action.RECORD_INSPECTION.value}", status_code=303)
     )
