@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from tests.e2e.console_data import load_demo
 
 from smartcustoms.api import create_app
 from smartcustoms.clearance.store import DeclarationRow
@@ -15,7 +16,6 @@ from smartcustoms.platform import db as platform_db
 from smartcustoms.platform import settings as platform_settings
 from smartcustoms.platform.db import unit_of_work
 from smartcustoms.platform.migrate import upgrade
-from tests.e2e.console_data import load_demo
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +166,9 @@ def test_illegal_or_incomplete_decisions_show_the_problem(client: TestClient) ->
     sign_in(client, "officer1", "officer-demo")
     released = _reference("C1", "released")
     csrf = _field(client.get(f"/console/declarations/{released}").text, "csrf")
-    r = client.post(f"/console/declarations/{released}/decision", data={"csrf": csrf, "action": "reject", "reason": "x"})
+    r = client.post(
+        f"/console/declarations/{released}/decision", data={"csrf": csrf, "action": "reject", "reason": "x"}
+    )
     assert r.status_code == 409
     assert "This could not be done" in r.text and "illegal_transition" in r.text
     waiting = _reference("C2", "under_check") if _has("C2", "under_check") else _reference("C3", "under_inspection")
@@ -181,7 +183,9 @@ def test_illegal_or_incomplete_decisions_show_the_problem(client: TestClient) ->
 def _has(lane: str, status: str) -> bool:
     with unit_of_work() as session:
         return (
-            session.scalar(select(DeclarationRow.id).where(DeclarationRow.lane == lane, DeclarationRow.status == status))
+            session.scalar(
+                select(DeclarationRow.id).where(DeclarationRow.lane == lane, DeclarationRow.status == status)
+            )
             is not None
         )
 
@@ -199,7 +203,9 @@ def test_trader_sees_own_declarations_read_only(client: TestClient) -> None:
         )
     assert importers == {"TW10000001"}
     detail = client.get(f"/console/declarations/{refs[0]}")
-    assert detail.status_code == 200 and 'id="decision"' not in detail.text and 'id="inspection-form"' not in detail.text
+    assert (
+        detail.status_code == 200 and 'id="decision"' not in detail.text and 'id="inspection-form"' not in detail.text
+    )
     with unit_of_work() as session:
         other = session.scalar(select(DeclarationRow.reference).where(DeclarationRow.importer_id != "TW10000001"))
     assert client.get(f"/console/declarations/{other}").status_code == 404

@@ -56,7 +56,7 @@ SECURITY_HEADERS = {
 }
 
 
-def N_(message: str) -> str:
+def N_(message: str) -> str:  # noqa: N802 (the gettext convention)
     """Mark a message for extraction; it is translated where it is shown."""
     return message
 
@@ -232,7 +232,7 @@ class Page:
             "path": self.request.url.path,
         }
 
-    def render(self, name: str, status_code: int = 200, **ctx: Any) -> HTMLResponse:
+    def render(self, name: str, status_code: int = 200, **ctx: Any) -> Response:
         html = env.get_template(name).render(**self.context(), **ctx)
         return self.finish(HTMLResponse(html, status_code=status_code))
 
@@ -288,7 +288,9 @@ def _refuse_csrf(page: Page) -> Response:
 
 def _problems_page(page: Page, exc: DomainError) -> Response:
     titles = {401: _("Sign-in required"), 403: _("Not allowed"), 404: _("Not found"), 409: _("Not possible now")}
-    return page.render("error.html", status_code=exc.status, title=titles.get(exc.status, _("Error")), problems=exc.problems)
+    return page.render(
+        "error.html", status_code=exc.status, title=titles.get(exc.status, _("Error")), problems=exc.problems
+    )
 
 
 # ---------------------------------------------------------------------------------------------- routes
@@ -351,9 +353,11 @@ def login(
         return _login_page(page, next, [Problem("bad_credentials", (), _("Wrong username or password."))], 401)
     try:
         with unit_of_work() as session:
-            who, token = auth.sign_in(session, username, password)
+            _who, token = auth.sign_in(session, username, password)
     except DomainError:
-        return _login_page(page, next, [Problem("bad_credentials", (), _("Wrong username or password."))], 401, username)
+        return _login_page(
+            page, next, [Problem("bad_credentials", (), _("Wrong username or password."))], 401, username
+        )
     response = RedirectResponse(_safe_next(next), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
@@ -398,9 +402,7 @@ def dashboard(request: Request) -> Response:
     with unit_of_work() as session:
         counts = service.dashboard_counts(session, page.who, today)
         stats = service.release_time_stats(session, page.who)
-        waiting = {
-            lane: len(service.officer_queue(session, page.who, lane, limit=500)) for lane in (Lane.C2, Lane.C3)
-        }
+        waiting = {lane: len(service.officer_queue(session, page.who, lane, limit=500)) for lane in (Lane.C2, Lane.C3)}
     lanes = [(lane.value, counts["lane"].get(lane.value, 0)) for lane in Lane]
     statuses = [(s.value, counts["status"][s.value]) for s in Status if counts["status"].get(s.value)]
     stages = [

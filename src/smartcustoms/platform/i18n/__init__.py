@@ -6,9 +6,9 @@ because Babel compiles them in memory the first time a locale is asked for.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -92,21 +92,23 @@ class Formatter:
         self.lang = normalise(lang) or DEFAULT
         self.locale = Locale.parse(_BABEL[self.lang])
         self.tz = dates.get_timezone(tz)
+        self.tz_label = "UTC" if tz == "UTC" else dates.get_timezone_name(self.tz, "short", locale=self.locale)
 
-    def datetime(self, value: datetime | str | None, fmt: str = "medium") -> str:
+    def datetime(self, value: dt.datetime | str | None, fmt: str = "medium") -> str:
         if value is None or value == "":
             return ""
         if isinstance(value, str):
-            value = datetime.fromisoformat(value)
+            value = dt.datetime.fromisoformat(value)
         if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return dates.format_datetime(value, fmt, tzinfo=self.tz, locale=self.locale)
+            value = value.replace(tzinfo=dt.UTC)
+        text = dates.format_datetime(value, fmt, tzinfo=self.tz, locale=self.locale)
+        return text if fmt in ("long", "full") else f"{text} {self.tz_label}"
 
-    def date(self, value: datetime | str | None, fmt: str = "medium") -> str:
+    def date(self, value: dt.datetime | dt.date | str | None, fmt: str = "medium") -> str:
         if value is None or value == "":
             return ""
         if isinstance(value, str):
-            value = datetime.fromisoformat(value)
+            value = dt.datetime.fromisoformat(value)
         return dates.format_date(value, fmt, locale=self.locale)
 
     def number(self, value: Decimal | float | int | str | None, digits: int | None = None) -> str:
@@ -135,5 +137,5 @@ class Formatter:
         if seconds is None:
             return ""
         return dates.format_timedelta(
-            timedelta(seconds=seconds), threshold=1.5, granularity="minute", locale=self.locale
+            dt.timedelta(seconds=seconds), threshold=1.5, granularity="minute", locale=self.locale
         )
