@@ -27,7 +27,7 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         platform_settings.get_settings.cache_clear()
         platform_db.reset_engines()
         upgrade(url)
-        load_demo(count=80, extra_c2=2, extra_c3=3)
+        load_demo(count=40, extra_c2=2, extra_c3=3)
         yield url
     platform_db.reset_engines()
     platform_settings.get_settings.cache_clear()
