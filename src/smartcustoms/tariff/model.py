@@ -650,14 +650,14 @@ def _bound_to_dict(bound: Bound | None) -> dict[str, Any] | None:
     if bound is None:
         return None
     if isinstance(bound, Decimal):
-        return {"ad_valorem": str(bound)}
+        return {"ad_valorem": _num(bound)}
     return {"specific": _spec_to_dict(bound)}
 
 
 def _spec_to_dict(s: SpecificRate) -> dict[str, Any]:
-    out = {"amount": str(s.amount), "currency": s.currency, "per_unit": s.per_unit}
+    out = {"amount": _num(s.amount), "currency": s.currency, "per_unit": s.per_unit}
     if s.per_quantity != 1:
-        out["per_quantity"] = str(s.per_quantity)
+        out["per_quantity"] = _num(s.per_quantity)
     if s.basis:
         out["basis"] = s.basis
     return out
@@ -667,7 +667,7 @@ def rate_to_dict(rate: DutyRate) -> dict[str, Any]:
     """JSON-ready form of a rate, compact (defaults left out); Decimals as strings so nothing is lost."""
     out: dict[str, Any] = {"text": rate.text}
     if rate.ad_valorem is not None:
-        out["ad_valorem"] = str(rate.ad_valorem)
+        out["ad_valorem"] = _num(rate.ad_valorem)
     if rate.specific:
         out["specific"] = [_spec_to_dict(s) for s in rate.specific]
     if rate.combine != "sum":
@@ -679,7 +679,7 @@ def rate_to_dict(rate: DutyRate) -> dict[str, Any]:
     if rate.free:
         out["free"] = True
     if rate.parts:
-        out["parts"] = [{"rate": str(p.rate), "basis": p.basis} for p in rate.parts]
+        out["parts"] = [{"rate": _num(p.rate), "basis": p.basis} for p in rate.parts]
     if rate.reference is not None:
         out["reference"] = rate.reference
     if rate.note is not None:

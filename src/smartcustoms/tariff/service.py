@@ -18,12 +18,13 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Table, delete, event, insert, select
+from sqlalchemy import Engine, Table, delete, event, insert, make_url, select
 from sqlalchemy.orm import Session
 
 from smartcustoms.platform.auth import Principal
 from smartcustoms.platform.db import unit_of_work
 from smartcustoms.platform.errors import Problem
+from smartcustoms.platform.settings import get_settings
 from smartcustoms.tariff import importers
 from smartcustoms.tariff.importers import RateFailure, search_key
 from smartcustoms.tariff.model import (
@@ -120,7 +121,18 @@ def invalidate_cache() -> None:
 def _db_key(session: Session) -> str:
     bind = session.get_bind()
     engine = bind if isinstance(bind, Engine) else bind.engine
-    return engine.url.render_as_string(hide_password=True)
+    return engine.url.render_as_string(hide_password=False)
+
+
+_URL_KEYS: dict[str, str] = {}
+
+
+def _configured_db_key() -> str:
+    url = get_settings().database_url
+    key = _URL_KEYS.get(url)
+    if key is None:
+        key = _URL_KEYS[url] = make_url(url).render_as_string(hide_password=False)
+    return key
 
 
 def _header(row: ScheduleRow) -> Schedule:
@@ -129,24 +141,24 @@ def _header(row: ScheduleRow) -> Schedule:
     )
 
 
+def _fresh_versions(db_key: str, name: str) -> list[Schedule] | None:
+    cached = _VERSIONS.get((db_key, name))
+    return cached[1] if cached and cached[0] > time.monotonic() else None
+
+
 def _versions(session: Session, name: str) -> list[Schedule]:
-    key = (_db_key(session), name)
-    now = time.monotonic()
-    with _LOCK:
-        cached = _VERSIONS.get(key)
-        if cached and cached[0] > now:
-            return cached[1]
+    db_key = _db_key(session)
+    headers = _fresh_versions(db_key, name)
+    if headers is not None:
+        return headers
     rows = session.scalars(select(ScheduleRow).where(ScheduleRow.name == name)).all()
     headers = [_header(r) for r in rows]
     with _LOCK:
-        _VERSIONS[key] = (now + VERSIONS_TTL_S, headers)
+        _VERSIONS[(db_key, name)] = (time.monotonic() + VERSIONS_TTL_S, headers)
     return headers
 
 
-def schedule_on(session: Session, name: str | None, on: date) -> Schedule:
-    """The version of schedule `name` valid on `on` (the latest-starting one if several overlap)."""
-    name = name or default_schedule_name()
-    versions = _versions(session, name)
+def _pick(name: str, versions: list[Schedule], on: date) -> Schedule:
     valid = [s for s in versions if s.valid_on(on)]
     if not valid:
         if not versions:
@@ -159,22 +171,41 @@ def schedule_on(session: Session, name: str | None, on: date) -> Schedule:
     return max(valid, key=lambda s: (s.valid_from, s.imported_at or datetime.min.replace(tzinfo=UTC)))
 
 
+def schedule_on(session: Session, name: str | None, on: date) -> Schedule:
+    """The version of schedule `name` valid on `on` (the latest-starting one if several overlap)."""
+    name = name or default_schedule_name()
+    return _pick(name, _versions(session, name), on)
+
+
 def get_index(schedule: str | None = None, on: date | None = None, *, session: Session | None = None) -> ScheduleIndex:
-    """The in-memory index of the schedule version valid on `on` (default today), loaded once per version."""
+    """The in-memory index of the schedule version valid on `on` (default today), loaded once per version.
+
+    Without `session` the configured database is used and, while the cached version list is fresh, no
+    session is opened at all: this is the clearance core's hot path."""
     on = on or date.today()
+    name = schedule or default_schedule_name()
     if session is None:
+        db_key = _configured_db_key()
+        versions = _fresh_versions(db_key, name)
+        if versions is not None:
+            header = _pick(name, versions, on)
+            index = _INDEXES.get((db_key, header.id or 0, header.imported_at or datetime.min))
+            if index is not None:
+                return index
         with unit_of_work() as own:
-            return get_index(schedule, on, session=own)
-    header = schedule_on(session, schedule, on)
+            return get_index(name, on, session=own)
+    db_key = _db_key(session)
+    header = _pick(name, _versions(session, name), on)
     assert header.id is not None and header.imported_at is not None
-    key = (_db_key(session), header.id, header.imported_at)
-    with _LOCK:
-        index = _INDEXES.get(key)
+    key = (db_key, header.id, header.imported_at)
+    index = _INDEXES.get(key)
     if index is not None:
         return index
-    index = ScheduleIndex(header, _load_lines(session, header.id))
     with _LOCK:
-        _INDEXES[key] = index
+        index = _INDEXES.get(key)
+        if index is None:
+            index = ScheduleIndex(header, _load_lines(session, header.id))
+            _INDEXES[key] = index
     return index
 
 
