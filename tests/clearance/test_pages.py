@@ -8,7 +8,6 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from tests.e2e.console_data import load_demo
 
 from smartcustoms.api import create_app
 from smartcustoms.clearance.store import DeclarationRow
@@ -16,6 +15,7 @@ from smartcustoms.platform import db as platform_db
 from smartcustoms.platform import settings as platform_settings
 from smartcustoms.platform.db import unit_of_work
 from smartcustoms.platform.migrate import upgrade
+from tests.e2e.console_data import load_demo
 
 
 @pytest.fixture(scope="module")
