@@ -91,10 +91,12 @@ def test_reimport_of_a_version_replaces_it(db_url: str) -> None:
         assert s.scalar(select(func.count()).select_from(LineRow)) == 3
 
 
-def test_index_is_cached_and_invalidated_by_an_import(db_url: str) -> None:
+def test_index_is_cached_and_invalidated_by_an_import(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SMARTCUSTOMS_TARIFF_SCHEDULE", "demo")
     with unit_of_work() as s:
         service.save_schedule(s, _schedule("1", date(2024, 1, 1), None, "5%"))
-    first = service.get_index("demo", date(2025, 1, 1))
+    first = service.get_index(None, date(2025, 1, 1))
+    assert first.schedule.name == "demo"  # the default schedule comes from the environment
     assert service.get_index("demo", date(2025, 1, 1)) is first  # in memory, no reload
     line = first.get("010121")
     assert line is not None and line.general_rate == parse_rate("5%")
