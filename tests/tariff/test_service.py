@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -71,6 +71,7 @@ def test_lookup_uses_the_version_valid_on_the_date(db_url: str) -> None:
         with pytest.raises(TariffError) as err:
             service.lookup(s, "010121", date(2025, 1, 1), "nope")
         assert err.value.problems[0].code == "unknown_schedule"
+    assert service.get_index("demo", datetime(2024, 5, 1, 12, tzinfo=UTC)).schedule.version == "2024"
     index = service.get_index("demo", date(2025, 3, 1))
     assert index.schedule.version == "2025" and index.schedule.currency == "TWD" and index.schedule.id
     assert index.exists("0101") and not index.is_leaf("0101") and index.is_leaf("010121")
