@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -71,6 +71,7 @@ def test_lookup_uses_the_version_valid_on_the_date(db_url: str) -> None:
         with pytest.raises(TariffError) as err:
             service.lookup(s, "010121", date(2025, 1, 1), "nope")
         assert err.value.problems[0].code == "unknown_schedule"
+    assert service.get_index("demo", datetime(2024, 5, 1, 12, tzinfo=UTC)).schedule.version == "2024"
     index = service.get_index("demo", date(2025, 3, 1))
     assert index.schedule.version == "2025" and index.schedule.currency == "TWD" and index.schedule.id
     assert index.exists("0101") and not index.is_leaf("0101") and index.is_leaf("010121")
@@ -91,10 +92,12 @@ def test_reimport_of_a_version_replaces_it(db_url: str) -> None:
         assert s.scalar(select(func.count()).select_from(LineRow)) == 3
 
 
-def test_index_is_cached_and_invalidated_by_an_import(db_url: str) -> None:
+def test_index_is_cached_and_invalidated_by_an_import(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SMARTCUSTOMS_TARIFF_SCHEDULE", "demo")
     with unit_of_work() as s:
         service.save_schedule(s, _schedule("1", date(2024, 1, 1), None, "5%"))
-    first = service.get_index("demo", date(2025, 1, 1))
+    first = service.get_index(None, date(2025, 1, 1))
+    assert first.schedule.name == "demo"  # the default schedule comes from the environment
     assert service.get_index("demo", date(2025, 1, 1)) is first  # in memory, no reload
     line = first.get("010121")
     assert line is not None and line.general_rate == parse_rate("5%")

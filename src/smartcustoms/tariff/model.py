@@ -524,13 +524,13 @@ def parse_rate(text: str) -> DutyRate:
     """Structure a duty-rate text ('Free', '6.8%', '1.5¢/kg', '2.5% + 1.5¢/kg', '$1.035/kg + 17.5%',
     '10% or NT$5/kg, whichever is higher', '5%, minimum NT$3/kg', 'The duty provided in the applicable
     subheading + 25%'). Raises TariffError `unparsable_rate` on anything else."""
+    if not isinstance(text, str):
+        raise _problem("unparsable_rate", ("rate",), f"Duty rate must be text, not {type(text).__name__}")
     return _parse_cached(text)
 
 
 @lru_cache(maxsize=8192)
 def _parse_cached(text: str) -> DutyRate:
-    if not isinstance(text, str):
-        raise _problem("unparsable_rate", ("rate",), f"Duty rate must be text, not {type(text).__name__}")
     t = _clean(text)
     if not t:
         raise _problem("unparsable_rate", ("rate",), "Empty duty rate")

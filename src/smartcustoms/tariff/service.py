@@ -159,6 +159,8 @@ def _versions(session: Session, name: str) -> list[Schedule]:
 
 
 def _pick(name: str, versions: list[Schedule], on: date) -> Schedule:
+    if isinstance(on, datetime):
+        on = on.date()
     valid = [s for s in versions if s.valid_on(on)]
     if not valid:
         if not versions:
