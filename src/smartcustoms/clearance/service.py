@@ -41,6 +41,7 @@ from smartcustoms.clearance.store import (
     VersionRow,
 )
 from smartcustoms.clearance.validation import normalise_code, validate
+from smartcustoms.clearance.views import iso as views_iso
 from smartcustoms.platform import audit
 from smartcustoms.platform.auth import Principal, Role
 from smartcustoms.platform.db import Base
@@ -788,7 +789,7 @@ def release_note(session: Session, who: Principal, reference: str) -> dict[str, 
         "importer": row.payload["importer"],
         "office": row.office,
         "lane": row.lane,
-        "released_at": release.at.isoformat(),
+        "released_at": views_iso(release.at),
         "released_by": release.actor,
         "items": [
             {

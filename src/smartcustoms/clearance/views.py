@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from smartcustoms.clearance.lifecycle import OFFICER_ACTIONS, Status, allowed_actions
 from smartcustoms.clearance.store import DeclarationRow, EventRow, InspectionRow, VersionRow
+
+
+def iso(at: datetime | None) -> str | None:
+    """ISO 8601 with the zone; SQLite hands back naive UTC datetimes."""
+    if at is None:
+        return None
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).isoformat()
 
 
 def summary(row: DeclarationRow) -> dict[str, Any]:
@@ -22,8 +30,8 @@ def summary(row: DeclarationRow) -> dict[str, Any]:
         "currency": row.assessment.get("national_currency"),
         "customs_value": str(row.customs_value),
         "total_due": str(row.total),
-        "submitted_at": row.submitted_at.isoformat(),
-        "released_at": row.released_at.isoformat() if row.released_at else None,
+        "submitted_at": iso(row.submitted_at),
+        "released_at": iso(row.released_at),
         "version": row.version,
     }
 
@@ -49,7 +57,7 @@ def detail(row: DeclarationRow) -> dict[str, Any]:
 
 def event(e: EventRow) -> dict[str, Any]:
     return {
-        "at": e.at.isoformat(),
+        "at": iso(e.at),
         "actor": e.actor,
         "role": e.role,
         "action": e.action,
@@ -62,7 +70,7 @@ def event(e: EventRow) -> dict[str, Any]:
 
 def inspection(i: InspectionRow) -> dict[str, Any]:
     return {
-        "at": i.at.isoformat(),
+        "at": iso(i.at),
         "officer": i.officer,
         "result": i.result,
         "findings": i.findings,
@@ -73,7 +81,7 @@ def inspection(i: InspectionRow) -> dict[str, Any]:
 def version(v: VersionRow) -> dict[str, Any]:
     return {
         "version": v.version,
-        "at": v.at.isoformat(),
+        "at": iso(v.at),
         "actor": v.actor,
         "reason": v.reason,
         "declaration": v.payload,
