@@ -45,6 +45,7 @@ def prepare_database() -> dict[str, str]:
     from smartcustoms.tariff.service import ensure_default_schedule
 
     config.forget()
+    service.forget_caches()
     tokens = {}
     with unit_of_work() as s:
         ensure_default_schedule(s)

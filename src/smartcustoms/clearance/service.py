@@ -131,9 +131,18 @@ def load_fx_rates(session: Session, who: Principal, rows: Sequence[tuple[str, da
     return len(rows)
 
 
+_aeo_cache: tuple[float, dict[str, tuple[date, date | None]]] = (0.0, {})
+
+
 def is_aeo(session: Session, party_id: str, on: date) -> bool:
-    row = session.get(AeoRow, party_id)
-    return row is not None and row.valid_from <= on and (row.valid_to is None or row.valid_to >= on)
+    """Whether the party holds AEO status on `on` (the small AEO register is cached for a few seconds)."""
+    global _aeo_cache
+    expires, register = _aeo_cache
+    if expires < time.monotonic():
+        register = {r.party_id: (r.valid_from, r.valid_to) for r in session.scalars(select(AeoRow))}
+        _aeo_cache = (time.monotonic() + 5.0, register)
+    span = register.get(party_id)
+    return span is not None and span[0] <= on and (span[1] is None or span[1] >= on)
 
 
 def set_aeo(
@@ -145,6 +154,14 @@ def set_aeo(
     else:
         row.level, row.valid_from, row.valid_to = level, valid_from, valid_to
     audit.record(session, who, "set_aeo", "party", party_id, detail={"level": level})
+    forget_caches()
+
+
+def forget_caches() -> None:
+    """Drop cached exchange rates and AEO register (after they change, and between tests)."""
+    global _aeo_cache
+    _aeo_cache = (0.0, {})
+    _fx_cache.clear()
 
 
 def tariff_index(on: date, session: Session | None = None) -> Any:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -85,18 +86,28 @@ def session_factory(url: str | None = None) -> sessionmaker[Session]:
     return _FACTORIES[url]
 
 
+_SQLITE_LOCKS: dict[str, threading.RLock] = {}
+
+
 @contextmanager
 def unit_of_work(url: str | None = None) -> Iterator[Session]:
-    """Yield a session inside one transaction: committed on success, rolled back on any error."""
-    session = session_factory(url)()
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
+    """Yield a session inside one transaction: committed on success, rolled back on any error.
+
+    SQLite allows one writer at a time and its busy handler backs off for up to 100 ms, so on SQLite the
+    transactions of one process take turns on a lock instead (short, and no sleeping on contention).
+    """
+    url = url or get_settings().database_url
+    lock = _SQLITE_LOCKS.setdefault(url, threading.RLock()) if url.startswith("sqlite") else nullcontext()
+    with lock:
+        session = session_factory(url)()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
 
 
 def reset_engines() -> None:
