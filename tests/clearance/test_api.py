@@ -266,3 +266,16 @@ def test_release_time_stats(env: Env) -> None:
     stats = env.client.get("/stats/release-times", headers=env.h("officer")).json()
     assert stats["submission_to_release"]["C3"]["count"] == 1
     assert env.client.get("/stats/release-times", headers=env.h("trader")).status_code == 403
+
+
+def test_admin_changes_role_deactivates_and_reads_audit(env: Env) -> None:
+    r = env.client.patch("/admin/users/trader2", json={"active": False}, headers=env.h("admin"))
+    assert r.status_code == 200 and r.json()["active"] is False
+    assert env.client.get("/auth/me", headers=env.h("trader2")).status_code == 401
+    r = env.client.patch("/admin/users/carrier", json={"role": "emperor"}, headers=env.h("admin"))
+    assert r.status_code == 422
+    users = env.client.get("/admin/users", headers=env.h("admin")).json()["items"]
+    assert {u["username"] for u in users} >= {"admin", "trader", "trader2"}
+    log = env.client.get("/admin/audit?entity_id=trader2", headers=env.h("admin")).json()["items"]
+    assert log[0]["action"] == "change_user" and log[0]["actor"] == "admin"
+    assert env.client.get("/admin/audit", headers=env.h("trader")).status_code == 403

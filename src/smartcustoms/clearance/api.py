@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from smartcustoms.clearance import config, service, views
 from smartcustoms.clearance.lifecycle import Lane, Status
 from smartcustoms.clearance.schema import DecisionIn, DeclarationIn, InspectionIn
-from smartcustoms.platform import auth
+from smartcustoms.platform import audit, auth
 from smartcustoms.platform.auth import Principal, Role
 from smartcustoms.platform.db import unit_of_work
 from smartcustoms.platform.errors import DomainError, Problem
@@ -181,8 +181,6 @@ def add_user(body: UserIn, who: Admin, request: Request) -> dict[str, Any]:
             language=body.language,
         )
         token = auth.issue_token(session, user)
-        from smartcustoms.platform import audit
-
         audit.record(
             session,
             who,
@@ -195,12 +193,55 @@ def add_user(body: UserIn, who: Admin, request: Request) -> dict[str, Any]:
     return {"username": body.username, "role": body.role, "token": token}
 
 
+class UserPatch(BaseModel):
+    role: str | None = None
+    active: bool | None = None
+    display_name: str | None = None
+    language: str | None = None
+
+
+@router.get("/admin/users", tags=["admin"])
+def list_users(who: Admin) -> dict[str, Any]:
+    with unit_of_work() as session:
+        return {"items": [auth.user_view(u) for u in auth.list_users(session)]}
+
+
+@router.patch("/admin/users/{username}", tags=["admin"])
+def change_user(username: str, body: UserPatch, who: Admin, request: Request) -> dict[str, Any]:
+    """Change a user's role, display name, language, or deactivate them (their tokens stop working)."""
+    with unit_of_work() as session:
+        user = auth.update_user(session, username, **body.model_dump(exclude_none=True))
+        audit.record(
+            session,
+            who,
+            "change_user",
+            "user",
+            username,
+            remote_addr=client_addr(request),
+            detail=body.model_dump(exclude_none=True),
+        )
+        out = auth.user_view(user)
+    forget_tokens()
+    return out
+
+
+@router.get("/admin/audit", tags=["admin"])
+def audit_log(
+    who: Annotated[Principal, Depends(require(Role.ADMIN, Role.ANALYST))],
+    entity_id: str | None = None,
+    actor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """The append-only audit log, newest first: who did what, when, from where."""
+    with unit_of_work() as session:
+        return {"items": audit.query(session, entity_id=entity_id, actor=actor, limit=limit, offset=offset)}
+
+
 @router.post("/admin/users/{username}/tokens", status_code=201, tags=["admin"])
 def add_token(username: str, who: Admin) -> dict[str, Any]:
     with unit_of_work() as session:
         token = auth.issue_token(session, auth.find_user(session, username))
-        from smartcustoms.platform import audit
-
         audit.record(session, who, "issue_token", "user", username)
     return {"username": username, "token": token}
 
@@ -209,8 +250,6 @@ def add_token(username: str, who: Admin) -> dict[str, Any]:
 def revoke_tokens(username: str, who: Admin) -> dict[str, Any]:
     with unit_of_work() as session:
         n = auth.revoke_tokens(session, username)
-        from smartcustoms.platform import audit
-
         audit.record(session, who, "revoke_tokens", "user", username, detail={"count": n})
     forget_tokens()
     return {"username": username, "revoked": n}
@@ -254,8 +293,6 @@ def put_setting(key: str, body: dict[str, Any], who: Admin) -> dict[str, Any]:
     """Change lane rules, tax rules or plausibility limits; applies to declarations filed from now on."""
     with unit_of_work() as session:
         value = config.put(session, who, key, body)
-        from smartcustoms.platform import audit
-
         audit.record(session, who, "put_setting", "setting", key, detail=body)
         return config.as_dict(value)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from smartcustoms.platform.auth import Principal
@@ -53,3 +53,27 @@ def record(
     note: str | None = None,
 ) -> None:
     record_many(session, [row(actor, action, entity, entity_id, detail=detail, remote_addr=remote_addr, note=note)])
+
+
+def query(
+    session: Session, *, entity_id: str | None = None, actor: str | None = None, limit: int = 100, offset: int = 0
+) -> list[dict[str, Any]]:
+    stmt = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit).offset(offset)
+    if entity_id:
+        stmt = stmt.where(AuditRow.entity_id == entity_id)
+    if actor:
+        stmt = stmt.where(AuditRow.actor == actor)
+    return [
+        {
+            "at": (r.at if r.at.tzinfo else r.at.replace(tzinfo=UTC)).isoformat(),
+            "actor": r.actor,
+            "role": r.role,
+            "action": r.action,
+            "entity": r.entity,
+            "entity_id": r.entity_id,
+            "remote_addr": r.remote_addr,
+            "detail": r.detail,
+            "note": r.note,
+        }
+        for r in session.scalars(stmt)
+    ]

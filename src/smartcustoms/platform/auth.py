@@ -175,3 +175,44 @@ def sign_in(session: Session, username: str, password: str) -> tuple[Principal, 
 
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def list_users(session: Session) -> list[UserRow]:
+    return list(session.scalars(select(UserRow).order_by(UserRow.username)))
+
+
+def user_view(user: UserRow) -> dict[str, object]:
+    return {
+        "username": user.username,
+        "display_name": user.display_name,
+        "role": user.role,
+        "party_id": user.party_id,
+        "language": user.language,
+        "active": user.active,
+    }
+
+
+def update_user(
+    session: Session,
+    username: str,
+    *,
+    role: str | None = None,
+    active: bool | None = None,
+    display_name: str | None = None,
+    language: str | None = None,
+) -> UserRow:
+    """Change a user's role, status or profile; a deactivated user's tokens are refused from then on."""
+    user = find_user(session, username)
+    if role is not None:
+        if role not in {r.value for r in Role}:
+            raise DomainError(
+                Problem("invalid_role", ("role",), f"Unknown role {role!r}; one of {', '.join(r.value for r in Role)}")
+            )
+        user.role = role
+    if active is not None:
+        user.active = active
+    if display_name is not None:
+        user.display_name = display_name
+    if language is not None:
+        user.language = language
+    return user
