@@ -1,0 +1,324 @@
+"""Wrapped trade documents in the OpenAttestation v2 format (TradeTrust): salting, hashing, batching, redaction.
+
+Pure functions, no I/O. The format is kept byte-compatible with OpenAttestation v2 so that a partner
+customs using TradeTrust tooling can check our certificates of origin, and we can check theirs:
+
+* every leaf of `data` is a string ``"salt:type:value"``;
+* a field's hash is keccak-256 (the Ethereum one, *not* SHA3-256) of the compact JSON ``{path: leaf}``
+  where `path` is the dotted flattened path (``issuers.0.name``);
+* ``targetHash`` = keccak-256 of the compact JSON list of all field hashes plus
+  ``privacy.obfuscatedData``, sorted;
+* ``merkleRoot`` is reached from ``targetHash`` by hashing sorted pairs with the ``proof`` siblings.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from Crypto.Hash import keccak
+
+OA_V2_VERSION = "https://schema.openattestation.com/2.0/schema.json"
+OA_V3_CONTEXT = "https://schemata.openattestation.com/com/openattestation/1.0/OpenAttestation.v3.json"
+PROOF_TYPE = "SHA3MerkleProof"
+_HEX = frozenset("0123456789abcdef")
+
+Json = Any
+
+
+def keccak256(data: bytes) -> bytes:
+    """Ethereum keccak-256 (pre-standard padding); OpenAttestation calls it 'SHA3'."""
+    h = keccak.new(digest_bits=256)
+    h.update(data)
+    return h.digest()
+
+
+def _compact(value: Json) -> str:
+    """JSON as JavaScript's JSON.stringify writes it (no spaces, non-ASCII kept)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+# --- flattening -------------------------------------------------------------------------------
+
+
+def flatten(data: Json, prefix: str = "") -> dict[str, Json]:
+    """Flatten like OpenAttestation: dotted keys, list indexes as keys; empty objects and lists carry no
+    field (an obfuscated `recipient: {}` must not change the target hash)."""
+    out: dict[str, Json] = {}
+
+    def walk(value: Json, key: str) -> None:
+        if isinstance(value, Mapping) and value:
+            for k, v in value.items():
+                walk(v, f"{key}.{k}" if key else str(k))
+        elif isinstance(value, list) and value:
+            for i, v in enumerate(value):
+                walk(v, f"{key}.{i}" if key else str(i))
+        elif not isinstance(value, Mapping | list):
+            out[key] = value
+
+    walk(data, prefix)
+    return out
+
+
+def field_hash(path: str, salted: Json) -> str:
+    """Hash of one field as OpenAttestation v2 computes it (hex)."""
+    return keccak256(_compact({path: salted}).encode("utf-8")).hex()
+
+
+def field_hashes(data: Json) -> dict[str, str]:
+    """Path → hash for every flattened field of salted `data`."""
+    return {path: field_hash(path, value) for path, value in flatten(data).items()}
+
+
+def target_hash(data: Json, obfuscated: Iterable[str] = ()) -> str:
+    """The document's digest over visible field hashes and hashes of redacted fields."""
+    hashes = sorted([*field_hashes(data).values(), *obfuscated])
+    return keccak256(_compact(hashes).encode("utf-8")).hex()
+
+
+def combine_sorted(a: bytes, b: bytes) -> bytes:
+    """One step of the OpenAttestation batch tree: keccak of the two hashes in byte order."""
+    return keccak256(a + b if a <= b else b + a)
+
+
+# --- salting ----------------------------------------------------------------------------------
+
+
+def _typed(value: Json) -> str:
+    if isinstance(value, bool):
+        return f"boolean:{'true' if value else 'false'}"
+    if isinstance(value, int | float):
+        text = repr(value)
+        if isinstance(value, float) and value.is_integer():
+            text = str(int(value))
+        return f"number:{text}"
+    if isinstance(value, str):
+        return f"string:{value}"
+    if value is None:
+        return "null:null"
+    raise TypeError(f"cannot salt a {type(value).__name__}")
+
+
+def salt_data(data: Json, salt: Callable[[], str] | None = None) -> Json:
+    """Replace every scalar by ``salt:type:value`` (a fresh UUID4 salt per field, as OpenAttestation does)."""
+    make = salt or (lambda: str(uuid.uuid4()))
+
+    def walk(value: Json) -> Json:
+        if isinstance(value, Mapping):
+            return {str(k): walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return f"{make()}:{_typed(value)}"
+
+    return walk(data)
+
+
+def _unsalt_leaf(text: Json) -> Json:
+    if not isinstance(text, str):
+        return text
+    parts = text.split(":", 2)
+    if len(parts) != 3:
+        return text
+    _, kind, value = parts
+    if kind == "string":
+        return value
+    if kind == "number":
+        num = float(value)
+        return int(num) if num.is_integer() and "." not in value and "e" not in value.lower() else num
+    if kind == "boolean":
+        return value == "true"
+    if kind in ("null", "undefined"):
+        return None
+    return value
+
+
+def unsalt(data: Json) -> Json:
+    """The plain document content a reader sees (salts and type tags removed)."""
+    if isinstance(data, Mapping):
+        return {k: unsalt(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [unsalt(v) for v in data]
+    return _unsalt_leaf(data)
+
+
+# --- wrapping ---------------------------------------------------------------------------------
+
+
+def merkle_levels(leaves: Sequence[bytes]) -> list[list[bytes]]:
+    """Levels of the OpenAttestation batch tree (an odd node is carried up unchanged)."""
+    if not leaves:
+        raise ValueError("a batch needs at least one document")
+    levels = [list(leaves)]
+    while len(levels[-1]) > 1:
+        cur = levels[-1]
+        nxt = [combine_sorted(cur[i], cur[i + 1]) if i + 1 < len(cur) else cur[i] for i in range(0, len(cur), 2)]
+        levels.append(nxt)
+    return levels
+
+
+def batch_proof(levels: list[list[bytes]], index: int) -> list[bytes]:
+    proof: list[bytes] = []
+    for level in levels[:-1]:
+        sibling = index ^ 1
+        if sibling < len(level):
+            proof.append(level[sibling])
+        index //= 2
+    return proof
+
+
+def wrap_documents(
+    documents: Sequence[Json], salt: Callable[[], str] | None = None, *, schema: str | None = None
+) -> list[dict[str, Json]]:
+    """Wrap a batch of raw documents: salt fields, compute target hashes, one Merkle root with a proof each."""
+    salted = [salt_data(doc, salt) for doc in documents]
+    targets = [bytes.fromhex(target_hash(d)) for d in salted]
+    levels = merkle_levels(targets)
+    root = levels[-1][0].hex()
+    out = []
+    for i, data in enumerate(salted):
+        wrapped: dict[str, Json] = {"version": OA_V2_VERSION}
+        if schema:
+            wrapped["schema"] = schema
+        wrapped["data"] = data
+        wrapped["signature"] = {
+            "type": PROOF_TYPE,
+            "targetHash": targets[i].hex(),
+            "proof": [p.hex() for p in batch_proof(levels, i)],
+            "merkleRoot": root,
+        }
+        out.append(wrapped)
+    return out
+
+
+def wrap_document(document: Json, salt: Callable[[], str] | None = None, *, schema: str | None = None) -> dict[str, Json]:
+    return wrap_documents([document], salt, schema=schema)[0]
+
+
+def redact(wrapped: Mapping[str, Json], paths: Iterable[str]) -> dict[str, Json]:
+    """Hide fields: each flattened field under a given dotted path is removed from `data` and its hash
+    moves to ``privacy.obfuscatedData``; the target hash, and so the signature, stay valid."""
+    doc = copy.deepcopy(dict(wrapped))
+    data = doc.get("data")
+    flat = flatten(data)
+    wanted = list(paths)
+    hidden: list[str] = []
+    for want in wanted:
+        hits = [p for p in flat if p == want or p.startswith(want + ".")]
+        if not hits:
+            raise KeyError(want)
+        for path in hits:
+            hidden.append(field_hash(path, flat.pop(path)))
+    for want in wanted:
+        _delete_path(data, want.split("."))
+    privacy = doc.setdefault("privacy", {})
+    privacy["obfuscatedData"] = [*privacy.get("obfuscatedData", []), *hidden]
+    return doc
+
+
+def _delete_path(node: Json, parts: list[str]) -> None:
+    head, rest = parts[0], parts[1:]
+    if isinstance(node, list):
+        idx = int(head)
+        if rest:
+            _delete_path(node[idx], rest)
+        # list items are not removed (indexes of the other fields must not shift); an emptied
+        # item stays as {} exactly as OpenAttestation's obfuscate leaves it
+        else:
+            node[idx] = {}
+        return
+    if head not in node:
+        return
+    if rest:
+        _delete_path(node[head], rest)
+    else:
+        del node[head]
+
+
+# --- verification -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Check:
+    """One of the three answers of a verification (integrity, status, identity)."""
+
+    status: str  # valid | invalid | unknown
+    reason: str
+    detail: dict[str, Json] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Json]:
+        out: dict[str, Json] = {"status": self.status, "reason": self.reason}
+        if self.detail:
+            out["detail"] = self.detail
+        return out
+
+
+def detect_format(doc: Json) -> str:
+    """'oa-v2', 'oa-v3' or 'unknown' (with no exception: callers turn it into a reason)."""
+    if not isinstance(doc, Mapping):
+        return "unknown"
+    version = doc.get("version")
+    if version == OA_V2_VERSION or (isinstance(doc.get("signature"), Mapping) and isinstance(doc.get("data"), Mapping)):
+        return "oa-v2"
+    context = doc.get("@context")
+    if isinstance(context, list) and OA_V3_CONTEXT in context or "openAttestationMetadata" in doc:
+        return "oa-v3"
+    return "unknown"
+
+
+def _is_hash(value: Json) -> bool:
+    return isinstance(value, str) and len(value) == 64 and set(value.lower()) <= _HEX
+
+
+def check_integrity(doc: Json) -> Check:
+    """Recompute target hash and Merkle root of an OpenAttestation v2 document; say exactly what differs."""
+    fmt = detect_format(doc)
+    if fmt == "oa-v3":
+        return Check("invalid", "OpenAttestation v3 documents are not supported yet (only v2)", {"format": fmt})
+    if fmt != "oa-v2":
+        return Check("invalid", "not an OpenAttestation v2 wrapped document (no 'data' and 'signature')")
+    sig = doc.get("signature")
+    data = doc.get("data")
+    if not isinstance(sig, Mapping) or not isinstance(data, Mapping):
+        return Check("invalid", "'signature' and 'data' must be objects")
+    if sig.get("type") != PROOF_TYPE:
+        return Check("invalid", f"unsupported signature type {sig.get('type')!r}; expected {PROOF_TYPE}")
+    target, root, proof = sig.get("targetHash"), sig.get("merkleRoot"), sig.get("proof", [])
+    privacy = doc.get("privacy") or {}
+    obfuscated = privacy.get("obfuscatedData", []) if isinstance(privacy, Mapping) else None
+    if not _is_hash(target):
+        return Check("invalid", "signature.targetHash is not a 32-byte hex hash")
+    if not _is_hash(root):
+        length = len(root) if isinstance(root, str) else 0
+        return Check("invalid", f"signature.merkleRoot is not a 32-byte hex hash ({length} hex digits)")
+    if not isinstance(proof, list) or not all(_is_hash(p) for p in proof):
+        return Check("invalid", "signature.proof must be a list of 32-byte hex hashes")
+    if not isinstance(obfuscated, list) or not all(_is_hash(h) for h in obfuscated):
+        return Check("invalid", "privacy.obfuscatedData must be a list of 32-byte hex hashes")
+    try:
+        computed = target_hash(data, [h.lower() for h in obfuscated])
+    except (TypeError, ValueError) as exc:
+        return Check("invalid", f"data cannot be hashed: {exc}")
+    if computed != target.lower():
+        return Check(
+            "invalid",
+            "document data was changed: recomputed target hash does not match signature.targetHash",
+            {"expected": target.lower(), "computed": computed},
+        )
+    node = bytes.fromhex(target)
+    for sibling in proof:
+        node = combine_sorted(node, bytes.fromhex(sibling))
+    if node.hex() != root.lower():
+        return Check(
+            "invalid",
+            "Merkle proof does not lead to signature.merkleRoot",
+            {"expected": root.lower(), "computed": node.hex()},
+        )
+    return Check(
+        "valid",
+        "target hash and Merkle proof match",
+        {"targetHash": computed, "merkleRoot": node.hex(), "fields": len(flatten(data)), "hidden": len(obfuscated)},
+    )
