@@ -29,7 +29,9 @@ NOT_WRAPPED = {  # raw documents and the JSON schema itself: inputs to wrapping,
 
 def _fixtures(prefix: str) -> list[Path]:
     base = shared_data("docverify")
-    return sorted(p for d in ("openattestation_fixtures", "oa_verify_fixtures") for p in (base / d).glob(f"{prefix}*.json"))
+    return sorted(
+        p for d in ("openattestation_fixtures", "oa_verify_fixtures") for p in (base / d).glob(f"{prefix}*.json")
+    )
 
 
 def test_every_v2_fixture_is_classified() -> None:
@@ -74,10 +76,23 @@ def test_salt_roundtrip_types() -> None:
 
 
 scalars = st.one_of(
-    st.text(max_size=12), st.integers(-(10**9), 10**9), st.booleans(), st.none(), st.floats(-1e6, 1e6).map(lambda x: round(x, 3))
+    st.text(max_size=12),
+    st.integers(-(10**9), 10**9),
+    st.booleans(),
+    st.none(),
+    st.floats(-1e6, 1e6).map(lambda x: round(x, 3)),
 )
 keys = st.text(alphabet="abcdefgh", min_size=1, max_size=6)
-documents = st.dictionaries(keys, st.recursive(scalars, lambda i: st.lists(i, min_size=1, max_size=3) | st.dictionaries(keys, i, min_size=1, max_size=3), max_leaves=10), min_size=1, max_size=5)
+documents = st.dictionaries(
+    keys,
+    st.recursive(
+        scalars,
+        lambda i: st.lists(i, min_size=1, max_size=3) | st.dictionaries(keys, i, min_size=1, max_size=3),
+        max_leaves=10,
+    ),
+    min_size=1,
+    max_size=5,
+)
 
 
 @settings(max_examples=60, deadline=None)

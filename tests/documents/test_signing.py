@@ -23,7 +23,9 @@ def test_rotation_keeps_old_signatures_valid_and_refuses_new_ones() -> None:
     reg, old, new = _registry()
     root = "ab" * 32
     before = signing.document_proof("chamber-sg", old, root, T0 + timedelta(days=1))
-    assert signing.check_document_proof(before, root, reg).key_id == signing.key_id("chamber-sg", signing.public_key_of(old))
+    assert signing.check_document_proof(before, root, reg).key_id == signing.key_id(
+        "chamber-sg", signing.public_key_of(old)
+    )
     late = signing.document_proof("chamber-sg", old, root, T0 + timedelta(days=31))
     with pytest.raises(signing.SignatureError, match="expired"):
         signing.check_document_proof(late, root, reg)
@@ -56,7 +58,9 @@ def test_registry_roundtrip() -> None:
 
 def test_checkpoint_sign_parse_verify() -> None:
     reg, _, new = _registry()
-    cp = signing.Checkpoint("customs.example/log/chamber-sg", 42, bytes(range(32)), T0 + timedelta(days=31, seconds=1.5))
+    cp = signing.Checkpoint(
+        "customs.example/log/chamber-sg", 42, bytes(range(32)), T0 + timedelta(days=31, seconds=1.5)
+    )
     note = signing.sign_checkpoint(cp, "chamber-sg", new)
     assert note.startswith("customs.example/log/chamber-sg\n42\n")
     assert signing.verify_checkpoint(note, reg) == cp

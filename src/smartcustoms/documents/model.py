@@ -22,6 +22,8 @@ from typing import Any
 
 from Crypto.Hash import keccak
 
+from smartcustoms.platform.errors import Problem
+
 OA_V2_VERSION = "https://schema.openattestation.com/2.0/schema.json"
 OA_V3_CONTEXT = "https://schemata.openattestation.com/com/openattestation/1.0/OpenAttestation.v3.json"
 PROOF_TYPE = "SHA3MerkleProof"
@@ -194,7 +196,9 @@ def wrap_documents(
     return out
 
 
-def wrap_document(document: Json, salt: Callable[[], str] | None = None, *, schema: str | None = None) -> dict[str, Json]:
+def wrap_document(
+    document: Json, salt: Callable[[], str] | None = None, *, schema: str | None = None
+) -> dict[str, Json]:
     return wrap_documents([document], salt, schema=schema)[0]
 
 
@@ -264,7 +268,7 @@ def detect_format(doc: Json) -> str:
     if version == OA_V2_VERSION or (isinstance(doc.get("signature"), Mapping) and isinstance(doc.get("data"), Mapping)):
         return "oa-v2"
     context = doc.get("@context")
-    if isinstance(context, list) and OA_V3_CONTEXT in context or "openAttestationMetadata" in doc:
+    if (isinstance(context, list) and OA_V3_CONTEXT in context) or "openAttestationMetadata" in doc:
         return "oa-v3"
     return "unknown"
 
@@ -289,9 +293,9 @@ def check_integrity(doc: Json) -> Check:
     target, root, proof = sig.get("targetHash"), sig.get("merkleRoot"), sig.get("proof", [])
     privacy = doc.get("privacy") or {}
     obfuscated = privacy.get("obfuscatedData", []) if isinstance(privacy, Mapping) else None
-    if not _is_hash(target):
+    if not isinstance(target, str) or not _is_hash(target):
         return Check("invalid", "signature.targetHash is not a 32-byte hex hash")
-    if not _is_hash(root):
+    if not isinstance(root, str) or not _is_hash(root):
         length = len(root) if isinstance(root, str) else 0
         return Check("invalid", f"signature.merkleRoot is not a 32-byte hex hash ({length} hex digits)")
     if not isinstance(proof, list) or not all(_is_hash(p) for p in proof):
@@ -322,3 +326,121 @@ def check_integrity(doc: Json) -> Check:
         "target hash and Merkle proof match",
         {"targetHash": computed, "merkleRoot": node.hex(), "fields": len(flatten(data)), "hidden": len(obfuscated)},
     )
+
+
+# --- document types ---------------------------------------------------------------------------
+
+DOC_TYPES: dict[str, dict[str, Any]] = {
+    "certificate_of_origin": {
+        "required": [
+            "certificateNumber",
+            "exporter.name",
+            "exporter.country",
+            "importer.name",
+            "importer.country",
+            "fta",
+        ],
+        "lines": "goods",
+        "line_required": ["description", "hsCode", "originCriterion"],
+    },
+    "bill_of_lading": {
+        "required": ["blNumber", "shipper.name", "consignee.name", "carrier.name", "portOfLoading", "portOfDischarge"],
+        "lines": "goods",
+        "line_required": ["description"],
+    },
+    "commercial_invoice": {
+        "required": ["invoiceNumber", "seller.name", "buyer.name", "currency"],
+        "lines": "items",
+        "line_required": ["description", "quantity", "unitPrice"],
+    },
+}
+"""The schema per document type: dotted required fields and the required fields of each line."""
+
+
+def _get(doc: Mapping[str, Any], dotted: str) -> Any:
+    node: Any = doc
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def validate_document(doc_type: str, doc: Any) -> list[Problem]:
+    """Every problem of a raw document against its type's schema (empty list = acceptable)."""
+    if doc_type not in DOC_TYPES:
+        return [
+            Problem("unknown_schema", ("type",), f"Unknown document type {doc_type!r}; one of {', '.join(DOC_TYPES)}")
+        ]
+    if not isinstance(doc, Mapping):
+        return [Problem("not_an_object", (), "A document must be a JSON object")]
+    spec = DOC_TYPES[doc_type]
+    problems = [
+        Problem("required", tuple(path.split(".")), f"{path} is required")
+        for path in spec["required"]
+        if _get(doc, path) in (None, "")
+    ]
+    lines = doc.get(spec["lines"])
+    if not isinstance(lines, list) or not lines:
+        problems.append(Problem("required", (spec["lines"],), f"{spec['lines']} must be a non-empty list"))
+    else:
+        for i, line in enumerate(lines):
+            if not isinstance(line, Mapping):
+                problems.append(Problem("not_an_object", (spec["lines"], i), "each line must be an object"))
+                continue
+            for name in spec["line_required"]:
+                if line.get(name) in (None, ""):
+                    problems.append(Problem("required", (spec["lines"], i, name), f"{name} is required"))
+            hs = line.get("hsCode")
+            if hs is not None:
+                digits = str(hs).replace(".", "")
+                if not (digits.isdigit() and 6 <= len(digits) <= 10):
+                    problems.append(
+                        Problem(
+                            "invalid_hs_code", (spec["lines"], i, "hsCode"), f"HS code {hs!r} must have 6-10 digits"
+                        )
+                    )
+    currency = doc.get("currency")
+    if (
+        doc_type == "commercial_invoice"
+        and currency
+        and not (isinstance(currency, str) and len(currency) == 3 and currency.isalpha())
+    ):
+        problems.append(Problem("invalid_currency", ("currency",), f"currency {currency!r} must be an ISO 4217 code"))
+    return problems
+
+
+def foreign_status_reason(doc: Mapping[str, Any]) -> tuple[str, str]:
+    """Why status and identity of a foreign OpenAttestation document cannot be checked here."""
+    issuers = unsalt(doc.get("data", {})).get("issuers") if isinstance(doc.get("data"), Mapping) else None
+    where: list[str] = []
+    ident: list[str] = []
+    for issuer in issuers if isinstance(issuers, list) else []:
+        if not isinstance(issuer, Mapping):
+            continue
+        for k, label in (
+            ("documentStore", "document store"),
+            ("tokenRegistry", "token registry"),
+            ("certificateStore", "certificate store"),
+        ):
+            if issuer.get(k):
+                where.append(f"Ethereum {label} {issuer[k]}")
+        proof = issuer.get("identityProof")
+        if isinstance(proof, Mapping) and proof.get("type"):
+            ident.append(f"{proof.get('type')} {proof.get('location') or proof.get('key') or ''}".strip())
+        revocation = issuer.get("revocation")
+        if isinstance(revocation, Mapping) and revocation.get("type") not in (None, "NONE"):
+            where.append(f"{revocation.get('type')} revocation {revocation.get('location') or ''}".strip())
+    if "proof" in doc and not where:
+        where.append("DID-signed document (revocation per issuer DID)")
+    status = (
+        "status is held on "
+        + (", ".join(where) or "an OpenAttestation issuance registry")
+        + ", which this platform cannot reach (no blockchain/network access); integrity decides"
+    )
+    identity = (
+        "identity is proven by "
+        + (", ".join(ident) or "the issuer's OpenAttestation identity proof")
+        + ", which needs DNS/DID resolution this platform cannot do offline"
+    )
+    return status, identity

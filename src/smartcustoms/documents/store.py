@@ -134,7 +134,8 @@ def tree_for(session: Session, issuer_id: str) -> MerkleTree:
     latest stored checkpoint and rebuilt from all leaves if it ever disagrees (e.g. after a rolled
     back append in this process).
     """
-    key = (str(session.get_bind().url), issuer_id)
+    bind = session.get_bind()
+    key = (str(bind.engine.url), issuer_id)
     with _TREES_LOCK:
         tree = _TREES.get(key) or MerkleTree()
         size = log_size(session, issuer_id)
