@@ -37,7 +37,7 @@ def test_rotation_keeps_old_signatures_valid_and_refuses_new_ones() -> None:
 
 
 def test_wrong_root_unknown_key_and_revoked_key() -> None:
-    reg, old, new = _registry()
+    reg, _old, new = _registry()
     proof = signing.document_proof("chamber-sg", new, "cd" * 32, T0 + timedelta(days=40))
     with pytest.raises(signing.SignatureError, match="does not verify"):
         signing.check_document_proof(proof, "ce" * 32, reg)
@@ -67,5 +67,5 @@ def test_checkpoint_sign_parse_verify() -> None:
     forged = note.replace("\n42\n", "\n43\n")
     with pytest.raises(signing.SignatureError, match="does not verify"):
         signing.verify_checkpoint(forged, reg)
-    with pytest.raises(signing.SignatureError, match="malformed|no signature"):
+    with pytest.raises(signing.SignatureError, match=r"malformed|no signature"):
         signing.verify_checkpoint("garbage", reg)
