@@ -434,15 +434,18 @@ def verify_document(
             )
         )
         return verdict(integrity, model.Check("unknown", status_reason), model.Check("unknown", identity_reason), fmt)
-    db_error = None
+    db_error: str | None = None
     if use_db:
         try:
             with unit_of_work(url) as session:
-                reg = registry or registry_from_session(session)
-                identity = _check_identity(doc, reg)
-                status = _status_from_log(session, doc, reg)
-            return verdict(integrity, status, identity, "smartcustoms")
-        except SQLAlchemyError as exc:
+                claimed = _issuer_claimed(doc)
+                if claimed is not None and session.get(store.IssuerRow, claimed) is not None:
+                    reg = registry or registry_from_session(session)
+                    identity = _check_identity(doc, reg)
+                    status = _status_from_log(session, doc, reg)
+                    return verdict(integrity, status, identity, "smartcustoms")
+                db_error = f"issuer {claimed} keeps its log on another node"
+        except (SQLAlchemyError, OSError) as exc:
             db_error = f"the issuer's log could not be read ({type(exc).__name__})"
     identity = (
         _check_identity(doc, registry)
