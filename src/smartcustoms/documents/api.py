@@ -1,0 +1,113 @@
+"""HTTP routes `/documents/...`: issuing (admin/officer), public verification, key registry, log proofs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Query
+from pydantic import BaseModel, Field
+
+from smartcustoms.documents import service, signing
+from smartcustoms.platform.auth import Principal, Role
+from smartcustoms.platform.web import require
+
+router = APIRouter(prefix="/documents", tags=["documents"])
+_issuers = require(Role.ADMIN, Role.OFFICER)
+_admin = require(Role.ADMIN)
+
+
+class IssuerIn(BaseModel):
+    id: str = Field(examples=["chamber-tw"])
+    name: str
+    kind: str = Field(examples=list(service.ISSUER_KINDS))
+    public_key: str | None = Field(None, description="Issuer-held Ed25519 public key (base64); else platform-held")
+
+
+class KeyIn(BaseModel):
+    public_key: str | None = Field(None, description="base64 Ed25519 public key; else a platform-held key")
+
+
+class IssueIn(BaseModel):
+    issuer: str
+    type: str = Field(examples=["certificate_of_origin", "bill_of_lading", "commercial_invoice"])
+    documents: list[dict[str, Any]] = Field(min_length=1, max_length=10_000)
+
+
+class IssueOut(BaseModel):
+    merkle_root: str
+    documents: list[dict[str, Any]]
+
+
+class RedactIn(BaseModel):
+    document: dict[str, Any]
+    fields: list[str] = Field(min_length=1)
+
+
+class RevokeIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+def _key(text: str | None) -> bytes | None:
+    return signing.unb64(text) if text else None
+
+
+@router.post("/issuers", status_code=201)
+def register_issuer(body: IssuerIn, who: Principal = Depends(_admin)) -> dict[str, Any]:
+    return service.register_issuer(who, body.id, body.name, body.kind, public_key=_key(body.public_key))
+
+
+@router.post("/issuers/{issuer_id}/keys", status_code=201)
+def rotate_key(issuer_id: str, body: KeyIn, who: Principal = Depends(_admin)) -> dict[str, str]:
+    return {"keyId": service.rotate_key(who, issuer_id, public_key=_key(body.public_key))}
+
+
+@router.post("/issuers/{issuer_id}/keys/{key_id}/revoke")
+def revoke_key(issuer_id: str, key_id: str, who: Principal = Depends(_admin)) -> dict[str, str]:
+    service.revoke_key(who, issuer_id, key_id)
+    return {"keyId": key_id, "status": "revoked"}
+
+
+@router.get("/registry")
+def registry(issuer: str | None = None) -> dict[str, Any]:
+    """The published key registry; public, so partners can check signatures."""
+    return service.key_registry(issuer)
+
+
+@router.post("/issue", status_code=201)
+def issue(body: IssueIn, who: Principal = Depends(_issuers)) -> IssueOut:
+    wrapped = service.issue_documents(who, body.issuer, body.type, body.documents)
+    return IssueOut(merkle_root=wrapped[0]["signature"]["merkleRoot"], documents=wrapped)
+
+
+@router.post("/verify")
+def verify(document: Any = Body(...)) -> dict[str, Any]:
+    """Public: the three checks (integrity, status, identity) for any wrapped document; no token needed."""
+    return service.verify_document(document, use_db=True)
+
+
+@router.post("/redact")
+def redact(body: RedactIn) -> dict[str, Any]:
+    """Public and stateless: anyone holding a document may hide fields before passing it on."""
+    return service.redact_document(body.document, body.fields)
+
+
+@router.post("/{target_hash}/revoke")
+def revoke(target_hash: str, body: RevokeIn, who: Principal = Depends(_issuers)) -> dict[str, Any]:
+    return service.revoke_document(who, target_hash, body.reason)
+
+
+@router.get("/log/{issuer_id}/checkpoint")
+def checkpoint(issuer_id: str, size: int | None = Query(None, ge=0)) -> dict[str, Any]:
+    return service.log_proof(issuer_id, size=size)
+
+
+@router.get("/log/{issuer_id}/proof")
+def proof(
+    issuer_id: str,
+    target_hash: str | None = None,
+    index: int | None = Query(None, ge=0),
+    size: int | None = Query(None, ge=0),
+    from_size: int | None = Query(None, alias="from", ge=1),
+) -> dict[str, Any]:
+    """Inclusion proof (by target hash or index) and/or consistency proof from an earlier size."""
+    return service.log_proof(issuer_id, target_hash=target_hash, index=index, size=size, from_size=from_size)
