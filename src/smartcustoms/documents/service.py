@@ -458,9 +458,10 @@ def verify_document(
 
 
 def _issuer_claimed(doc: Mapping[str, Any]) -> str | None:
-    issuers = model.unsalt(doc.get("data", {})).get("issuers")
+    data = doc.get("data")
+    issuers = data.get("issuers") if isinstance(data, Mapping) else None
     if isinstance(issuers, list) and issuers and isinstance(issuers[0], Mapping):
-        value = issuers[0].get("id")
+        value = model.unsalt(issuers[0].get("id"))
         return str(value) if value is not None else None
     return None
 
