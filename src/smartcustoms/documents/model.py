@@ -85,12 +85,13 @@ def flatten(data: Json, prefix: str = "") -> dict[str, Json]:
     out: dict[str, Json] = {}
 
     def walk(value: Json, key: str) -> None:
-        if type(value) is str:
+        kind = type(value)
+        if kind is str:
             out[key] = value
-        elif isinstance(value, Mapping):
+        elif kind is dict or (kind is not list and isinstance(value, Mapping)):
             for k, v in value.items():
                 walk(v, f"{key}.{k}" if key else str(k))
-        elif isinstance(value, list):
+        elif kind is list:
             for i, v in enumerate(value):
                 walk(v, f"{key}.{i}" if key else str(i))
         else:

@@ -250,14 +250,9 @@ def issue_documents(
         assert key.private_key is not None
         proof = signing.document_proof(issuer.id, bytes(key.private_key), root, now)
         targets = [w["signature"]["targetHash"] for w in wrapped]
-        dupes = session.scalars(select(store.DocumentRow.target_hash).where(store.DocumentRow.target_hash.in_(targets)))
-        for dup in dupes:
-            raise Conflict(Problem("duplicate_document", ("documents",), f"Document {dup} was already issued"))
-        appended = _append(
-            session,
-            issuer,
-            [("issue", t, _payload("issue", issuer.id, t, now, merkleRoot=root, docType=doc_type)) for t in targets],
-        )
+        # target hashes cover fresh random salts, so they are unique; the table's unique index guards it anyway
+        leaves = [_payload("issue", issuer.id, t, now, merkleRoot=root, docType=doc_type) for t in targets]
+        appended = _append(session, issuer, [("issue", t, leaf) for t, leaf in zip(targets, leaves, strict=True)])
         for i, w in enumerate(wrapped):
             w["proof"] = [proof]
             index = appended.first_index + i
@@ -265,7 +260,7 @@ def issue_documents(
                 "issuer": issuer.id,
                 "logIndex": index,
                 "treeSize": appended.size,
-                "leaf": _payload("issue", issuer.id, targets[i], now, merkleRoot=root, docType=doc_type),
+                "leaf": leaves[i],
                 "inclusionProof": [signing.b64(h) for h in appended.tree.inclusion_proof(index, appended.size)],
                 "checkpoint": appended.checkpoint,
             }

@@ -8,6 +8,7 @@ Checkpoints use the C2SP signed-note / tlog-checkpoint text format so standard w
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -36,7 +37,11 @@ def b64(data: bytes) -> str:
 
 
 def unb64(text: str) -> bytes:
-    return base64.b64decode(text.encode("ascii"), validate=True)
+    """Strict base64 (no stray characters), as signed notes and proofs require."""
+    try:
+        return binascii.a2b_base64(text.encode("ascii"), strict_mode=True)
+    except (binascii.Error, UnicodeEncodeError) as exc:
+        raise ValueError(f"invalid base64: {exc}") from exc
 
 
 def generate_private_key() -> bytes:
@@ -235,8 +240,10 @@ def sign_checkpoint(cp: Checkpoint, signer: str, private_key: bytes) -> str:
     return f"{body}\n\u2014 {signer} {b64(kid + sig)}\n"
 
 
-def parse_checkpoint(note: str) -> tuple[Checkpoint, list[tuple[str, str, bytes]]]:
-    """Split a signed note into its checkpoint and (signer, key id, signature) lines; no verification."""
+@lru_cache(maxsize=1024)
+def parse_checkpoint(note: str) -> tuple[Checkpoint, tuple[tuple[str, str, bytes], ...]]:
+    """Split a signed note into its checkpoint and (signer, key id, signature) lines; no verification.
+    Memoised: all receipts of a batch carry the same note."""
     body, sep, sigs = note.partition("\n\n")
     if not sep:
         raise SignatureError("checkpoint note has no signature block")
@@ -256,9 +263,14 @@ def parse_checkpoint(note: str) -> tuple[Checkpoint, list[tuple[str, str, bytes]
         parts = line.split(" ")
         if len(parts) != 3 or parts[0] != "\u2014":
             raise SignatureError(f"malformed signature line {line!r}")
-        raw = unb64(parts[2])
+        try:
+            raw = unb64(parts[2])
+        except ValueError as exc:
+            raise SignatureError(f"malformed signature line: {exc}") from exc
+        if len(raw) != 68:
+            raise SignatureError("a signature line holds a 4-byte key id and a 64-byte Ed25519 signature")
         out.append((parts[1], raw[:4].hex(), raw[4:]))
-    return Checkpoint(origin, size, root, timestamp), out
+    return Checkpoint(origin, size, root, timestamp), tuple(out)
 
 
 def verify_checkpoint(note: str, registry: KeyRegistry) -> Checkpoint:
