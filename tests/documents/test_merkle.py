@@ -137,3 +137,58 @@ def test_consistency_proofs_verify_and_tampering_fails(size: int, data: st.DataO
     bad[j] = bytes(32)
     with pytest.raises(merkle.ProofError):
         merkle.verify_consistency(size1, size2, bad, tree.root(size1), tree.root(size2))
+
+
+def test_subtree_inclusion_vectors() -> None:
+    vectors = _vectors("subtreeinclusion")
+    assert len(vectors) > 150
+    for path, v in vectors:
+        try:
+            merkle.verify_subtree_inclusion(
+                v["leafIdx"], v["start"], v["end"], _b(v["leafHash"]), _proof(v["proof"]), _b(v["root"])
+            )
+            failed = None
+        except merkle.ProofError as exc:
+            failed = str(exc)
+        assert (failed is not None) == v["wantErr"], (path, failed)
+
+
+def test_subtree_consistency_vectors() -> None:
+    vectors = _vectors("subtreeconsistency")
+    assert len(vectors) > 100
+    for path, v in vectors:
+        try:
+            merkle.verify_subtree_consistency(
+                v["start"], v["end"], v["size"], _proof(v["proof"]), _b(v["root1"]), _b(v["root2"])
+            )
+            failed = None
+        except merkle.ProofError as exc:
+            failed = str(exc)
+        assert (failed is not None) == v["wantErr"], (path, failed)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(1, 200), st.data())
+def test_subtree_proofs_verify_and_tampering_fails(size: int, data: st.DataObject) -> None:
+    tree = merkle.MerkleTree(merkle.leaf_hash(i.to_bytes(4, "big")) for i in range(size))
+    level = data.draw(st.integers(0, size.bit_length()))
+    width = 1 << level
+    start = data.draw(st.integers(0, (size - 1) // width)) * width
+    end = data.draw(st.integers(start + 1, min(start + width, size)))
+    if start % merkle._bit_ceil(end - start):
+        return
+    root1 = tree.root(end) if start == 0 else tree._range(start, end)
+    proof = merkle.subtree_consistency_proof(tree, start, end, size)
+    merkle.verify_subtree_consistency(start, end, size, proof, root1, tree.root(size))
+    if start == 0 and end < size:
+        assert proof == tree.consistency_proof(end, size)
+    index = data.draw(st.integers(start, end - 1))
+    incl = merkle.MerkleTree(tree.leaf(i) for i in range(start, end)).inclusion_proof(index - start)
+    merkle.verify_subtree_inclusion(index, start, end, tree.leaf(index), incl, root1)
+    if proof:
+        bad = list(proof)
+        bad[-1] = bytes(32)
+        with pytest.raises(merkle.ProofError):
+            merkle.verify_subtree_consistency(start, end, size, bad, root1, tree.root(size))
+    with pytest.raises(merkle.ProofError):
+        merkle.verify_subtree_consistency(start, end, size, proof, merkle.leaf_hash(b"forged"), tree.root(size))

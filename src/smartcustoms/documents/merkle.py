@@ -210,3 +210,110 @@ def verify_consistency(size1: int, size2: int, proof: Sequence[bytes], root1: by
     hash2 = _chain_border_right(_chain_inner(seed, rest[:inner], mask), rest[inner:])
     if hash2 != root2:
         raise ProofError(f"proof does not lead to the new root: {hash2.hex()} != {root2.hex()}")
+
+
+# --- subtrees (draft-ietf-plants-merkle-tree-certs; transparency-dev "subtree" proofs) ----------
+
+
+def _bit_ceil(n: int) -> int:
+    return 1 if n <= 1 else 1 << (n - 1).bit_length()
+
+
+def check_subtree(start: int, end: int) -> None:
+    """[start, end) is a subtree iff it is non-empty and start is a multiple of BIT_CEIL(end - start)."""
+    if not 0 <= start < end:
+        raise ProofError(f"[{start}, {end}) is not a non-empty range")
+    if start % _bit_ceil(end - start):
+        raise ProofError(
+            f"[{start}, {end}) is not a valid subtree: start must be a multiple of {_bit_ceil(end - start)}"
+        )
+
+
+def verify_subtree_inclusion(
+    index: int, start: int, end: int, leaf: bytes, proof: Sequence[bytes], root: bytes
+) -> None:
+    """Leaf `index` (absolute) is in the subtree [start, end) whose root hash is `root`."""
+    check_subtree(start, end)
+    if not start <= index < end:
+        raise ProofError(f"leaf {index} is outside the subtree [{start}, {end})")
+    verify_inclusion(index - start, end - start, leaf, proof, root)
+
+
+def _subtree_walk(start: int, end: int, size: int) -> tuple[int, int, int, int]:
+    shift = ((end - start) & -(end - start)).bit_length() - 1
+    return shift, (end - 1) >> shift, (size - 1) >> shift, _bit_ceil(end - start).bit_length() - 1
+
+
+def verify_subtree_consistency(
+    start: int, end: int, size: int, proof: Sequence[bytes], root1: bytes, root2: bytes
+) -> None:
+    """The subtree [start, end) with hash `root1` is part of the tree of `size` leaves with hash `root2`."""
+    if end > size:
+        raise ProofError(f"subtree end {end} is beyond tree size {size}")
+    if start == end:
+        if proof:
+            raise ProofError("an empty subtree needs an empty proof")
+        if root1 != EMPTY_ROOT:
+            raise ProofError("an empty subtree must have the empty-tree hash")
+        return
+    check_subtree(start, end)
+    if start == 0 and end == size:
+        if proof:
+            raise ProofError("the subtree is the whole tree, but the proof is not empty")
+        if root1 != root2:
+            raise ProofError("the subtree is the whole tree, but the roots differ")
+        return
+    shift, idx, last, top = _subtree_walk(start, end, size)
+    items = list(proof)
+    _check_hashes(items)
+    if end - start == 1 << shift:
+        seed = root1
+    else:
+        if not items:
+            raise ProofError("empty subtree consistency proof")
+        seed = items.pop(0)
+    hash1 = hash2 = seed
+    level = shift
+    used = 0
+    while last > 0:
+        if idx & 1 or idx < last:
+            if used >= len(items):
+                raise ProofError(f"subtree consistency proof too short ({len(proof)} hashes)")
+            h = items[used]
+            used += 1
+            if idx & 1:
+                hash2 = node_hash(h, hash2)
+                if level < top:
+                    hash1 = node_hash(h, hash1)
+            else:
+                hash2 = node_hash(hash2, h)
+        idx >>= 1
+        last >>= 1
+        level += 1
+    if used != len(items):
+        raise ProofError(f"subtree consistency proof too long ({len(proof)} hashes)")
+    if hash1 != root1:
+        raise ProofError(f"proof does not lead to the subtree root: {hash1.hex()} != {root1.hex()}")
+    if hash2 != root2:
+        raise ProofError(f"proof does not lead to the tree root: {hash2.hex()} != {root2.hex()}")
+
+
+def subtree_consistency_proof(tree: MerkleTree, start: int, end: int, size: int) -> list[bytes]:
+    """The proof `verify_subtree_consistency` checks, generated from a tree holding at least `size` leaves."""
+    if not end <= size <= tree.size:
+        raise ValueError(f"no subtree [{start}, {end}) in a tree of size {size}")
+    if start == end or (start == 0 and end == size):
+        return []
+    check_subtree(start, end)
+    shift, idx, last, _ = _subtree_walk(start, end, size)
+    proof = [] if end - start == 1 << shift else [tree._range(end - (1 << shift), end)]
+    level = shift
+    while last > 0:
+        if idx & 1:
+            proof.append(tree._range((idx - 1) << level, idx << level))
+        elif idx < last:
+            proof.append(tree._range((idx + 1) << level, min((idx + 2) << level, size)))
+        idx >>= 1
+        last >>= 1
+        level += 1
+    return proof
