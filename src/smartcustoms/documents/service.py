@@ -435,7 +435,7 @@ def verify_document(
             with unit_of_work(url) as session:
                 claimed = _issuer_claimed(doc)
                 if claimed is not None and session.get(store.IssuerRow, claimed) is not None:
-                    reg = registry or registry_from_session(session)
+                    reg = registry or registry_from_session(session, claimed)
                     identity = _check_identity(doc, reg)
                     status = _status_from_log(session, doc, reg)
                     return verdict(integrity, status, identity, "smartcustoms")
@@ -541,20 +541,17 @@ def _receipt_problem(
 
 
 def _status_from_log(session: Session, doc: Mapping[str, Any], registry: signing.KeyRegistry) -> model.Check:
+    """Status from the issuer's log held on this node: included under the latest signed checkpoint, not revoked."""
     target = str(doc.get("signature", {}).get("targetHash", "")).lower()
     issuer_id = _issuer_claimed(doc) or ""
-    entry = session.scalar(
-        select(store.LogEntryRow).where(
-            store.LogEntryRow.issuer_id == issuer_id,
-            store.LogEntryRow.target_hash == target,
-            store.LogEntryRow.kind == "issue",
-        )
-    )
+    entries = session.scalars(
+        select(store.LogEntryRow)
+        .where(store.LogEntryRow.issuer_id == issuer_id, store.LogEntryRow.target_hash == target)
+        .order_by(store.LogEntryRow.idx)
+    ).all()
+    entry = next((e for e in entries if e.kind == "issue"), None)
     if entry is None:
-        got = _receipt(doc)
-        if isinstance(got, str) or store.log_size(session, issuer_id) == 0:
-            return model.Check("invalid", f"not in the log of issuer {issuer_id or '?'} on this node")
-        return _status_from_receipt(doc, registry, "this node does not hold the issuer's log")
+        return model.Check("invalid", f"not in the log of issuer {issuer_id or '?'}")
     cp_row = store.latest_checkpoint(session, issuer_id)
     if cp_row is None:
         return model.Check("invalid", "the issuer's log has no checkpoint")
@@ -570,7 +567,7 @@ def _status_from_log(session: Session, doc: Mapping[str, Any], registry: signing
         )
     except (merkle.ProofError, ValueError) as exc:
         return model.Check("invalid", f"log inclusion proof failed: {exc}")
-    revoked = _revocation(session, issuer_id, target)
+    revoked = next((e for e in entries if e.kind == "revoke"), None)
     if revoked is not None:
         reason = json.loads(revoked.payload).get("reason", "")
         return model.Check(
