@@ -78,7 +78,6 @@ def _run(*args: str, env_db: str | None = None) -> subprocess.CompletedProcess[s
     [
         ("v2_documentMainnetValid.json", 0),
         ("v2_tamperedDocument.tamperedDocument.json", 1),
-        ("v2_documentMainnetInvalidWithIncorrectMerkleRoot.json", 1),
     ],
 )
 def test_verify_foreign_documents_without_database(name: str, code: int) -> None:
@@ -89,6 +88,12 @@ def test_verify_foreign_documents_without_database(name: str, code: int) -> None
     assert verdict["checks"]["status"]["status"] == "unknown"
     assert verdict["checks"]["identity"]["status"] == "unknown"
     assert set(verdict["checks"]) == {"integrity", "status", "identity"}
+
+
+def test_verify_wrong_merkle_root_in_process() -> None:
+    path = shared_data("docverify", "oa_verify_fixtures") / "v2_documentMainnetInvalidWithIncorrectMerkleRoot.json"
+    code, out = _cli("verify", "--no-db", str(path))
+    assert code == 1 and "merkleRoot" in json.loads(out)["checks"]["integrity"]["reason"]
 
 
 def test_verify_malformed_and_unknown(tmp_path: Path) -> None:
