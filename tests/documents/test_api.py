@@ -69,3 +69,10 @@ def test_public_verify_of_foreign_document(sqlite_url: str) -> None:
     r = client.post("/documents/verify", json=doc)
     assert r.status_code == 200 and r.json()["valid"]
     assert r.json()["checks"]["status"]["status"] == "unknown"
+
+
+def test_public_verification_page(sqlite_url: str) -> None:
+    client = TestClient(create_app())
+    r = client.get("/documents/verify")
+    assert r.status_code == 200 and "text/html" in r.headers["content-type"]
+    assert "Verify a trade document" in r.text and 'fetch("verify"' in r.text
