@@ -7,8 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends, Query
 from pydantic import BaseModel, Field
 
-from smartcustoms.documents import service, signing
+from smartcustoms.documents import service, title
 from smartcustoms.platform.auth import Principal, Role
+from smartcustoms.platform.errors import Problem
 from smartcustoms.platform.web import require
 
 router = APIRouter(prefix="/documents", tags=["documents"])
@@ -48,7 +49,7 @@ class RevokeIn(BaseModel):
 
 
 def _key(text: str | None) -> bytes | None:
-    return signing.unb64(text) if text else None
+    return service.decode_b64(text, "public_key") if text else None
 
 
 @router.post("/issuers", status_code=201)
@@ -111,3 +112,36 @@ def proof(
 ) -> dict[str, Any]:
     """Inclusion proof (by target hash or index) and/or consistency proof from an earlier size."""
     return service.log_proof(issuer_id, target_hash=target_hash, index=index, size=size, from_size=from_size)
+
+
+class TitleOpenIn(BaseModel):
+    holder: str = Field(description="First holder's Ed25519 public key, base64")
+
+
+class HolderActionIn(BaseModel):
+    seq: int = Field(ge=1, description="Title sequence number the holder signed for")
+    signature: str = Field(description="Current holder's Ed25519 signature, base64")
+    to: str | None = Field(None, description="Next holder's public key, base64 (transfer only)")
+
+
+_carriers = require(Role.CARRIER, Role.ADMIN, Role.OFFICER)
+
+
+@router.post("/{target_hash}/title", status_code=201)
+def open_title(target_hash: str, body: TitleOpenIn, who: Principal = Depends(_carriers)) -> dict[str, Any]:
+    return service.open_title(who, target_hash, service.decode_b64(body.holder, "holder"))
+
+
+@router.post("/{target_hash}/title/{action}")
+def holder_action(target_hash: str, action: str, body: HolderActionIn) -> dict[str, Any]:
+    """Transfer or surrender; authorised by the current holder's signature, so no token is needed."""
+    if action not in title.ACTIONS:
+        raise service.DocumentError(Problem("unknown_action", ("action",), "action must be transfer or surrender"))
+    return service.holder_action(
+        target_hash, action, body.seq, service.decode_b64(body.signature, "signature"), _key(body.to)
+    )
+
+
+@router.get("/{target_hash}/title")
+def get_title(target_hash: str) -> dict[str, Any]:
+    return service.title_of(target_hash)

@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from smartcustoms.documents import service, signing
+from smartcustoms.documents import service, signing, title
 from smartcustoms.platform.auth import SYSTEM
 from smartcustoms.platform.settings import get_settings
 
@@ -130,14 +130,18 @@ def issuer_add(
     public_key: str | None = typer.Option(None, help="Issuer-held Ed25519 public key, base64 (else platform-held)"),
 ) -> None:
     """Register an issuer and its first signing key."""
-    key = signing.unb64(public_key) if public_key else None
+    key = service.decode_b64(public_key, "public_key") if public_key else None
     _out(service.register_issuer(SYSTEM, issuer_id, name, kind, public_key=key))
 
 
 @app.command("key-rotate")
 def key_rotate(issuer_id: str, public_key: str | None = typer.Option(None, help="base64; else platform-held")) -> None:
     """Start a new key now; earlier keys stop signing but their signatures stay valid."""
-    typer.echo(service.rotate_key(SYSTEM, issuer_id, public_key=signing.unb64(public_key) if public_key else None))
+    typer.echo(
+        service.rotate_key(
+            SYSTEM, issuer_id, public_key=service.decode_b64(public_key, "public_key") if public_key else None
+        )
+    )
 
 
 @app.command("key-revoke")
@@ -151,3 +155,56 @@ def key_revoke(issuer_id: str, key_id: str) -> None:
 def registry(issuer: str | None = typer.Option(None, help="Only this issuer")) -> None:
     """Print the published key registry (public keys with validity periods)."""
     _out(service.key_registry(issuer))
+
+
+@app.command("holder-keygen")
+def holder_keygen() -> None:
+    """Make an Ed25519 key pair for a holder of transferable records (keep the private key secret)."""
+    private = signing.generate_private_key()
+    _out({"privateKey": signing.b64(private), "publicKey": signing.b64(signing.public_key_of(private))})
+
+
+@app.command("holder-sign")
+def holder_sign(
+    target_hash: str,
+    action: str = typer.Option(..., help="transfer or surrender"),
+    seq: int = typer.Option(..., help="Current title sequence number (see `documents title`)"),
+    private_key: str = typer.Option(..., envvar="SMARTCUSTOMS_HOLDER_KEY", help="Holder's private key, base64"),
+    to: str | None = typer.Option(None, help="Next holder's public key, base64 (transfer)"),
+) -> None:
+    """Sign a transfer or surrender as the current holder (offline; prints the base64 signature)."""
+    sig = title.sign_action(signing.unb64(private_key), target_hash, seq, action, signing.unb64(to) if to else None)
+    typer.echo(signing.b64(sig))
+
+
+@app.command("title-open")
+def title_open(target_hash: str, holder: str = typer.Option(..., help="First holder's public key, base64")) -> None:
+    """Carrier: give an issued e-bill of lading its first holder."""
+    _out(service.open_title(SYSTEM, target_hash, service.decode_b64(holder, "holder")))
+
+
+@app.command("title-transfer")
+def title_transfer(
+    target_hash: str,
+    seq: int = typer.Option(...),
+    to: str = typer.Option(..., help="Next holder's public key, base64"),
+    signature: str = typer.Option(..., help="Current holder's signature from `holder-sign`"),
+) -> None:
+    """Record an endorsement signed by the current holder; a second endorsement of the same title is refused."""
+    _out(
+        service.holder_action(
+            target_hash, "transfer", seq, service.decode_b64(signature, "signature"), service.decode_b64(to, "to")
+        )
+    )
+
+
+@app.command("title-surrender")
+def title_surrender(target_hash: str, seq: int = typer.Option(...), signature: str = typer.Option(...)) -> None:
+    """The holder (consignee) surrenders the record to the carrier to take delivery."""
+    _out(service.holder_action(target_hash, "surrender", seq, service.decode_b64(signature, "signature")))
+
+
+@app.command("title")
+def title_show(target_hash: str) -> None:
+    """Current holder and sequence number of a transferable record."""
+    _out(service.title_of(target_hash))

@@ -16,7 +16,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from smartcustoms.documents import merkle, model, signing, store
+from smartcustoms.documents import merkle, model, signing, store, title
 from smartcustoms.platform import audit
 from smartcustoms.platform.auth import Principal
 from smartcustoms.platform.db import unit_of_work
@@ -187,6 +187,7 @@ class Appended:
 
 def _append(session: Session, issuer: store.IssuerRow, entries: Sequence[tuple[str, str, str]]) -> Appended:
     """Append (kind, target hash, payload) entries and a new signed checkpoint, inside the caller's transaction."""
+    _lock_issuer(session, issuer.id)
     now = _now()
     key = _signing_key(session, issuer.id, now)
     tree = store.tree_for(session, issuer.id)
@@ -580,3 +581,96 @@ def _status_from_log(session: Session, doc: Mapping[str, Any], registry: signing
         f"entry {index} of {issuer_id}'s log, included in the signed checkpoint of size {cp.size}; not revoked",
         {"logIndex": index, "treeSize": cp.size},
     )
+
+
+# --- transferable records (e-bill of lading) ----------------------------------------------------
+
+
+def _lock_issuer(session: Session, issuer_id: str) -> store.IssuerRow:
+    """Serialise appends to one issuer's log (PostgreSQL row lock; SQLite has one writer anyway)."""
+    row = session.scalar(select(store.IssuerRow).where(store.IssuerRow.id == issuer_id).with_for_update())
+    if row is None:
+        raise NotFound(Problem("unknown_issuer", ("issuer",), f"No issuer {issuer_id!r}"))
+    return row
+
+
+def _title_state(session: Session, doc: store.DocumentRow) -> title.TitleState:
+    events = session.execute(
+        select(store.LogEntryRow.kind, store.LogEntryRow.payload)
+        .where(
+            store.LogEntryRow.issuer_id == doc.issuer_id,
+            store.LogEntryRow.target_hash == doc.target_hash,
+            store.LogEntryRow.kind.in_(("title", *title.ACTIONS)),
+        )
+        .order_by(store.LogEntryRow.idx)
+    )
+    return title.replay(doc.target_hash, ((k, json.loads(p)) for k, p in events))
+
+
+def _transferable(session: Session, target_hash: str) -> store.DocumentRow:
+    doc = session.scalar(select(store.DocumentRow).where(store.DocumentRow.target_hash == target_hash.lower()))
+    if doc is None:
+        raise NotFound(Problem("unknown_document", ("targetHash",), f"No issued document {target_hash}"))
+    if doc.doc_type != "bill_of_lading":
+        raise DocumentError(
+            Problem("not_transferable", ("targetHash",), f"A {doc.doc_type} is not a transferable record")
+        )
+    if _revocation(session, doc.issuer_id, doc.target_hash) is not None:
+        raise DocumentError(Problem("revoked", ("targetHash",), "The record was revoked by its issuer"))
+    return doc
+
+
+def _state_dict(state: title.TitleState) -> dict[str, Any]:
+    return {
+        "targetHash": state.target_hash,
+        "holder": signing.b64(state.holder) if state.holder else None,
+        "seq": state.seq,
+        "surrendered": state.surrendered,
+    }
+
+
+def open_title(who: Principal, target_hash: str, holder_key: bytes, *, url: str | None = None) -> dict[str, Any]:
+    """The carrier hands the e-bill of lading to its first holder (usually the shipper)."""
+    if len(holder_key) != 32:
+        raise DocumentError(Problem("invalid_public_key", ("holder",), "An Ed25519 public key has 32 bytes"))
+    with unit_of_work(url) as session:
+        doc = _transferable(session, target_hash)
+        issuer = _lock_issuer(session, doc.issuer_id)
+        try:
+            state = _title_state(session, doc).open(holder_key)
+        except title.TitleError as exc:
+            raise Conflict(Problem("title_open", ("targetHash",), str(exc))) from exc
+        payload = _payload("title", issuer.id, doc.target_hash, _now(), holder=signing.b64(holder_key))
+        appended = _append(session, issuer, [("title", doc.target_hash, payload)])
+        audit.record(session, who, "open_title", "documents_document", doc.target_hash)
+        return {**_state_dict(state), "logIndex": appended.first_index}
+
+
+def holder_action(
+    target_hash: str, action: str, seq: int, signature: bytes, to_key: bytes | None = None, *, url: str | None = None
+) -> dict[str, Any]:
+    """Endorse (`transfer`) or `surrender` a record; authorised by the holder's signature, not by a login."""
+    with unit_of_work(url) as session:
+        doc = _transferable(session, target_hash)
+        issuer = _lock_issuer(session, doc.issuer_id)
+        try:
+            state = _title_state(session, doc).apply(action, seq, signature, to_key)
+        except title.TitleError as exc:
+            raise Conflict(Problem("title_refused", ("signature",), str(exc))) from exc
+        extra = {"seq": str(seq), "signature": signing.b64(signature), "to": signing.b64(to_key) if to_key else ""}
+        payload = _payload(action, issuer.id, doc.target_hash, _now(), **extra)
+        appended = _append(session, issuer, [(action, doc.target_hash, payload)])
+        return {**_state_dict(state), "logIndex": appended.first_index}
+
+
+def title_of(target_hash: str, *, url: str | None = None) -> dict[str, Any]:
+    with unit_of_work(url) as session:
+        return _state_dict(_title_state(session, _transferable(session, target_hash)))
+
+
+def decode_b64(text: str, field: str) -> bytes:
+    """Base64 from a caller, or a DocumentError naming the field."""
+    try:
+        return signing.unb64(text)
+    except ValueError as exc:
+        raise DocumentError(Problem("invalid_base64", (field,), f"{field} is not valid base64: {exc}")) from exc
