@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends, Query
 from pydantic import BaseModel, Field
 
-from smartcustoms.documents import service, title
+from smartcustoms.documents import exchange, service, title
 from smartcustoms.platform.auth import Principal, Role
 from smartcustoms.platform.errors import Problem
 from smartcustoms.platform.web import require
@@ -145,3 +145,32 @@ def holder_action(target_hash: str, action: str, body: HolderActionIn) -> dict[s
 @router.get("/{target_hash}/title")
 def get_title(target_hash: str) -> dict[str, Any]:
     return service.title_of(target_hash)
+
+
+class FollowIn(BaseModel):
+    id: str
+    name: str
+    kind: str
+    registry: dict[str, Any] = Field(description="The partner's published key registry (from its /documents/registry)")
+    origin: str | None = None
+
+
+class SyncIn(BaseModel):
+    base_url: str = Field(description="Partner node's base URL, e.g. https://customs.partner.example")
+
+
+@router.get("/log/{issuer_id}/entries")
+def entries(issuer_id: str, start: int = Query(0, ge=0), end: int = Query(..., ge=0)) -> dict[str, Any]:
+    """Public: raw log entries [start, end) for partners mirroring this log (at most 10,000 per call)."""
+    return {"issuer": issuer_id, "entries": exchange.log_entries(issuer_id, start, end)}
+
+
+@router.post("/partners", status_code=201)
+def follow_partner(body: FollowIn, who: Principal = Depends(_admin)) -> dict[str, Any]:
+    return exchange.follow_partner(who, body.id, body.name, body.kind, body.registry, origin=body.origin)
+
+
+@router.post("/partners/{issuer_id}/sync")
+def sync_partner(issuer_id: str, body: SyncIn, who: Principal = Depends(_admin)) -> dict[str, Any]:
+    """Mirror the partner's new checkpoint and entries; 409 with the reason if its log forked or rewrote history."""
+    return exchange.sync_partner(who, issuer_id, exchange.HttpPartner(body.base_url))

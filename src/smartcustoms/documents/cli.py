@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from smartcustoms.documents import service, signing, title
+from smartcustoms.documents import exchange, service, signing, title
 from smartcustoms.platform.auth import SYSTEM
 from smartcustoms.platform.settings import get_settings
 
@@ -208,3 +208,20 @@ def title_surrender(target_hash: str, seq: int = typer.Option(...), signature: s
 def title_show(target_hash: str) -> None:
     """Current holder and sequence number of a transferable record."""
     _out(service.title_of(target_hash))
+
+
+@app.command("partner-follow")
+def partner_follow(
+    issuer_id: str,
+    registry: Path = typer.Option(..., help="The partner's published key registry JSON"),
+    name: str = typer.Option(...),
+    kind: str = typer.Option("customs"),
+) -> None:
+    """Pin a partner issuer and its keys, to mirror its log."""
+    _out(exchange.follow_partner(SYSTEM, issuer_id, name, kind, _read_json(registry)))
+
+
+@app.command("partner-sync")
+def partner_sync(issuer_id: str, base_url: str = typer.Option(..., help="Partner node's base URL")) -> None:
+    """Mirror the partner's new checkpoint and entries, checking consistency (exit 2 with the reason on a fork)."""
+    _out(exchange.sync_partner(SYSTEM, issuer_id, exchange.HttpPartner(base_url)))
