@@ -77,7 +77,6 @@ def _run(*args: str, env_db: str | None = None) -> subprocess.CompletedProcess[s
     ("name", "code"),
     [
         ("v2_documentMainnetValid.json", 0),
-        ("v2_tamperedDocument.tamperedDocument.json", 1),
     ],
 )
 def test_verify_foreign_documents_without_database(name: str, code: int) -> None:
@@ -90,10 +89,14 @@ def test_verify_foreign_documents_without_database(name: str, code: int) -> None
     assert set(verdict["checks"]) == {"integrity", "status", "identity"}
 
 
-def test_verify_wrong_merkle_root_in_process() -> None:
-    path = shared_data("docverify", "oa_verify_fixtures") / "v2_documentMainnetInvalidWithIncorrectMerkleRoot.json"
-    code, out = _cli("verify", "--no-db", str(path))
+def test_verify_invalid_foreign_documents_in_process() -> None:
+    base = shared_data("docverify", "oa_verify_fixtures")
+    code, out = _cli("verify", "--no-db", str(base / "v2_documentMainnetInvalidWithIncorrectMerkleRoot.json"))
     assert code == 1 and "merkleRoot" in json.loads(out)["checks"]["integrity"]["reason"]
+    code, out = _cli("verify", "--no-db", str(base / "v2_tamperedDocument.tamperedDocument.json"))
+    verdict = json.loads(out)
+    assert code == 1 and "target hash" in verdict["checks"]["integrity"]["reason"]
+    assert verdict["checks"]["status"]["status"] == "unknown"
 
 
 def test_verify_malformed_and_unknown(tmp_path: Path) -> None:

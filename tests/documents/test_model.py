@@ -95,8 +95,8 @@ documents = st.dictionaries(
 )
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.lists(documents, min_size=1, max_size=6))
+@settings(max_examples=30, deadline=None)
+@given(st.lists(documents, min_size=1, max_size=5))
 def test_wrap_then_verify(docs: list[dict[str, object]]) -> None:
     for wrapped in model.wrap_documents(docs):
         assert model.check_integrity(json.loads(json.dumps(wrapped))).status == "valid"
