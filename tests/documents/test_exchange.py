@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import socket
@@ -15,12 +16,16 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from smartcustoms.api import create_app
 from smartcustoms.documents import exchange, merkle, service, signing, store
+from smartcustoms.platform import auth
 from smartcustoms.platform.auth import SYSTEM
 from smartcustoms.platform.db import unit_of_work
 from smartcustoms.platform.migrate import upgrade
+from smartcustoms.platform.web import forget_tokens
 
 from .test_service import coo
 
@@ -87,12 +92,32 @@ def test_b_mirrors_a_and_sees_revocations(sqlite_url: str, node_a: tuple[str, st
     v = service.verify_document(docs[0], use_db=True)
     assert v["valid"] and v["checks"]["status"]["status"] == "valid", v
 
+    # A pushes certificates to B's API (role partner); B verifies and links them to declarations
+    forget_tokens()
+    with unit_of_work() as s:
+        token = auth.issue_token(s, auth.create_user(s, "tw-node", "partner", party_id="customs-tw"))
+    b_api = TestClient(create_app())
+    push = {"Authorization": f"Bearer {token}"}
+    for doc, dec in ((docs[0], "DEC-1"), (docs[1], "DEC-2")):
+        r = b_api.post("/documents/inbox", json={"document": doc, "declaration_ref": dec}, headers=push)
+        assert r.status_code == 201, r.text
+    tampered = copy.deepcopy(docs[0])
+    tampered["data"]["fta"] += "X"
+    r = b_api.post("/documents/inbox", json={"document": tampered, "declaration_ref": "DEC-3"}, headers=push)
+    assert r.status_code == 422 and r.json()["problems"][0]["code"] == "integrity_invalid"
+    assert exchange.certificate_for_declaration("DEC-3") is None
+    found = exchange.certificate_for_declaration("DEC-1")
+    assert found is not None and found["fta"] == "ANZTEC"
+    assert exchange.certificate_for_declaration("DEC-2") is not None
+
     service.issue_documents(SYSTEM, "customs-tw", "certificate_of_origin", [coo(3)], url=a_url)
     service.revoke_document(SYSTEM, docs[1]["signature"]["targetHash"], "goods not originating", url=a_url)
     assert exchange.sync_partner(SYSTEM, "customs-tw", partner)["new"] == 2
     v = service.verify_document(docs[1], use_db=True)
     assert not v["valid"] and "goods not originating" in v["checks"]["status"]["reason"]
     assert exchange.sync_partner(SYSTEM, "customs-tw", partner)["new"] == 0
+    assert exchange.certificate_for_declaration("DEC-2") is None  # revoked at A, mirrored to B
+    assert exchange.certificate_for_declaration("DEC-1") is not None
 
 
 class FakePartner:

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from smartcustoms.documents import exchange, service, title
 from smartcustoms.platform.auth import Principal, Role
-from smartcustoms.platform.errors import Problem
+from smartcustoms.platform.errors import NotFound, Problem
 from smartcustoms.platform.web import require
 
 router = APIRouter(prefix="/documents", tags=["documents"])
@@ -174,3 +174,25 @@ def follow_partner(body: FollowIn, who: Principal = Depends(_admin)) -> dict[str
 def sync_partner(issuer_id: str, body: SyncIn, who: Principal = Depends(_admin)) -> dict[str, Any]:
     """Mirror the partner's new checkpoint and entries; 409 with the reason if its log forked or rewrote history."""
     return exchange.sync_partner(who, issuer_id, exchange.HttpPartner(body.base_url))
+
+
+class InboxIn(BaseModel):
+    document: dict[str, Any]
+    declaration_ref: str | None = Field(None, max_length=64, description="The declaration claiming the preference")
+
+
+@router.post("/inbox", status_code=201)
+def receive(body: InboxIn, who: Principal = Depends(require(Role.PARTNER, Role.ADMIN))) -> dict[str, Any]:
+    """A partner node pushes a document; it is verified here and kept, linked to the declaration."""
+    return exchange.receive_document(who, body.document, declaration_ref=body.declaration_ref)
+
+
+@router.get("/declarations/{declaration_ref}/certificate")
+def certificate(declaration_ref: str, who: Principal = Depends(_issuers)) -> dict[str, Any]:
+    """The verified certificate of origin backing a declaration's preference claim (404 if none verifies)."""
+    found = exchange.certificate_for_declaration(declaration_ref)
+    if found is None:
+        raise NotFound(
+            Problem("no_verified_certificate", ("declaration_ref",), f"No verified certificate for {declaration_ref}")
+        )
+    return found

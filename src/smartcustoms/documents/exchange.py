@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import httpx
 from sqlalchemy import insert, select
 
-from smartcustoms.documents import merkle, service, signing, store
+from smartcustoms.documents import merkle, model, service, signing, store
 from smartcustoms.platform import audit
 from smartcustoms.platform.auth import Principal
 from smartcustoms.platform.db import unit_of_work
@@ -211,3 +211,93 @@ def sync_partner(who: Principal, issuer_id: str, partner: PartnerLog) -> dict[st
         )
         audit.record(session, who, "sync_partner", "documents_issuer", issuer_id, detail=detail)
     return {"issuer": issuer_id, "treeSize": cp.size, "new": len(rows)}
+
+
+# --- documents pushed by partners ----------------------------------------------------------------
+
+
+def _claims(doc: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    data = doc.get("data")
+    if not isinstance(data, Mapping):
+        return None, None
+    issuer = service._issuer_claimed(doc)
+    kind = model.unsalt(data.get("documentType")) if "documentType" in data else None
+    return issuer, str(kind) if kind is not None else None
+
+
+def receive_document(who: Principal, wrapped: Any, *, declaration_ref: str | None = None) -> dict[str, Any]:
+    """A partner pushes a document: verify it here and keep it, linked to the declaration it supports.
+
+    Any invalid check rejects it with every reason and stores nothing. A document whose status or
+    identity is only `unknown` (issuer not followed here) is kept, with its verdict, but
+    `certificate_for_declaration` will not count it as verified.
+    """
+    if not isinstance(wrapped, Mapping):
+        raise service.DocumentError(Problem("not_an_object", ("document",), "A document must be a JSON object"))
+    verdict = service.verify_document(wrapped, use_db=True)
+    problems = [
+        Problem(f"{name}_invalid", ("checks", name), check["reason"])
+        for name, check in verdict["checks"].items()
+        if check["status"] == "invalid"
+    ]
+    if verdict["checks"]["integrity"]["status"] != "valid" and not problems:
+        problems.append(Problem("integrity_invalid", ("checks", "integrity"), verdict["checks"]["integrity"]["reason"]))
+    if problems:
+        raise service.DocumentError(problems)
+    issuer, kind = _claims(wrapped)
+    target = str(wrapped["signature"]["targetHash"]).lower()
+    with unit_of_work() as session:
+        existing = session.scalar(
+            select(store.ReceivedRow).where(
+                store.ReceivedRow.target_hash == target, store.ReceivedRow.declaration_ref == declaration_ref
+            )
+        )
+        if existing is not None:
+            raise Conflict(Problem("duplicate_document", ("document",), "This document was already received"))
+        row = store.ReceivedRow(
+            target_hash=target,
+            issuer_id=issuer,
+            doc_type=kind,
+            declaration_ref=declaration_ref,
+            received_from=who.party_id or who.username,
+            received_at=datetime.now(UTC),
+            verdict=verdict,
+            wrapped=dict(wrapped),
+        )
+        session.add(row)
+        session.flush()
+        audit.record(
+            session,
+            who,
+            "receive_document",
+            "documents_received",
+            row.id,
+            detail={"targetHash": target, "declaration": declaration_ref, "valid": verdict["valid"]},
+        )
+        return {"id": row.id, "targetHash": target, "declaration": declaration_ref, "verdict": verdict}
+
+
+def certificate_for_declaration(declaration_ref: str) -> dict[str, Any] | None:
+    """For the clearance core: a certificate of origin received for this declaration that verifies *now*
+    with all three checks valid (re-checked, so a revocation mirrored since receipt counts), else None."""
+    with unit_of_work() as session:
+        rows = session.scalars(
+            select(store.ReceivedRow)
+            .where(store.ReceivedRow.declaration_ref == declaration_ref)
+            .order_by(store.ReceivedRow.id.desc())
+        ).all()
+        docs: list[tuple[int, str | None, dict[str, Any]]] = [(r.id, r.doc_type, dict(r.wrapped)) for r in rows]
+    for row_id, kind, wrapped in docs:
+        if kind != "certificate_of_origin":
+            continue
+        verdict = service.verify_document(wrapped, use_db=True)
+        if all(c["status"] == "valid" for c in verdict["checks"].values()):
+            data = model.unsalt(wrapped["data"])
+            return {
+                "id": row_id,
+                "targetHash": wrapped["signature"]["targetHash"],
+                "fta": data.get("fta"),
+                "certificate": data,
+                "verdict": verdict,
+            }
+    return None

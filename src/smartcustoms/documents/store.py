@@ -186,3 +186,20 @@ class _Overlay(MerkleTree):
 def forget_trees() -> None:
     with _TREES_LOCK:
         _TREES.clear()
+
+
+class ReceivedRow(Base):
+    """A document a partner pushed to this node, with the verdict at receipt and the declaration it supports."""
+
+    __tablename__ = "documents_received"
+    __table_args__ = (UniqueConstraint("target_hash", "declaration_ref"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    target_hash: Mapped[str] = mapped_column(String(64), index=True)
+    issuer_id: Mapped[str | None] = mapped_column(String(64))
+    doc_type: Mapped[str | None] = mapped_column(String(40))
+    declaration_ref: Mapped[str | None] = mapped_column(String(64), index=True)
+    received_from: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    verdict: Mapped[dict[str, object]] = mapped_column(JSON)
+    wrapped: Mapped[dict[str, object]] = mapped_column(JSON)
