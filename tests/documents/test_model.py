@@ -135,3 +135,13 @@ def test_redaction_keeps_it_valid(doc: dict[str, object], data: st.DataObject) -
 def test_redact_unknown_path() -> None:
     with pytest.raises(KeyError):
         model.redact(model.wrap_document({"a": 1}), ["b"])
+
+
+def test_salts_are_unique_uuid4_and_not_inherited_by_forks() -> None:
+    import uuid
+
+    salts = [model.random_salt() for _ in range(3000)]
+    assert len(set(salts)) == len(salts)
+    assert all(uuid.UUID(s).version == 4 and uuid.UUID(s).variant == uuid.RFC_4122 for s in salts[:200])
+    model._forget_salts()  # what a forked child runs first
+    assert model._SALTS.hex == "" and model.random_salt() not in salts

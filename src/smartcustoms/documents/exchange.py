@@ -205,7 +205,7 @@ def sync_partner(who: Principal, issuer_id: str, partner: PartnerLog) -> dict[st
         raise _alarm(who, issuer_id, "entries do not hash to the signed checkpoint root", detail)
     with unit_of_work() as session:
         if rows:
-            session.execute(insert(store.LogEntryRow), rows)
+            session.execute(insert(store.LOG_TABLE), rows)
         session.add(
             store.CheckpointRow(issuer_id=issuer_id, size=cp.size, root_hash=cp.root, timestamp=cp.timestamp, note=note)
         )

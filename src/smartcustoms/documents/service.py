@@ -207,7 +207,7 @@ def _append(session: Session, issuer: store.IssuerRow, entries: Sequence[tuple[s
                 "created_at": now,
             }
         )
-    session.execute(insert(store.LogEntryRow), rows)
+    session.execute(insert(store.LOG_TABLE), rows)
     cp = signing.Checkpoint(issuer.origin, tree.size, tree.root(), now)
     assert key.private_key is not None
     note = signing.sign_checkpoint(cp, issuer.id, bytes(key.private_key))
@@ -266,7 +266,7 @@ def issue_documents(
                 "checkpoint": appended.checkpoint,
             }
         session.execute(
-            insert(store.DocumentRow),
+            insert(store.DOCUMENT_TABLE),
             [
                 {
                     "issuer_id": issuer.id,

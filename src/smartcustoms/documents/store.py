@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy import (
     JSON,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
     UniqueConstraint,
     func,
@@ -203,3 +205,8 @@ class ReceivedRow(Base):
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     verdict: Mapped[dict[str, object]] = mapped_column(JSON)
     wrapped: Mapped[dict[str, object]] = mapped_column(JSON)
+
+
+LOG_TABLE = cast(Table, LogEntryRow.__table__)
+DOCUMENT_TABLE = cast(Table, DocumentRow.__table__)
+"""Core tables for executemany bulk inserts (the ORM bulk path costs more per row)."""
