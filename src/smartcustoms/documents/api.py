@@ -1,0 +1,198 @@
+"""HTTP routes `/documents/...`: issuing (admin/officer), public verification, key registry, log proofs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Query
+from pydantic import BaseModel, Field
+
+from smartcustoms.documents import exchange, service, title
+from smartcustoms.platform.auth import Principal, Role
+from smartcustoms.platform.errors import NotFound, Problem
+from smartcustoms.platform.web import require
+
+router = APIRouter(prefix="/documents", tags=["documents"])
+_issuers = require(Role.ADMIN, Role.OFFICER)
+_admin = require(Role.ADMIN)
+
+
+class IssuerIn(BaseModel):
+    id: str = Field(examples=["chamber-tw"])
+    name: str
+    kind: str = Field(examples=list(service.ISSUER_KINDS))
+    public_key: str | None = Field(None, description="Issuer-held Ed25519 public key (base64); else platform-held")
+
+
+class KeyIn(BaseModel):
+    public_key: str | None = Field(None, description="base64 Ed25519 public key; else a platform-held key")
+
+
+class IssueIn(BaseModel):
+    issuer: str
+    type: str = Field(examples=["certificate_of_origin", "bill_of_lading", "commercial_invoice"])
+    documents: list[dict[str, Any]] = Field(min_length=1, max_length=10_000)
+
+
+class IssueOut(BaseModel):
+    merkle_root: str
+    documents: list[dict[str, Any]]
+
+
+class RedactIn(BaseModel):
+    document: dict[str, Any]
+    fields: list[str] = Field(min_length=1)
+
+
+class RevokeIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+def _key(text: str | None) -> bytes | None:
+    return service.decode_b64(text, "public_key") if text else None
+
+
+@router.post("/issuers", status_code=201)
+def register_issuer(body: IssuerIn, who: Principal = Depends(_admin)) -> dict[str, Any]:
+    return service.register_issuer(who, body.id, body.name, body.kind, public_key=_key(body.public_key))
+
+
+@router.post("/issuers/{issuer_id}/keys", status_code=201)
+def rotate_key(issuer_id: str, body: KeyIn, who: Principal = Depends(_admin)) -> dict[str, str]:
+    return {"keyId": service.rotate_key(who, issuer_id, public_key=_key(body.public_key))}
+
+
+@router.post("/issuers/{issuer_id}/keys/{key_id}/revoke")
+def revoke_key(issuer_id: str, key_id: str, who: Principal = Depends(_admin)) -> dict[str, str]:
+    service.revoke_key(who, issuer_id, key_id)
+    return {"keyId": key_id, "status": "revoked"}
+
+
+@router.get("/registry")
+def registry(issuer: str | None = None) -> dict[str, Any]:
+    """The published key registry; public, so partners can check signatures."""
+    return service.key_registry(issuer)
+
+
+@router.post("/issue", status_code=201)
+def issue(body: IssueIn, who: Principal = Depends(_issuers)) -> IssueOut:
+    wrapped = service.issue_documents(who, body.issuer, body.type, body.documents)
+    return IssueOut(merkle_root=wrapped[0]["signature"]["merkleRoot"], documents=wrapped)
+
+
+@router.post("/verify")
+def verify(document: Any = Body(...)) -> dict[str, Any]:
+    """Public: the three checks (integrity, status, identity) for any wrapped document; no token needed."""
+    return service.verify_document(document, use_db=True)
+
+
+@router.post("/redact")
+def redact(body: RedactIn) -> dict[str, Any]:
+    """Public and stateless: anyone holding a document may hide fields before passing it on."""
+    return service.redact_document(body.document, body.fields)
+
+
+@router.post("/{target_hash}/revoke")
+def revoke(target_hash: str, body: RevokeIn, who: Principal = Depends(_issuers)) -> dict[str, Any]:
+    return service.revoke_document(who, target_hash, body.reason)
+
+
+@router.get("/log/{issuer_id}/checkpoint")
+def checkpoint(issuer_id: str, size: int | None = Query(None, ge=0)) -> dict[str, Any]:
+    return service.log_proof(issuer_id, size=size)
+
+
+@router.get("/log/{issuer_id}/proof")
+def proof(
+    issuer_id: str,
+    target_hash: str | None = None,
+    index: int | None = Query(None, ge=0),
+    size: int | None = Query(None, ge=0),
+    from_size: int | None = Query(None, alias="from", ge=1),
+) -> dict[str, Any]:
+    """Inclusion proof (by target hash or index) and/or consistency proof from an earlier size."""
+    return service.log_proof(issuer_id, target_hash=target_hash, index=index, size=size, from_size=from_size)
+
+
+class TitleOpenIn(BaseModel):
+    holder: str = Field(description="First holder's Ed25519 public key, base64")
+
+
+class HolderActionIn(BaseModel):
+    seq: int = Field(ge=1, description="Title sequence number the holder signed for")
+    signature: str = Field(description="Current holder's Ed25519 signature, base64")
+    to: str | None = Field(None, description="Next holder's public key, base64 (transfer only)")
+
+
+_carriers = require(Role.CARRIER, Role.ADMIN, Role.OFFICER)
+
+
+@router.post("/{target_hash}/title", status_code=201)
+def open_title(target_hash: str, body: TitleOpenIn, who: Principal = Depends(_carriers)) -> dict[str, Any]:
+    return service.open_title(who, target_hash, service.decode_b64(body.holder, "holder"))
+
+
+@router.post("/{target_hash}/title/{action}")
+def holder_action(target_hash: str, action: str, body: HolderActionIn) -> dict[str, Any]:
+    """Transfer or surrender; authorised by the current holder's signature, so no token is needed."""
+    if action not in title.ACTIONS:
+        raise service.DocumentError(Problem("unknown_action", ("action",), "action must be transfer or surrender"))
+    return service.holder_action(
+        target_hash, action, body.seq, service.decode_b64(body.signature, "signature"), _key(body.to)
+    )
+
+
+@router.get("/{target_hash}/title")
+def get_title(target_hash: str) -> dict[str, Any]:
+    return service.title_of(target_hash)
+
+
+class FollowIn(BaseModel):
+    id: str
+    name: str
+    kind: str
+    registry: dict[str, Any] = Field(description="The partner's published key registry (from its /documents/registry)")
+    origin: str | None = None
+
+
+class SyncIn(BaseModel):
+    base_url: str = Field(description="Partner node's base URL, e.g. https://customs.partner.example")
+
+
+@router.get("/log/{issuer_id}/entries")
+def entries(issuer_id: str, start: int = Query(0, ge=0), end: int = Query(..., ge=0)) -> dict[str, Any]:
+    """Public: raw log entries [start, end) for partners mirroring this log (at most 10,000 per call)."""
+    return {"issuer": issuer_id, "entries": exchange.log_entries(issuer_id, start, end)}
+
+
+@router.post("/partners", status_code=201)
+def follow_partner(body: FollowIn, who: Principal = Depends(_admin)) -> dict[str, Any]:
+    return exchange.follow_partner(who, body.id, body.name, body.kind, body.registry, origin=body.origin)
+
+
+@router.post("/partners/{issuer_id}/sync")
+def sync_partner(issuer_id: str, body: SyncIn, who: Principal = Depends(_admin)) -> dict[str, Any]:
+    """Mirror the partner's new checkpoint and entries; 409 with the reason if its log forked or rewrote history."""
+    return exchange.sync_partner(who, issuer_id, exchange.HttpPartner(body.base_url))
+
+
+class InboxIn(BaseModel):
+    document: dict[str, Any]
+    declaration_ref: str | None = Field(None, max_length=64, description="The declaration claiming the preference")
+
+
+@router.post("/inbox", status_code=201)
+def receive(body: InboxIn, who: Principal = Depends(require(Role.PARTNER, Role.ADMIN))) -> dict[str, Any]:
+    """A partner node pushes a document; it is verified here and kept, linked to the declaration."""
+    return exchange.receive_document(who, body.document, declaration_ref=body.declaration_ref)
+
+
+@router.get("/declarations/{declaration_ref}/certificate")
+def certificate(declaration_ref: str, who: Principal = Depends(_issuers)) -> dict[str, Any]:
+    """The verified certificate of origin backing a declaration's preference claim (404 if none verifies)."""
+    found = exchange.certificate_for_declaration(declaration_ref)
+    if found is None:
+        raise NotFound(
+            Problem("no_verified_certificate", ("declaration_ref",), f"No verified certificate for {declaration_ref}")
+        )
+    return found

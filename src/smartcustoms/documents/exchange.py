@@ -1,0 +1,303 @@
+"""Mirroring a partner's transparency log: node B follows node A's signed checkpoints and entries.
+
+At each sync B checks that A's new checkpoint is signed by a key in A's pinned registry, that it is
+consistent with the last checkpoint B mirrored (RFC 9162 consistency proof), and that the new
+entries hash to the new root. Any failure is a fork or rewrite alarm: recorded in the audit log,
+raised with the exact reason, and nothing of that sync is stored. Mirrored entries live in B's own
+log tables under A's issuer id, so B answers `verify` for A's documents (status, revocation) locally.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import httpx
+from sqlalchemy import insert, select
+
+from smartcustoms.documents import merkle, model, service, signing, store
+from smartcustoms.platform import audit
+from smartcustoms.platform.auth import Principal
+from smartcustoms.platform.db import unit_of_work
+from smartcustoms.platform.errors import Conflict, NotFound, Problem
+
+PAGE = 10_000
+
+
+class ForkAlarm(Conflict):
+    """The partner's log forked, rolled back or rewrote history (or sent entries that do not match)."""
+
+
+class PartnerLog(Protocol):
+    """What B needs from A: its public log endpoints."""
+
+    def checkpoint(self, issuer: str) -> str: ...
+
+    def consistency(self, issuer: str, from_size: int, size: int) -> list[bytes]: ...
+
+    def entries(self, issuer: str, start: int, end: int) -> list[dict[str, Any]]: ...
+
+
+class HttpPartner:
+    """A partner node reached over HTTP (its public `/documents/log/...` routes)."""
+
+    def __init__(self, base_url: str, client: httpx.Client | None = None, timeout: float = 30.0) -> None:
+        self.client = client or httpx.Client(base_url=base_url, timeout=timeout)
+
+    def _get(self, path: str, **params: Any) -> Any:
+        r = self.client.get(path, params={k: v for k, v in params.items() if v is not None})
+        if r.status_code != 200:
+            raise NotFound(Problem("partner_error", ("partner",), f"partner answered {r.status_code} for {path}"))
+        return r.json()
+
+    def checkpoint(self, issuer: str) -> str:
+        return str(self._get(f"/documents/log/{issuer}/checkpoint")["checkpoint"])
+
+    def consistency(self, issuer: str, from_size: int, size: int) -> list[bytes]:
+        out = self._get(f"/documents/log/{issuer}/proof", size=size, **{"from": from_size})
+        return [signing.unb64(h) for h in out["consistencyProof"]]
+
+    def entries(self, issuer: str, start: int, end: int) -> list[dict[str, Any]]:
+        return list(self._get(f"/documents/log/{issuer}/entries", start=start, end=end)["entries"])
+
+
+class LocalPartner:
+    """A partner log read straight from its database (same machine; tests and benchmarks)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def checkpoint(self, issuer: str) -> str:
+        return str(service.log_proof(issuer, url=self.url)["checkpoint"])
+
+    def consistency(self, issuer: str, from_size: int, size: int) -> list[bytes]:
+        out = service.log_proof(issuer, size=size, from_size=from_size, url=self.url)
+        return [signing.unb64(h) for h in out["consistencyProof"]]
+
+    def entries(self, issuer: str, start: int, end: int) -> list[dict[str, Any]]:
+        return log_entries(issuer, start, end, url=self.url)
+
+
+def log_entries(issuer_id: str, start: int, end: int, *, url: str | None = None) -> list[dict[str, Any]]:
+    """A's side: entries [start, end) of an issuer's log, for partners to mirror (at most PAGE at once)."""
+    if not 0 <= start <= end or end - start > PAGE:
+        raise service.DocumentError(
+            Problem("invalid_range", ("start",), f"Ask for 0 <= start <= end with at most {PAGE} entries")
+        )
+    with unit_of_work(url) as session:
+        rows = session.execute(
+            select(
+                store.LogEntryRow.idx, store.LogEntryRow.kind, store.LogEntryRow.target_hash, store.LogEntryRow.payload
+            )
+            .where(
+                store.LogEntryRow.issuer_id == issuer_id, store.LogEntryRow.idx >= start, store.LogEntryRow.idx < end
+            )
+            .order_by(store.LogEntryRow.idx)
+        ).all()
+    return [{"index": int(i), "kind": k, "targetHash": t, "payload": p} for i, k, t, p in rows]
+
+
+def follow_partner(
+    who: Principal, issuer_id: str, name: str, kind: str, registry: Mapping[str, Any], *, origin: str | None = None
+) -> dict[str, Any]:
+    """B pins partner issuer A and its published key registry (public keys only; B cannot sign for A)."""
+    keys = [signing.IssuerKey.from_dict(k) for k in registry.get("keys", []) if k.get("issuer") == issuer_id]
+    if not keys:
+        raise service.DocumentError(Problem("empty_registry", ("registry",), f"No keys of {issuer_id} in the registry"))
+    with unit_of_work() as session:
+        if session.get(store.IssuerRow, issuer_id) is not None:
+            raise Conflict(Problem("duplicate_issuer", ("id",), f"Issuer {issuer_id!r} already exists"))
+        session.add(
+            store.IssuerRow(
+                id=issuer_id,
+                name=name,
+                kind=kind,
+                origin=origin or f"smartcustoms/{issuer_id}",
+                created_at=datetime.now(UTC),
+            )
+        )
+        session.flush()
+        for k in keys:
+            session.add(
+                store.KeyRow(
+                    issuer_id=issuer_id,
+                    key_id=k.key_id,
+                    public_key=k.public_key,
+                    private_key=None,
+                    valid_from=k.valid_from,
+                    valid_to=k.valid_to,
+                    revoked_at=k.revoked_at,
+                )
+            )
+        audit.record(session, who, "follow_partner", "documents_issuer", issuer_id, detail={"keys": len(keys)})
+    return {"id": issuer_id, "keys": [k.key_id for k in keys]}
+
+
+def _alarm(who: Principal, issuer_id: str, reason: str, detail: dict[str, Any]) -> ForkAlarm:
+    with unit_of_work() as session:
+        audit.record(session, who, "partner_log_alarm", "documents_issuer", issuer_id, detail=detail, note=reason)
+    return ForkAlarm(Problem("partner_log_alarm", ("checkpoint",), f"{issuer_id}: {reason}"))
+
+
+def sync_partner(who: Principal, issuer_id: str, partner: PartnerLog) -> dict[str, Any]:
+    """Fetch, check and store A's new checkpoint and entries; raise ForkAlarm (nothing stored) on any mismatch."""
+    note = partner.checkpoint(issuer_id)
+    with unit_of_work() as session:
+        if session.get(store.IssuerRow, issuer_id) is None:
+            raise NotFound(Problem("unknown_issuer", ("issuer",), f"{issuer_id} is not a followed partner issuer"))
+        registry = service.registry_from_session(session, issuer_id)
+        local = store.latest_checkpoint(session, issuer_id)
+        old_size, old_root = (int(local.size), bytes(local.root_hash)) if local else (0, merkle.EMPTY_ROOT)
+        tree = store.tree_for(session, issuer_id)
+    try:
+        cp = signing.verify_checkpoint(note, registry)
+    except signing.SignatureError as exc:
+        raise _alarm(who, issuer_id, f"checkpoint signature refused: {exc}", {"note": note}) from exc
+    detail = {"old_size": old_size, "new_size": cp.size, "new_root": cp.root.hex()}
+    if cp.size < old_size:
+        raise _alarm(who, issuer_id, f"log shrank from {old_size} to {cp.size} entries (rollback)", detail)
+    if cp.size == old_size:
+        if cp.root != old_root:
+            raise _alarm(who, issuer_id, f"two different roots for tree size {cp.size} (fork)", detail)
+        return {"issuer": issuer_id, "treeSize": cp.size, "new": 0}
+    if old_size:
+        try:
+            proof = partner.consistency(issuer_id, old_size, cp.size)
+            merkle.verify_consistency(old_size, cp.size, proof, old_root, cp.root)
+        except merkle.ProofError as exc:
+            raise _alarm(
+                who, issuer_id, f"checkpoint {cp.size} is not consistent with {old_size}: {exc}", detail
+            ) from exc
+    rows: list[dict[str, Any]] = []
+    now = datetime.now(UTC)
+    start = old_size
+    while start < cp.size:
+        page = partner.entries(issuer_id, start, min(start + PAGE, cp.size))
+        if not page:
+            raise _alarm(who, issuer_id, f"partner sent no entries from {start}", detail)
+        for e in page:
+            if int(e["index"]) != start:
+                raise _alarm(who, issuer_id, f"entry {e['index']} out of order (expected {start})", detail)
+            payload = str(e["payload"])
+            h = merkle.leaf_hash(payload.encode("utf-8"))
+            tree.append_hash(h)
+            try:
+                body = json.loads(payload)
+            except ValueError as exc:
+                raise _alarm(who, issuer_id, f"entry {start} is not a JSON log entry", detail) from exc
+            if not isinstance(body, dict):
+                raise _alarm(who, issuer_id, f"entry {start} is not a JSON object", detail)
+            rows.append(
+                {
+                    "issuer_id": issuer_id,
+                    "idx": start,
+                    "kind": str(body.get("kind", e.get("kind"))),
+                    "target_hash": str(body.get("targetHash", e.get("targetHash"))),
+                    "payload": payload,
+                    "leaf_hash": h,
+                    "created_at": now,
+                }
+            )
+            start += 1
+    if tree.root(cp.size) != cp.root:
+        raise _alarm(who, issuer_id, "entries do not hash to the signed checkpoint root", detail)
+    with unit_of_work() as session:
+        if rows:
+            session.execute(insert(store.LOG_TABLE), rows)
+        session.add(
+            store.CheckpointRow(issuer_id=issuer_id, size=cp.size, root_hash=cp.root, timestamp=cp.timestamp, note=note)
+        )
+        audit.record(session, who, "sync_partner", "documents_issuer", issuer_id, detail=detail)
+    return {"issuer": issuer_id, "treeSize": cp.size, "new": len(rows)}
+
+
+# --- documents pushed by partners ----------------------------------------------------------------
+
+
+def _claims(doc: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    data = doc.get("data")
+    if not isinstance(data, Mapping):
+        return None, None
+    issuer = service._issuer_claimed(doc)
+    kind = model.unsalt(data.get("documentType")) if "documentType" in data else None
+    return issuer, str(kind) if kind is not None else None
+
+
+def receive_document(who: Principal, wrapped: Any, *, declaration_ref: str | None = None) -> dict[str, Any]:
+    """A partner pushes a document: verify it here and keep it, linked to the declaration it supports.
+
+    Any invalid check rejects it with every reason and stores nothing. A document whose status or
+    identity is only `unknown` (issuer not followed here) is kept, with its verdict, but
+    `certificate_for_declaration` will not count it as verified.
+    """
+    if not isinstance(wrapped, Mapping):
+        raise service.DocumentError(Problem("not_an_object", ("document",), "A document must be a JSON object"))
+    verdict = service.verify_document(wrapped, use_db=True)
+    problems = [
+        Problem(f"{name}_invalid", ("checks", name), check["reason"])
+        for name, check in verdict["checks"].items()
+        if check["status"] == "invalid"
+    ]
+    if verdict["checks"]["integrity"]["status"] != "valid" and not problems:
+        problems.append(Problem("integrity_invalid", ("checks", "integrity"), verdict["checks"]["integrity"]["reason"]))
+    if problems:
+        raise service.DocumentError(problems)
+    issuer, kind = _claims(wrapped)
+    target = str(wrapped["signature"]["targetHash"]).lower()
+    with unit_of_work() as session:
+        existing = session.scalar(
+            select(store.ReceivedRow).where(
+                store.ReceivedRow.target_hash == target, store.ReceivedRow.declaration_ref == declaration_ref
+            )
+        )
+        if existing is not None:
+            raise Conflict(Problem("duplicate_document", ("document",), "This document was already received"))
+        row = store.ReceivedRow(
+            target_hash=target,
+            issuer_id=issuer,
+            doc_type=kind,
+            declaration_ref=declaration_ref,
+            received_from=who.party_id or who.username,
+            received_at=datetime.now(UTC),
+            verdict=verdict,
+            wrapped=dict(wrapped),
+        )
+        session.add(row)
+        session.flush()
+        audit.record(
+            session,
+            who,
+            "receive_document",
+            "documents_received",
+            row.id,
+            detail={"targetHash": target, "declaration": declaration_ref, "valid": verdict["valid"]},
+        )
+        return {"id": row.id, "targetHash": target, "declaration": declaration_ref, "verdict": verdict}
+
+
+def certificate_for_declaration(declaration_ref: str) -> dict[str, Any] | None:
+    """For the clearance core: a certificate of origin received for this declaration that verifies *now*
+    with all three checks valid (re-checked, so a revocation mirrored since receipt counts), else None."""
+    with unit_of_work() as session:
+        rows = session.scalars(
+            select(store.ReceivedRow)
+            .where(store.ReceivedRow.declaration_ref == declaration_ref)
+            .order_by(store.ReceivedRow.id.desc())
+        ).all()
+        docs: list[tuple[int, str | None, dict[str, Any]]] = [(r.id, r.doc_type, dict(r.wrapped)) for r in rows]
+    for row_id, kind, wrapped in docs:
+        if kind != "certificate_of_origin":
+            continue
+        verdict = service.verify_document(wrapped, use_db=True)
+        if all(c["status"] == "valid" for c in verdict["checks"].values()):
+            data = model.unsalt(wrapped["data"])
+            return {
+                "id": row_id,
+                "targetHash": wrapped["signature"]["targetHash"],
+                "fta": data.get("fta"),
+                "certificate": data,
+                "verdict": verdict,
+            }
+    return None

@@ -1,0 +1,147 @@
+"""OpenAttestation v2 integrity: the public fixtures, and properties of our own wrapping and redaction."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from smartcustoms.documents import model
+from tests.conftest import shared_data
+
+INVALID = {
+    "v2_tamperedDocument.tamperedDocument.json": "target hash",
+    "v2_tamperedDocument.tamperedDocumentInvalid.json": "target hash",
+    "v2_documentMainnetInvalidWithIncorrectMerkleRoot.json": "merkleRoot",
+    "v2_documentMainnetInvalidWithOddLengthMerkleRoot.json": "merkleRoot",
+}
+NOT_WRAPPED = {  # raw documents and the JSON schema itself: inputs to wrapping, not wrapped documents
+    "v2_raw-document.json",
+    "v2_schema_sample-dns-did-document.json",
+    "v2_schema_sample-document.json",
+    "v2_schema_sample-token.json",
+    "v2_schema_schema.json",
+}
+
+
+def _fixtures(prefix: str) -> list[Path]:
+    base = shared_data("docverify")
+    return sorted(
+        p for d in ("openattestation_fixtures", "oa_verify_fixtures") for p in (base / d).glob(f"{prefix}*.json")
+    )
+
+
+def test_every_v2_fixture_is_classified() -> None:
+    files = _fixtures("v2_")
+    assert len(files) >= 30
+    for path in files:
+        check = model.check_integrity(json.loads(path.read_text()))
+        if path.name in INVALID:
+            assert check.status == "invalid", path.name
+            assert INVALID[path.name] in check.reason, (path.name, check.reason)
+        elif path.name in NOT_WRAPPED:
+            assert check.status == "invalid" and "not an OpenAttestation" in check.reason
+        else:
+            assert check.status == "valid", (path.name, check.reason)
+
+
+def test_v3_reported_unsupported() -> None:
+    for path in _fixtures("v3_"):
+        doc = json.loads(path.read_text())
+        if "proof" not in doc and "openAttestationMetadata" not in doc:
+            continue
+        check = model.check_integrity(doc)
+        assert check.status == "invalid" and "v3" in check.reason
+
+
+def test_obfuscated_fixture_hides_recipient_name() -> None:
+    doc = json.loads((shared_data("docverify", "openattestation_fixtures") / "v2_obfuscated-wrapped.json").read_text())
+    assert doc["data"]["recipient"] == {}
+    assert model.check_integrity(doc).status == "valid"
+
+
+def test_merkle_root_mismatch_reason() -> None:
+    doc = model.wrap_documents([{"a": 1}, {"b": 2}])[0]
+    doc["signature"]["merkleRoot"] = "00" * 32
+    check = model.check_integrity(doc)
+    assert check.status == "invalid" and "Merkle proof" in check.reason
+
+
+def test_salt_roundtrip_types() -> None:
+    raw = {"s": "x:y", "i": 3, "f": 1.5, "b": True, "n": None, "l": [1, "two"], "o": {"k": False}}
+    assert model.unsalt(model.salt_data(raw)) == raw
+
+
+scalars = st.one_of(
+    st.text(max_size=12),
+    st.integers(-(10**9), 10**9),
+    st.booleans(),
+    st.none(),
+    st.floats(-1e6, 1e6).map(lambda x: round(x, 3)),
+)
+keys = st.text(alphabet="abcdefgh", min_size=1, max_size=6)
+documents = st.dictionaries(
+    keys,
+    st.recursive(
+        scalars,
+        lambda i: st.lists(i, min_size=1, max_size=3) | st.dictionaries(keys, i, min_size=1, max_size=3),
+        max_leaves=10,
+    ),
+    min_size=1,
+    max_size=5,
+)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(documents, min_size=1, max_size=5))
+def test_wrap_then_verify(docs: list[dict[str, object]]) -> None:
+    for wrapped in model.wrap_documents(docs):
+        assert model.check_integrity(json.loads(json.dumps(wrapped))).status == "valid"
+
+
+@settings(max_examples=60, deadline=None)
+@given(documents, st.data())
+def test_any_single_field_change_breaks(doc: dict[str, object], data: st.DataObject) -> None:
+    wrapped = model.wrap_document(doc)
+    flat = model.flatten(wrapped["data"])
+    path = data.draw(st.sampled_from(sorted(flat)))
+    salt, kind, value = flat[path].split(":", 2)
+    tampered = json.loads(json.dumps(wrapped))
+    node = tampered["data"]
+    parts = path.split(".")
+    for part in parts[:-1]:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    last: int | str = int(parts[-1]) if isinstance(node, list) else parts[-1]
+    node[last] = f"{salt}:{kind}:{value}X"  # type: ignore[index]
+    check = model.check_integrity(tampered)
+    assert check.status == "invalid" and "target hash" in check.reason
+
+
+@settings(max_examples=60, deadline=None)
+@given(documents, st.data())
+def test_redaction_keeps_it_valid(doc: dict[str, object], data: st.DataObject) -> None:
+    wrapped = model.wrap_documents([doc, {"other": 1}])[0]
+    path = data.draw(st.sampled_from(sorted(model.flatten(wrapped["data"]))))
+    redacted = model.redact(wrapped, [path])
+    assert path not in model.flatten(redacted["data"])
+    assert len(redacted["privacy"]["obfuscatedData"]) == 1
+    assert model.check_integrity(redacted).status == "valid"
+    assert redacted["signature"] == wrapped["signature"]
+
+
+def test_redact_unknown_path() -> None:
+    with pytest.raises(KeyError):
+        model.redact(model.wrap_document({"a": 1}), ["b"])
+
+
+def test_salts_are_unique_uuid4_and_not_inherited_by_forks() -> None:
+    import uuid
+
+    salts = [model.random_salt() for _ in range(3000)]
+    assert len(set(salts)) == len(salts)
+    assert all(uuid.UUID(s).version == 4 and uuid.UUID(s).variant == uuid.RFC_4122 for s in salts[:200])
+    model._forget_salts()  # what a forked child runs first
+    assert model._SALTS.hex == "" and model.random_salt() not in salts
