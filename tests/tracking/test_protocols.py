@@ -133,11 +133,17 @@ PROTOCOLS = ["gt06", "jt808", "osmand", "eseal"]
 VALID = {
     "gt06": bytes.fromhex("78781f120f0a140e150bc505e51e780293a9e800540000f601006e0055da00035f240d0a"),
     "jt808": bytes.fromhex(
-        "7e0200002200000000000000010000000000000002000000000000000000000000000025010200000001040000000100"
+        "7e02000032000000000000022500000000000c0002000000000000000000710000014626061510572501"
+        "040000006430011f31010ce10200722b04ab560000487e"
     ),
     "osmand": b"/?id=1&lat=60.0&lon=30.0&timestamp=1377177267&speed=1",
     "eseal": b"##S,eSeal,1000821,256,3.0.6,Normal,34,2017-08-31,08:14:40,15,A,25.708828N 100.372870W,10,0,Close,0.71,0:0:3:0,3.8,-73,E##",
 }
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_fuzz_seeds_are_valid(protocol: str) -> None:
+    assert decode(protocol, VALID[protocol]).positions
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
