@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 import shapely
-from shapely.geometry import LineString, Polygon
+from shapely.geometry import LineString, MultiPolygon, Polygon
 
 RULE_VERSION = "tracking-detectors/1.0"
 EARTH_RADIUS_M = 6_371_008.8
@@ -58,7 +58,7 @@ class Zone:
     """A polygon (free-trade zone, port, bonded warehouse, rest area) in (lon, lat) order."""
 
     zone_id: str
-    polygon: Polygon
+    polygon: Polygon | MultiPolygon
     kind: str = "zone"
     authorised_stop: bool = True
 
@@ -218,7 +218,7 @@ def _dt(t: float) -> datetime:
 
 
 def _fmt_s(seconds: float) -> str:
-    m = int(round(seconds / 60.0))
+    m = round(seconds / 60.0)
     return f"{m} min" if m >= 1 else f"{int(seconds)} s"
 
 
@@ -277,7 +277,9 @@ class TripMonitor:
         t = fix.time.timestamp()
         if fix.received_at is not None and t > fix.received_at.timestamp() + cfg.future_skew_s:
             self.counters["future"] += 1
-            self.flags.append((fix.time, f"timestamp {_fmt_s(t - fix.received_at.timestamp())} ahead of receipt: clock skew"))
+            self.flags.append(
+                (fix.time, f"timestamp {_fmt_s(t - fix.received_at.timestamp())} ahead of receipt: clock skew")
+            )
             return []
         last = self._last
         if last is not None:
@@ -333,7 +335,9 @@ class TripMonitor:
             return self._clear("signal_lost", p.t)
         if gap > self.config.signal_lost_s:
             reason = f"no position for {_fmt_s(gap)} (limit {_fmt_s(self.config.signal_lost_s)})"
-            opened = self._open("signal_lost", "signal_lost", "high", last.t, last, reason, last.t + self.config.signal_lost_s)
+            opened = self._open(
+                "signal_lost", "signal_lost", "high", last.t, last, reason, last.t + self.config.signal_lost_s
+            )
             return opened + self._clear("signal_lost", p.t)
         return []
 
@@ -457,7 +461,9 @@ class TripMonitor:
             self._late_streak += 1
             self._ok_streak = 0
             if self._late_streak >= cfg.overdue_confirm_fixes:
-                late_by = "never at current pace" if math.isinf(eta) else f"{_fmt_s(eta - self._deadline)} after the deadline"
+                late_by = (
+                    "never at current pace" if math.isinf(eta) else f"{_fmt_s(eta - self._deadline)} after the deadline"
+                )
                 reason = f"predicted arrival {late_by}; {remaining / 1000:.1f} km left at {speed * 3.6:.0f} km/h"
                 return self._open("overdue", "overdue", "medium", p.t, p, reason, p.t)
         else:
@@ -503,7 +509,11 @@ def monitor_trip(
         route,
         zones.get(plan.origin_zone),
         zones.get(plan.destination_zone),
-        authorised=[z for z in zones.values() if z.authorised_stop and z.zone_id not in (plan.origin_zone, plan.destination_zone)],
+        authorised=[
+            z
+            for z in zones.values()
+            if z.authorised_stop and z.zone_id not in (plan.origin_zone, plan.destination_zone)
+        ],
         config=config or DetectorConfig(),
     )
 
@@ -538,4 +548,3 @@ def replay(
         alerts.extend(monitor.alerts)
     alerts.sort(key=lambda a: (a.trip_id, a.start, a.type))
     return alerts
-

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from smartcustoms.tracking.errors import DecodeError
@@ -21,7 +22,12 @@ DECODERS: dict[str, Callable[[bytes], Frame]] = {
 }
 # Traccar's default ports, so devices already configured for a Traccar server need no change.
 DEFAULT_PORTS = {"gt06": 5023, "osmand": 5055, "jt808": 5015, "eseal": 5169}
-SAMPLE_FILES = {"gt06": "Gt06_samples.tsv", "jt808": "Jt808_samples.tsv", "osmand": "OsmAnd_samples.tsv", "eseal": "Eseal_samples.tsv"}
+SAMPLE_FILES = {
+    "gt06": "Gt06_samples.tsv",
+    "jt808": "Jt808_samples.tsv",
+    "osmand": "OsmAnd_samples.tsv",
+    "eseal": "Eseal_samples.tsv",
+}
 
 
 def decode(protocol: str, payload: bytes) -> Frame:
@@ -38,18 +44,20 @@ def iter_samples(path: Path, protocol: str) -> Iterator[tuple[int, Callable[[], 
 
     OsmAnd rows `request /` followed by a `buffer` row are one POST with a JSON body.
     """
-    rows = [line.rstrip("\n").split("\t", 1) for line in path.read_text(encoding="utf-8").splitlines()[1:] if line.strip()]
+    rows = [
+        line.rstrip("\n").split("\t", 1) for line in path.read_text(encoding="utf-8").splitlines()[1:] if line.strip()
+    ]
     i = 0
     while i < len(rows):
         kind, payload = rows[i][0], rows[i][1] if len(rows[i]) > 1 else ""
         line_no = i + 2
         if protocol == "osmand" and kind == "request" and i + 1 < len(rows) and rows[i + 1][0] == "buffer":
             body = rows[i + 1][1].replace('\\"', '"').encode()
-            yield line_no, (lambda t=payload, b=body: osmand.decode(t, b))
+            yield line_no, partial(osmand.decode, payload, body)
             i += 2
             continue
         data = bytes.fromhex(payload) if kind == "binary" else payload.encode()
-        yield line_no, (lambda d=data: decode(protocol, d))
+        yield line_no, partial(decode, protocol, data)
         i += 1
 
 

@@ -75,7 +75,9 @@ class Reader:
 
     def take(self, n: int) -> bytes:
         if n < 0 or self.pos + n > len(self.data):
-            raise DecodeError(self.protocol, "truncated", f"needs {n} bytes at offset {self.pos}, {self.remaining()} left")
+            raise DecodeError(
+                self.protocol, "truncated", f"needs {n} bytes at offset {self.pos}, {self.remaining()} left"
+            )
         out = self.data[self.pos : self.pos + n]
         self.pos += n
         return out
@@ -90,7 +92,9 @@ class Reader:
         return int(struct.unpack(">I", self.take(4))[0])
 
 
-def make_time(protocol: str, year: int, month: int, day: int, hour: int, minute: int, second: int, tz_hours: int = 0) -> datetime:
+def make_time(
+    protocol: str, year: int, month: int, day: int, hour: int, minute: int, second: int, tz_hours: int = 0
+) -> datetime:
     """A UTC datetime from device fields, or a DecodeError for impossible dates."""
     try:
         local = datetime(year, month, day, hour, minute, second, tzinfo=UTC)

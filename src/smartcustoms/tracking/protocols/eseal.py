@@ -75,7 +75,13 @@ def decode(payload: bytes | str) -> Frame:
         longitude=lon,
         speed_kmh=float(g["speed"]),
         course=float(g["course"]),
-        attributes={"satellites": int(g["sats"]), "battery_v": battery, "rssi": int(g["rssi"]), "seal": state, "event": event},
+        attributes={
+            "satellites": int(g["sats"]),
+            "battery_v": battery,
+            "rssi": int(g["rssi"]),
+            "seal": state,
+            "event": event,
+        },
     )
     seal = SealEvent(
         protocol=PROTOCOL,
@@ -87,4 +93,6 @@ def decode(payload: bytes | str) -> Frame:
         low_battery=battery < LOW_BATTERY_V,
     )
     ack = f"##S,{family},{device_id},{proto},{firmware},{event} ACK,{g['index']},E##".encode()
-    return Frame(PROTOCOL, "position", event, device_id, positions=(position,), events=(seal,), ack=ack, attributes=attrs)
+    return Frame(
+        PROTOCOL, "position", event, device_id, positions=(position,), events=(seal,), ack=ack, attributes=attrs
+    )

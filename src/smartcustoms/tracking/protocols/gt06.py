@@ -193,7 +193,12 @@ def decode(payload: bytes, device_id: str | None = None, *, now: datetime | None
         t = (now or datetime.now(UTC)).astimezone(UTC)
         stamp = bytes([t.year - 2000, t.month, t.day, t.hour, t.minute, t.second])
         return Frame(
-            PROTOCOL, "info", "time_request", device_id, ack=build_ack(msg_type, serial, extended=extended, content=stamp), attributes=attrs
+            PROTOCOL,
+            "info",
+            "time_request",
+            device_id,
+            ack=build_ack(msg_type, serial, extended=extended, content=stamp),
+            attributes=attrs,
         )
     if msg_type in GPS_TYPES or (msg_type in SHORT_GPS_TYPES and not extended):
         position = _decode_gps(content, dev)
@@ -206,12 +211,26 @@ def decode(payload: bytes, device_id: str | None = None, *, now: datetime | None
                 position.attributes.update(
                     ignition=bool(info & 0x02), power_level=content.u8(), gsm=content.u8(), alarm=content.u8()
                 )
-        return Frame(PROTOCOL, "position", GPS_TYPES.get(msg_type, "gps_lbs_status_4"), device_id, positions=(position,), ack=ack, attributes=attrs)
+        return Frame(
+            PROTOCOL,
+            "position",
+            GPS_TYPES.get(msg_type, "gps_lbs_status_4"),
+            device_id,
+            positions=(position,),
+            ack=ack,
+            attributes=attrs,
+        )
     if msg_type == MSG_ALARM:
         if content.remaining() >= 6 + 4 + 4 + 1 + 2:
             position = _decode_gps(content, dev, has_sats=False)
             return Frame(PROTOCOL, "position", "alarm", device_id, positions=(position,), ack=ack, attributes=attrs)
         return Frame(PROTOCOL, "event", "alarm", device_id, ack=ack, attributes=attrs)
     if msg_type in INFO_TYPES:
-        return Frame(PROTOCOL, "network" if msg_type not in (0x15, 0x21, 0x94, 0x9B) else "info", INFO_TYPES[msg_type], device_id, attributes=attrs)
+        return Frame(
+            PROTOCOL,
+            "network" if msg_type not in (0x15, 0x21, 0x94, 0x9B) else "info",
+            INFO_TYPES[msg_type],
+            device_id,
+            attributes=attrs,
+        )
     raise DecodeError(PROTOCOL, "unsupported-type", f"message type 0x{msg_type:02x} is not supported")

@@ -89,7 +89,9 @@ def build_message(msg_id: int, phone_bcd: bytes, serial: int, body: bytes, *, ve
     return b"\x7e" + escape(raw + bytes([_xor(raw)])) + b"\x7e"
 
 
-def general_response(phone_bcd: bytes, serial: int, msg_id: int, *, version: int | None = None, result: int = 0) -> bytes:
+def general_response(
+    phone_bcd: bytes, serial: int, msg_id: int, *, version: int | None = None, result: int = 0
+) -> bytes:
     """Platform general response 0x8001: answers the terminal's serial and message id with a result."""
     body = serial.to_bytes(2, "big") + msg_id.to_bytes(2, "big") + bytes([result])
     return build_message(MSG_GENERAL_RESPONSE, phone_bcd, serial, body, version=version)
@@ -129,7 +131,16 @@ def decode_location(r: Reader, device_id: str, end: int) -> Position:
     t = r.take(6).hex()
     if not t.isdigit():
         raise DecodeError(PROTOCOL, "bad-time", f"time {t} is not BCD")
-    time = make_time(PROTOCOL, 2000 + int(t[0:2]), int(t[2:4]), int(t[4:6]), int(t[6:8]), int(t[8:10]), int(t[10:12]), DEVICE_TZ_HOURS)
+    time = make_time(
+        PROTOCOL,
+        2000 + int(t[0:2]),
+        int(t[2:4]),
+        int(t[4:6]),
+        int(t[6:8]),
+        int(t[8:10]),
+        int(t[10:12]),
+        DEVICE_TZ_HOURS,
+    )
     if status & (1 << 2):
         lat = -lat
     if status & (1 << 3):
@@ -211,7 +222,9 @@ def decode(payload: bytes) -> Frame:
             r.pos = item_end
         if not positions:
             raise DecodeError(PROTOCOL, "empty-batch", "batch upload with no location")
-        return Frame(PROTOCOL, "position", "location_batch", device_id, positions=tuple(positions), ack=ack, attributes=attrs)
+        return Frame(
+            PROTOCOL, "position", "location_batch", device_id, positions=tuple(positions), ack=ack, attributes=attrs
+        )
     if msg_id == MSG_REGISTER:
         body = serial.to_bytes(2, "big") + b"\x00" + device_id.encode()
         reg_ack = build_message(MSG_REGISTER_RESPONSE, phone_bcd, serial, body, version=version)

@@ -74,7 +74,7 @@ def _decode_query(query: str, now: datetime | None) -> Frame:
     check_coordinates(PROTOCOL, lat, lon)
     attrs: dict[str, Any] = {}
     for key in ("hdop", "batt", "accuracy", "fuel", "rpm"):
-        if key in params and params[key]:
+        if params.get(key):
             attrs[key] = _number(key, params[key])
     if "ignition" in params:
         attrs["ignition"] = params["ignition"].lower() == "true"
@@ -136,7 +136,9 @@ def _decode_json(body: bytes, query_id: str | None) -> Frame:
                 longitude=lon,
                 speed_kmh=_number("speed", speed) * 3.6 if isinstance(speed, int | float) and speed >= 0 else None,
                 course=_number("heading", heading) if isinstance(heading, int | float) and heading >= 0 else None,
-                altitude=_number("altitude", coords["altitude"]) if isinstance(coords.get("altitude"), int | float) else None,
+                altitude=_number("altitude", coords["altitude"])
+                if isinstance(coords.get("altitude"), int | float)
+                else None,
                 attributes=attrs,
             )
         )
