@@ -181,3 +181,17 @@ def test_replay_sorts_and_ends_open_trips() -> None:
         "signal_lost",
     ]
     assert all(a.end is None for a in alerts)
+
+
+def test_grid_locate_matches_exhaustive_search() -> None:
+    import random
+
+    rng = random.Random(7)
+    lat0, lon0 = 53.4, -2.9
+    pts = [(lat0 + rng.uniform(-0.05, 0.05), lon0 + rng.uniform(-0.08, 0.08)) for _ in range(40)]
+    r = Route("zigzag", pts, 80.0)
+    for _ in range(2000):
+        x, y = rng.uniform(-8000, 8000), rng.uniform(-8000, 8000)
+        fast = r.locate_xy(x, y)
+        slow = r.locate_xy_all(x, y)
+        assert fast[0] == pytest.approx(slow[0], abs=1e-6)

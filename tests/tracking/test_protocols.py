@@ -172,3 +172,21 @@ def test_truncated_and_corrupted_frames_raise_only_decode_error(protocol: str, c
         mutated[at % len(mutated)] = flip
     with contextlib.suppress(DecodeError):
         decode(protocol, bytes(mutated))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lat=st.floats(-89.9, 89.9),
+    lon=st.floats(-179.9, 179.9),
+    t=st.datetimes(min_value=datetime(2001, 1, 1), max_value=datetime(2099, 12, 31)),
+    speed=st.integers(0, 255),
+    course=st.integers(0, 359),
+)
+def test_gt06_encode_decode_round_trip(lat: float, lon: float, t: datetime, speed: int, course: int) -> None:
+    when = t.replace(microsecond=0, tzinfo=UTC)
+    frame = gt06.decode(gt06.encode_position(lat, lon, when, speed_kmh=speed, course=course, serial=9), "1")
+    (p,) = frame.positions
+    assert frame.attributes["crc_ok"]
+    assert p.latitude == pytest.approx(lat, abs=1e-6)
+    assert p.longitude == pytest.approx(lon, abs=1e-6)
+    assert (p.time, p.speed_kmh, p.course) == (when, speed, course)

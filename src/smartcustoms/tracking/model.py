@@ -64,8 +64,12 @@ class Zone:
 
     def __post_init__(self) -> None:
         shapely.prepare(self.polygon)
+        object.__setattr__(self, "_bounds", self.polygon.bounds)
 
     def contains(self, latitude: float, longitude: float) -> bool:
+        x0, y0, x1, y1 = self._bounds  # type: ignore[attr-defined]
+        if not (x0 <= longitude <= x1 and y0 <= latitude <= y1):
+            return False  # most fixes are far from every zone: skip shapely
         return bool(shapely.contains_xy(self.polygon, longitude, latitude))
 
 
@@ -91,9 +95,62 @@ class Route:
         seg = np.sqrt(self._dx**2 + self._dy**2)
         self._cum = np.concatenate([[0.0], np.cumsum(seg)])
         self.length_m = float(self._cum[-1])
+        # Grid index: for each cell, the segments that can be within `_reach` of a point in it, so a
+        # fix near the route is located with a handful of scalar operations instead of all segments.
+        self._reach = max(2.0 * self.corridor_m, 150.0)
+        self._cell = self._reach / 2
+        self._minx = np.minimum(x[:-1], x[1:])
+        self._maxx = np.maximum(x[:-1], x[1:])
+        self._miny = np.minimum(y[:-1], y[1:])
+        self._maxy = np.maximum(y[:-1], y[1:])
+        self._segs = list(
+            zip(
+                self._ax.tolist(),
+                self._ay.tolist(),
+                self._dx.tolist(),
+                self._dy.tolist(),
+                self._len2.tolist(),
+                self._cum[:-1].tolist(),
+                seg.tolist(),
+                strict=True,
+            )
+        )
+        self._grid: dict[tuple[int, int], tuple[int, ...]] = {}
+
+    def _candidates(self, cx: int, cy: int) -> tuple[int, ...]:
+        found = self._grid.get((cx, cy))
+        if found is None:
+            c, r = self._cell, self._reach
+            x0, x1, y0, y1 = cx * c - r, (cx + 1) * c + r, cy * c - r, (cy + 1) * c + r
+            mask = (self._maxx >= x0) & (self._minx <= x1) & (self._maxy >= y0) & (self._miny <= y1)
+            found = tuple(np.nonzero(mask)[0].tolist())
+            if len(self._grid) > 200_000:
+                self._grid.clear()
+            self._grid[(cx, cy)] = found
+        return found
 
     def locate_xy(self, x: float, y: float) -> tuple[float, float]:
         """(distance from the centre line, distance along the route) of a projected point, metres."""
+        best = math.inf
+        best_i = -1
+        best_t = 0.0
+        segs = self._segs
+        for i in self._candidates(int(x // self._cell), int(y // self._cell)):
+            ax, ay, dx, dy, len2, _c0, _sl = segs[i]
+            t = ((x - ax) * dx + (y - ay) * dy) / len2
+            t = 0.0 if t < 0.0 else 1.0 if t > 1.0 else t
+            ex = ax + t * dx - x
+            ey = ay + t * dy - y
+            d2 = ex * ex + ey * ey
+            if d2 < best:
+                best, best_i, best_t = d2, i, t
+        if best_i >= 0 and best <= self._reach * self._reach:
+            _ax, _ay, _dx, _dy, _l2, c0, sl = segs[best_i]
+            return math.sqrt(best), c0 + best_t * sl
+        return self.locate_xy_all(x, y)
+
+    def locate_xy_all(self, x: float, y: float) -> tuple[float, float]:
+        """Exhaustive (vectorised) version of `locate_xy`, for points far from the route."""
         t = ((x - self._ax) * self._dx + (y - self._ay) * self._dy) / self._len2
         np.clip(t, 0.0, 1.0, out=t)
         px = self._ax + t * self._dx - x
@@ -101,6 +158,14 @@ class Route:
         d2 = px * px + py * py
         i = int(np.argmin(d2))
         return math.sqrt(float(d2[i])), float(self._cum[i] + t[i] * (self._cum[i + 1] - self._cum[i]))
+
+    def point_at(self, measure: float) -> tuple[float, float]:
+        """Projected (x, y) of the point `measure` metres along the route (clamped to its ends)."""
+        m = min(max(measure, 0.0), self.length_m)
+        i = min(int(np.searchsorted(self._cum, m, side="right")) - 1, len(self._segs) - 1)
+        ax, ay, dx, dy, _l2, c0, sl = self._segs[i]
+        f = (m - c0) / sl if sl > 0 else 0.0
+        return ax + f * dx, ay + f * dy
 
     def locate(self, latitude: float, longitude: float) -> tuple[float, float]:
         return self.locate_xy(*self.projection.xy(latitude, longitude))
@@ -195,8 +260,12 @@ class DetectorConfig:
     stop_min_s: float = 600.0
     signal_lost_s: float = 600.0
     eta_window_s: float = 900.0
-    eta_min_elapsed_s: float = 600.0
+    eta_min_elapsed_s: float = 600.0  # no prediction in the first minutes of a trip
+    eta_min_moving_s: float = 180.0  # recent pace needs this much moving time in the window
+    moving_min_ms: float = 0.5  # route progress slower than this between fixes counts as standing still
+    overdue_margin_s: float = 300.0  # predicted lateness below this is noise, not an alert
     overdue_confirm_fixes: int = 3
+    overdue_confirm_s: float = 600.0  # a predicted lateness must persist this long (slow city stretches pass)
     future_skew_s: float = 300.0
     duplicate_tolerance_s: float = 0.0
 
@@ -244,11 +313,14 @@ class TripMonitor:
         self._seal: SealReading | None = None
         self._outside_since: float | None = None
         self._anchor: _Point | None = None
-        self._progress: deque[tuple[float, float]] = deque()
+        self._progress: deque[tuple[float, float, float]] = deque()
+        self._moving_total = 0.0
         self._opened_t: float | None = None
         self._opened_measure = 0.0
         self._late_streak = 0
         self._ok_streak = 0
+        self._late_since: float | None = None
+        self._ok_since: float | None = None
         self._deadline = self.plan.deadline.timestamp()
         self._threshold = self.route.corridor_m + self.config.deviation_margin_m
 
@@ -311,7 +383,7 @@ class TripMonitor:
             if self._seal in ("open", "tampered"):
                 changes += self._seal_alert(p, t)
             self._last = p
-            self._progress.append((t, measure))
+            self._progress.append((t, measure, 0.0))
             return changes
         if self.phase == "closed":
             self._last = p
@@ -324,7 +396,7 @@ class TripMonitor:
             return changes + self._arrive(p)
         changes += self._deviation(last, p)
         changes += self._stop(last, p, in_zone)
-        changes += self._overdue(p)
+        changes += self._overdue(last, p)
         self._last = p
         return changes
 
@@ -404,13 +476,13 @@ class TripMonitor:
         # than the road allows? Then the vehicle cut across instead of following the route.
         chord = math.hypot(p.x - last.x, p.y - last.y)
         gap = p.t - last.t
-        if chord > self.route.corridor_m and gap > 0:
+        route_speed = abs(p.measure - last.measure) / gap * 3.6 if gap > 0 else 0.0
+        if chord > self.route.corridor_m and route_speed > cfg.shortcut_max_kmh:
             worst = 0.0
             for f in (0.25, 0.5, 0.75):
                 d, _ = self.route.locate_xy(last.x + f * (p.x - last.x), last.y + f * (p.y - last.y))
                 worst = max(worst, d)
-            route_speed = abs(p.measure - last.measure) / gap * 3.6
-            if worst > self._threshold and route_speed > cfg.shortcut_max_kmh:
+            if worst > self._threshold:
                 reason = (
                     f"left the corridor between fixes: {abs(p.measure - last.measure):.0f} m of route in "
                     f"{_fmt_s(gap)} would need {route_speed:.0f} km/h; straight path passes {worst - self.route.corridor_m:.0f} m outside"
@@ -431,7 +503,7 @@ class TripMonitor:
             return self._open("stop", "stop", "high", anchor.t, p, reason, p.t)
         return []
 
-    def _overdue(self, p: _Point) -> list[AlertChange]:
+    def _overdue(self, last: _Point, p: _Point) -> list[AlertChange]:
         cfg = self.config
         remaining = max(self.route.length_m - p.measure, 0.0)
         if p.t > self._deadline:
@@ -444,32 +516,45 @@ class TripMonitor:
                 existing.reason = reason
                 return [AlertChange("update", existing)]
             return []
+        # Pace = route progress per minute of *moving* time in the recent window: dwell time is the stop
+        # detector's business and an on-going stop only shifts "now", so the ETA stays honest.
+        if p.t > last.t and (p.measure - last.measure) / (p.t - last.t) >= cfg.moving_min_ms:
+            self._moving_total += p.t - last.t  # progressing along the route, not shuffling at a stand
         progress = self._progress
-        progress.append((p.t, p.measure))
+        progress.append((p.t, p.measure, self._moving_total))
         while progress and p.t - progress[0][0] > cfg.eta_window_s:
             progress.popleft()
         assert self._opened_t is not None
-        elapsed = p.t - self._opened_t
-        if elapsed < cfg.eta_min_elapsed_s or len(progress) < 2:
+        if p.t - self._opened_t < cfg.eta_min_elapsed_s or p.outside or self._moving_total <= 0:
             return []
-        t0, m0 = progress[0]
-        recent = max(p.measure - m0, 0.0) / max(p.t - t0, 1.0)
-        average = max(p.measure - self._opened_measure, 0.0) / elapsed
-        speed = max(recent, average)  # optimistic: only alert if even the better pace misses the deadline
-        eta = p.t + remaining / speed if speed > 0.05 else math.inf
-        if eta > self._deadline:
+        _t0, m0, mv0 = progress[0]
+        moving_window = self._moving_total - mv0
+        average = max(p.measure - self._opened_measure, 0.0) / self._moving_total
+        speed = average
+        if moving_window >= cfg.eta_min_moving_s:
+            recent = max(p.measure - m0, 0.0) / moving_window
+            if recent >= cfg.moving_min_ms:
+                speed = recent
+        if speed < cfg.moving_min_ms:
+            return []  # no usable pace (e.g. wandering off-route): lateness is still raised at the deadline
+        eta = p.t + remaining / speed
+        if eta > self._deadline + cfg.overdue_margin_s:
             self._late_streak += 1
             self._ok_streak = 0
-            if self._late_streak >= cfg.overdue_confirm_fixes:
-                late_by = (
-                    "never at current pace" if math.isinf(eta) else f"{_fmt_s(eta - self._deadline)} after the deadline"
-                )
+            self._ok_since = None
+            if self._late_since is None:
+                self._late_since = p.t
+            if self._late_streak >= cfg.overdue_confirm_fixes and p.t - self._late_since >= cfg.overdue_confirm_s:
+                late_by = f"{_fmt_s(eta - self._deadline)} after the deadline"
                 reason = f"predicted arrival {late_by}; {remaining / 1000:.1f} km left at {speed * 3.6:.0f} km/h"
                 return self._open("overdue", "overdue", "medium", p.t, p, reason, p.t)
         else:
             self._ok_streak += 1
             self._late_streak = 0
-            if self._ok_streak >= cfg.overdue_confirm_fixes:
+            self._late_since = None
+            if self._ok_since is None:
+                self._ok_since = p.t
+            if self._ok_streak >= cfg.overdue_confirm_fixes and p.t - self._ok_since >= cfg.overdue_confirm_s:
                 return self._clear("overdue", p.t)
         return []
 

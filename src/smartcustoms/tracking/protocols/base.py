@@ -100,7 +100,7 @@ def make_time(
         local = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     except ValueError as exc:
         raise DecodeError(protocol, "bad-time", f"impossible date/time: {exc}") from None
-    return local - timedelta(hours=tz_hours)
+    return local - timedelta(hours=tz_hours) if tz_hours else local
 
 
 def check_coordinates(protocol: str, latitude: float, longitude: float) -> None:

@@ -7,6 +7,7 @@ date(6) length/satellites(1) lat(4) lon(4) (1/1,800,000 degree) speed(1 km/h) co
 
 from __future__ import annotations
 
+import struct
 from datetime import UTC, datetime
 from typing import Any
 
@@ -119,16 +120,24 @@ def split_frames(buffer: bytes) -> tuple[list[bytes], bytes]:
     return frames, buffer[i:]
 
 
+_GPS = struct.Struct(">6BBIIBH")
+_GPS_NO_SATS = struct.Struct(">6BIIBH")
+
+
 def _decode_gps(r: Reader, device_id: str, *, has_sats: bool = True) -> Position:
-    year, month, day, hour, minute, second = r.take(6)
+    layout = _GPS if has_sats else _GPS_NO_SATS
+    if r.remaining() < layout.size:
+        raise DecodeError(PROTOCOL, "truncated", f"GPS block needs {layout.size} bytes, {r.remaining()} left")
+    fields = layout.unpack_from(r.data, r.pos)
+    r.pos += layout.size
+    year, month, day, hour, minute, second = fields[:6]
     time = make_time(PROTOCOL, 2000 + year, month, day, hour, minute, second)
     attrs: dict[str, Any] = {}
     if has_sats:
-        attrs["satellites"] = r.u8() & 0x0F
-    lat = r.u32() / 1_800_000.0
-    lon = r.u32() / 1_800_000.0
-    speed = float(r.u8())
-    flags = r.u16()
+        attrs["satellites"] = fields[6] & 0x0F
+    lat_raw, lon_raw, speed, flags = fields[-4:]
+    lat = lat_raw / 1_800_000.0
+    lon = lon_raw / 1_800_000.0
     if not flags & (1 << 10):
         lat = -lat
     if flags & (1 << 11):
@@ -141,7 +150,7 @@ def _decode_gps(r: Reader, device_id: str, *, has_sats: bool = True) -> Position
         valid=bool(flags & (1 << 12)),
         latitude=lat,
         longitude=lon,
-        speed_kmh=speed,
+        speed_kmh=float(speed),
         course=float(flags & 0x3FF),
         attributes=attrs,
     )
@@ -234,3 +243,32 @@ def decode(payload: bytes, device_id: str | None = None, *, now: datetime | None
             attributes=attrs,
         )
     raise DecodeError(PROTOCOL, "unsupported-type", f"message type 0x{msg_type:02x} is not supported")
+
+
+def encode_position(
+    latitude: float,
+    longitude: float,
+    time: datetime,
+    *,
+    speed_kmh: float = 0.0,
+    course: int = 0,
+    serial: int = 0,
+    valid: bool = True,
+) -> bytes:
+    """A 0x12 GPS+LBS frame as a GT06 device sends it (for simulators, tests and the benchmark)."""
+    t = time.astimezone(UTC)
+    flags = (
+        (int(course) % 360)
+        | (1 << 12 if valid else 0)
+        | (1 << 10 if latitude >= 0 else 0)
+        | (1 << 11 if longitude < 0 else 0)
+    )
+    content = (
+        bytes([t.year - 2000, t.month, t.day, t.hour, t.minute, t.second, 0xC8])
+        + round(abs(latitude) * 1_800_000).to_bytes(4, "big")
+        + round(abs(longitude) * 1_800_000).to_bytes(4, "big")
+        + bytes([min(int(speed_kmh), 255)])
+        + flags.to_bytes(2, "big")
+        + bytes.fromhex("01cc00000000000000")
+    )
+    return build_ack(0x12, serial & 0xFFFF, content=content)
