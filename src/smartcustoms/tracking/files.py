@@ -26,7 +26,7 @@ POSITION_COLUMNS = ("trip_id", "timestamp", "latitude", "longitude")
 
 
 class _Problems:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path | str):
         self.name = str(path)
         self.items: list[Problem] = []
 
@@ -77,6 +77,12 @@ def read_routes(path: Path) -> tuple[dict[str, Route], dict[str, Zone]]:
     except json.JSONDecodeError as exc:
         problems.add(exc.lineno, f"char {exc.colno}", f"not valid JSON: {exc.msg}", "bad-json")
         problems.raise_if_any()
+    return parse_routes(doc, path)
+
+
+def parse_routes(doc: Any, source: Path | str = "routes") -> tuple[dict[str, Route], dict[str, Zone]]:
+    """Routes and zones from a parsed GeoJSON FeatureCollection (file import and API share this)."""
+    problems = _Problems(source)
     if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection" or not isinstance(doc.get("features"), list):
         problems.add("$", "type", "expected a GeoJSON FeatureCollection with a features list", "bad-geojson")
         problems.raise_if_any()
