@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import sys
 from dataclasses import replace
@@ -19,7 +21,7 @@ from smartcustoms.tracking.files import (
     write_alerts,
 )
 from smartcustoms.tracking.model import DetectorConfig, replay
-from smartcustoms.tracking.protocols import DECODERS, survey
+from smartcustoms.tracking.protocols import DECODERS, DEFAULT_PORTS, survey
 from smartcustoms.tracking.protocols import decode as decode_payload
 
 app = typer.Typer(no_args_is_help=True, help="Free-trade-zone cargo monitoring: replay trips, decode device payloads.")
@@ -136,3 +138,38 @@ def decode_cmd(
     }
     json.dump(doc, sys.stdout)
     sys.stdout.write("\n")
+
+
+@app.command("listen")
+def listen_cmd(
+    host: str = typer.Option("0.0.0.0", help="Address to bind"),
+    gt06_port: int = typer.Option(DEFAULT_PORTS["gt06"], help="GT06 port (0 = off)"),
+    jt808_port: int = typer.Option(DEFAULT_PORTS["jt808"], help="JT/T 808 port (0 = off)"),
+    osmand_port: int = typer.Option(DEFAULT_PORTS["osmand"], help="OsmAnd HTTP port (0 = off)"),
+    eseal_port: int = typer.Option(DEFAULT_PORTS["eseal"], help="E-seal port (0 = off)"),
+    tick_s: float = typer.Option(30.0, help="Seconds between clock checks (signal lost, deadline passed)"),
+) -> None:
+    """Receive device messages over TCP, store them with their trips and raise alerts (runs until Ctrl-C)."""
+    from smartcustoms.tracking import service
+    from smartcustoms.tracking.listener import DeviceListener
+
+    ports = {
+        p: n
+        for p, n in (("gt06", gt06_port), ("jt808", jt808_port), ("osmand", osmand_port), ("eseal", eseal_port))
+        if n
+    }
+
+    async def main() -> None:
+        listener = DeviceListener(ports, service.ingest, host=host)
+        bound = await listener.start()
+        typer.echo(f"listening on {host}: {bound}", err=True)
+        try:
+            while True:
+                await asyncio.sleep(tick_s)
+                await asyncio.to_thread(service.tick)
+                typer.echo(f"frames {dict(listener.stats.frames)} errors {dict(listener.stats.errors)}", err=True)
+        finally:
+            await listener.close()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
