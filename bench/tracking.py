@@ -341,6 +341,127 @@ def memory_per_trip(route: Route, zones: dict[str, Zone], trips: dict[str, pd.Da
     return (after - before) / len(monitors)
 
 
+def end_to_end(
+    trips: dict[str, pd.DataFrame], route: Route, zones: dict[str, Zone], pace_ms: float, rate: float = 2000.0
+) -> dict[str, object]:
+    """GT06 frames over TCP -> listener -> decode -> store (SQLite file) -> detectors -> alert bus subscriber.
+
+    Each test trip gets a detour; latency is measured from the send of the frame that raised an
+    alert to its arrival at the subscriber (what the console's SSE stream reads).
+    """
+    import asyncio
+    import tempfile
+
+    from smartcustoms.platform import db as platform_db
+    from smartcustoms.platform import settings as platform_settings
+    from smartcustoms.platform.auth import SYSTEM
+    from smartcustoms.platform.migrate import upgrade
+    from smartcustoms.tracking import service
+    from smartcustoms.tracking.listener import DeviceListener
+
+    tmp = tempfile.mkdtemp(prefix="tracking-bench-")
+    url = f"sqlite:///{tmp}/bench.db"
+    os.environ["SMARTCUSTOMS_DATABASE_URL"] = url
+    platform_settings.get_settings.cache_clear()
+    platform_db.reset_engines()
+    upgrade(url)
+    service.reset_state()
+    service.LIMITER.rate = service.LIMITER.burst = 1e9
+    features = [
+        {
+            "type": "Feature",
+            "properties": {"route_id": route.route_id, "corridor_m": route.corridor_m},
+            "geometry": {"type": "LineString", "coordinates": [[lo, la] for la, lo in route.coords]},
+        }
+    ] + [
+        {"type": "Feature", "properties": {"zone_id": z.zone_id}, "geometry": shapely.geometry.mapping(z.polygon)}
+        for z in zones.values()
+    ]
+    service.import_routes(SYSTEM, {"type": "FeatureCollection", "features": features})
+    streams: list[tuple[str, list[Fix]]] = []
+    for tid, df in trips.items():
+        if tid in TRAIN or len(df) < 40:
+            continue
+        base = fixes_of(df, tid)
+        plan = plan_for(tid, base, route, pace_ms)
+        imei = f"86{int(tid):013d}"
+        service.create_trip(
+            SYSTEM,
+            {
+                "trip_id": tid,
+                "route_id": route.route_id,
+                "origin_zone": "QUEEN-SQ",
+                "destination_zone": "PETHERICK",
+                "departure": plan.departure,
+                "deadline": plan.deadline,
+                "device_id": imei,
+            },
+        )
+        mid = len(base) // 2
+        det = [offset(route, f, 700.0) if mid <= j < mid + 12 else f for j, f in enumerate(base)]
+        streams.append((imei, det))
+    sent: dict[tuple[str, str], float] = {}
+    latencies: list[float] = []
+    received = 0
+
+    async def run() -> tuple[float, int]:
+        nonlocal received
+        listener = DeviceListener({"gt06": 0}, service.ingest, host="127.0.0.1")
+        ports = await listener.start()
+        queue = service.BUS.subscribe()
+
+        async def consume() -> None:
+            nonlocal received
+            while True:
+                event = await queue.get()
+                received += 1
+                if event.get("action") == "open":
+                    key = (event["trip_id"], event["raised_at"])
+                    if key in sent:
+                        latencies.append(time.perf_counter() - sent[key])
+
+        consumer = asyncio.create_task(consume())
+        conns = []
+        for imei, _ in streams:
+            reader, writer = await asyncio.open_connection("127.0.0.1", ports["gt06"])
+            writer.write(gt06.build_ack(0x01, 1, content=bytes.fromhex(imei.rjust(16, "0"))))
+            conns.append((reader, writer))
+        order = sorted((f.time, i, j) for i, (_, fx) in enumerate(streams) for j, f in enumerate(fx))
+        t0 = time.perf_counter()
+        for n, (_t, i, j) in enumerate(order):
+            f = streams[i][1][j]
+            tid = str(int(streams[i][0][2:]))
+            sent[(tid, f.time.isoformat().replace("+00:00", "Z"))] = time.perf_counter()
+            conns[i][1].write(gt06.encode_position(f.latitude, f.longitude, f.time, serial=j))
+            await conns[i][1].drain()
+            ahead = t0 + (n + 1) / rate - time.perf_counter()
+            if ahead > 0:
+                await asyncio.sleep(ahead)
+        while listener.delivered < len(order) and time.perf_counter() - t0 < 120:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        elapsed = time.perf_counter() - t0
+        consumer.cancel()
+        for _, w in conns:
+            w.close()
+        await asyncio.sleep(0.2)
+        await listener.close()
+        return elapsed, len(order)
+
+    elapsed, messages = asyncio.run(run())
+    lat = sorted(latencies)
+    return {
+        "messages": messages,
+        "offered_rate_per_s": rate,
+        "achieved_per_s": round(messages / elapsed),
+        "alert_events": received,
+        "alert_latency_ms_p50": round(lat[len(lat) // 2] * 1000, 1) if lat else None,
+        "alert_latency_ms_p99": round(lat[int(0.99 * (len(lat) - 1))] * 1000, 1) if lat else None,
+        "alerts_timed": len(lat),
+        "store": "SQLite (WAL) file, one transaction per batch (all connections, <= 20 ms window)",
+    }
+
+
 def main() -> None:
     csv = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_CSV
     trips = load(csv)
@@ -371,6 +492,7 @@ def main() -> None:
         "throughput_decode_detect": tp,
         "throughput_target_per_s": 10_000,
         "memory_per_active_trip_bytes": round(memory_per_trip(route, zones, trips, pace_ms)),
+        "end_to_end_tcp_store_alert_stream": end_to_end(trips, route, zones, pace_ms),
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=2) + "\n")
@@ -387,6 +509,7 @@ def main() -> None:
             f"  p99 {v['p99_ms_median']} ms  ({v['messages']} msgs)"
         )
     print(f"memory per active trip: {result['memory_per_active_trip_bytes']} bytes")
+    print(f"end to end (TCP -> store -> alert stream): {result['end_to_end_tcp_store_alert_stream']}")
 
 
 if __name__ == "__main__":

@@ -66,30 +66,64 @@ class DeviceListener:
         self.max_buffer = max_buffer
         self.stats = ListenerStats()
         self.servers: dict[str, asyncio.Server] = {}
+        self.batch_window_s = 0.02
+        self.batch_max = 2000
+        self.delivered = 0
+        self._queue: asyncio.Queue[list[Any]] = asyncio.Queue()
+        self._pump_task: asyncio.Task[None] | None = None
 
     async def start(self) -> dict[str, int]:
         """Bind every configured port (0 = any free port); returns the bound ports."""
+        self._pump_task = asyncio.create_task(self._pump())
         for protocol, port in self.ports.items():
             handler = self._http if protocol == "osmand" else self._binary(protocol)
             self.servers[protocol] = await asyncio.start_server(handler, self.host, port, limit=self.max_buffer)
         return {p: s.sockets[0].getsockname()[1] for p, s in self.servers.items()}
 
     async def close(self) -> None:
+        """Stop accepting, let queued readings reach the sink, then stop the pump."""
         for server in self.servers.values():
             server.close()
-            await server.wait_closed()
+        for _ in range(500):
+            if self._queue.empty() and self.delivered >= sum(self.stats.positions.values()):
+                break
+            await asyncio.sleep(0.01)
+        if self._pump_task is not None:
+            self._pump_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump_task
 
-    async def _deliver(self, protocol: str, frame: Frame, device_id: str | None) -> None:
+    def _readings(self, protocol: str, frame: Frame, device_id: str | None) -> list[Any]:
         from smartcustoms.tracking.service import readings_from_frame
 
         readings = readings_from_frame(frame, device_id)
         self.stats.positions[protocol] += len(readings)
+        return readings
+
+    async def _deliver(self, protocol: str, readings: list[Any]) -> None:
+        """Queue readings for the sink; one pump batches all connections into few transactions."""
         if readings:
+            await self._queue.put(readings)
+
+    async def _pump(self) -> None:
+        while True:
+            batch: list[Any] = list(await self._queue.get())
+            deadline = asyncio.get_running_loop().time() + self.batch_window_s
+            while len(batch) < self.batch_max:
+                timeout = deadline - asyncio.get_running_loop().time()
+                if timeout <= 0:
+                    break
+                try:
+                    batch += await asyncio.wait_for(self._queue.get(), timeout)
+                except TimeoutError:
+                    break
             try:
-                await asyncio.to_thread(self.sink, readings)
-            except Exception:  # the store failing must not kill the device connection
-                log.exception("%s: sink failed for %d readings", protocol, len(readings))
-                self.stats.errors[f"{protocol}:sink"] += 1
+                await asyncio.to_thread(self.sink, batch)
+            except Exception:  # the store failing must not kill the listener
+                log.exception("sink failed for %d readings", len(batch))
+                self.stats.errors["sink"] += 1
+            finally:
+                self.delivered += len(batch)
 
     def _binary(self, protocol: str) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any]:
         split = SPLITTERS[protocol]
@@ -104,6 +138,7 @@ class DeviceListener:
                         break
                     buffer += chunk
                     frames, buffer = split(buffer)
+                    batch: list[Any] = []
                     for raw in frames:
                         self.stats.frames[protocol] += 1
                         try:
@@ -122,12 +157,13 @@ class DeviceListener:
                         if frame.ack:
                             writer.write(frame.ack)
                             self.stats.acks[protocol] += 1
-                        await self._deliver(protocol, frame, device_id)
+                        batch += self._readings(protocol, frame, device_id)
                     await writer.drain()
+                    await self._deliver(protocol, batch)
                     if len(buffer) > self.max_buffer:
                         self.stats.dropped_connections[protocol] += 1
                         break
-            except (ConnectionError, asyncio.IncompleteReadError):
+            except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
                 pass
             finally:
                 writer.close()
@@ -166,8 +202,8 @@ class DeviceListener:
                 writer.write(osmand.ACK)
                 self.stats.acks[protocol] += 1
                 await writer.drain()
-                await self._deliver(protocol, frame, None)
-        except (ConnectionError, asyncio.IncompleteReadError):
+                await self._deliver(protocol, self._readings(protocol, frame, None))
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             pass
         finally:
             writer.close()

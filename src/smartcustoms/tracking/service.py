@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shapely.geometry import mapping, shape
-from sqlalchemy import or_, select
+from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session
 
 from smartcustoms.platform import audit
@@ -349,17 +349,22 @@ def ingest(readings: list[Reading], received_at: datetime | None = None) -> Inge
     stats = IngestStats()
     now = received_at or datetime.now(UTC)
     changes: list[AlertChange] = []
+    trips_of: dict[str, TripRow | None] = {}
+    rows: list[dict[str, Any]] = []
     with _LOCK, unit_of_work() as s:
         for r in readings:
             if not LIMITER.allow(r.device_id):
                 stats.rate_limited += 1
                 continue
-            trip = s.scalar(
-                select(TripRow).where(
-                    or_(TripRow.device_id == r.device_id, TripRow.seal_id == r.device_id), TripRow.status.in_(ACTIVE)
+            if r.device_id not in trips_of:
+                trips_of[r.device_id] = s.scalar(
+                    select(TripRow).where(
+                        or_(TripRow.device_id == r.device_id, TripRow.seal_id == r.device_id),
+                        TripRow.status.in_(ACTIVE),
+                    )
                 )
-            )
-            if trip is None:
+            trip = trips_of[r.device_id]
+            if trip is None or trip.status not in ACTIVE:
                 stats.unknown_device += 1
                 continue
             monitor = _monitor(s, trip)
@@ -369,20 +374,20 @@ def ingest(readings: list[Reading], received_at: datetime | None = None) -> Inge
             flag = next((k for k in ("future", "out_of_order", "duplicates") if monitor.counters[k] != before[k]), None)
             if flag:
                 stats.flagged[flag] += 1
-            s.add(
-                PositionRow(
-                    trip_id=trip.trip_id,
-                    device_id=r.device_id,
-                    source=r.source,
-                    time=r.time,
-                    received_at=now,
-                    latitude=r.latitude,
-                    longitude=r.longitude,
-                    speed_kmh=r.speed_kmh,
-                    seal=r.seal,
-                    low_battery=r.low_battery,
-                    flag=flag,
-                )
+            rows.append(
+                {
+                    "trip_id": trip.trip_id,
+                    "device_id": r.device_id,
+                    "source": r.source,
+                    "time": r.time,
+                    "received_at": now,
+                    "latitude": r.latitude,
+                    "longitude": r.longitude,
+                    "speed_kmh": r.speed_kmh,
+                    "seal": r.seal,
+                    "low_battery": r.low_battery,
+                    "flag": flag,
+                }
             )
             stats.stored += 1
             _persist(s, trip_changes)
@@ -391,6 +396,8 @@ def ingest(readings: list[Reading], received_at: datetime | None = None) -> Inge
             if status != trip.status:
                 trip.status = status
                 trip.arrived_sealed = monitor.arrived_sealed
+        if rows:
+            s.execute(insert(PositionRow), rows)  # one multi-row insert per batch, not an ORM object per fix
     for c in changes:
         record = {"action": c.action, **c.alert.as_record()}
         stats.alerts.append(record)
