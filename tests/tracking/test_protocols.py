@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smartcustoms.tracking.errors import DecodeError
-from smartcustoms.tracking.protocols import decode, eseal, gt06, jt808, osmand, survey
+from smartcustoms.tracking.protocols import decode, eseal, gt06, jt808, osmand, survey, teltonika
 from tests.conftest import shared_data
 
 
@@ -122,9 +122,23 @@ def test_eseal_position_and_seal_event() -> None:
     assert eseal.decode("##S,eSeal,1000898,256,3.0.6,RC-NFC DEL ACK,,E##").kind == "info"
 
 
+def test_teltonika_codec8_from_the_manual_and_stream_split() -> None:
+    frame = teltonika.decode(VALID["teltonika"], "356307042441013")
+    (p,) = frame.positions
+    assert frame.ack == b"\x00\x00\x00\x01"
+    assert frame.attributes["crc_ok"]
+    assert p.time == datetime(2019, 6, 10, 10, 4, 46, tzinfo=UTC)
+    assert p.attributes["external_voltage_mv"] == 0x5E0F
+    login = bytes.fromhex("000F333536333037303432343431303133")
+    assert teltonika.decode(login).device_id == "356307042441013"
+    assert teltonika.decode(login).ack == b"\x01"
+    frames, rest = teltonika.split_frames(login + VALID["teltonika"] + VALID["teltonika"][:9])
+    assert frames == [login, VALID["teltonika"]] and rest == VALID["teltonika"][:9]
+
+
 def test_recorded_traccar_payloads() -> None:
     rows = {r.protocol: r for r in survey(shared_data("tracking", "traccar_protocol_samples"))}
-    assert set(rows) == {"gt06", "jt808", "osmand", "eseal"}
+    assert set(rows) == {"gt06", "jt808", "osmand", "eseal", "teltonika"}
     for row in rows.values():
         assert row.messages == row.position + row.non_position + row.failed
     # Floors from the last measured survey (docs/tracking.md): regressions show up here.
@@ -132,9 +146,10 @@ def test_recorded_traccar_payloads() -> None:
     assert rows["jt808"].position >= 74
     assert rows["osmand"].position >= 13
     assert rows["eseal"].position == 3 and rows["eseal"].failed == 0
+    assert rows["teltonika"].position >= 30
 
 
-PROTOCOLS = ["gt06", "jt808", "osmand", "eseal"]
+PROTOCOLS = ["gt06", "jt808", "osmand", "eseal", "teltonika"]
 VALID = {
     "gt06": bytes.fromhex("78781f120f0a140e150bc505e51e780293a9e800540000f601006e0055da00035f240d0a"),
     "jt808": bytes.fromhex(
@@ -142,6 +157,9 @@ VALID = {
         "040000006430011f31010ce10200722b04ab560000487e"
     ),
     "osmand": b"/?id=1&lat=60.0&lon=30.0&timestamp=1377177267&speed=1",
+    "teltonika": bytes.fromhex(
+        "000000000000003608010000016B40D8EA30010000000000000000000000000000000105021503010101425E0F01F10000601A014E0000000000000000010000C7CF"
+    ),
     "eseal": b"##S,eSeal,1000821,256,3.0.6,Normal,34,2017-08-31,08:14:40,15,A,25.708828N 100.372870W,10,0,Close,0.71,0:0:3:0,3.8,-73,E##",
 }
 

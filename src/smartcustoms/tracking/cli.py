@@ -147,6 +147,7 @@ def listen_cmd(
     jt808_port: int = typer.Option(DEFAULT_PORTS["jt808"], help="JT/T 808 port (0 = off)"),
     osmand_port: int = typer.Option(DEFAULT_PORTS["osmand"], help="OsmAnd HTTP port (0 = off)"),
     eseal_port: int = typer.Option(DEFAULT_PORTS["eseal"], help="E-seal port (0 = off)"),
+    teltonika_port: int = typer.Option(DEFAULT_PORTS["teltonika"], help="Teltonika port (0 = off)"),
     tick_s: float = typer.Option(30.0, help="Seconds between clock checks (signal lost, deadline passed)"),
 ) -> None:
     """Receive device messages over TCP, store them with their trips and raise alerts (runs until Ctrl-C)."""
@@ -155,7 +156,13 @@ def listen_cmd(
 
     ports = {
         p: n
-        for p, n in (("gt06", gt06_port), ("jt808", jt808_port), ("osmand", osmand_port), ("eseal", eseal_port))
+        for p, n in (
+            ("gt06", gt06_port),
+            ("jt808", jt808_port),
+            ("osmand", osmand_port),
+            ("eseal", eseal_port),
+            ("teltonika", teltonika_port),
+        )
         if n
     }
 

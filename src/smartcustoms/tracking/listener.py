@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from smartcustoms.tracking.errors import DecodeError
-from smartcustoms.tracking.protocols import eseal, gt06, jt808, osmand
+from smartcustoms.tracking.protocols import eseal, gt06, jt808, osmand, teltonika
 from smartcustoms.tracking.protocols.base import Frame
 
 log = logging.getLogger("smartcustoms.tracking.listener")
@@ -50,6 +50,7 @@ SPLITTERS: dict[str, Callable[[bytes], tuple[list[bytes], bytes]]] = {
     "gt06": gt06.split_frames,
     "jt808": jt808.split_frames,
     "eseal": _split_eseal,
+    "teltonika": teltonika.split_frames,
 }
 
 
@@ -57,7 +58,7 @@ class DeviceListener:
     """One asyncio server per protocol; `start()` binds, `close()` stops them."""
 
     def __init__(self, ports: dict[str, int], sink: Sink, host: str = "0.0.0.0", max_buffer: int = 64 * 1024):
-        unknown = set(ports) - {"gt06", "jt808", "eseal", "osmand"}
+        unknown = set(ports) - {"gt06", "jt808", "eseal", "osmand", "teltonika"}
         if unknown:
             raise ValueError(f"no listener for {sorted(unknown)}")
         self.ports = ports
@@ -146,6 +147,8 @@ class DeviceListener:
                                 frame = gt06.decode(raw, device_id)
                             elif protocol == "jt808":
                                 frame = jt808.decode(raw)
+                            elif protocol == "teltonika":
+                                frame = teltonika.decode(raw, device_id)
                             else:
                                 frame = eseal.decode(raw)
                         except DecodeError as exc:
