@@ -1,0 +1,1 @@
+"""Free-trade-zone transport monitoring: device protocols, corridor geometry, trip detectors, alerts."""

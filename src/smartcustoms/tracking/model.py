@@ -1,0 +1,635 @@
+"""Corridor geometry and the per-trip detectors (pure: no I/O, no clock; time comes with the fixes).
+
+Geometry is computed in a local equirectangular projection centred on each route (metres; error
+well under 0.5 % within 100 km of the centre), so corridor widths and stop radii are metres.
+`corridor_m` is the half-width: the largest allowed distance from the route's centre line.
+
+A `TripMonitor` is the per-trip state machine: pending inside the origin zone, open once the
+vehicle leaves it, closed when it enters the destination zone with the seal intact. Each fix runs
+the detectors (deviation, stop, overdue, seal, signal lost); an alert stays open, one per condition,
+until the condition clears. Every alert carries the rule version that raised it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import numpy as np
+import shapely
+from shapely.geometry import LineString, MultiPolygon, Polygon
+
+RULE_VERSION = "tracking-detectors/1.0"
+EARTH_RADIUS_M = 6_371_008.8
+
+AlertType = Literal["deviation", "stop", "overdue", "seal", "signal_lost"]
+Severity = Literal["low", "medium", "high", "critical"]
+SealReading = Literal["closed", "open", "tampered"]
+SEAL_READINGS = ("closed", "open", "tampered")
+
+
+class LocalProjection:
+    """Equirectangular projection around (lat0, lon0): x east, y north, in metres."""
+
+    __slots__ = ("kx", "ky", "lat0", "lon0")
+
+    def __init__(self, lat0: float, lon0: float):
+        self.lat0 = lat0
+        self.lon0 = lon0
+        self.ky = math.radians(1.0) * EARTH_RADIUS_M
+        self.kx = self.ky * math.cos(math.radians(lat0))
+
+    def xy(self, lat: float, lon: float) -> tuple[float, float]:
+        return (lon - self.lon0) * self.kx, (lat - self.lat0) * self.ky
+
+    def xy_array(self, lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return (lon - self.lon0) * self.kx, (lat - self.lat0) * self.ky
+
+    def latlon(self, x: float, y: float) -> tuple[float, float]:
+        return self.lat0 + y / self.ky, self.lon0 + x / self.kx
+
+
+@dataclass(frozen=True)
+class Zone:
+    """A polygon (free-trade zone, port, bonded warehouse, rest area) in (lon, lat) order."""
+
+    zone_id: str
+    polygon: Polygon | MultiPolygon
+    kind: str = "zone"
+    authorised_stop: bool = True
+
+    def __post_init__(self) -> None:
+        shapely.prepare(self.polygon)
+        object.__setattr__(self, "_bounds", self.polygon.bounds)
+
+    def contains(self, latitude: float, longitude: float) -> bool:
+        x0, y0, x1, y1 = self._bounds  # type: ignore[attr-defined]
+        if not (x0 <= longitude <= x1 and y0 <= latitude <= y1):
+            return False  # most fixes are far from every zone: skip shapely
+        return bool(shapely.contains_xy(self.polygon, longitude, latitude))
+
+
+class Route:
+    """An approved route: centre line (lat, lon) and corridor half-width in metres."""
+
+    def __init__(self, route_id: str, coords: Sequence[tuple[float, float]], corridor_m: float):
+        if len(coords) < 2:
+            raise ValueError(f"route {route_id} needs at least two points")
+        if not corridor_m > 0:
+            raise ValueError(f"route {route_id} corridor_m must be positive")
+        self.route_id = route_id
+        self.corridor_m = float(corridor_m)
+        lat = np.array([c[0] for c in coords], dtype=float)
+        lon = np.array([c[1] for c in coords], dtype=float)
+        self.projection = LocalProjection(float(lat.mean()), float(lon.mean()))
+        x, y = self.projection.xy_array(lat, lon)
+        self.coords = list(zip(lat.tolist(), lon.tolist(), strict=True))
+        self._ax, self._ay = x[:-1], y[:-1]
+        self._dx, self._dy = np.diff(x), np.diff(y)
+        self._len2 = self._dx**2 + self._dy**2
+        self._len2[self._len2 == 0] = 1e-9
+        seg = np.sqrt(self._dx**2 + self._dy**2)
+        self._cum = np.concatenate([[0.0], np.cumsum(seg)])
+        self.length_m = float(self._cum[-1])
+        # Grid index: for each cell, the segments that can be within `_reach` of a point in it, so a
+        # fix near the route is located with a handful of scalar operations instead of all segments.
+        self._reach = max(2.0 * self.corridor_m, 150.0)
+        self._cell = self._reach / 2
+        self._minx = np.minimum(x[:-1], x[1:])
+        self._maxx = np.maximum(x[:-1], x[1:])
+        self._miny = np.minimum(y[:-1], y[1:])
+        self._maxy = np.maximum(y[:-1], y[1:])
+        self._segs = list(
+            zip(
+                self._ax.tolist(),
+                self._ay.tolist(),
+                self._dx.tolist(),
+                self._dy.tolist(),
+                self._len2.tolist(),
+                self._cum[:-1].tolist(),
+                seg.tolist(),
+                strict=True,
+            )
+        )
+        self._grid: dict[tuple[int, int], tuple[int, ...]] = {}
+
+    def _candidates(self, cx: int, cy: int) -> tuple[int, ...]:
+        found = self._grid.get((cx, cy))
+        if found is None:
+            c, r = self._cell, self._reach
+            x0, x1, y0, y1 = cx * c - r, (cx + 1) * c + r, cy * c - r, (cy + 1) * c + r
+            mask = (self._maxx >= x0) & (self._minx <= x1) & (self._maxy >= y0) & (self._miny <= y1)
+            found = tuple(np.nonzero(mask)[0].tolist())
+            if len(self._grid) > 200_000:
+                self._grid.clear()
+            self._grid[(cx, cy)] = found
+        return found
+
+    def locate_xy(self, x: float, y: float) -> tuple[float, float]:
+        """(distance from the centre line, distance along the route) of a projected point, metres."""
+        best = math.inf
+        best_i = -1
+        best_t = 0.0
+        segs = self._segs
+        for i in self._candidates(int(x // self._cell), int(y // self._cell)):
+            ax, ay, dx, dy, len2, _c0, _sl = segs[i]
+            t = ((x - ax) * dx + (y - ay) * dy) / len2
+            t = 0.0 if t < 0.0 else 1.0 if t > 1.0 else t
+            ex = ax + t * dx - x
+            ey = ay + t * dy - y
+            d2 = ex * ex + ey * ey
+            if d2 < best:
+                best, best_i, best_t = d2, i, t
+        if best_i >= 0 and best <= self._reach * self._reach:
+            _ax, _ay, _dx, _dy, _l2, c0, sl = segs[best_i]
+            return math.sqrt(best), c0 + best_t * sl
+        return self.locate_xy_all(x, y)
+
+    def locate_xy_all(self, x: float, y: float) -> tuple[float, float]:
+        """Exhaustive (vectorised) version of `locate_xy`, for points far from the route."""
+        t = ((x - self._ax) * self._dx + (y - self._ay) * self._dy) / self._len2
+        np.clip(t, 0.0, 1.0, out=t)
+        px = self._ax + t * self._dx - x
+        py = self._ay + t * self._dy - y
+        d2 = px * px + py * py
+        i = int(np.argmin(d2))
+        return math.sqrt(float(d2[i])), float(self._cum[i] + t[i] * (self._cum[i + 1] - self._cum[i]))
+
+    def point_at(self, measure: float) -> tuple[float, float]:
+        """Projected (x, y) of the point `measure` metres along the route (clamped to its ends)."""
+        m = min(max(measure, 0.0), self.length_m)
+        i = min(int(np.searchsorted(self._cum, m, side="right")) - 1, len(self._segs) - 1)
+        ax, ay, dx, dy, _l2, c0, sl = self._segs[i]
+        f = (m - c0) / sl if sl > 0 else 0.0
+        return ax + f * dx, ay + f * dy
+
+    def locate(self, latitude: float, longitude: float) -> tuple[float, float]:
+        return self.locate_xy(*self.projection.xy(latitude, longitude))
+
+    def corridor_polygon(self, resolution: int = 4) -> Polygon:
+        """The corridor as a (lon, lat) polygon, for maps and exports."""
+        xs = np.concatenate([self._ax, [self._ax[-1] + self._dx[-1]]])
+        ys = np.concatenate([self._ay, [self._ay[-1] + self._dy[-1]]])
+        buffered = LineString(np.column_stack([xs, ys])).buffer(self.corridor_m, quad_segs=resolution)
+        ring = [self.projection.latlon(px, py) for px, py in buffered.exterior.coords]
+        return Polygon([(lon, lat) for lat, lon in ring])
+
+
+@dataclass(frozen=True)
+class TripPlan:
+    """A bonded transfer: route, origin and destination zones, departure and deadline (UTC)."""
+
+    trip_id: str
+    route_id: str
+    origin_zone: str
+    destination_zone: str
+    departure: datetime
+    deadline: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Fix:
+    """One position (and seal reading) of a trip; `received_at` lets the monitor spot skewed clocks."""
+
+    trip_id: str
+    time: datetime
+    latitude: float
+    longitude: float
+    seal: SealReading | None = None
+    low_battery: bool = False
+    received_at: datetime | None = None
+
+
+@dataclass
+class Alert:
+    """One alert: open until its condition clears (`end` set) or an officer closes it."""
+
+    trip_id: str
+    type: AlertType
+    condition: str
+    severity: Severity
+    start: datetime
+    latitude: float
+    longitude: float
+    reason: str
+    raised_at: datetime
+    end: datetime | None = None
+    rule_version: str = RULE_VERSION
+
+    def as_record(self) -> dict[str, Any]:
+        """The command-line contract's JSON line (plus severity and rule version)."""
+        return {
+            "trip_id": self.trip_id,
+            "type": self.type,
+            "start": _iso(self.start),
+            "end": _iso(self.end) if self.end else None,
+            "latitude": round(self.latitude, 6),
+            "longitude": round(self.longitude, 6),
+            "reason": self.reason,
+            "severity": self.severity,
+            "condition": self.condition,
+            "raised_at": _iso(self.raised_at),
+            "rule_version": self.rule_version,
+        }
+
+
+@dataclass(frozen=True)
+class AlertChange:
+    """What a fix did to an alert: opened it, changed it (escalation), or cleared it."""
+
+    action: Literal["open", "update", "clear"]
+    alert: Alert
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Thresholds; an administration tunes these without code changes."""
+
+    deviation_margin_m: float = 50.0  # beyond the corridor edge before a fix counts as outside
+    deviation_min_s: float = 60.0  # outside this long (from the interpolated exit) raises the alert
+    shortcut_max_kmh: float = 130.0  # route distance between two fixes faster than this = left the road
+    stop_radius_m: float = 60.0
+    stop_min_s: float = 600.0
+    signal_lost_s: float = 600.0
+    eta_window_s: float = 900.0
+    eta_min_elapsed_s: float = 600.0  # no prediction in the first minutes of a trip
+    eta_min_moving_s: float = 180.0  # recent pace needs this much moving time in the window
+    moving_min_ms: float = 0.5  # route progress slower than this between fixes counts as standing still
+    overdue_margin_s: float = 300.0  # predicted lateness below this is noise, not an alert
+    overdue_confirm_fixes: int = 3
+    overdue_confirm_s: float = 600.0  # a predicted lateness must persist this long (slow city stretches pass)
+    future_skew_s: float = 300.0
+    duplicate_tolerance_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Point:
+    t: float
+    x: float
+    y: float
+    lat: float
+    lon: float
+    dist: float
+    measure: float
+    outside: bool
+
+
+def _dt(t: float) -> datetime:
+    return datetime.fromtimestamp(round(t, 3), tz=UTC)
+
+
+def _fmt_s(seconds: float) -> str:
+    m = round(seconds / 60.0)
+    return f"{m} min" if m >= 1 else f"{int(seconds)} s"
+
+
+@dataclass
+class TripMonitor:
+    """The per-trip state machine and its detectors; feed fixes in time order with `observe`."""
+
+    plan: TripPlan
+    route: Route
+    origin: Zone | None
+    destination: Zone | None
+    authorised: Sequence[Zone] = ()
+    config: DetectorConfig = field(default_factory=DetectorConfig)
+
+    def __post_init__(self) -> None:
+        self.phase: Literal["pending", "open", "closed"] = "pending"
+        self.arrived_sealed: bool | None = None
+        self.alerts: list[Alert] = []
+        self.open_alerts: dict[str, Alert] = {}
+        self.counters: dict[str, int] = {"fixes": 0, "duplicates": 0, "out_of_order": 0, "future": 0}
+        self.flags: list[tuple[datetime, str]] = []
+        self._last: _Point | None = None
+        self._seal: SealReading | None = None
+        self._outside_since: float | None = None
+        self._anchor: _Point | None = None
+        self._progress: deque[tuple[float, float, float]] = deque()
+        self._moving_total = 0.0
+        self._opened_t: float | None = None
+        self._opened_measure = 0.0
+        self._late_streak = 0
+        self._ok_streak = 0
+        self._late_since: float | None = None
+        self._ok_since: float | None = None
+        self._deadline = self.plan.deadline.timestamp()
+        self._threshold = self.route.corridor_m + self.config.deviation_margin_m
+
+    # ---- alert bookkeeping -------------------------------------------------------------
+    def _open(
+        self, kind: AlertType, condition: str, severity: Severity, start: float, p: _Point, reason: str, now: float
+    ) -> list[AlertChange]:
+        if condition in self.open_alerts:
+            return []
+        alert = Alert(self.plan.trip_id, kind, condition, severity, _dt(start), p.lat, p.lon, reason, _dt(now))
+        self.open_alerts[condition] = alert
+        self.alerts.append(alert)
+        return [AlertChange("open", alert)]
+
+    def _clear(self, condition: str, end: float) -> list[AlertChange]:
+        alert = self.open_alerts.pop(condition, None)
+        if alert is None:
+            return []
+        alert.end = max(_dt(end), alert.start)
+        return [AlertChange("clear", alert)]
+
+    # ---- entry point ---------------------------------------------------------------------
+    def observe(self, fix: Fix) -> list[AlertChange]:
+        """Run the detectors on one fix; returns the alert changes it caused."""
+        cfg = self.config
+        t = fix.time.timestamp()
+        if fix.received_at is not None and t > fix.received_at.timestamp() + cfg.future_skew_s:
+            self.counters["future"] += 1
+            self.flags.append(
+                (fix.time, f"timestamp {_fmt_s(t - fix.received_at.timestamp())} ahead of receipt: clock skew")
+            )
+            return []
+        last = self._last
+        if last is not None:
+            if t < last.t:
+                self.counters["out_of_order"] += 1
+                return []
+            if t - last.t <= cfg.duplicate_tolerance_s:
+                self.counters["duplicates"] += 1
+                return []
+        self.counters["fixes"] += 1
+        x, y = self.route.projection.xy(fix.latitude, fix.longitude)
+        dist, measure = self.route.locate_xy(x, y)
+        in_origin = self.origin is not None and self.origin.contains(fix.latitude, fix.longitude)
+        in_dest = self.destination is not None and self.destination.contains(fix.latitude, fix.longitude)
+        in_zone = in_origin or in_dest or any(z.contains(fix.latitude, fix.longitude) for z in self.authorised)
+        p = _Point(t, x, y, fix.latitude, fix.longitude, dist, measure, dist > self._threshold and not in_zone)
+        changes: list[AlertChange] = []
+        if fix.seal is not None:
+            self._seal = fix.seal
+
+        if self.phase == "pending":
+            if in_origin:  # still loading / waiting at the origin: the trip has not started
+                self._last = p
+                return changes
+            self.phase = "open"
+            self._opened_t = t
+            self._opened_measure = measure
+            self._anchor = p
+            if self._seal in ("open", "tampered"):
+                changes += self._seal_alert(p, t)
+            self._last = p
+            self._progress.append((t, measure, 0.0))
+            return changes
+        if self.phase == "closed":
+            self._last = p
+            return changes
+
+        assert last is not None
+        changes += self._signal(last, p)
+        changes += self._seal_checks(fix, p, t)
+        if in_dest:  # arrival closes the trip; a broken seal keeps its alert open for an officer
+            return changes + self._arrive(p)
+        changes += self._deviation(last, p)
+        changes += self._stop(last, p, in_zone)
+        changes += self._overdue(last, p)
+        self._last = p
+        return changes
+
+    # ---- detectors ---------------------------------------------------------------------------
+    def _signal(self, last: _Point, p: _Point) -> list[AlertChange]:
+        gap = p.t - last.t
+        if "signal_lost" in self.open_alerts:
+            return self._clear("signal_lost", p.t)
+        if gap > self.config.signal_lost_s:
+            reason = f"no position for {_fmt_s(gap)} (limit {_fmt_s(self.config.signal_lost_s)})"
+            opened = self._open(
+                "signal_lost", "signal_lost", "high", last.t, last, reason, last.t + self.config.signal_lost_s
+            )
+            return opened + self._clear("signal_lost", p.t)
+        return []
+
+    def _seal_alert(self, p: _Point, t: float) -> list[AlertChange]:
+        state = self._seal
+        severity: Severity = "critical"
+        reason = f"seal reported {state} outside the destination zone"
+        return self._open("seal", f"seal:{state}", severity, t, p, reason, t)
+
+    def _seal_checks(self, fix: Fix, p: _Point, t: float) -> list[AlertChange]:
+        changes: list[AlertChange] = []
+        if self._seal in ("open", "tampered"):
+            changes += self._seal_alert(p, t)
+            other = "tampered" if self._seal == "open" else "open"
+            changes += self._clear(f"seal:{other}", t)
+        elif self._seal == "closed":
+            changes += self._clear("seal:open", t)
+            changes += self._clear("seal:tampered", t)
+        if fix.low_battery:
+            changes += self._open("seal", "seal:battery", "medium", t, p, "seal battery low", t)
+        elif "seal:battery" in self.open_alerts:
+            changes += self._clear("seal:battery", t)
+        return changes
+
+    def _arrive(self, p: _Point) -> list[AlertChange]:
+        changes: list[AlertChange] = []
+        for condition in list(self.open_alerts):
+            if not condition.startswith("seal:") and condition != "overdue":
+                changes += self._clear(condition, p.t)
+        if "overdue" in self.open_alerts:
+            changes += self._clear("overdue", p.t)
+        self.phase = "closed"
+        self.arrived_sealed = self._seal != "open" and self._seal != "tampered"
+        self._last = p
+        return changes
+
+    def _crossing(self, a: _Point, b: _Point) -> float:
+        """Interpolated time the segment a→b crossed the corridor threshold."""
+        if b.dist == a.dist:
+            return b.t
+        f = (self._threshold - a.dist) / (b.dist - a.dist)
+        return a.t + min(max(f, 0.0), 1.0) * (b.t - a.t)
+
+    def _deviation(self, last: _Point, p: _Point) -> list[AlertChange]:
+        cfg = self.config
+        changes: list[AlertChange] = []
+        if p.outside:
+            if self._outside_since is None:
+                self._outside_since = self._crossing(last, p) if not last.outside else last.t
+            duration = p.t - self._outside_since
+            if duration >= cfg.deviation_min_s and "deviation" not in self.open_alerts:
+                reason = (
+                    f"{p.dist - self.route.corridor_m:.0f} m outside the {self.route.corridor_m:.0f} m corridor of "
+                    f"route {self.route.route_id} for {_fmt_s(duration)}"
+                )
+                changes += self._open("deviation", "deviation", "high", self._outside_since, p, reason, p.t)
+            return changes
+        if self._outside_since is not None:
+            back = self._crossing(last, p) if last.outside else p.t
+            self._outside_since = None
+            changes += self._clear("deviation", back)
+            return changes
+        # Both fixes inside: did the straight segment between sparse fixes leave the corridor faster
+        # than the road allows? Then the vehicle cut across instead of following the route.
+        chord = math.hypot(p.x - last.x, p.y - last.y)
+        gap = p.t - last.t
+        route_speed = abs(p.measure - last.measure) / gap * 3.6 if gap > 0 else 0.0
+        if chord > self.route.corridor_m and route_speed > cfg.shortcut_max_kmh:
+            worst = 0.0
+            for f in (0.25, 0.5, 0.75):
+                d, _ = self.route.locate_xy(last.x + f * (p.x - last.x), last.y + f * (p.y - last.y))
+                worst = max(worst, d)
+            if worst > self._threshold:
+                reason = (
+                    f"left the corridor between fixes: {abs(p.measure - last.measure):.0f} m of route in "
+                    f"{_fmt_s(gap)} would need {route_speed:.0f} km/h; straight path passes {worst - self.route.corridor_m:.0f} m outside"
+                )
+                changes += self._open("deviation", "deviation", "high", last.t, p, reason, p.t)
+                changes += self._clear("deviation", p.t)
+        return changes
+
+    def _stop(self, last: _Point, p: _Point, in_zone: bool) -> list[AlertChange]:
+        cfg = self.config
+        anchor = self._anchor
+        if anchor is None or math.hypot(p.x - anchor.x, p.y - anchor.y) > cfg.stop_radius_m:
+            self._anchor = p
+            return self._clear("stop", last.t)
+        still = p.t - anchor.t
+        if still >= cfg.stop_min_s and not in_zone and "stop" not in self.open_alerts:
+            reason = f"stationary for {_fmt_s(still)} outside authorised places (limit {_fmt_s(cfg.stop_min_s)})"
+            return self._open("stop", "stop", "high", anchor.t, p, reason, p.t)
+        return []
+
+    def _overdue(self, last: _Point, p: _Point) -> list[AlertChange]:
+        cfg = self.config
+        remaining = max(self.route.length_m - p.measure, 0.0)
+        if p.t > self._deadline:
+            existing = self.open_alerts.get("overdue")
+            reason = f"deadline {_iso(self.plan.deadline)} passed, {remaining / 1000:.1f} km of route remaining"
+            if existing is None:
+                return self._open("overdue", "overdue", "high", self._deadline, p, reason, p.t)
+            if existing.severity != "high":
+                existing.severity = "high"
+                existing.reason = reason
+                return [AlertChange("update", existing)]
+            return []
+        # Pace = route progress per minute of *moving* time in the recent window: dwell time is the stop
+        # detector's business and an on-going stop only shifts "now", so the ETA stays honest.
+        if p.t > last.t and (p.measure - last.measure) / (p.t - last.t) >= cfg.moving_min_ms:
+            self._moving_total += p.t - last.t  # progressing along the route, not shuffling at a stand
+        progress = self._progress
+        progress.append((p.t, p.measure, self._moving_total))
+        while progress and p.t - progress[0][0] > cfg.eta_window_s:
+            progress.popleft()
+        assert self._opened_t is not None
+        if p.t - self._opened_t < cfg.eta_min_elapsed_s or p.outside or self._moving_total <= 0:
+            return []
+        _t0, m0, mv0 = progress[0]
+        moving_window = self._moving_total - mv0
+        average = max(p.measure - self._opened_measure, 0.0) / self._moving_total
+        speed = average
+        if moving_window >= cfg.eta_min_moving_s:
+            recent = max(p.measure - m0, 0.0) / moving_window
+            if recent >= cfg.moving_min_ms:
+                speed = recent
+        if speed < cfg.moving_min_ms:
+            return []  # no usable pace (e.g. wandering off-route): lateness is still raised at the deadline
+        eta = p.t + remaining / speed
+        if eta > self._deadline + cfg.overdue_margin_s:
+            self._late_streak += 1
+            self._ok_streak = 0
+            self._ok_since = None
+            if self._late_since is None:
+                self._late_since = p.t
+            if self._late_streak >= cfg.overdue_confirm_fixes and p.t - self._late_since >= cfg.overdue_confirm_s:
+                late_by = f"{_fmt_s(eta - self._deadline)} after the deadline"
+                reason = f"predicted arrival {late_by}; {remaining / 1000:.1f} km left at {speed * 3.6:.0f} km/h"
+                return self._open("overdue", "overdue", "medium", p.t, p, reason, p.t)
+        else:
+            self._ok_streak += 1
+            self._late_streak = 0
+            self._late_since = None
+            if self._ok_since is None:
+                self._ok_since = p.t
+            if self._ok_streak >= cfg.overdue_confirm_fixes and p.t - self._ok_since >= cfg.overdue_confirm_s:
+                return self._clear("overdue", p.t)
+        return []
+
+    # ---- clock without fixes ---------------------------------------------------------------
+    def tick(self, now: datetime) -> list[AlertChange]:
+        """Time passes without a fix: signal loss and lateness still have to be raised."""
+        if self.phase != "open" or self._last is None:
+            return []
+        t = now.timestamp()
+        last = self._last
+        changes: list[AlertChange] = []
+        if t - last.t > self.config.signal_lost_s:
+            reason = f"no position for {_fmt_s(t - last.t)} (limit {_fmt_s(self.config.signal_lost_s)})"
+            changes += self._open("signal_lost", "signal_lost", "high", last.t, last, reason, t)
+        if t > self._deadline:
+            existing = self.open_alerts.get("overdue")
+            reason = f"deadline {_iso(self.plan.deadline)} passed before arrival"
+            if existing is None:
+                changes += self._open("overdue", "overdue", "high", self._deadline, last, reason, t)
+            elif existing.severity != "high":
+                existing.severity = "high"
+                existing.reason = reason
+                changes.append(AlertChange("update", existing))
+        return changes
+
+
+def monitor_trip(
+    plan: TripPlan,
+    routes: dict[str, Route],
+    zones: dict[str, Zone],
+    config: DetectorConfig | None = None,
+) -> TripMonitor:
+    """A monitor wired to the trip's route and zones (every zone is an authorised stopping place)."""
+    route = routes[plan.route_id]
+    return TripMonitor(
+        plan,
+        route,
+        zones.get(plan.origin_zone),
+        zones.get(plan.destination_zone),
+        authorised=[
+            z
+            for z in zones.values()
+            if z.authorised_stop and z.zone_id not in (plan.origin_zone, plan.destination_zone)
+        ],
+        config=config or DetectorConfig(),
+    )
+
+
+def replay(
+    plans: Iterable[TripPlan],
+    routes: dict[str, Route],
+    zones: dict[str, Zone],
+    fixes: Iterable[Fix],
+    config: DetectorConfig | None = None,
+    end: datetime | None = None,
+) -> list[Alert]:
+    """Run the detectors offline over recorded fixes (sorted per trip by time; exact repeats dropped).
+
+    `end` is the replay clock's last instant (default: the newest fix of all trips); trips still open
+    then get signal-lost / overdue alerts as a live system would have raised them.
+    """
+    monitors = {p.trip_id: monitor_trip(p, routes, zones, config) for p in plans}
+    by_trip: dict[str, list[Fix]] = {tid: [] for tid in monitors}
+    newest: datetime | None = None
+    for f in fixes:
+        if f.trip_id in by_trip:
+            by_trip[f.trip_id].append(f)
+            newest = f.time if newest is None or f.time > newest else newest
+    clock_end = end or newest
+    alerts: list[Alert] = []
+    for tid, monitor in monitors.items():
+        for f in sorted(by_trip[tid], key=lambda f: f.time):
+            monitor.observe(f)
+        if clock_end is not None:
+            monitor.tick(clock_end)
+        alerts.extend(monitor.alerts)
+    alerts.sort(key=lambda a: (a.trip_id, a.start, a.type))
+    return alerts

@@ -1,0 +1,584 @@
+"""Tracking use cases: routes and zones, trips, device ingest (decoders or Traccar forwarding), alerts.
+
+Each use case is one transaction. Per-trip detector state lives in memory (`TripMonitor`) and is rebuilt
+from the stored positions when a process starts, so the database stays the record. Alert changes are
+published on an in-process bus after commit; the SSE endpoint and other subscribers listen there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from shapely.geometry import mapping, shape
+from sqlalchemy import insert, or_, select
+from sqlalchemy.orm import Session
+
+from smartcustoms.platform import audit
+from smartcustoms.platform.auth import Principal, Role
+from smartcustoms.platform.db import unit_of_work
+from smartcustoms.platform.errors import Conflict, Forbidden, NotFound, Problem
+from smartcustoms.tracking.errors import TrackingError
+from smartcustoms.tracking.files import parse_routes, parse_time
+from smartcustoms.tracking.model import (
+    AlertChange,
+    DetectorConfig,
+    Fix,
+    Route,
+    TripMonitor,
+    TripPlan,
+    Zone,
+)
+from smartcustoms.tracking.protocols.base import Frame
+from smartcustoms.tracking.store import AlertRow, PositionRow, RouteRow, TripRow, ZoneRow
+
+OFFICERS = (Role.OFFICER, Role.ADMIN)
+ACTIVE = ("planned", "open")
+
+
+class AlertBus:
+    """In-process publish/subscribe for alert changes (a NATS JetStream subject would replace it at scale)."""
+
+    def __init__(self) -> None:
+        self._subscribers: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue[dict[str, Any]]]] = []
+        self._lock = threading.Lock()
+
+    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=10_000)
+        with self._lock:
+            self._subscribers.append((asyncio.get_running_loop(), queue))
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        with self._lock:
+            self._subscribers = [(lp, q) for lp, q in self._subscribers if q is not queue]
+
+    def publish(self, event: dict[str, Any]) -> None:
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for loop, queue in subscribers:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, event)
+            except RuntimeError:  # loop closed: the subscriber went away
+                self.unsubscribe(queue)
+
+
+BUS = AlertBus()
+
+
+class RateLimiter:
+    """Token bucket per device: a flooding device is throttled and counted, the others carry on."""
+
+    def __init__(self, rate_per_s: float = 20.0, burst: float = 100.0):
+        self.rate = rate_per_s
+        self.burst = burst
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def allow(self, key: str, now: float | None = None) -> bool:
+        t = time.monotonic() if now is None else now
+        tokens, last = self._buckets.get(key, (self.burst, t))
+        tokens = min(self.burst, tokens + (t - last) * self.rate)
+        if tokens < 1.0:
+            self._buckets[key] = (tokens, t)
+            return False
+        self._buckets[key] = (tokens - 1.0, t)
+        return True
+
+
+@dataclass
+class IngestStats:
+    """What the ingest path did with what it was given: counted, never a crash."""
+
+    stored: int = 0
+    flagged: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    unknown_device: int = 0
+    rate_limited: int = 0
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "stored": self.stored,
+            "flagged": dict(self.flagged),
+            "unknown_device": self.unknown_device,
+            "rate_limited": self.rate_limited,
+            "alerts": self.alerts,
+        }
+
+
+_LOCK = threading.RLock()
+_MONITORS: dict[tuple[str, str], TripMonitor] = {}
+LIMITER = RateLimiter()
+CONFIG = DetectorConfig()
+
+
+def reset_state() -> None:
+    """Forget in-memory detector state (tests; a new process starts empty and rebuilds lazily)."""
+    with _LOCK:
+        _MONITORS.clear()
+        LIMITER._buckets.clear()
+
+
+# ---- routes and zones ---------------------------------------------------------------------------
+def import_routes(who: Principal, doc: Any) -> dict[str, int]:
+    """Create or replace approved routes and zones from a GeoJSON FeatureCollection."""
+    _need_officer(who)
+    routes, zones = parse_routes(doc, "body")
+    with unit_of_work() as s:
+        for z in zones.values():
+            row = s.get(ZoneRow, z.zone_id) or ZoneRow(zone_id=z.zone_id)
+            row.kind = z.kind
+            row.authorised_stop = z.authorised_stop
+            row.geometry = dict(mapping(z.polygon))
+            s.merge(row)
+        for r in routes.values():
+            row_r = s.get(RouteRow, r.route_id) or RouteRow(route_id=r.route_id)
+            row_r.corridor_m = r.corridor_m
+            row_r.coordinates = [[lon, lat] for lat, lon in r.coords]
+            s.merge(row_r)
+        audit.record(s, who, "import_routes", "tracking_route", ",".join(routes) or "-", detail={"zones": list(zones)})
+    with _LOCK:
+        _MONITORS.clear()  # geometry changed: rebuild detector state from stored positions
+    return {"routes": len(routes), "zones": len(zones)}
+
+
+def map_layers(who: Principal) -> dict[str, Any]:
+    """Zones, routes and corridors as one GeoJSON FeatureCollection for the console map."""
+    features: list[dict[str, Any]] = []
+    with unit_of_work() as s:
+        for z in s.scalars(select(ZoneRow)):
+            features.append(
+                {"type": "Feature", "properties": {"zone_id": z.zone_id, "kind": z.kind}, "geometry": z.geometry}
+            )
+        for r in s.scalars(select(RouteRow)):
+            route = _route(r)
+            features.append(
+                {
+                    "type": "Feature",
+                    "properties": {"route_id": r.route_id, "corridor_m": r.corridor_m},
+                    "geometry": {"type": "LineString", "coordinates": r.coordinates},
+                }
+            )
+            features.append(
+                {
+                    "type": "Feature",
+                    "properties": {"corridor_of": r.route_id},
+                    "geometry": mapping(route.corridor_polygon()),
+                }
+            )
+    return {"type": "FeatureCollection", "features": features}
+
+
+# ---- trips ----------------------------------------------------------------------------------------------
+def create_trip(who: Principal, data: dict[str, Any]) -> TripRow:
+    """Register a bonded transfer; a carrier registers only its own, officers any."""
+    if who.role not in (*OFFICERS, Role.CARRIER):
+        raise Forbidden(Problem("forbidden_role", (), "only officers and carriers register trips"))
+    problems: list[Problem] = []
+    times: dict[str, datetime] = {}
+    for key in ("departure", "deadline"):
+        value = data.get(key)
+        try:
+            times[key] = value if isinstance(value, datetime) else parse_time(str(value))
+        except ValueError:
+            problems.append(Problem("bad-time", (key,), f"{value!r} is not an ISO 8601 time"))
+    if len(times) == 2 and times["deadline"] <= times["departure"]:
+        problems.append(Problem("bad-time", ("deadline",), "deadline is not after departure"))
+    carrier = data.get("carrier_id") or who.party_id
+    if who.role == Role.CARRIER and carrier != who.party_id:
+        problems.append(Problem("forbidden_party", ("carrier_id",), "a carrier registers trips only for itself"))
+    with unit_of_work() as s:
+        if s.get(RouteRow, str(data.get("route_id"))) is None:
+            problems.append(Problem("unknown-route", ("route_id",), f"no route {data.get('route_id')!r}"))
+        for key in ("origin_zone", "destination_zone"):
+            if s.get(ZoneRow, str(data.get(key))) is None:
+                problems.append(Problem("unknown-zone", (key,), f"no zone {data.get(key)!r}"))
+        if problems:
+            raise TrackingError(problems)
+        if s.get(TripRow, data["trip_id"]) is not None:
+            raise Conflict(Problem("duplicate", ("trip_id",), f"trip {data['trip_id']} exists"))
+        for dev_key in ("device_id", "seal_id"):
+            dev = data.get(dev_key)
+            if dev and s.scalar(
+                select(TripRow.trip_id).where(
+                    or_(TripRow.device_id == dev, TripRow.seal_id == dev), TripRow.status.in_(ACTIVE)
+                )
+            ):
+                raise Conflict(Problem("device-busy", (dev_key,), f"device {dev} is already on an active trip"))
+        row = TripRow(
+            trip_id=data["trip_id"],
+            route_id=data["route_id"],
+            origin_zone=data["origin_zone"],
+            destination_zone=data["destination_zone"],
+            departure=times["departure"],
+            deadline=times["deadline"],
+            carrier_id=carrier,
+            declaration_ref=data.get("declaration_ref"),
+            vehicle=data.get("vehicle"),
+            container=data.get("container"),
+            seal_id=data.get("seal_id"),
+            device_id=data.get("device_id"),
+            status="planned",
+            created_at=datetime.now(UTC),
+            created_by=who.username,
+        )
+        s.add(row)
+        audit.record(s, who, "create_trip", "tracking_trip", row.trip_id)
+    return row
+
+
+def list_trips(who: Principal, status: str | None = None) -> list[TripRow]:
+    with unit_of_work() as s:
+        q = select(TripRow).order_by(TripRow.departure.desc())
+        if who.role == Role.CARRIER:
+            q = q.where(TripRow.carrier_id == who.party_id)
+        elif not who.is_customs:
+            raise Forbidden(Problem("forbidden_role", (), "trips are visible to customs and their carrier"))
+        if status:
+            q = q.where(TripRow.status == status)
+        return list(s.scalars(q))
+
+
+def get_trip(who: Principal, trip_id: str) -> tuple[TripRow, list[PositionRow], list[AlertRow]]:
+    """A trip with its track (for replay on the map) and alert history."""
+    with unit_of_work() as s:
+        trip = _visible_trip(s, who, trip_id)
+        positions = list(
+            s.scalars(select(PositionRow).where(PositionRow.trip_id == trip_id).order_by(PositionRow.time))
+        )
+        alerts = list(s.scalars(select(AlertRow).where(AlertRow.trip_id == trip_id).order_by(AlertRow.start)))
+    return trip, positions, alerts
+
+
+# ---- ingest ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Reading:
+    """A position plus seal state from any source (decoded frame, Traccar forwarding, API)."""
+
+    device_id: str
+    time: datetime
+    latitude: float
+    longitude: float
+    speed_kmh: float | None = None
+    seal: str | None = None
+    low_battery: bool = False
+    source: str = "api"
+
+
+def readings_from_frame(frame: Frame, device_id: str | None = None) -> list[Reading]:
+    """Decoder output → readings: positions carry the seal state the e-seal reported with them."""
+    dev = device_id or frame.device_id or ""
+    out = []
+    seal = next((e for e in frame.events if e.state is not None), None)
+    low = any(e.low_battery for e in frame.events)
+    for p in frame.positions:
+        if not p.valid:
+            continue  # no GPS fix: nothing to place on the route
+        state = p.attributes.get("seal") or (seal.state if seal else None)
+        out.append(
+            Reading(p.device_id or dev, p.time, p.latitude, p.longitude, p.speed_kmh, state, low, frame.protocol)
+        )
+    return out
+
+
+TRACCAR_ALARMS = {
+    "tampering": "tampered",
+    "removing": "tampered",
+    "powerCut": "tampered",
+    "door": "open",
+    "unlock": "open",
+    "lock": "closed",
+}
+
+
+def readings_from_traccar(doc: Any) -> list[Reading]:
+    """Traccar's JSON forwarding (`forward.json`: {position, device}; event forwarding: {event, position, device})."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("position"), dict):
+        raise TrackingError([Problem("bad-traccar", ("position",), "expected Traccar JSON with a position object")])
+    pos = doc["position"]
+    device: dict[str, Any] = doc["device"] if isinstance(doc.get("device"), dict) else {}
+    dev = device.get("uniqueId") or pos.get("deviceId")
+    problems = []
+    if dev in (None, ""):
+        problems.append(Problem("bad-traccar", ("device", "uniqueId"), "no device uniqueId or position.deviceId"))
+    try:
+        t = parse_time(str(pos.get("fixTime") or pos.get("deviceTime")))
+    except ValueError:
+        problems.append(Problem("bad-time", ("position", "fixTime"), f"{pos.get('fixTime')!r} is not an ISO 8601 time"))
+    lat, lon = pos.get("latitude"), pos.get("longitude")
+    if not isinstance(lat, int | float) or not -90 <= lat <= 90:
+        problems.append(Problem("bad-coordinate", ("position", "latitude"), f"{lat!r} is not a latitude"))
+    if not isinstance(lon, int | float) or not -180 <= lon <= 180:
+        problems.append(Problem("bad-coordinate", ("position", "longitude"), f"{lon!r} is not a longitude"))
+    if problems:
+        raise TrackingError(problems)
+    attrs: dict[str, Any] = pos["attributes"] if isinstance(pos.get("attributes"), dict) else {}
+    event: dict[str, Any] = doc["event"] if isinstance(doc.get("event"), dict) else {}
+    alarm = event["attributes"].get("alarm") if isinstance(event.get("attributes"), dict) else None
+    alarm = alarm or attrs.get("alarm")
+    seal = None
+    low = False
+    for a in str(alarm or "").split(","):
+        if a in TRACCAR_ALARMS:
+            seal = TRACCAR_ALARMS[a]
+        if a == "lowBattery":
+            low = True
+    if seal is None and isinstance(attrs.get("lock"), bool):
+        seal = "closed" if attrs["lock"] else "open"
+    speed = pos.get("speed")
+    return [
+        Reading(
+            str(dev),
+            t,
+            float(lat),
+            float(lon),
+            float(speed) * 1.852 if isinstance(speed, int | float) else None,
+            seal,
+            low,
+            "traccar",
+        )
+    ]
+
+
+def ingest(readings: list[Reading], received_at: datetime | None = None) -> IngestStats:
+    """Store readings with their trip and run the detectors; one transaction for the batch."""
+    stats = IngestStats()
+    now = received_at or datetime.now(UTC)
+    changes: list[AlertChange] = []
+    trips_of: dict[str, TripRow | None] = {}
+    rows: list[dict[str, Any]] = []
+    with _LOCK, unit_of_work() as s:
+        for r in readings:
+            if not LIMITER.allow(r.device_id):
+                stats.rate_limited += 1
+                continue
+            if r.device_id not in trips_of:
+                trips_of[r.device_id] = s.scalar(
+                    select(TripRow).where(
+                        or_(TripRow.device_id == r.device_id, TripRow.seal_id == r.device_id),
+                        TripRow.status.in_(ACTIVE),
+                    )
+                )
+            trip = trips_of[r.device_id]
+            if trip is None or trip.status not in ACTIVE:
+                stats.unknown_device += 1
+                continue
+            monitor = _monitor(s, trip)
+            before = dict(monitor.counters)
+            fix = Fix(trip.trip_id, r.time, r.latitude, r.longitude, r.seal, r.low_battery, now)  # type: ignore[arg-type]
+            trip_changes = monitor.observe(fix)
+            flag = next((k for k in ("future", "out_of_order", "duplicates") if monitor.counters[k] != before[k]), None)
+            if flag:
+                stats.flagged[flag] += 1
+            rows.append(
+                {
+                    "trip_id": trip.trip_id,
+                    "device_id": r.device_id,
+                    "source": r.source,
+                    "time": r.time,
+                    "received_at": now,
+                    "latitude": r.latitude,
+                    "longitude": r.longitude,
+                    "speed_kmh": r.speed_kmh,
+                    "seal": r.seal,
+                    "low_battery": r.low_battery,
+                    "flag": flag,
+                }
+            )
+            stats.stored += 1
+            _persist(s, trip_changes)
+            changes += trip_changes
+            status = "planned" if monitor.phase == "pending" else monitor.phase
+            if status != trip.status:
+                trip.status = status
+                trip.arrived_sealed = monitor.arrived_sealed
+        if rows:
+            s.execute(insert(PositionRow), rows)  # one multi-row insert per batch, not an ORM object per fix
+    for c in changes:
+        record = {"action": c.action, **c.alert.as_record()}
+        stats.alerts.append(record)
+        BUS.publish(record)
+    return stats
+
+
+def tick(now: datetime | None = None) -> list[dict[str, Any]]:
+    """Clock-driven checks for every open trip (signal lost, deadline passed without fixes)."""
+    t = now or datetime.now(UTC)
+    out = []
+    with _LOCK, unit_of_work() as s:
+        for trip in s.scalars(select(TripRow).where(TripRow.status == "open")):
+            changes = _monitor(s, trip).tick(t)
+            _persist(s, changes)
+            out += [{"action": c.action, **c.alert.as_record()} for c in changes]
+    for record in out:
+        BUS.publish(record)
+    return out
+
+
+# ---- alerts ------------------------------------------------------------------------------------------------
+def list_alerts(who: Principal, status: str | None = None, trip_id: str | None = None) -> list[AlertRow]:
+    with unit_of_work() as s:
+        q = select(AlertRow).order_by(AlertRow.raised_at.desc())
+        if who.role == Role.CARRIER:
+            q = q.join(TripRow, TripRow.trip_id == AlertRow.trip_id).where(TripRow.carrier_id == who.party_id)
+        elif not who.is_customs:
+            raise Forbidden(Problem("forbidden_role", (), "alerts are visible to customs and the trip's carrier"))
+        if status:
+            q = q.where(AlertRow.status == status)
+        if trip_id:
+            q = q.where(AlertRow.trip_id == trip_id)
+        return list(s.scalars(q.limit(1000)))
+
+
+def acknowledge_alert(who: Principal, alert_id: int, note: str) -> AlertRow:
+    """An officer has seen the alert and says what is being done."""
+    _need_officer(who)
+    with unit_of_work() as s:
+        row = _alert(s, alert_id)
+        if row.status == "closed":
+            raise Conflict(Problem("closed", ("alert_id",), "alert is already closed"))
+        row.acknowledged_by = who.username
+        row.acknowledged_at = datetime.now(UTC)
+        row.acknowledge_note = _note(note)
+        if row.status == "open":
+            row.status = "acknowledged"
+        audit.record(s, who, "acknowledge_alert", "tracking_alert", alert_id, note=note)
+    BUS.publish({"action": "acknowledge", "id": alert_id, "trip_id": row.trip_id, "by": who.username})
+    return row
+
+
+def close_alert(who: Principal, alert_id: int, note: str) -> AlertRow:
+    """An officer closes the alert with the outcome (false alarm, escorted, seized...)."""
+    _need_officer(who)
+    with unit_of_work() as s:
+        row = _alert(s, alert_id)
+        if row.status == "closed":
+            raise Conflict(Problem("closed", ("alert_id",), "alert is already closed"))
+        row.status = "closed"
+        row.closed_by = who.username
+        row.closed_at = datetime.now(UTC)
+        row.close_note = _note(note)
+        audit.record(s, who, "close_alert", "tracking_alert", alert_id, note=note)
+    BUS.publish({"action": "close", "id": alert_id, "trip_id": row.trip_id, "by": who.username})
+    return row
+
+
+# ---- helpers -----------------------------------------------------------------------------------------------
+def _need_officer(who: Principal) -> None:
+    if who.role not in OFFICERS:
+        raise Forbidden(Problem("forbidden_role", (), "only customs officers may do this"))
+
+
+def _note(note: str) -> str:
+    text = (note or "").strip()
+    if not text:
+        raise TrackingError([Problem("note-required", ("note",), "an officer's note is required")])
+    return text[:4000]
+
+
+def _alert(s: Session, alert_id: int) -> AlertRow:
+    row = s.get(AlertRow, alert_id)
+    if row is None:
+        raise NotFound(Problem("unknown-alert", ("alert_id",), f"no alert {alert_id}"))
+    return row
+
+
+def _visible_trip(s: Session, who: Principal, trip_id: str) -> TripRow:
+    trip = s.get(TripRow, trip_id)
+    if trip is None or (who.role == Role.CARRIER and trip.carrier_id != who.party_id):
+        raise NotFound(Problem("unknown-trip", ("trip_id",), f"no trip {trip_id}"))
+    if who.role != Role.CARRIER and not who.is_customs:
+        raise Forbidden(Problem("forbidden_role", (), "trips are visible to customs and their carrier"))
+    return trip
+
+
+def _route(row: RouteRow) -> Route:
+    return Route(row.route_id, [(lat, lon) for lon, lat in row.coordinates], row.corridor_m)
+
+
+def _zone(row: ZoneRow) -> Zone:
+    return Zone(row.zone_id, shape(row.geometry), row.kind, row.authorised_stop)
+
+
+def _aware(t: datetime) -> datetime:
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def _monitor(s: Session, trip: TripRow) -> TripMonitor:
+    """The trip's detector state; rebuilt from stored positions after a restart (alerts are not re-raised)."""
+    bind = s.get_bind()
+    key = (str(getattr(bind, "url", "")), trip.trip_id)
+    monitor = _MONITORS.get(key)
+    if monitor is not None:
+        return monitor
+    route_row = s.get(RouteRow, trip.route_id)
+    assert route_row is not None
+    zones = {z.zone_id: _zone(z) for z in s.scalars(select(ZoneRow))}
+    plan = TripPlan(
+        trip.trip_id,
+        trip.route_id,
+        trip.origin_zone,
+        trip.destination_zone,
+        _aware(trip.departure),
+        _aware(trip.deadline),
+    )
+    monitor = TripMonitor(
+        plan,
+        _route(route_row),
+        zones.get(trip.origin_zone),
+        zones.get(trip.destination_zone),
+        authorised=[
+            z for zid, z in zones.items() if z.authorised_stop and zid not in (trip.origin_zone, trip.destination_zone)
+        ],
+        config=CONFIG,
+    )
+    stored = s.scalars(
+        select(PositionRow)
+        .where(PositionRow.trip_id == trip.trip_id, PositionRow.flag.is_(None))
+        .order_by(PositionRow.time)
+    )
+    for p in stored:
+        monitor.observe(Fix(trip.trip_id, _aware(p.time), p.latitude, p.longitude, p.seal, p.low_battery))  # type: ignore[arg-type]
+    _MONITORS[key] = monitor
+    return monitor
+
+
+def _persist(s: Session, changes: list[AlertChange]) -> None:
+    for c in changes:
+        a = c.alert
+        if c.action == "open":
+            s.add(
+                AlertRow(
+                    trip_id=a.trip_id,
+                    type=a.type,
+                    condition=a.condition,
+                    severity=a.severity,
+                    start=a.start,
+                    end=a.end,
+                    raised_at=a.raised_at,
+                    latitude=a.latitude,
+                    longitude=a.longitude,
+                    reason=a.reason,
+                    rule_version=a.rule_version,
+                    status="open" if a.end is None else "cleared",
+                )
+            )
+            s.flush()
+            continue
+        row = s.scalar(
+            select(AlertRow)
+            .where(AlertRow.trip_id == a.trip_id, AlertRow.condition == a.condition, AlertRow.end.is_(None))
+            .order_by(AlertRow.id.desc())
+        )
+        if row is None:
+            continue
+        row.severity = a.severity
+        row.reason = a.reason
+        if c.action == "clear":
+            row.end = a.end
+            if row.status == "open":
+                row.status = "cleared"

@@ -1,0 +1,243 @@
+"""The tracking API end to end on SQLite and PostgreSQL: routes, trips, ingest, alerts, SSE."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from smartcustoms.api import create_app
+from smartcustoms.platform import auth
+from smartcustoms.platform.db import unit_of_work
+from smartcustoms.tracking import service
+from smartcustoms.tracking.protocols import gt06
+from tests.tracking import scenario as sc
+
+
+@pytest.fixture
+def api(db_url: str) -> Iterator[tuple[TestClient, dict[str, dict[str, str]]]]:
+    service.reset_state()
+    tokens = {}
+    with unit_of_work() as s:
+        for name, role, party in (
+            ("off", "officer", None),
+            ("car", "carrier", "CARR1"),
+            ("car2", "carrier", "CARR2"),
+            ("tra", "trader", "TW1"),
+        ):
+            tokens[name] = {
+                "Authorization": "Bearer " + auth.issue_token(s, auth.create_user(s, name, role, party_id=party))
+            }
+    client = TestClient(create_app())
+    r = client.post("/tracking/routes", json=geojson(), headers=tokens["off"])
+    assert r.status_code == 200, r.text
+    assert r.json() == {"routes": 1, "zones": 2}
+    yield client, tokens
+    service.reset_state()
+
+
+def geojson() -> dict[str, Any]:
+    features: list[dict[str, Any]] = [
+        {
+            "type": "Feature",
+            "properties": {"route_id": "R1", "corridor_m": 100},
+            "geometry": {"type": "LineString", "coordinates": [[lon, lat] for lat, lon in sc.route().coords]},
+        }
+    ]
+    for zid, z in sc.zones().items():
+        features.append(
+            {
+                "type": "Feature",
+                "properties": {"zone_id": zid},
+                "geometry": {"type": "Polygon", "coordinates": [list(map(list, z.polygon.exterior.coords))]},
+            }
+        )
+    return {"type": "FeatureCollection", "features": features}
+
+
+def trip_body(**kw: Any) -> dict[str, Any]:
+    body = {
+        "trip_id": "T1",
+        "route_id": "R1",
+        "origin_zone": "FTZ-A",
+        "destination_zone": "PORT-B",
+        "departure": sc.T0.isoformat(),
+        "deadline": (sc.T0 + timedelta(hours=1)).isoformat(),
+        "device_id": "DEV1",
+        "seal_id": "SEAL1",
+        "container": "MSCU1234565",
+    }
+    return body | kw
+
+
+def positions(fixes: list[Any], device: str = "DEV1") -> list[dict[str, Any]]:
+    return [
+        {
+            "device_id": device,
+            "time": f.time.isoformat(),
+            "latitude": f.latitude,
+            "longitude": f.longitude,
+            "seal": f.seal,
+        }
+        for f in fixes
+    ]
+
+
+def test_trip_lifecycle_with_deviation_ack_and_close(api: tuple[TestClient, dict[str, dict[str, str]]]) -> None:
+    client, tok = api
+    r = client.post("/tracking/trips", json=trip_body(), headers=tok["car"])
+    assert r.status_code == 201, r.text
+    assert r.json()["carrier_id"] == "CARR1" and r.json()["status"] == "planned"
+    assert (
+        client.post(
+            "/tracking/trips",
+            json=trip_body(trip_id="T2", device_id="DEV9", seal_id="S9", carrier_id="CARR2"),
+            headers=tok["car"],
+        ).status_code
+        == 422
+    )
+    assert (
+        client.post("/tracking/trips", json=trip_body(trip_id="T3"), headers=tok["off"]).status_code == 409
+    )  # device busy
+
+    fixes = sc.drive(north_m={i: 1000.0 for i in range(20, 31)})
+    first = client.post("/tracking/ingest/positions", json=positions(fixes[:25]), headers=tok["car"]).json()
+    assert first["stored"] == 25
+    assert [a["type"] for a in first["alerts"]] == ["deviation"]
+    rest = client.post("/tracking/ingest/positions", json=positions(fixes[25:]), headers=tok["car"]).json()
+    assert [a["action"] for a in rest["alerts"]] == ["clear"]
+
+    trip = client.get("/tracking/trips/T1", headers=tok["car"]).json()
+    assert trip["trip"]["status"] == "closed" and trip["trip"]["arrived_sealed"] is True
+    assert len(trip["positions"]) == len(fixes) - 1  # the last fix came after arrival closed the trip
+    assert rest["unknown_device"] == 1
+    assert trip["positions"][0]["time"].endswith(("Z", "+00:00"))
+    (alert,) = trip["alerts"]
+    assert (
+        alert["type"] == "deviation"
+        and alert["status"] == "cleared"
+        and alert["rule_version"].startswith("tracking-detectors/")
+    )
+
+    assert client.get("/tracking/trips/T1", headers=tok["car2"]).status_code == 404
+    assert client.get("/tracking/trips", headers=tok["tra"]).status_code == 403
+    assert (
+        client.post(
+            f"/tracking/alerts/{alert['id']}/acknowledge", json={"note": "called driver"}, headers=tok["car"]
+        ).status_code
+        == 403
+    )
+    assert (
+        client.post(f"/tracking/alerts/{alert['id']}/close", json={"note": ""}, headers=tok["off"]).status_code == 422
+    )
+    r = client.post(f"/tracking/alerts/{alert['id']}/acknowledge", json={"note": "called driver"}, headers=tok["off"])
+    assert r.json()["acknowledged_by"] == "off"
+    r = client.post(
+        f"/tracking/alerts/{alert['id']}/close", json={"note": "road works detour, confirmed"}, headers=tok["off"]
+    )
+    assert r.json()["status"] == "closed" and r.json()["close_note"] == "road works detour, confirmed"
+    assert (
+        client.post(f"/tracking/alerts/{alert['id']}/close", json={"note": "again"}, headers=tok["off"]).status_code
+        == 409
+    )
+    assert [a["status"] for a in client.get("/tracking/alerts", headers=tok["off"]).json()] == ["closed"]
+
+
+def test_traccar_forwarding_seal_event_unknown_device_and_flags(
+    api: tuple[TestClient, dict[str, dict[str, str]]],
+) -> None:
+    client, tok = api
+    client.post("/tracking/trips", json=trip_body(), headers=tok["off"])
+    fixes = sc.drive()
+    client.post("/tracking/ingest/positions", json=positions(fixes[:20]), headers=tok["off"])
+
+    def traccar(f: Any, alarm: str | None = None, unique_id: str = "SEAL1") -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "position": {
+                "deviceId": 7,
+                "fixTime": f.time.isoformat().replace("+00:00", "Z"),
+                "latitude": f.latitude,
+                "longitude": f.longitude,
+                "speed": 20.0,
+                "attributes": {},
+            },
+            "device": {"id": 7, "uniqueId": unique_id, "name": "seal"},
+        }
+        if alarm:
+            doc["event"] = {"type": "alarm", "attributes": {"alarm": alarm}}
+        return doc
+
+    r = client.post("/tracking/ingest/traccar", json=traccar(fixes[20], "tampering"), headers=tok["off"])
+    assert r.status_code == 200, r.text
+    assert [(a["type"], a["severity"]) for a in r.json()["alerts"]] == [("seal", "critical")]
+    assert (
+        client.post("/tracking/ingest/traccar", json=traccar(fixes[21], unique_id="NOBODY"), headers=tok["off"]).json()[
+            "unknown_device"
+        ]
+        == 1
+    )
+    dup = client.post("/tracking/ingest/traccar", json=traccar(fixes[20]), headers=tok["off"]).json()
+    assert dup["flagged"] == {"duplicates": 1}
+    future = datetime.now(UTC) + timedelta(days=3)
+    doc = traccar(fixes[22])
+    doc["position"]["fixTime"] = future.isoformat()
+    assert client.post("/tracking/ingest/traccar", json=doc, headers=tok["off"]).json()["flagged"] == {"future": 1}
+    bad = client.post("/tracking/ingest/traccar", json={"position": {"latitude": 99}}, headers=tok["off"])
+    assert bad.status_code == 422
+    assert {tuple(p["path"]) for p in bad.json()["problems"]} >= {("position", "latitude"), ("device", "uniqueId")}
+
+
+def test_detector_state_survives_a_restart_and_decoded_frames_ingest(
+    api: tuple[TestClient, dict[str, dict[str, str]]],
+) -> None:
+    client, tok = api
+    client.post("/tracking/trips", json=trip_body(device_id="868120000000001"), headers=tok["off"])
+    fixes = sc.drive(seal={i: "open" for i in range(30, 61)})
+    client.post("/tracking/ingest/positions", json=positions(fixes[:35], "868120000000001"), headers=tok["off"])
+    service.reset_state()  # a new process: monitors are rebuilt from stored positions, alerts not re-raised
+    frames = [
+        gt06.decode(gt06.encode_position(f.latitude, f.longitude, f.time, serial=i), "868120000000001")
+        for i, f in enumerate(fixes[35:50])
+    ]
+    stats = service.ingest([r for fr in frames for r in service.readings_from_frame(fr)])
+    assert stats.stored == 15 and stats.alerts == []
+    alerts = client.get("/tracking/alerts?trip_id=T1", headers=tok["off"]).json()
+    assert [a["type"] for a in alerts] == ["seal"]
+
+
+def test_alert_stream_pushes_alerts(api: tuple[TestClient, dict[str, dict[str, str]]]) -> None:
+    client, tok = api
+    client.post("/tracking/trips", json=trip_body(), headers=tok["off"])
+    fixes = sc.drive(north_m={i: 1000.0 for i in range(20, 31)})
+
+    def inject() -> None:
+        deadline = time.monotonic() + 10
+        while not service.BUS._subscribers and time.monotonic() < deadline:
+            time.sleep(0.01)
+        service.ingest([service.Reading("DEV1", f.time, f.latitude, f.longitude, seal=f.seal) for f in fixes[:25]])
+
+    thread = threading.Thread(target=inject)
+    thread.start()
+    with client.stream("GET", "/tracking/alerts/stream?limit=1", headers=tok["off"]) as r:
+        body = "".join(r.iter_text())
+    thread.join()
+    data = [json.loads(line[6:]) for line in body.splitlines() if line.startswith("data: ")]
+    assert [(d["action"], d["type"], d["trip_id"]) for d in data] == [("open", "deviation", "T1")]
+
+
+def test_map_layers_and_rate_limit(api: tuple[TestClient, dict[str, dict[str, str]]]) -> None:
+    client, tok = api
+    layers = client.get("/tracking/map", headers=tok["off"]).json()
+    kinds = sorted(
+        next(k for k in ("zone_id", "route_id", "corridor_of") if k in f["properties"]) for f in layers["features"]
+    )
+    assert kinds == ["corridor_of", "route_id", "zone_id", "zone_id"]
+    limiter = service.RateLimiter(rate_per_s=1, burst=3)
+    assert [limiter.allow("d", now=0.0) for _ in range(5)] == [True, True, True, False, False]
+    assert limiter.allow("d", now=1.5) and limiter.allow("other", now=0.0)

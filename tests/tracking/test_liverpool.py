@@ -1,0 +1,87 @@
+"""Detectors on the real Liverpool bus route 14 recording (skipped when the shared data set is absent)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+from shapely.geometry import Polygon
+
+from smartcustoms.tracking.model import Fix, Route, TripMonitor, TripPlan, Zone
+from tests.conftest import shared_data
+
+TRAIN = ("1097", "1105", "1111")
+
+
+@pytest.fixture(scope="module")
+def liverpool() -> tuple[dict[str, pd.DataFrame], Route, dict[str, Zone]]:
+    path = shared_data("tracking", "movingpandas_examples", "liverpool_bus_route14_outbound.csv")
+    df = pd.read_csv(path, dtype={"trip_id": str})
+    df["t"] = pd.to_datetime(df["timestamp"], utc=True)
+    trips = {tid: g.sort_values("t").drop_duplicates("t").reset_index(drop=True) for tid, g in df.groupby("trip_id")}
+    base = trips["1105"]
+    line = Route("14", list(zip(base.latitude, base.longitude, strict=True)), 1000.0)
+    dists = [
+        line.locate(la, lo)[0]
+        for t in ("1097", "1111")
+        for la, lo in zip(trips[t].latitude, trips[t].longitude, strict=True)
+    ]
+    route = Route("14", line.coords, max(50.0, float(np.percentile(dists, 99)) + 30.0))
+    zones = {}
+    for zid, (lat, lon) in {"A": line.coords[0], "B": line.coords[-1]}.items():
+        x, y = route.projection.xy(lat, lon)
+        ring = [
+            route.projection.latlon(x + 250 * math.cos(a), y + 250 * math.sin(a))
+            for a in np.linspace(0, 2 * math.pi, 24)
+        ]
+        zones[zid] = Zone(zid, Polygon([(lo, la) for la, lo in ring]))
+    return trips, route, zones
+
+
+def run(fixes: list[Fix], route: Route, zones: dict[str, Zone]) -> TripMonitor:
+    dep = fixes[0].time
+    m = TripMonitor(
+        TripPlan(fixes[0].trip_id, "14", "A", "B", dep, dep + timedelta(hours=2)), route, zones["A"], zones["B"]
+    )
+    for f in fixes:
+        m.observe(f)
+    return m
+
+
+def fixes(df: pd.DataFrame, tid: str) -> list[Fix]:
+    return [
+        Fix(tid, t.to_pydatetime(), float(a), float(o), "closed")
+        for t, a, o in zip(df.t, df.latitude, df.longitude, strict=True)
+    ]
+
+
+def offset(route: Route, f: Fix, metres: float) -> Fix:
+    """The fix moved `metres` perpendicular to the road."""
+    x, y = route.projection.xy(f.latitude, f.longitude)
+    _, m = route.locate_xy(x, y)
+    (bx, by), (ax, ay) = route.point_at(m - 25), route.point_at(m + 25)
+    norm = math.hypot(ax - bx, ay - by)
+    lat, lon = route.projection.latlon(x - (ay - by) / norm * metres, y + (ax - bx) / norm * metres)
+    return replace(f, latitude=lat, longitude=lon)
+
+
+def test_clean_held_out_trips(liverpool: tuple[dict[str, pd.DataFrame], Route, dict[str, Zone]]) -> None:
+    trips, route, zones = liverpool
+    alerted = {
+        tid: [a.type for a in run(fixes(df, tid), route, zones).alerts] for tid, df in trips.items() if tid not in TRAIN
+    }
+    # 1103 leaves the bus station by another street, up to 330 m from the learnt corridor: a real deviation
+    assert {tid: a for tid, a in alerted.items() if a} == {"1103": ["deviation"]}
+
+
+def test_injected_detour_on_a_real_trip(liverpool: tuple[dict[str, pd.DataFrame], Route, dict[str, Zone]]) -> None:
+    trips, route, zones = liverpool
+    track = fixes(trips["1101"], "1101")
+    detour = [offset(route, f, 800.0) if 60 <= i < 75 else f for i, f in enumerate(track)]
+    m = run(detour, route, zones)
+    assert [a.type for a in m.alerts] == ["deviation"]
+    assert m.alerts[0].start >= track[59].time
