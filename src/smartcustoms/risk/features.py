@@ -40,6 +40,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
 TOTAL_COUNT_GROUPS = ("importer", "declarant", "seller")
 REF_LEVELS: tuple[tuple[str, ...], ...] = (("hs6", "origin"), ("hs6",), ("hs4",), ("hs2",))
 MIN_REFERENCE_ROWS = 5
+DEFAULT_PRIOR = 0.1  # fraud rate assumed before any label is known
 UNDERVALUATION_RATIO = 0.5  # declared unit price below half the reference
 NUMERIC_FEATURES = [
     "tax_rate",
@@ -181,7 +182,9 @@ class HistoryState:
             level[ok] = i
         return np.column_stack([out, level])
 
-    def _assemble(self, frame: pd.DataFrame, hist: dict[str, np.ndarray], ref: np.ndarray) -> pd.DataFrame:
+    def _assemble(
+        self, frame: pd.DataFrame, hist: dict[str, np.ndarray], ref: np.ndarray, prior: np.ndarray | None = None
+    ) -> pd.DataFrame:
         n_rows = len(frame)
         cols: dict[str, np.ndarray] = {}
         for c in CATEGORICAL:
@@ -213,7 +216,8 @@ class HistoryState:
             missing_value = np.where(under, np.exp(med) * mass - value, 0.0)
         rar = np.clip(np.nan_to_num(missing_value), 0, None) * np.nan_to_num(tax) / 100.0
         cols["log_revenue_at_risk"] = np.log1p(rar)
-        m, p = self.smoothing, self.prior
+        m = self.smoothing
+        p = self.prior if prior is None else prior
         for g in GROUPS:
             t, n, s = hist[g][:, 0], hist[g][:, 1], hist[g][:, 2]
             cols[f"{g}_rate"] = (s + m * p) / (n + m)
@@ -316,7 +320,14 @@ def fit_history(
     y = frame["fraud"].to_numpy(dtype="float64") if "fraud" in frame.columns else np.full(len(frame), np.nan)
     day = frame["date"].to_numpy().astype("datetime64[D]").astype("int64")
     known = y[~np.isnan(y)]
-    prior = float(known.mean()) if len(known) else 0.0
+    prior = float(known.mean()) if len(known) else DEFAULT_PRIOR
+    # The smoothing prior of each row is the fraud rate of strictly earlier days too.
+    daily = pd.DataFrame({"d": day, "n": ~np.isnan(y), "s": np.nan_to_num(y)}).groupby("d")[["n", "s"]].sum()
+    before = daily.cumsum() - daily
+    row_prior_n = before["n"].reindex(day).to_numpy(dtype="float64")
+    row_prior_s = before["s"].reindex(day).to_numpy(dtype="float64")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        row_prior = np.where(row_prior_n > 0, row_prior_s / row_prior_n, DEFAULT_PRIOR)
     categories: dict[str, dict[str, int]] = {}
     for c in [*CATEGORICAL, "hs2"]:
         vals = frame[c].dropna().astype(str).value_counts()
@@ -346,12 +357,16 @@ def fit_history(
         found = np.zeros(len(rows), dtype=bool)
         for i, cols in enumerate(REF_LEVELS):
             name = _level_name(cols)
-            tab = _ref_table(level_keys[name][past], log_up[past])
-            vals = tab.reindex(level_keys[name][rows])[["med", "mad", "n"]].to_numpy()
+            keys = level_keys[name]
+            wanted = keys[rows[~found]]
+            # Only the past rows of the keys this week needs (keeps the weekly loop cheap).
+            sel = past & np.isin(keys, wanted)
+            tab = _ref_table(keys[sel], log_up[sel])
+            vals = tab.reindex(keys[rows])[["med", "mad", "n"]].to_numpy()
             ok = ~found & (np.nan_to_num(vals[:, 2]) >= MIN_REFERENCE_ROWS)
             ref[rows[ok], :3] = vals[ok]
             ref[rows[ok], 3] = i
             found |= ok
     references = {name: _ref_table(keys, log_up) for name, keys in level_keys.items()}
     state = HistoryState(prior, smoothing, amount_resolution, categories, vocab, history, references)
-    return state._assemble(frame, hist, ref), state
+    return state._assemble(frame, hist, ref, row_prior), state

@@ -398,6 +398,12 @@ class SelectivityModel:
             "reasons": reasons,
             "revenue_at_risk": rar,
             "explored": bool(explored[0]),
+            "derived": {
+                "price_ratio": math.exp(vec[_FI["price_dev"]]) if not math.isnan(vec[_FI["price_dev"]]) else None,
+                "importer_history": round(math.expm1(vec[_FI["importer_total"]])),
+                "importer_fraud_rate": float(vec[_FI["importer_rate"]]),
+                "risk_score": p,
+            },
         }
 
     # --- persistence ---------------------------------------------------------------------------------
