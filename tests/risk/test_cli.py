@@ -29,7 +29,21 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     b = write_csv(make_kcs(500, seed=6, start="2020-10-20", days=40), tmp / "b.csv")
     mp = pytest.MonkeyPatch()
     try:
-        code = run(mp, "risk", "train", "--data", str(a), "--data", str(b), "--format", "kcs", "--out", str(tmp / "model"), "--n-estimators", "30")
+        code = run(
+            mp,
+            "risk",
+            "train",
+            "--data",
+            str(a),
+            "--data",
+            str(b),
+            "--format",
+            "kcs",
+            "--out",
+            str(tmp / "model"),
+            "--n-estimators",
+            "30",
+        )
     finally:
         mp.undo()
     assert code == 0
@@ -46,7 +60,22 @@ def test_score_without_labels(model_dir: Path, tmp_path: Path, monkeypatch: pyte
     later = make_kcs(300, seed=7, start="2020-12-01", days=20).drop(columns=["Fraud", "Critical Fraud"])
     data = write_csv(later, tmp_path / "later.csv")
     out = tmp_path / "scores.csv"
-    assert run(monkeypatch, "risk", "score", "--model", str(model_dir), "--data", str(data), "--format", "kcs", "--out", str(out)) == 0
+    assert (
+        run(
+            monkeypatch,
+            "risk",
+            "score",
+            "--model",
+            str(model_dir),
+            "--data",
+            str(data),
+            "--format",
+            "kcs",
+            "--out",
+            str(out),
+        )
+        == 0
+    )
     scores = pd.read_csv(out, dtype={"Declaration ID": str})
     assert list(scores.columns) == ["Declaration ID", "score", "lane", "reasons"]
     assert scores["Declaration ID"].tolist() == later["Declaration ID"].tolist()
@@ -54,7 +83,9 @@ def test_score_without_labels(model_dir: Path, tmp_path: Path, monkeypatch: pyte
     assert scores["reasons"].notna().all()
 
 
-def test_train_bad_input_names_the_column(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_bad_input_names_the_column(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = write_csv(make_kcs(100).drop(columns=["Country of Origin"]), tmp_path / "x.csv")
     assert run(monkeypatch, "risk", "train", "--data", str(data), "--format", "kcs", "--out", str(tmp_path / "m")) == 2
     assert "Country of Origin" in capsys.readouterr().err
@@ -66,18 +97,67 @@ def test_train_bad_input_names_the_column(tmp_path: Path, monkeypatch: pytest.Mo
     assert "Fraud" in err and "no positive labels" in err
 
 
-def test_score_bad_input(model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_score_bad_input(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     df = make_kcs(50).astype({"Net Mass": object})
     df.loc[2, "Net Mass"] = "heavy"
     data = write_csv(df, tmp_path / "bad.csv")
-    assert run(monkeypatch, "risk", "score", "--model", str(model_dir), "--data", str(data), "--format", "kcs", "--out", str(tmp_path / "s.csv")) == 2
+    assert (
+        run(
+            monkeypatch,
+            "risk",
+            "score",
+            "--model",
+            str(model_dir),
+            "--data",
+            str(data),
+            "--format",
+            "kcs",
+            "--out",
+            str(tmp_path / "s.csv"),
+        )
+        == 2
+    )
     assert "Net Mass" in capsys.readouterr().err
-    assert run(monkeypatch, "risk", "score", "--model", str(model_dir), "--data", str(data), "--format", "platform", "--out", str(tmp_path / "s.csv")) == 2
-    assert run(monkeypatch, "risk", "score", "--model", str(tmp_path), "--data", str(data), "--format", "kcs", "--out", str(tmp_path / "s.csv")) == 2
+    assert (
+        run(
+            monkeypatch,
+            "risk",
+            "score",
+            "--model",
+            str(model_dir),
+            "--data",
+            str(data),
+            "--format",
+            "platform",
+            "--out",
+            str(tmp_path / "s.csv"),
+        )
+        == 2
+    )
+    assert (
+        run(
+            monkeypatch,
+            "risk",
+            "score",
+            "--model",
+            str(tmp_path),
+            "--data",
+            str(data),
+            "--format",
+            "kcs",
+            "--out",
+            str(tmp_path / "s.csv"),
+        )
+        == 2
+    )
     assert "not a risk model directory" in capsys.readouterr().err
 
 
-def test_score_with_model_of_another_format(model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_score_with_model_of_another_format(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     import shutil
 
     other = tmp_path / "other"
@@ -86,5 +166,20 @@ def test_score_with_model_of_another_format(model_dir: Path, tmp_path: Path, mon
     man["format"] = "platform"
     (other / "manifest.json").write_text(json.dumps(man))
     data = write_csv(make_kcs(20), tmp_path / "d.csv")
-    assert run(monkeypatch, "risk", "score", "--model", str(other), "--data", str(data), "--format", "kcs", "--out", str(tmp_path / "s.csv")) == 2
+    assert (
+        run(
+            monkeypatch,
+            "risk",
+            "score",
+            "--model",
+            str(other),
+            "--data",
+            str(data),
+            "--format",
+            "kcs",
+            "--out",
+            str(tmp_path / "s.csv"),
+        )
+        == 2
+    )
     assert "built for format 'platform', not 'kcs'" in capsys.readouterr().err

@@ -56,7 +56,9 @@ class ModelRegistry:
     def activate(self, version: str) -> None:
         if not (self.root / version / "manifest.json").exists():
             known = ", ".join(m["version"] for m in self.versions()) or "none"
-            raise NotFound(Problem("not_found", ("version",), f"model version {version!r} is not registered (known: {known})"))
+            raise NotFound(
+                Problem("not_found", ("version",), f"model version {version!r} is not registered (known: {known})")
+            )
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "ACTIVE").write_text(version + "\n")
         self._log("activate", version)
