@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from smartcustoms.risk.kcs import from_kcs_frame
-from smartcustoms.risk.selectivity import SelectivityModel
 from smartcustoms.risk.lanes import LanePolicy
+from smartcustoms.risk.selectivity import SelectivityModel
 
 
 def make_kcs(n: int = 2400, seed: int = 0, start: str = "2020-01-01", days: int = 300) -> pd.DataFrame:

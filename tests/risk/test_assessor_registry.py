@@ -75,7 +75,7 @@ def test_registry_register_list_rollback(fitted_model: SelectivityModel, tmp_pat
     )
     v2 = reg.save_and_register(other)
     assert v2 != v1 and reg.active_version() == v2
-    assert [m["version"] for m in reg.versions()][0] == v2
+    assert reg.versions()[0]["version"] == v2
     reg.activate(v1)
     assert reg.load().version == v1
     with pytest.raises(NotFound):

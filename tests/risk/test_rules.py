@@ -22,8 +22,8 @@ from smartcustoms.risk.model import (
     parse_rules_text,
     rule_masks,
 )
-from smartcustoms.risk.rules import load_rules_file, with_derived
 from smartcustoms.risk.rules import backtest as backtest_declarations
+from smartcustoms.risk.rules import load_rules_file, with_derived
 from tests.risk.conftest import make_kcs
 
 YAML = """

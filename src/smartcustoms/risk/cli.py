@@ -46,7 +46,7 @@ def train(
     c3_share: float = typer.Option(0.03, help="Share sent to physical inspection (C3)"),
     exploration: float = typer.Option(0.01, help="Extra share chosen at random among would-be-C1 declarations"),
     aeo_relief: float = typer.Option(0.5, help="AEO traders' score multiplier before thresholds"),
-    n_estimators: int = typer.Option(300, help="Boosting rounds"),
+    n_estimators: int = typer.Option(150, help="Boosting rounds"),
     seed: int = typer.Option(7, help="Random seed"),
 ) -> None:
     """Train the selectivity model from labelled declarations (labels in `Fraud`)."""

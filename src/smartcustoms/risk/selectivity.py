@@ -104,8 +104,8 @@ class SelectivityModel:
     def __init__(
         self,
         *,
-        n_estimators: int = 300,
-        learning_rate: float = 0.04,
+        n_estimators: int = 150,
+        learning_rate: float = 0.08,
         num_leaves: int = 31,
         min_child_samples: int = 50,
         feature_fraction: float = 0.8,
