@@ -99,7 +99,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--quick", action="store_true", help="skip the weekly simulation")
-    ap.add_argument("--sim-estimators", type=int, default=150)
+    ap.add_argument("--sim-estimators", type=int, default=80)
     args = ap.parse_args()
     train_csv, valid_csv = args.data_dir / "df_syn_train_eng.csv", args.data_dir / "df_syn_valid_eng.csv"
     if not train_csv.exists():

@@ -182,3 +182,23 @@ def retrain(
     model = SelectivityModel(**{**params, "policy": policy}).fit(frame)
     version = reg.save_and_register(model)
     typer.echo(json.dumps({"version": version, "window": model.manifest["training_window"]}))
+
+
+@app.command("audit")
+def audit(
+    model: Path = typer.Option(..., "--model", help="Model directory written by `risk train`"),
+    data: Path = typer.Option(..., "--data", help="Declaration history CSV (cleared declarations)"),
+    fmt: str = typer.Option("kcs", "--format", help="Column layout of the CSV: kcs"),
+    out: Path = typer.Option(..., "--out", help="Audit list CSV"),
+    top: int = typer.Option(50, help="Number of companies to list"),
+) -> None:
+    """Post-clearance audit list: importers ranked by expected unpaid revenue, with reasons."""
+    from smartcustoms.risk.audit import rank_companies
+
+    _check_format(fmt)
+    m = SelectivityModel.load(model, expected_format=fmt)
+    frame = read_kcs([data], require_labels=False)
+    ranked = rank_companies(frame, m.assess(frame, explain="none"), top=top)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ranked.to_csv(out, index=False, float_format="%.4f")
+    typer.echo(f"{len(ranked)} companies ranked -> {out}")
