@@ -1,0 +1,204 @@
+"""`smartcustoms risk ...`: train, score, backtest rules, and the model registry.
+
+The train / score commands are a contract used by evaluations; keep their options and output columns.
+Bad input raises `RiskInputError` (a DomainError): the platform CLI prints each problem and exits 2.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import typer
+
+from smartcustoms.platform.errors import Problem
+from smartcustoms.risk.kcs import FORMATS, RiskInputError, read_kcs
+from smartcustoms.risk.lanes import LanePolicy
+from smartcustoms.risk.selectivity import SelectivityModel
+
+app = typer.Typer(no_args_is_help=True, help="Risk engine: selectivity model, targeting rules, model registry.")
+models_app = typer.Typer(no_args_is_help=True, help="Model registry: saved versions, the active one, rollback.")
+app.add_typer(models_app, name="models")
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise RiskInputError(
+            Problem("unknown_format", ("format",), f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+        )
+    if fmt != "kcs":
+        raise RiskInputError(
+            Problem(
+                "unsupported_format",
+                ("format",),
+                "format 'platform' is read through the clearance core (ModelLaneAssessor), not from CSV; use --format kcs",
+            )
+        )
+
+
+@app.command("train")
+def train(
+    data: list[Path] = typer.Option(..., "--data", help="Training CSV (repeatable)"),
+    fmt: str = typer.Option("kcs", "--format", help="Column layout of the CSV: kcs"),
+    out: Path = typer.Option(..., "--out", help="Model directory to write"),
+    budget: float = typer.Option(0.10, help="Share of declarations inspected by score (C2 + C3)"),
+    c3_share: float = typer.Option(0.03, help="Share sent to physical inspection (C3)"),
+    exploration: float = typer.Option(0.01, help="Extra share chosen at random among would-be-C1 declarations"),
+    aeo_relief: float = typer.Option(0.5, help="AEO traders' score multiplier before thresholds"),
+    n_estimators: int = typer.Option(150, help="Boosting rounds"),
+    seed: int = typer.Option(7, help="Random seed"),
+) -> None:
+    """Train the selectivity model from labelled declarations (labels in `Fraud`)."""
+    _check_format(fmt)
+    for name, v in (
+        ("budget", budget),
+        ("c3-share", c3_share),
+        ("exploration", exploration),
+        ("aeo-relief", aeo_relief),
+    ):
+        if not 0 <= v <= 1:
+            raise RiskInputError(Problem("out_of_range", (name,), f"--{name} must be between 0 and 1, got {v}"))
+    t0 = time.perf_counter()
+    frame = read_kcs(data, require_labels=True)
+    policy = LanePolicy(budget=budget, c3_share=min(c3_share, budget), exploration=exploration, aeo_relief=aeo_relief)
+    model = SelectivityModel(n_estimators=n_estimators, policy=policy, data_format=fmt, seed=seed).fit(frame)
+    model.save(out)
+    v = model.manifest["validation"]
+    typer.echo(
+        f"model {model.version} written to {out} ({len(frame)} declarations, {time.perf_counter() - t0:.1f} s); "
+        f"time-later slice {v['window']['from']}..{v['window']['to']}: AUC {v['auc']:.3f}, "
+        f"precision@10% {v['precision@10%']:.3f}, recall@10% {v['recall@10%']:.3f}"
+    )
+
+
+@app.command("score")
+def score(
+    model: Path = typer.Option(..., "--model", help="Model directory written by `risk train`"),
+    data: Path = typer.Option(..., "--data", help="CSV of declarations to score (labels not needed)"),
+    fmt: str = typer.Option("kcs", "--format", help="Column layout of the CSV: kcs"),
+    out: Path = typer.Option(..., "--out", help="Scores CSV: Declaration ID,score,lane,reasons"),
+    explain: str = typer.Option("selected", help="Reasons for: all rows, selected (C2/C3) rows, or none"),
+) -> None:
+    """Score declarations: one output row per input row, in input order."""
+    if explain not in ("all", "selected", "none"):
+        raise RiskInputError(Problem("invalid", ("explain",), "--explain must be all, selected or none"))
+    _check_format(fmt)
+    m = SelectivityModel.load(model, expected_format=fmt)
+    frame = read_kcs([data], require_labels=False)
+    t0 = time.perf_counter()
+    result = m.assess(frame, explain=explain)
+    if "reasons" not in result.columns:
+        result["reasons"] = ""
+    table = result[["declaration_id", "score", "lane", "reasons"]].rename(columns={"declaration_id": "Declaration ID"})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, index=False, float_format="%.6f")
+    counts = result["lane"].value_counts().to_dict()
+    typer.echo(
+        f"{len(result)} declarations scored with {m.version} in {time.perf_counter() - t0:.2f} s -> {out}; "
+        + ", ".join(f"{lane} {counts.get(lane, 0)}" for lane in ("C1", "C2", "C3"))
+    )
+
+
+@app.command("backtest")
+def backtest(
+    rules: Path = typer.Option(..., "--rules", help="Rules file (YAML or JSON)"),
+    data: Path = typer.Option(..., "--data", help="Past declarations CSV (with `Fraud` for hit rates)"),
+    fmt: str = typer.Option("kcs", "--format", help="Column layout of the CSV: kcs"),
+) -> None:
+    """Run targeting rules over past declarations: hits and frauds among hits, per rule."""
+    from smartcustoms.risk.rules import backtest as run_backtest
+    from smartcustoms.risk.rules import load_rules_file
+
+    _check_format(fmt)
+    ruleset = load_rules_file(rules)
+    frame = read_kcs([data], require_labels=False)
+    result = run_backtest(ruleset, frame)
+    typer.echo(result.to_string(index=False))
+
+
+@models_app.command("list")
+def models_list(registry: Path = typer.Option(Path("var/risk/models"), help="Registry directory")) -> None:
+    """Saved model versions, newest first; the active one is marked with *."""
+    from smartcustoms.risk.registry import ModelRegistry
+
+    reg = ModelRegistry(registry)
+    active = reg.active_version()
+    for entry in reg.versions():
+        mark = "*" if entry["version"] == active else " "
+        v = entry.get("validation", {})
+        auc = v.get("auc")
+        typer.echo(
+            f"{mark} {entry['version']}  trained {entry['training_window']['from']}..{entry['training_window']['to']}"
+            f"  AUC {auc:.3f}"
+            if auc is not None
+            else f"{mark} {entry['version']}"
+        )
+
+
+@models_app.command("register")
+def models_register(
+    model: Path = typer.Argument(..., help="Model directory written by `risk train`"),
+    registry: Path = typer.Option(Path("var/risk/models"), help="Registry directory"),
+    activate: bool = typer.Option(True, help="Make it the active version"),
+) -> None:
+    """Copy a trained model directory into the registry."""
+    from smartcustoms.risk.registry import ModelRegistry
+
+    version = ModelRegistry(registry).register(model, activate=activate)
+    typer.echo(f"registered {version}" + (" (active)" if activate else ""))
+
+
+@models_app.command("rollback")
+def models_rollback(
+    version: str = typer.Argument(..., help="Version to make active again"),
+    registry: Path = typer.Option(Path("var/risk/models"), help="Registry directory"),
+) -> None:
+    """Make an earlier model version the active one (the lane assessor uses the active version)."""
+    from smartcustoms.risk.registry import ModelRegistry
+
+    ModelRegistry(registry).activate(version)
+    typer.echo(f"active model is now {version}")
+
+
+@app.command("retrain")
+def retrain(
+    data: list[Path] = typer.Option(..., "--data", help="Labelled declarations CSV (repeatable)"),
+    fmt: str = typer.Option("kcs", "--format", help="Column layout of the CSV: kcs"),
+    window_days: int = typer.Option(365, help="Rolling window: train on the last N days of the data"),
+    registry: Path = typer.Option(Path("var/risk/models"), help="Registry directory"),
+) -> None:
+    """Retrain on a rolling window and register the new version as active."""
+    from smartcustoms.risk.registry import ModelRegistry
+
+    _check_format(fmt)
+    frame = read_kcs(data, require_labels=True)
+    start = frame["date"].max() - __import__("pandas").Timedelta(days=window_days)
+    frame = frame[frame["date"] > start].reset_index(drop=True)
+    reg = ModelRegistry(registry)
+    active = reg.active_version()
+    params = reg.load(active).get_params() if active else {}
+    policy = LanePolicy(**params.pop("policy")) if params else LanePolicy()
+    model = SelectivityModel(**{**params, "policy": policy}).fit(frame)
+    version = reg.save_and_register(model)
+    typer.echo(json.dumps({"version": version, "window": model.manifest["training_window"]}))
+
+
+@app.command("audit")
+def audit(
+    model: Path = typer.Option(..., "--model", help="Model directory written by `risk train`"),
+    data: Path = typer.Option(..., "--data", help="Declaration history CSV (cleared declarations)"),
+    fmt: str = typer.Option("kcs", "--format", help="Column layout of the CSV: kcs"),
+    out: Path = typer.Option(..., "--out", help="Audit list CSV"),
+    top: int = typer.Option(50, help="Number of companies to list"),
+) -> None:
+    """Post-clearance audit list: importers ranked by expected unpaid revenue, with reasons."""
+    from smartcustoms.risk.audit import rank_companies
+
+    _check_format(fmt)
+    m = SelectivityModel.load(model, expected_format=fmt)
+    frame = read_kcs([data], require_labels=False)
+    ranked = rank_companies(frame, m.assess(frame, explain="none"), top=top)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ranked.to_csv(out, index=False, float_format="%.4f")
+    typer.echo(f"{len(ranked)} companies ranked -> {out}")

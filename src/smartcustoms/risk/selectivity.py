@@ -1,0 +1,532 @@
+"""The selectivity model: LightGBM over declaration and past-only history features, calibrated, explained.
+
+Estimator shape (scikit-learn): hyper-parameters in the constructor, `fit(frame)`, `predict_proba`,
+`score`, `explain`, `assess` (score + lane + reasons), `score_one(dict)` for the submission path, and
+`save(dir)` / `load(dir)` writing a versioned directory (manifest with parameters, training window,
+validation metrics and a content hash; the booster; the history state as Parquet).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+
+from smartcustoms.platform.errors import Problem
+from smartcustoms.risk.features import (
+    CAT_FEATURES,
+    FEATURES,
+    GROUPS,
+    KEY_COLUMNS,
+    REF_LEVELS,
+    TOTAL_COUNT_GROUPS,
+    HistoryState,
+    _level_name,
+    add_hs_levels,
+    fit_history,
+)
+from smartcustoms.risk.kcs import RiskInputError, check_labels
+from smartcustoms.risk.lanes import LanePolicy, assign_lanes, exploration_draw
+
+MODEL_KIND = "smartcustoms.risk.selectivity"
+SCHEMA = 1
+
+# Features grouped into what an officer reads as one reason.
+_SUBJECT = {
+    "importer": "importer's",
+    "declarant": "declarant's",
+    "seller": "seller's",
+    "hs6": "HS {hs6}",
+    "hs4": "HS heading {hs4}",
+    "hs2": "HS chapter {hs2}",
+    "origin": "origin {origin}",
+    "office": "office {office}",
+    "importer_hs6": "importer's on HS {hs6}",
+    "declarant_importer": "declarant's for this importer",
+    "hs6_origin": "HS {hs6} from {origin}",
+    "seller_importer": "seller–importer pair's",
+    "declarant_hs4": "declarant's on HS heading {hs4}",
+}
+_CAT_LABEL = {
+    "cat_office": ("office", "customs office {v}"),
+    "cat_process_type": ("process_type", "process type {v}"),
+    "cat_import_type": ("import_type", "import type {v}"),
+    "cat_import_use": ("import_use", "import use {v}"),
+    "cat_payment_type": ("payment_type", "payment type {v}"),
+    "cat_transport_mode": ("transport_mode", "mode of transport {v}"),
+    "cat_departure_country": ("departure_country", "shipped from {v}"),
+    "cat_origin": ("origin", "origin {v}"),
+    "cat_tax_type": ("tax_type", "tax type {v}"),
+    "cat_origin_indicator": ("origin_indicator", "origin indicator {v}"),
+    "cat_hs2": ("hs2", "HS chapter {v}"),
+}
+REASON_GROUPS: dict[str, list[str]] = {
+    **{g: [f"{g}_rate", f"{g}_n"] + ([f"{g}_total"] if g in TOTAL_COUNT_GROUPS else []) for g in GROUPS},
+    "price": ["log_unit_price", "price_dev", "price_z", "undervalued", "log_revenue_at_risk", "ref_level", "ref_count"],
+    "amount": ["log_mass_bucket", "log_value_bucket"],
+    "tax_rate": ["tax_rate"],
+    "seller_missing": ["seller_missing"],
+    "courier_present": ["courier_present"],
+    "departure_differs": ["departure_differs"],
+    **{c: [c] for c in CAT_FEATURES},
+}
+_GROUP_NAMES = list(REASON_GROUPS)
+_GROUP_INDEX = np.zeros((len(FEATURES), len(_GROUP_NAMES)))
+for _j, _g in enumerate(_GROUP_NAMES):
+    for _f in REASON_GROUPS[_g]:
+        _GROUP_INDEX[FEATURES.index(_f), _j] = 1.0
+_FI = {f: i for i, f in enumerate(FEATURES)}
+
+
+@dataclass
+class _Fitted:
+    booster: lgb.Booster
+    state: HistoryState
+    cal: np.ndarray  # Platt (slope, intercept) on the raw margin
+    policy: LanePolicy
+    manifest: dict[str, Any]
+
+
+class SelectivityModel:
+    """Calibrated fraud probability per declaration, with lanes and reasons in words."""
+
+    def __init__(
+        self,
+        *,
+        n_estimators: int = 150,
+        learning_rate: float = 0.08,
+        num_leaves: int = 31,
+        min_child_samples: int = 50,
+        feature_fraction: float = 0.8,
+        bagging_fraction: float = 0.8,
+        lambda_l2: float = 5.0,
+        smoothing: float = 20.0,
+        amount_resolution: float = 0.1,
+        calibration_share: float = 0.15,
+        refit_full: bool = True,
+        policy: LanePolicy | None = None,
+        data_format: str = "kcs",
+        seed: int = 7,
+        n_jobs: int = 2,
+    ) -> None:
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.min_child_samples = min_child_samples
+        self.feature_fraction = feature_fraction
+        self.bagging_fraction = bagging_fraction
+        self.lambda_l2 = lambda_l2
+        self.smoothing = smoothing
+        self.amount_resolution = amount_resolution
+        self.calibration_share = calibration_share
+        self.refit_full = refit_full
+        self.policy = policy or LanePolicy()
+        self.data_format = data_format
+        self.seed = seed
+        self.n_jobs = n_jobs
+        self._fitted: _Fitted | None = None
+
+    # --- parameters ---------------------------------------------------------------------------------
+    def get_params(self) -> dict[str, Any]:
+        return {
+            "n_estimators": self.n_estimators,
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "min_child_samples": self.min_child_samples,
+            "feature_fraction": self.feature_fraction,
+            "bagging_fraction": self.bagging_fraction,
+            "lambda_l2": self.lambda_l2,
+            "smoothing": self.smoothing,
+            "amount_resolution": self.amount_resolution,
+            "calibration_share": self.calibration_share,
+            "refit_full": self.refit_full,
+            "policy": self.policy.as_dict(),
+            "data_format": self.data_format,
+            "seed": self.seed,
+            "n_jobs": self.n_jobs,
+        }
+
+    def _lgb_params(self) -> dict[str, Any]:
+        return {
+            "objective": "binary",
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "min_data_in_leaf": self.min_child_samples,
+            "feature_fraction": self.feature_fraction,
+            "bagging_fraction": self.bagging_fraction,
+            "bagging_freq": 1,
+            "lambda_l2": self.lambda_l2,
+            "cat_smooth": 20,
+            "min_data_per_group": 50,
+            "seed": self.seed,
+            "deterministic": True,
+            "num_threads": self.n_jobs,
+            "verbose": -1,
+        }
+
+    def _train(self, x: pd.DataFrame, y: np.ndarray) -> lgb.Booster:
+        data = lgb.Dataset(x, label=y, categorical_feature=CAT_FEATURES, free_raw_data=True)
+        return lgb.train(self._lgb_params(), data, num_boost_round=self.n_estimators)
+
+    # --- fit -----------------------------------------------------------------------------------------
+    def fit(self, frame: pd.DataFrame) -> SelectivityModel:
+        """Learn from canonical declarations with `fraud` labels (NaN = outcome unknown)."""
+        check_labels(frame)
+        frame = frame.sort_values("date", kind="stable").reset_index(drop=True)
+        x, state = fit_history(frame, smoothing=self.smoothing, amount_resolution=self.amount_resolution)
+        y = frame["fraud"].to_numpy(dtype="float64")
+        labelled = ~np.isnan(y)
+        days = frame["date"].to_numpy().astype("datetime64[D]")
+        cut = np.quantile(days.astype("int64"), 1 - self.calibration_share)
+        late = days.astype("int64") > cut if self.calibration_share > 0 else np.zeros(len(frame), dtype=bool)
+        early = labelled & ~late
+        calib = labelled & late
+        if calib.sum() < 50 or len(np.unique(y[calib])) < 2 or len(np.unique(y[early])) < 2:
+            raise RiskInputError(
+                Problem(
+                    "too_little_data",
+                    ("Fraud",),
+                    "too few labelled declarations with both outcomes to train and calibrate",
+                )
+            )
+        booster = self._train(x[early], y[early])
+        raw_cal = _predict(booster, x[calib], raw_score=True)
+        # Platt scaling on the time-later slice: strictly monotone, so the ranking (top-k) is kept.
+        platt = LogisticRegression(C=1e6).fit(raw_cal.reshape(-1, 1), y[calib])
+        cal = np.array([float(platt.coef_[0, 0]), float(platt.intercept_[0])])
+        p_cal = _sigmoid(raw_cal, cal)
+        policy = self.policy.with_thresholds(p_cal)
+        validation = _metrics(y[calib], raw_cal)
+        validation["window"] = {"from": str(days[calib].min()), "to": str(days[calib].max()), "rows": int(calib.sum())}
+        validation["brier"] = float(np.mean((p_cal - y[calib]) ** 2))
+        if self.refit_full:
+            booster = self._train(x[labelled], y[labelled])
+        manifest = {
+            "kind": MODEL_KIND,
+            "schema": SCHEMA,
+            "format": self.data_format,
+            "params": self.get_params(),
+            "training_window": {
+                "from": str(days.min()),
+                "to": str(days.max()),
+                "rows": len(frame),
+                "labelled": int(labelled.sum()),
+                "positives": int(np.nansum(y)),
+            },
+            "validation": validation,
+            "features": FEATURES,
+            "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        self._fitted = _Fitted(booster, state, cal, policy, manifest)
+        return self
+
+    # --- use -----------------------------------------------------------------------------------------
+    @property
+    def fitted(self) -> _Fitted:
+        if self._fitted is None:
+            raise RuntimeError("model is not fitted")
+        return self._fitted
+
+    @property
+    def version(self) -> str:
+        return str(self.fitted.manifest.get("version", "unsaved"))
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return self.fitted.manifest
+
+    def features(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return self.fitted.state.features(frame)
+
+    def _calibrate(self, raw: np.ndarray) -> np.ndarray:
+        return _sigmoid(raw, self.fitted.cal)
+
+    def score(self, frame: pd.DataFrame) -> np.ndarray:
+        """Calibrated fraud probability per row."""
+        x = self.features(frame)
+        return self._calibrate(_predict(self.fitted.booster, x, raw_score=True, num_threads=self.n_jobs))
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        p = self.score(frame)
+        return np.column_stack([1 - p, p])
+
+    def explain(self, frame: pd.DataFrame, top: int = 3) -> list[list[str]]:
+        """Top reasons in words per row: the feature groups that raise the score most (TreeSHAP)."""
+        x = self.features(frame)
+        return self._reasons(add_hs_levels(frame), x, top)
+
+    def _reasons(self, frame: pd.DataFrame, x: pd.DataFrame, top: int) -> list[list[str]]:
+        contrib = _predict(self.fitted.booster, x, pred_contrib=True, num_threads=self.n_jobs)[:, :-1]
+        grouped = contrib @ _GROUP_INDEX
+        order = np.argsort(-grouped, axis=1)[:, :top]
+        xv = x.to_numpy()
+        records = frame.to_dict("records")
+        out: list[list[str]] = []
+        for i in range(len(x)):
+            reasons = []
+            for j in order[i]:
+                if grouped[i, j] <= 0.02:
+                    break
+                reasons.append(self._phrase(_GROUP_NAMES[j], records[i], xv[i]))
+            out.append(reasons or ["no risk indicator above average"])
+        return out
+
+    def _phrase(self, group: str, row: Mapping[str, Any], xv: np.ndarray) -> str:
+        st = self.fitted.state
+        ctx = {k: row.get(k) for k in ("hs6", "hs4", "hs2", "origin", "office")}
+        if group in GROUPS:
+            subject = _SUBJECT[group].format(**ctx)
+            n = math.expm1(xv[_FI[f"{group}_n"]])
+            if n < 0.5:
+                return f"{subject.removesuffix(chr(39) + 's')} has no inspection history"
+            rate = xv[_FI[f"{group}_rate"]]
+            s = rate * (n + st.smoothing) - st.smoothing * st.prior
+            return (
+                f"{subject} past fraud rate {s / n:.0%} vs {st.prior:.0%} average ({round(s)} of {round(n)})".replace(
+                    "%", " %"
+                )
+            )
+        if group == "price":
+            dev = xv[_FI["price_dev"]]
+            level = int(xv[_FI["ref_level"]])
+            if math.isnan(dev) or level >= len(REF_LEVELS):
+                return "no reference price for this HS code (unusual goods)"
+            cols = REF_LEVELS[level]
+            ref = f"HS {ctx['hs6']} from {ctx['origin']}" if cols == ("hs6", "origin") else f"HS {ctx[cols[0]]}"
+            pct = abs(math.expm1(dev))
+            direction = "below" if dev < 0 else "above"
+            text = f"unit price {pct:.0%} {direction} the reference for {ref}".replace("%", " %")
+            rar = math.expm1(xv[_FI["log_revenue_at_risk"]])
+            if rar >= 1:
+                text += f"; revenue at risk about {rar:,.0f}"
+            return text
+        if group == "amount":
+            return f"declared amounts (value {row.get('value'):,.0f}, net mass {row.get('net_mass_kg'):,.1f} kg) typical of risky declarations"
+        if group == "tax_rate":
+            return f"tax rate {row.get('tax_rate')} % (duty at stake)"
+        if group == "seller_missing":
+            return "no seller declared" if row.get("seller_id") is None else "seller declared"
+        if group == "courier_present":
+            return "delivered through a courier" if row.get("courier_id") is not None else "no courier"
+        if group == "departure_differs":
+            return f"shipped from {row.get('departure_country')}, origin {row.get('origin')}"
+        col, template = _CAT_LABEL[group]
+        return template.format(v=row.get(col))
+
+    def assess(self, frame: pd.DataFrame, *, explain: str = "selected", top: int = 3) -> pd.DataFrame:
+        """Score, lane and reasons per row (batch path of `smartcustoms risk score`).
+
+        `explain`: "all" (TreeSHAP reasons on every row), "selected" (on C2/C3 rows, the ones an officer
+        opens; released rows get a one-line reason, which keeps big batches fast) or "none".
+        """
+        fit = self.fitted
+        x = fit.state.features(frame)
+        p = self._calibrate(_predict(fit.booster, x, raw_score=True, num_threads=self.n_jobs))
+        ids = frame["declaration_id"].astype(str).tolist()
+        aeo = frame["aeo"].to_numpy(dtype=bool) if "aeo" in frame.columns else np.zeros(len(frame), dtype=bool)
+        lanes, explored = assign_lanes(p, aeo, exploration_draw(ids, fit.policy.seed), fit.policy)
+        out = pd.DataFrame(
+            {
+                "declaration_id": ids,
+                "score": p,
+                "lane": lanes,
+                "revenue_at_risk": x.attrs.get("revenue_at_risk", np.zeros(len(frame))),
+                "explored": explored,
+            }
+        )
+        if explain == "none":
+            return out
+        reasons: list[list[str]] = [
+            [f"score {v:.2f} below the inspection threshold {fit.policy.c2_threshold:.2f}"] for v in p
+        ]
+        rows = np.arange(len(frame)) if explain == "all" else np.flatnonzero(lanes != "C1")
+        if len(rows):
+            sub = add_hs_levels(frame.iloc[rows].reset_index(drop=True))
+            for i, r in zip(rows, self._reasons(sub, x.iloc[rows].reset_index(drop=True), top), strict=True):
+                reasons[i] = r
+        for i in np.flatnonzero(explored):
+            reasons[i] = [
+                f"selected at random for learning ({fit.policy.exploration:.0%} exploration share)",
+                *reasons[i],
+            ]
+        for i in np.flatnonzero(aeo):
+            reasons[i] = [*reasons[i], "AEO trusted trader: relief applied"]
+        out["reasons"] = ["; ".join(r) for r in reasons]
+        return out
+
+    def score_one(self, row: Mapping[str, Any], *, explain: bool = True) -> dict[str, Any]:
+        """One canonical row, without pandas: the submission path (< 5 ms)."""
+        fit = self.fitted
+        vec, rar = fit.state.features_one(row)
+        xm = vec.reshape(1, -1)
+        raw = _predict(fit.booster, xm, raw_score=True, num_threads=1)
+        p = float(self._calibrate(raw)[0])
+        did = str(row.get("declaration_id") or "")
+        aeo = np.array([bool(row.get("aeo", False))])
+        lanes, explored = assign_lanes(np.array([p]), aeo, exploration_draw([did], fit.policy.seed), fit.policy)
+        reasons: list[str] = []
+        if explain:
+            contrib = _predict(fit.booster, xm, pred_contrib=True, num_threads=1)[0, :-1]
+            grouped = contrib @ _GROUP_INDEX
+            r = dict(row)
+            hs = str(r.get("hs_code") or "")
+            r["hs6"], r["hs4"], r["hs2"] = hs[:6], hs[:4], hs[:2]
+            for j in np.argsort(-grouped)[:3]:
+                if grouped[j] <= 0.02:
+                    break
+                reasons.append(self._phrase(_GROUP_NAMES[j], r, vec))
+            if not reasons:
+                reasons = ["no risk indicator above average"]
+            if explored[0]:
+                reasons.insert(0, f"selected at random for learning ({fit.policy.exploration:.0%} exploration share)")
+            if aeo[0]:
+                reasons.append("AEO trusted trader: relief applied")
+        return {
+            "score": p,
+            "lane": str(lanes[0]),
+            "reasons": reasons,
+            "revenue_at_risk": rar,
+            "explored": bool(explored[0]),
+            "derived": {
+                "price_ratio": math.exp(vec[_FI["price_dev"]]) if not math.isnan(vec[_FI["price_dev"]]) else None,
+                "importer_history": round(math.expm1(vec[_FI["importer_total"]])),
+                "importer_fraud_rate": float(vec[_FI["importer_rate"]]),
+                "risk_score": p,
+            },
+        }
+
+    # --- persistence ---------------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        """Write the versioned model directory; returns it. The manifest carries a content hash."""
+        fit = self.fitted
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        fit.booster.save_model(str(d / "booster.txt"))
+        hist = pd.concat(
+            [t.assign(group=g).rename_axis("key").reset_index() for g, t in fit.state.history.items()],
+            ignore_index=True,
+        )
+        hist.to_parquet(d / "history.parquet", index=False)
+        refs = pd.concat(
+            [t.assign(level=lv).rename_axis("key").reset_index() for lv, t in fit.state.references.items()],
+            ignore_index=True,
+        )
+        refs.to_parquet(d / "references.parquet", index=False)
+        vocab = pd.DataFrame(
+            [(c, i, v) for c, idx in fit.state.vocab.items() for i, v in enumerate(idx)],
+            columns=["column", "code", "value"],
+        )
+        vocab.to_parquet(d / "vocab.parquet", index=False)
+        manifest = dict(fit.manifest)
+        manifest["calibrator"] = {"method": "platt", "slope": float(fit.cal[0]), "intercept": float(fit.cal[1])}
+        manifest["lanes"] = fit.policy.as_dict()
+        manifest["state"] = {
+            "prior": fit.state.prior,
+            "smoothing": fit.state.smoothing,
+            "amount_resolution": fit.state.amount_resolution,
+            "categories": fit.state.categories,
+        }
+        manifest.pop("hash", None)
+        manifest.pop("version", None)
+        digest = _content_hash(d, manifest)
+        manifest["hash"] = digest
+        manifest["version"] = (
+            f"selectivity-{self.data_format}-{manifest['created_at'][:10].replace('-', '')}-{digest[:10]}"
+        )
+        (d / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
+        fit.manifest = manifest
+        return d
+
+    @classmethod
+    def load(cls, directory: str | Path, *, expected_format: str | None = None) -> SelectivityModel:
+        """Read a saved model directory; checks its kind, hash and (if given) the data format it was built for."""
+        d = Path(directory)
+        mpath = d / "manifest.json"
+        if not mpath.exists():
+            raise RiskInputError(
+                Problem("not_a_model", ("model",), f"{d}: not a risk model directory (no manifest.json)")
+            )
+        manifest = json.loads(mpath.read_text())
+        if manifest.get("kind") != MODEL_KIND:
+            raise RiskInputError(
+                Problem("not_a_model", ("model",), f"{d}: not a selectivity model (kind {manifest.get('kind')!r})")
+            )
+        if expected_format is not None and manifest.get("format") != expected_format:
+            raise RiskInputError(
+                Problem(
+                    "wrong_format",
+                    ("format",),
+                    f"model {manifest.get('version')} was built for format {manifest.get('format')!r}, not {expected_format!r}",
+                )
+            )
+        body = {k: v for k, v in manifest.items() if k not in ("hash", "version")}
+        if _content_hash(d, body) != manifest.get("hash"):
+            raise RiskInputError(
+                Problem("corrupt_model", ("model",), f"{d}: content hash mismatch (files changed after saving)")
+            )
+        params = dict(manifest["params"])
+        policy_params = params.pop("policy")
+        model = cls(**{**params, "policy": LanePolicy(**policy_params)})
+        lanes = LanePolicy(**manifest["lanes"])
+        hist = pd.read_parquet(d / "history.parquet")
+        refs = pd.read_parquet(d / "references.parquet")
+        history = {g: hist[hist["group"] == g].set_index("key")[["t", "n", "s"]] for g in GROUPS}
+        references = {
+            _level_name(c): refs[refs["level"] == _level_name(c)].set_index("key")[["med", "mad", "n"]]
+            for c in REF_LEVELS
+        }
+        voc = pd.read_parquet(d / "vocab.parquet").sort_values(["column", "code"])
+        vocab = {c: pd.Index(voc.loc[voc["column"] == c, "value"].tolist()) for c in KEY_COLUMNS}
+        st = manifest["state"]
+        state = HistoryState(
+            st["prior"], st["smoothing"], st["amount_resolution"], st["categories"], vocab, history, references
+        )
+        booster = lgb.Booster(model_file=str(d / "booster.txt"))
+        cal = manifest["calibrator"]
+        model._fitted = _Fitted(booster, state, np.array([cal["slope"], cal["intercept"]]), lanes, manifest)
+        return model
+
+
+def _predict(booster: lgb.Booster, x: Any, **kwargs: Any) -> np.ndarray:
+    return np.asarray(booster.predict(x, **kwargs), dtype="float64")
+
+
+def _sigmoid(raw: np.ndarray, cal: np.ndarray) -> np.ndarray:
+    return np.asarray(1.0 / (1.0 + np.exp(-(cal[0] * np.asarray(raw) + cal[1]))), dtype="float64")
+
+
+def _content_hash(d: Path, manifest_body: dict[str, Any]) -> str:
+    h = hashlib.sha256()
+    for name in ("booster.txt", "history.parquet", "references.parquet", "vocab.parquet"):
+        h.update(name.encode())
+        h.update((d / name).read_bytes())
+    h.update(json.dumps(manifest_body, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def _metrics(y: np.ndarray, s: np.ndarray) -> dict[str, Any]:
+    """AUC and precision / recall at the top 1, 2, 5, 10 % by count."""
+    out: dict[str, Any] = {"rows": len(y), "positives": int(y.sum())}
+    out["auc"] = float(roc_auc_score(y, s)) if len(np.unique(y)) == 2 else None
+    order = np.argsort(-s, kind="stable")
+    total = max(1.0, float(y.sum()))
+    for share in (0.01, 0.02, 0.05, 0.10):
+        k = max(1, round(share * len(y)))
+        hits = float(y[order[:k]].sum())
+        out[f"precision@{int(share * 100)}%"] = hits / k
+        out[f"recall@{int(share * 100)}%"] = hits / total
+    return out
+
+
+metrics_at_k = _metrics

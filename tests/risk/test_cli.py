@@ -1,0 +1,185 @@
+"""The command-line contract used by evaluations: `risk train` and `risk score`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from smartcustoms.cli import main
+from tests.risk.conftest import make_kcs, write_csv
+
+
+def run(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
+    monkeypatch.setattr(sys, "argv", ["smartcustoms", *args])
+    try:
+        main()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("cli")
+    a = write_csv(make_kcs(1500, seed=5), tmp / "a.csv")
+    b = write_csv(make_kcs(500, seed=6, start="2020-10-20", days=40), tmp / "b.csv")
+    mp = pytest.MonkeyPatch()
+    try:
+        code = run(
+            mp,
+            "risk",
+            "train",
+            "--data",
+            str(a),
+            "--data",
+            str(b),
+            "--format",
+            "kcs",
+            "--out",
+            str(tmp / "model"),
+            "--n-estimators",
+            "30",
+        )
+    finally:
+        mp.undo()
+    assert code == 0
+    return tmp / "model"
+
+
+def test_train_writes_versioned_model(model_dir: Path) -> None:
+    man = json.loads((model_dir / "manifest.json").read_text())
+    assert man["training_window"]["rows"] == 2000
+    assert man["format"] == "kcs"
+
+
+def test_score_without_labels(model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    later = make_kcs(300, seed=7, start="2020-12-01", days=20).drop(columns=["Fraud", "Critical Fraud"])
+    data = write_csv(later, tmp_path / "later.csv")
+    out = tmp_path / "scores.csv"
+    assert (
+        run(
+            monkeypatch,
+            "risk",
+            "score",
+            "--model",
+            str(model_dir),
+            "--data",
+            str(data),
+            "--format",
+            "kcs",
+            "--out",
+            str(out),
+        )
+        == 0
+    )
+    scores = pd.read_csv(out, dtype={"Declaration ID": str})
+    assert list(scores.columns) == ["Declaration ID", "score", "lane", "reasons"]
+    assert scores["Declaration ID"].tolist() == later["Declaration ID"].tolist()
+    assert scores["lane"].isin(["C1", "C2", "C3"]).all()
+    assert scores["reasons"].notna().all()
+
+
+def test_train_bad_input_names_the_column(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_csv(make_kcs(100).drop(columns=["Country of Origin"]), tmp_path / "x.csv")
+    assert run(monkeypatch, "risk", "train", "--data", str(data), "--format", "kcs", "--out", str(tmp_path / "m")) == 2
+    assert "Country of Origin" in capsys.readouterr().err
+    df = make_kcs(100)
+    df["Fraud"] = 0
+    data = write_csv(df, tmp_path / "y.csv")
+    assert run(monkeypatch, "risk", "train", "--data", str(data), "--format", "kcs", "--out", str(tmp_path / "m")) == 2
+    err = capsys.readouterr().err
+    assert "Fraud" in err and "no positive labels" in err
+
+
+def test_score_bad_input(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    df = make_kcs(50).astype({"Net Mass": object})
+    df.loc[2, "Net Mass"] = "heavy"
+    data = write_csv(df, tmp_path / "bad.csv")
+    assert (
+        run(
+            monkeypatch,
+            "risk",
+            "score",
+            "--model",
+            str(model_dir),
+            "--data",
+            str(data),
+            "--format",
+            "kcs",
+            "--out",
+            str(tmp_path / "s.csv"),
+        )
+        == 2
+    )
+    assert "Net Mass" in capsys.readouterr().err
+    assert (
+        run(
+            monkeypatch,
+            "risk",
+            "score",
+            "--model",
+            str(model_dir),
+            "--data",
+            str(data),
+            "--format",
+            "platform",
+            "--out",
+            str(tmp_path / "s.csv"),
+        )
+        == 2
+    )
+    assert (
+        run(
+            monkeypatch,
+            "risk",
+            "score",
+            "--model",
+            str(tmp_path),
+            "--data",
+            str(data),
+            "--format",
+            "kcs",
+            "--out",
+            str(tmp_path / "s.csv"),
+        )
+        == 2
+    )
+    assert "not a risk model directory" in capsys.readouterr().err
+
+
+def test_score_with_model_of_another_format(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(model_dir, other)
+    man = json.loads((other / "manifest.json").read_text())
+    man["format"] = "platform"
+    (other / "manifest.json").write_text(json.dumps(man))
+    data = write_csv(make_kcs(20), tmp_path / "d.csv")
+    assert (
+        run(
+            monkeypatch,
+            "risk",
+            "score",
+            "--model",
+            str(other),
+            "--data",
+            str(data),
+            "--format",
+            "kcs",
+            "--out",
+            str(tmp_path / "s.csv"),
+        )
+        == 2
+    )
+    assert "built for format 'platform', not 'kcs'" in capsys.readouterr().err
