@@ -389,13 +389,21 @@ def _store_many(
         return []
     at = now()
     values = [_row_values(who, p, at) for p in prepared]
-    ids = (
-        session.execute(
-            insert(_table(DeclarationRow)).returning(_table(DeclarationRow).c.id, sort_by_parameter_order=True), values
+    table = _table(DeclarationRow)
+    session.execute(insert(table), values)
+    by_ref: dict[str, int] = {}
+    refs = [v["reference"] for v in values]
+    for start in range(0, len(refs), 500):
+        chunk = refs[start : start + 500]
+        by_ref.update(
+            {
+                ref: id_
+                for ref, id_ in session.execute(
+                    select(table.c.reference, table.c.id).where(table.c.reference.in_(chunk))
+                ).all()
+            }
         )
-        .scalars()
-        .all()
-    )
+    ids = [by_ref[r] for r in refs]
     items: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     versions: list[dict[str, Any]] = []
