@@ -232,3 +232,10 @@ def test_any_fix_sequence_keeps_alerts_well_formed(steps: list[tuple[float, floa
         assert a.end is None or a.end >= a.start
         assert a.type in ("deviation", "stop", "overdue", "seal", "signal_lost")
         assert a.reason and a.rule_version
+
+
+def test_replay_adapts_signal_lost_to_sparse_reporting() -> None:
+    sparse = sc.drive(n=5, step_s=900)  # a unit reporting every 15 min
+    args = ([sc.plan(120)], {"R1": sc.route()}, sc.zones(), sparse)
+    assert [a.type for a in replay(*args)] == ["signal_lost"] * 3
+    assert replay(*args, adaptive_signal=True) == []

@@ -45,7 +45,10 @@ def replay_cmd(
     out: Path = typer.Option(..., "--out", help="Alerts as JSON lines"),
     until: str | None = typer.Option(None, help="Replay clock end (ISO 8601); default: the newest position"),
     stop_min: float | None = typer.Option(None, help="Unexpected stop after this many minutes (default 10)"),
-    signal_lost_min: float | None = typer.Option(None, help="Signal lost after this many minutes (default 10)"),
+    signal_lost_min: float | None = typer.Option(
+        None,
+        help="Signal lost after this many minutes (default: 10, or 3x the trip's median reporting interval if larger)",
+    ),
     deviation_s: float | None = typer.Option(None, help="Seconds outside the corridor before a deviation (default 60)"),
     deviation_margin_m: float | None = typer.Option(
         None, help="Metres beyond the corridor edge that count as outside (default 50)"
@@ -77,7 +80,7 @@ def replay_cmd(
     if deviation_margin_m is not None:
         overrides["deviation_margin_m"] = deviation_margin_m
     config = replace(config, **overrides)  # type: ignore[arg-type]
-    alerts = replay(plans, route_map, zones, fixes, config, end=end)
+    alerts = replay(plans, route_map, zones, fixes, config, end=end, adaptive_signal=signal_lost_min is None)
     try:
         write_alerts(out, [a.as_record() for a in alerts])
     except OSError as exc:

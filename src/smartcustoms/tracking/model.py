@@ -12,10 +12,11 @@ until the condition clears. Every alert carries the rule version that raised it.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -610,14 +611,18 @@ def replay(
     fixes: Iterable[Fix],
     config: DetectorConfig | None = None,
     end: datetime | None = None,
+    adaptive_signal: bool = False,
 ) -> list[Alert]:
     """Run the detectors offline over recorded fixes (sorted per trip by time; exact repeats dropped).
 
     `end` is the replay clock's last instant (default: the newest fix of all trips); trips still open
-    then get signal-lost / overdue alerts as a live system would have raised them.
+    then get signal-lost / overdue alerts as a live system would have raised them. With
+    `adaptive_signal`, a trip whose device normally reports sparsely gets a signal-lost limit of at
+    least 3x its median reporting interval (a unit set to report every 15 min is not "lost" at 10).
     """
-    monitors = {p.trip_id: monitor_trip(p, routes, zones, config) for p in plans}
-    by_trip: dict[str, list[Fix]] = {tid: [] for tid in monitors}
+    cfg = config or DetectorConfig()
+    plans = list(plans)
+    by_trip: dict[str, list[Fix]] = {p.trip_id: [] for p in plans}
     newest: datetime | None = None
     for f in fixes:
         if f.trip_id in by_trip:
@@ -625,8 +630,16 @@ def replay(
             newest = f.time if newest is None or f.time > newest else newest
     clock_end = end or newest
     alerts: list[Alert] = []
-    for tid, monitor in monitors.items():
-        for f in sorted(by_trip[tid], key=lambda f: f.time):
+    for plan in plans:
+        track = sorted(by_trip[plan.trip_id], key=lambda f: f.time)
+        trip_cfg = cfg
+        if adaptive_signal and len(track) >= 3:
+            gaps = sorted((b.time - a.time).total_seconds() for a, b in itertools.pairwise(track))
+            median_gap = gaps[len(gaps) // 2]
+            if 3 * median_gap > cfg.signal_lost_s:
+                trip_cfg = replace(cfg, signal_lost_s=3 * median_gap)
+        monitor = monitor_trip(plan, routes, zones, trip_cfg)
+        for f in track:
             monitor.observe(f)
         if clock_end is not None:
             monitor.tick(clock_end)
