@@ -241,3 +241,17 @@ def test_map_layers_and_rate_limit(api: tuple[TestClient, dict[str, dict[str, st
     limiter = service.RateLimiter(rate_per_s=1, burst=3)
     assert [limiter.allow("d", now=0.0) for _ in range(5)] == [True, True, True, False, False]
     assert limiter.allow("d", now=1.5) and limiter.allow("other", now=0.0)
+
+
+def test_console_pages_and_vehicles(api: tuple[TestClient, dict[str, dict[str, str]]]) -> None:
+    client, tok = api
+    client.post("/tracking/trips", json=trip_body(vehicle="ABC-123"), headers=tok["off"])
+    client.post("/tracking/ingest/positions", json=positions(sc.drive()[:10]), headers=tok["off"])
+    (v,) = client.get("/tracking/vehicles", headers=tok["off"]).json()
+    assert (v["trip_id"], v["vehicle"], v["status"]) == ("T1", "ABC-123", "open")
+    assert client.get("/tracking/vehicles", headers=tok["car2"]).json() == []
+    page = client.get("/tracking/console")
+    assert page.status_code == 200 and "/tracking/alerts/stream" in page.text and "<svg" in page.text
+    trip = client.get('/tracking/console/trips/T1"<x>')
+    assert trip.status_code == 200
+    assert "<x>" not in trip.text and "T1&quot;&lt;x&gt;" in trip.text and '"T1\\"\\u003cx>"' in trip.text

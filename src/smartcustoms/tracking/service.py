@@ -254,6 +254,38 @@ def get_trip(who: Principal, trip_id: str) -> tuple[TripRow, list[PositionRow], 
     return trip, positions, alerts
 
 
+def vehicles(who: Principal) -> list[dict[str, Any]]:
+    """Latest accepted position of every active trip (the moving dots on the console map)."""
+    out = []
+    with unit_of_work() as s:
+        q = select(TripRow).where(TripRow.status.in_(ACTIVE))
+        if who.role == Role.CARRIER:
+            q = q.where(TripRow.carrier_id == who.party_id)
+        elif not who.is_customs:
+            raise Forbidden(Problem("forbidden_role", (), "vehicles are visible to customs and their carrier"))
+        for trip in s.scalars(q):
+            last = s.scalar(
+                select(PositionRow)
+                .where(PositionRow.trip_id == trip.trip_id, PositionRow.flag.is_(None))
+                .order_by(PositionRow.time.desc())
+                .limit(1)
+            )
+            if last is not None:
+                out.append(
+                    {
+                        "trip_id": trip.trip_id,
+                        "status": trip.status,
+                        "vehicle": trip.vehicle,
+                        "container": trip.container,
+                        "time": _aware(last.time).isoformat(),
+                        "latitude": last.latitude,
+                        "longitude": last.longitude,
+                        "seal": last.seal,
+                    }
+                )
+    return out
+
+
 # ---- ingest ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Reading:
