@@ -156,7 +156,7 @@ def test_decode_and_samples_commands() -> None:
     assert result.exit_code == 2
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=st.text(max_size=300))
 def test_random_positions_file_fails_cleanly(tmp_path: Path, text: str) -> None:
     routes, trips, positions = write_inputs(tmp_path, {"t": sc.drive()[:3]})
@@ -182,7 +182,7 @@ _json = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(doc=st.fixed_dictionaries({"type": st.just("FeatureCollection"), "features": st.lists(_json, max_size=4)}))
 def test_random_geojson_raises_only_tracking_error(doc: dict[str, object]) -> None:
     with contextlib.suppress(TrackingError):
@@ -212,7 +212,7 @@ _feature = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(features=st.lists(_feature, max_size=3))
 def test_random_features_raise_only_tracking_error(features: list[dict[str, object]]) -> None:
     with contextlib.suppress(TrackingError):
