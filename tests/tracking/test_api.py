@@ -16,7 +16,7 @@ from smartcustoms.api import create_app
 from smartcustoms.platform import auth
 from smartcustoms.platform.db import unit_of_work
 from smartcustoms.tracking import service
-from smartcustoms.tracking.protocols import gt06
+from smartcustoms.tracking.protocols import decode, gt06
 from tests.tracking import scenario as sc
 
 
@@ -255,3 +255,25 @@ def test_console_pages_and_vehicles(api: tuple[TestClient, dict[str, dict[str, s
     trip = client.get('/tracking/console/trips/T1"<x>')
     assert trip.status_code == 200
     assert "<x>" not in trip.text and "T1&quot;&lt;x&gt;" in trip.text and '"T1\\"\\u003cx>"' in trip.text
+
+
+def test_eseal_open_without_gps_fix_still_alerts(api: tuple[TestClient, dict[str, dict[str, str]]]) -> None:
+    client, tok = api
+    client.post("/tracking/trips", json=trip_body(seal_id="1000821"), headers=tok["off"])
+    client.post("/tracking/ingest/positions", json=positions(sc.drive()[:20]), headers=tok["off"])
+    when = sc.T0 + timedelta(minutes=11)
+    msg = f"##S,eSeal,1000821,256,3.0.6,Normal,35,{when:%Y-%m-%d},{when:%H:%M:%S},0,V,0.000000N 0.000000E,0,0,Open,0.71,0:0:3:0,3.8,-73,E##"
+    frame = decode("eseal", msg.encode())
+    stats = service.ingest(service.readings_from_frame(frame))
+    assert stats.flagged == {"no_fix": 1}
+    assert [(a["type"], a["condition"]) for a in stats.alerts] == [("seal", "seal:open")]
+    lat, lon = stats.alerts[0]["latitude"], stats.alerts[0]["longitude"]
+    assert (lat, lon) == (pytest.approx(sc.LAT), pytest.approx(sc.drive()[19].longitude))
+    service.reset_state()  # the rebuilt monitor remembers the open seal: no second alert, and "closed" clears it
+    nxt = sc.drive()[20]
+    assert service.ingest([service.Reading("DEV1", nxt.time, nxt.latitude, nxt.longitude, seal=None)]).alerts == []
+    later = sc.drive()[21]
+    cleared = service.ingest([service.Reading("DEV1", later.time, later.latitude, later.longitude, seal="closed")])
+    assert [a["action"] for a in cleared.alerts] == ["clear"]
+    (row,) = client.get("/tracking/alerts?trip_id=T1", headers=tok["off"]).json()
+    assert row["status"] == "cleared" and row["end"] is not None

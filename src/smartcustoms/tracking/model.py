@@ -559,6 +559,23 @@ class TripMonitor:
                 return self._clear("overdue", p.t)
         return []
 
+    # ---- seal reading without a GPS fix ------------------------------------------------------
+    def observe_seal(self, time: datetime, seal: SealReading | None, low_battery: bool = False) -> list[AlertChange]:
+        """An e-seal event with no usable position (no fix inside a warehouse, say): the seal detector
+        still runs, placed at the last known position; movement detectors are left alone."""
+        if seal is not None:
+            self._seal = seal
+        if self.phase != "open" or self._last is None:
+            return []
+        t = time.timestamp()
+        last = self._last
+        here = _Point(max(t, last.t), last.x, last.y, last.lat, last.lon, last.dist, last.measure, last.outside)
+        return self._seal_checks(Fix(self.plan.trip_id, time, last.lat, last.lon, seal, low_battery), here, here.t)
+
+    @property
+    def last_position(self) -> tuple[float, float] | None:
+        return (self._last.lat, self._last.lon) if self._last is not None else None
+
     # ---- clock without fixes ---------------------------------------------------------------
     def tick(self, now: datetime) -> list[AlertChange]:
         """Time passes without a fix: signal loss and lateness still have to be raised."""
