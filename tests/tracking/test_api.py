@@ -277,3 +277,17 @@ def test_eseal_open_without_gps_fix_still_alerts(api: tuple[TestClient, dict[str
     assert [a["action"] for a in cleared.alerts] == ["clear"]
     (row,) = client.get("/tracking/alerts?trip_id=T1", headers=tok["off"]).json()
     assert row["status"] == "cleared" and row["end"] is not None
+
+
+def test_tick_command_raises_signal_lost_for_silent_trips(api: tuple[TestClient, dict[str, dict[str, str]]]) -> None:
+    from typer.testing import CliRunner
+
+    from smartcustoms.cli import app
+
+    client, tok = api
+    client.post("/tracking/trips", json=trip_body(), headers=tok["off"])
+    client.post("/tracking/ingest/positions", json=positions(sc.drive()[:20]), headers=tok["off"])
+    result = CliRunner().invoke(app, ["tracking", "tick"])  # now is months after the recorded trip
+    assert result.exit_code == 0, result.output
+    assert sorted(json.loads(line)["type"] for line in result.output.splitlines()) == ["overdue", "signal_lost"]
+    assert CliRunner().invoke(app, ["tracking", "tick"]).output == ""  # deduplicated

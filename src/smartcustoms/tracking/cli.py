@@ -183,3 +183,21 @@ def listen_cmd(
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
+
+
+@app.command("tick")
+def tick_cmd(
+    every: float = typer.Option(0.0, help="Repeat every N seconds (0 = once)"),
+) -> None:
+    """Clock-driven checks for open trips (signal lost, deadline passed) when no listener runs them."""
+    import time
+
+    from smartcustoms.tracking import service
+
+    while True:
+        changes = service.tick()
+        for record in changes:
+            typer.echo(json.dumps(record))
+        if every <= 0:
+            return
+        time.sleep(every)
