@@ -188,6 +188,8 @@ def test_traccar_forwarding_seal_event_unknown_device_and_flags(
     doc = traccar(fixes[22])
     doc["position"]["fixTime"] = future.isoformat()
     assert client.post("/tracking/ingest/traccar", json=doc, headers=tok["off"]).json()["flagged"] == {"future": 1}
+    offline = {"event": {"type": "deviceOffline", "deviceId": 7}, "device": {"uniqueId": "SEAL1"}}
+    assert client.post("/tracking/ingest/traccar", json=offline, headers=tok["off"]).json()["stored"] == 0
     bad = client.post("/tracking/ingest/traccar", json={"position": {"latitude": 99}}, headers=tok["off"])
     assert bad.status_code == 422
     assert {tuple(p["path"]) for p in bad.json()["problems"]} >= {("position", "latitude"), ("device", "uniqueId")}

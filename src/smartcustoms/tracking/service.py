@@ -331,6 +331,8 @@ TRACCAR_ALARMS = {
 
 def readings_from_traccar(doc: Any) -> list[Reading]:
     """Traccar's JSON forwarding (`forward.json`: {position, device}; event forwarding: {event, position, device})."""
+    if isinstance(doc, dict) and isinstance(doc.get("event"), dict) and not isinstance(doc.get("position"), dict):
+        return []  # status events without a position (deviceOnline/Offline...): the clock checks cover them
     if not isinstance(doc, dict) or not isinstance(doc.get("position"), dict):
         raise TrackingError([Problem("bad-traccar", ("position",), "expected Traccar JSON with a position object")])
     pos = doc["position"]
