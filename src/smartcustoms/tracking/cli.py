@@ -177,7 +177,8 @@ def listen_cmd(
             while True:
                 await asyncio.sleep(tick_s)
                 await asyncio.to_thread(service.tick)
-                typer.echo(f"frames {dict(listener.stats.frames)} errors {dict(listener.stats.errors)}", err=True)
+                st = listener.stats
+                typer.echo(f"frames {dict(st.frames)} errors {dict(st.errors)} ingest {dict(st.ingest)}", err=True)
         finally:
             await listener.close()
 
