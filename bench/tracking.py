@@ -29,7 +29,7 @@ import shapely
 from shapely.geometry import LineString, Point
 
 from smartcustoms.tracking.model import Alert, DetectorConfig, Fix, Route, TripMonitor, TripPlan, Zone
-from smartcustoms.tracking.protocols import gt06
+from smartcustoms.tracking.protocols import gt06, survey
 
 DEFAULT_CSV = (
     Path(__file__).resolve().parents[1].parent
@@ -493,6 +493,7 @@ def main() -> None:
         "throughput_target_per_s": 10_000,
         "memory_per_active_trip_bytes": round(memory_per_trip(route, zones, trips, pace_ms)),
         "end_to_end_tcp_store_alert_stream": end_to_end(trips, route, zones, pace_ms),
+        "protocol_samples": [r.as_dict() for r in survey(csv.parents[1] / "traccar_protocol_samples")],
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=2) + "\n")
@@ -510,6 +511,11 @@ def main() -> None:
         )
     print(f"memory per active trip: {result['memory_per_active_trip_bytes']} bytes")
     print(f"end to end (TCP -> store -> alert stream): {result['end_to_end_tcp_store_alert_stream']}")
+    for row in result["protocol_samples"]:  # type: ignore[attr-defined]
+        print(
+            f"samples {row['protocol']:<10} {row['messages']:>4} payloads: {row['position_or_event']:>3} position/event,"
+            f" {row['recognised_non_position']:>3} other frames, {row['failed']:>3} failed {row['failure_reasons']}"
+        )
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from smartcustoms.api import create_app
 from smartcustoms.platform import auth
 from smartcustoms.platform.db import unit_of_work
 from smartcustoms.tracking import service
-from smartcustoms.tracking.protocols import gt06
+from smartcustoms.tracking.protocols import decode, gt06
 from tests.tracking import scenario as sc
 
 
@@ -188,6 +188,8 @@ def test_traccar_forwarding_seal_event_unknown_device_and_flags(
     doc = traccar(fixes[22])
     doc["position"]["fixTime"] = future.isoformat()
     assert client.post("/tracking/ingest/traccar", json=doc, headers=tok["off"]).json()["flagged"] == {"future": 1}
+    offline = {"event": {"type": "deviceOffline", "deviceId": 7}, "device": {"uniqueId": "SEAL1"}}
+    assert client.post("/tracking/ingest/traccar", json=offline, headers=tok["off"]).json()["stored"] == 0
     bad = client.post("/tracking/ingest/traccar", json={"position": {"latitude": 99}}, headers=tok["off"])
     assert bad.status_code == 422
     assert {tuple(p["path"]) for p in bad.json()["problems"]} >= {("position", "latitude"), ("device", "uniqueId")}
@@ -241,3 +243,53 @@ def test_map_layers_and_rate_limit(api: tuple[TestClient, dict[str, dict[str, st
     limiter = service.RateLimiter(rate_per_s=1, burst=3)
     assert [limiter.allow("d", now=0.0) for _ in range(5)] == [True, True, True, False, False]
     assert limiter.allow("d", now=1.5) and limiter.allow("other", now=0.0)
+
+
+def test_console_pages_and_vehicles(api: tuple[TestClient, dict[str, dict[str, str]]]) -> None:
+    client, tok = api
+    client.post("/tracking/trips", json=trip_body(vehicle="ABC-123"), headers=tok["off"])
+    client.post("/tracking/ingest/positions", json=positions(sc.drive()[:10]), headers=tok["off"])
+    (v,) = client.get("/tracking/vehicles", headers=tok["off"]).json()
+    assert (v["trip_id"], v["vehicle"], v["status"]) == ("T1", "ABC-123", "open")
+    assert client.get("/tracking/vehicles", headers=tok["car2"]).json() == []
+    page = client.get("/tracking/console")
+    assert page.status_code == 200 and "/tracking/alerts/stream" in page.text and "<svg" in page.text
+    trip = client.get('/tracking/console/trips/T1"<x>')
+    assert trip.status_code == 200
+    assert "<x>" not in trip.text and "T1&quot;&lt;x&gt;" in trip.text and '"T1\\"\\u003cx>"' in trip.text
+
+
+def test_eseal_open_without_gps_fix_still_alerts(api: tuple[TestClient, dict[str, dict[str, str]]]) -> None:
+    client, tok = api
+    client.post("/tracking/trips", json=trip_body(seal_id="1000821"), headers=tok["off"])
+    client.post("/tracking/ingest/positions", json=positions(sc.drive()[:20]), headers=tok["off"])
+    when = sc.T0 + timedelta(minutes=11)
+    msg = f"##S,eSeal,1000821,256,3.0.6,Normal,35,{when:%Y-%m-%d},{when:%H:%M:%S},0,V,0.000000N 0.000000E,0,0,Open,0.71,0:0:3:0,3.8,-73,E##"
+    frame = decode("eseal", msg.encode())
+    stats = service.ingest(service.readings_from_frame(frame))
+    assert stats.flagged == {"no_fix": 1}
+    assert [(a["type"], a["condition"]) for a in stats.alerts] == [("seal", "seal:open")]
+    lat, lon = stats.alerts[0]["latitude"], stats.alerts[0]["longitude"]
+    assert (lat, lon) == (pytest.approx(sc.LAT), pytest.approx(sc.drive()[19].longitude))
+    service.reset_state()  # the rebuilt monitor remembers the open seal: no second alert, and "closed" clears it
+    nxt = sc.drive()[20]
+    assert service.ingest([service.Reading("DEV1", nxt.time, nxt.latitude, nxt.longitude, seal=None)]).alerts == []
+    later = sc.drive()[21]
+    cleared = service.ingest([service.Reading("DEV1", later.time, later.latitude, later.longitude, seal="closed")])
+    assert [a["action"] for a in cleared.alerts] == ["clear"]
+    (row,) = client.get("/tracking/alerts?trip_id=T1", headers=tok["off"]).json()
+    assert row["status"] == "cleared" and row["end"] is not None
+
+
+def test_tick_command_raises_signal_lost_for_silent_trips(api: tuple[TestClient, dict[str, dict[str, str]]]) -> None:
+    from typer.testing import CliRunner
+
+    from smartcustoms.cli import app
+
+    client, tok = api
+    client.post("/tracking/trips", json=trip_body(), headers=tok["off"])
+    client.post("/tracking/ingest/positions", json=positions(sc.drive()[:20]), headers=tok["off"])
+    result = CliRunner().invoke(app, ["tracking", "tick"])  # now is months after the recorded trip
+    assert result.exit_code == 0, result.output
+    assert sorted(json.loads(line)["type"] for line in result.output.splitlines()) == ["overdue", "signal_lost"]
+    assert CliRunner().invoke(app, ["tracking", "tick"]).output == ""  # deduplicated

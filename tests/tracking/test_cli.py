@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from smartcustoms.cli import app
+from smartcustoms.tracking.errors import TrackingError
+from smartcustoms.tracking.files import parse_routes
 from tests.tracking import scenario as sc
 
 runner = CliRunner()
@@ -149,3 +154,66 @@ def test_decode_and_samples_commands() -> None:
     assert json.loads(result.output)["ack"] == "787805010001d9dc0d0a"
     result = runner.invoke(app, ["tracking", "decode", "gt06", "7878ff"])
     assert result.exit_code == 2
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(max_size=300))
+def test_random_positions_file_fails_cleanly(tmp_path: Path, text: str) -> None:
+    routes, trips, positions = write_inputs(tmp_path, {"t": sc.drive()[:3]})
+    positions.write_text("trip_id,timestamp,latitude,longitude,seal\n" + text, encoding="utf-8")
+    result = invoke(routes, trips, positions, tmp_path / "a.jsonl")
+    assert result.exit_code in (0, 2), result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.floats(allow_nan=True) | st.integers() | st.text(max_size=10),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                ["type", "features", "geometry", "properties", "coordinates", "route_id", "corridor_m", "zone_id"]
+            ),
+            inner,
+            max_size=5,
+        )
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(doc=st.fixed_dictionaries({"type": st.just("FeatureCollection"), "features": st.lists(_json, max_size=4)}))
+def test_random_geojson_raises_only_tracking_error(doc: dict[str, object]) -> None:
+    with contextlib.suppress(TrackingError):
+        parse_routes(doc)
+
+
+_coords = st.recursive(
+    st.floats(allow_nan=True, allow_infinity=True) | st.integers() | st.text(max_size=3),
+    lambda i: st.lists(i, max_size=5),
+    max_leaves=40,
+)
+_feature = st.fixed_dictionaries(
+    {
+        "type": st.just("Feature"),
+        "properties": st.fixed_dictionaries(
+            {},
+            optional={
+                "route_id": _json,
+                "corridor_m": st.floats(allow_nan=True) | st.integers() | st.text(max_size=3),
+                "zone_id": _json,
+            },
+        ),
+        "geometry": st.fixed_dictionaries(
+            {"type": st.sampled_from(["LineString", "Polygon", "MultiPolygon", "Point", "x"]), "coordinates": _coords}
+        ),
+    }
+)
+
+
+@settings(max_examples=120, deadline=None)
+@given(features=st.lists(_feature, max_size=3))
+def test_random_features_raise_only_tracking_error(features: list[dict[str, object]]) -> None:
+    with contextlib.suppress(TrackingError):
+        parse_routes({"type": "FeatureCollection", "features": features})

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from smartcustoms.tracking.model import DetectorConfig, Fix, LocalProjection, Route, TripMonitor, monitor_trip, replay
 from tests.tracking import scenario as sc
@@ -195,3 +197,45 @@ def test_grid_locate_matches_exhaustive_search() -> None:
         fast = r.locate_xy(x, y)
         slow = r.locate_xy_all(x, y)
         assert fast[0] == pytest.approx(slow[0], abs=1e-6)
+
+
+def test_a_long_stop_does_not_make_the_pace_look_late() -> None:
+    # 15 min stationary mid-route; deadline has 25 min of slack: a stop alert, no overdue prediction
+    m = run(sc.drive(hold={30: 30}), deadline_min=55)
+    assert types(m) == ["stop"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.floats(-600, 3600),  # seconds after the previous fix (negative: out of order)
+            st.floats(-3000, 3000),  # metres north of the road
+            st.floats(0, 1),  # fraction along the route
+            st.sampled_from([None, "closed", "open", "tampered"]),
+            st.booleans(),
+        ),
+        max_size=60,
+    )
+)
+def test_any_fix_sequence_keeps_alerts_well_formed(steps: list[tuple[float, float, float, str | None, bool]]) -> None:
+    m = monitor_trip(sc.plan(), {"R1": sc.route()}, sc.zones())
+    t = sc.T0
+    for dt, north, frac, seal, low in steps:
+        t = t + timedelta(seconds=dt)
+        lon = sc.LON0 + frac * (sc.LON1 - sc.LON0)
+        m.observe(Fix("T1", t, sc.LAT + north / sc.M_PER_DEG_LAT, lon, seal, low))  # type: ignore[arg-type]
+    m.tick(t + timedelta(hours=2))
+    conditions = [a.condition for a in m.alerts if a.end is None]
+    assert len(conditions) == len(set(conditions))  # one open alert per condition
+    for a in m.alerts:
+        assert a.end is None or a.end >= a.start
+        assert a.type in ("deviation", "stop", "overdue", "seal", "signal_lost")
+        assert a.reason and a.rule_version
+
+
+def test_replay_adapts_signal_lost_to_sparse_reporting() -> None:
+    sparse = sc.drive(n=5, step_s=900)  # a unit reporting every 15 min
+    args = ([sc.plan(120)], {"R1": sc.route()}, sc.zones(), sparse)
+    assert [a.type for a in replay(*args)] == ["signal_lost"] * 3
+    assert replay(*args, adaptive_signal=True) == []

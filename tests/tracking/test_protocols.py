@@ -136,9 +136,17 @@ def test_teltonika_codec8_from_the_manual_and_stream_split() -> None:
     assert frames == [login, VALID["teltonika"]] and rest == VALID["teltonika"][:9]
 
 
+def test_jt600_text_and_binary() -> None:
+    (p,) = decode("jt600", VALID["jt600"]).positions
+    assert (p.device_id, p.latitude, p.longitude, p.valid) == ("3301210003", 22.564025, 113.242329, True)
+    assert p.time == datetime(2012, 8, 4, 18, 53, 2, tzinfo=UTC)
+    (b,) = decode("jt600", bytes.fromhex("2475201509261611002313101503464722331560113555309F0000000000")).positions
+    assert b.latitude == pytest.approx(22 + 33.156 / 60) and b.longitude == pytest.approx(113 + 55.5309 / 60)
+
+
 def test_recorded_traccar_payloads() -> None:
     rows = {r.protocol: r for r in survey(shared_data("tracking", "traccar_protocol_samples"))}
-    assert set(rows) == {"gt06", "jt808", "osmand", "eseal", "teltonika"}
+    assert set(rows) == {"gt06", "jt808", "osmand", "eseal", "teltonika", "jt600"}
     for row in rows.values():
         assert row.messages == row.position + row.non_position + row.failed
     # Floors from the last measured survey (docs/tracking.md): regressions show up here.
@@ -147,9 +155,10 @@ def test_recorded_traccar_payloads() -> None:
     assert rows["osmand"].position >= 13
     assert rows["eseal"].position == 3 and rows["eseal"].failed == 0
     assert rows["teltonika"].position >= 30
+    assert rows["jt600"].position >= 30
 
 
-PROTOCOLS = ["gt06", "jt808", "osmand", "eseal", "teltonika"]
+PROTOCOLS = ["gt06", "jt808", "osmand", "eseal", "teltonika", "jt600"]
 VALID = {
     "gt06": bytes.fromhex("78781f120f0a140e150bc505e51e780293a9e800540000f601006e0055da00035f240d0a"),
     "jt808": bytes.fromhex(
@@ -160,6 +169,7 @@ VALID = {
     "teltonika": bytes.fromhex(
         "000000000000003608010000016B40D8EA30010000000000000000000000000000000105021503010101425E0F01F10000601A014E0000000000000000010000C7CF"
     ),
+    "jt600": b"(3301210003,U01,040812,185302,T,22.564025,N,113.242329,E,5.21,152,9,32%,00000000000011,10133,5173,22,100,1)",
     "eseal": b"##S,eSeal,1000821,256,3.0.6,Normal,34,2017-08-31,08:14:40,15,A,25.708828N 100.372870W,10,0,Close,0.71,0:0:3:0,3.8,-73,E##",
 }
 

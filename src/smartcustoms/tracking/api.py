@@ -138,6 +138,12 @@ def map_layers(who: Principal = Depends(principal)) -> dict[str, Any]:
     return service.map_layers(who)
 
 
+@router.get("/vehicles")
+def vehicles(who: Principal = Depends(principal)) -> list[dict[str, Any]]:
+    """Latest position of each active trip, for the live map."""
+    return service.vehicles(who)
+
+
 @router.post("/trips", status_code=201)
 def create_trip(body: TripIn, who: Principal = Depends(require(Role.OFFICER, Role.ADMIN, Role.CARRIER))) -> TripOut:
     return TripOut.of(service.create_trip(who, body.model_dump()))

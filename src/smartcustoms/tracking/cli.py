@@ -45,7 +45,10 @@ def replay_cmd(
     out: Path = typer.Option(..., "--out", help="Alerts as JSON lines"),
     until: str | None = typer.Option(None, help="Replay clock end (ISO 8601); default: the newest position"),
     stop_min: float | None = typer.Option(None, help="Unexpected stop after this many minutes (default 10)"),
-    signal_lost_min: float | None = typer.Option(None, help="Signal lost after this many minutes (default 10)"),
+    signal_lost_min: float | None = typer.Option(
+        None,
+        help="Signal lost after this many minutes (default: 10, or 3x the trip's median reporting interval if larger)",
+    ),
     deviation_s: float | None = typer.Option(None, help="Seconds outside the corridor before a deviation (default 60)"),
     deviation_margin_m: float | None = typer.Option(
         None, help="Metres beyond the corridor edge that count as outside (default 50)"
@@ -77,7 +80,7 @@ def replay_cmd(
     if deviation_margin_m is not None:
         overrides["deviation_margin_m"] = deviation_margin_m
     config = replace(config, **overrides)  # type: ignore[arg-type]
-    alerts = replay(plans, route_map, zones, fixes, config, end=end)
+    alerts = replay(plans, route_map, zones, fixes, config, end=end, adaptive_signal=signal_lost_min is None)
     try:
         write_alerts(out, [a.as_record() for a in alerts])
     except OSError as exc:
@@ -174,9 +177,28 @@ def listen_cmd(
             while True:
                 await asyncio.sleep(tick_s)
                 await asyncio.to_thread(service.tick)
-                typer.echo(f"frames {dict(listener.stats.frames)} errors {dict(listener.stats.errors)}", err=True)
+                st = listener.stats
+                typer.echo(f"frames {dict(st.frames)} errors {dict(st.errors)} ingest {dict(st.ingest)}", err=True)
         finally:
             await listener.close()
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
+
+
+@app.command("tick")
+def tick_cmd(
+    every: float = typer.Option(0.0, help="Repeat every N seconds (0 = once)"),
+) -> None:
+    """Clock-driven checks for open trips (signal lost, deadline passed) when no listener runs them."""
+    import time
+
+    from smartcustoms.tracking import service
+
+    while True:
+        changes = service.tick()
+        for record in changes:
+            typer.echo(json.dumps(record))
+        if every <= 0:
+            return
+        time.sleep(every)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from shapely.errors import ShapelyError
 from shapely.geometry import MultiPolygon, Polygon, shape
 
 from smartcustoms.platform.errors import Problem
@@ -139,7 +140,7 @@ def parse_routes(doc: Any, source: Path | str = "routes") -> tuple[dict[str, Rou
                 continue
             try:
                 poly = shape(geom)
-            except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+            except (TypeError, ValueError, KeyError, IndexError, AttributeError, ShapelyError) as exc:
                 problems.add(where, "geometry.coordinates", f"bad polygon: {exc}")
                 continue
             if not isinstance(poly, Polygon | MultiPolygon) or poly.is_empty or not poly.is_valid:

@@ -34,6 +34,7 @@ class ListenerStats:
     errors: Counter[str] = field(default_factory=Counter)
     acks: Counter[str] = field(default_factory=Counter)
     dropped_connections: Counter[str] = field(default_factory=Counter)
+    ingest: Counter[str] = field(default_factory=Counter)  # unknown devices, rate-limited floods
 
 
 def _split_eseal(buffer: bytes) -> tuple[list[bytes], bytes]:
@@ -119,7 +120,11 @@ class DeviceListener:
                 except TimeoutError:
                     break
             try:
-                await asyncio.to_thread(self.sink, batch)
+                result = await asyncio.to_thread(self.sink, batch)
+                for name in ("unknown_device", "rate_limited"):  # IngestStats from service.ingest
+                    count = getattr(result, name, 0)
+                    if isinstance(count, int) and count:
+                        self.stats.ingest[name] += count
             except Exception:  # the store failing must not kill the listener
                 log.exception("sink failed for %d readings", len(batch))
                 self.stats.errors["sink"] += 1

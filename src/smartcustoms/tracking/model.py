@@ -12,10 +12,11 @@ until the condition clears. Every alert carries the rule version that raised it.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -558,6 +559,23 @@ class TripMonitor:
                 return self._clear("overdue", p.t)
         return []
 
+    # ---- seal reading without a GPS fix ------------------------------------------------------
+    def observe_seal(self, time: datetime, seal: SealReading | None, low_battery: bool = False) -> list[AlertChange]:
+        """An e-seal event with no usable position (no fix inside a warehouse, say): the seal detector
+        still runs, placed at the last known position; movement detectors are left alone."""
+        if seal is not None:
+            self._seal = seal
+        if self.phase != "open" or self._last is None:
+            return []
+        t = time.timestamp()
+        last = self._last
+        here = _Point(max(t, last.t), last.x, last.y, last.lat, last.lon, last.dist, last.measure, last.outside)
+        return self._seal_checks(Fix(self.plan.trip_id, time, last.lat, last.lon, seal, low_battery), here, here.t)
+
+    @property
+    def last_position(self) -> tuple[float, float] | None:
+        return (self._last.lat, self._last.lon) if self._last is not None else None
+
     # ---- clock without fixes ---------------------------------------------------------------
     def tick(self, now: datetime) -> list[AlertChange]:
         """Time passes without a fix: signal loss and lateness still have to be raised."""
@@ -610,14 +628,18 @@ def replay(
     fixes: Iterable[Fix],
     config: DetectorConfig | None = None,
     end: datetime | None = None,
+    adaptive_signal: bool = False,
 ) -> list[Alert]:
     """Run the detectors offline over recorded fixes (sorted per trip by time; exact repeats dropped).
 
     `end` is the replay clock's last instant (default: the newest fix of all trips); trips still open
-    then get signal-lost / overdue alerts as a live system would have raised them.
+    then get signal-lost / overdue alerts as a live system would have raised them. With
+    `adaptive_signal`, a trip whose device normally reports sparsely gets a signal-lost limit of at
+    least 3x its median reporting interval (a unit set to report every 15 min is not "lost" at 10).
     """
-    monitors = {p.trip_id: monitor_trip(p, routes, zones, config) for p in plans}
-    by_trip: dict[str, list[Fix]] = {tid: [] for tid in monitors}
+    cfg = config or DetectorConfig()
+    plans = list(plans)
+    by_trip: dict[str, list[Fix]] = {p.trip_id: [] for p in plans}
     newest: datetime | None = None
     for f in fixes:
         if f.trip_id in by_trip:
@@ -625,8 +647,16 @@ def replay(
             newest = f.time if newest is None or f.time > newest else newest
     clock_end = end or newest
     alerts: list[Alert] = []
-    for tid, monitor in monitors.items():
-        for f in sorted(by_trip[tid], key=lambda f: f.time):
+    for plan in plans:
+        track = sorted(by_trip[plan.trip_id], key=lambda f: f.time)
+        trip_cfg = cfg
+        if adaptive_signal and len(track) >= 3:
+            gaps = sorted((b.time - a.time).total_seconds() for a, b in itertools.pairwise(track))
+            median_gap = gaps[len(gaps) // 2]
+            if 3 * median_gap > cfg.signal_lost_s:
+                trip_cfg = replace(cfg, signal_lost_s=3 * median_gap)
+        monitor = monitor_trip(plan, routes, zones, trip_cfg)
+        for f in track:
             monitor.observe(f)
         if clock_end is not None:
             monitor.tick(clock_end)

@@ -254,6 +254,38 @@ def get_trip(who: Principal, trip_id: str) -> tuple[TripRow, list[PositionRow], 
     return trip, positions, alerts
 
 
+def vehicles(who: Principal) -> list[dict[str, Any]]:
+    """Latest accepted position of every active trip (the moving dots on the console map)."""
+    out = []
+    with unit_of_work() as s:
+        q = select(TripRow).where(TripRow.status.in_(ACTIVE))
+        if who.role == Role.CARRIER:
+            q = q.where(TripRow.carrier_id == who.party_id)
+        elif not who.is_customs:
+            raise Forbidden(Problem("forbidden_role", (), "vehicles are visible to customs and their carrier"))
+        for trip in s.scalars(q):
+            last = s.scalar(
+                select(PositionRow)
+                .where(PositionRow.trip_id == trip.trip_id, PositionRow.flag.is_(None))
+                .order_by(PositionRow.time.desc())
+                .limit(1)
+            )
+            if last is not None:
+                out.append(
+                    {
+                        "trip_id": trip.trip_id,
+                        "status": trip.status,
+                        "vehicle": trip.vehicle,
+                        "container": trip.container,
+                        "time": _aware(last.time).isoformat(),
+                        "latitude": last.latitude,
+                        "longitude": last.longitude,
+                        "seal": last.seal,
+                    }
+                )
+    return out
+
+
 # ---- ingest ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Reading:
@@ -261,8 +293,8 @@ class Reading:
 
     device_id: str
     time: datetime
-    latitude: float
-    longitude: float
+    latitude: float | None  # None: a seal event without a GPS fix
+    longitude: float | None
     speed_kmh: float | None = None
     seal: str | None = None
     low_battery: bool = False
@@ -276,9 +308,11 @@ def readings_from_frame(frame: Frame, device_id: str | None = None) -> list[Read
     seal = next((e for e in frame.events if e.state is not None), None)
     low = any(e.low_battery for e in frame.events)
     for p in frame.positions:
-        if not p.valid:
-            continue  # no GPS fix: nothing to place on the route
         state = p.attributes.get("seal") or (seal.state if seal else None)
+        if not p.valid:
+            if state is not None or low:  # no GPS fix, but the seal spoke: keep the seal reading
+                out.append(Reading(p.device_id or dev, p.time, None, None, None, state, low, frame.protocol))
+            continue
         out.append(
             Reading(p.device_id or dev, p.time, p.latitude, p.longitude, p.speed_kmh, state, low, frame.protocol)
         )
@@ -297,6 +331,8 @@ TRACCAR_ALARMS = {
 
 def readings_from_traccar(doc: Any) -> list[Reading]:
     """Traccar's JSON forwarding (`forward.json`: {position, device}; event forwarding: {event, position, device})."""
+    if isinstance(doc, dict) and isinstance(doc.get("event"), dict) and not isinstance(doc.get("position"), dict):
+        return []  # status events without a position (deviceOnline/Offline...): the clock checks cover them
     if not isinstance(doc, dict) or not isinstance(doc.get("position"), dict):
         raise TrackingError([Problem("bad-traccar", ("position",), "expected Traccar JSON with a position object")])
     pos = doc["position"]
@@ -368,6 +404,30 @@ def ingest(readings: list[Reading], received_at: datetime | None = None) -> Inge
                 stats.unknown_device += 1
                 continue
             monitor = _monitor(s, trip)
+            if r.latitude is None or r.longitude is None:
+                seal_changes = monitor.observe_seal(r.time, r.seal, r.low_battery)  # type: ignore[arg-type]
+                where = monitor.last_position
+                if where is not None:
+                    rows.append(
+                        {
+                            "trip_id": trip.trip_id,
+                            "device_id": r.device_id,
+                            "source": r.source,
+                            "time": r.time,
+                            "received_at": now,
+                            "latitude": where[0],
+                            "longitude": where[1],
+                            "speed_kmh": None,
+                            "seal": r.seal,
+                            "low_battery": r.low_battery,
+                            "flag": "no_fix",
+                        }
+                    )
+                    stats.stored += 1
+                stats.flagged["no_fix"] += 1
+                _persist(s, seal_changes)
+                changes += seal_changes
+                continue
             before = dict(monitor.counters)
             fix = Fix(trip.trip_id, r.time, r.latitude, r.longitude, r.seal, r.low_battery, now)  # type: ignore[arg-type]
             trip_changes = monitor.observe(fix)
@@ -538,10 +598,13 @@ def _monitor(s: Session, trip: TripRow) -> TripMonitor:
     )
     stored = s.scalars(
         select(PositionRow)
-        .where(PositionRow.trip_id == trip.trip_id, PositionRow.flag.is_(None))
-        .order_by(PositionRow.time)
+        .where(PositionRow.trip_id == trip.trip_id, or_(PositionRow.flag.is_(None), PositionRow.flag == "no_fix"))
+        .order_by(PositionRow.time, PositionRow.id)
     )
     for p in stored:
+        if p.flag == "no_fix":
+            monitor.observe_seal(_aware(p.time), p.seal, p.low_battery)  # type: ignore[arg-type]
+            continue
         monitor.observe(Fix(trip.trip_id, _aware(p.time), p.latitude, p.longitude, p.seal, p.low_battery))  # type: ignore[arg-type]
     _MONITORS[key] = monitor
     return monitor

@@ -9,7 +9,7 @@ from functools import partial
 from pathlib import Path
 
 from smartcustoms.tracking.errors import DecodeError
-from smartcustoms.tracking.protocols import eseal, gt06, jt808, osmand, teltonika
+from smartcustoms.tracking.protocols import eseal, gt06, jt600, jt808, osmand, teltonika
 from smartcustoms.tracking.protocols.base import Frame, Position, SealEvent
 
 __all__ = ["DECODERS", "DEFAULT_PORTS", "DecodeError", "Frame", "Position", "SealEvent", "decode", "survey"]
@@ -20,6 +20,7 @@ DECODERS: dict[str, Callable[[bytes], Frame]] = {
     "osmand": lambda b: osmand.decode(b),
     "eseal": lambda b: eseal.decode(b),
     "teltonika": lambda b: teltonika.decode(b),
+    "jt600": lambda b: jt600.decode(b),
 }
 # Traccar's default ports, so devices already configured for a Traccar server need no change.
 DEFAULT_PORTS = {"gt06": 5023, "osmand": 5055, "jt808": 5015, "eseal": 5169, "teltonika": 5027}
@@ -29,6 +30,7 @@ SAMPLE_FILES = {
     "osmand": "OsmAnd_samples.tsv",
     "eseal": "Eseal_samples.tsv",
     "teltonika": "Teltonika_samples.tsv",
+    "jt600": "Jt600_samples.tsv",
 }
 
 

@@ -159,7 +159,7 @@ def decode(payload: bytes, device_id: str | None = None) -> Frame:
         body = data[8 : 8 + data_len]
         r = Reader(body, PROTOCOL)
         frame = _codec_frame(r, dev, lambda n: n.to_bytes(4, "big"))
-        if r.remaining():
+        if frame.kind == "position" and r.remaining():
             raise DecodeError(PROTOCOL, "bad-length", f"{r.remaining()} bytes left after the records")
         # Like GT06 (and Traccar), a CRC mismatch is recorded, not fatal: TCP already protects the bytes.
         frame.attributes["crc_ok"] = crc16_ibm(body) == int.from_bytes(data[-4:], "big")
