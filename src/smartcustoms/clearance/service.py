@@ -19,7 +19,7 @@ from sqlalchemy import Table, and_, delete, exists, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from smartcustoms.clearance import config
+from smartcustoms.clearance import config, risk_plugin
 from smartcustoms.clearance.assessment import Assessment, assess
 from smartcustoms.clearance.lanes import (
     CombinedAssessor,
@@ -46,7 +46,6 @@ from smartcustoms.platform import audit
 from smartcustoms.platform.auth import Principal, Role
 from smartcustoms.platform.db import Base
 from smartcustoms.platform.errors import Conflict, DomainError, Forbidden, NotFound, Problem
-from smartcustoms.platform.slices import slice_module
 
 FILERS = frozenset({Role.TRADER, Role.BROKER, Role.ADMIN})
 
@@ -172,14 +171,11 @@ def tariff_index(on: date, session: Session | None = None) -> Any:
 
 
 def lane_assessor(session: Session) -> LaneAssessor:
-    """The shipped rule-based assessor, combined with the risk engine's model when one is active."""
+    """The shipped rule-based assessor, combined with the risk engine's active model when there is one."""
     assessors: list[LaneAssessor] = [RuleBasedAssessor(config.get(session, "lane_rules"))]
-    risk = slice_module("risk", "assessor")
-    active = getattr(risk, "active_assessor", None) if risk else None
-    if active is not None:
-        model = active()
-        if model is not None:
-            assessors.append(model)
+    model = risk_plugin.active_assessor()
+    if model is not None:
+        assessors.append(model)
     return CombinedAssessor(assessors)
 
 
