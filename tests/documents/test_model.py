@@ -48,13 +48,21 @@ def test_every_v2_fixture_is_classified() -> None:
             assert check.status == "valid", (path.name, check.reason)
 
 
-def test_v3_reported_unsupported() -> None:
+def test_v3_wrapped_documents_verify_and_tampering_is_caught() -> None:
+    checked = 0
     for path in _fixtures("v3_"):
         doc = json.loads(path.read_text())
-        if "proof" not in doc and "openAttestationMetadata" not in doc:
-            continue
         check = model.check_integrity(doc)
-        assert check.status == "invalid" and "v3" in check.reason
+        if "proof" not in doc:  # raw v3 credentials, inputs to wrapping
+            assert check.status == "invalid" and "not a wrapped" in check.reason
+            continue
+        assert check.status == "valid", (path.name, check.reason)
+        checked += 1
+        tampered = json.loads(path.read_text())
+        tampered["issuanceDate"] = "2099-01-01T00:00:00Z"
+        bad = model.check_integrity(tampered)
+        assert bad.status == "invalid" and "target hash" in bad.reason
+    assert checked >= 20
 
 
 def test_obfuscated_fixture_hides_recipient_name() -> None:

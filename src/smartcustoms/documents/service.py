@@ -421,14 +421,7 @@ def verify_document(
         why = "not a wrapped document, cannot be checked"
         return verdict(integrity, model.Check("unknown", why), model.Check("unknown", why), fmt)
     if fmt == "oa-v3" or not _is_ours(doc):
-        status_reason, identity_reason = (
-            model.foreign_status_reason(doc)
-            if fmt == "oa-v2"
-            else (
-                "OpenAttestation v3 status is not supported",
-                "OpenAttestation v3 identity is not supported",
-            )
-        )
+        status_reason, identity_reason = model.foreign_status_reason(doc)
         return verdict(integrity, model.Check("unknown", status_reason), model.Check("unknown", identity_reason), fmt)
     db_error: str | None = None
     if use_db:
