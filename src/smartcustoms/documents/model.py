@@ -9,6 +9,8 @@ customs using TradeTrust tooling can check our certificates of origin, and we ca
 * ``targetHash`` = keccak-256 of the compact JSON list of all field hashes plus
   ``privacy.obfuscatedData``, sorted;
 * ``merkleRoot`` is reached from ``targetHash`` by hashing sorted pairs with the ``proof`` siblings.
+
+OpenAttestation v3 documents (per-path salts in ``proof.salts``) are checked for integrity as well.
 """
 
 from __future__ import annotations
