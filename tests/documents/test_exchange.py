@@ -24,6 +24,7 @@ from smartcustoms.documents import exchange, merkle, service, signing, store
 from smartcustoms.platform import auth
 from smartcustoms.platform.auth import SYSTEM
 from smartcustoms.platform.db import unit_of_work
+from smartcustoms.platform.errors import DomainError
 from smartcustoms.platform.migrate import upgrade
 from smartcustoms.platform.web import forget_tokens
 
@@ -195,3 +196,17 @@ def test_fork_rollback_and_lies_raise_alarms_and_store_nothing(sqlite_url: str) 
         exchange.sync_partner(SYSTEM, "customs-nz", impostor)
     assert exchange.sync_partner(SYSTEM, "customs-nz", a)["new"] == 2
     assert _mirrored("customs-nz") == 7
+
+    # A rotates its key: B refuses the new checkpoints until it takes in A's newer registry
+    new_key = signing.generate_private_key()
+    reg.rotate("customs-nz", signing.public_key_of(new_key), datetime.now(UTC))
+    a.key = new_key
+    a.add(1)
+    with pytest.raises(exchange.ForkAlarm, match="not in the registry"):
+        exchange.sync_partner(SYSTEM, "customs-nz", a)
+    assert exchange.update_partner_keys(SYSTEM, "customs-nz", reg.as_dict())["added"]
+    assert exchange.sync_partner(SYSTEM, "customs-nz", a)["new"] == 1
+    forged = reg.as_dict()
+    forged["keys"][0]["publicKey"] = signing.b64(signing.public_key_of(signing.generate_private_key()))
+    with pytest.raises(DomainError, match="different public key"):
+        exchange.update_partner_keys(SYSTEM, "customs-nz", forged)

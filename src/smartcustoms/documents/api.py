@@ -170,6 +170,12 @@ def follow_partner(body: FollowIn, who: Principal = Depends(_admin)) -> dict[str
     return exchange.follow_partner(who, body.id, body.name, body.kind, body.registry, origin=body.origin)
 
 
+@router.put("/partners/{issuer_id}/keys")
+def update_partner_keys(issuer_id: str, registry: dict[str, Any], who: Principal = Depends(_admin)) -> dict[str, Any]:
+    """Take in a partner's newer key registry (after it rotated or revoked keys)."""
+    return exchange.update_partner_keys(who, issuer_id, registry)
+
+
 @router.post("/partners/{issuer_id}/sync")
 def sync_partner(issuer_id: str, body: SyncIn, who: Principal = Depends(_admin)) -> dict[str, Any]:
     """Mirror the partner's new checkpoint and entries; 409 with the reason if its log forked or rewrote history."""

@@ -221,6 +221,14 @@ def partner_follow(
     _out(exchange.follow_partner(SYSTEM, issuer_id, name, kind, _read_json(registry)))
 
 
+@app.command("partner-keys")
+def partner_keys(
+    issuer_id: str, registry: Path = typer.Option(..., help="The partner's newer key registry JSON")
+) -> None:
+    """Take in a partner's rotated or revoked keys (a changed key under a known id is refused)."""
+    _out(exchange.update_partner_keys(SYSTEM, issuer_id, _read_json(registry)))
+
+
 @app.command("partner-sync")
 def partner_sync(issuer_id: str, base_url: str = typer.Option(..., help="Partner node's base URL")) -> None:
     """Mirror the partner's new checkpoint and entries, checking consistency (exit 2 with the reason on a fork)."""
