@@ -142,10 +142,11 @@ def test_crash_during_append_leaves_log_consistent(issuer: str, monkeypatch: pyt
     def boom(*_a: Any, **_k: Any) -> None:
         raise RuntimeError("power cut")
 
+    original = service.audit.record
     monkeypatch.setattr(service.audit, "record", boom)
     with pytest.raises(RuntimeError):
         _issue(issuer, 5)
-    monkeypatch.undo()
+    monkeypatch.setattr(service.audit, "record", original)
     with unit_of_work() as session:
         assert store.log_size(session, issuer) == 2
         cp = store.latest_checkpoint(session, issuer)

@@ -16,7 +16,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from smartcustoms.documents import merkle, model, signing, store, title
+from smartcustoms.documents import keystore, merkle, model, signing, store, title
 from smartcustoms.platform import audit
 from smartcustoms.platform.auth import Principal
 from smartcustoms.platform.db import unit_of_work
@@ -87,11 +87,12 @@ def _add_key(session: Session, issuer_id: str, at: datetime, public_key: bytes |
     for old in session.scalars(select(store.KeyRow).where(store.KeyRow.issuer_id == issuer_id)):
         if old.valid_to is None or _aware(old.valid_to) > at:
             old.valid_to = at
+    kid = signing.key_id(issuer_id, public_key)
     row = store.KeyRow(
         issuer_id=issuer_id,
-        key_id=signing.key_id(issuer_id, public_key),
+        key_id=kid,
         public_key=public_key,
-        private_key=private,
+        private_key=keystore.seal(private, f"{issuer_id}#{kid}") if private else None,
         valid_from=at,
     )
     session.add(row)
@@ -173,6 +174,11 @@ def _signing_key(session: Session, issuer_id: str, at: datetime) -> store.KeyRow
     )
 
 
+def _private(key: store.KeyRow) -> bytes:
+    assert key.private_key is not None
+    return keystore.unseal(bytes(key.private_key), f"{key.issuer_id}#{key.key_id}")
+
+
 # --- the log ----------------------------------------------------------------------------------
 
 
@@ -209,8 +215,7 @@ def _append(session: Session, issuer: store.IssuerRow, entries: Sequence[tuple[s
         )
     session.execute(insert(store.LOG_TABLE), rows)
     cp = signing.Checkpoint(issuer.origin, tree.size, tree.root(), now)
-    assert key.private_key is not None
-    note = signing.sign_checkpoint(cp, issuer.id, bytes(key.private_key))
+    note = signing.sign_checkpoint(cp, issuer.id, _private(key))
     session.add(store.CheckpointRow(issuer_id=issuer.id, size=cp.size, root_hash=cp.root, timestamp=now, note=note))
     session.flush()
     return Appended(first, tree.size, cp.root, note, tree)
@@ -248,8 +253,7 @@ def issue_documents(
         wrapped = model.wrap_documents(raw, schema=f"smartcustoms/{doc_type}/1.0")
         root = wrapped[0]["signature"]["merkleRoot"]
         key = _signing_key(session, issuer.id, now)
-        assert key.private_key is not None
-        proof = signing.document_proof(issuer.id, bytes(key.private_key), root, now)
+        proof = signing.document_proof(issuer.id, _private(key), root, now)
         targets = [w["signature"]["targetHash"] for w in wrapped]
         # target hashes cover fresh random salts, so they are unique; the table's unique index guards it anyway
         leaves = [_payload("issue", issuer.id, t, now, merkleRoot=root, docType=doc_type) for t in targets]

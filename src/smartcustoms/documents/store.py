@@ -55,7 +55,7 @@ class KeyRow(Base):
     issuer_id: Mapped[str] = mapped_column(ForeignKey("documents_issuer.id"), index=True)
     key_id: Mapped[str] = mapped_column(String(16))
     public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
-    private_key: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    private_key: Mapped[bytes | None] = mapped_column(LargeBinary(64))  # sealed, see keystore.py
     valid_from: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     valid_to: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
