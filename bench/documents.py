@@ -241,6 +241,7 @@ def bench_db_log(tmp: Path, leaves: int) -> dict[str, Any]:
     t = time.perf_counter()
     synced = exchange.sync_partner(SYSTEM, "carrier-x", exchange.LocalPartner(a_url))
     sync_s = time.perf_counter() - t
+    http = _http_sync(tmp, a_url, registry)
     return {
         "leaves": tree.size,
         "append_one_transaction_s": round(append_s, 2),
@@ -250,7 +251,55 @@ def bench_db_log(tmp: Path, leaves: int) -> dict[str, Any]:
         "partner_sync_s": round(sync_s, 2),
         "partner_sync_entries_per_s": round(synced["new"] / sync_s),
         "partner_sync_transport": "in-process (LocalPartner reads node A's database; no HTTP)",
+        "partner_sync_http": http,
     }
+
+
+def _http_sync(tmp: Path, a_url: str, registry: dict[str, Any]) -> dict[str, Any]:
+    """The same sync over HTTP: node A served by uvicorn in another process, node C mirrors it on loopback."""
+    import socket
+    import subprocess
+
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, "SMARTCUSTOMS_DATABASE_URL": a_url, "PYTHONPATH": src}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "smartcustoms.api:create_app",
+            "--factory",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):
+            try:
+                if httpx.get(f"{base}/documents/registry", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        use_database(tmp / "node-c.db")
+        exchange.follow_partner(SYSTEM, "carrier-x", "Carrier X", "carrier", registry)
+        t = time.perf_counter()
+        partner = exchange.HttpPartner(base, timeout=120)
+        synced = exchange.sync_partner(SYSTEM, "carrier-x", partner)
+        sync_s = time.perf_counter() - t
+        partner.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    return {"entries": synced["new"], "seconds": round(sync_s, 2), "entries_per_s": round(synced["new"] / sync_s)}
 
 
 def main() -> None:
@@ -336,7 +385,8 @@ def main() -> None:
     print(
         f"\n{db_load['leaves']} log entries: appended in one transaction in {db_load['append_one_transaction_s']} s; "
         f"cold load {db_load['cold_load_s']} s; warm proof {db_load['warm_proof_ms']} ms; "
-        f"partner sync {db_load['partner_sync_s']} s ({db_load['partner_sync_entries_per_s']} entries/s)"
+        f"partner sync {db_load['partner_sync_s']} s ({db_load['partner_sync_entries_per_s']} entries/s), "
+        f"over HTTP {db_load['partner_sync_http']['seconds']} s ({db_load['partner_sync_http']['entries_per_s']} entries/s)"
     )
     if not args.quick:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -117,6 +117,7 @@ def test_b_mirrors_a_and_sees_revocations(sqlite_url: str, node_a: tuple[str, st
     v = service.verify_document(docs[1], use_db=True)
     assert not v["valid"] and "goods not originating" in v["checks"]["status"]["reason"]
     assert exchange.sync_partner(SYSTEM, "customs-tw", partner)["new"] == 0
+    partner.close()
     assert exchange.certificate_for_declaration("DEC-2") is None  # revoked at A, mirrored to B
     assert exchange.certificate_for_declaration("DEC-1") is not None
 

@@ -179,7 +179,11 @@ def update_partner_keys(issuer_id: str, registry: dict[str, Any], who: Principal
 @router.post("/partners/{issuer_id}/sync")
 def sync_partner(issuer_id: str, body: SyncIn, who: Principal = Depends(_admin)) -> dict[str, Any]:
     """Mirror the partner's new checkpoint and entries; 409 with the reason if its log forked or rewrote history."""
-    return exchange.sync_partner(who, issuer_id, exchange.HttpPartner(body.base_url))
+    partner = exchange.HttpPartner(body.base_url)
+    try:
+        return exchange.sync_partner(who, issuer_id, partner)
+    finally:
+        partner.close()
 
 
 class InboxIn(BaseModel):

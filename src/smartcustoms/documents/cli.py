@@ -232,4 +232,8 @@ def partner_keys(
 @app.command("partner-sync")
 def partner_sync(issuer_id: str, base_url: str = typer.Option(..., help="Partner node's base URL")) -> None:
     """Mirror the partner's new checkpoint and entries, checking consistency (exit 2 with the reason on a fork)."""
-    _out(exchange.sync_partner(SYSTEM, issuer_id, exchange.HttpPartner(base_url)))
+    partner = exchange.HttpPartner(base_url)
+    try:
+        _out(exchange.sync_partner(SYSTEM, issuer_id, partner))
+    finally:
+        partner.close()

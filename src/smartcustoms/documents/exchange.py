@@ -46,6 +46,9 @@ class HttpPartner:
     def __init__(self, base_url: str, client: httpx.Client | None = None, timeout: float = 30.0) -> None:
         self.client = client or httpx.Client(base_url=base_url, timeout=timeout)
 
+    def close(self) -> None:
+        self.client.close()
+
     def _get(self, path: str, **params: Any) -> Any:
         r = self.client.get(path, params={k: v for k, v in params.items() if v is not None})
         if r.status_code != 200:
