@@ -206,3 +206,22 @@ def certificate(declaration_ref: str, who: Principal = Depends(_issuers)) -> dic
             Problem("no_verified_certificate", ("declaration_ref",), f"No verified certificate for {declaration_ref}")
         )
     return found
+
+
+class FinalizeIn(BaseModel):
+    issuer: str
+    type: str
+    documents: list[dict[str, Any]] = Field(min_length=1, max_length=10_000)
+    proof: dict[str, Any] = Field(description="The issuer's signature over the batch's Merkle root")
+
+
+@router.post("/issue/prepare")
+def prepare_issue(body: IssueIn, who: Principal = Depends(_issuers)) -> dict[str, Any]:
+    """Issuer-held keys: wrap a batch and return the message the issuer signs offline."""
+    return service.prepare_issue(who, body.issuer, body.type, body.documents)
+
+
+@router.post("/issue/finalize", status_code=201)
+def finalize_issue(body: FinalizeIn, who: Principal = Depends(_issuers)) -> IssueOut:
+    wrapped = service.finalize_issue(who, body.issuer, body.type, body.documents, body.proof)
+    return IssueOut(merkle_root=wrapped[0]["signature"]["merkleRoot"], documents=wrapped)
