@@ -214,3 +214,14 @@ def test_issuer_held_key_prepare_sign_finalize(db_url: str) -> None:
     assert (
         "inclusion proof verified" in service.verify_document(docs[1], registry=registry)["checks"]["status"]["reason"]
     )
+
+
+def test_stale_tree_cache_is_rebuilt_from_stored_leaves(issuer: str) -> None:
+    docs = _issue(issuer, 3)
+    with unit_of_work() as session:
+        key = (str(session.get_bind().engine.url), issuer)
+    store._TREES[key] = merkle.MerkleTree([merkle.leaf_hash(b"forged")] * 2)  # wrong prefix, shorter
+    assert service.verify_document(docs[2], use_db=True)["checks"]["status"]["status"] == "valid"
+    store._TREES[key] = merkle.MerkleTree([merkle.leaf_hash(b"forged")] * 3)  # wrong, same size
+    assert service.log_proof(issuer, index=1)["treeSize"] == 3
+    assert service.verify_document(docs[1], use_db=True)["checks"]["status"]["status"] == "valid"

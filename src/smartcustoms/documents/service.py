@@ -676,7 +676,7 @@ def _status_from_log(session: Session, doc: Mapping[str, Any], registry: signing
         cp = signing.verify_checkpoint(cp_row.note, registry)
     except signing.SignatureError as exc:
         return model.Check("invalid", f"the issuer's latest checkpoint does not verify: {exc}")
-    tree = store.tree_for(session, issuer_id)
+    tree = store.tree_for(session, issuer_id, cp_row)
     index = int(entry.idx)
     try:
         merkle.verify_inclusion(
