@@ -106,3 +106,31 @@ def test_verify_malformed_and_unknown(tmp_path: Path) -> None:
     (tmp_path / "other.json").write_text('{"hello": "world"}')
     code, out = _cli("verify", "--no-db", str(tmp_path / "other.json"))
     assert code == 1 and "not an OpenAttestation" in json.loads(out)["checks"]["integrity"]["reason"]
+
+
+def test_issuer_held_key_flow_on_the_command_line(sqlite_url: str, tmp_path: Path) -> None:
+    from smartcustoms.documents import signing
+
+    store.forget_trees()
+    private = signing.generate_private_key()
+    public = signing.b64(signing.public_key_of(private))
+    args = ["issuer-add", "chamber-nz", "--name", "NZ Chamber", "--kind", "chamber_of_commerce", "--public-key", public]
+    assert _cli(*args)[0] == 0
+    (tmp_path / "coo.json").write_text(json.dumps(coo(5)))
+    prepared = tmp_path / "batch.json"
+    code, out = _cli(
+        "issue-prepare",
+        str(tmp_path / "coo.json"),
+        "--issuer",
+        "chamber-nz",
+        "--type",
+        "certificate_of_origin",
+        "--out",
+        str(prepared),
+    )
+    assert code == 0, out
+    assert _cli("issue-sign", str(prepared), "--private-key", signing.b64(private))[0] == 0
+    code, out = _cli("issue-finalize", str(prepared), "--out", str(tmp_path / "out"))
+    assert code == 0, out
+    code, out = _cli("verify", str(tmp_path / "out" / "batch-0.wrapped.json"))
+    assert code == 0 and json.loads(out)["checks"]["identity"]["status"] == "valid", out

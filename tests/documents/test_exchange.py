@@ -24,6 +24,7 @@ from smartcustoms.documents import exchange, merkle, service, signing, store
 from smartcustoms.platform import auth
 from smartcustoms.platform.auth import SYSTEM
 from smartcustoms.platform.db import unit_of_work
+from smartcustoms.platform.errors import DomainError
 from smartcustoms.platform.migrate import upgrade
 from smartcustoms.platform.web import forget_tokens
 
@@ -116,6 +117,7 @@ def test_b_mirrors_a_and_sees_revocations(sqlite_url: str, node_a: tuple[str, st
     v = service.verify_document(docs[1], use_db=True)
     assert not v["valid"] and "goods not originating" in v["checks"]["status"]["reason"]
     assert exchange.sync_partner(SYSTEM, "customs-tw", partner)["new"] == 0
+    partner.close()
     assert exchange.certificate_for_declaration("DEC-2") is None  # revoked at A, mirrored to B
     assert exchange.certificate_for_declaration("DEC-1") is not None
 
@@ -195,3 +197,17 @@ def test_fork_rollback_and_lies_raise_alarms_and_store_nothing(sqlite_url: str) 
         exchange.sync_partner(SYSTEM, "customs-nz", impostor)
     assert exchange.sync_partner(SYSTEM, "customs-nz", a)["new"] == 2
     assert _mirrored("customs-nz") == 7
+
+    # A rotates its key: B refuses the new checkpoints until it takes in A's newer registry
+    new_key = signing.generate_private_key()
+    reg.rotate("customs-nz", signing.public_key_of(new_key), datetime.now(UTC))
+    a.key = new_key
+    a.add(1)
+    with pytest.raises(exchange.ForkAlarm, match="not in the registry"):
+        exchange.sync_partner(SYSTEM, "customs-nz", a)
+    assert exchange.update_partner_keys(SYSTEM, "customs-nz", reg.as_dict())["added"]
+    assert exchange.sync_partner(SYSTEM, "customs-nz", a)["new"] == 1
+    forged = reg.as_dict()
+    forged["keys"][0]["publicKey"] = signing.b64(signing.public_key_of(signing.generate_private_key()))
+    with pytest.raises(DomainError, match="different public key"):
+        exchange.update_partner_keys(SYSTEM, "customs-nz", forged)

@@ -48,13 +48,21 @@ def test_every_v2_fixture_is_classified() -> None:
             assert check.status == "valid", (path.name, check.reason)
 
 
-def test_v3_reported_unsupported() -> None:
+def test_v3_wrapped_documents_verify_and_tampering_is_caught() -> None:
+    checked = 0
     for path in _fixtures("v3_"):
         doc = json.loads(path.read_text())
-        if "proof" not in doc and "openAttestationMetadata" not in doc:
-            continue
         check = model.check_integrity(doc)
-        assert check.status == "invalid" and "v3" in check.reason
+        if "proof" not in doc:  # raw v3 credentials, inputs to wrapping
+            assert check.status == "invalid" and "not a wrapped" in check.reason
+            continue
+        assert check.status == "valid", (path.name, check.reason)
+        checked += 1
+        tampered = json.loads(path.read_text())
+        tampered["issuanceDate"] = "2099-01-01T00:00:00Z"
+        bad = model.check_integrity(tampered)
+        assert bad.status == "invalid" and "target hash" in bad.reason
+    assert checked >= 20
 
 
 def test_obfuscated_fixture_hides_recipient_name() -> None:
@@ -145,3 +153,30 @@ def test_salts_are_unique_uuid4_and_not_inherited_by_forks() -> None:
     assert all(uuid.UUID(s).version == 4 and uuid.UUID(s).variant == uuid.RFC_4122 for s in salts[:200])
     model._forget_salts()  # what a forked child runs first
     assert model._SALTS.hex == "" and model.random_salt() not in salts
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=15,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(json_values, st.data())
+def test_verify_never_crashes_on_arbitrary_or_mangled_input(junk: object, data: st.DataObject) -> None:
+    from smartcustoms.documents import service
+
+    assert set(service.verify_document(junk)["checks"]) == {"integrity", "status", "identity"}
+    doc = model.wrap_document({"a": 1, "b": {"c": "x"}})
+    doc["proof"] = [{"type": "SmartCustomsEd25519Signature2026", "verificationMethod": junk, "created": junk}]
+    doc["smartcustoms"] = {"checkpoint": junk, "inclusionProof": junk, "logIndex": junk, "leaf": junk}
+    section = data.draw(st.sampled_from(["signature", "privacy", "data", "version"]))
+    doc[section] = junk
+    from smartcustoms.documents import signing
+
+    registry = signing.KeyRegistry()
+    registry.rotate("x", bytes(32), signing.datetime(2020, 1, 1, tzinfo=signing.UTC))
+    for reg in (None, registry):
+        verdict = service.verify_document(doc, registry=reg)
+        assert verdict["valid"] in (True, False)

@@ -142,10 +142,11 @@ def test_crash_during_append_leaves_log_consistent(issuer: str, monkeypatch: pyt
     def boom(*_a: Any, **_k: Any) -> None:
         raise RuntimeError("power cut")
 
+    original = service.audit.record
     monkeypatch.setattr(service.audit, "record", boom)
     with pytest.raises(RuntimeError):
         _issue(issuer, 5)
-    monkeypatch.undo()
+    monkeypatch.setattr(service.audit, "record", original)
     with unit_of_work() as session:
         assert store.log_size(session, issuer) == 2
         cp = store.latest_checkpoint(session, issuer)
@@ -176,3 +177,51 @@ def test_foreign_openattestation_document_needs_no_database() -> None:
         (shared_data("docverify", "oa_verify_fixtures") / "v2_tamperedDocument.tamperedDocument.json").read_text()
     )
     assert not service.verify_document(tampered)["valid"]
+
+
+def test_issuer_held_key_prepare_sign_finalize(db_url: str) -> None:
+    store.forget_trees()
+    private = signing.generate_private_key()
+    service.register_issuer(
+        SYSTEM, "chamber-nz", "NZ Chamber", "chamber_of_commerce", public_key=signing.public_key_of(private)
+    )
+    with pytest.raises(DomainError, match="no valid platform-held key"):
+        service.issue_documents(SYSTEM, "chamber-nz", "certificate_of_origin", [coo()])
+    prepared = service.prepare_issue(SYSTEM, "chamber-nz", "certificate_of_origin", [coo(1), coo(2)])
+    created = datetime.fromisoformat(prepared["created"])
+    proof = signing.document_proof("chamber-nz", private, prepared["merkleRoot"], created)
+    assert signing.unb64(prepared["message"]) == signing.document_message(prepared["merkleRoot"], proof["created"])
+
+    stranger = signing.document_proof("chamber-nz", signing.generate_private_key(), prepared["merkleRoot"], created)
+    with pytest.raises(DomainError, match="not in the registry"):
+        service.finalize_issue(SYSTEM, "chamber-nz", "certificate_of_origin", prepared["documents"], stranger)
+    tampered = copy.deepcopy(prepared["documents"])
+    tampered[0]["data"]["fta"] += "X"
+    with pytest.raises(DomainError) as exc:
+        service.finalize_issue(SYSTEM, "chamber-nz", "certificate_of_origin", tampered, proof)
+    assert exc.value.problems[0].code == "integrity_invalid"
+
+    docs = service.finalize_issue(SYSTEM, "chamber-nz", "certificate_of_origin", prepared["documents"], proof)
+    for doc in docs:
+        v = service.verify_document(json.loads(json.dumps(doc)), use_db=True)
+        assert v["valid"] and v["checks"]["identity"]["status"] == "valid", v
+        assert v["checks"]["status"]["status"] == "valid", v
+    assert "smartcustoms-log" in docs[0]["smartcustoms"]["checkpoint"]  # the log operator signs its tree heads
+    with pytest.raises(DomainError, match="already issued"):
+        service.finalize_issue(SYSTEM, "chamber-nz", "certificate_of_origin", prepared["documents"], proof)
+    registry = signing.KeyRegistry.from_dict(service.key_registry("chamber-nz"))
+    assert service.verify_document(docs[1], registry=registry)["checks"]["identity"]["status"] == "valid"
+    assert (
+        "inclusion proof verified" in service.verify_document(docs[1], registry=registry)["checks"]["status"]["reason"]
+    )
+
+
+def test_stale_tree_cache_is_rebuilt_from_stored_leaves(issuer: str) -> None:
+    docs = _issue(issuer, 3)
+    with unit_of_work() as session:
+        key = (str(session.get_bind().engine.url), issuer)
+    store._TREES[key] = merkle.MerkleTree([merkle.leaf_hash(b"forged")] * 2)  # wrong prefix, shorter
+    assert service.verify_document(docs[2], use_db=True)["checks"]["status"]["status"] == "valid"
+    store._TREES[key] = merkle.MerkleTree([merkle.leaf_hash(b"forged")] * 3)  # wrong, same size
+    assert service.log_proof(issuer, index=1)["treeSize"] == 3
+    assert service.verify_document(docs[1], use_db=True)["checks"]["status"]["status"] == "valid"

@@ -69,3 +69,22 @@ def test_checkpoint_sign_parse_verify() -> None:
         signing.verify_checkpoint(forged, reg)
     with pytest.raises(signing.SignatureError, match=r"malformed|no signature"):
         signing.verify_checkpoint("garbage", reg)
+
+
+def test_private_keys_are_sealed_and_bound_to_their_key_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    import base64
+    import os
+
+    from cryptography.exceptions import InvalidTag
+
+    from smartcustoms.documents import keystore
+
+    private = signing.generate_private_key()
+    sealed = keystore.seal(private, "chamber-sg#0001")
+    assert private not in sealed and len(sealed) == 61
+    assert keystore.unseal(sealed, "chamber-sg#0001") == private
+    with pytest.raises(InvalidTag):
+        keystore.unseal(sealed, "chamber-sg#0002")
+    monkeypatch.setenv("SMARTCUSTOMS_DOCUMENTS_MASTER_KEY", base64.b64encode(os.urandom(32)).decode())
+    with pytest.raises(InvalidTag):
+        keystore.unseal(sealed, "chamber-sg#0001")

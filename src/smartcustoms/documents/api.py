@@ -170,10 +170,20 @@ def follow_partner(body: FollowIn, who: Principal = Depends(_admin)) -> dict[str
     return exchange.follow_partner(who, body.id, body.name, body.kind, body.registry, origin=body.origin)
 
 
+@router.put("/partners/{issuer_id}/keys")
+def update_partner_keys(issuer_id: str, registry: dict[str, Any], who: Principal = Depends(_admin)) -> dict[str, Any]:
+    """Take in a partner's newer key registry (after it rotated or revoked keys)."""
+    return exchange.update_partner_keys(who, issuer_id, registry)
+
+
 @router.post("/partners/{issuer_id}/sync")
 def sync_partner(issuer_id: str, body: SyncIn, who: Principal = Depends(_admin)) -> dict[str, Any]:
     """Mirror the partner's new checkpoint and entries; 409 with the reason if its log forked or rewrote history."""
-    return exchange.sync_partner(who, issuer_id, exchange.HttpPartner(body.base_url))
+    partner = exchange.HttpPartner(body.base_url)
+    try:
+        return exchange.sync_partner(who, issuer_id, partner)
+    finally:
+        partner.close()
 
 
 class InboxIn(BaseModel):
@@ -196,3 +206,22 @@ def certificate(declaration_ref: str, who: Principal = Depends(_issuers)) -> dic
             Problem("no_verified_certificate", ("declaration_ref",), f"No verified certificate for {declaration_ref}")
         )
     return found
+
+
+class FinalizeIn(BaseModel):
+    issuer: str
+    type: str
+    documents: list[dict[str, Any]] = Field(min_length=1, max_length=10_000)
+    proof: dict[str, Any] = Field(description="The issuer's signature over the batch's Merkle root")
+
+
+@router.post("/issue/prepare")
+def prepare_issue(body: IssueIn, who: Principal = Depends(_issuers)) -> dict[str, Any]:
+    """Issuer-held keys: wrap a batch and return the message the issuer signs offline."""
+    return service.prepare_issue(who, body.issuer, body.type, body.documents)
+
+
+@router.post("/issue/finalize", status_code=201)
+def finalize_issue(body: FinalizeIn, who: Principal = Depends(_issuers)) -> IssueOut:
+    wrapped = service.finalize_issue(who, body.issuer, body.type, body.documents, body.proof)
+    return IssueOut(merkle_root=wrapped[0]["signature"]["merkleRoot"], documents=wrapped)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -221,7 +222,61 @@ def partner_follow(
     _out(exchange.follow_partner(SYSTEM, issuer_id, name, kind, _read_json(registry)))
 
 
+@app.command("partner-keys")
+def partner_keys(
+    issuer_id: str, registry: Path = typer.Option(..., help="The partner's newer key registry JSON")
+) -> None:
+    """Take in a partner's rotated or revoked keys (a changed key under a known id is refused)."""
+    _out(exchange.update_partner_keys(SYSTEM, issuer_id, _read_json(registry)))
+
+
 @app.command("partner-sync")
 def partner_sync(issuer_id: str, base_url: str = typer.Option(..., help="Partner node's base URL")) -> None:
     """Mirror the partner's new checkpoint and entries, checking consistency (exit 2 with the reason on a fork)."""
-    _out(exchange.sync_partner(SYSTEM, issuer_id, exchange.HttpPartner(base_url)))
+    partner = exchange.HttpPartner(base_url)
+    try:
+        _out(exchange.sync_partner(SYSTEM, issuer_id, partner))
+    finally:
+        partner.close()
+
+
+@app.command("issue-prepare")
+def issue_prepare(
+    files: list[Path] = typer.Argument(..., help="Raw document JSON files (an object, or a list)"),
+    issuer: str = typer.Option(..., help="Issuer id (its key is held by the issuer)"),
+    doc_type: str = typer.Option(..., "--type"),
+    out: Path = typer.Option(..., help="Where to write the prepared batch"),
+) -> None:
+    """Issuer-held keys, step 1: wrap a batch; the issuer signs it offline with `issue-sign`."""
+    docs: list[Any] = []
+    for f in files:
+        raw = _read_json(f)
+        docs.extend(raw if isinstance(raw, list) else [raw])
+    out.write_text(json.dumps(service.prepare_issue(SYSTEM, issuer, doc_type, docs), indent=2, ensure_ascii=False))
+    typer.echo(f"{out}: {len(docs)} document(s) to sign")
+
+
+@app.command("issue-sign")
+def issue_sign(
+    prepared: Path,
+    private_key: str = typer.Option(..., envvar="SMARTCUSTOMS_ISSUER_KEY", help="Issuer's private key, base64"),
+) -> None:
+    """Step 2 (offline, on the issuer's side): sign the prepared batch's Merkle root."""
+    batch = _read_json(prepared)
+    created = datetime.fromisoformat(batch["created"])
+    key = service.decode_b64(private_key, "private_key")
+    batch["proof"] = signing.document_proof(batch["issuer"], key, batch["merkleRoot"], created)
+    prepared.write_text(json.dumps(batch, indent=2, ensure_ascii=False))
+    typer.echo(f"{prepared}: signed with key {batch['proof']['verificationMethod']}")
+
+
+@app.command("issue-finalize")
+def issue_finalize(prepared: Path, out: Path = typer.Option(..., help="Directory for the wrapped documents")) -> None:
+    """Step 3: the platform checks the signature against the registry and logs the batch."""
+    batch = _read_json(prepared)
+    wrapped = service.finalize_issue(SYSTEM, batch["issuer"], batch["type"], batch["documents"], batch.get("proof", {}))
+    out.mkdir(parents=True, exist_ok=True)
+    for i, w in enumerate(wrapped):
+        target = out / f"{prepared.stem}-{i}.wrapped.json"
+        target.write_text(json.dumps(w, indent=2, ensure_ascii=False), encoding="utf-8")
+        typer.echo(f"{target}  targetHash={w['signature']['targetHash']}  logIndex={w['smartcustoms']['logIndex']}")

@@ -46,6 +46,9 @@ class HttpPartner:
     def __init__(self, base_url: str, client: httpx.Client | None = None, timeout: float = 30.0) -> None:
         self.client = client or httpx.Client(base_url=base_url, timeout=timeout)
 
+    def close(self) -> None:
+        self.client.close()
+
     def _get(self, path: str, **params: Any) -> Any:
         r = self.client.get(path, params={k: v for k, v in params.items() if v is not None})
         if r.status_code != 200:
@@ -133,6 +136,53 @@ def follow_partner(
             )
         audit.record(session, who, "follow_partner", "documents_issuer", issuer_id, detail={"keys": len(keys)})
     return {"id": issuer_id, "keys": [k.key_id for k in keys]}
+
+
+def update_partner_keys(who: Principal, issuer_id: str, registry: Mapping[str, Any]) -> dict[str, Any]:
+    """Take in a followed partner's newer registry (rotation, revocation). A key id already pinned must keep
+    its public key: a different key under a known id is refused, never silently replaced."""
+    keys = [signing.IssuerKey.from_dict(k) for k in registry.get("keys", []) if k.get("issuer") == issuer_id]
+    added, updated = [], []
+    with unit_of_work() as session:
+        issuer = session.get(store.IssuerRow, issuer_id)
+        if issuer is None:
+            raise NotFound(Problem("unknown_issuer", ("issuer",), f"{issuer_id} is not a followed partner issuer"))
+        pinned = {r.key_id: r for r in session.scalars(select(store.KeyRow).where(store.KeyRow.issuer_id == issuer_id))}
+        for k in keys:
+            row = pinned.get(k.key_id)
+            if row is None:
+                session.add(
+                    store.KeyRow(
+                        issuer_id=issuer_id,
+                        key_id=k.key_id,
+                        public_key=k.public_key,
+                        private_key=None,
+                        valid_from=k.valid_from,
+                        valid_to=k.valid_to,
+                        revoked_at=k.revoked_at,
+                    )
+                )
+                added.append(k.key_id)
+                continue
+            if bytes(row.public_key) != k.public_key:
+                raise Conflict(
+                    Problem(
+                        "key_substituted", ("registry",), f"key {k.key_id} of {issuer_id} has a different public key"
+                    )
+                )
+            if row.private_key is not None:
+                continue  # our own key: we are the authority for it
+            row.valid_from, row.valid_to, row.revoked_at = k.valid_from, k.valid_to, k.revoked_at
+            updated.append(k.key_id)
+        audit.record(
+            session,
+            who,
+            "update_partner_keys",
+            "documents_issuer",
+            issuer_id,
+            detail={"added": added, "updated": updated},
+        )
+    return {"issuer": issuer_id, "added": added, "updated": updated}
 
 
 def _alarm(who: Principal, issuer_id: str, reason: str, detail: dict[str, Any]) -> ForkAlarm:

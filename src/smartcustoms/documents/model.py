@@ -9,10 +9,13 @@ customs using TradeTrust tooling can check our certificates of origin, and we ca
 * ``targetHash`` = keccak-256 of the compact JSON list of all field hashes plus
   ``privacy.obfuscatedData``, sorted;
 * ``merkleRoot`` is reached from ``targetHash`` by hashing sorted pairs with the ``proof`` siblings.
+
+OpenAttestation v3 documents (per-path salts in ``proof.salts``) are checked for integrity as well.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import os
@@ -367,7 +370,7 @@ def check_integrity(doc: Json) -> Check:
     """Recompute target hash and Merkle root of an OpenAttestation v2 document; say exactly what differs."""
     fmt = detect_format(doc)
     if fmt == "oa-v3":
-        return Check("invalid", "OpenAttestation v3 documents are not supported yet (only v2)", {"format": fmt})
+        return check_integrity_v3(doc)
     if fmt != "oa-v2":
         return Check("invalid", "not an OpenAttestation v2 wrapped document (no 'data' and 'signature')")
     sig = doc.get("signature")
@@ -413,6 +416,84 @@ def check_integrity(doc: Json) -> Check:
         "target hash and Merkle proof match",
         {"targetHash": computed, "merkleRoot": node.hex(), "fields": len(visible), "hidden": len(obfuscated)},
     )
+
+
+# --- OpenAttestation v3 (integrity only) -------------------------------------------------------
+
+V3_PROOF_TYPE = "OpenAttestationMerkleProofSignature2018"
+_PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def _lookup(doc: Json, path: str) -> tuple[bool, Json]:
+    """lodash `get` for v3 salt paths like ``credentialSubject.licenses[0].class``."""
+    node = doc
+    for name, index in _PATH_PART.findall(path):
+        if index:
+            if not isinstance(node, list) or int(index) >= len(node):
+                return False, None
+            node = node[int(index)]
+        else:
+            if not isinstance(node, Mapping) or name not in node:
+                return False, None
+            node = node[name]
+    return True, node
+
+
+def _js_string(value: Json) -> str:
+    """`${value}` in JavaScript, for the scalar leaves OpenAttestation v3 salts."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return value
+    return "[object Object]" if isinstance(value, Mapping) else ",".join(_js_string(v) for v in value)
+
+
+def check_integrity_v3(doc: Mapping[str, Json]) -> Check:
+    """OpenAttestation v3: per-path salts (base64 JSON in proof.salts) hash ``{path: "salt:value"}``."""
+    proof = doc.get("proof")
+    if not isinstance(proof, Mapping) or proof.get("type") != V3_PROOF_TYPE:
+        return Check("invalid", f"not a wrapped OpenAttestation v3 document (no {V3_PROOF_TYPE} proof)")
+    target, root, proofs = proof.get("targetHash"), proof.get("merkleRoot"), proof.get("proofs", [])
+    privacy = proof.get("privacy") or {}
+    obfuscated = privacy.get("obfuscated", []) if isinstance(privacy, Mapping) else None
+    if not isinstance(target, str) or not _is_hash(target):
+        return Check("invalid", "proof.targetHash is not a 32-byte hex hash")
+    if not isinstance(root, str) or not _is_hash(root):
+        return Check("invalid", "proof.merkleRoot is not a 32-byte hex hash")
+    if not isinstance(proofs, list) or not all(_is_hash(p) for p in proofs):
+        return Check("invalid", "proof.proofs must be a list of 32-byte hex hashes")
+    if not isinstance(obfuscated, list) or not all(_is_hash(h) for h in obfuscated):
+        return Check("invalid", "proof.privacy.obfuscated must be a list of 32-byte hex hashes")
+    try:
+        salts = json.loads(base64.b64decode(str(proof.get("salts", "")), validate=True))
+        pairs = [(str(s["path"]), str(s["value"])) for s in salts]
+    except (ValueError, TypeError, KeyError) as exc:
+        return Check("invalid", f"proof.salts is not base64 JSON of path/value salts: {exc}")
+    body = {k: v for k, v in doc.items() if k != "proof"}
+    hashes = list(obfuscated)
+    for path, salt in pairs:
+        found, value = _lookup(body, path)
+        if found:
+            hashes.append(keccak256(_compact({path: f"{salt}:{_js_string(value)}"}).encode("utf-8")).hex())
+    computed = _digest(hashes)
+    if computed != target.lower():
+        return Check(
+            "invalid",
+            "document data was changed: recomputed target hash does not match proof.targetHash",
+            {"expected": target.lower(), "computed": computed},
+        )
+    node = bytes.fromhex(target)
+    for sibling in proofs:
+        node = combine_sorted(node, bytes.fromhex(sibling))
+    if node.hex() != root.lower():
+        return Check("invalid", "Merkle proof does not lead to proof.merkleRoot", {"computed": node.hex()})
+    return Check("valid", "target hash and Merkle proof match (OpenAttestation v3)", {"targetHash": computed})
 
 
 # --- document types ---------------------------------------------------------------------------
@@ -499,9 +580,18 @@ def validate_document(doc_type: str, doc: Any) -> list[Problem]:
 
 def foreign_status_reason(doc: Mapping[str, Any]) -> tuple[str, str]:
     """Why status and identity of a foreign OpenAttestation document cannot be checked here."""
-    issuers = unsalt(doc.get("data", {})).get("issuers") if isinstance(doc.get("data"), Mapping) else None
     where: list[str] = []
     ident: list[str] = []
+    meta = doc.get("openAttestationMetadata")
+    if isinstance(meta, Mapping):  # v3
+        method = meta.get("proof")
+        if isinstance(method, Mapping) and method.get("method"):
+            where.append(f"{method.get('method')} {method.get('value') or ''}".strip())
+        identity = meta.get("identityProof")
+        if isinstance(identity, Mapping) and identity.get("type"):
+            ident.append(f"{identity.get('type')} {identity.get('identifier') or ''}".strip())
+    data = doc.get("data")
+    issuers = unsalt(data).get("issuers") if isinstance(data, Mapping) else None
     for issuer in issuers if isinstance(issuers, list) else []:
         if not isinstance(issuer, Mapping):
             continue

@@ -9,14 +9,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from smartcustoms.documents import merkle, model, signing, store, title
+from smartcustoms.documents import keystore, merkle, model, signing, store, title
 from smartcustoms.platform import audit
 from smartcustoms.platform.auth import Principal
 from smartcustoms.platform.db import unit_of_work
@@ -87,11 +87,12 @@ def _add_key(session: Session, issuer_id: str, at: datetime, public_key: bytes |
     for old in session.scalars(select(store.KeyRow).where(store.KeyRow.issuer_id == issuer_id)):
         if old.valid_to is None or _aware(old.valid_to) > at:
             old.valid_to = at
+    kid = signing.key_id(issuer_id, public_key)
     row = store.KeyRow(
         issuer_id=issuer_id,
-        key_id=signing.key_id(issuer_id, public_key),
+        key_id=kid,
         public_key=public_key,
-        private_key=private,
+        private_key=keystore.seal(private, f"{issuer_id}#{kid}") if private else None,
         valid_from=at,
     )
     session.add(row)
@@ -132,7 +133,7 @@ def _issuer(session: Session, issuer_id: str) -> store.IssuerRow:
 def registry_from_session(session: Session, issuer_id: str | None = None) -> signing.KeyRegistry:
     q = select(store.KeyRow)
     if issuer_id:
-        q = q.where(store.KeyRow.issuer_id == issuer_id)
+        q = q.where(store.KeyRow.issuer_id.in_((issuer_id, LOG_OPERATOR)))
     return signing.KeyRegistry(
         signing.IssuerKey(
             r.issuer_id,
@@ -173,6 +174,36 @@ def _signing_key(session: Session, issuer_id: str, at: datetime) -> store.KeyRow
     )
 
 
+def _private(key: store.KeyRow) -> bytes:
+    assert key.private_key is not None
+    return keystore.unseal(bytes(key.private_key), f"{key.issuer_id}#{key.key_id}")
+
+
+LOG_OPERATOR = "smartcustoms-log"
+"""Signs checkpoints of issuers whose keys are all issuer-held (as a CT log operator signs tree heads)."""
+
+
+def _log_signer(session: Session, issuer: store.IssuerRow, at: datetime) -> tuple[str, bytes]:
+    """The issuer's own platform-held key if it has one, else the platform log operator's key."""
+    try:
+        return issuer.id, _private(_signing_key(session, issuer.id, at))
+    except DocumentError:
+        pass
+    if session.get(store.IssuerRow, LOG_OPERATOR) is None:
+        session.add(
+            store.IssuerRow(
+                id=LOG_OPERATOR,
+                name="Smart Customs transparency log",
+                kind="log_operator",
+                origin="smartcustoms/log",
+                created_at=at,
+            )
+        )
+        session.flush()
+        _add_key(session, LOG_OPERATOR, at.replace(microsecond=0), None)  # checkpoints carry ms timestamps
+    return LOG_OPERATOR, _private(_signing_key(session, LOG_OPERATOR, at))
+
+
 # --- the log ----------------------------------------------------------------------------------
 
 
@@ -189,7 +220,7 @@ def _append(session: Session, issuer: store.IssuerRow, entries: Sequence[tuple[s
     """Append (kind, target hash, payload) entries and a new signed checkpoint, inside the caller's transaction."""
     _lock_issuer(session, issuer.id)
     now = _now()
-    key = _signing_key(session, issuer.id, now)
+    signer, private = _log_signer(session, issuer, now)
     tree = store.tree_for(session, issuer.id)
     first = tree.size
     rows = []
@@ -209,8 +240,7 @@ def _append(session: Session, issuer: store.IssuerRow, entries: Sequence[tuple[s
         )
     session.execute(insert(store.LOG_TABLE), rows)
     cp = signing.Checkpoint(issuer.origin, tree.size, tree.root(), now)
-    assert key.private_key is not None
-    note = signing.sign_checkpoint(cp, issuer.id, bytes(key.private_key))
+    note = signing.sign_checkpoint(cp, signer, private)
     session.add(store.CheckpointRow(issuer_id=issuer.id, size=cp.size, root_hash=cp.root, timestamp=now, note=note))
     session.flush()
     return Appended(first, tree.size, cp.root, note, tree)
@@ -221,10 +251,7 @@ def _payload(kind: str, issuer: str, target: str, at: datetime, **extra: Any) ->
     return json.dumps(body, separators=(",", ":"), sort_keys=True)
 
 
-def issue_documents(
-    who: Principal, issuer_id: str, doc_type: str, documents: Sequence[Any], *, url: str | None = None
-) -> list[dict[str, Any]]:
-    """Wrap, sign and log a batch of raw documents of one type; returns the wrapped documents with receipts."""
+def _validate_batch(doc_type: str, documents: Sequence[Any]) -> None:
     if doc_type not in model.DOC_TYPES:
         raise DocumentError(model.validate_document(doc_type, {}))
     problems: list[Problem] = []
@@ -236,60 +263,156 @@ def issue_documents(
         )
     if problems:
         raise DocumentError(problems)
+
+
+def _wrap_batch(issuer: store.IssuerRow, doc_type: str, documents: Sequence[Any]) -> list[dict[str, Any]]:
+    identity = {
+        "id": issuer.id,
+        "name": issuer.name,
+        "identityProof": {"type": "SMARTCUSTOMS-KEY-REGISTRY", "location": issuer.origin},
+    }
+    raw = [{**dict(doc), "documentType": doc_type, "issuers": [identity]} for doc in documents]
+    return model.wrap_documents(raw, schema=f"smartcustoms/{doc_type}/1.0")
+
+
+def issue_documents(
+    who: Principal, issuer_id: str, doc_type: str, documents: Sequence[Any], *, url: str | None = None
+) -> list[dict[str, Any]]:
+    """Wrap, sign and log a batch of raw documents of one type; returns the wrapped documents with receipts."""
+    _validate_batch(doc_type, documents)
     with unit_of_work(url) as session:
         issuer = _issuer(session, issuer_id)
         now = _now()
-        identity = {
-            "id": issuer.id,
-            "name": issuer.name,
-            "identityProof": {"type": "SMARTCUSTOMS-KEY-REGISTRY", "location": issuer.origin},
-        }
-        raw = [{**dict(doc), "documentType": doc_type, "issuers": [identity]} for doc in documents]
-        wrapped = model.wrap_documents(raw, schema=f"smartcustoms/{doc_type}/1.0")
+        wrapped = _wrap_batch(issuer, doc_type, documents)
         root = wrapped[0]["signature"]["merkleRoot"]
         key = _signing_key(session, issuer.id, now)
-        assert key.private_key is not None
-        proof = signing.document_proof(issuer.id, bytes(key.private_key), root, now)
+        proof = signing.document_proof(issuer.id, _private(key), root, now)
+        return _log_and_store(session, who, issuer, doc_type, wrapped, proof, now)
+
+
+SIGNING_WINDOW = timedelta(minutes=15)
+"""How old (or how far ahead) an issuer's offline signature over a prepared batch may be at finalisation."""
+
+
+def prepare_issue(who: Principal, issuer_id: str, doc_type: str, documents: Sequence[Any]) -> dict[str, Any]:
+    """For issuer-held keys, step 1: wrap the batch and return what the issuer must sign offline."""
+    _validate_batch(doc_type, documents)
+    with unit_of_work() as session:
+        issuer = _issuer(session, issuer_id)
+    wrapped = _wrap_batch(issuer, doc_type, documents)
+    root = wrapped[0]["signature"]["merkleRoot"]
+    created = _now().isoformat()
+    return {
+        "issuer": issuer_id,
+        "type": doc_type,
+        "merkleRoot": root,
+        "created": created,
+        "message": signing.b64(signing.document_message(root, created)),
+        "documents": wrapped,
+    }
+
+
+def finalize_issue(
+    who: Principal, issuer_id: str, doc_type: str, documents: Sequence[Any], proof: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """Step 2: check the prepared batch is intact and signed by a key the issuer's registry lists, then log it."""
+    problems: list[Problem] = []
+    roots = set()
+    for i, doc in enumerate(documents):
+        check = model.check_integrity(doc)
+        if check.status != "valid" or model.detect_format(doc) != "oa-v2":
+            problems.append(Problem("integrity_invalid", ("documents", i), check.reason))
+            continue
+        roots.add(doc["signature"]["merkleRoot"])
+        data = model.unsalt(doc["data"])
+        if data.get("documentType") != doc_type or _issuer_claimed(doc) != issuer_id:
+            problems.append(
+                Problem("wrong_batch", ("documents", i), f"not a prepared {doc_type} of issuer {issuer_id}")
+            )
+            continue
+        raw = {k: v for k, v in data.items() if k not in ("documentType", "issuers")}
+        problems.extend(
+            Problem(p.code, ("documents", i, *p.path), p.message) for p in model.validate_document(doc_type, raw)
+        )
+    if not documents:
+        problems.append(Problem("required", ("documents",), "At least one document is required"))
+    if len(roots) > 1:
+        problems.append(Problem("mixed_batch", ("documents",), "Documents of one batch share one Merkle root"))
+    if problems:
+        raise DocumentError(problems)
+    root = roots.pop()
+    wrapped = [{k: v for k, v in dict(doc).items() if k not in ("proof", LOG_BLOCK)} for doc in documents]
+    with unit_of_work() as session:
+        issuer = _issuer(session, issuer_id)
+        try:
+            key = signing.check_document_proof(proof, root, registry_from_session(session, issuer_id))
+        except signing.SignatureError as exc:
+            raise DocumentError(Problem("signature_invalid", ("proof",), str(exc))) from exc
+        if key.issuer != issuer_id:
+            raise DocumentError(Problem("signature_invalid", ("proof",), f"signed by {key.issuer}, not {issuer_id}"))
+        now = _now()
+        created = _aware(datetime.fromisoformat(str(proof["created"])))
+        if abs(now - created) > SIGNING_WINDOW:
+            raise DocumentError(
+                Problem("stale_signature", ("proof", "created"), "The batch must be signed within 15 minutes")
+            )
         targets = [w["signature"]["targetHash"] for w in wrapped]
-        # target hashes cover fresh random salts, so they are unique; the table's unique index guards it anyway
-        leaves = [_payload("issue", issuer.id, t, now, merkleRoot=root, docType=doc_type) for t in targets]
-        appended = _append(session, issuer, [("issue", t, leaf) for t, leaf in zip(targets, leaves, strict=True)])
-        for i, w in enumerate(wrapped):
-            w["proof"] = [proof]
-            index = appended.first_index + i
-            w[LOG_BLOCK] = {
-                "issuer": issuer.id,
-                "logIndex": index,
-                "treeSize": appended.size,
-                "leaf": leaves[i],
-                "inclusionProof": [signing.b64(h) for h in appended.tree.inclusion_proof(index, appended.size)],
-                "checkpoint": appended.checkpoint,
+        if session.scalar(select(store.DocumentRow.id).where(store.DocumentRow.target_hash.in_(targets)).limit(1)):
+            raise Conflict(Problem("duplicate_document", ("documents",), "A document of this batch was already issued"))
+        return _log_and_store(session, who, issuer, doc_type, wrapped, proof, now)
+
+
+def _log_and_store(
+    session: Session,
+    who: Principal,
+    issuer: store.IssuerRow,
+    doc_type: str,
+    wrapped: list[dict[str, Any]],
+    proof: Mapping[str, Any],
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """Append a signed batch to the issuer's log, attach proof and receipts, keep the documents."""
+    root = wrapped[0]["signature"]["merkleRoot"]
+    targets = [w["signature"]["targetHash"] for w in wrapped]
+    # target hashes cover fresh random salts, so they are unique; the table's unique index guards it anyway
+    leaves = [_payload("issue", issuer.id, t, now, merkleRoot=root, docType=doc_type) for t in targets]
+    appended = _append(session, issuer, [("issue", t, leaf) for t, leaf in zip(targets, leaves, strict=True)])
+    for i, w in enumerate(wrapped):
+        w["proof"] = [dict(proof)]
+        index = appended.first_index + i
+        w[LOG_BLOCK] = {
+            "issuer": issuer.id,
+            "logIndex": index,
+            "treeSize": appended.size,
+            "leaf": leaves[i],
+            "inclusionProof": [signing.b64(h) for h in appended.tree.inclusion_proof(index, appended.size)],
+            "checkpoint": appended.checkpoint,
+        }
+    session.execute(
+        insert(store.DOCUMENT_TABLE),
+        [
+            {
+                "issuer_id": issuer.id,
+                "doc_type": doc_type,
+                "target_hash": targets[i],
+                "merkle_root": root,
+                "log_index": appended.first_index + i,
+                "wrapped": w,
+                "issued_at": now,
+                "issued_by": who.username,
             }
-        session.execute(
-            insert(store.DOCUMENT_TABLE),
-            [
-                {
-                    "issuer_id": issuer.id,
-                    "doc_type": doc_type,
-                    "target_hash": targets[i],
-                    "merkle_root": root,
-                    "log_index": appended.first_index + i,
-                    "wrapped": w,
-                    "issued_at": now,
-                    "issued_by": who.username,
-                }
-                for i, w in enumerate(wrapped)
-            ],
-        )
-        audit.record(
-            session,
-            who,
-            "issue_documents",
-            "documents_batch",
-            root,
-            detail={"issuer": issuer.id, "type": doc_type, "count": len(wrapped), "first_index": appended.first_index},
-        )
-        return wrapped
+            for i, w in enumerate(wrapped)
+        ],
+    )
+    audit.record(
+        session,
+        who,
+        "issue_documents",
+        "documents_batch",
+        root,
+        detail={"issuer": issuer.id, "type": doc_type, "count": len(wrapped), "first_index": appended.first_index},
+    )
+    return wrapped
 
 
 def revoke_document(who: Principal, target_hash: str, reason: str, *, url: str | None = None) -> dict[str, Any]:
@@ -421,14 +544,7 @@ def verify_document(
         why = "not a wrapped document, cannot be checked"
         return verdict(integrity, model.Check("unknown", why), model.Check("unknown", why), fmt)
     if fmt == "oa-v3" or not _is_ours(doc):
-        status_reason, identity_reason = (
-            model.foreign_status_reason(doc)
-            if fmt == "oa-v2"
-            else (
-                "OpenAttestation v3 status is not supported",
-                "OpenAttestation v3 identity is not supported",
-            )
-        )
+        status_reason, identity_reason = model.foreign_status_reason(doc)
         return verdict(integrity, model.Check("unknown", status_reason), model.Check("unknown", identity_reason), fmt)
     db_error: str | None = None
     if use_db:
@@ -560,7 +676,7 @@ def _status_from_log(session: Session, doc: Mapping[str, Any], registry: signing
         cp = signing.verify_checkpoint(cp_row.note, registry)
     except signing.SignatureError as exc:
         return model.Check("invalid", f"the issuer's latest checkpoint does not verify: {exc}")
-    tree = store.tree_for(session, issuer_id)
+    tree = store.tree_for(session, issuer_id, cp_row)
     index = int(entry.idx)
     try:
         merkle.verify_inclusion(

@@ -55,7 +55,7 @@ class KeyRow(Base):
     issuer_id: Mapped[str] = mapped_column(ForeignKey("documents_issuer.id"), index=True)
     key_id: Mapped[str] = mapped_column(String(16))
     public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
-    private_key: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    private_key: Mapped[bytes | None] = mapped_column(LargeBinary(64))  # sealed, see keystore.py
     valid_from: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     valid_to: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -129,36 +129,36 @@ _TREES: dict[tuple[str, str], MerkleTree] = {}
 _TREES_LOCK = threading.Lock()
 
 
-def tree_for(session: Session, issuer_id: str) -> MerkleTree:
-    """The issuer's Merkle tree as committed in this session's view, cached per process.
+def tree_for(session: Session, issuer_id: str, checkpoint: CheckpointRow | None = None) -> MerkleTree:
+    """The issuer's Merkle tree at its latest stored checkpoint, cached per process.
 
-    The cache only ever grows by reading stored leaves (O(new leaves)); it is checked against the
-    latest stored checkpoint and rebuilt from all leaves if it ever disagrees (e.g. after a rolled
-    back append in this process).
+    Every append stores its entries and the new checkpoint in one transaction, so the latest
+    checkpoint's size is the log's size. The cache only grows by reading stored leaves (O(new
+    leaves)) and is rebuilt from all leaves if its root ever disagrees with the checkpoint (e.g.
+    after an append rolled back in this process). Pass `checkpoint` if the caller already read it.
     """
     bind = session.get_bind()
     key = (str(bind.engine.url), issuer_id)
+    cp = checkpoint if checkpoint is not None else latest_checkpoint(session, issuer_id)
+    size = int(cp.size) if cp is not None else 0
     with _TREES_LOCK:
         tree = _TREES.get(key) or MerkleTree()
-        size = log_size(session, issuer_id)
         if tree.size > size:
             tree = MerkleTree()
-        if tree.size < size:
-            rows = session.execute(
-                select(LogEntryRow.leaf_hash)
-                .where(LogEntryRow.issuer_id == issuer_id, LogEntryRow.idx >= tree.size)
-                .order_by(LogEntryRow.idx)
-            )
-            for (h,) in rows:
-                tree.append_hash(bytes(h))
-        cp = latest_checkpoint(session, issuer_id)
-        if cp is not None and cp.size <= tree.size and tree.root(cp.size) != bytes(cp.root_hash):
-            tree = MerkleTree(
-                bytes(h)
-                for (h,) in session.execute(
-                    select(LogEntryRow.leaf_hash).where(LogEntryRow.issuer_id == issuer_id).order_by(LogEntryRow.idx)
+        for attempt in (1, 2):
+            if tree.size < size:
+                rows = session.execute(
+                    select(LogEntryRow.leaf_hash)
+                    .where(LogEntryRow.issuer_id == issuer_id, LogEntryRow.idx >= tree.size, LogEntryRow.idx < size)
+                    .order_by(LogEntryRow.idx)
                 )
-            )
+                for (h,) in rows:
+                    tree.append_hash(bytes(h))
+            if cp is None or (tree.size == size and tree.root(size) == bytes(cp.root_hash)):
+                break
+            if attempt == 2:
+                raise RuntimeError(f"the stored log of {issuer_id} does not match its checkpoint at size {size}")
+            tree = MerkleTree()  # stale cache: rebuild from every stored leaf
         _TREES[key] = tree
         # callers get a private copy-on-append view: they append to it freely inside their transaction
         return _Overlay(tree)

@@ -75,7 +75,7 @@ def upgrade() -> None:
         sa.Column("issuer_id", sa.String(length=64), nullable=False),
         sa.Column("key_id", sa.String(length=16), nullable=False),
         sa.Column("public_key", sa.LargeBinary(length=32), nullable=False),
-        sa.Column("private_key", sa.LargeBinary(length=32), nullable=True),
+        sa.Column("private_key", sa.LargeBinary(length=64), nullable=True),
         sa.Column("valid_from", sa.DateTime(timezone=True), nullable=False),
         sa.Column("valid_to", sa.DateTime(timezone=True), nullable=True),
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
