@@ -183,3 +183,68 @@ def test_score_with_model_of_another_format(
         == 2
     )
     assert "built for format 'platform', not 'kcs'" in capsys.readouterr().err
+
+
+def test_backtest_registry_retrain_audit(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_csv(make_kcs(900, seed=9), tmp_path / "past.csv")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "rules:\n  - id: CN\n    when: {field: origin, op: eq, value: CN}\n    lane: C2\n    reason: origin CN\n"
+    )
+    assert run(monkeypatch, "risk", "backtest", "--rules", str(rules), "--data", str(data), "--format", "kcs") == 0
+    out = capsys.readouterr().out
+    assert "CN" in out and "hits" in out
+    rules.write_text("rules:\n  - id: CN\n    when: {field: orign, op: eq, value: CN}\n    lane: C2\n    reason: x\n")
+    assert run(monkeypatch, "risk", "backtest", "--rules", str(rules), "--data", str(data), "--format", "kcs") == 2
+    assert "unknown field 'orign'" in capsys.readouterr().err
+
+    reg = str(tmp_path / "reg")
+    assert run(monkeypatch, "risk", "models", "register", str(model_dir), "--registry", reg) == 0
+    first = json.loads((model_dir / "manifest.json").read_text())["version"]
+    assert (
+        run(
+            monkeypatch,
+            "risk",
+            "retrain",
+            "--data",
+            str(data),
+            "--format",
+            "kcs",
+            "--window-days",
+            "200",
+            "--registry",
+            reg,
+        )
+        == 0
+    )
+    second = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["version"]
+    assert second != first
+    assert run(monkeypatch, "risk", "models", "list", "--registry", reg) == 0
+    listing = capsys.readouterr().out
+    assert f"* {second}" in listing and first in listing
+    assert run(monkeypatch, "risk", "models", "rollback", first, "--registry", reg) == 0
+    assert (tmp_path / "reg" / "ACTIVE").read_text().strip() == first
+    assert run(monkeypatch, "risk", "models", "rollback", "nope", "--registry", reg) == 2
+
+    audit = tmp_path / "audit.csv"
+    assert (
+        run(
+            monkeypatch,
+            "risk",
+            "audit",
+            "--model",
+            str(model_dir),
+            "--data",
+            str(data),
+            "--format",
+            "kcs",
+            "--out",
+            str(audit),
+            "--top",
+            "5",
+        )
+        == 0
+    )
+    assert len(pd.read_csv(audit)) == 5

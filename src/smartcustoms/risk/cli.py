@@ -10,6 +10,7 @@ import json
 import time
 from pathlib import Path
 
+import pandas as pd
 import typer
 
 from smartcustoms.platform.errors import Problem
@@ -173,7 +174,7 @@ def retrain(
 
     _check_format(fmt)
     frame = read_kcs(data, require_labels=True)
-    start = frame["date"].max() - __import__("pandas").Timedelta(days=window_days)
+    start = frame["date"].max() - pd.Timedelta(days=window_days)
     frame = frame[frame["date"] > start].reset_index(drop=True)
     reg = ModelRegistry(registry)
     active = reg.active_version()

@@ -269,18 +269,29 @@ class SelectivityModel:
     def _reasons(self, frame: pd.DataFrame, x: pd.DataFrame, top: int) -> list[list[str]]:
         contrib = _predict(self.fitted.booster, x, pred_contrib=True, num_threads=self.n_jobs)[:, :-1]
         grouped = contrib @ _GROUP_INDEX
-        order = np.argsort(-grouped, axis=1)[:, :top]
         xv = x.to_numpy()
         records = frame.to_dict("records")
-        out: list[list[str]] = []
-        for i in range(len(x)):
-            reasons = []
-            for j in order[i]:
-                if grouped[i, j] <= 0.02:
-                    break
-                reasons.append(self._phrase(_GROUP_NAMES[j], records[i], xv[i]))
-            out.append(reasons or ["no risk indicator above average"])
-        return out
+        return [self._pick(grouped[i], records[i], xv[i], top) for i in range(len(x))]
+
+    def _pick(self, grouped: np.ndarray, row: Mapping[str, Any], xv: np.ndarray, top: int) -> list[str]:
+        """Phrases of the groups that raise the score most; a rate group is only named when it is above average."""
+        reasons: list[str] = []
+        for j in np.argsort(-grouped)[: top + 4]:
+            if grouped[j] <= 0.02 or len(reasons) == top:
+                break
+            group = _GROUP_NAMES[j]
+            if group in GROUPS and not self._above_average(group, xv):
+                continue
+            reasons.append(self._phrase(group, row, xv))
+        return reasons or ["no risk indicator above average"]
+
+    def _above_average(self, group: str, xv: np.ndarray) -> bool:
+        st = self.fitted.state
+        n = math.expm1(xv[_FI[f"{group}_n"]])
+        if n < 0.5:
+            return True  # "no inspection history" is itself a reason
+        s = xv[_FI[f"{group}_rate"]] * (n + st.smoothing) - st.smoothing * st.prior
+        return bool(s / n > st.prior)
 
     def _phrase(self, group: str, row: Mapping[str, Any], xv: np.ndarray) -> str:
         st = self.fitted.state
@@ -382,12 +393,7 @@ class SelectivityModel:
             r = dict(row)
             hs = str(r.get("hs_code") or "")
             r["hs6"], r["hs4"], r["hs2"] = hs[:6], hs[:4], hs[:2]
-            for j in np.argsort(-grouped)[:3]:
-                if grouped[j] <= 0.02:
-                    break
-                reasons.append(self._phrase(_GROUP_NAMES[j], r, vec))
-            if not reasons:
-                reasons = ["no risk indicator above average"]
+            reasons = self._pick(grouped, r, vec, 3)
             if explored[0]:
                 reasons.insert(0, f"selected at random for learning ({fit.policy.exploration:.0%} exploration share)")
             if aeo[0]:
