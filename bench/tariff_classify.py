@@ -25,17 +25,16 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, median, pct, save  # noqa: E402
+from _common import machine, median, pct, save
 
-from smartcustoms.tariff.classifier.corpus import (  # noqa: E402
+from smartcustoms.tariff.classifier.corpus import (
     TERMS_PATH,
-    Term,
     leaf_documents,
     load_terms,
     taiwan_zh_by_code,
 )
-from smartcustoms.tariff.classifier.model import TariffClassifier  # noqa: E402
-from smartcustoms.tariff.importers import read_hs2022, read_taiwan, read_us_hts  # noqa: E402
+from smartcustoms.tariff.classifier.model import TariffClassifier
+from smartcustoms.tariff.importers import read_hs2022, read_taiwan, read_us_hts
 
 Case = tuple[str, str]  # (text, hs6)
 
@@ -57,7 +56,9 @@ def us_cases(shared: Path, n: int, valid: set[str]) -> list[Case]:
     rows = [
         (line.description_en or "", line.code[:6])
         for line in sched.lines
-        if line.is_leaf and line.digits >= 8 and line.code[:6] in valid
+        if line.is_leaf
+        and line.digits >= 8
+        and line.code[:6] in valid
         and not (line.description_en or "").lower().startswith("other")
         and len((line.description_en or "").split()) >= 3
     ]
@@ -70,8 +71,12 @@ def tw_cases(shared: Path, n: int, valid: set[str]) -> list[Case]:
     rows = [
         (line.description_zh or "", line.code[:6])
         for line in sched.lines
-        if line.is_leaf and line.digits >= 8 and line.code[:6] in valid
-        and line.description_zh and not line.description_zh.startswith("其他") and len(line.description_zh) >= 3
+        if line.is_leaf
+        and line.digits >= 8
+        and line.code[:6] in valid
+        and line.description_zh
+        and not line.description_zh.startswith("其他")
+        and len(line.description_zh) >= 3
     ]
     random.Random(0).shuffle(rows)
     return rows[:n]
@@ -204,8 +209,10 @@ def main() -> None:
         ],
     }
     save("tariff_classify", out)
-    print(f"\nbuild {build_s:.1f}s  load {load_s:.2f}s  p50 {out['latency_ms']['p50']} ms  p99 "
-          f"{out['latency_ms']['p99']} ms  rss {rss_default:.0f} MB  T={t_cal}")
+    print(
+        f"\nbuild {build_s:.1f}s  load {load_s:.2f}s  p50 {out['latency_ms']['p50']} ms  p99 "
+        f"{out['latency_ms']['p99']} ms  rss {rss_default:.0f} MB  T={t_cal}"
+    )
     for set_name, r in results.items():
         print(f"\n{set_name} ({r['queries']} queries)")
         print(f"{'config':32s} " + " ".join(f"{k:>8s}" for k in accuracy([[]], ["000000"])))
@@ -214,5 +221,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    _ = Term  # re-exported type used by configs
     main()

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from smartcustoms.tariff.classifier.corpus import LeafDoc, Term
 from smartcustoms.tariff.classifier.text import fold, tokens
 
 MODEL_VERSION = "tariff-classifier/1"
+TERM_FLOOR = 0.2  # a trader word counts only when it really resembles the query
 
 
 @dataclass(frozen=True)
@@ -41,16 +43,8 @@ class Candidate:
     terms: tuple[str, ...] = ()
 
 
-def _vectorisers() -> tuple[TfidfVectorizer, TfidfVectorizer]:
-    word = TfidfVectorizer(analyzer=tokens, sublinear_tf=True, min_df=1, dtype=np.float32)
-    char = TfidfVectorizer(
-        analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True, min_df=1, dtype=np.float32, preprocessor=fold
-    )
-    return word, char
-
-
 def _bigrams(toks: list[str]) -> list[str]:
-    return toks + [f"{a} {b}" for a, b in zip(toks, toks[1:], strict=False)]
+    return toks + [f"{a} {b}" for a, b in pairwise(toks)]
 
 
 def _word_analyser(text: str) -> list[str]:
@@ -124,6 +118,13 @@ class TariffClassifier:
         }
         return self
 
+    def _prepare(self) -> None:
+        """Transposed copies for query-time products (a transpose per query costs more than the product)."""
+        self._own_t = sp.csr_matrix(self._own.T)
+        self._parents_t = sp.csr_matrix(self._parents.T)
+        if self._terms:
+            self._term_t = sp.csr_matrix(self._term_m.T)
+
     def _matrix(self, texts: list[str]) -> sp.csr_matrix:
         w = self._word.transform(texts)
         c = self._char.transform(texts) * self.char_weight
@@ -136,16 +137,23 @@ class TariffClassifier:
     def scores(self, texts: Sequence[str]) -> np.ndarray:
         """Raw scores, one row per text, one column per leaf (`codes_`)."""
         q = self._matrix(list(texts))
-        s = (q @ self._own.T).toarray() + self.parent_weight * (q @ self._parents.T).toarray()
+        if not hasattr(self, "_own_t"):
+            self._prepare()
+        s = (q @ self._own_t).toarray() + self.parent_weight * (q @ self._parents_t).toarray()
         if self._terms:
-            t = (q @ self._term_m.T).tocsr()
+            t = (q @ self._term_t).tocsr()
+            t.data[t.data < TERM_FLOOR] = 0.0
+            t.eliminate_zeros()
             best = np.zeros((len(texts), len(self.codes_)), dtype=np.float32)
+            ptr, idx = self._term_to_leaf.indptr, self._term_to_leaf.indices
             for r in range(len(texts)):
-                row = t.getrow(r)
-                for i, v in zip(row.indices, row.data, strict=True):
-                    if v > 0.15:
-                        cols = self._term_to_leaf.indices[self._term_to_leaf.indptr[i] : self._term_to_leaf.indptr[i + 1]]
-                        best[r, cols] = np.maximum(best[r, cols], v)
+                lo, hi = t.indptr[r], t.indptr[r + 1]
+                if lo == hi:
+                    continue
+                terms_hit, vals = t.indices[lo:hi], t.data[lo:hi]
+                counts = ptr[terms_hit + 1] - ptr[terms_hit]
+                cols = np.concatenate([idx[ptr[i] : ptr[i + 1]] for i in terms_hit])
+                np.maximum.at(best[r], cols, np.repeat(vals, counts))
             s = s + self.term_weight * best
         return np.asarray(s, dtype=np.float32)
 
@@ -158,12 +166,7 @@ class TariffClassifier:
             idx = np.argpartition(-row, k - 1)[:k]
             idx = idx[np.argsort(-row[idx], kind="stable")]
             conf = self._confidence(row)
-            out.append(
-                [
-                    self._candidate(text, int(i), float(row[i]), float(conf[i]), explain)
-                    for i in idx
-                ]
-            )
+            out.append([self._candidate(text, int(i), float(row[i]), float(conf[i]), explain) for i in idx])
         return out
 
     def _confidence(self, row: np.ndarray) -> np.ndarray:
@@ -179,8 +182,11 @@ class TariffClassifier:
         q = set(tokens(text))
         doc_tokens = set(tokens(doc.own + " " + doc.parents))
         matched = tuple(sorted(q & doc_tokens))
+        ftext = fold(text)
         hits = tuple(
-            t.text for t in self._terms if code.startswith(t.code) and (set(tokens(t.text)) & q or fold(t.text) in fold(text))
+            t.text
+            for t in self._terms
+            if code.startswith(t.code) and (set(tokens(t.text)) & q or fold(t.text) in ftext)
         )[:5]
         return Candidate(code, round(score, 4), round(conf, 4), doc.path, matched, hits)
 
@@ -218,7 +224,11 @@ class TariffClassifier:
             if nll < best_nll:
                 best_t, best_nll = t, nll
         self.temperature = best_t
-        self.metrics_["calibration"] = {"queries": len(texts), "temperature": best_t, "nll": round(best_nll / max(len(texts), 1), 4)}
+        self.metrics_["calibration"] = {
+            "queries": len(texts),
+            "temperature": best_t,
+            "nll": round(best_nll / max(len(texts), 1), 4),
+        }
         return best_t
 
     # ------------------------------------------------------------------------------------------ persist

