@@ -279,3 +279,17 @@ def test_admin_changes_role_deactivates_and_reads_audit(env: Env) -> None:
     log = env.client.get("/admin/audit?entity_id=trader2", headers=env.h("admin")).json()["items"]
     assert log[0]["action"] == "change_user" and log[0]["actor"] == "admin"
     assert env.client.get("/admin/audit", headers=env.h("trader")).status_code == 403
+
+
+def test_preference_refused_without_a_received_certificate(env: Env) -> None:
+    r = env.client.put(
+        "/admin/settings/tax_rules", json={"preference_requires_certificate": True}, headers=env.h("admin")
+    )
+    assert r.status_code == 200 and r.json()["preference_requires_certificate"] is True
+    d = declaration()
+    d["items"][1]["tariff_code"] = "020130"
+    d["items"][1]["preference"] = {"fta": "ANZTEC", "proof_of_origin_ref": "CO-TW-0001"}
+    body = env.client.post("/declarations", json=d, headers=env.h("trader")).json()
+    line = body["assessment"]["items"][1]
+    assert line["rate_basis"] == "general"
+    assert any("no verified certificate of origin CO-TW-0001" in s for s in line["steps"])

@@ -133,3 +133,17 @@ def test_totals_are_sums_and_duty_monotone_in_value(v1: Decimal, v2: Decimal, fr
     d["invoice_total"] = str(v1 * 2 + v2)
     bigger = assess(DeclarationIn.model_validate(d), ls, fx, rules, ON)
     assert bigger.items[0].duty >= a.items[0].duty
+
+
+def test_preference_needs_a_verified_certificate_when_configured() -> None:
+    d = declaration()
+    d["items"][0]["preference"] = {"fta": "ECFA", "proof_of_origin_ref": "CO-1"}
+    rules = TaxRules(preference_requires_certificate=True)
+    ls = lines(pref={"ECFA": "Free"})
+    granted = assess(DeclarationIn.model_validate(d), ls, fx, rules, ON, origin_check=lambda fta, ref: None)
+    assert granted.items[0].duty == 0
+    refused = assess(
+        DeclarationIn.model_validate(d), ls, fx, rules, ON, origin_check=lambda fta, ref: f"no certificate {ref}"
+    )
+    assert refused.items[0].rate_basis == "general" and refused.items[0].duty == Decimal("18810")
+    assert any("not granted: no certificate CO-1" in s for s in refused.items[0].steps)

@@ -49,6 +49,7 @@ class TaxRules:
     de_minimis_covers_tax: bool = True
     rounding_quantum: Decimal = Decimal("1")
     rounding_mode: str = "half_up"
+    preference_requires_certificate: bool = False
     version: str = "tax-rules-1"
 
     @classmethod
@@ -66,6 +67,9 @@ class TaxRules:
             de_minimis_covers_tax=bool(data.get("de_minimis_covers_tax", base.de_minimis_covers_tax)),
             rounding_quantum=Decimal(str(data.get("rounding_quantum", base.rounding_quantum))),
             rounding_mode=mode,
+            preference_requires_certificate=bool(
+                data.get("preference_requires_certificate", base.preference_requires_certificate)
+            ),
             version=str(data.get("version", base.version)),
         )
 
@@ -77,6 +81,7 @@ class TaxRules:
             "de_minimis_covers_tax": self.de_minimis_covers_tax,
             "rounding_quantum": str(self.rounding_quantum),
             "rounding_mode": self.rounding_mode,
+            "preference_requires_certificate": self.preference_requires_certificate,
             "version": self.version,
         }
 
@@ -144,6 +149,8 @@ class Assessment:
 
 
 FxLookup = Callable[[str, date], Decimal | None]
+OriginCheck = Callable[[str, str | None], str | None]
+"""(FTA, proof-of-origin reference) -> None when a verified certificate backs the claim, else the reason why not."""
 """Exchange rate (national currency per one unit of `currency`) valid on a date, or None."""
 
 
@@ -159,6 +166,7 @@ def assess(
     on: date,
     *,
     schedule: str = "",
+    origin_check: OriginCheck | None = None,
 ) -> Assessment:
     """Assess duty and tax for a validated declaration; `lines` maps item line_no to its tariff line."""
     nat = rules.national_currency
@@ -205,7 +213,16 @@ def assess(
         basis = "general"
         if item.preference is not None:
             pref = preferential_rate(line, item.preference.fta)
-            if pref is not None:
+            refusal = None
+            if pref is not None and rules.preference_requires_certificate:
+                refusal = (
+                    origin_check(item.preference.fta, item.preference.proof_of_origin_ref)
+                    if origin_check
+                    else "no certificate check available"
+                )
+            if refusal is not None:
+                item_steps.append(f"Preference {item.preference.fta} not granted: {refusal}; general rate applies")
+            elif pref is not None:
                 chosen, basis = pref, f"preferential {item.preference.fta}"
                 item_steps.append(
                     f"Preference {item.preference.fta} claimed (proof {item.preference.proof_of_origin_ref}): rate {pref.text}"

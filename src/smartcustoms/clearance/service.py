@@ -179,6 +179,21 @@ def lane_assessor(session: Session) -> LaneAssessor:
     return CombinedAssessor(assessors)
 
 
+def verified_origin(fta: str, proof_ref: str | None) -> str | None:
+    """None when a partner's certificate of origin for `proof_ref` verifies now (integrity, status, issuer
+    identity) and names `fta`; otherwise the reason the preference cannot be granted."""
+    if not proof_ref:
+        return "no proof-of-origin reference given"
+    from smartcustoms.documents.exchange import certificate_for_declaration
+
+    found = certificate_for_declaration(proof_ref)
+    if found is None:
+        return f"no verified certificate of origin {proof_ref} received from a partner"
+    if found.get("fta") and str(found["fta"]).upper() != fta.upper():
+        return f"certificate {proof_ref} is for {found['fta']}, not {fta}"
+    return None
+
+
 # ---------------------------------------------------------------------------------------------- access
 
 
@@ -271,7 +286,9 @@ def prepare(session: Session, decl: DeclarationIn, on: date, key: str, ctx: Cont
     problems, lines = validate(decl, ctx.index, on, limits=ctx.limits)
     if problems:
         raise DomainError(problems)
-    assessment = assess(decl, lines, ctx.fx, ctx.tax_rules, on, schedule=_schedule_label(ctx.index))
+    assessment = assess(
+        decl, lines, ctx.fx, ctx.tax_rules, on, schedule=_schedule_label(ctx.index), origin_check=verified_origin
+    )
     facts = DeclarationFacts(
         key=key,
         declaration_type=decl.type.value,
