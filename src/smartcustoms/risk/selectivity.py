@@ -69,7 +69,7 @@ _CAT_LABEL = {
     "cat_origin": ("origin", "origin {v}"),
     "cat_tax_type": ("tax_type", "tax type {v}"),
     "cat_origin_indicator": ("origin_indicator", "origin indicator {v}"),
-    "cat_hs2": ("hs2", "HS chapter {v}"),
+    "cat_hs2": ("hs2", "goods of HS chapter {v}"),
 }
 REASON_GROUPS: dict[str, list[str]] = {
     **{g: [f"{g}_rate", f"{g}_n"] + ([f"{g}_total"] if g in TOTAL_COUNT_GROUPS else []) for g in GROUPS},
@@ -317,7 +317,10 @@ class SelectivityModel:
             ref = f"HS {ctx['hs6']} from {ctx['origin']}" if cols == ("hs6", "origin") else f"HS {ctx[cols[0]]}"
             pct = abs(math.expm1(dev))
             direction = "below" if dev < 0 else "above"
-            text = f"unit price {pct:.0%} {direction} the reference for {ref}".replace("%", " %")
+            if pct < 0.05:
+                text = f"unit price close to the reference for {ref}"
+            else:
+                text = f"unit price {pct:.0%} {direction} the reference for {ref}".replace("%", " %")
             rar = math.expm1(xv[_FI["log_revenue_at_risk"]])
             if rar >= 1:
                 text += f"; revenue at risk about {rar:,.0f}"
