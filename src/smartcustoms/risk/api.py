@@ -7,8 +7,8 @@ comes from the registry directory named by SMARTCUSTOMS_RISK_REGISTRY (default `
 from __future__ import annotations
 
 import os
-from functools import lru_cache
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends
