@@ -248,3 +248,45 @@ def test_backtest_registry_retrain_audit(
         == 0
     )
     assert len(pd.read_csv(audit)) == 5
+
+
+def test_score_with_rules(model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rules = tmp_path / "r.json"
+    rules.write_text(
+        json.dumps(
+            {
+                "rules": [
+                    {
+                        "id": "ALL-US",
+                        "when": {"field": "origin", "op": "eq", "value": "US"},
+                        "lane": "C3",
+                        "reason": "US watch",
+                    }
+                ]
+            }
+        )
+    )
+    data = write_csv(make_kcs(100, seed=12, start="2020-12-01", days=10), tmp_path / "d.csv")
+    out = tmp_path / "s.csv"
+    assert (
+        run(
+            monkeypatch,
+            "risk",
+            "score",
+            "--model",
+            str(model_dir),
+            "--data",
+            str(data),
+            "--format",
+            "kcs",
+            "--out",
+            str(out),
+            "--rules",
+            str(rules),
+        )
+        == 0
+    )
+    scores = pd.read_csv(out)
+    us = pd.read_csv(data)["Country of Origin"].eq("US")
+    assert (scores.loc[us, "lane"] == "C3").all()
+    assert scores.loc[us, "reasons"].str.startswith("rule ALL-US v1: US watch").all()

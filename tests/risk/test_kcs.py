@@ -107,3 +107,23 @@ def test_shared_kcs_header_is_accepted() -> None:
     path = shared_data("risk", "kcs", "hs10", "df_syn_valid_eng.csv")
     frame = from_kcs_frame(pd.read_csv(path, dtype=str, nrows=200), require_labels=True)
     assert frame["hs_code"].str.len().eq(10).all()
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_COLS = ["Date", "Net Mass", "Item Price", "Tax Rate", "HS6 Code", "Importer ID", "Fraud"]
+
+
+@settings(max_examples=80, deadline=None)
+@given(col=st.sampled_from(_COLS), cell=st.one_of(st.text(max_size=12), st.none()), row=st.integers(0, 9))
+def test_any_bad_cell_is_a_named_problem_or_accepted(col: str, cell: str | None, row: int) -> None:
+    df = make_kcs(10).astype(object)
+    df.loc[row, col] = cell
+    try:
+        frame = from_kcs_frame(df, require_labels=True)
+    except RiskInputError as exc:
+        assert all(p.path == (col,) for p in exc.problems), exc.problems
+        assert col in str(exc)
+    else:
+        assert len(frame) == 10

@@ -90,3 +90,18 @@ def test_unknown_outcomes_are_allowed_in_training(kcs_train) -> None:  # type: i
     frame.loc[frame.index % 3 == 0, "fraud"] = np.nan
     model = SelectivityModel(n_estimators=10).fit(frame)
     assert model.manifest["training_window"]["labelled"] < len(frame)
+
+
+def test_assess_with_rules_takes_strictest_lane(fitted_model: SelectivityModel, later) -> None:  # type: ignore[no-untyped-def]
+    from smartcustoms.risk.model import parse_rules_text
+
+    rules = parse_rules_text(
+        "rules:\n  - id: FISH\n    version: 4\n    when: {field: hs2, op: eq, value: '03'}\n    lane: C3\n    reason: fish under watch\n"
+        "  - id: NEWCO\n    when: {field: first_time_importer, op: eq, value: true}\n    score: 0.2\n    reason: new importer\n"
+    )
+    out = fitted_model.assess(later, rules=rules)
+    fish = later["hs_code"].str.startswith("03").to_numpy()
+    assert fish.any() and (out.loc[fish, "lane"] == "C3").all()
+    assert out.loc[fish, "reasons"].str.startswith("rule FISH v4: fish under watch").all()
+    plain = fitted_model.assess(later)
+    assert (out.loc[~fish, "lane"] == plain.loc[~fish, "lane"]).all()

@@ -80,15 +80,21 @@ def score(
     fmt: str = typer.Option("kcs", "--format", help="Column layout of the CSV: kcs"),
     out: Path = typer.Option(..., "--out", help="Scores CSV: Declaration ID,score,lane,reasons"),
     explain: str = typer.Option("selected", help="Reasons for: all rows, selected (C2/C3) rows, or none"),
+    rules: Path | None = typer.Option(None, "--rules", help="Targeting rules (YAML/JSON) applied on top of the model"),
 ) -> None:
     """Score declarations: one output row per input row, in input order."""
     if explain not in ("all", "selected", "none"):
         raise RiskInputError(Problem("invalid", ("explain",), "--explain must be all, selected or none"))
     _check_format(fmt)
     m = SelectivityModel.load(model, expected_format=fmt)
+    ruleset = None
+    if rules is not None:
+        from smartcustoms.risk.rules import load_rules_file
+
+        ruleset = load_rules_file(rules)
     frame = read_kcs([data], require_labels=False)
     t0 = time.perf_counter()
-    result = m.assess(frame, explain=explain)
+    result = m.assess(frame, explain=explain, rules=ruleset)
     if "reasons" not in result.columns:
         result["reasons"] = ""
     table = result[["declaration_id", "score", "lane", "reasons"]].rename(columns={"declaration_id": "Declaration ID"})

@@ -37,7 +37,8 @@ from smartcustoms.risk.features import (
     fit_history,
 )
 from smartcustoms.risk.kcs import RiskInputError, check_labels
-from smartcustoms.risk.lanes import LanePolicy, assign_lanes, exploration_draw
+from smartcustoms.risk.lanes import LANES, LanePolicy, assign_lanes, exploration_draw
+from smartcustoms.risk.model import RuleSet, rule_masks
 
 MODEL_KIND = "smartcustoms.risk.selectivity"
 SCHEMA = 1
@@ -69,7 +70,7 @@ _CAT_LABEL = {
     "cat_origin": ("origin", "origin {v}"),
     "cat_tax_type": ("tax_type", "tax type {v}"),
     "cat_origin_indicator": ("origin_indicator", "origin indicator {v}"),
-    "cat_hs2": ("hs2", "HS chapter {v}"),
+    "cat_hs2": ("hs2", "goods of HS chapter {v}"),
 }
 REASON_GROUPS: dict[str, list[str]] = {
     **{g: [f"{g}_rate", f"{g}_n"] + ([f"{g}_total"] if g in TOTAL_COUNT_GROUPS else []) for g in GROUPS},
@@ -317,7 +318,10 @@ class SelectivityModel:
             ref = f"HS {ctx['hs6']} from {ctx['origin']}" if cols == ("hs6", "origin") else f"HS {ctx[cols[0]]}"
             pct = abs(math.expm1(dev))
             direction = "below" if dev < 0 else "above"
-            text = f"unit price {pct:.0%} {direction} the reference for {ref}".replace("%", " %")
+            if pct < 0.05:
+                text = f"unit price close to the reference for {ref}"
+            else:
+                text = f"unit price {pct:.0%} {direction} the reference for {ref}".replace("%", " %")
             rar = math.expm1(xv[_FI["log_revenue_at_risk"]])
             if rar >= 1:
                 text += f"; revenue at risk about {rar:,.0f}"
@@ -335,11 +339,14 @@ class SelectivityModel:
         col, template = _CAT_LABEL[group]
         return template.format(v=row.get(col))
 
-    def assess(self, frame: pd.DataFrame, *, explain: str = "selected", top: int = 3) -> pd.DataFrame:
+    def assess(
+        self, frame: pd.DataFrame, *, explain: str = "selected", top: int = 3, rules: RuleSet | None = None
+    ) -> pd.DataFrame:
         """Score, lane and reasons per row (batch path of `smartcustoms risk score`).
 
         `explain`: "all" (TreeSHAP reasons on every row), "selected" (on C2/C3 rows, the ones an officer
         opens; released rows get a one-line reason, which keeps big batches fast) or "none".
+        `rules`: targeting rules applied on top: the strictest lane wins and each hit is a reason.
         """
         fit = self.fitted
         x = fit.state.features(frame)
@@ -347,6 +354,9 @@ class SelectivityModel:
         ids = frame["declaration_id"].astype(str).tolist()
         aeo = frame["aeo"].to_numpy(dtype=bool) if "aeo" in frame.columns else np.zeros(len(frame), dtype=bool)
         lanes, explored = assign_lanes(p, aeo, exploration_draw(ids, fit.policy.seed), fit.policy)
+        rule_reasons: list[list[str]] = [[] for _ in range(len(frame))]
+        if rules is not None:
+            lanes = self._apply_rules(rules, frame, x, p, lanes, rule_reasons)
         out = pd.DataFrame(
             {
                 "declaration_id": ids,
@@ -373,7 +383,35 @@ class SelectivityModel:
             ]
         for i in np.flatnonzero(aeo):
             reasons[i] = [*reasons[i], "AEO trusted trader: relief applied"]
-        out["reasons"] = ["; ".join(r) for r in reasons]
+        out["reasons"] = ["; ".join([*rr, *r]) for rr, r in zip(rule_reasons, reasons, strict=True)]
+        return out
+
+    def _apply_rules(
+        self,
+        rules: RuleSet,
+        frame: pd.DataFrame,
+        x: pd.DataFrame,
+        p: np.ndarray,
+        lanes: np.ndarray,
+        rule_reasons: list[list[str]],
+    ) -> np.ndarray:
+        """Rules over the batch with derived features from the model's history (as the assessor does)."""
+        facts = add_hs_levels(frame)
+        mass = facts["net_mass_kg"].to_numpy(dtype="float64")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            facts["value_per_kg"] = np.where(mass > 0, facts["value"].to_numpy(dtype="float64") / mass, np.nan)
+        facts["price_ratio"] = np.exp(x["price_dev"].to_numpy())
+        facts["importer_history"] = np.round(np.expm1(x["importer_total"].to_numpy()))
+        facts["first_time_importer"] = facts["importer_history"] == 0
+        facts["importer_fraud_rate"] = x["importer_rate"].to_numpy()
+        facts["risk_score"] = p
+        rank = {lane: i for i, lane in enumerate(LANES)}
+        out = lanes.copy()
+        for rule, mask in zip(rules.rules, rule_masks(rules, facts).values(), strict=True):
+            for i in np.flatnonzero(mask):
+                rule_reasons[i].append(f"rule {rule.id} v{rule.version}: {rule.reason}")
+                if rule.lane is not None and rank[rule.lane] > rank[out[i]]:
+                    out[i] = rule.lane
         return out
 
     def score_one(self, row: Mapping[str, Any], *, explain: bool = True) -> dict[str, Any]:
