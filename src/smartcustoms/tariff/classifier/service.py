@@ -137,13 +137,19 @@ def get_classifier(
 
 
 def classify(
-    texts: Sequence[str], top: int = 5, schedule: str | None = "hs", explain: bool = False
+    texts: Sequence[str],
+    top: int = 5,
+    schedule: str | None = "hs",
+    explain: bool = False,
+    zh_folder: Path | None = None,
 ) -> list[list[Candidate]]:
     """Ranked candidates for each text (texts are checked; the first bad one raises naming its position)."""
     if not 1 <= top <= MAX_TOP:
         raise TariffError(Problem("invalid_top", ("top",), f"top must be 1..{MAX_TOP}"))
     checked = [check_query(t, ("texts", i) if len(texts) > 1 else ("text",)) for i, t in enumerate(texts)]
-    model = get_classifier(schedule)
+    if zh_folder is not None and not (Path(zh_folder) / "note_8_C.txt").is_file():
+        raise TariffError(Problem("bad_path", ("zh",), f"Not a Taiwan tariff folder (no note_8_C.txt): {zh_folder}"))
+    model = get_classifier(schedule, zh_folder=zh_folder) if zh_folder else get_classifier(schedule)
     return model.predict(checked, top=top, explain=explain)
 
 
