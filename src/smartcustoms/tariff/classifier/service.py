@@ -173,6 +173,7 @@ def fit_score(code: str, description: str, schedule: str | None = "hs", top: int
         raise TariffError(Problem("unknown_code", ("code",), f"No line {code!r} in {model.schedule}"), status=404)
     score, conf, rank = model.score_code(text, c)
     cands = model.predict([text], top=top, explain=True)[0]
+    score = round(score, 4)  # same rounding as the candidates, so the first choice fits exactly 1
     best = cands[0].score if cands else 0.0
     fit = 0.0 if best <= 0 else max(0.0, min(1.0, score / best))
     better = tuple(x for x in cands if not x.code.startswith(c) and x.score > score)
