@@ -189,6 +189,9 @@ def classify_cmd(
     output: Path | None = typer.Option(None, "--output", help="JSONL of ranked candidates (default stdout)"),
     top: int = typer.Option(5, "--top", help="How many candidates"),
     schedule: str = typer.Option("hs", "--schedule", help="hs (HS 2022 6-digit), us or tw (imported schedule)"),
+    zh: Path | None = typer.Option(
+        None, "--zh", help="Taiwan tariff folder: index its Chinese heading/subheading texts too (build time only)"
+    ),
 ) -> None:
     """Ranked tariff codes for a goods description, or for every line of a JSONL file."""
     import orjson
@@ -200,7 +203,7 @@ def classify_cmd(
             raise TariffError(Problem("bad_arguments", ("text",), "Give either a TEXT or --input FILE"))
         if input is None:
             assert text is not None
-            cands = classifier.classify([text], top, schedule, explain=True)[0]
+            cands = classifier.classify([text], top, schedule, explain=True, zh_folder=zh)[0]
             table = Table("#", "code", "confidence", "path", "matched")
             for i, c in enumerate(cands, start=1):
                 path = " > ".join(f"{code} {desc[:40]}" for code, desc in c.path[-3:])
@@ -212,7 +215,7 @@ def classify_cmd(
         lines: list[bytes] = []
         for start in range(0, len(queries), 256):
             chunk = queries[start : start + 256]
-            ranked = classifier.classify([t for _, t in chunk], top, schedule)
+            ranked = classifier.classify([t for _, t in chunk], top, schedule, zh_folder=zh)
             for (qid, _), cands in zip(chunk, ranked, strict=True):
                 row = {"id": qid, "candidates": [{"code": c.code, "score": c.confidence} for c in cands]}
                 lines.append(orjson.dumps(row))

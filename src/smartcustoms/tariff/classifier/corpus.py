@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +45,7 @@ def leaf_documents(lines: Iterable[TariffLine], zh: Mapping[str, str] | None = N
     zh = zh or {}
 
     def text(line: TariffLine) -> str:
-        parts = [line.description_en or "", line.description_zh or zh.get(line.code, "")]
+        parts = [drop_negations(line.description_en or ""), line.description_zh or zh.get(line.code, "")]
         return " ".join(p for p in parts if p)
 
     docs: list[LeafDoc] = []
@@ -63,6 +64,16 @@ def leaf_documents(lines: Iterable[TariffLine], zh: Mapping[str, str] | None = N
         docs.append(LeafDoc(line.code, text(line), parents, tuple((p.code, text(p)) for p in chain)))
     docs.sort(key=lambda d: d.code)
     return docs
+
+
+_NEGATION = re.compile(r"\b(?:not|other than|excluding|except)\b[^;:)]*", re.IGNORECASE)
+
+
+def drop_negations(text: str) -> str:
+    """Remove negated clauses ("Shirts (not knitted or crocheted)" -> "Shirts ()"): otherwise a query saying
+    "knitted" matches the woven chapter on the very words that exclude it."""
+    text = re.sub(r"\bnot knitted or crocheted\b", "woven", text, flags=re.IGNORECASE)
+    return _NEGATION.sub(" ", text)
 
 
 def load_terms(path: Path | None = None) -> list[Term]:

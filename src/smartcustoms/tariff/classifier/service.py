@@ -137,13 +137,19 @@ def get_classifier(
 
 
 def classify(
-    texts: Sequence[str], top: int = 5, schedule: str | None = "hs", explain: bool = False
+    texts: Sequence[str],
+    top: int = 5,
+    schedule: str | None = "hs",
+    explain: bool = False,
+    zh_folder: Path | None = None,
 ) -> list[list[Candidate]]:
     """Ranked candidates for each text (texts are checked; the first bad one raises naming its position)."""
     if not 1 <= top <= MAX_TOP:
         raise TariffError(Problem("invalid_top", ("top",), f"top must be 1..{MAX_TOP}"))
     checked = [check_query(t, ("texts", i) if len(texts) > 1 else ("text",)) for i, t in enumerate(texts)]
-    model = get_classifier(schedule)
+    if zh_folder is not None and not (Path(zh_folder) / "note_8_C.txt").is_file():
+        raise TariffError(Problem("bad_path", ("zh",), f"Not a Taiwan tariff folder (no note_8_C.txt): {zh_folder}"))
+    model = get_classifier(schedule, zh_folder=zh_folder) if zh_folder else get_classifier(schedule)
     return model.predict(checked, top=top, explain=explain)
 
 
@@ -167,6 +173,7 @@ def fit_score(code: str, description: str, schedule: str | None = "hs", top: int
         raise TariffError(Problem("unknown_code", ("code",), f"No line {code!r} in {model.schedule}"), status=404)
     score, conf, rank = model.score_code(text, c)
     cands = model.predict([text], top=top, explain=True)[0]
+    score = round(score, 4)  # same rounding as the candidates, so the first choice fits exactly 1
     best = cands[0].score if cands else 0.0
     fit = 0.0 if best <= 0 else max(0.0, min(1.0, score / best))
     better = tuple(x for x in cands if not x.code.startswith(c) and x.score > score)
