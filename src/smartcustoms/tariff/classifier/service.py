@@ -9,6 +9,8 @@ import hashlib
 import json
 import tempfile
 import threading
+import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,7 @@ from smartcustoms.platform.errors import DomainError, Problem
 from smartcustoms.platform.settings import get_settings
 from smartcustoms.tariff.classifier.corpus import TERMS_PATH, file_hash, leaf_documents, load_terms, taiwan_zh_by_code
 from smartcustoms.tariff.classifier.model import MODEL_VERSION, Candidate, TariffClassifier
+from smartcustoms.tariff.classifier.questions import Narrowing, Question, answer, next_question
 from smartcustoms.tariff.classifier.text import check_query
 from smartcustoms.tariff.model import TariffError, TariffLine, normalise_code
 
@@ -196,3 +199,83 @@ def line_of(schedule: str | None, code: str) -> TariffLine | None:
     from smartcustoms.tariff.service import get_index
 
     return get_index(name).get(code)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Progressive questions: sessions (in memory, per process; they expire after SESSION_TTL_S)
+
+SESSION_TTL_S = 1800.0
+SESSION_POOL = 30
+_SESSIONS: dict[str, tuple[float, str, Narrowing, Question | None]] = {}
+
+
+@dataclass(frozen=True)
+class SessionState:
+    id: str
+    schedule: str
+    ranked: list[tuple[str, float]]
+    question: Question | None
+    trail: list[tuple[str, str]]
+
+    @property
+    def done(self) -> bool:
+        return self.question is None
+
+
+def _state(sid: str) -> SessionState:
+    _, schedule, n, q = _SESSIONS[sid]
+    return SessionState(sid, schedule, n.ranked()[:10], q, list(n.trail))
+
+
+def start_session(text: str, schedule: str | None = "hs") -> SessionState:
+    """Classify `text` and, if the top candidates are close, ask the most informative question."""
+    text = check_query(text)
+    model = get_classifier(schedule)
+    cands = model.predict([text], top=SESSION_POOL)[0]
+    texts, heads = {}, {}
+    for c in cands:
+        doc = model.doc(c.code)
+        if doc is not None:
+            texts[c.code] = doc.own
+            heads[c.code[:4]] = next((t for code, t in doc.path if len(code) == 4), "")[:60]
+    n = Narrowing({c.code: c.confidence for c in cands}, texts, heads)
+    sid = uuid.uuid4().hex
+    now = time.monotonic()
+    with _LOCK:
+        for k in [k for k, v in _SESSIONS.items() if v[0] < now]:
+            del _SESSIONS[k]
+        _SESSIONS[sid] = (now + SESSION_TTL_S, model.schedule, n, next_question(n))
+    return _state(sid)
+
+
+def _live(sid: str) -> tuple[float, str, Narrowing, Question | None]:
+    got = _SESSIONS.get(sid)
+    if got is None or got[0] < time.monotonic():
+        _SESSIONS.pop(sid, None)
+        raise TariffError(
+            Problem("session_expired", ("session",), f"No open session {sid!r} (unknown or expired)"), status=404
+        )
+    return got
+
+
+def answer_session(sid: str, question_id: str, option: int) -> SessionState:
+    """Apply the answer to the pending question; answering anything else is refused."""
+    _, schedule, n, q = _live(sid)
+    if q is None or q.id != question_id:
+        pending = q.id if q else "none (the session is finished)"
+        raise TariffError(
+            Problem(
+                "question_not_asked", ("question_id",), f"Question {question_id!r} was not asked; pending: {pending}"
+            )
+        )
+    if not 0 <= option < len(q.options):
+        raise TariffError(Problem("invalid_option", ("option",), f"Option must be 0..{len(q.options) - 1}"))
+    n2 = answer(n, q, option)
+    with _LOCK:
+        _SESSIONS[sid] = (time.monotonic() + SESSION_TTL_S, schedule, n2, next_question(n2))
+    return _state(sid)
+
+
+def session_result(sid: str) -> SessionState:
+    _live(sid)
+    return _state(sid)
