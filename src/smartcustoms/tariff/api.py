@@ -272,3 +272,79 @@ def post_fit(body: FitIn, _who: Principal = Depends(principal)) -> FitOut:
         better=[CandidateOut.of(c, classifier.line_of(body.schedule, c.code)) for c in r.better],
         model_version=MODEL_VERSION,
     )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Progressive questions
+
+
+class SessionIn(BaseModel):
+    text: str
+    schedule: str = "hs"
+
+
+class AnswerIn(BaseModel):
+    question_id: str
+    option: int
+
+
+class OptionOut(BaseModel):
+    index: int
+    label: str
+
+
+class QuestionOut(BaseModel):
+    id: str
+    prompt: str
+    options: list[OptionOut]
+    gain_bits: float
+
+
+class SessionOut(BaseModel):
+    id: str
+    schedule: str
+    done: bool
+    question: QuestionOut | None
+    candidates: list[dict[str, Any]] = Field(description="code and probability after the answers so far")
+    trail: list[dict[str, str]] = Field(description="questions asked and answers given: the reason for the code")
+
+
+def _session_out(st: Any) -> SessionOut:
+    q = st.question
+    return SessionOut(
+        id=st.id,
+        schedule=st.schedule,
+        done=st.done,
+        question=QuestionOut(
+            id=q.id,
+            prompt=q.prompt,
+            options=[OptionOut(index=i, label=o.label) for i, o in enumerate(q.options)],
+            gain_bits=q.gain,
+        )
+        if q
+        else None,
+        candidates=[{"code": c, "probability": round(p, 4)} for c, p in st.ranked],
+        trail=[{"question": a, "answer": b} for a, b in st.trail],
+    )
+
+
+@router.post("/sessions", response_model=SessionOut)
+def post_session(body: SessionIn, _who: Principal = Depends(principal)) -> SessionOut:
+    """Start a classification session: candidates and, when they are close, the most informative question."""
+    from smartcustoms.tariff.classifier import service as classifier
+
+    return _session_out(classifier.start_session(body.text, body.schedule))
+
+
+@router.post("/sessions/{session_id}/answer", response_model=SessionOut)
+def post_answer(session_id: str, body: AnswerIn, _who: Principal = Depends(principal)) -> SessionOut:
+    from smartcustoms.tariff.classifier import service as classifier
+
+    return _session_out(classifier.answer_session(session_id, body.question_id, body.option))
+
+
+@router.get("/sessions/{session_id}", response_model=SessionOut)
+def get_session(session_id: str, _who: Principal = Depends(principal)) -> SessionOut:
+    from smartcustoms.tariff.classifier import service as classifier
+
+    return _session_out(classifier.session_result(session_id))

@@ -229,6 +229,31 @@ def classify_cmd(
         raise _fail(exc) from None
 
 
+@app.command("ask")
+def ask_cmd(
+    text: str,
+    schedule: str = typer.Option("hs", "--schedule"),
+) -> None:
+    """Classify with progressive questions: answer by option number until one code is clearly ahead."""
+    from smartcustoms.tariff.classifier import service as classifier
+
+    try:
+        st = classifier.start_session(text, schedule)
+        while st.question is not None:
+            q = st.question
+            console.print(f"[bold]{escape(q.prompt)}[/bold] [dim]({q.gain:.2f} bits)[/dim]")
+            for i, o in enumerate(q.options):
+                console.print(f"  {i}. {escape(o.label)}")
+            choice = typer.prompt("answer", type=int)
+            st = classifier.answer_session(st.id, q.id, choice)
+    except DomainError as exc:
+        raise _fail(exc) from None
+    for code, p in st.ranked[:5]:
+        console.print(f"{code}  {p:.3f}")
+    for qtext, ans in st.trail:
+        console.print(f"[dim]{escape(qtext)} -> {escape(ans)}[/dim]")
+
+
 @app.command("schedules")
 def schedules_cmd() -> None:
     """List the schedule versions in the database."""
