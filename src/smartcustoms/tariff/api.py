@@ -348,3 +348,20 @@ def get_session(session_id: str, _who: Principal = Depends(principal)) -> Sessio
     from smartcustoms.tariff.classifier import service as classifier
 
     return _session_out(classifier.session_result(session_id))
+
+
+class ConfirmIn(BaseModel):
+    code: str
+    description: str
+    schedule: str = "hs"
+    reason: str | None = Field(None, description="e.g. the question trail of a session")
+
+
+@router.post("/confirmations", status_code=201)
+def post_confirmation(body: ConfirmIn, who: Principal = Depends(principal)) -> dict[str, Any]:
+    """Record that a code is right for a description: training data for `smartcustoms tariff train`."""
+    from smartcustoms.tariff.classifier import service as classifier
+
+    with unit_of_work() as session:
+        rid = classifier.confirm(session, who, body.description, body.code, body.schedule, body.reason)
+    return {"id": rid}

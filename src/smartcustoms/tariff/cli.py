@@ -254,6 +254,38 @@ def ask_cmd(
         console.print(f"[dim]{escape(qtext)} -> {escape(ans)}[/dim]")
 
 
+@app.command("confirm")
+def confirm_cmd(
+    code: str,
+    description: str,
+    schedule: str = typer.Option("hs", "--schedule"),
+    reason: str | None = typer.Option(None, "--reason"),
+) -> None:
+    """Record a confirmed classification (training data for `tariff train`)."""
+    from smartcustoms.tariff.classifier import service as classifier
+
+    try:
+        with unit_of_work() as session:
+            rid = classifier.confirm(session, SYSTEM, description, code, schedule, reason)
+    except DomainError as exc:
+        raise _fail(exc) from None
+    console.print(f"confirmed #{rid}")
+
+
+@app.command("train")
+def train_cmd(schedule: str = typer.Option("hs", "--schedule")) -> None:
+    """Retrain the classifier with every confirmed classification; prints held-out accuracy before/after."""
+    from smartcustoms.tariff.classifier import service as classifier
+
+    try:
+        with unit_of_work() as session:
+            metrics = classifier.train(session, schedule)
+    except DomainError as exc:
+        raise _fail(exc) from None
+    for k, v in metrics.items():
+        console.print(f"{k}: {v}")
+
+
 @app.command("schedules")
 def schedules_cmd() -> None:
     """List the schedule versions in the database."""

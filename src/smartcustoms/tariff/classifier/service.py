@@ -16,9 +16,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.orm import Session
+
+from smartcustoms.platform.auth import Principal
 from smartcustoms.platform.errors import DomainError, Problem
 from smartcustoms.platform.settings import get_settings
-from smartcustoms.tariff.classifier.corpus import TERMS_PATH, file_hash, leaf_documents, load_terms, taiwan_zh_by_code
+from smartcustoms.tariff.classifier.corpus import (
+    TERMS_PATH,
+    Term,
+    file_hash,
+    leaf_documents,
+    load_terms,
+    taiwan_zh_by_code,
+)
 from smartcustoms.tariff.classifier.model import MODEL_VERSION, Candidate, TariffClassifier
 from smartcustoms.tariff.classifier.questions import Narrowing, Question, answer, next_question
 from smartcustoms.tariff.classifier.text import check_query
@@ -90,6 +100,7 @@ def build(
     zh_folder: Path | None = None,
     terms_path: Path | None = None,
     use_terms: bool = True,
+    extra_terms: Sequence[Term] = (),
     **params: Any,
 ) -> tuple[TariffClassifier, dict[str, Any]]:
     """Fit a classifier for `schedule` from its lines, the knowledge file and (optionally) Taiwan Chinese."""
@@ -98,7 +109,7 @@ def build(
     zh = taiwan_zh_by_code(zh_folder) if zh_folder else None
     docs = leaf_documents(lines, zh)
     tp = terms_path or TERMS_PATH
-    terms = load_terms(tp) if use_terms else []
+    terms = [*load_terms(tp), *extra_terms] if use_terms else []
     model = TariffClassifier(schedule=name, use_terms=use_terms, **params).fit(docs, terms)
     window = window | {"terms": str(tp.name), "terms_sha": file_hash(tp), "zh": str(zh_folder) if zh_folder else None}
     return model, window
@@ -126,7 +137,17 @@ def get_classifier(
             return _MODELS[key]
         folder = cache_dir() / f"{name}-{key}"
         model: TariffClassifier | None = None
-        if not rebuild and (folder / "meta.json").is_file():
+        trained = _trained_dir(name)
+        if not rebuild and zh_folder is None and (trained / "meta.json").is_file():
+            try:
+                meta = json.loads((trained / "meta.json").read_text(encoding="utf-8"))
+                trained_window = meta.get("data_window", {})
+                same = all(trained_window.get(k) == v for k, v in window.items())
+                if same and trained_window.get("terms_sha") == file_hash(TERMS_PATH):
+                    model = TariffClassifier.load(trained)
+            except (ValueError, OSError, KeyError, EOFError):
+                model = None
+        if model is None and not rebuild and (folder / "meta.json").is_file():
             try:
                 model = TariffClassifier.load(folder)
             except (ValueError, OSError, KeyError, EOFError):
@@ -279,3 +300,86 @@ def answer_session(sid: str, question_id: str, option: int) -> SessionState:
 def session_result(sid: str) -> SessionState:
     _live(sid)
     return _state(sid)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Learning from confirmed classifications
+
+
+def confirm(
+    session: Session,
+    principal: Principal,
+    description: str,
+    code: str,
+    schedule: str | None = "hs",
+    reason: str | None = None,
+) -> int:
+    """Record that `code` is right for `description` (training data for the next `train`); audited."""
+    from datetime import UTC, datetime
+
+    from smartcustoms.platform import audit
+    from smartcustoms.tariff.store import ConfirmedClassificationRow
+
+    text = check_query(description, ("description",))
+    model = get_classifier(schedule)
+    c = normalise_code(code)
+    if c not in set(model.codes_):
+        raise TariffError(
+            Problem("unknown_code", ("code",), f"{code!r} is not a declarable line of {model.schedule}"), status=404
+        )
+    row = ConfirmedClassificationRow(
+        schedule=model.schedule,
+        code=c,
+        description=text,
+        confirmed_by=principal.username,
+        confirmed_at=datetime.now(UTC),
+        reason=reason,
+    )
+    session.add(row)
+    session.flush()
+    audit.record(session, principal, "tariff.confirm", "tariff_confirmed_classification", row.id, detail={"code": c})
+    return row.id
+
+
+def _trained_dir(name: str) -> Path:
+    return cache_dir() / f"{name}-trained"
+
+
+def train(session: Session, schedule: str | None = "hs") -> dict[str, Any]:
+    """Rebuild the classifier with every confirmed classification as an example of its line; one in five
+    (by id) is held out first to measure what they buy and to fit the temperature. The trained model is then
+    fitted on all of them and served instead of the untrained one."""
+    from sqlalchemy import select
+
+    from smartcustoms.tariff.classifier.corpus import Term
+    from smartcustoms.tariff.store import ConfirmedClassificationRow
+
+    name = schedule_name(schedule)
+    rows = session.scalars(select(ConfirmedClassificationRow).where(ConfirmedClassificationRow.schedule == name)).all()
+    if not rows:
+        raise TariffError(Problem("no_training_data", ("schedule",), f"No confirmed classifications for {name}"))
+    held = [r for r in rows if r.id % 5 == 0]
+    learn = [r for r in rows if r.id % 5 != 0]
+    base, window = build(name)
+    metrics: dict[str, Any] = {"confirmed": len(rows), "held_out": len(held)}
+    if held:
+        texts, codes = [r.description for r in held], [r.code for r in held]
+
+        def top1(m: TariffClassifier) -> float:
+            return round(
+                sum(p[0].code == c for p, c in zip(m.predict(texts, top=1), codes, strict=True)) / len(held), 4
+            )
+
+        with_learn, _ = build(name, extra_terms=[Term(r.code, "en", "confirmed", r.description) for r in learn])
+        metrics |= {"held_out_top1_before": top1(base), "held_out_top1_after": top1(with_learn)}
+        if len(held) >= 20:
+            with_learn.calibrate(texts, codes)
+            metrics["temperature"] = with_learn.temperature
+    final, _ = build(name, extra_terms=[Term(r.code, "en", "confirmed", r.description) for r in rows])
+    final.temperature = metrics.get("temperature", final.temperature)
+    final.metrics_ |= {"training": metrics}
+    last = max(r.confirmed_at for r in rows)
+    final.save(_trained_dir(name), window | {"confirmed": len(rows), "confirmed_until": str(last)})
+    with _LOCK:
+        _MODELS.clear()
+    return metrics
