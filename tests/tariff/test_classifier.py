@@ -286,3 +286,38 @@ def test_session_flow_and_errors(use_small: TariffClassifier) -> None:
     with pytest.raises(TariffError) as e:
         classifier.session_result("nope")
     assert e.value.problems[0].code == "session_expired"
+
+
+def test_confirm_and_train(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small: TariffClassifier
+) -> None:
+    from smartcustoms.platform import settings
+    from smartcustoms.platform.auth import SYSTEM
+    from smartcustoms.platform.db import unit_of_work
+
+    monkeypatch.setenv("SMARTCUSTOMS_VAR_DIR", str(tmp_path))
+    settings.get_settings.cache_clear()
+    monkeypatch.setattr(classifier, "get_classifier", lambda schedule="hs", **_: small)
+
+    def small_build(
+        schedule: str = "hs", zh_folder: Path | None = None, extra_terms: tuple[Term, ...] = (), **_: object
+    ) -> tuple[TariffClassifier, dict[str, str]]:
+        return TariffClassifier().fit(leaf_documents(SMALL), [*TERMS, *extra_terms]), {"source": "small"}
+
+    monkeypatch.setattr(classifier, "build", small_build)
+    with unit_of_work() as s, pytest.raises(TariffError) as e:
+        classifier.train(s, "hs")
+    assert e.value.problems[0].code == "no_training_data"
+    with unit_of_work() as s:
+        for i in range(10):
+            classifier.confirm(s, SYSTEM, f"zorblax gadget model {i}", "851762")
+        with pytest.raises(TariffError):
+            classifier.confirm(s, SYSTEM, "shirt", "6105")  # not a declarable line
+    with unit_of_work() as s:
+        metrics = classifier.train(s, "hs")
+    assert metrics["confirmed"] == 10 and metrics["held_out"] == 2
+    assert metrics["held_out_top1_after"] == 1.0 >= metrics["held_out_top1_before"]
+    trained = TariffClassifier.load(tmp_path / "tariff-classifier" / "hs2022-trained")
+    assert trained.predict(["zorblax"], top=1)[0][0].code == "851762"
+    assert trained.metrics_["training"]["confirmed"] == 10
+    settings.get_settings.cache_clear()
