@@ -115,8 +115,18 @@ def build(
     return model, window
 
 
+def _code_hash() -> str:
+    """The indexing code itself: a change to how documents are built or scored invalidates cached indexes."""
+    here = Path(__file__).resolve().parent
+    return hashlib.sha256(b"".join((here / f).read_bytes() for f in ("corpus.py", "model.py", "text.py"))).hexdigest()[
+        :12
+    ]
+
+
 def _key(name: str, window: dict[str, Any], zh_folder: Path | None) -> str:
-    raw = json.dumps([MODEL_VERSION, name, window, file_hash(TERMS_PATH), str(zh_folder)], sort_keys=True, default=str)
+    raw = json.dumps(
+        [MODEL_VERSION, _code_hash(), name, window, file_hash(TERMS_PATH), str(zh_folder)], sort_keys=True, default=str
+    )
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
