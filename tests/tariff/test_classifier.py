@@ -227,6 +227,17 @@ def test_api_classify_and_fit(sqlite_url: str, use_small: TariffClassifier) -> N
     assert nxt.status_code == 200 and nxt.json()["trail"][0]["question"] == st["question"]["prompt"]
     assert client.get(f"/tariff/sessions/{st['id']}", headers=h).status_code == 200
     assert client.get("/tariff/sessions/expired", headers=h).status_code == 404
+    done = client.post(f"/tariff/sessions/{st['id']}/confirm", json={}, headers=h)
+    assert done.status_code == 201, done.text
+    from smartcustoms.tariff.store import ConfirmedClassificationRow
+
+    with unit_of_work() as s:
+        row = s.get(ConfirmedClassificationRow, done.json()["id"])
+        assert row is not None and row.description == "shirt" and row.reason and "->" in row.reason
+    with_attrs = client.post(
+        "/tariff/classify", json={"text": "men's shirt", "attributes": {"material": "cotton, knitted"}}, headers=h
+    )
+    assert with_attrs.json()["candidates"][0]["code"] == "610510"
 
 
 def test_full_hs_index_built_cached_and_reloaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -191,6 +191,9 @@ class ClassifyIn(BaseModel):
     text: str = Field(description="Goods description, English or Chinese (trader words welcome)")
     top: int = Field(5, ge=1, le=50)
     schedule: str = Field("hs", description="hs (HS 2022 6-digit), us or tw (imported national schedule)")
+    attributes: dict[str, str] = Field(
+        default_factory=dict, description="Optional: material, use, category path...; their values join the text"
+    )
 
 
 class CandidateOut(BaseModel):
@@ -249,7 +252,8 @@ def post_classify(body: ClassifyIn, _who: Principal = Depends(principal)) -> Cla
     from smartcustoms.tariff.classifier import service as classifier
     from smartcustoms.tariff.classifier.model import MODEL_VERSION
 
-    cands = classifier.classify([body.text], body.top, body.schedule, explain=True)[0]
+    text = " ".join([body.text, *(v for v in body.attributes.values() if v)]) if body.text.strip() else body.text
+    cands = classifier.classify([text], body.top, body.schedule, explain=True)[0]
     return ClassifyOut(
         schedule=classifier.schedule_name(body.schedule),
         model_version=MODEL_VERSION,
@@ -364,4 +368,20 @@ def post_confirmation(body: ConfirmIn, who: Principal = Depends(principal)) -> d
 
     with unit_of_work() as session:
         rid = classifier.confirm(session, who, body.description, body.code, body.schedule, body.reason)
+    return {"id": rid}
+
+
+class SessionConfirmIn(BaseModel):
+    code: str | None = Field(None, description="Default: the session's top candidate")
+
+
+@router.post("/sessions/{session_id}/confirm", status_code=201)
+def post_session_confirm(
+    session_id: str, body: SessionConfirmIn, who: Principal = Depends(principal)
+) -> dict[str, Any]:
+    """Confirm the session's final code; the question trail is recorded as the reason."""
+    from smartcustoms.tariff.classifier import service as classifier
+
+    with unit_of_work() as session:
+        rid = classifier.confirm_session(session, who, session_id, body.code)
     return {"id": rid}

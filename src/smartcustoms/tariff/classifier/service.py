@@ -238,6 +238,7 @@ def line_of(schedule: str | None, code: str) -> TariffLine | None:
 SESSION_TTL_S = 1800.0
 SESSION_POOL = 30
 _SESSIONS: dict[str, tuple[float, str, Narrowing, Question | None]] = {}
+_SESSION_TEXT: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
@@ -275,7 +276,9 @@ def start_session(text: str, schedule: str | None = "hs") -> SessionState:
     with _LOCK:
         for k in [k for k, v in _SESSIONS.items() if v[0] < now]:
             del _SESSIONS[k]
+            _SESSION_TEXT.pop(k, None)
         _SESSIONS[sid] = (now + SESSION_TTL_S, model.schedule, n, next_question(n))
+        _SESSION_TEXT[sid] = text
     return _state(sid)
 
 
@@ -393,3 +396,11 @@ def train(session: Session, schedule: str | None = "hs") -> dict[str, Any]:
     with _LOCK:
         _MODELS.clear()
     return metrics
+
+
+def confirm_session(session: Session, principal: Principal, sid: str, code: str | None = None) -> int:
+    """Confirm the session's code (default: its top candidate) with the question trail as the reason."""
+    _, schedule, n, _ = _live(sid)
+    chosen = normalise_code(code) if code else n.ranked()[0][0]
+    trail = "; ".join(f"{q} -> {a}" for q, a in n.trail) or "no questions asked"
+    return confirm(session, principal, _SESSION_TEXT[sid], chosen, schedule, f"session {sid}: {trail}")
