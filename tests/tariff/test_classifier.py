@@ -83,7 +83,8 @@ def test_without_terms_trader_words_do_not_reach(small: TariffClassifier) -> Non
     assert small.predict(["hoodie"], top=1)[0][0].score > 0.5
 
 
-def test_save_load_roundtrip_and_hash(small: TariffClassifier, tmp_path: Path) -> None:
+def test_save_load_roundtrip_and_hash(tmp_path: Path) -> None:
+    small = TariffClassifier().fit(leaf_documents(SMALL), TERMS)  # own copy: calibrate() changes it
     small.calibrate(["cotton men's shirt knitted", "smartphone", "cotton pullover"], ["610510", "851713", "611020"])
     folder = small.save(tmp_path / "m", {"schedule": "small"})
     meta = json.loads((folder / "meta.json").read_text())
@@ -217,6 +218,26 @@ def test_api_classify_and_fit(sqlite_url: str, use_small: TariffClassifier) -> N
     assert fit.status_code == 200 and fit.json()["better"][0]["code"].startswith("610")
     unknown = client.post("/tariff/fit", json={"code": "999999", "description": "shirt"}, headers=h)
     assert unknown.status_code == 404
+    st = client.post("/tariff/sessions", json={"text": "shirt"}, headers=h).json()
+    assert st["question"] and not st["done"]
+    wrong = client.post(f"/tariff/sessions/{st['id']}/answer", json={"question_id": "x", "option": 0}, headers=h)
+    assert wrong.status_code in (400, 409, 422) and wrong.json()["problems"][0]["code"] == "question_not_asked"
+    qid = st["question"]["id"]
+    nxt = client.post(f"/tariff/sessions/{st['id']}/answer", json={"question_id": qid, "option": 0}, headers=h)
+    assert nxt.status_code == 200 and nxt.json()["trail"][0]["question"] == st["question"]["prompt"]
+    assert client.get(f"/tariff/sessions/{st['id']}", headers=h).status_code == 200
+    assert client.get("/tariff/sessions/expired", headers=h).status_code == 404
+    done = client.post(f"/tariff/sessions/{st['id']}/confirm", json={}, headers=h)
+    assert done.status_code == 201, done.text
+    from smartcustoms.tariff.store import ConfirmedClassificationRow
+
+    with unit_of_work() as s:
+        row = s.get(ConfirmedClassificationRow, done.json()["id"])
+        assert row is not None and row.description == "shirt" and row.reason and "->" in row.reason
+    with_attrs = client.post(
+        "/tariff/classify", json={"text": "men's shirt", "attributes": {"material": "cotton, knitted"}}, headers=h
+    )
+    assert with_attrs.json()["candidates"][0]["code"] == "610510"
 
 
 def test_full_hs_index_built_cached_and_reloaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -237,3 +258,77 @@ def test_full_hs_index_built_cached_and_reloaded(tmp_path: Path, monkeypatch: py
     finally:
         classifier._MODELS.clear()
         settings.get_settings.cache_clear()
+
+
+def test_questions_pick_the_most_informative_and_narrow() -> None:
+    from smartcustoms.tariff.classifier.questions import Narrowing, answer, entropy, next_question
+
+    texts = {
+        "610510": "Shirts; men's or boys', of cotton, knitted",
+        "610520": "Shirts; men's or boys', of man-made fibres, knitted",
+        "620520": "Shirts; men's or boys', of cotton (woven)",
+        "620530": "Shirts; men's or boys', of man-made fibres (woven)",
+    }
+    n = Narrowing(dict.fromkeys(texts, 0.25), texts, {"6105": "knitted shirts", "6205": "woven shirts"})
+    q = next_question(n)
+    assert q is not None and q.gain == pytest.approx(1.0)  # any of the halving questions: 1 bit
+    n = answer(n, q, 0)
+    q2 = next_question(n)
+    assert q2 is not None and q2.id != q.id
+    n = answer(n, q2, 0)
+    assert next_question(n) is None and n.ranked()[0][1] > 0.9 and len(n.trail) == 2
+    assert entropy([0.5, 0.5]) == pytest.approx(1.0)
+
+
+def test_session_flow_and_errors(use_small: TariffClassifier) -> None:
+    st = classifier.start_session("shirt")
+    assert st.question is not None and not st.done
+    with pytest.raises(TariffError) as e:
+        classifier.answer_session(st.id, "not-asked", 0)
+    assert e.value.problems[0].code == "question_not_asked"
+    with pytest.raises(TariffError) as e:
+        classifier.answer_session(st.id, st.question.id, 99)
+    assert e.value.problems[0].code == "invalid_option"
+    for _ in range(6):
+        if st.question is None:
+            break
+        st = classifier.answer_session(st.id, st.question.id, 0)
+    assert st.done and st.trail and classifier.session_result(st.id).ranked[0][0] == st.ranked[0][0]
+    with pytest.raises(TariffError) as e:
+        classifier.session_result("nope")
+    assert e.value.problems[0].code == "session_expired"
+
+
+def test_confirm_and_train(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small: TariffClassifier
+) -> None:
+    from smartcustoms.platform import settings
+    from smartcustoms.platform.auth import SYSTEM
+    from smartcustoms.platform.db import unit_of_work
+
+    monkeypatch.setenv("SMARTCUSTOMS_VAR_DIR", str(tmp_path))
+    settings.get_settings.cache_clear()
+    monkeypatch.setattr(classifier, "get_classifier", lambda schedule="hs", **_: small)
+
+    def small_build(
+        schedule: str = "hs", zh_folder: Path | None = None, extra_terms: tuple[Term, ...] = (), **_: object
+    ) -> tuple[TariffClassifier, dict[str, str]]:
+        return TariffClassifier().fit(leaf_documents(SMALL), [*TERMS, *extra_terms]), {"source": "small"}
+
+    monkeypatch.setattr(classifier, "build", small_build)
+    with unit_of_work() as s, pytest.raises(TariffError) as e:
+        classifier.train(s, "hs")
+    assert e.value.problems[0].code == "no_training_data"
+    with unit_of_work() as s:
+        for i in range(10):
+            classifier.confirm(s, SYSTEM, f"zorblax gadget model {i}", "851762")
+        with pytest.raises(TariffError):
+            classifier.confirm(s, SYSTEM, "shirt", "6105")  # not a declarable line
+    with unit_of_work() as s:
+        metrics = classifier.train(s, "hs")
+    assert metrics["confirmed"] == 10 and metrics["held_out"] == 2
+    assert metrics["held_out_top1_after"] == 1.0 >= metrics["held_out_top1_before"]
+    trained = TariffClassifier.load(tmp_path / "tariff-classifier" / "hs2022-trained")
+    assert trained.predict(["zorblax"], top=1)[0][0].code == "851762"
+    assert trained.metrics_["training"]["confirmed"] == 10
+    settings.get_settings.cache_clear()

@@ -191,6 +191,9 @@ class ClassifyIn(BaseModel):
     text: str = Field(description="Goods description, English or Chinese (trader words welcome)")
     top: int = Field(5, ge=1, le=50)
     schedule: str = Field("hs", description="hs (HS 2022 6-digit), us or tw (imported national schedule)")
+    attributes: dict[str, str] = Field(
+        default_factory=dict, description="Optional: material, use, category path...; their values join the text"
+    )
 
 
 class CandidateOut(BaseModel):
@@ -249,7 +252,8 @@ def post_classify(body: ClassifyIn, _who: Principal = Depends(principal)) -> Cla
     from smartcustoms.tariff.classifier import service as classifier
     from smartcustoms.tariff.classifier.model import MODEL_VERSION
 
-    cands = classifier.classify([body.text], body.top, body.schedule, explain=True)[0]
+    text = " ".join([body.text, *(v for v in body.attributes.values() if v)]) if body.text.strip() else body.text
+    cands = classifier.classify([text], body.top, body.schedule, explain=True)[0]
     return ClassifyOut(
         schedule=classifier.schedule_name(body.schedule),
         model_version=MODEL_VERSION,
@@ -272,3 +276,112 @@ def post_fit(body: FitIn, _who: Principal = Depends(principal)) -> FitOut:
         better=[CandidateOut.of(c, classifier.line_of(body.schedule, c.code)) for c in r.better],
         model_version=MODEL_VERSION,
     )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Progressive questions
+
+
+class SessionIn(BaseModel):
+    text: str
+    schedule: str = "hs"
+
+
+class AnswerIn(BaseModel):
+    question_id: str
+    option: int
+
+
+class OptionOut(BaseModel):
+    index: int
+    label: str
+
+
+class QuestionOut(BaseModel):
+    id: str
+    prompt: str
+    options: list[OptionOut]
+    gain_bits: float
+
+
+class SessionOut(BaseModel):
+    id: str
+    schedule: str
+    done: bool
+    question: QuestionOut | None
+    candidates: list[dict[str, Any]] = Field(description="code and probability after the answers so far")
+    trail: list[dict[str, str]] = Field(description="questions asked and answers given: the reason for the code")
+
+
+def _session_out(st: Any) -> SessionOut:
+    q = st.question
+    return SessionOut(
+        id=st.id,
+        schedule=st.schedule,
+        done=st.done,
+        question=QuestionOut(
+            id=q.id,
+            prompt=q.prompt,
+            options=[OptionOut(index=i, label=o.label) for i, o in enumerate(q.options)],
+            gain_bits=q.gain,
+        )
+        if q
+        else None,
+        candidates=[{"code": c, "probability": round(p, 4)} for c, p in st.ranked],
+        trail=[{"question": a, "answer": b} for a, b in st.trail],
+    )
+
+
+@router.post("/sessions", response_model=SessionOut)
+def post_session(body: SessionIn, _who: Principal = Depends(principal)) -> SessionOut:
+    """Start a classification session: candidates and, when they are close, the most informative question."""
+    from smartcustoms.tariff.classifier import service as classifier
+
+    return _session_out(classifier.start_session(body.text, body.schedule))
+
+
+@router.post("/sessions/{session_id}/answer", response_model=SessionOut)
+def post_answer(session_id: str, body: AnswerIn, _who: Principal = Depends(principal)) -> SessionOut:
+    from smartcustoms.tariff.classifier import service as classifier
+
+    return _session_out(classifier.answer_session(session_id, body.question_id, body.option))
+
+
+@router.get("/sessions/{session_id}", response_model=SessionOut)
+def get_session(session_id: str, _who: Principal = Depends(principal)) -> SessionOut:
+    from smartcustoms.tariff.classifier import service as classifier
+
+    return _session_out(classifier.session_result(session_id))
+
+
+class ConfirmIn(BaseModel):
+    code: str
+    description: str
+    schedule: str = "hs"
+    reason: str | None = Field(None, description="e.g. the question trail of a session")
+
+
+@router.post("/confirmations", status_code=201)
+def post_confirmation(body: ConfirmIn, who: Principal = Depends(principal)) -> dict[str, Any]:
+    """Record that a code is right for a description: training data for `smartcustoms tariff train`."""
+    from smartcustoms.tariff.classifier import service as classifier
+
+    with unit_of_work() as session:
+        rid = classifier.confirm(session, who, body.description, body.code, body.schedule, body.reason)
+    return {"id": rid}
+
+
+class SessionConfirmIn(BaseModel):
+    code: str | None = Field(None, description="Default: the session's top candidate")
+
+
+@router.post("/sessions/{session_id}/confirm", status_code=201)
+def post_session_confirm(
+    session_id: str, body: SessionConfirmIn, who: Principal = Depends(principal)
+) -> dict[str, Any]:
+    """Confirm the session's final code; the question trail is recorded as the reason."""
+    from smartcustoms.tariff.classifier import service as classifier
+
+    with unit_of_work() as session:
+        rid = classifier.confirm_session(session, who, session_id, body.code)
+    return {"id": rid}

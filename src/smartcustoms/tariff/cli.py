@@ -229,6 +229,63 @@ def classify_cmd(
         raise _fail(exc) from None
 
 
+@app.command("ask")
+def ask_cmd(
+    text: str,
+    schedule: str = typer.Option("hs", "--schedule"),
+) -> None:
+    """Classify with progressive questions: answer by option number until one code is clearly ahead."""
+    from smartcustoms.tariff.classifier import service as classifier
+
+    try:
+        st = classifier.start_session(text, schedule)
+        while st.question is not None:
+            q = st.question
+            console.print(f"[bold]{escape(q.prompt)}[/bold] [dim]({q.gain:.2f} bits)[/dim]")
+            for i, o in enumerate(q.options):
+                console.print(f"  {i}. {escape(o.label)}")
+            choice = typer.prompt("answer", type=int)
+            st = classifier.answer_session(st.id, q.id, choice)
+    except DomainError as exc:
+        raise _fail(exc) from None
+    for code, p in st.ranked[:5]:
+        console.print(f"{code}  {p:.3f}")
+    for qtext, ans in st.trail:
+        console.print(f"[dim]{escape(qtext)} -> {escape(ans)}[/dim]")
+
+
+@app.command("confirm")
+def confirm_cmd(
+    code: str,
+    description: str,
+    schedule: str = typer.Option("hs", "--schedule"),
+    reason: str | None = typer.Option(None, "--reason"),
+) -> None:
+    """Record a confirmed classification (training data for `tariff train`)."""
+    from smartcustoms.tariff.classifier import service as classifier
+
+    try:
+        with unit_of_work() as session:
+            rid = classifier.confirm(session, SYSTEM, description, code, schedule, reason)
+    except DomainError as exc:
+        raise _fail(exc) from None
+    console.print(f"confirmed #{rid}")
+
+
+@app.command("train")
+def train_cmd(schedule: str = typer.Option("hs", "--schedule")) -> None:
+    """Retrain the classifier with every confirmed classification; prints held-out accuracy before/after."""
+    from smartcustoms.tariff.classifier import service as classifier
+
+    try:
+        with unit_of_work() as session:
+            metrics = classifier.train(session, schedule)
+    except DomainError as exc:
+        raise _fail(exc) from None
+    for k, v in metrics.items():
+        console.print(f"{k}: {v}")
+
+
 @app.command("schedules")
 def schedules_cmd() -> None:
     """List the schedule versions in the database."""

@@ -64,3 +64,18 @@ class LineRow(Base):
     requirements: Mapped[str | None] = mapped_column(String(200))
     rates: Mapped[str | None] = mapped_column(Text)
     search_text: Mapped[str | None] = mapped_column(Text)
+
+
+class ConfirmedClassificationRow(Base):
+    """A goods description whose code an officer or trader confirmed: training data for the classifier
+    (`smartcustoms tariff train`). `reason` keeps the question trail or a note."""
+
+    __tablename__ = "tariff_confirmed_classification"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    schedule: Mapped[str] = mapped_column(String(64), index=True)
+    code: Mapped[str] = mapped_column(String(16))
+    description: Mapped[str] = mapped_column(Text)
+    confirmed_by: Mapped[str] = mapped_column(String(64))
+    confirmed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str | None] = mapped_column(Text)

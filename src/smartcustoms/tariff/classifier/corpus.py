@@ -45,7 +45,10 @@ def leaf_documents(lines: Iterable[TariffLine], zh: Mapping[str, str] | None = N
     zh = zh or {}
 
     def text(line: TariffLine) -> str:
-        parts = [drop_negations(line.description_en or ""), line.description_zh or zh.get(line.code, "")]
+        parts = [
+            drop_negations(line.description_en or ""),
+            drop_negations(line.description_zh or zh.get(line.code, "")),
+        ]
         return " ".join(p for p in parts if p)
 
     docs: list[LeafDoc] = []
@@ -73,6 +76,7 @@ def drop_negations(text: str) -> str:
     """Remove negated clauses ("Shirts (not knitted or crocheted)" -> "Shirts ()"): otherwise a query saying
     "knitted" matches the woven chapter on the very words that exclude it."""
     text = re.sub(r"\bnot knitted or crocheted\b", "woven", text, flags=re.IGNORECASE)
+    text = re.sub(r"非針織或鉤針織", "梭織", text)
     return _NEGATION.sub(" ", text)
 
 

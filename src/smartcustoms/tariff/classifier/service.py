@@ -9,15 +9,28 @@ import hashlib
 import json
 import tempfile
 import threading
+import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.orm import Session
+
+from smartcustoms.platform.auth import Principal
 from smartcustoms.platform.errors import DomainError, Problem
 from smartcustoms.platform.settings import get_settings
-from smartcustoms.tariff.classifier.corpus import TERMS_PATH, file_hash, leaf_documents, load_terms, taiwan_zh_by_code
+from smartcustoms.tariff.classifier.corpus import (
+    TERMS_PATH,
+    Term,
+    file_hash,
+    leaf_documents,
+    load_terms,
+    taiwan_zh_by_code,
+)
 from smartcustoms.tariff.classifier.model import MODEL_VERSION, Candidate, TariffClassifier
+from smartcustoms.tariff.classifier.questions import Narrowing, Question, answer, next_question
 from smartcustoms.tariff.classifier.text import check_query
 from smartcustoms.tariff.model import TariffError, TariffLine, normalise_code
 
@@ -87,6 +100,7 @@ def build(
     zh_folder: Path | None = None,
     terms_path: Path | None = None,
     use_terms: bool = True,
+    extra_terms: Sequence[Term] = (),
     **params: Any,
 ) -> tuple[TariffClassifier, dict[str, Any]]:
     """Fit a classifier for `schedule` from its lines, the knowledge file and (optionally) Taiwan Chinese."""
@@ -95,14 +109,24 @@ def build(
     zh = taiwan_zh_by_code(zh_folder) if zh_folder else None
     docs = leaf_documents(lines, zh)
     tp = terms_path or TERMS_PATH
-    terms = load_terms(tp) if use_terms else []
+    terms = [*load_terms(tp), *extra_terms] if use_terms else []
     model = TariffClassifier(schedule=name, use_terms=use_terms, **params).fit(docs, terms)
     window = window | {"terms": str(tp.name), "terms_sha": file_hash(tp), "zh": str(zh_folder) if zh_folder else None}
     return model, window
 
 
+def _code_hash() -> str:
+    """The indexing code itself: a change to how documents are built or scored invalidates cached indexes."""
+    here = Path(__file__).resolve().parent
+    return hashlib.sha256(b"".join((here / f).read_bytes() for f in ("corpus.py", "model.py", "text.py"))).hexdigest()[
+        :12
+    ]
+
+
 def _key(name: str, window: dict[str, Any], zh_folder: Path | None) -> str:
-    raw = json.dumps([MODEL_VERSION, name, window, file_hash(TERMS_PATH), str(zh_folder)], sort_keys=True, default=str)
+    raw = json.dumps(
+        [MODEL_VERSION, _code_hash(), name, window, file_hash(TERMS_PATH), str(zh_folder)], sort_keys=True, default=str
+    )
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
@@ -123,7 +147,17 @@ def get_classifier(
             return _MODELS[key]
         folder = cache_dir() / f"{name}-{key}"
         model: TariffClassifier | None = None
-        if not rebuild and (folder / "meta.json").is_file():
+        trained = _trained_dir(name)
+        if not rebuild and zh_folder is None and (trained / "meta.json").is_file():
+            try:
+                meta = json.loads((trained / "meta.json").read_text(encoding="utf-8"))
+                trained_window = meta.get("data_window", {})
+                same = all(trained_window.get(k) == v for k, v in window.items())
+                if same and trained_window.get("terms_sha") == file_hash(TERMS_PATH):
+                    model = TariffClassifier.load(trained)
+            except (ValueError, OSError, KeyError, EOFError):
+                model = None
+        if model is None and not rebuild and (folder / "meta.json").is_file():
             try:
                 model = TariffClassifier.load(folder)
             except (ValueError, OSError, KeyError, EOFError):
@@ -196,3 +230,177 @@ def line_of(schedule: str | None, code: str) -> TariffLine | None:
     from smartcustoms.tariff.service import get_index
 
     return get_index(name).get(code)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Progressive questions: sessions (in memory, per process; they expire after SESSION_TTL_S)
+
+SESSION_TTL_S = 1800.0
+SESSION_POOL = 30
+_SESSIONS: dict[str, tuple[float, str, Narrowing, Question | None]] = {}
+_SESSION_TEXT: dict[str, str] = {}
+
+
+@dataclass(frozen=True)
+class SessionState:
+    id: str
+    schedule: str
+    ranked: list[tuple[str, float]]
+    question: Question | None
+    trail: list[tuple[str, str]]
+
+    @property
+    def done(self) -> bool:
+        return self.question is None
+
+
+def _state(sid: str) -> SessionState:
+    _, schedule, n, q = _SESSIONS[sid]
+    return SessionState(sid, schedule, n.ranked()[:10], q, list(n.trail))
+
+
+def start_session(text: str, schedule: str | None = "hs") -> SessionState:
+    """Classify `text` and, if the top candidates are close, ask the most informative question."""
+    text = check_query(text)
+    model = get_classifier(schedule)
+    cands = model.predict([text], top=SESSION_POOL)[0]
+    texts, heads = {}, {}
+    for c in cands:
+        doc = model.doc(c.code)
+        if doc is not None:
+            texts[c.code] = doc.own
+            heads[c.code[:4]] = next((t for code, t in doc.path if len(code) == 4), "")[:60]
+    n = Narrowing({c.code: c.confidence for c in cands}, texts, heads)
+    sid = uuid.uuid4().hex
+    now = time.monotonic()
+    with _LOCK:
+        for k in [k for k, v in _SESSIONS.items() if v[0] < now]:
+            del _SESSIONS[k]
+            _SESSION_TEXT.pop(k, None)
+        _SESSIONS[sid] = (now + SESSION_TTL_S, model.schedule, n, next_question(n))
+        _SESSION_TEXT[sid] = text
+    return _state(sid)
+
+
+def _live(sid: str) -> tuple[float, str, Narrowing, Question | None]:
+    got = _SESSIONS.get(sid)
+    if got is None or got[0] < time.monotonic():
+        _SESSIONS.pop(sid, None)
+        raise TariffError(
+            Problem("session_expired", ("session",), f"No open session {sid!r} (unknown or expired)"), status=404
+        )
+    return got
+
+
+def answer_session(sid: str, question_id: str, option: int) -> SessionState:
+    """Apply the answer to the pending question; answering anything else is refused."""
+    _, schedule, n, q = _live(sid)
+    if q is None or q.id != question_id:
+        pending = q.id if q else "none (the session is finished)"
+        raise TariffError(
+            Problem(
+                "question_not_asked", ("question_id",), f"Question {question_id!r} was not asked; pending: {pending}"
+            )
+        )
+    if not 0 <= option < len(q.options):
+        raise TariffError(Problem("invalid_option", ("option",), f"Option must be 0..{len(q.options) - 1}"))
+    n2 = answer(n, q, option)
+    with _LOCK:
+        _SESSIONS[sid] = (time.monotonic() + SESSION_TTL_S, schedule, n2, next_question(n2))
+    return _state(sid)
+
+
+def session_result(sid: str) -> SessionState:
+    _live(sid)
+    return _state(sid)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Learning from confirmed classifications
+
+
+def confirm(
+    session: Session,
+    principal: Principal,
+    description: str,
+    code: str,
+    schedule: str | None = "hs",
+    reason: str | None = None,
+) -> int:
+    """Record that `code` is right for `description` (training data for the next `train`); audited."""
+    from datetime import UTC, datetime
+
+    from smartcustoms.platform import audit
+    from smartcustoms.tariff.store import ConfirmedClassificationRow
+
+    text = check_query(description, ("description",))
+    model = get_classifier(schedule)
+    c = normalise_code(code)
+    if c not in set(model.codes_):
+        raise TariffError(
+            Problem("unknown_code", ("code",), f"{code!r} is not a declarable line of {model.schedule}"), status=404
+        )
+    row = ConfirmedClassificationRow(
+        schedule=model.schedule,
+        code=c,
+        description=text,
+        confirmed_by=principal.username,
+        confirmed_at=datetime.now(UTC),
+        reason=reason,
+    )
+    session.add(row)
+    session.flush()
+    audit.record(session, principal, "tariff.confirm", "tariff_confirmed_classification", row.id, detail={"code": c})
+    return row.id
+
+
+def _trained_dir(name: str) -> Path:
+    return cache_dir() / f"{name}-trained"
+
+
+def train(session: Session, schedule: str | None = "hs") -> dict[str, Any]:
+    """Rebuild the classifier with every confirmed classification as an example of its line; one in five
+    (by id) is held out first to measure what they buy and to fit the temperature. The trained model is then
+    fitted on all of them and served instead of the untrained one."""
+    from sqlalchemy import select
+
+    from smartcustoms.tariff.classifier.corpus import Term
+    from smartcustoms.tariff.store import ConfirmedClassificationRow
+
+    name = schedule_name(schedule)
+    rows = session.scalars(select(ConfirmedClassificationRow).where(ConfirmedClassificationRow.schedule == name)).all()
+    if not rows:
+        raise TariffError(Problem("no_training_data", ("schedule",), f"No confirmed classifications for {name}"))
+    held = [r for r in rows if r.id % 5 == 0]
+    learn = [r for r in rows if r.id % 5 != 0]
+    base, window = build(name)
+    metrics: dict[str, Any] = {"confirmed": len(rows), "held_out": len(held)}
+    if held:
+        texts, codes = [r.description for r in held], [r.code for r in held]
+
+        def top1(m: TariffClassifier) -> float:
+            return round(
+                sum(p[0].code == c for p, c in zip(m.predict(texts, top=1), codes, strict=True)) / len(held), 4
+            )
+
+        with_learn, _ = build(name, extra_terms=[Term(r.code, "en", "confirmed", r.description) for r in learn])
+        metrics |= {"held_out_top1_before": top1(base), "held_out_top1_after": top1(with_learn)}
+        if len(held) >= 20:
+            with_learn.calibrate(texts, codes)
+            metrics["temperature"] = with_learn.temperature
+    final, _ = build(name, extra_terms=[Term(r.code, "en", "confirmed", r.description) for r in rows])
+    final.temperature = metrics.get("temperature", final.temperature)
+    final.metrics_ |= {"training": metrics}
+    last = max(r.confirmed_at for r in rows)
+    final.save(_trained_dir(name), window | {"confirmed": len(rows), "confirmed_until": str(last)})
+    with _LOCK:
+        _MODELS.clear()
+    return metrics
+
+
+def confirm_session(session: Session, principal: Principal, sid: str, code: str | None = None) -> int:
+    """Confirm the session's code (default: its top candidate) with the question trail as the reason."""
+    _, schedule, n, _ = _live(sid)
+    chosen = normalise_code(code) if code else n.ranked()[0][0]
+    trail = "; ".join(f"{q} -> {a}" for q, a in n.trail) or "no questions asked"
+    return confirm(session, principal, _SESSION_TEXT[sid], chosen, schedule, f"session {sid}: {trail}")
