@@ -147,9 +147,7 @@ class RuleBasedAssessor:
             raise_to(Lane.C3, f"Selected at random for inspection ({r.random_c3_share:.0%} share)", 0.5)
         elif not exempt and draw < r.random_c3_share + r.random_c2_share:
             raise_to(Lane.C2, f"Selected at random for documentary check ({r.random_c2_share:.0%} share)", 0.3)
-        if facts.aeo and r.aeo_relief:
-            if lane is Lane.C3 and not any("watch" in x for x in reasons):
-                lane = Lane.C2
+        if exempt:
             reasons.append("Trusted trader (AEO): exempt from random selection")
         if lane is Lane.C1 and not reasons:
             reasons.append("No rule selected this declaration: paperless release")

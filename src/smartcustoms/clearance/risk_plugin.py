@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -62,14 +63,29 @@ class RiskModelAssessor:
         return LaneDecision(Lane(d.lane), float(d.score), tuple(d.reasons), tuple(d.versions))
 
 
+_ACTIVE_TTL_S = 5.0
+_active: dict[str, tuple[float, str | None]] = {}
+
+
+def _active_version(root: Path) -> str | None:
+    """The registry's active version; the marker file is re-read at most every few seconds (hot path)."""
+    now = time.monotonic()
+    hit = _active.get(str(root))
+    if hit and hit[0] > now:
+        return hit[1]
+    marker = root / "ACTIVE"
+    version = marker.read_text().strip() if marker.exists() else None
+    _active[str(root)] = (now + _ACTIVE_TTL_S, version)
+    return version
+
+
 def active_assessor(root: Path | None = None) -> LaneAssessor | None:
     """The assessor of the registry's active model (loaded once per version), or None when there is none."""
     root = root or registry_dir()
-    active = root / "ACTIVE"
-    if not active.exists():
+    version = _active_version(root)
+    if version is None:
         return None
-    version = active.read_text().strip()
-    key = (str(root.resolve()), version)
+    key = (str(root), version)
     with _lock:
         if key in _loaded:
             return _loaded[key]

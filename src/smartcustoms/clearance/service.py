@@ -41,11 +41,11 @@ from smartcustoms.clearance.store import (
     VersionRow,
 )
 from smartcustoms.clearance.validation import normalise_code, validate
-from smartcustoms.clearance.views import iso as views_iso
 from smartcustoms.platform import audit
-from smartcustoms.platform.auth import Principal, Role
+from smartcustoms.platform.auth import SYSTEM, Principal, Role
 from smartcustoms.platform.db import Base
 from smartcustoms.platform.errors import Conflict, DomainError, Forbidden, NotFound, Problem
+from smartcustoms.platform.types import iso
 
 FILERS = frozenset({Role.TRADER, Role.BROKER, Role.ADMIN})
 
@@ -280,8 +280,18 @@ class Context:
         return self._aeo[party_id]
 
 
-def prepare(session: Session, decl: DeclarationIn, on: date, key: str, ctx: Context | None = None) -> Prepared:
-    """Validate, assess duty and tax, and choose the lane; raises with every problem at once."""
+def prepare(
+    session: Session,
+    decl: DeclarationIn,
+    on: date,
+    key: str,
+    ctx: Context | None = None,
+    payload: dict[str, Any] | None = None,
+) -> Prepared:
+    """Validate, assess duty and tax, and choose the lane; raises with every problem at once.
+
+    `payload` is the filing already dumped to JSON types, when the caller has it (idempotency check).
+    """
     ctx = ctx or Context(session, on)
     problems, lines = validate(decl, ctx.index, on, limits=ctx.limits)
     if problems:
@@ -313,7 +323,7 @@ def prepare(session: Session, decl: DeclarationIn, on: date, key: str, ctx: Cont
         ),
     )
     decision = ctx.assessor.assess(facts)
-    payload = decl.model_dump(mode="json")
+    payload = payload if payload is not None else decl.model_dump(mode="json")
     return Prepared(decl, payload, payload_hash(payload), assessment, decision, on)
 
 
@@ -384,9 +394,6 @@ def _row_values(who: Principal, p: Prepared, at: datetime) -> dict[str, Any]:
         "lane_reasons": list(d.reasons),
         "lane_versions": list(d.versions),
     }
-
-
-SYSTEM = Principal(0, "system", Role.ADMIN, None)
 
 
 def _table(model: type[Base]) -> Table:
@@ -503,12 +510,13 @@ def submit(
     with different content it is refused as a duplicate.
     """
     _check_filer(who, decl)
-    digest = payload_hash(decl)
+    payload = decl.model_dump(mode="json")
+    digest = payload_hash(payload)
     existing = _existing(session, decl.declarant.id, decl.lrn)
     if existing is not None:
         return _same_or_conflict(existing, digest), False
     day = on or now().date()
-    prepared = prepare(session, decl, day, f"{decl.declarant.id}/{decl.lrn}")
+    prepared = prepare(session, decl, day, f"{decl.declarant.id}/{decl.lrn}", payload=payload)
     try:
         with session.begin_nested():
             decl_id, values = _store_many(session, who, [prepared], remote_addr)[0]
@@ -565,7 +573,8 @@ def submit_batch(
         key = (decl.declarant.id, decl.lrn)
         try:
             _check_filer(who, decl)
-            digest = payload_hash(decl)
+            payload = decl.model_dump(mode="json")
+            digest = payload_hash(payload)
             if key in known:
                 duplicates.append(_same_or_conflict(known[key], digest).reference)
                 continue
@@ -580,7 +589,7 @@ def submit_batch(
                     )
                 continue
             in_batch[key] = digest
-            ready.append(prepare(session, decl, day, f"{decl.declarant.id}/{decl.lrn}", ctx))
+            ready.append(prepare(session, decl, day, f"{decl.declarant.id}/{decl.lrn}", ctx, payload))
         except DomainError as exc:
             rejected.append((i, exc.problems))
     accepted = [str(stored[1]["reference"]) for stored in _store_many(session, who, ready, None)]
@@ -827,7 +836,7 @@ def release_note(session: Session, who: Principal, reference: str) -> dict[str, 
         "importer": row.payload["importer"],
         "office": row.office,
         "lane": row.lane,
-        "released_at": views_iso(release.at),
+        "released_at": iso(release.at),
         "released_by": release.actor,
         "items": [
             {

@@ -157,20 +157,11 @@ def validate(
             )
         else:
             line = index.get(code)
-            if line is None:
-                if index.exists(code):
-                    problems.append(
-                        Problem(
-                            "non_leaf_tariff_code",
-                            (*base, "tariff_code"),
-                            f"{code} is a heading, not a tariff line: declare one of its subdivisions",
-                        )
-                    )
-                else:
-                    problems.append(
-                        Problem("unknown_tariff_code", (*base, "tariff_code"), f"{code} is not in the tariff schedule")
-                    )
-            elif not line.is_leaf:
+            if line is None and not index.exists(code):
+                problems.append(
+                    Problem("unknown_tariff_code", (*base, "tariff_code"), f"{code} is not in the tariff schedule")
+                )
+            elif line is None or not line.is_leaf:
                 problems.append(
                     Problem(
                         "non_leaf_tariff_code",

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from smartcustoms.clearance.lifecycle import OFFICER_ACTIONS, Status, allowed_actions
 from smartcustoms.clearance.store import DeclarationRow, EventRow, InspectionRow, VersionRow
-
-
-def iso(at: datetime | None) -> str | None:
-    """ISO 8601 with the zone; SQLite hands back naive UTC datetimes."""
-    if at is None:
-        return None
-    return (at if at.tzinfo else at.replace(tzinfo=UTC)).isoformat()
+from smartcustoms.platform.types import iso
 
 
 def summary(row: DeclarationRow) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from smartcustoms.platform.auth import Principal
 from smartcustoms.platform.store import AuditRow
+from smartcustoms.platform.types import iso
 
 
 def row(
@@ -65,7 +66,7 @@ def query(
         stmt = stmt.where(AuditRow.actor == actor)
     return [
         {
-            "at": (r.at if r.at.tzinfo else r.at.replace(tzinfo=UTC)).isoformat(),
+            "at": iso(r.at),
             "actor": r.actor,
             "role": r.role,
             "action": r.action,

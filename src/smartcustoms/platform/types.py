@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -34,3 +35,10 @@ class ExactDecimal(TypeDecorator[Decimal]):
         if value is None:
             return None
         return Decimal(str(value)).normalize() if dialect.name != "sqlite" else Decimal(value)
+
+
+def iso(at: datetime | None) -> str | None:
+    """ISO 8601 with the zone; SQLite hands back naive datetimes, which are UTC here."""
+    if at is None:
+        return None
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).isoformat()
