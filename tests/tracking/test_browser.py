@@ -63,5 +63,6 @@ def test_injected_deviation_shows_on_map_and_list(server: tuple[str, str]) -> No
         page.wait_for_selector("#alerts .alert >> text=deviation", timeout=20_000)
         assert "outside the 100 m corridor" in page.locator("#alerts").inner_text()
         assert page.locator("svg circle.alerted").count() >= 1
+        page.wait_for_selector("svg circle.vehicle", timeout=20_000)  # drawn by the periodic vehicles poll
         assert page.locator("svg circle.vehicle").count() == 1
         browser.close()
