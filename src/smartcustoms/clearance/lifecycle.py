@@ -34,6 +34,8 @@ class Action(StrEnum):
     REJECT = "reject"
     RESUME = "resume"
     RECORD_INSPECTION = "record_inspection"
+    FLAG = "flag"
+    """A finding raised after filing (scan, late manifest, trade document) that changes no status by itself."""
 
 
 class Lane(StrEnum):

@@ -86,6 +86,11 @@ class Item(Strict):
     net_mass_kg: Quantity
     gross_mass_kg: Quantity | None = None
     value: Money = Field(description="Item value in the invoice currency")
+    permits: list[Ident] = Field(
+        default_factory=list,
+        max_length=10,
+        description="Numbers of the permits, licences or certificates other agencies issued for this line",
+    )
 
 
 class AttachedDocument(Strict):

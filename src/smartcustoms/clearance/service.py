@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, cast
@@ -19,15 +19,20 @@ from sqlalchemy import Table, and_, delete, exists, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from smartcustoms.clearance import config, risk_plugin
+from smartcustoms.clearance import checks, config, risk_plugin
 from smartcustoms.clearance.assessment import Assessment, assess
+from smartcustoms.clearance.checks import CheckContext, Finding, Stored
 from smartcustoms.clearance.lanes import (
+    LANE_ORDER,
     CombinedAssessor,
     DeclarationFacts,
     ItemFacts,
     LaneAssessor,
     LaneDecision,
     RuleBasedAssessor,
+)
+from smartcustoms.clearance.lifecycle import (
+    FINAL as FINAL_STATUSES,
 )
 from smartcustoms.clearance.lifecycle import OFFICER_ACTIONS, REASON_REQUIRED, Action, Lane, Status, next_status
 from smartcustoms.clearance.schema import DecisionIn, DeclarationIn, InspectionIn
@@ -240,6 +245,11 @@ class Prepared:
     assessment: Assessment
     decision: LaneDecision
     on: date
+    findings: tuple[Finding, ...] = ()
+
+    @property
+    def hold(self) -> str | None:
+        return checks.hold_reason(self.findings)
 
 
 def _check_filer(who: Principal, decl: DeclarationIn) -> None:
@@ -264,9 +274,11 @@ def _check_filer(who: Principal, decl: DeclarationIn) -> None:
 class Context:
     """Look-ups one submission or one batch needs, fetched once: schedule index, rules, rates, assessor."""
 
-    def __init__(self, session: Session, on: date) -> None:
+    def __init__(self, session: Session, on: date, who: Principal = SYSTEM) -> None:
         self.session = session
         self.on = on
+        self.who = who
+        self.cache: dict[str, Any] = {}
         self.index = tariff_index(on, session)
         self.limits = config.get(session, "limits")
         self.tax_rules = config.get(session, "tax_rules")
@@ -287,12 +299,16 @@ def prepare(
     key: str,
     ctx: Context | None = None,
     payload: dict[str, Any] | None = None,
+    *,
+    who: Principal = SYSTEM,
+    reference: str | None = None,
 ) -> Prepared:
-    """Validate, assess duty and tax, and choose the lane; raises with every problem at once.
+    """Validate, assess duty and tax, run the other slices' checks, and choose the lane; raises with
+    every problem at once.
 
     `payload` is the filing already dumped to JSON types, when the caller has it (idempotency check).
     """
-    ctx = ctx or Context(session, on)
+    ctx = ctx or Context(session, on, who)
     problems, lines = validate(decl, ctx.index, on, limits=ctx.limits)
     if problems:
         raise DomainError(problems)
@@ -322,9 +338,12 @@ def prepare(
             for i, a in zip(decl.items, assessment.items, strict=True)
         ),
     )
-    decision = ctx.assessor.assess(facts)
+    findings = checks.run_checks(CheckContext(session, ctx.who, on, ctx.cache, reference), decl, facts)
+    if findings:
+        facts = replace(facts, extra={**facts.extra, "findings": findings})
+    decision = checks.fold(ctx.assessor.assess(facts), findings)
     payload = payload if payload is not None else decl.model_dump(mode="json")
-    return Prepared(decl, payload, payload_hash(payload), assessment, decision, on)
+    return Prepared(decl, payload, payload_hash(payload), assessment, decision, on, findings)
 
 
 def _schedule_label(index: Any) -> str:
@@ -364,6 +383,7 @@ def _event(
 def _row_values(who: Principal, p: Prepared, at: datetime) -> dict[str, Any]:
     decl, a, d = p.decl, p.assessment, p.decision
     lane_status = next_status(Status.ASSESSED, _lane_action(d.lane))
+    status = next_status(lane_status, Action.HOLD) if p.hold else lane_status
     return {
         "reference": new_reference(at),
         "lrn": decl.lrn,
@@ -374,7 +394,7 @@ def _row_values(who: Principal, p: Prepared, at: datetime) -> dict[str, Any]:
         "declaration_type": decl.type.value,
         "procedure": decl.procedure,
         "office": decl.customs_office,
-        "status": lane_status.value,
+        "status": status.value,
         "lane": d.lane.value,
         "version": 1,
         "currency": decl.currency,
@@ -386,13 +406,14 @@ def _row_values(who: Principal, p: Prepared, at: datetime) -> dict[str, Any]:
         "risk_score": d.score,
         "submitted_at": at,
         "updated_at": at,
-        "released_at": at if lane_status is Status.RELEASED else None,
+        "released_at": at if status is Status.RELEASED else None,
         "filed_by": who.username,
         "payload_hash": p.digest,
         "payload": p.payload,
         "assessment": a.as_dict(),
         "lane_reasons": list(d.reasons),
         "lane_versions": list(d.versions),
+        "findings": [f.as_dict() for f in p.findings],
     }
 
 
@@ -432,7 +453,7 @@ def _store_many(
     for decl_id, v, p in zip(ids, values, prepared, strict=True):
         decl, a, d = p.decl, p.assessment, p.decision
         items.extend(_item_values(decl_id, decl, a))
-        lane_status = Status(v["status"])
+        lane_status = next_status(Status.ASSESSED, _lane_action(d.lane))
         events += [
             _event(decl_id, at, who, Action.SUBMIT, Status.DRAFT, Status.SUBMITTED),
             _event(
@@ -449,6 +470,8 @@ def _store_many(
                 detail={"lane": d.lane.value, "score": d.score, "versions": list(d.versions)},
             ),
         ]
+        if p.hold:
+            events.append(_event(decl_id, at, SYSTEM, Action.HOLD, lane_status, Status.HELD, note=p.hold))
         versions.append(
             {
                 "declaration_id": decl_id,
@@ -475,6 +498,14 @@ def _store_many(
     session.execute(insert(_table(EventRow)), events)
     session.execute(insert(_table(VersionRow)), versions)
     audit.record_many(session, audits)
+    lifecycle_hooks = checks.hooks()
+    if lifecycle_hooks:
+        stored = [
+            Stored(decl_id, str(v["reference"]), p.decl, Status(v["status"]), p.findings, 1)
+            for (decl_id, v), p in zip(rows, prepared, strict=True)
+        ]
+        for hook in lifecycle_hooks:
+            hook.stored(session, who, stored)
     return rows
 
 
@@ -516,7 +547,7 @@ def submit(
     if existing is not None:
         return _same_or_conflict(existing, digest), False
     day = on or now().date()
-    prepared = prepare(session, decl, day, f"{decl.declarant.id}/{decl.lrn}", payload=payload)
+    prepared = prepare(session, decl, day, f"{decl.declarant.id}/{decl.lrn}", payload=payload, who=who)
     try:
         with session.begin_nested():
             decl_id, values = _store_many(session, who, [prepared], remote_addr)[0]
@@ -559,7 +590,7 @@ def submit_batch(
     duplicates: list[str] = []
     rejected: list[tuple[int, list[Problem]]] = []
     day = on or now().date()
-    ctx = Context(session, day)
+    ctx = Context(session, day, who)
     keys = {(d.declarant.id, d.lrn) for d in decls}
     known: dict[tuple[str, str], DeclarationRow] = {}
     lrns = sorted({k[1] for k in keys})
@@ -647,6 +678,8 @@ def _transition(
     audit.record(
         session, who, action.value, "declaration", row.reference, remote_addr=remote_addr, note=note, detail=detail
     )
+    for hook in checks.hooks():
+        hook.moved(session, row, action, current, target)
     return target
 
 
@@ -704,7 +737,9 @@ def amend(
             Problem("identity_changed", ("lrn",), "An amendment keeps the declarant and LRN of the declaration")
         )
     next_status(Status(row.status), Action.AMEND)
-    prepared = prepare(session, decl, now().date(), f"{row.declarant_id}/{row.lrn}/v{row.version + 1}")
+    prepared = prepare(
+        session, decl, now().date(), f"{row.declarant_id}/{row.lrn}/v{row.version + 1}", who=who, reference=reference
+    )
     _transition(session, who, row, Action.AMEND, reason, remote_addr=remote_addr)
     a, d = prepared.assessment, prepared.decision
     row.version += 1
@@ -717,6 +752,7 @@ def amend(
         list(d.versions),
         d.score,
     )
+    row.findings = [f.as_dict() for f in prepared.findings]
     session.execute(delete(ItemRow).where(ItemRow.declaration_id == row.id))
     session.execute(insert(_table(ItemRow)), _item_values(row.id, decl, a))
     session.add(
@@ -739,6 +775,11 @@ def amend(
         "; ".join(d.reasons),
         detail={"lane": d.lane.value, "score": d.score, "versions": list(d.versions)},
     )
+    if prepared.hold:
+        _transition(session, SYSTEM, row, Action.HOLD, prepared.hold)
+    stored = Stored(row.id, row.reference, decl, Status(row.status), prepared.findings, row.version)
+    for hook in checks.hooks():
+        hook.stored(session, who, [stored])
     return row
 
 
@@ -915,3 +956,48 @@ def dashboard_counts(session: Session, who: Principal, day: date) -> dict[str, d
         for key, n in session.execute(select(base.c[col], func.count()).group_by(base.c[col])):
             out[col][str(key)] = int(n)
     return out
+
+
+# ---------------------------------------------------------------------------------------------- late findings
+
+
+def raise_findings(
+    session: Session, reference: str, findings: Sequence[Finding], *, who: Principal = SYSTEM, note: str | None = None
+) -> DeclarationRow:
+    """Findings that arrive after filing (an X-ray scan, a manifest filed late, trade documents).
+
+    They are kept on the declaration with their reasons and versions, raise its score, and move it:
+    a finding that calls for C3 escalates a documentary check to inspection; one that calls for a hold
+    holds it. A released or rejected declaration is only flagged, for post-clearance audit.
+    """
+    if not findings:
+        raise DomainError(Problem("no_findings", ("findings",), "No findings to raise"))
+    row = session.scalar(select(DeclarationRow).where(DeclarationRow.reference == reference).with_for_update())
+    if row is None:
+        raise NotFound(Problem("unknown_declaration", ("reference",), f"No declaration {reference}"))
+    current = Status(row.status)
+    before = LaneDecision(
+        Lane(row.lane or "C1"), row.risk_score, tuple(row.lane_reasons or ()), tuple(row.lane_versions or ())
+    )
+    after = checks.fold(before, findings)
+    row.findings = [*(row.findings or []), *(f.as_dict() for f in findings)]
+    row.lane_reasons, row.lane_versions, row.risk_score = list(after.reasons), list(after.versions), after.score
+    text = note or "; ".join(f.message for f in findings)
+    detail = {"findings": [f.as_dict() for f in findings]}
+    at = now()
+    session.execute(insert(_table(EventRow)), [_event(row.id, at, who, Action.FLAG, current, current, text, detail)])
+    audit.record(session, who, Action.FLAG.value, "declaration", row.reference, note=text, detail=detail)
+    row.updated_at = at
+    if current in FINAL_STATUSES:
+        return row
+    hold = checks.hold_reason(findings)
+    wants_c3 = after.lane is Lane.C3 and row.lane != Lane.C3.value
+    if wants_c3 and current in (Status.UNDER_CHECK, Status.HELD):
+        _transition(session, SYSTEM, row, Action.ESCALATE, text, detail={"lane": "C3"})
+    elif wants_c3:
+        row.lane = Lane.C3.value
+    elif LANE_ORDER[after.lane] > LANE_ORDER[Lane(row.lane or "C1")]:
+        row.lane = after.lane.value
+    if hold and Status(row.status) in (Status.UNDER_CHECK, Status.UNDER_INSPECTION):
+        _transition(session, SYSTEM, row, Action.HOLD, hold)
+    return row

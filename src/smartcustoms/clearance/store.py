@@ -49,6 +49,8 @@ class DeclarationRow(Base):
     assessment: Mapped[dict[str, Any]] = mapped_column(JSON)
     lane_reasons: Mapped[list[str]] = mapped_column(JSON)
     lane_versions: Mapped[list[str]] = mapped_column(JSON)
+    findings: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    """Structured findings of the other slices' checks (permits, manifest, documents, X-ray)."""
 
 
 class ItemRow(Base):

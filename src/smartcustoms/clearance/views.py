@@ -35,6 +35,7 @@ def detail(row: DeclarationRow) -> dict[str, Any]:
         {
             "lane_reasons": row.lane_reasons,
             "lane_versions": row.lane_versions,
+            "findings": row.findings or [],
             "assessment": row.assessment,
             "declaration": row.payload,
             "officer_actions": [a.value for a in allowed_actions(Status(row.status)) if a in OFFICER_ACTIONS],
