@@ -238,3 +238,33 @@ def test_sign_out_revokes_the_session(client: TestClient) -> None:
 def test_static_files_are_a_fixed_list(client: TestClient) -> None:
     assert client.get("/static/console.css").headers["content-type"].startswith("text/css")
     assert client.get("/static/..%2Fi18n%2Fen.po").status_code == 404
+
+
+def test_slices_add_menu_links_and_declaration_panels(
+    client: TestClient, tmp_path: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pathlib import Path
+
+    from smartcustoms.clearance import pages
+    from smartcustoms.platform.auth import Role
+
+    folder = Path(str(tmp_path)) / "tpl"
+    folder.mkdir()
+    (folder / "test_panel.html").write_text(
+        '<section class="card" id="test-panel"><h2>Permits</h2><p>{{ panel.count }} lines need {{ panel.what }}</p></section>'
+    )
+    monkeypatch.setattr(pages, "NAV_LINKS", [])
+    monkeypatch.setattr(pages, "PANELS", [])
+    pages.add_templates(folder)
+    pages.add_nav_link("/console/permits", "Permits", {Role.OFFICER, Role.AGENCY})
+    pages.add_panel("test_panel.html", lambda session, who, d: {"count": len(d["items"]), "what": "<b>permits</b>"})
+    pages.add_panel("never.html", lambda session, who, d: None)
+    sign_in(client, "officer1", "officer-demo")
+    html = client.get("/console/declarations").text
+    assert 'href="/console/permits"' in html
+    ref = _refs(html)[0]
+    page = client.get(f"/console/declarations/{ref}").text
+    assert 'id="test-panel"' in page and "&lt;b&gt;permits&lt;/b&gt;" in page, "panel context is escaped"
+    client.cookies.clear()
+    sign_in(client, "trader1", "trader-demo")
+    assert 'href="/console/permits"' not in client.get("/console/declarations").text

@@ -159,6 +159,67 @@ env = Environment(
 env.install_gettext_callables(_, _ngettext, newstyle=True)  # type: ignore[attr-defined]
 
 
+# ---------------------------------------------------------------------------------------------- extension points
+# Other slices add pages in the console layout, links in its menu, and panels on the declaration page.
+
+
+@dataclass(frozen=True)
+class NavLink:
+    href: str
+    text: str
+    """English text, marked for translation with N_ by the slice that registers it."""
+    roles: frozenset[Role]
+
+
+@dataclass(frozen=True)
+class Panel:
+    """A section on the declaration page: `build` returns its template context, or None to show nothing."""
+
+    template: str
+    build: Any
+    """Callable (session, who, detail dict) -> dict | None, run in the page's transaction."""
+
+
+NAV_LINKS: list[NavLink] = []
+PANELS: list[Panel] = []
+
+
+def add_templates(directory: Path) -> None:
+    """Let a slice's templates (which may extend "base.html" and import "_macros.html") be found."""
+    loader = env.loader
+    assert isinstance(loader, FileSystemLoader)
+    path = str(directory)
+    if path not in loader.searchpath:
+        loader.searchpath.append(path)
+
+
+def add_nav_link(href: str, text: str, roles: set[Role] | frozenset[Role]) -> None:
+    if all(link.href != href for link in NAV_LINKS):
+        NAV_LINKS.append(NavLink(href, text, frozenset(roles)))
+
+
+def add_panel(template: str, build: Any) -> None:
+    if all(p.template != template for p in PANELS):
+        PANELS.append(Panel(template, build))
+
+
+def console_page(request: Request) -> Page | Response:
+    """The page of the signed-in user, or a redirect to sign-in: for other slices' console pages."""
+    return _page(request)
+
+
+def refuse_csrf(page: Page) -> Response:
+    return _refuse_csrf(page)
+
+
+def problems_page(page: Page, exc: DomainError) -> Response:
+    return _problems_page(page, exc)
+
+
+def csrf_ok(request: Request, given: str) -> bool:
+    return _csrf_ok(request, given)
+
+
 def label(kind: str, value: Any) -> str:
     """The translated name of a status, action, lane, role... or the raw value when none is known."""
     if value is None:
@@ -230,6 +291,7 @@ class Page:
             "fmt": self.fmt,
             "label": label,
             "path": self.request.url.path,
+            "nav_links": [link for link in NAV_LINKS if self.who is not None and self.who.role in link.roles],
         }
 
     def render(self, name: str, status_code: int = 200, **ctx: Any) -> Response:
@@ -515,6 +577,11 @@ def _detail(session: Any, who: Principal, reference: str) -> dict[str, Any]:
     allowed = allowed_actions(Status(row.status))
     d["decisions"] = [a.value for a in DECISION_ORDER if a in allowed]
     d["can_inspect"] = Action.RECORD_INSPECTION in allowed
+    d["panels"] = []
+    for panel in PANELS:
+        context = panel.build(session, who, d)
+        if context is not None:
+            d["panels"].append({"template": panel.template, "context": context})
     return d
 
 
