@@ -2,7 +2,8 @@
 
 Two paths, each on SQLite and (when Debian's PostgreSQL is installed) on PostgreSQL:
 - API: a real uvicorn server, concurrent HTTP clients filing unique declarations;
-- batch ingest: `service.submit_batch` in chunks inside one process.
+- batch: `service.submit_batch` in chunks inside one process (the sequential baseline);
+- ingest: `declarations ingest`'s parallel path from JSON Lines text, one forked worker per core.
 Prints one JSON line and a table; writes bench/results/clearance.json.
 
     python bench/clearance.py [--requests 3000] [--clients 32] [--batch 10000] [--runs 3] [--workers 2]
@@ -263,6 +264,38 @@ def bench_batch(url: str, args: argparse.Namespace, label: str) -> dict[str, Any
     }
 
 
+def bench_ingest(url: str, args: argparse.Namespace, label: str) -> dict[str, Any]:
+    """Parallel batch ingest from JSON Lines text (what `declarations ingest` reads), forked workers."""
+    prepare(url)
+    import orjson
+
+    from smartcustoms.clearance import ingest
+    from smartcustoms.clearance.service import Context
+    from smartcustoms.platform.db import unit_of_work
+
+    with unit_of_work() as s:
+        Context(s, date.today())  # the tariff index is loaded once and shared by the forked workers
+    runs = []
+    for r in range(args.runs):
+        lines = [orjson.dumps(make_declaration(i, f"i{label}{r}")) for i in range(args.batch)]
+        t0 = time.perf_counter()
+        report = ingest.ingest(lines, "trader", workers=args.ingest_workers, chunk=args.chunk)
+        elapsed = time.perf_counter() - t0
+        runs.append(
+            {"throughput_per_s": args.batch / elapsed, "accepted": len(report.accepted), "retries": report.retries}
+        )
+    return {
+        "path": "ingest",
+        "database": label,
+        "declarations_per_run": args.batch,
+        "chunk": args.chunk,
+        "workers": args.ingest_workers,
+        "throughput_per_s_median": median([x["throughput_per_s"] for x in runs]),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "runs": runs,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=3000)
@@ -271,7 +304,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=10000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--only", choices=["api", "batch"], default=None)
+    ap.add_argument("--ingest-workers", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--chunk", type=int, default=500)
+    ap.add_argument("--only", choices=["api", "batch", "ingest"], default=None)
     ap.add_argument("--no-postgres", action="store_true")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="sc-bench-"))
@@ -285,6 +320,8 @@ def main() -> None:
         for label, make_url in dbs:
             if args.only in (None, "batch"):
                 results.append(bench_batch(make_url("batch"), args, label))
+            if args.only in (None, "ingest"):
+                results.append(bench_ingest(make_url("ingest"), args, label))
             if args.only in (None, "api"):
                 results.append(bench_api(make_url("api"), args, label))
     finally:
@@ -293,7 +330,7 @@ def main() -> None:
     out = {
         "benchmark": "clearance",
         "machine": machine(),
-        "targets": {"api_per_s": 500, "api_p99_ms": 100, "batch_per_s": 5000},
+        "targets": {"api_per_s": 500, "api_p99_ms": 100, "batch_per_s": 5000, "ingest_per_s": 5000},
         "results": results,
     }
     print(f"{'path':6} {'db':10} {'decl/s (median)':>16} {'p50 ms':>8} {'p99 ms':>8} {'peak MB':>8}")

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+import orjson
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import track
+from rich.progress import Progress, track
 from rich.table import Table
 
-from smartcustoms.clearance import service, views
+from smartcustoms.clearance import ingest, service, views
 from smartcustoms.clearance.schema import DeclarationIn
 from smartcustoms.platform import auth
 from smartcustoms.platform.db import unit_of_work
@@ -93,6 +95,53 @@ def submit(
         )
     if failed:
         err.print(f"{failed} of {len(docs)} declaration(s) refused")
+        raise typer.Exit(1)
+
+
+def _read_sources(path: Path) -> list[tuple[str, ingest.Source]]:
+    """Raw filings from a file: a JSON list or object (decoded), or JSON Lines (each line kept as text)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DomainError(Problem("unreadable_file", (str(path),), str(exc))) from exc
+    try:
+        whole = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        lines = [(n, line) for n, line in enumerate(data.splitlines(), 1) if line.strip()]
+        return [(f"{path}:{n}", line) for n, line in lines]
+    if isinstance(whole, list):
+        return [(f"{path}[{i}]", d) for i, d in enumerate(whole)]
+    return [(str(path), whole)]
+
+
+@declarations_app.command("ingest")
+def ingest_(
+    files: list[Path] = typer.Argument(..., help="JSON Lines file(s), or JSON lists of declarations"),
+    user: str = typer.Option("admin", "--user", "-u", help="File as this user (trader, broker or admin)"),
+    workers: int = typer.Option(0, help="Worker processes (0: one per core)", min=0, max=64),
+    chunk: int = typer.Option(500, help="Filings stored per transaction", min=1, max=10_000),
+) -> None:
+    """Batch ingest: file many declarations in parallel; prints totals and every refused filing."""
+    labelled = [item for f in files for item in _read_sources(f)]
+    labels = [label for label, _ in labelled]
+    started = time.perf_counter()
+    with Progress(console=err, disable=len(labelled) < 1000) as bar:
+        task = bar.add_task("Ingesting", total=len(labelled))
+        report = ingest.ingest(
+            [source for _, source in labelled],
+            user,
+            workers=workers or None,
+            chunk=chunk,
+            progress=lambda n: bar.advance(task, n),
+        )
+    elapsed = time.perf_counter() - started
+    for i, problems in report.rejected:
+        _print_problems(labels[i], problems)
+    console.print(
+        f"{len(report.accepted)} filed, {len(report.duplicates)} already filed, {len(report.rejected)} refused "
+        f"of {len(labelled)} in {elapsed:.1f} s ({len(labelled) / max(elapsed, 1e-9):,.0f}/s)"
+    )
+    if report.rejected:
         raise typer.Exit(1)
 
 

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Table, and_, delete, exists, func, insert, or_, select
+from sqlalchemy import Table, and_, delete, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -48,7 +48,7 @@ from smartcustoms.clearance.store import (
 from smartcustoms.clearance.validation import normalise_code, validate
 from smartcustoms.platform import audit
 from smartcustoms.platform.auth import SYSTEM, Principal, Role
-from smartcustoms.platform.db import Base
+from smartcustoms.platform.db import Base, bulk_insert
 from smartcustoms.platform.errors import Conflict, DomainError, Forbidden, NotFound, Problem
 from smartcustoms.platform.types import iso
 
@@ -431,7 +431,7 @@ def _store_many(
     at = now()
     values = [_row_values(who, p, at) for p in prepared]
     table = _table(DeclarationRow)
-    session.execute(insert(table), values)
+    bulk_insert(session, table, values)
     by_ref: dict[str, int] = {}
     refs = [v["reference"] for v in values]
     for start in range(0, len(refs), 500):
@@ -447,7 +447,6 @@ def _store_many(
     ids = [by_ref[r] for r in refs]
     items: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
-    versions: list[dict[str, Any]] = []
     audits: list[dict[str, Any]] = []
     rows: list[tuple[int, dict[str, Any]]] = []
     for decl_id, v, p in zip(ids, values, prepared, strict=True):
@@ -472,17 +471,6 @@ def _store_many(
         ]
         if p.hold:
             events.append(_event(decl_id, at, SYSTEM, Action.HOLD, lane_status, Status.HELD, note=p.hold))
-        versions.append(
-            {
-                "declaration_id": decl_id,
-                "version": 1,
-                "at": at,
-                "actor": who.username,
-                "reason": "original filing",
-                "payload": v["payload"],
-                "assessment": v["assessment"],
-            }
-        )
         audits.append(
             audit.row(
                 who,
@@ -494,9 +482,8 @@ def _store_many(
             )
         )
         rows.append((decl_id, v))
-    session.execute(insert(_table(ItemRow)), items)
-    session.execute(insert(_table(EventRow)), events)
-    session.execute(insert(_table(VersionRow)), versions)
+    bulk_insert(session, _table(ItemRow), items)
+    bulk_insert(session, _table(EventRow), events)
     audit.record_many(session, audits)
     lifecycle_hooks = checks.hooks()
     if lifecycle_hooks:
@@ -579,35 +566,55 @@ class BatchResult:
     rejected: list[tuple[int, list[Problem]]]
 
 
-def submit_batch(
-    session: Session, who: Principal, decls: Sequence[DeclarationIn], *, on: date | None = None
-) -> BatchResult:
-    """File many declarations in one transaction: valid ones are stored in bulk, each invalid one reported.
+@dataclass
+class BatchPlan:
+    """A batch validated, assessed and laned (reading only); `store_batch` writes it.
 
-    Duplicates (same declarant and LRN, filed before or earlier in the batch) are idempotent as in `submit`.
+    Kept apart so that parallel ingest workers prepare outside the short write transaction.
     """
-    accepted: list[str] = []
-    duplicates: list[str] = []
-    rejected: list[tuple[int, list[Problem]]] = []
-    day = on or now().date()
-    ctx = Context(session, day, who)
-    keys = {(d.declarant.id, d.lrn) for d in decls}
+
+    ready: list[Prepared]
+    positions: list[int]
+    duplicates: list[str]
+    rejected: list[tuple[int, list[Problem]]]
+
+
+def _known(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str], DeclarationRow]:
     known: dict[tuple[str, str], DeclarationRow] = {}
-    lrns = sorted({k[1] for k in keys})
-    for start in range(0, len(lrns), 500):
-        for row in session.scalars(select(DeclarationRow).where(DeclarationRow.lrn.in_(lrns[start : start + 500]))):
+    pairs = sorted(keys)
+    for start in range(0, len(pairs), 500):
+        chunk = pairs[start : start + 500]
+        # declarant IN (..) AND lrn IN (..): a search of the unique index, however many declarations are stored
+        stmt = select(DeclarationRow).where(
+            DeclarationRow.declarant_id.in_(sorted({k[0] for k in chunk})),
+            DeclarationRow.lrn.in_([k[1] for k in chunk]),
+        )
+        for row in session.scalars(stmt):
             if (row.declarant_id, row.lrn) in keys:
                 known[(row.declarant_id, row.lrn)] = row
-    ready: list[Prepared] = []
+    return known
+
+
+def plan_batch(
+    session: Session, who: Principal, decls: Sequence[DeclarationIn], *, on: date | None = None, first: int = 0
+) -> BatchPlan:
+    """Validate, assess and lane many filings; earlier filings and repeats within the batch are idempotent.
+
+    `first` is the position of `decls[0]` in the caller's whole batch, for the positions of problems.
+    """
+    plan = BatchPlan([], [], [], [])
+    day = on or now().date()
+    ctx = Context(session, day, who)
+    known = _known(session, {(d.declarant.id, d.lrn) for d in decls})
     in_batch: dict[tuple[str, str], str] = {}
-    for i, decl in enumerate(decls):
+    for i, decl in enumerate(decls, first):
         key = (decl.declarant.id, decl.lrn)
         try:
             _check_filer(who, decl)
             payload = decl.model_dump(mode="json")
             digest = payload_hash(payload)
             if key in known:
-                duplicates.append(_same_or_conflict(known[key], digest).reference)
+                plan.duplicates.append(_same_or_conflict(known[key], digest).reference)
                 continue
             if key in in_batch:
                 if in_batch[key] != digest:
@@ -620,11 +627,41 @@ def submit_batch(
                     )
                 continue
             in_batch[key] = digest
-            ready.append(prepare(session, decl, day, f"{decl.declarant.id}/{decl.lrn}", ctx, payload))
+            plan.ready.append(prepare(session, decl, day, f"{decl.declarant.id}/{decl.lrn}", ctx, payload))
+            plan.positions.append(i)
+        except DomainError as exc:
+            plan.rejected.append((i, exc.problems))
+    return plan
+
+
+def store_batch(session: Session, who: Principal, plan: BatchPlan) -> BatchResult:
+    """Write a planned batch in one transaction; filings stored by someone else since planning count as
+    duplicates (or conflicts), so the plan may be stored in a later transaction than it was made in."""
+    duplicates = list(plan.duplicates)
+    rejected = list(plan.rejected)
+    known = _known(session, {(p.decl.declarant.id, p.decl.lrn) for p in plan.ready})
+    ready: list[Prepared] = []
+    for p, i in zip(plan.ready, plan.positions, strict=True):
+        row = known.get((p.decl.declarant.id, p.decl.lrn))
+        if row is None:
+            ready.append(p)
+            continue
+        try:
+            duplicates.append(_same_or_conflict(row, p.digest).reference)
         except DomainError as exc:
             rejected.append((i, exc.problems))
     accepted = [str(stored[1]["reference"]) for stored in _store_many(session, who, ready, None)]
-    return BatchResult(accepted, duplicates, rejected)
+    return BatchResult(accepted, duplicates, sorted(rejected, key=lambda r: r[0]))
+
+
+def submit_batch(
+    session: Session, who: Principal, decls: Sequence[DeclarationIn], *, on: date | None = None
+) -> BatchResult:
+    """File many declarations in one transaction: valid ones are stored in bulk, each invalid one reported.
+
+    Duplicates (same declarant and LRN, filed before or earlier in the batch) are idempotent as in `submit`.
+    """
+    return store_batch(session, who, plan_batch(session, who, decls, on=on))
 
 
 # ---------------------------------------------------------------------------------------------- officer work
@@ -674,7 +711,7 @@ def _transition(
         row.released_at = at
     if action is Action.ESCALATE:
         row.lane = Lane.C3.value
-    session.execute(insert(_table(EventRow)), [_event(row.id, at, who, action, current, target, note, detail)])
+    bulk_insert(session, _table(EventRow), [_event(row.id, at, who, action, current, target, note, detail)])
     audit.record(
         session, who, action.value, "declaration", row.reference, remote_addr=remote_addr, note=note, detail=detail
     )
@@ -737,6 +774,8 @@ def amend(
             Problem("identity_changed", ("lrn",), "An amendment keeps the declarant and LRN of the declaration")
         )
     next_status(Status(row.status), Action.AMEND)
+    if row.version == 1:
+        session.add(_original_version(row))
     prepared = prepare(
         session, decl, now().date(), f"{row.declarant_id}/{row.lrn}/v{row.version + 1}", who=who, reference=reference
     )
@@ -754,7 +793,7 @@ def amend(
     )
     row.findings = [f.as_dict() for f in prepared.findings]
     session.execute(delete(ItemRow).where(ItemRow.declaration_id == row.id))
-    session.execute(insert(_table(ItemRow)), _item_values(row.id, decl, a))
+    bulk_insert(session, _table(ItemRow), _item_values(row.id, decl, a))
     session.add(
         VersionRow(
             declaration_id=row.id,
@@ -795,6 +834,20 @@ class Filters:
     hs_chapter: str | None = None
     date_from: date | None = None
     date_to: date | None = None
+
+
+def _original_version(row: DeclarationRow) -> VersionRow:
+    """The filing as first filed. It lives in the declaration row until an amendment supersedes it, and is
+    written to the version history then (half the bytes per filing on the hot path)."""
+    return VersionRow(
+        declaration_id=row.id,
+        version=1,
+        at=row.submitted_at,
+        actor=row.filed_by,
+        reason="original filing",
+        payload=row.payload,
+        assessment=row.assessment,
+    )
 
 
 def list_rows(
@@ -860,6 +913,8 @@ def timeline(
     versions = list(
         session.scalars(select(VersionRow).where(VersionRow.declaration_id == row.id).order_by(VersionRow.version))
     )
+    if not versions:
+        versions = [_original_version(row)]
     return row, events, inspections, versions
 
 
@@ -985,7 +1040,7 @@ def raise_findings(
     text = note or "; ".join(f.message for f in findings)
     detail = {"findings": [f.as_dict() for f in findings]}
     at = now()
-    session.execute(insert(_table(EventRow)), [_event(row.id, at, who, Action.FLAG, current, current, text, detail)])
+    bulk_insert(session, _table(EventRow), [_event(row.id, at, who, Action.FLAG, current, current, text, detail)])
     audit.record(session, who, Action.FLAG.value, "declaration", row.reference, note=text, detail=detail)
     row.updated_at = at
     if current in FINAL_STATUSES:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from smartcustoms.platform.auth import Principal
+from smartcustoms.platform.db import bulk_insert
 from smartcustoms.platform.store import AuditRow
 from smartcustoms.platform.types import iso
 
@@ -39,7 +40,7 @@ def row(
 
 def record_many(session: Session, rows: list[dict[str, Any]]) -> None:
     if rows:
-        session.execute(insert(cast(Table, AuditRow.__table__)), rows)
+        bulk_insert(session, cast(Table, AuditRow.__table__), rows)
 
 
 def record(

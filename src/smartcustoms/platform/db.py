@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import MetaData, create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy import MetaData, Table, create_engine, event
+from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from smartcustoms.platform.settings import get_settings
@@ -110,9 +110,54 @@ def unit_of_work(url: str | None = None) -> Iterator[Session]:
             session.close()
 
 
+def forget_engines_after_fork() -> None:
+    """In a forked worker: drop the parent's engines without closing its connections, and its locks."""
+    for engine in _ENGINES.values():
+        engine.dispose(close=False)
+    _ENGINES.clear()
+    _FACTORIES.clear()
+    _SQLITE_LOCKS.clear()
+
+
 def reset_engines() -> None:
     """Dispose and forget cached engines (tests switch databases between runs)."""
     for engine in _ENGINES.values():
         engine.dispose()
     _ENGINES.clear()
     _FACTORIES.clear()
+
+
+_InsertPlan = tuple[str, tuple[str, ...], tuple[Any, ...]]
+_PLANS: dict[tuple[str, str, tuple[str, ...]], _InsertPlan] = {}
+
+
+def _plan(table: Table, dialect: Dialect, columns: tuple[str, ...]) -> _InsertPlan:
+    key = (table.name, dialect.name, columns)
+    plan = _PLANS.get(key)
+    if plan is None:
+        quote = dialect.identifier_preparer.quote
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        sql = (
+            f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
+            f"VALUES ({', '.join(mark for _ in columns)})"
+        )
+        processors = tuple(table.c[c].type._cached_bind_processor(dialect) for c in columns)
+        plan = _PLANS[key] = (sql, columns, processors)
+    return plan
+
+
+def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows with one prepared statement, converting values with the columns' own SQLAlchemy types.
+
+    Hot paths (filing thousands of declarations) spend most of their time in SQLAlchemy's per-row parameter
+    bookkeeping; this keeps the types' conversions (JSON, exact decimals, time stamps) and skips the rest.
+    Every row must carry the same keys, and every column without a server default.
+    """
+    if not rows:
+        return
+    session.flush()  # pending ORM changes first, as session.execute would (foreign keys, ordering)
+    connection = session.connection()
+    sql, columns, processors = _plan(table, connection.dialect, tuple(rows[0]))
+    pairs = list(zip(columns, processors, strict=True))
+    params = [tuple([row[c] if proc is None else proc(row[c]) for c, proc in pairs]) for row in rows]
+    connection.exec_driver_sql(sql, params)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any, Literal
 
 from smartcustoms.platform.errors import DomainError, Problem
@@ -173,7 +173,7 @@ class DutyRate:
     def is_self_contained(self) -> bool:
         return self.reference is None
 
-    @property
+    @cached_property
     def quantity_keys(self) -> tuple[str, ...]:
         """The quantities `assess` needs (units of specific parts, values of value shares)."""
         keys = [s.quantity_key for s in self.specific] + [p.quantity_key for p in self.parts]
