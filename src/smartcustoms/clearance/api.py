@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from smartcustoms.clearance import config, service, views
+from smartcustoms.clearance.committer import committer
 from smartcustoms.clearance.lifecycle import Lane, Status
 from smartcustoms.clearance.schema import DecisionIn, DeclarationIn, InspectionIn
 from smartcustoms.platform import audit, auth
@@ -39,9 +40,7 @@ Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 @router.post("/declarations", status_code=201, tags=["declarations"], response_class=FastJSON)
 def submit_declaration(decl: DeclarationIn, who: Who, request: Request) -> FastJSON:
     """File a declaration. Every validation problem comes back at once (422). Same LRN + content: 200 with the first filing."""
-    with unit_of_work() as session:
-        row, created = service.submit(session, who, decl, remote_addr=client_addr(request))
-        out = views.detail(row)
+    out, created = committer().submit(who, decl, remote_addr=client_addr(request))
     return FastJSON(out, status_code=201 if created else 200, headers={"Location": f"/declarations/{out['reference']}"})
 
 

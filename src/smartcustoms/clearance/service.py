@@ -422,14 +422,30 @@ def _table(model: type[Base]) -> Table:
     return cast(Table, model.__table__)
 
 
+@dataclass(frozen=True)
+class Filing:
+    """A prepared filing with who filed it and from where."""
+
+    who: Principal
+    prepared: Prepared
+    remote_addr: str | None = None
+
+
 def _store_many(
     session: Session, who: Principal, prepared: Sequence[Prepared], remote_addr: str | None
 ) -> list[tuple[int, dict[str, Any]]]:
-    """Insert declarations with their items, timeline, first version and audit entries: a few bulk statements."""
-    if not prepared:
+    return store_filings(session, [Filing(who, p, remote_addr) for p in prepared])
+
+
+def store_filings(session: Session, filings: Sequence[Filing]) -> list[tuple[int, dict[str, Any]]]:
+    """Insert declarations with their items, timeline and audit entries: a few bulk statements for all.
+
+    Returns (id, column values) per filing. The caller has checked that none is already stored.
+    """
+    if not filings:
         return []
     at = now()
-    values = [_row_values(who, p, at) for p in prepared]
+    values = [_row_values(f.who, f.prepared, at) for f in filings]
     table = _table(DeclarationRow)
     bulk_insert(session, table, values)
     by_ref: dict[str, int] = {}
@@ -449,7 +465,8 @@ def _store_many(
     events: list[dict[str, Any]] = []
     audits: list[dict[str, Any]] = []
     rows: list[tuple[int, dict[str, Any]]] = []
-    for decl_id, v, p in zip(ids, values, prepared, strict=True):
+    for decl_id, v, f in zip(ids, values, filings, strict=True):
+        p, who = f.prepared, f.who
         decl, a, d = p.decl, p.assessment, p.decision
         items.extend(_item_values(decl_id, decl, a))
         lane_status = next_status(Status.ASSESSED, _lane_action(d.lane))
@@ -477,7 +494,7 @@ def _store_many(
                 "submit_declaration",
                 "declaration",
                 v["reference"],
-                remote_addr=remote_addr,
+                remote_addr=f.remote_addr,
                 detail={"lrn": decl.lrn, "lane": d.lane.value},
             )
         )
@@ -487,12 +504,14 @@ def _store_many(
     audit.record_many(session, audits)
     lifecycle_hooks = checks.hooks()
     if lifecycle_hooks:
-        stored = [
-            Stored(decl_id, str(v["reference"]), p.decl, Status(v["status"]), p.findings, 1)
-            for (decl_id, v), p in zip(rows, prepared, strict=True)
-        ]
+        by_filer: dict[Principal, list[Stored]] = {}
+        for (decl_id, v), f in zip(rows, filings, strict=True):
+            by_filer.setdefault(f.who, []).append(
+                Stored(decl_id, str(v["reference"]), f.prepared.decl, Status(v["status"]), f.prepared.findings, 1)
+            )
         for hook in lifecycle_hooks:
-            hook.stored(session, who, stored)
+            for filer, stored in by_filer.items():
+                hook.stored(session, filer, stored)
     return rows
 
 
@@ -513,10 +532,15 @@ def _item_values(decl_id: int, decl: DeclarationIn, a: Assessment) -> list[dict[
     ]
 
 
+_EXISTING_SQL = "SELECT id FROM clearance_declaration WHERE declarant_id = {m} AND lrn = {m}"
+
+
 def _existing(session: Session, declarant: str, lrn: str) -> DeclarationRow | None:
-    return session.scalar(
-        select(DeclarationRow).where(DeclarationRow.declarant_id == declarant, DeclarationRow.lrn == lrn)
-    )
+    """The declaration filed with this LRN by this declarant, if any (on every filing: kept cheap)."""
+    connection = session.connection()
+    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    found = connection.exec_driver_sql(_EXISTING_SQL.format(m=mark), (declarant, lrn)).first()
+    return session.get(DeclarationRow, found[0]) if found is not None else None
 
 
 def submit(

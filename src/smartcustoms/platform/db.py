@@ -90,19 +90,24 @@ _SQLITE_LOCKS: dict[str, threading.RLock] = {}
 
 
 @contextmanager
-def unit_of_work(url: str | None = None) -> Iterator[Session]:
+def unit_of_work(url: str | None = None, *, read_only: bool = False) -> Iterator[Session]:
     """Yield a session inside one transaction: committed on success, rolled back on any error.
 
     SQLite allows one writer at a time and its busy handler backs off for up to 100 ms, so on SQLite the
     transactions of one process take turns on a lock instead (short, and no sleeping on contention).
+    A `read_only` unit (reads that precede a write done elsewhere) skips that lock and is rolled back.
     """
     url = url or get_settings().database_url
-    lock = _SQLITE_LOCKS.setdefault(url, threading.RLock()) if url.startswith("sqlite") else nullcontext()
+    sqlite = url.startswith("sqlite") and not read_only
+    lock = _SQLITE_LOCKS.setdefault(url, threading.RLock()) if sqlite else nullcontext()
     with lock:
         session = session_factory(url)()
         try:
             yield session
-            session.commit()
+            if read_only:
+                session.rollback()
+            else:
+                session.commit()
         except BaseException:
             session.rollback()
             raise
