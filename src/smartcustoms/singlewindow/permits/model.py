@@ -467,8 +467,9 @@ def evaluate(
             what = f"{req.title} ({req.agency})"
             matching = [p for p in known if p.agency == req.agency and p.permit_type == req.permit_type]
             if not matching:
-                if known:
-                    others = ", ".join(p.number for p in known)
+                stray = [p for p in known if all((p.agency, p.permit_type) != (r.agency, r.permit_type) for r in reqs)]
+                if stray:
+                    others = ", ".join(p.number for p in stray)
                     code, msg = "permit_wrong_type", f"Item {line.line_no}: {others} is not a {what}"
                 else:
                     code, msg = "permit_missing", f"Item {line.line_no}: code {line.code} needs a {what}; none cited"

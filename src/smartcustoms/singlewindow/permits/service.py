@@ -502,13 +502,13 @@ def amend_permit(
     merged = {**current, **{k: v for k, v in changes.items() if k in _AMENDABLE}}
     p = _normalised(PermitInput(number=row.number, permit_type=row.permit_type, direction=row.direction, **merged))
     problems += model.check_permit(p, _known_code(session))
-    if p.quantity_allowance is not None and p.quantity_allowance < row.quantity_used:
+    if p.quantity_allowance is not None and 0 <= p.quantity_allowance < row.quantity_used:
         problems.append(
             Problem(
                 "allowance_below_use", ("quantity_allowance",), f"{row.quantity_used} {row.quantity_unit} already drawn"
             )
         )
-    if p.value_allowance is not None and p.value_allowance < row.value_used:
+    if p.value_allowance is not None and 0 <= p.value_allowance < row.value_used:
         problems.append(
             Problem("allowance_below_use", ("value_allowance",), f"{row.value_currency} {row.value_used} already drawn")
         )
