@@ -67,7 +67,7 @@ def test_import_issue_list_revoke_and_demo(sqlite_url: str, tmp_path: Path) -> N
     r = runner.invoke(app, ["seed-demo"])
     assert r.exit_code == 0, r.output
     with unit_of_work() as s:
-        rows, total = service.list_permits(s, service.SYSTEM, holder="TW10000001")
+        _rows, total = service.list_permits(s, service.SYSTEM, holder="TW10000001")
     assert total > 5
     assert service.demo_permits_for("TW10000002", "020130") == [
         "BAPHIQ-QC-TW10000002",

@@ -161,7 +161,7 @@ def test_csv_parser_reports_line_numbers_and_fields() -> None:
 @given(st.text(alphabet=st.sampled_from(list('0123456789,abcXYZ-\n"# ')), max_size=300))
 def test_csv_parser_never_crashes(text: str) -> None:
     header = "code_prefix,direction,agency,permit_type,title,valid_from,valid_to\n"
-    reqs, problems = model.parse_requirements_csv(header + text)
+    _reqs, problems = model.parse_requirements_csv(header + text)
     for p in problems:
         assert p.path[0] == "line" and isinstance(p.path[1], int) and p.message
 

@@ -59,7 +59,7 @@ def test_reserve_release_reject_and_exceed(sw: Env) -> None:
     ref1, status1, codes1 = _file("A-1", "600", trader)
     assert (status1, codes1) == ("released", [])
     assert _qc() == (Decimal(600), [(ref1, "final")])
-    ref2, status2, codes2 = _file("A-2", "500", trader)
+    _ref2, status2, codes2 = _file("A-2", "500", trader)
     assert status2 == "held" and codes2 == ["permit_allowance_exceeded"]
     assert _qc()[0] == Decimal(600), "a held line reserves nothing"
     # route everything to C2: reservations wait for the officer
