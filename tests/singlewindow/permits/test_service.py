@@ -85,24 +85,17 @@ def test_reserve_release_reject_and_exceed(sw: Env) -> None:
             raise AssertionError("allowed")
         except service.PermitError as exc:
             assert exc.problems[0].code == "allowance_below_use"
-
-
-def test_amendment_recomputes_the_draw(sw: Env) -> None:
-    _issue(QC, FI)
     with unit_of_work() as s:
-        from smartcustoms.clearance import config
-
-        config.put(s, auth.SYSTEM, "lane_rules", {"random_c2_share": 1.0, "random_c3_share": 0, "high_value_c2": None})
-        config.forget()
-    trader = _who("trader")
-    ref, status, _ = _file("B-1", "900", trader)
-    assert status == "under_check" and _qc()[0] == Decimal(900)
-    amended = DeclarationIn.model_validate(meat_declaration("B-1", "950"))
+        service.amend_permit(s, auth.SYSTEM, "QC-001", {"quantity_allowance": Decimal(2000)}, "new quota")
+    # an amendment gives back the earlier draw and draws again; its own draw does not count against it
+    ref5, status5, _ = _file("A-5", "900", trader)
+    assert status5 == "under_check" and _qc()[0] == Decimal(1900)
+    amended = DeclarationIn.model_validate(meat_declaration("A-5", "1000"))
     with unit_of_work() as s:
-        row = clearance.amend(s, trader, ref, amended, "weight corrected")
-        assert not row.findings, "its own earlier draw is not counted against it"
+        row = clearance.amend(s, trader, ref5, amended, "weight corrected")
+        assert not row.findings
     used, uses = _qc()
-    assert used == Decimal(950) and [u[1] for u in uses] == ["returned", "reserved"]
+    assert used == Decimal(2000) and [u[1] for u in uses if u[0] == ref5] == ["returned", "reserved"]
 
 
 def test_concurrent_filings_never_share_an_allowance(sw: Env) -> None:
