@@ -105,6 +105,7 @@ class RequirementIndex:
         for r in requirements:
             self.by_prefix.setdefault((r.direction, r.code_prefix), []).append(r)
         self.lengths = sorted({len(p) for _d, p in self.by_prefix})
+        self.size = sum(len(v) for v in self.by_prefix.values())
 
     def find(self, code: str, direction: str, on: date) -> list[Requirement]:
         """Requirements valid on `on` for `code`; a longer prefix of the same agency and type wins."""
@@ -119,7 +120,7 @@ class RequirementIndex:
         return list(found.values())
 
     def __len__(self) -> int:
-        return sum(len(v) for v in self.by_prefix.values())
+        return self.size
 
 
 REQUIREMENT_COLUMNS = ("code_prefix", "direction", "agency", "permit_type", "title", "valid_from", "valid_to")

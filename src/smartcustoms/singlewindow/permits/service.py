@@ -10,13 +10,15 @@ amendment gives it back. So two declarations can never use the same allowance tw
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, and_, func, insert, select, update
+from sqlalchemy import Table, and_, bindparam, func, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -50,6 +52,8 @@ if TYPE_CHECKING:
 DATA = Path(__file__).resolve().parent / "data"
 DEMO_REQUIREMENTS = DATA / "requirements_tw_illustrative.csv"
 REGISTRY = "requirements"
+_PLANS = "swpermits.plans"
+_BALANCES = "swpermits.balances"
 READERS = frozenset({Role.OFFICER, Role.ANALYST, Role.ADMIN})
 
 
@@ -85,13 +89,28 @@ def forget_caches() -> None:
     with _lock:
         _index_cache.clear()
         _prefix_cache.clear()
+        _version_cache.clear()
 
 
-def registry_version(session: Session) -> int:
-    return int(session.scalar(select(RegistryRow.version).where(RegistryRow.name == REGISTRY)) or 0)
+REGISTRY_TTL_S = 5.0
+"""How long a process trusts the registry version it read: edits made by another process apply within this."""
+_version_cache: dict[str, tuple[float, int]] = {}
+
+
+def registry_version(session: Session, *, fresh: bool = True) -> int:
+    """The registry's version; `fresh=False` (the filing path) reads it at most every few seconds."""
+    key = _db_key(session)
+    if not fresh:
+        hit = _version_cache.get(key)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+    version = int(session.scalar(select(RegistryRow.version).where(RegistryRow.name == REGISTRY)) or 0)
+    _version_cache[key] = (time.monotonic() + REGISTRY_TTL_S, version)
+    return version
 
 
 def _bump(session: Session) -> int:
+    _version_cache.pop(_db_key(session), None)
     row = session.scalar(select(RegistryRow).where(RegistryRow.name == REGISTRY).with_for_update())
     if row is None:
         row = RegistryRow(name=REGISTRY, version=0, updated_at=_now())
@@ -108,9 +127,9 @@ def _requirement(r: RequirementRow) -> Requirement:
     )
 
 
-def requirement_index(session: Session, version: int | None = None) -> tuple[int, RequirementIndex]:
+def requirement_index(session: Session, *, fresh: bool = True) -> tuple[int, RequirementIndex]:
     """The requirements registry as an in-memory index, reloaded when its version changes."""
-    version = registry_version(session) if version is None else version
+    version = registry_version(session, fresh=fresh)
     key = _db_key(session)
     hit = _index_cache.get(key)
     if hit is not None and hit[0] == version:
@@ -178,7 +197,7 @@ def requirements_for_codes(
     if not codes:
         return {}
     with unit_of_work() as session:
-        _v, index = requirement_index(session)
+        _v, index = requirement_index(session, fresh=False)
     day = on or date.today()
     directions = (direction,) if direction else model.DIRECTIONS
     return {c: [r.as_dict() for d in directions for r in index.find(c, d, day)] for c in codes}
@@ -672,14 +691,24 @@ _PERMIT_COLS = (
 )
 
 
+_LOAD_PERMITS = (
+    select(*_PERMIT_COLS)
+    .where(PermitRow.number.in_(bindparam("numbers", expanding=True)))
+    .order_by(PermitRow.id)
+    .with_for_update()
+)
+"""Built once: the filing path skips statement construction."""
+
+
 def _load_permits(session: Session, numbers: Iterable[str]) -> dict[str, Permit]:
     """The permits with these numbers, locked for the rest of the transaction (id order: no deadlocks)."""
     wanted = sorted(set(numbers))
     if not wanted:
         return {}
-    stmt = select(*_PERMIT_COLS).where(PermitRow.number.in_(wanted)).order_by(PermitRow.id).with_for_update()
     out = {}
-    for r in session.execute(stmt):
+    seen = _balances(session)
+    for r in session.execute(_LOAD_PERMITS, {"numbers": wanted}):
+        seen[r.id] = _Balance(r.number, r.quantity_allowance, r.quantity_used, r.value_allowance, r.value_used)
         out[r.number] = Permit(
             r.id,
             r.number,
@@ -748,7 +777,7 @@ def _evaluate(
 ) -> tuple[int, model.Evaluation] | None:
     """Evaluate a declaration against the registry and its cited permits; None when no line needs one."""
     if "swpermits.registry" not in cache:
-        cache["swpermits.registry"] = requirement_index(session)
+        cache["swpermits.registry"] = requirement_index(session, fresh=False)
     version, index = cache["swpermits.registry"]
     if not len(index):
         return None
@@ -784,6 +813,8 @@ def check_declaration(ctx: CheckContext, decl: DeclarationIn) -> list[Finding]:
     for d in ev.draws:
         q, v = pending.get(d.permit_id, (Decimal(0), Decimal(0)))
         pending[d.permit_id] = (q + d.quantity, v + d.value)
+    # the `stored` hook of this filing draws what the check allowed (same transaction, same object)
+    ctx.session.info.setdefault(_PLANS, {})[id(decl)] = (decl, ev.draws)
     label = model.registry_label(version)
     return [
         Finding(
@@ -807,62 +838,94 @@ def reserve(session: Session, who: Principal, declarations: Sequence[Stored]) ->
 
     cache: dict[str, Any] = {}
     on = _now().date()
+    plans: dict[int, tuple[DeclarationIn, list[model.Draw]]] = session.info.get(_PLANS, {})
     for s in declarations:
         if s.version > 1:
-            _give_back(session, s.declaration_id, (RESERVED, FINAL))
+            _give_back(session, s.reference, (RESERVED, FINAL))
+        plan = plans.pop(id(s.decl), None)
         if s.status is Status.REJECTED:
             continue
-        result = _evaluate(session, s.decl, on, cache, reference=None)
-        if result is None or not result[1].draws:
-            continue
-        state = FINAL if s.status is Status.RELEASED else RESERVED
-        _draw(session, s, result[1].draws, state)
+        if plan is not None and plan[0] is s.decl:
+            draws = plan[1]
+        else:  # filed without the check (e.g. checks switched off): evaluate now
+            result = _evaluate(session, s.decl, on, cache, reference=None)
+            draws = result[1].draws if result is not None else []
+        if draws:
+            _draw(session, s, draws, FINAL if s.status is Status.RELEASED else RESERVED)
+
+
+@dataclass(frozen=True)
+class _Balance:
+    """A permit's allowances and what is drawn, as this transaction last read or wrote them."""
+
+    number: str
+    quantity_allowance: Decimal | None
+    quantity_used: Decimal
+    value_allowance: Decimal | None
+    value_used: Decimal
+
+
+def _balances(session: Session) -> dict[int, _Balance]:
+    return session.info.setdefault(_BALANCES, {})
+
+
+def _read_balances(session: Session, ids: Iterable[int]) -> dict[int, _Balance]:
+    seen = _balances(session)
+    for r in session.execute(
+        select(
+            PermitRow.id,
+            PermitRow.number,
+            PermitRow.quantity_allowance,
+            PermitRow.quantity_used,
+            PermitRow.value_allowance,
+            PermitRow.value_used,
+        )
+        .where(PermitRow.id.in_(sorted(ids)))
+        .order_by(PermitRow.id)
+        .with_for_update()
+    ):
+        seen[r.id] = _Balance(r.number, r.quantity_allowance, r.quantity_used, r.value_allowance, r.value_used)
+    return seen
 
 
 def _draw(session: Session, s: Stored, draws: Sequence[model.Draw], state: str) -> None:
+    """Add the draws to their permits with a compare-and-set update (the values the check read, locked)."""
     totals: dict[int, tuple[Decimal, Decimal]] = {}
     for d in draws:
         q, v = totals.get(d.permit_id, (Decimal(0), Decimal(0)))
         totals[d.permit_id] = (q + d.quantity, v + d.value)
-    rows = {
-        r.id: r
-        for r in session.execute(
-            select(
-                PermitRow.id,
-                PermitRow.number,
-                PermitRow.quantity_allowance,
-                PermitRow.quantity_used,
-                PermitRow.value_allowance,
-                PermitRow.value_used,
-            )
-            .where(PermitRow.id.in_(sorted(totals)))
-            .order_by(PermitRow.id)
-            .with_for_update()
-        )
-    }
+    seen = _balances(session)
+    if any(pid not in seen for pid in totals):
+        seen = _read_balances(session, totals)
     table = _table(PermitRow)
     for pid, (dq, dv) in sorted(totals.items()):
-        r = rows[pid]
-        if not (
-            model.can_draw(r.quantity_allowance, r.quantity_used, dq)
-            and model.can_draw(r.value_allowance, r.value_used, dv)
-        ):
-            raise Conflict(
-                Problem(
-                    "allowance_taken",
-                    ("items",),
-                    f"Permit {r.number}'s allowance was used by another filing; file again",
+        for attempt in (1, 2):
+            b = seen[pid]
+            if not (
+                model.can_draw(b.quantity_allowance, b.quantity_used, dq)
+                and model.can_draw(b.value_allowance, b.value_used, dv)
+            ):
+                raise Conflict(
+                    Problem(
+                        "allowance_taken",
+                        ("items",),
+                        f"Permit {b.number}'s allowance was used by another filing; file again",
+                    )
                 )
+            new_q, new_v = b.quantity_used + dq, b.value_used + dv
+            done = session.execute(
+                update(table)
+                .where(table.c.id == pid, table.c.quantity_used == b.quantity_used, table.c.value_used == b.value_used)
+                .values(quantity_used=new_q, value_used=new_v)
             )
-        done = session.execute(
-            update(table)
-            .where(table.c.id == pid, table.c.quantity_used == r.quantity_used, table.c.value_used == r.value_used)
-            .values(quantity_used=r.quantity_used + dq, value_used=r.value_used + dv)
-        )
-        if done.rowcount != 1:  # type: ignore[attr-defined]
-            raise Conflict(
-                Problem("allowance_taken", ("items",), f"Permit {r.number} changed during the filing; file again")
-            )
+            if done.rowcount == 1:  # type: ignore[attr-defined]
+                seen[pid] = replace(b, quantity_used=new_q, value_used=new_v)
+                break
+            if attempt == 2:
+                raise Conflict(
+                    Problem("allowance_taken", ("items",), f"Permit {b.number} changed during the filing; file again")
+                )
+            seen = _read_balances(session, [pid])
     at = _now()
     session.execute(
         insert(_table(UsageRow)),
@@ -884,11 +947,11 @@ def _draw(session: Session, s: Stored, draws: Sequence[model.Draw], state: str) 
     )
 
 
-def _give_back(session: Session, declaration_id: int, states: tuple[str, ...]) -> None:
+def _give_back(session: Session, reference: str, states: tuple[str, ...]) -> None:
     rows = list(
         session.execute(
             select(UsageRow.id, UsageRow.permit_id, UsageRow.quantity, UsageRow.value).where(
-                UsageRow.declaration_id == declaration_id, UsageRow.state.in_(states)
+                UsageRow.reference == reference, UsageRow.state.in_(states)
             )
         )
     )
@@ -908,8 +971,10 @@ def _give_back(session: Session, declaration_id: int, states: tuple[str, ...]) -
             .with_for_update()
         )
     }
+    seen = _balances(session)
     for pid, (q, v) in sorted(totals.items()):
         r = current[pid]
+        seen.pop(pid, None)
         session.execute(
             update(table)
             .where(table.c.id == pid)
@@ -929,11 +994,11 @@ def moved(session: Session, row: DeclarationRow, action: Action, frm: Status, to
         usage_t = _table(UsageRow)
         session.execute(
             update(usage_t)
-            .where(usage_t.c.declaration_id == row.id, usage_t.c.state == RESERVED)
+            .where(usage_t.c.reference == row.reference, usage_t.c.state == RESERVED)
             .values(state=FINAL, updated_at=_now())
         )
     elif to is Status.REJECTED:
-        _give_back(session, row.id, (RESERVED,))
+        _give_back(session, row.reference, (RESERVED,))
 
 
 def declaration_panel(session: Session, who: Principal, d: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -102,12 +102,12 @@ class UsageRow(Base):
     permit_id: Mapped[int] = mapped_column(
         ForeignKey("singlewindow_permits_permit.id", name="fk_swpermits_usage_permit"), index=True
     )
-    declaration_id: Mapped[int] = mapped_column(BigId, index=True)
+    declaration_id: Mapped[int] = mapped_column(BigId)
     reference: Mapped[str] = mapped_column(String(35), index=True)
     declaration_version: Mapped[int] = mapped_column(Integer)
     line_no: Mapped[int] = mapped_column(Integer)
     quantity: Mapped[Decimal] = mapped_column(ExactDecimal)
     value: Mapped[Decimal] = mapped_column(ExactDecimal)
-    state: Mapped[str] = mapped_column(String(10), index=True)
+    state: Mapped[str] = mapped_column(String(10))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
