@@ -247,12 +247,12 @@ def run(filings: int, rounds: int, n_requirements: int, n_permits: int) -> dict[
         "setup_s": round(setup_s, 1),
         "machine": machine(),
     }
-    result["meets_target"] = result["in_permits_code_ms"]["p99"] < 5.0
-    result["target_note"] = (
-        "meets_target compares the p99 wall time spent inside the permits check and hook per filing (measured in "
-        "place, so other processes on the machine add no difference noise) with 5 ms; the end-to-end with/without "
-        "difference is reported beside it, and CPU time (thread_time) with/without as a scheduler-independent check"
-    )
+    result["meets_target"] = {
+        "wall_difference_p99": result["added_ms"]["p99"] < 5.0,
+        "wall_inside_permits_code_p99": result["in_permits_code_ms"]["p99"] < 5.0,
+        "cpu_difference_p99": result["cpu_added_ms"]["p99"] < 5.0,
+    }
+    result["load_average"] = os.getloadavg()
     return result
 
 
@@ -277,10 +277,11 @@ def main() -> None:
         print(f"{label:24}{m['median']:>12.3f}{'':>10}{m['p99']:>10.3f}")
     m = result["in_permits_code_ms"]
     print(f"{'inside permits code':24}{m['median']:>12.3f}{m['p90']:>10.3f}{m['p99']:>10.3f}")
+    met = ", ".join(f"{k} {'met' if v else 'NOT met'}" for k, v in result["meets_target"].items())
     print(
         f"registry {result['requirements']} requirements, {result['permits']} permits; "
-        f"{result['filings_per_mode']} filings per mode; target: p99 inside permits code < 5 ms -> "
-        f"{'met' if result['meets_target'] else 'NOT met'}"
+        f"{result['filings_per_mode']} filings per mode; load average {result['load_average'][0]:.1f}; "
+        f"target p99 < 5 ms: {met}"
     )
 
 
