@@ -50,12 +50,12 @@ def prepare(url: str, n_requirements: int, n_permits: int, seed: int) -> list[tu
     db.reset_engines()
     upgrade(url)
     from sqlalchemy import insert
+    from tests.clearance.conftest import prepare_database
 
     from smartcustoms.clearance.service import tariff_index
     from smartcustoms.platform import auth
     from smartcustoms.singlewindow.permits import service
     from smartcustoms.singlewindow.permits.store import PermitRow
-    from tests.clearance.conftest import prepare_database
 
     prepare_database()
     rng = random.Random(seed)
@@ -63,7 +63,6 @@ def prepare(url: str, n_requirements: int, n_permits: int, seed: int) -> list[tu
     leaves = sorted(line.code for line in index.leaves() if line.general_rate is not None and line.code[:2] != "99")
     headings = sorted({c[:4] for c in leaves})
     chosen = rng.sample(headings, min(n_requirements, len(headings)))
-    header = "code_prefix,direction,agency,permit_type,title,valid_from,valid_to\n"
     rows = []
     for i, prefix in enumerate(chosen):
         agency, ptype = AGENCIES[i % len(AGENCIES)]
@@ -115,8 +114,16 @@ def prepare(url: str, n_requirements: int, n_permits: int, seed: int) -> list[tu
     for code in list(cite)[:40]:
         for j, req in enumerate(req_index.find(code, "import", today)):
             number = f"T-{code}-{j}"
-            permits.append({**permits[0], "number": number, "agency": req.agency, "permit_type": req.permit_type,
-                            "holder": "TW10000001", "codes": [req.code_prefix]})
+            permits.append(
+                {
+                    **permits[0],
+                    "number": number,
+                    "agency": req.agency,
+                    "permit_type": req.permit_type,
+                    "holder": "TW10000001",
+                    "codes": [req.code_prefix],
+                }
+            )
             cite[code].append(number)
     with db.unit_of_work() as s:
         s.execute(insert(PermitRow.__table__), permits)  # type: ignore[arg-type]
@@ -206,7 +213,7 @@ def run(filings: int, rounds: int, n_requirements: int, n_permits: int) -> dict[
     file("without", 60, False)
     per_round = max(1, filings // rounds)
     for r in range(rounds):
-        for mode in (("with", "without") if r % 2 == 0 else ("without", "with")):
+        for mode in ("with", "without") if r % 2 == 0 else ("without", "with"):
             file(mode, per_round, True)
     checks._checks[:] = all_checks
     checks._hooks[:] = all_hooks
@@ -272,7 +279,11 @@ def main() -> None:
         print(f"{label:24}{m['median']:>12.3f}{m['p90']:>10.3f}{m['p99']:>10.3f}")
     a = result["added_ms"]
     print(f"{'difference':24}{a['median']:>12.3f}{'':>10}{a['p99']:>10.3f}")
-    for label, key in (("CPU with", "cpu_with_ms"), ("CPU without", "cpu_without_ms"), ("CPU difference", "cpu_added_ms")):
+    for label, key in (
+        ("CPU with", "cpu_with_ms"),
+        ("CPU without", "cpu_without_ms"),
+        ("CPU difference", "cpu_added_ms"),
+    ):
         m = result[key]
         print(f"{label:24}{m['median']:>12.3f}{'':>10}{m['p99']:>10.3f}")
     m = result["in_permits_code_ms"]

@@ -167,3 +167,6 @@ def test_classify_shows_requirements(sw_sqlite: Env) -> None:
     assert "requirements" in body
     meat = [q for q in body["requirements"] if q["code"].startswith("02")]
     assert meat and {"BAPHIQ", "TFDA"} <= {q["agency"] for q in meat}
+    session = env.client.post("/tariff/sessions", json={"text": "fresh chilled beef"}, headers=env.h("trader"))
+    assert session.status_code == 200, session.text
+    assert any(q["agency"] == "BAPHIQ" for q in session.json()["requirements"])
