@@ -170,3 +170,30 @@ def test_classify_shows_requirements(sw_sqlite: Env) -> None:
     session = env.client.post("/tariff/sessions", json={"text": "fresh chilled beef"}, headers=env.h("trader"))
     assert session.status_code == 200, session.text
     assert any(q["agency"] == "BAPHIQ" for q in session.json()["requirements"])
+
+
+def test_batch_filings_share_one_allowance_in_order(sw_sqlite: Env) -> None:
+    """Two filings of one batch drawing the same permit: the second sees the first's draw."""
+    from smartcustoms.clearance import service as clearance
+    from smartcustoms.clearance.schema import DeclarationIn
+    from smartcustoms.platform import auth
+
+    env = sw_sqlite
+    issue(env, "baphiq", permit_body())
+    issue(
+        env,
+        "tfda",
+        permit_body(
+            "FI-001", permit_type="food_import_permit", codes=["02"], quantity_allowance=None, quantity_unit=None
+        ),
+    )
+    decls = [DeclarationIn.model_validate(meat_declaration(f"BATCH-{n}", "600")) for n in (1, 2)]
+    with unit_of_work() as s:
+        trader = auth.principal_of(auth.find_user(s, "trader"))
+        result = clearance.submit_batch(s, trader, decls)
+    assert len(result.accepted) == 2
+    statuses = [env.client.get(f"/declarations/{ref}", headers=env.h("officer")).json() for ref in result.accepted]
+    assert [d["status"] for d in statuses] == ["released", "held"]
+    assert statuses[1]["findings"][0]["code"] == "permit_allowance_exceeded"
+    qc = env.client.get(f"{BASE}/QC-001", headers=env.h("officer")).json()
+    assert qc["quantity_used"] == "600" and qc["quantity_left"] == "400"

@@ -1096,6 +1096,9 @@ def seed_demo(session: Session) -> dict[str, int]:
     """Demo data: the illustrative requirements registry and, for every demo importer, a permit of each
     import type the registry names (so demo filings that cite them pass), plus a few with problems for
     TW10000001: one nearly used up, one expired, one revoked. Idempotent."""
+    from smartcustoms.tariff.service import ensure_default_schedule
+
+    ensure_default_schedule(session)
     report = import_requirements(
         session, SYSTEM, DEMO_REQUIREMENTS.read_text(encoding="utf-8"), source=DEMO_REQUIREMENTS.name
     )
