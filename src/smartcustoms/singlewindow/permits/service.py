@@ -443,7 +443,7 @@ def issue_permit(session: Session, who: Principal, p: PermitInput, *, agency: st
     assert agency is not None
     p = _normalised(p)
     problems = model.check_permit(p, _known_code(session))
-    if not problems or all(pr.path[:1] != ("permit_type",) for pr in problems):
+    if not any(pr.path[:1] in (("permit_type",), ("direction",)) for pr in problems):
         problems += _type_problems(session, agency, p.permit_type, p.direction)
     duplicate = session.scalar(select(PermitRow.id).where(PermitRow.number == p.number)) is not None
     dup = Problem("duplicate_number", ("number",), f"Permit number {p.number} is already used")
@@ -1050,13 +1050,6 @@ def declaration_panel(session: Session, who: Principal, d: Mapping[str, Any]) ->
 # ---------------------------------------------------------------------------------------------- demo
 
 
-DEMO_AGENCY_NAMES = {
-    "BAPHIQ": "Animal and Plant Health Inspection Agency",
-    "TFDA": "Food and Drug Administration",
-    "BOFT": "Bureau of Foreign Trade",
-    "FANCA": "Forestry and Nature Conservation Agency",
-    "MOENV": "Ministry of Environment",
-}
 _ABBR = {
     "quarantine_certificate": "QC",
     "plant_quarantine_certificate": "PQ",
