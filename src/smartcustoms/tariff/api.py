@@ -228,6 +228,19 @@ class ClassifyOut(BaseModel):
     schedule: str
     model_version: str
     candidates: list[CandidateOut]
+    requirements: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Single window: permits other agencies require for the candidates' codes (one per code and rule)",
+    )
+
+
+def _permit_requirements(codes: list[str]) -> list[dict[str, Any]]:
+    """What the single window's requirements registry says about each code (empty when the part is absent)."""
+    try:
+        from smartcustoms.singlewindow.permits.service import requirements_for_codes
+    except ImportError:
+        return []
+    return [{"code": code, **req} for code, reqs in requirements_for_codes(codes).items() for req in reqs]
 
 
 class FitIn(BaseModel):
@@ -258,6 +271,7 @@ def post_classify(body: ClassifyIn, _who: Principal = Depends(principal)) -> Cla
         schedule=classifier.schedule_name(body.schedule),
         model_version=MODEL_VERSION,
         candidates=[CandidateOut.of(c, classifier.line_of(body.schedule, c.code)) for c in cands],
+        requirements=_permit_requirements([c.code for c in cands]),
     )
 
 
@@ -311,6 +325,9 @@ class SessionOut(BaseModel):
     question: QuestionOut | None
     candidates: list[dict[str, Any]] = Field(description="code and probability after the answers so far")
     trail: list[dict[str, str]] = Field(description="questions asked and answers given: the reason for the code")
+    requirements: list[dict[str, Any]] = Field(
+        default_factory=list, description="Single window: permits required for the top candidates' codes"
+    )
 
 
 def _session_out(st: Any) -> SessionOut:
@@ -329,6 +346,7 @@ def _session_out(st: Any) -> SessionOut:
         else None,
         candidates=[{"code": c, "probability": round(p, 4)} for c, p in st.ranked],
         trail=[{"question": a, "answer": b} for a, b in st.trail],
+        requirements=_permit_requirements([c for c, _p in st.ranked[:5]]),
     )
 
 
