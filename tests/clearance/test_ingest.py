@@ -9,9 +9,9 @@ import orjson
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from smartcustoms.cli import app
 from smartcustoms.clearance import ingest
 from smartcustoms.clearance.store import DeclarationRow, EventRow, ItemRow
+from smartcustoms.cli import app
 from smartcustoms.platform.audit import AuditRow
 from smartcustoms.platform.db import unit_of_work
 from tests.clearance.conftest import Env, declaration

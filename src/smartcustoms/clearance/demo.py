@@ -207,6 +207,8 @@ class Generator:
                     "net_mass_kg": str(kg),
                     "gross_mass_kg": str(round(kg * 1.08, 2)),
                     "value": str(max(value, Decimal("1.00"))),
+                    # a few traders forget to cite the permit a line needs: held by the single window
+                    "permits": _demo_permits(importer.party_id, code) if rng.random() > 0.03 else [],
                 }
             )
         total = sum(Decimal(i["value"]) for i in items)
@@ -238,6 +240,23 @@ class Generator:
             "insurance": str(_money(float(total) * 0.005)) if fob else "0",
             "items": items,
         }
+
+
+def _demo_permits(party_id: str, code: str) -> list[str]:
+    """The other agencies' permits a demo line cites, when the single window's permits are installed."""
+    try:
+        from smartcustoms.singlewindow.permits.service import demo_permits_for
+    except ImportError:
+        return []
+    return demo_permits_for(party_id, code)
+
+
+def _seed_single_window(session: Any) -> None:
+    try:
+        from smartcustoms.singlewindow.permits.service import seed_demo
+    except ImportError:
+        return
+    seed_demo(session)
 
 
 def load(
@@ -275,6 +294,7 @@ def load(
                 "watch_hs_prefixes": ["0201", "0202", "93"],
             },
         )
+        _seed_single_window(session)
     config.forget()
     officer = _principal("officer1")
     with Progress(disable=not progress) as bar:
