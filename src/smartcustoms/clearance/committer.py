@@ -16,7 +16,8 @@ import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -114,7 +115,7 @@ class GroupCommitter:
             stored = service.store_filings(session, [w.filing for w in fresh])
             details = {}
             for w, (decl_id, values) in zip(fresh, stored, strict=True):
-                detail = views.detail(DeclarationRow(id=decl_id, **values))
+                detail = views.detail(_stored_row(decl_id, values))
                 details[id(w)] = (detail, values["payload_hash"])
                 answers.append((w, (detail, True)))
             for w in repeats:
@@ -140,11 +141,16 @@ class GroupCommitter:
                     answer = views.detail(service._same_or_conflict(existing, filing.prepared.digest)), False
                 else:
                     decl_id, values = service.store_filings(session, [filing])[0]
-                    answer = views.detail(DeclarationRow(id=decl_id, **values)), True
+                    answer = views.detail(_stored_row(decl_id, values)), True
         except BaseException as exc:
             waiting.answer.set_exception(exc)
             return
         waiting.answer.set_result(answer)
+
+
+def _stored_row(decl_id: int, values: dict[str, Any]) -> DeclarationRow:
+    """The row just stored, as the views read it: its column values, without the ORM's instance bookkeeping."""
+    return cast(DeclarationRow, SimpleNamespace(id=decl_id, **values))
 
 
 def _conflict(detail: dict[str, Any]) -> DomainError:

@@ -604,18 +604,32 @@ class BatchPlan:
 
 
 def _known(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str], DeclarationRow]:
+    """Declarations already filed under any of these (declarant, LRN) keys.
+
+    `declarant IN (..) AND lrn IN (..)` is a search of the unique index however many declarations are
+    stored; the statement is sent as plain SQL because it runs on every filing and group of filings.
+    """
     known: dict[tuple[str, str], DeclarationRow] = {}
+    if not keys:
+        return known
+    connection = session.connection()
+    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
     pairs = sorted(keys)
-    for start in range(0, len(pairs), 500):
-        chunk = pairs[start : start + 500]
-        # declarant IN (..) AND lrn IN (..): a search of the unique index, however many declarations are stored
-        stmt = select(DeclarationRow).where(
-            DeclarationRow.declarant_id.in_(sorted({k[0] for k in chunk})),
-            DeclarationRow.lrn.in_([k[1] for k in chunk]),
+    hits: list[int] = []
+    for start in range(0, len(pairs), 400):
+        chunk = pairs[start : start + 400]
+        declarants = sorted({k[0] for k in chunk})
+        lrns = [k[1] for k in chunk]
+        sql = (
+            "SELECT id, declarant_id, lrn FROM clearance_declaration "
+            f"WHERE declarant_id IN ({', '.join([mark] * len(declarants))}) AND lrn IN ({', '.join([mark] * len(lrns))})"
         )
-        for row in session.scalars(stmt):
-            if (row.declarant_id, row.lrn) in keys:
-                known[(row.declarant_id, row.lrn)] = row
+        for id_, declarant, lrn in connection.exec_driver_sql(sql, tuple(declarants + lrns)):
+            if (declarant, lrn) in keys:
+                hits.append(id_)
+    for start in range(0, len(hits), 500):
+        for row in session.scalars(select(DeclarationRow).where(DeclarationRow.id.in_(hits[start : start + 500]))):
+            known[(row.declarant_id, row.lrn)] = row
     return known
 
 
