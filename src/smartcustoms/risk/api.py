@@ -67,6 +67,7 @@ class LaneDecisionOut(BaseModel):
     score: float
     reasons: list[str]
     versions: list[str]
+    expected_revenue: float = 0.0
 
 
 @lru_cache(maxsize=4)

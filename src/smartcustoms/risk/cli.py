@@ -28,20 +28,21 @@ def _check_format(fmt: str) -> None:
         raise RiskInputError(
             Problem("unknown_format", ("format",), f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
         )
-    if fmt != "kcs":
-        raise RiskInputError(
-            Problem(
-                "unsupported_format",
-                ("format",),
-                "format 'platform' is read through the clearance core (ModelLaneAssessor), not from CSV; use --format kcs",
-            )
-        )
+
+
+def _read(fmt: str, paths: list[Path], *, require_labels: bool) -> pd.DataFrame:
+    """KCS CSVs, or label exports of the platform's own declarations (`risk export-labels`)."""
+    if fmt == "platform":
+        from smartcustoms.risk.labels import read_platform
+
+        return read_platform(paths, require_labels=require_labels)
+    return read_kcs(paths, require_labels=require_labels)
 
 
 @app.command("train")
 def train(
     data: list[Path] = typer.Option(..., "--data", help="Training CSV (repeatable)"),
-    fmt: str = typer.Option("kcs", "--format", help="Column layout of the CSV: kcs"),
+    fmt: str = typer.Option("kcs", "--format", help="Column layout of the CSV: kcs, or platform (risk export-labels)"),
     out: Path = typer.Option(..., "--out", help="Model directory to write"),
     budget: float = typer.Option(0.10, help="Share of declarations inspected by score (C2 + C3)"),
     c3_share: float = typer.Option(0.03, help="Share sent to physical inspection (C3)"),
@@ -61,7 +62,7 @@ def train(
         if not 0 <= v <= 1:
             raise RiskInputError(Problem("out_of_range", (name,), f"--{name} must be between 0 and 1, got {v}"))
     t0 = time.perf_counter()
-    frame = read_kcs(data, require_labels=True)
+    frame = _read(fmt, data, require_labels=True)
     policy = LanePolicy(budget=budget, c3_share=min(c3_share, budget), exploration=exploration, aeo_relief=aeo_relief)
     model = SelectivityModel(n_estimators=n_estimators, policy=policy, data_format=fmt, seed=seed).fit(frame)
     model.save(out)
@@ -71,13 +72,51 @@ def train(
         f"time-later slice {v['window']['from']}..{v['window']['to']}: AUC {v['auc']:.3f}, "
         f"precision@10% {v['precision@10%']:.3f}, recall@10% {v['recall@10%']:.3f}"
     )
+    b = v.get("baseline")
+    if b:
+        auc_b = f"{b['auc']:.3f}" if b.get("auc") is not None else "n/a"
+        typer.echo(
+            f"baseline ({b['method']}) on the same slice: AUC {auc_b}, "
+            f"precision@10% {b['precision@10%']:.3f}, recall@10% {b['recall@10%']:.3f}"
+        )
+
+
+@app.command("export-labels")
+def export_labels(
+    out: Path = typer.Option(..., "--out", help="CSV to write (format 'platform' for `risk train`)"),
+    since: str | None = typer.Option(None, help="First filing day YYYY-MM-DD"),
+    until: str | None = typer.Option(None, help="Last filing day YYYY-MM-DD"),
+) -> None:
+    """Export the platform's declarations with inspection outcomes as labels (fraud, additional_duty)."""
+    from datetime import date
+
+    from smartcustoms.platform.db import unit_of_work
+    from smartcustoms.risk.labels import export_labels as export
+
+    days = {}
+    for name, value in (("since", since), ("until", until)):
+        if value:
+            try:
+                days[name] = date.fromisoformat(value)
+            except ValueError:
+                raise RiskInputError(Problem("invalid", (name,), f"--{name} must be YYYY-MM-DD, got {value!r}")) from None
+    with unit_of_work() as session:
+        frame = export(session, **days)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out, index=False)
+    per_decl = frame.drop_duplicates("declaration_id")
+    labelled = per_decl["fraud"].notna()
+    typer.echo(
+        f"{len(per_decl)} declarations ({len(frame)} items) -> {out}; {int(labelled.sum())} inspected, "
+        f"{int((per_decl['fraud'] == 1).sum())} with findings, additional duty {per_decl['additional_duty'].sum():,.2f}"
+    )
 
 
 @app.command("score")
 def score(
     model: Path = typer.Option(..., "--model", help="Model directory written by `risk train`"),
     data: Path = typer.Option(..., "--data", help="CSV of declarations to score (labels not needed)"),
-    fmt: str = typer.Option("kcs", "--format", help="Column layout of the CSV: kcs"),
+    fmt: str = typer.Option("kcs", "--format", help="Column layout of the CSV: kcs, or platform (risk export-labels)"),
     out: Path = typer.Option(..., "--out", help="Scores CSV: Declaration ID,score,lane,reasons"),
     explain: str = typer.Option("selected", help="Reasons for: all rows, selected (C2/C3) rows, or none"),
     rules: Path | None = typer.Option(None, "--rules", help="Targeting rules (YAML/JSON) applied on top of the model"),
@@ -92,7 +131,7 @@ def score(
         from smartcustoms.risk.rules import load_rules_file
 
         ruleset = load_rules_file(rules)
-    frame = read_kcs([data], require_labels=False)
+    frame = _read(fmt, [data], require_labels=False)
     t0 = time.perf_counter()
     result = m.assess(frame, explain=explain, rules=ruleset)
     if "reasons" not in result.columns:
@@ -111,7 +150,7 @@ def score(
 def backtest(
     rules: Path = typer.Option(..., "--rules", help="Rules file (YAML or JSON)"),
     data: Path = typer.Option(..., "--data", help="Past declarations CSV (with `Fraud` for hit rates)"),
-    fmt: str = typer.Option("kcs", "--format", help="Column layout of the CSV: kcs"),
+    fmt: str = typer.Option("kcs", "--format", help="Column layout of the CSV: kcs, or platform (risk export-labels)"),
 ) -> None:
     """Run targeting rules over past declarations: hits and frauds among hits, per rule."""
     from smartcustoms.risk.rules import backtest as run_backtest
@@ -119,7 +158,7 @@ def backtest(
 
     _check_format(fmt)
     ruleset = load_rules_file(rules)
-    frame = read_kcs([data], require_labels=False)
+    frame = _read(fmt, [data], require_labels=False)
     result = run_backtest(ruleset, frame)
     typer.echo(result.to_string(index=False))
 
@@ -171,7 +210,7 @@ def models_rollback(
 @app.command("retrain")
 def retrain(
     data: list[Path] = typer.Option(..., "--data", help="Labelled declarations CSV (repeatable)"),
-    fmt: str = typer.Option("kcs", "--format", help="Column layout of the CSV: kcs"),
+    fmt: str = typer.Option("kcs", "--format", help="Column layout of the CSV: kcs, or platform (risk export-labels)"),
     window_days: int = typer.Option(365, help="Rolling window: train on the last N days of the data"),
     registry: Path = typer.Option(Path("var/risk/models"), help="Registry directory"),
 ) -> None:
@@ -179,7 +218,7 @@ def retrain(
     from smartcustoms.risk.registry import ModelRegistry
 
     _check_format(fmt)
-    frame = read_kcs(data, require_labels=True)
+    frame = _read(fmt, data, require_labels=True)
     start = frame["date"].max() - pd.Timedelta(days=window_days)
     frame = frame[frame["date"] > start].reset_index(drop=True)
     reg = ModelRegistry(registry)
@@ -195,7 +234,7 @@ def retrain(
 def audit(
     model: Path = typer.Option(..., "--model", help="Model directory written by `risk train`"),
     data: Path = typer.Option(..., "--data", help="Declaration history CSV (cleared declarations)"),
-    fmt: str = typer.Option("kcs", "--format", help="Column layout of the CSV: kcs"),
+    fmt: str = typer.Option("kcs", "--format", help="Column layout of the CSV: kcs, or platform (risk export-labels)"),
     out: Path = typer.Option(..., "--out", help="Audit list CSV"),
     top: int = typer.Option(50, help="Number of companies to list"),
 ) -> None:
@@ -204,7 +243,7 @@ def audit(
 
     _check_format(fmt)
     m = SelectivityModel.load(model, expected_format=fmt)
-    frame = read_kcs([data], require_labels=False)
+    frame = _read(fmt, [data], require_labels=False)
     ranked = rank_companies(frame, m.assess(frame, explain="none"), top=top)
     out.parent.mkdir(parents=True, exist_ok=True)
     ranked.to_csv(out, index=False, float_format="%.4f")
