@@ -22,7 +22,9 @@ if TYPE_CHECKING:
     from smartcustoms.clearance.schema import DeclarationIn
 
 log = logging.getLogger(__name__)
-MODEL_FIELDS = frozenset({"price_ratio", "importer_history", "first_time_importer", "importer_fraud_rate", "risk_score"})
+MODEL_FIELDS = frozenset(
+    {"price_ratio", "importer_history", "first_time_importer", "importer_fraud_rate", "risk_score"}
+)
 
 
 def _rows(facts: DeclarationFacts) -> list[dict[str, Any]]:

@@ -99,7 +99,9 @@ def export_labels(
             try:
                 days[name] = date.fromisoformat(value)
             except ValueError:
-                raise RiskInputError(Problem("invalid", (name,), f"--{name} must be YYYY-MM-DD, got {value!r}")) from None
+                raise RiskInputError(
+                    Problem("invalid", (name,), f"--{name} must be YYYY-MM-DD, got {value!r}")
+                ) from None
     with unit_of_work() as session:
         frame = export(session, **days)
     out.parent.mkdir(parents=True, exist_ok=True)

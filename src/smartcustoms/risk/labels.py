@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from smartcustoms.platform.errors import Problem
 from smartcustoms.risk.kcs import RiskInputError, check_labels
 
+
 def export_labels(session: Session, *, since: date | None = None, until: date | None = None) -> pd.DataFrame:
     """The platform's declarations as canonical rows (one per item) with inspection outcomes as labels.
 
@@ -42,10 +43,10 @@ def export_labels(session: Session, *, since: date | None = None, until: date | 
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         for i in session.scalars(select(InspectionRow).where(InspectionRow.declaration_id.in_(chunk))):
-            o = outcomes.setdefault(i.declaration_id, {"found": 0, "duty": 0.0, "at": i.at})
-            o["found"] = max(o["found"], 1 if i.result == "found" else 0)
-            o["duty"] += float(i.additional_duty)
-            o["at"] = max(o["at"], i.at)
+            acc = outcomes.setdefault(i.declaration_id, {"found": 0, "duty": 0.0, "at": i.at})
+            acc["found"] = max(acc["found"], 1 if i.result == "found" else 0)
+            acc["duty"] += float(i.additional_duty)
+            acc["at"] = max(acc["at"], i.at)
         for it in session.scalars(
             select(ItemRow).where(ItemRow.declaration_id.in_(chunk)).order_by(ItemRow.declaration_id, ItemRow.line_no)
         ):
@@ -53,12 +54,12 @@ def export_labels(session: Session, *, since: date | None = None, until: date | 
     rows: list[dict[str, Any]] = []
     for did, d in decls.items():
         p = d.payload or {}
-        assessed = {a.get("line_no"): a for a in (d.assessment or {}).get("items", [])}
+        assessed = {x.get("line_no"): x for x in (d.assessment or {}).get("items", [])}
         o = outcomes.get(did)
         seller = (p.get("seller") or {}).get("id") or d.exporter_id
         for it in items.get(did, []):
-            a = assessed.get(it.line_no, {})
-            value = float(a.get("customs_value") or it.value)
+            line = assessed.get(it.line_no) or {}
+            value = float(line.get("customs_value") or it.value)
             rows.append(
                 {
                     "declaration_id": d.reference,
@@ -108,7 +109,6 @@ LABEL_COLUMNS = [
 ]
 
 
-
 def canonical(frame: pd.DataFrame) -> pd.DataFrame:
     """Label export (or a CSV of it) -> the engine's canonical frame (missing columns empty)."""
     from smartcustoms.risk.kcs import CANONICAL
@@ -142,9 +142,7 @@ def read_platform(paths: Iterable[str | Path], *, require_labels: bool) -> pd.Da
         if require_labels and "fraud" not in raw.columns:
             missing.append("fraud")
         if missing:
-            raise RiskInputError(
-                [Problem("missing_column", (c,), f"{p.name}: missing column '{c}'") for c in missing]
-            )
+            raise RiskInputError([Problem("missing_column", (c,), f"{p.name}: missing column '{c}'") for c in missing])
         problems = []
         for col in ("tax_rate", "net_mass_kg", "value", "fraud", "additional_duty"):
             if col in raw.columns:

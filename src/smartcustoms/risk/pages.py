@@ -60,7 +60,16 @@ def queue(request: Request, order: str = "score", lane: str | None = None) -> Re
 
 # ---------------------------------------------------------------------------------------------- rules
 
-EMPTY_RULE = {"rule_id": "", "reason": "", "when": "", "lane": "", "score": "", "valid_from": "", "valid_to": "", "note": ""}
+EMPTY_RULE = {
+    "rule_id": "",
+    "reason": "",
+    "when": "",
+    "lane": "",
+    "score": "",
+    "valid_from": "",
+    "valid_to": "",
+    "note": "",
+}
 
 
 def _field_errors(exc: DomainError) -> dict[str, list[str]]:
@@ -202,9 +211,7 @@ def toggle_rule(
         return pages.refuse_csrf(page)
     try:
         with unit_of_work() as session:
-            service.set_enabled(
-                session, page.who, rule_id, enabled == "1", note=note, remote_addr=_addr(request)
-            )
+            service.set_enabled(session, page.who, rule_id, enabled == "1", note=note, remote_addr=_addr(request))
     except DomainError as exc:
         return pages.problems_page(page, exc)
     state = "enabled" if enabled == "1" else "disabled"
@@ -256,9 +263,7 @@ def models(request: Request) -> Response:
         m["older"] = active_at is not None and m.get("created_at", "") < active_at
         v = m.get("validation") or {}
         m["chart"] = gain_chart(v["gain"], (v.get("baseline") or {}).get("gain")) if v.get("gain") else None
-    return page.render(
-        "risk/models.html", overview=overview, can_edit=page.who.role in service.EDITORS, tab="models"
-    )
+    return page.render("risk/models.html", overview=overview, can_edit=page.who.role in service.EDITORS, tab="models")
 
 
 @router.post("/models/activate")

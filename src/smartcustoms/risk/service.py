@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +98,9 @@ def _body(form: RuleForm, version: int, enabled: bool) -> dict[str, Any]:
         try:
             score = float(form.score.strip())
         except ValueError:
-            problems.append(Problem("invalid", ("score",), f"Score must be a number between 0 and 1, got {form.score!r}"))
+            problems.append(
+                Problem("invalid", ("score",), f"Score must be a number between 0 and 1, got {form.score!r}")
+            )
     body: dict[str, Any] = {"id": rid, "version": version, "reason": form.reason.strip(), "enabled": enabled}
     if when is not None:
         body["when"] = when
@@ -265,7 +267,8 @@ def forget_rules() -> None:
 
 def active_rules(session: Session) -> RuleSet:
     """The enabled latest versions as a RuleSet; cached a few seconds per database (filing path)."""
-    key = str(session.get_bind().url)
+    bind = session.get_bind()
+    key = str(bind.engine.url)
     now = time.monotonic()
     with _rules_lock:
         hit = _rules_cache.get(key)
