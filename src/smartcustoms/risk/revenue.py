@@ -39,9 +39,9 @@ class YieldTable:
         best, best_ch = self.overall, None
         for code in hs_codes:
             ch = str(code)[:2]
-            y, n = self.chapter_yield(ch)
+            y = self.chapter_yield(ch)[0]
             if best_ch is None or y > best:
-                best, best_ch = (y if n else self.overall), ch
+                best, best_ch = y, ch
         return best, best_ch
 
     def expected(self, probability: float, hs_codes: Iterable[str]) -> ExpectedRevenue:
@@ -81,7 +81,8 @@ class ExpectedRevenue:
     def reason(self) -> str:
         """The sentence shown with the other reasons."""
         basis = (
-            f"average yield {self.yield_per_finding:,.0f} of {self.findings} findings in HS chapter {self.chapter}"
+            f"average yield {self.yield_per_finding:,.0f} of {self.findings} finding{'s' if self.findings != 1 else ''}"
+            f" in HS chapter {self.chapter}"
             if self.findings and self.chapter
             else f"average yield {self.yield_per_finding:,.0f} over all chapters"
         )
