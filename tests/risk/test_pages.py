@@ -26,9 +26,7 @@ WHEN = "all:\n  - {field: hs4, op: eq, value: '8517'}\n  - {field: origin, op: e
 def older_copy(model: SelectivityModel) -> SelectivityModel:
     """The same model saved as an earlier version (another created_at, so another content hash)."""
     m = copy.copy(model)
-    m._fitted = dataclasses.replace(
-        model.fitted, manifest={**model.manifest, "created_at": "2020-01-01T00:00:00Z"}
-    )
+    m._fitted = dataclasses.replace(model.fitted, manifest={**model.manifest, "created_at": "2020-01-01T00:00:00Z"})
     return m
 
 
@@ -59,7 +57,14 @@ def test_console_risk_pages(env_sqlite: Env, registry: tuple[str, str]) -> None:
     csrf = _field(form, "csrf")
     bad = c.post(
         "/console/risk/rules",
-        data={"csrf": csrf, "rule_id": "no spaces", "when": "{field: orign, op: eq, value: CN}", "lane": "C3", "reason": "x", "score": "lots"},
+        data={
+            "csrf": csrf,
+            "rule_id": "no spaces",
+            "when": "{field: orign, op: eq, value: CN}",
+            "lane": "C3",
+            "reason": "x",
+            "score": "lots",
+        },
     )
     assert bad.status_code == 422
     for name in ("rule_id", "when", "score"):
@@ -69,7 +74,14 @@ def test_console_risk_pages(env_sqlite: Env, registry: tuple[str, str]) -> None:
     assert c.post("/console/risk/rules", data={"csrf": "forged", "rule_id": "X"}).status_code == 403
     ok = c.post(
         "/console/risk/rules",
-        data={"csrf": csrf, "rule_id": "PHONES-CN", "when": WHEN, "lane": "C3", "reason": "Phones from CN", "note": "n1"},
+        data={
+            "csrf": csrf,
+            "rule_id": "PHONES-CN",
+            "when": WHEN,
+            "lane": "C3",
+            "reason": "Phones from CN",
+            "note": "n1",
+        },
         follow_redirects=False,
     )
     assert ok.status_code == 303 and ok.headers["location"].startswith("/console/risk/rules/PHONES-CN")

@@ -37,7 +37,9 @@ def platform_export(n: int = 1500, seed: int = 11) -> pd.DataFrame:
             "value": k["Item Price"],
             "aeo": False,
             "fraud": fraud,
-            "additional_duty": np.where(fraud == 1, np.round(k["Item Price"] * 0.2, 2), np.where(inspected, 0.0, np.nan)),
+            "additional_duty": np.where(
+                fraud == 1, np.round(k["Item Price"] * 0.2, 2), np.where(inspected, 0.0, np.nan)
+            ),
             "inspected_at": None,
             "lane": "C3",
             "risk_score": 0.5,
@@ -52,8 +54,17 @@ def test_train_and_score_on_platform_labels(
     platform_export(1000).to_csv(data, index=False)
     model = tmp_path / "m"
     code = run(
-        monkeypatch, "risk", "train", "--data", str(data), "--format", "platform", "--out", str(model),
-        "--n-estimators", "20",
+        monkeypatch,
+        "risk",
+        "train",
+        "--data",
+        str(data),
+        "--format",
+        "platform",
+        "--out",
+        str(model),
+        "--n-estimators",
+        "20",
     )
     out = capsys.readouterr().out
     assert code == 0, out
@@ -64,8 +75,19 @@ def test_train_and_score_on_platform_labels(
     assert manifest["revenue"]["source"] == YIELDS and manifest["revenue"]["overall"] > 0
     scores = tmp_path / "s.csv"
     code = run(
-        monkeypatch, "risk", "score", "--model", str(model), "--data", str(data), "--format", "platform",
-        "--out", str(scores), "--explain", "none",
+        monkeypatch,
+        "risk",
+        "score",
+        "--model",
+        str(model),
+        "--data",
+        str(data),
+        "--format",
+        "platform",
+        "--out",
+        str(scores),
+        "--explain",
+        "none",
     )
     assert code == 0
     assert len(pd.read_csv(scores)) == 1000
@@ -80,13 +102,17 @@ def test_platform_file_problems_name_the_column(
     frame = platform_export(200)
     bad = tmp_path / "bad.csv"
     frame.drop(columns=["hs_code", "fraud"]).to_csv(bad, index=False)
-    assert run(monkeypatch, "risk", "train", "--data", str(bad), "--format", "platform", "--out", str(tmp_path / "m")) == 2
+    assert (
+        run(monkeypatch, "risk", "train", "--data", str(bad), "--format", "platform", "--out", str(tmp_path / "m")) == 2
+    )
     err = capsys.readouterr().err
     assert "missing column 'hs_code'" in err and "missing column 'fraud'" in err
     frame["value"] = frame["value"].astype(object)
     frame.loc[3, "value"] = "lots"
     frame.loc[5, "date"] = "05/01/2020"
     frame.to_csv(bad, index=False)
-    assert run(monkeypatch, "risk", "train", "--data", str(bad), "--format", "platform", "--out", str(tmp_path / "m")) == 2
+    assert (
+        run(monkeypatch, "risk", "train", "--data", str(bad), "--format", "platform", "--out", str(tmp_path / "m")) == 2
+    )
     err = capsys.readouterr().err
     assert "column 'value' must be numeric; row 4 has 'lots'" in err and "column 'date' must be YYYY-MM-DD" in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -38,7 +39,10 @@ def test_yields_per_chapter_are_shrunk_to_the_overall_mean() -> None:
     assert "03" not in t.by_chapter
     e = t.expected(0.5, ["610910", "851762"])
     assert e.chapter == "61" and math.isclose(e.amount, 0.5 * 675.0), "the goods with the larger usual yield count"
-    assert e.reason() == "expected additional revenue about 338 (risk 50 % x average yield 675 of 1 finding in HS chapter 61)"
+    assert (
+        e.reason()
+        == "expected additional revenue about 338 (risk 50 % x average yield 675 of 1 finding in HS chapter 61)"
+    )
     unknown = t.expected(0.2, ["970110"])
     assert unknown.findings == 0 and math.isclose(unknown.amount, 0.2 * 600.0)
     assert "over all chapters" in unknown.reason()
@@ -78,7 +82,7 @@ def test_gain_curve_is_monotone_and_ends_at_one() -> None:
     c = gain_curve(y, s, points=10)
     assert c[0] == [0.0, 0.0] and c[-1] == [1.0, 1.0]
     assert c[1] == [0.1, round(1 / 3, 4)]
-    assert all(b[1] >= a[1] for a, b in zip(c, c[1:], strict=False))
+    assert all(b[1] >= a[1] for a, b in itertools.pairwise(c))
 
 
 def test_model_manifest_has_yields_gain_and_baseline(fitted_model: SelectivityModel) -> None:

@@ -53,7 +53,13 @@ def test_rules_are_versioned_validated_audited_and_run_at_filing(
     with pytest.raises(DomainError) as caught, unit_of_work() as s:
         service.save_rule(s, analyst, bad)
     got = _problems(caught.value)
-    assert got == {"rule_id": "invalid", "score": "invalid", "reason": "missing", "lane": "invalid", "when.field": "unknown_field"}
+    assert got == {
+        "rule_id": "invalid",
+        "score": "invalid",
+        "reason": "missing",
+        "lane": "invalid",
+        "when.field": "unknown_field",
+    }
     with pytest.raises(Conflict), unit_of_work() as s:
         service.save_rule(s, analyst, PHONES_CN)
     with pytest.raises(Forbidden), unit_of_work() as s:
@@ -75,11 +81,18 @@ def test_rules_are_versioned_validated_audited_and_run_at_filing(
     assert edited["ref"] == "PHONES-CN@v2"
     with unit_of_work() as s:
         history = service.rule_history(s, officer, "PHONES-CN")
-        assert [(h["version"], h["enabled"], h["lane"]) for h in history] == [(3, False, "C2"), (2, True, "C2"), (1, True, "C3")]
+        assert [(h["version"], h["enabled"], h["lane"]) for h in history] == [
+            (3, False, "C2"),
+            (2, True, "C2"),
+            (1, True, "C3"),
+        ]
         assert service.active_rules(s).rules == ()
         with pytest.raises(Conflict):
             service.set_enabled(s, analyst, "PHONES-CN", False)
-        actions = [a.action for a in s.scalars(select(AuditRow).where(AuditRow.entity == "targeting_rule").order_by(AuditRow.id))]
+        actions = [
+            a.action
+            for a in s.scalars(select(AuditRow).where(AuditRow.entity == "targeting_rule").order_by(AuditRow.id))
+        ]
     assert actions == ["create_rule", "edit_rule", "disable_rule"]
     r = env.client.post("/declarations", json=declaration(lrn="LRN-0002"), headers=env.h("trader"))
     assert "PHONES-CN@v3" not in r.json().get("lane_versions", []) and r.json()["lane"] == "C1"
