@@ -104,7 +104,7 @@ def test_console_risk_pages(env_sqlite: Env, registry: tuple[str, str]) -> None:
     # Models: metrics, baseline, the gain chart as inline SVG, activate / roll back.
     page = c.get("/console/risk/models").text
     assert page.count('<polyline class="model"') == 2 and '<polyline class="baseline"' in page
-    assert "Baseline: HS chapter past fraud rate" in page and "Lift at 10 % inspected" in page
+    assert "Baseline: HS chapter past fraud rate" in page and "Precision at 10 %<" in page and "Lift at 10 % inspected" in page
     assert "Roll back to this version" in page and 'name="version" value="' + old + '"' in page
     r = c.post("/console/risk/models/activate", data={"csrf": csrf, "version": old}, follow_redirects=False)
     assert r.status_code == 303
