@@ -104,7 +104,11 @@ def test_console_risk_pages(env_sqlite: Env, registry: tuple[str, str]) -> None:
     # Models: metrics, baseline, the gain chart as inline SVG, activate / roll back.
     page = c.get("/console/risk/models").text
     assert page.count('<polyline class="model"') == 2 and '<polyline class="baseline"' in page
-    assert "Baseline: HS chapter past fraud rate" in page and "Precision at 10 %<" in page and "Lift at 10 % inspected" in page
+    assert (
+        "Baseline: HS chapter past fraud rate" in page
+        and "Precision at 10 %<" in page
+        and "Lift at 10 % inspected" in page
+    )
     assert "Roll back to this version" in page and 'name="version" value="' + old + '"' in page
     r = c.post("/console/risk/models/activate", data={"csrf": csrf, "version": old}, follow_redirects=False)
     assert r.status_code == 303
@@ -117,6 +121,16 @@ def test_console_risk_pages(env_sqlite: Env, registry: tuple[str, str]) -> None:
     # Post-clearance audit list from the platform's declarations, scored by the active model.
     audit = c.get("/console/risk/audit").text
     assert 'id="audit-list"' in audit and "TW10000001" in audit
+
+    # Officers read the rules and the models but change neither.
+    officer = TestClient(create_app())
+    sign_in(officer, "officer", "officer-pw-123")
+    rules_page = officer.get("/console/risk/rules").text
+    assert "PHONES-CN" in rules_page and "/console/risk/rules/new" not in rules_page and ">Disable<" not in rules_page
+    officer_csrf = _field(officer.get("/console/risk").text, "csrf")
+    denied = officer.post("/console/risk/rules/PHONES-CN/enabled", data={"csrf": officer_csrf, "enabled": "1"})
+    assert denied.status_code == 403
+    assert "Roll back to this version" not in officer.get("/console/risk/models").text
 
     # Traders see neither the link nor the pages.
     trader = TestClient(create_app())
