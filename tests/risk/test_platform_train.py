@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from smartcustoms.risk.revenue import YIELDS
+from smartcustoms.risk.selectivity import SelectivityModel
 from tests.risk.conftest import make_kcs
 from tests.risk.test_cli import run
 
@@ -48,7 +49,7 @@ def platform_export(n: int = 1500, seed: int = 11) -> pd.DataFrame:
 
 
 def test_train_and_score_on_platform_labels(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], fitted_model: SelectivityModel
 ) -> None:
     data = tmp_path / "labels.csv"
     platform_export(1000).to_csv(data, index=False)
@@ -65,10 +66,13 @@ def test_train_and_score_on_platform_labels(
         str(model),
         "--n-estimators",
         "20",
+        "--compare",
+        str(fitted_model.save(tmp_path / "kcs-model")),
     )
     out = capsys.readouterr().out
     assert code == 0, out
     assert "time-later slice" in out and "baseline (HS chapter past fraud rate) on the same slice: AUC" in out
+    assert f"model {fitted_model.version} on the same slice: AUC" in out
     manifest = json.loads((model / "manifest.json").read_text())
     assert manifest["format"] == "platform" and manifest["version"].startswith("selectivity-platform-")
     assert manifest["training_window"]["labelled"] < manifest["training_window"]["rows"], "uninspected rows kept"

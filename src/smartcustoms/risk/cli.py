@@ -50,6 +50,9 @@ def train(
     aeo_relief: float = typer.Option(0.5, help="AEO traders' score multiplier before thresholds"),
     n_estimators: int = typer.Option(150, help="Boosting rounds"),
     seed: int = typer.Option(7, help="Random seed"),
+    compare: Path | None = typer.Option(
+        None, "--compare", help="Also score the same time-later slice with this model directory (e.g. the active one)"
+    ),
 ) -> None:
     """Train the selectivity model from labelled declarations (labels in `Fraud`)."""
     _check_format(fmt)
@@ -78,6 +81,17 @@ def train(
         typer.echo(
             f"baseline ({b['method']}) on the same slice: AUC {auc_b}, "
             f"precision@10% {b['precision@10%']:.3f}, recall@10% {b['recall@10%']:.3f}"
+        )
+    if compare is not None:
+        from smartcustoms.risk.selectivity import metrics_at_k
+
+        other = SelectivityModel.load(compare)
+        window = frame[(frame["date"] >= v["window"]["from"]) & frame["fraud"].notna()]
+        m = metrics_at_k(window["fraud"].to_numpy(), other.score(window))
+        auc_o = f"{m['auc']:.3f}" if m.get("auc") is not None else "n/a"
+        typer.echo(
+            f"model {other.version} on the same slice: AUC {auc_o}, precision@10% {m['precision@10%']:.3f}, "
+            f"recall@10% {m['recall@10%']:.3f} (optimistic if its training window covers the slice)"
         )
 
 
