@@ -77,6 +77,10 @@ def test_train_and_score_on_platform_labels(
     assert manifest["format"] == "platform" and manifest["version"].startswith("selectivity-platform-")
     assert manifest["training_window"]["labelled"] < manifest["training_window"]["rows"], "uninspected rows kept"
     assert manifest["revenue"]["source"] == YIELDS and manifest["revenue"]["overall"] > 0
+    # Registered where the API and the clearance core look for it ($SMARTCUSTOMS_RISK_REGISTRY).
+    monkeypatch.setenv("SMARTCUSTOMS_RISK_REGISTRY", str(tmp_path / "reg"))
+    assert run(monkeypatch, "risk", "models", "register", str(model)) == 0
+    assert (tmp_path / "reg" / "ACTIVE").read_text().strip() == manifest["version"]
     scores = tmp_path / "s.csv"
     code = run(
         monkeypatch,

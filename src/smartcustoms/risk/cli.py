@@ -7,6 +7,7 @@ Bad input raises `RiskInputError` (a DomainError): the platform CLI prints each 
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -21,6 +22,14 @@ from smartcustoms.risk.selectivity import SelectivityModel
 app = typer.Typer(no_args_is_help=True, help="Risk engine: selectivity model, targeting rules, model registry.")
 models_app = typer.Typer(no_args_is_help=True, help="Model registry: saved versions, the active one, rollback.")
 app.add_typer(models_app, name="models")
+
+
+REGISTRY_HELP = "Registry directory (default: $SMARTCUSTOMS_RISK_REGISTRY, else var/risk/models)"
+
+
+def registry_dir() -> Path:
+    """The registry the API and the clearance core use, so `models register` lands where filing looks."""
+    return Path(os.environ.get("SMARTCUSTOMS_RISK_REGISTRY", "var/risk/models"))
 
 
 def _check_format(fmt: str) -> None:
@@ -180,11 +189,11 @@ def backtest(
 
 
 @models_app.command("list")
-def models_list(registry: Path = typer.Option(Path("var/risk/models"), help="Registry directory")) -> None:
+def models_list(registry: Path | None = typer.Option(None, help=REGISTRY_HELP)) -> None:
     """Saved model versions, newest first; the active one is marked with *."""
     from smartcustoms.risk.registry import ModelRegistry
 
-    reg = ModelRegistry(registry)
+    reg = ModelRegistry(registry or registry_dir())
     active = reg.active_version()
     for entry in reg.versions():
         mark = "*" if entry["version"] == active else " "
@@ -201,25 +210,25 @@ def models_list(registry: Path = typer.Option(Path("var/risk/models"), help="Reg
 @models_app.command("register")
 def models_register(
     model: Path = typer.Argument(..., help="Model directory written by `risk train`"),
-    registry: Path = typer.Option(Path("var/risk/models"), help="Registry directory"),
+    registry: Path | None = typer.Option(None, help=REGISTRY_HELP),
     activate: bool = typer.Option(True, help="Make it the active version"),
 ) -> None:
     """Copy a trained model directory into the registry."""
     from smartcustoms.risk.registry import ModelRegistry
 
-    version = ModelRegistry(registry).register(model, activate=activate)
+    version = ModelRegistry(registry or registry_dir()).register(model, activate=activate)
     typer.echo(f"registered {version}" + (" (active)" if activate else ""))
 
 
 @models_app.command("rollback")
 def models_rollback(
     version: str = typer.Argument(..., help="Version to make active again"),
-    registry: Path = typer.Option(Path("var/risk/models"), help="Registry directory"),
+    registry: Path | None = typer.Option(None, help=REGISTRY_HELP),
 ) -> None:
     """Make an earlier model version the active one (the lane assessor uses the active version)."""
     from smartcustoms.risk.registry import ModelRegistry
 
-    ModelRegistry(registry).activate(version)
+    ModelRegistry(registry or registry_dir()).activate(version)
     typer.echo(f"active model is now {version}")
 
 
@@ -228,7 +237,7 @@ def retrain(
     data: list[Path] = typer.Option(..., "--data", help="Labelled declarations CSV (repeatable)"),
     fmt: str = typer.Option("kcs", "--format", help="Column layout of the CSV: kcs, or platform (risk export-labels)"),
     window_days: int = typer.Option(365, help="Rolling window: train on the last N days of the data"),
-    registry: Path = typer.Option(Path("var/risk/models"), help="Registry directory"),
+    registry: Path | None = typer.Option(None, help=REGISTRY_HELP),
 ) -> None:
     """Retrain on a rolling window and register the new version as active."""
     from smartcustoms.risk.registry import ModelRegistry
@@ -237,7 +246,7 @@ def retrain(
     frame = _read(fmt, data, require_labels=True)
     start = frame["date"].max() - pd.Timedelta(days=window_days)
     frame = frame[frame["date"] > start].reset_index(drop=True)
-    reg = ModelRegistry(registry)
+    reg = ModelRegistry(registry or registry_dir())
     active = reg.active_version()
     params = reg.load(active).get_params() if active else {}
     policy = LanePolicy(**params.pop("policy")) if params else LanePolicy()
