@@ -220,7 +220,7 @@ def toggle_rule(
 
 # ---------------------------------------------------------------------------------------------- models
 
-CHART_W, CHART_H, PAD = 360, 240, 36
+CHART_W, CHART_H, PAD, LEFT = 380, 240, 36, 56
 
 
 def gain_chart(curve: list[list[float]], baseline: list[list[float]] | None = None) -> dict[str, Any]:
@@ -228,18 +228,19 @@ def gain_chart(curve: list[list[float]], baseline: list[list[float]] | None = No
 
     def pts(c: list[list[float]]) -> str:
         return " ".join(
-            f"{PAD + x * (CHART_W - 2 * PAD):.1f},{CHART_H - PAD - y * (CHART_H - 2 * PAD):.1f}" for x, y in c
+            f"{LEFT + x * (CHART_W - LEFT - PAD):.1f},{CHART_H - PAD - y * (CHART_H - 2 * PAD):.1f}" for x, y in c
         )
 
     lift10 = next((y / x for x, y in curve if abs(x - 0.1) < 1e-6 and x > 0), None)
     ticks = [
-        {"v": v, "x": PAD + v * (CHART_W - 2 * PAD), "y": CHART_H - PAD - v * (CHART_H - 2 * PAD)}
+        {"v": v, "x": LEFT + v * (CHART_W - LEFT - PAD), "y": CHART_H - PAD - v * (CHART_H - 2 * PAD)}
         for v in (0.0, 0.25, 0.5, 0.75, 1.0)
     ]
     return {
         "w": CHART_W,
         "h": CHART_H,
         "pad": PAD,
+        "left": LEFT,
         "model": pts(curve),
         "baseline": pts(baseline) if baseline else "",
         "random": pts([[0.0, 0.0], [1.0, 1.0]]),
