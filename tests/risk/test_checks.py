@@ -63,3 +63,19 @@ def test_without_a_model_model_fields_do_not_fire_and_faults_do_not_stop_filing(
 
     monkeypatch.setattr(service, "active_rules", broken)
     assert checks.TargetingRuleCheck().check(_ctx(), None, facts()) == []  # type: ignore[arg-type]
+
+
+def test_rule_form_is_stored_as_plain_json() -> None:
+    import json
+
+    form = service.RuleForm(
+        rule_id="NEW-YEAR",
+        reason="filed on or after new year",
+        when="{field: date, op: ge, value: 2021-01-01}",
+        score="0.4",
+        valid_from="2021-01-01",
+    )
+    body = service._body(form, 1, True)
+    assert body["when"] == {"field": "date", "op": "ge", "value": "2021-01-01"}
+    assert body["score"] == 0.4 and body["valid_from"] == "2021-01-01"
+    json.dumps(body)

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +90,7 @@ def _body(form: RuleForm, version: int, enabled: bool) -> dict[str, Any]:
         problems.append(Problem("missing", ("when",), "Write the condition, e.g. {field: origin, op: eq, value: CN}"))
     else:
         try:
-            when = yaml.safe_load(form.when)
+            when = _plain(yaml.safe_load(form.when))
         except yaml.YAMLError as exc:
             problems.append(Problem("syntax", ("when",), f"The condition does not parse: {exc}"))
     score: Any = None
@@ -120,6 +120,17 @@ def _body(form: RuleForm, version: int, enabled: bool) -> dict[str, Any]:
     if problems:
         raise RuleError(problems)
     return body
+
+
+def _plain(node: Any) -> Any:
+    """YAML dates (`value: 2021-01-01`) as ISO text, so the rule is stored as plain JSON."""
+    if isinstance(node, dict):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    if isinstance(node, date):
+        return node.isoformat()
+    return node
 
 
 def _latest(session: Session) -> list[TargetingRuleRow]:
