@@ -71,11 +71,11 @@ def test_rule_form_is_stored_as_plain_json() -> None:
     form = service.RuleForm(
         rule_id="NEW-YEAR",
         reason="filed on or after new year",
-        when="{field: date, op: ge, value: 2021-01-01}",
+        when="{field: declaration_id, op: eq, value: 2021-01-01}",
         score="0.4",
         valid_from="2021-01-01",
     )
     body = service._body(form, 1, True)
-    assert body["when"] == {"field": "date", "op": "ge", "value": "2021-01-01"}
+    assert body["when"] == {"field": "declaration_id", "op": "eq", "value": "2021-01-01"}
     assert body["score"] == 0.4 and body["valid_from"] == "2021-01-01"
     json.dumps(body)
