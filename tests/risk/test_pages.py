@@ -94,6 +94,9 @@ def test_console_risk_pages(env_sqlite: Env, registry: tuple[str, str]) -> None:
     assert ref in q and "PHONES-CN@v1" in q and new in q
     assert "Targeting rule PHONES-CN v1: Phones from CN" in q and "expected additional revenue about" in q
     assert ref in c.get("/console/risk?order=revenue&lane=C3").text
+    panel = c.get(f"/console/declarations/{ref}").text
+    assert 'id="risk-panel"' in panel and 'href="/console/risk/rules/PHONES-CN">PHONES-CN@v1<' in panel
+    assert "expected additional revenue about" in panel
 
     # Disable from the list: a new version, audited.
     r = c.post("/console/risk/rules/PHONES-CN/enabled", data={"csrf": csrf, "enabled": "0"}, follow_redirects=False)
@@ -137,6 +140,7 @@ def test_console_risk_pages(env_sqlite: Env, registry: tuple[str, str]) -> None:
     sign_in(trader, "trader", "trader-pw-123")
     assert 'href="/console/risk"' not in trader.get("/console/declarations").text
     assert trader.get("/console/risk").status_code == 403
+    assert 'id="risk-panel"' not in trader.get(f"/console/declarations/{ref}").text
     assert trader.get("/console/risk/models").status_code == 403
 
 

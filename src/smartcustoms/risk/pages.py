@@ -28,6 +28,24 @@ pages.add_nav_link("/console/risk", N_("Risk"), {Role.OFFICER, Role.ANALYST, Rol
 router = APIRouter(prefix="/console/risk", include_in_schema=False)
 
 
+def risk_panel(session: Any, who: Any, d: dict[str, Any]) -> dict[str, Any] | None:
+    """The declaration page's risk section (customs staff only): expected revenue and what decided."""
+    if who is None or who.role not in service.READERS:
+        return None
+    codes = [str(i.get("tariff_code", "")) for i in d.get("items", [])]
+    expected = service.current_yields().expected(float(d.get("risk_score") or 0.0), codes)
+    versions = list(d.get("lane_versions") or [])
+    rules = [v for v in versions if "@v" in v]
+    return {
+        "expected": expected,
+        "models": [v for v in versions if v.startswith("selectivity-")],
+        "rules": [(v, v.split("@v")[0]) for v in rules],
+    }
+
+
+pages.add_panel("risk/panel.html", risk_panel)
+
+
 def _page(request: Request) -> Page | Response:
     page = pages.console_page(request)
     if isinstance(page, Page) and page.who is not None and page.who.role not in service.READERS:

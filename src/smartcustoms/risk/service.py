@@ -403,6 +403,11 @@ def risk_queue(
     return out[:limit]
 
 
+def current_yields() -> YieldTable:
+    """The active model's yield table (zero yields when no model is active)."""
+    return _yields(_safe_active_model())
+
+
 def _safe_active_model() -> Any:
     try:
         return active_model()
