@@ -63,7 +63,7 @@ def test_immediate_units_of_two_threads_take_turns(db_url: str) -> None:
                 with unit_of_work(immediate=True) as s:
                     s.scalars(select(AuditRow.id).limit(1)).all()  # read first, then write
                     audit.record(s, SYSTEM, "turn", "thread", f"{n}-{i}")
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=write, args=(n,)) for n in range(3)]
