@@ -61,18 +61,24 @@ def decode(data: bytes, *, name: str = "scan", max_side: int = MAX_SIDE) -> Scan
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data))
+            im: Image.Image = Image.open(io.BytesIO(data))
             fmt = im.format or ""
             if fmt not in FORMATS:
                 raise XrayError(
-                    Problem("unsupported_format", path, f"Format {fmt or 'unknown'} is not supported; send PNG, JPEG or TIFF")
+                    Problem(
+                        "unsupported_format",
+                        path,
+                        f"Format {fmt or 'unknown'} is not supported; send PNG, JPEG or TIFF",
+                    )
                 )
             w, h = im.size
             if w < 16 or h < 16:
                 raise XrayError(Problem("image_too_small", path, f"The image is {w}×{h}; at least 16×16 is needed"))
             if w * h > MAX_PIXELS:
                 raise XrayError(
-                    Problem("image_too_large", path, f"The image is {w}×{h}; at most {MAX_PIXELS:,} pixels are accepted")
+                    Problem(
+                        "image_too_large", path, f"The image is {w}×{h}; at most {MAX_PIXELS:,} pixels are accepted"
+                    )
                 )
             mode = im.mode
             scale = max(1.0, max(w, h) / max_side)
@@ -81,8 +87,14 @@ def decode(data: bytes, *, name: str = "scan", max_side: int = MAX_SIDE) -> Scan
             im.load()
     except XrayError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise XrayError(Problem("unsupported_format", path, f"Not a readable PNG, JPEG or TIFF image ({exc})")) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise XrayError(
+            Problem("image_too_large", path, f"The image claims more than {MAX_PIXELS:,} pixels; refused before decoding")
+        ) from None
+    except UnidentifiedImageError as exc:
+        raise XrayError(
+            Problem("unsupported_format", path, f"Not a readable PNG, JPEG or TIFF image ({exc})")
+        ) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise XrayError(Problem("corrupt_image", path, f"The image is corrupt or truncated ({exc})")) from None
     if scale > 1:

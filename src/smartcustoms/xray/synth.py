@@ -252,7 +252,9 @@ def electronics(u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> Layer
     elif kind == 1:  # phone
         body = _rect(u, v, -1, -0.5, 1, 0.5)
         inorg = np.where(body, 0.6, 0.0)
-        metal = np.where(_rect(u, v, -0.6, -0.4, 0.6, 0.4), 1.3, 0.0) + np.where(_ellipse(u, v, 0.8, 0.3, 0.08, 0.08), 1.5, 0.0)
+        metal = np.where(_rect(u, v, -0.6, -0.4, 0.6, 0.4), 1.3, 0.0) + np.where(
+            _ellipse(u, v, 0.8, 0.3, 0.08, 0.08), 1.5, 0.0
+        )
     else:  # power bank: cylindrical cells
         body = _rect(u, v, -1, -0.55, 1, 0.55)
         inorg = np.where(body, 0.35, 0.0)
@@ -341,7 +343,14 @@ class _Canvas:
         self.att = np.zeros((3, size, size), dtype=np.float32)
 
     def place(
-        self, fn: ShapeFn, rng: np.random.Generator, cx: float, cy: float, half: float, angle: float, aspect: float = 1.0
+        self,
+        fn: ShapeFn,
+        rng: np.random.Generator,
+        cx: float,
+        cy: float,
+        half: float,
+        angle: float,
+        aspect: float = 1.0,
     ) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
         """Draw a shape; return its patch window and its own total attenuation there (for the box)."""
         reach = half * 1.5 * max(1.0, aspect)
@@ -437,7 +446,10 @@ def scene(seed: int, index: int, settings: Settings) -> tuple[np.ndarray, dict[s
     if not benign:
         labels += [str(rng.choice(THREATS)) for _ in range(int(rng.integers(1, 3)))]
     lookalikes = [c for c in CLASSES if c not in THREATS]
-    labels += [str(rng.choice(lookalikes)) for _ in range(int(rng.integers(settings.lookalikes[0], settings.lookalikes[1] + 1)))]
+    labels += [
+        str(rng.choice(lookalikes))
+        for _ in range(int(rng.integers(settings.lookalikes[0], settings.lookalikes[1] + 1)))
+    ]
     anns: list[dict[str, Any]] = []
     placed: list[tuple[str, tuple[int, int, int, int], np.ndarray, tuple[int, int, int, int]]] = []
     for label in labels:
