@@ -73,6 +73,8 @@ def test_labels_and_payload_items() -> None:
     assert canonical_label("Gun") == "handgun"
     assert canonical_label("Wrench") == "tool"
     assert canonical_label("Some Thing") == "some_thing"
-    items = items_from_payload({"items": [{"line_no": 3, "description": "x", "tariff_code": "930200", "permits": ["P"]}]})
+    items = items_from_payload(
+        {"items": [{"line_no": 3, "description": "x", "tariff_code": "930200", "permits": ["P"]}]}
+    )
     assert items == [DeclaredItem(3, "x", "930200", ("P",))]
     assert Box(0, 0, 10, 10).iou(Box(5, 0, 15, 10)) == pytest.approx(1 / 3)

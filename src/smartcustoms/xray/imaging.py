@@ -89,7 +89,9 @@ def decode(data: bytes, *, name: str = "scan", max_side: int = MAX_SIDE) -> Scan
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise XrayError(
-            Problem("image_too_large", path, f"The image claims more than {MAX_PIXELS:,} pixels; refused before decoding")
+            Problem(
+                "image_too_large", path, f"The image claims more than {MAX_PIXELS:,} pixels; refused before decoding"
+            )
         ) from None
     except UnidentifiedImageError as exc:
         raise XrayError(
