@@ -16,7 +16,7 @@ def test_same_seed_same_scans_other_seed_other_scans(tmp_path: Path) -> None:
     settings = synth.Settings.named("normal", 160)
     a = synth.generate(tmp_path / "a", 3, 7, settings)
     b = synth.generate(tmp_path / "b", 3, 7, settings)
-    c = synth.generate(tmp_path / "c", 3, 8, settings)
+    synth.generate(tmp_path / "c", 3, 8, settings)
     assert json.loads(a.read_text()) == json.loads(b.read_text())
     for name in sorted((tmp_path / "a" / "images").iterdir()):
         assert name.read_bytes() == (tmp_path / "b" / "images" / name.name).read_bytes()
@@ -27,7 +27,7 @@ def test_same_seed_same_scans_other_seed_other_scans(tmp_path: Path) -> None:
 
 def test_scene_is_reproducible_per_index_and_boxes_fit() -> None:
     settings = synth.Settings.named("hard", 192)
-    rgb1, image1, anns1 = synth.scene(3, 5, settings)
+    rgb1, _image1, anns1 = synth.scene(3, 5, settings)
     rgb2, _, anns2 = synth.scene(3, 5, settings)
     assert np.array_equal(rgb1, rgb2) and anns1 == anns2
     assert rgb1.shape == (192, 192, 3) and rgb1.dtype == np.uint8
