@@ -71,3 +71,27 @@ def test_other_model_version_and_bad_data_exit_2(tiny_model: Path, tmp_path: Pat
         app, ["train", "--data", str(tmp_path / "none"), "--format", "sixray", "--out", str(tmp_path / "x")]
     )
     assert r.exit_code == 2 and "missing_data" in r.output
+
+
+def test_registry_register_activate_and_service_picks_it(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from smartcustoms.platform import settings
+    from smartcustoms.xray import service
+
+    monkeypatch.setenv("SMARTCUSTOMS_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.delenv("SMARTCUSTOMS_XRAY_MODEL", raising=False)
+    settings.get_settings.cache_clear()
+    try:
+        r = runner.invoke(app, ["register", str(tiny_model)])
+        assert r.exit_code == 0, r.output
+        version = json.loads(r.output)["registered"]
+        assert service.model_dir() == tmp_path / "var" / "xray" / "models" / version
+        assert service.detector().version_ == version
+        listed = json.loads(runner.invoke(app, ["models"]).output)
+        assert listed["active"] == version and listed["versions"][0]["version"] == version
+        r = runner.invoke(app, ["activate", "nope"])
+        assert r.exit_code == 2 and "unknown_model" in r.output
+    finally:
+        service.forget_model()
+        settings.get_settings.cache_clear()

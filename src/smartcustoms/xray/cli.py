@@ -163,6 +163,38 @@ def model_info(model: Path = typer.Option(SHIPPED, "--model")) -> None:
     typer.echo(json.dumps(card, indent=1))
 
 
+@app.command("models")
+def models_cmd() -> None:
+    """Registered model versions, newest first, and the active one."""
+    from smartcustoms.xray.registry import ModelRegistry
+
+    reg = ModelRegistry()
+    typer.echo(
+        json.dumps({"active": reg.active_version(), "root": str(reg.root), "versions": reg.versions()}, indent=1)
+    )
+
+
+@app.command("register")
+def register_cmd(
+    model: Path = typer.Argument(..., help="Model directory to register"),
+    activate: bool = typer.Option(True, "--activate/--no-activate"),
+) -> None:
+    """Copy a model directory into the registry (checked on the way) and, by default, put it in service."""
+    from smartcustoms.xray.registry import ModelRegistry
+
+    version = _guard(lambda: ModelRegistry().register(model, activate=activate))
+    typer.echo(json.dumps({"registered": version, "active": activate}))
+
+
+@app.command("activate")
+def activate_cmd(version: str = typer.Argument(...)) -> None:
+    """Put a registered version in service (or roll back to an earlier one)."""
+    from smartcustoms.xray.registry import ModelRegistry
+
+    _guard(lambda: ModelRegistry().activate(version))
+    typer.echo(json.dumps({"active": version}))
+
+
 @app.command("export-feedback")
 def export_feedback_cmd(out: Path = typer.Option(..., "--out", help="COCO folder to write")) -> None:
     """Officer-reviewed scans (confirmed boxes; all-rejected scans as negatives) as COCO training data."""
@@ -185,11 +217,9 @@ def retrain_cmd(
     max_minutes: float | None = typer.Option(None, "--max-minutes"),
     input_size: int = typer.Option(256, "--input-size", min=64, max=1024),
     seed: int = typer.Option(0, "--seed"),
+    activate: bool = typer.Option(False, "--activate", help="Register the new model and put it in service"),
 ) -> None:
-    """One command: export reviewed scans, add the base data, train, write the model.
-
-    Point SMARTCUSTOMS_XRAY_MODEL at the new directory to put it in service (it is reloaded when it changes).
-    """
+    """One command: export reviewed scans, add the base data, train, write the model (and activate it)."""
     from smartcustoms.platform.db import unit_of_work
     from smartcustoms.xray import service
 
@@ -209,6 +239,10 @@ def retrain_cmd(
                 log=_echo,
             )
             det.save(out)
+            if activate:
+                from smartcustoms.xray.registry import ModelRegistry
+
+                ModelRegistry().register(out)
         return {"model": str(out), "version": det.version_, "feedback_scans": n, **det.card_["metrics"]["validation"]}
 
     typer.echo(json.dumps(_guard(run)))

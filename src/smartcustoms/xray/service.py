@@ -49,8 +49,13 @@ _model: tuple[tuple[str, float], XrayDetector] | None = None
 
 
 def model_dir() -> Path:
-    """The model in use: SMARTCUSTOMS_XRAY_MODEL, else the one shipped inside the package."""
-    return Path(os.environ.get("SMARTCUSTOMS_XRAY_MODEL") or SHIPPED)
+    """The model in use: SMARTCUSTOMS_XRAY_MODEL, else the registry's active one, else the shipped one."""
+    from smartcustoms.xray.registry import ModelRegistry
+
+    given = os.environ.get("SMARTCUSTOMS_XRAY_MODEL")
+    if given:
+        return Path(given)
+    return ModelRegistry().active_dir() or SHIPPED
 
 
 def detector() -> XrayDetector:
@@ -58,7 +63,7 @@ def detector() -> XrayDetector:
     global _model
     directory = model_dir()
     card = directory / "model.json"
-    key = (str(directory), card.stat().st_mtime if card.exists() else 0.0)
+    key = (str(directory), card.stat().st_mtime if card.exists() else 0.0)  # cheap: one stat per scan
     with _model_lock:
         if _model is None or _model[0] != key:
             _model = (key, XrayDetector.load(directory))
