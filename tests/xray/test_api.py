@@ -223,3 +223,39 @@ def test_shipped_model_through_the_api(env_sqlite: Env, tmp_path: Path) -> None:
         "/xray/model", headers=env.h("analyst") if "analyst" in env.tokens else env.h("officer")
     ).json()
     assert card["version"] == version and "history" not in json.dumps(card["metrics"])
+
+
+def test_reviewed_scans_retrain_in_one_command(
+    env_sqlite: Env, seen: FakeDetector, tiny_data: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("torch")
+    from typer.testing import CliRunner
+
+    from smartcustoms.xray.cli import app
+
+    env = env_sqlite
+    ref = _under_check(env, "X-6")
+    body = env.client.post(f"/xray/declarations/{ref}/scans", files=_file(_png()), headers=env.h("officer")).json()
+    for d, verdict in zip(body["detections"], ("confirmed", "rejected"), strict=True):
+        env.client.post(f"/xray/detections/{d['id']}/review", json={"verdict": verdict}, headers=env.h("officer"))
+    r = CliRunner().invoke(
+        app,
+        [
+            "retrain",
+            "--out",
+            str(tmp_path / "m"),
+            "--base-data",
+            str(tiny_data),
+            "--epochs",
+            "1",
+            "--input-size",
+            "64",
+            "--width",
+            "4",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output.strip().splitlines()[-1])
+    assert out["feedback_scans"] == 1 and out["version"].startswith("xray-centernet-")
+    card = json.loads((tmp_path / "m" / CARD_FILE).read_text())
+    assert card["training_data"]["description"].startswith("1 officer-reviewed scans")

@@ -8,6 +8,8 @@ import zlib
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from smartcustoms.xray import imaging
@@ -76,3 +78,19 @@ def test_display_copies() -> None:
     assert Image.open(io.BytesIO(imaging.to_jpeg(rgb))).format == "JPEG"
     heat = Image.open(io.BytesIO(imaging.heat_png(np.linspace(0, 1, 64).reshape(8, 8))))
     assert heat.mode == "RGBA" and heat.size == (8, 8)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=300), st.sampled_from([b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00"]))
+def test_any_bytes_decode_or_fail_cleanly(data: bytes, magic: bytes) -> None:
+    try:
+        imaging.decode(magic + data)
+    except XrayError as exc:
+        assert exc.problems and exc.problems[0].code in {
+            "empty_file",
+            "unsupported_format",
+            "corrupt_image",
+            "image_too_small",
+            "image_too_large",
+            "unsupported_mode",
+        }

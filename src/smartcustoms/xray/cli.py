@@ -216,6 +216,7 @@ def retrain_cmd(
     epochs: int = typer.Option(30, "--epochs", min=1),
     max_minutes: float | None = typer.Option(None, "--max-minutes"),
     input_size: int = typer.Option(256, "--input-size", min=64, max=1024),
+    width: int = typer.Option(16, "--width", min=4, max=128),
     seed: int = typer.Option(0, "--seed"),
     activate: bool = typer.Option(False, "--activate", help="Register the new model and put it in service"),
 ) -> None:
@@ -231,7 +232,7 @@ def retrain_cmd(
             base = datasets.load_coco(base_data) if base_data else []
             if not samples and not base:
                 raise XrayError(Problem("no_training_data", ("data",), "No reviewed scans and no --base-data"))
-            det = XrayDetector(input_size=input_size, epochs=epochs, max_minutes=max_minutes, seed=seed)
+            det = XrayDetector(input_size=input_size, width=width, epochs=epochs, max_minutes=max_minutes, seed=seed)
             det.fit(
                 [*base, *samples],
                 data_description=f"{n} officer-reviewed scans"
