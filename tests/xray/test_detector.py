@@ -96,3 +96,20 @@ def test_decoding_and_calibration() -> None:
     cal = Calibration(2.0, -1.0)
     p = cal(np.array([0.5, 0.9]))
     assert p[0] == pytest.approx(1 / (1 + np.e)) and p[1] > 0.9
+
+
+def test_retraining_starts_from_a_saved_model(tiny_model: Path, tiny_data: Path) -> None:
+    pytest.importorskip("torch")
+    from smartcustoms.xray.datasets import Sample
+    from smartcustoms.xray.model import Box
+
+    card = json.loads((tiny_model / CARD_FILE).read_text())
+    assert card["torch_weights"]["file"] == "weights.pt"
+    samples = load_coco(tiny_data)
+    det = XrayDetector(input_size=64, epochs=1, batch_size=4, init_from=str(tiny_model)).fit(samples)
+    assert det.classes_ == tuple(card["classes"]) and det.width == card["params"]["width"]
+    assert det.card_["params"]["init_from"] == str(tiny_model)
+    zebra = Sample(samples[0].image, (Box(1, 1, 20, 20),), ("zebra",))
+    with pytest.raises(XrayError) as err:
+        XrayDetector(input_size=64, epochs=1, init_from=str(tiny_model)).fit([zebra, *samples])
+    assert err.value.problems[0].code == "new_classes"

@@ -75,6 +75,7 @@ def train_cmd(
     max_minutes: float | None = typer.Option(None, "--max-minutes", help="Stop training after this long"),
     seed: int = typer.Option(0, "--seed"),
     description: str = typer.Option("", "--description", help="Training data description for the model card"),
+    init: Path | None = typer.Option(None, "--init", help="Start from this model's weights (fine-tune)"),
 ) -> None:
     """Train the detector (PyTorch, CPU), export to ONNX, calibrate, and write a versioned model directory."""
     if input_size % 32:
@@ -91,6 +92,7 @@ def train_cmd(
             learning_rate=learning_rate,
             seed=seed,
             max_minutes=max_minutes,
+            init_from=str(init) if init else None,
         )
         det.fit(samples, val_samples, data_description=description or f"{fmt} data from {data}", log=_echo)
         det.save(out)
@@ -218,6 +220,7 @@ def retrain_cmd(
     input_size: int = typer.Option(256, "--input-size", min=64, max=1024),
     width: int = typer.Option(16, "--width", min=4, max=128),
     seed: int = typer.Option(0, "--seed"),
+    init: Path | None = typer.Option(None, "--init", help="Start from this model's weights (fine-tune)"),
     activate: bool = typer.Option(False, "--activate", help="Register the new model and put it in service"),
 ) -> None:
     """One command: export reviewed scans, add the base data, train, write the model (and activate it)."""
@@ -232,7 +235,14 @@ def retrain_cmd(
             base = datasets.load_coco(base_data) if base_data else []
             if not samples and not base:
                 raise XrayError(Problem("no_training_data", ("data",), "No reviewed scans and no --base-data"))
-            det = XrayDetector(input_size=input_size, width=width, epochs=epochs, max_minutes=max_minutes, seed=seed)
+            det = XrayDetector(
+                input_size=input_size,
+                width=width,
+                epochs=epochs,
+                max_minutes=max_minutes,
+                seed=seed,
+                init_from=str(init) if init else None,
+            )
             det.fit(
                 [*base, *samples],
                 data_description=f"{n} officer-reviewed scans"

@@ -33,6 +33,8 @@ FORMAT_VERSION = 1
 """Bumped when the network's inputs/outputs or the card change shape; older loaders refuse newer models."""
 MODEL_FILE = "detector.onnx"
 CARD_FILE = "model.json"
+TORCH_FILE = "weights.pt"
+"""PyTorch weights kept beside the ONNX graph so a retraining can start from this model (not used to infer)."""
 STRIDE = 4
 SHIPPED = Path(__file__).resolve().parent / "weights"
 
@@ -102,6 +104,7 @@ class XrayDetector:
         score_floor: float = 0.05,
         max_detections: int = 50,
         threads: int = 2,
+        init_from: str | None = None,
     ) -> None:
         self.input_size = input_size
         self.width = width
@@ -113,6 +116,7 @@ class XrayDetector:
         self.score_floor = score_floor
         self.max_detections = max_detections
         self.threads = threads
+        self.init_from = init_from
         self.classes_: tuple[str, ...] = ()
         self.calibration_ = Calibration()
         self.card_: dict[str, Any] = {}
@@ -122,7 +126,17 @@ class XrayDetector:
         self._session: Any = None
 
     def params(self) -> dict[str, Any]:
-        keys = ("input_size", "width", "epochs", "batch_size", "learning_rate", "seed", "max_minutes", "score_floor")
+        keys = (
+            "input_size",
+            "width",
+            "epochs",
+            "batch_size",
+            "learning_rate",
+            "seed",
+            "max_minutes",
+            "score_floor",
+            "init_from",
+        )
         return {k: getattr(self, k) for k in keys}
 
     # ------------------------------------------------------------------------------------------ training
@@ -145,9 +159,22 @@ class XrayDetector:
         classes = tuple(sorted({label for s in [*train, *val] for label in s.labels}))
         if not classes:
             raise XrayError(Problem("no_objects", ("data",), "The training scans contain no annotated objects"))
+        init = None
+        if self.init_from:
+            init, base_classes, self.width = training.load_state(Path(self.init_from))
+            if not set(classes) <= set(base_classes):
+                extra = ", ".join(sorted(set(classes) - set(base_classes)))
+                raise XrayError(
+                    Problem(
+                        "new_classes",
+                        ("init_from",),
+                        f"The data has classes the base model lacks ({extra}); train afresh",
+                    )
+                )
+            classes = base_classes
         started = time.perf_counter()
         self.classes_ = classes
-        self.net_, history = training.train(self, train, log=log)
+        self.net_, history = training.train(self, train, log=log, init=init)
         self._set_onnx(training.export_onnx(self.net_, self.input_size))
         train_seconds = time.perf_counter() - started
         raw = [self._predict_raw(read_file(str(s.image))) for s in val]
@@ -258,6 +285,13 @@ class XrayDetector:
         self._check_ready()
         directory.mkdir(parents=True, exist_ok=True)
         (directory / MODEL_FILE).write_bytes(self._onnx)
+        if self.net_ is not None:
+            from smartcustoms.xray import training
+
+            self.card_["torch_weights"] = {
+                "file": TORCH_FILE,
+                "sha256": training.save_state(self.net_, directory / TORCH_FILE),
+            }
         (directory / CARD_FILE).write_text(json.dumps(self.card_, indent=1, sort_keys=True))
         return directory
 

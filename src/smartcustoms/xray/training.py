@@ -5,6 +5,7 @@ Only `XrayDetector.fit` and the tests import this module; the product runs the e
 
 from __future__ import annotations
 
+import hashlib
 import math
 import tempfile
 import time
@@ -211,8 +212,38 @@ def _lr(base: float, progress: float) -> float:
     return base * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * (progress - 0.05) / 0.95)))
 
 
+def save_state(net: CenterNet, path: Path) -> str:
+    """Write the PyTorch weights; returns their SHA-256."""
+    torch.save(net.state_dict(), path)
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_state(model_dir: Path) -> tuple[dict[str, torch.Tensor], tuple[str, ...], int]:
+    """Weights, classes and width of a saved model, to start a retraining from it."""
+    import json
+
+    from smartcustoms.platform.errors import Problem
+    from smartcustoms.xray.detector import CARD_FILE, TORCH_FILE
+    from smartcustoms.xray.errors import XrayError
+
+    path = model_dir / TORCH_FILE
+    card_file = model_dir / CARD_FILE
+    if not path.is_file() or not card_file.is_file():
+        raise XrayError(Problem("no_weights", ("init_from",), f"{model_dir} has no {TORCH_FILE} to start from"))
+    card = json.loads(card_file.read_text())
+    expected = (card.get("torch_weights") or {}).get("sha256")
+    if expected and hashlib.sha256(path.read_bytes()).hexdigest() != expected:
+        raise XrayError(Problem("model_hash", ("init_from",), f"{TORCH_FILE} does not match its hash"))
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return state, tuple(card["classes"]), int(card.get("params", {}).get("width", 16))
+
+
 def train(
-    est: XrayDetector, samples: Sequence[Sample], *, log: Callable[[str], None] | None = None
+    est: XrayDetector,
+    samples: Sequence[Sample],
+    *,
+    log: Callable[[str], None] | None = None,
+    init: dict[str, torch.Tensor] | None = None,
 ) -> tuple[CenterNet, list[dict[str, Any]]]:
     """Train the network for `est.epochs` (or until `est.max_minutes`); returns it and per-epoch losses."""
     torch.manual_seed(est.seed)
@@ -222,6 +253,8 @@ def train(
     data = _prepare(samples, est.input_size, classes)
     grid = est.input_size // STRIDE
     net = CenterNet(len(classes), est.width)
+    if init is not None:
+        net.load_state_dict(init)
     opt = torch.optim.AdamW(net.parameters(), lr=est.learning_rate * 0.1, weight_decay=1e-4)
     steps_per_epoch = max(1, math.ceil(len(data) / est.batch_size))
     total_steps = est.epochs * steps_per_epoch
