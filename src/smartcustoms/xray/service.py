@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -33,7 +32,6 @@ from smartcustoms.xray.model import (
     DEFAULT_RULES,
     Box,
     ConsistencyRule,
-    Detection,
     conflicts,
     items_from_payload,
     rules_from_config,
@@ -279,16 +277,3 @@ def scan_view(scan: ScanRow, dets: Sequence[DetectionRow]) -> dict[str, Any]:
             for d in dets
         ],
     }
-
-
-def detections_of(dets: Sequence[DetectionRow]) -> list[Detection]:
-    return [Detection(d.label, d.score, Box(d.x1, d.y1, d.x2, d.y2)) for d in dets]
-
-
-def heat_overlay(scan: ScanRow) -> np.ndarray:
-    """Decoded heat map PNG (for tests and tools)."""
-    import io
-
-    from PIL import Image
-
-    return np.asarray(Image.open(io.BytesIO(scan.heatmap)))
