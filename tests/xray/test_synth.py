@@ -58,3 +58,17 @@ def test_hard_set_has_hidden_threats_and_benign_scans(tmp_path: Path) -> None:
     assert any(s.benign for s in samples)
     assert any(label in THREATS for s in samples for label in s.labels)
     assert all(max(s.occluded, default=0) >= 0.4 for s in samples if s.hidden)
+
+
+def test_baseline_finds_dark_metal_and_ignores_the_frame() -> None:
+    from smartcustoms.xray import baseline
+    from smartcustoms.xray.imaging import Scan
+    from smartcustoms.xray.model import Box
+
+    canvas = synth._Canvas(256)
+    canvas.att[synth.METAL, 20:236, 60:64] = 1.5  # a long rod of the suitcase frame
+    canvas.att[synth.METAL, 100:130, 120:170] = 2.0  # a compact dense metal object
+    rgb = canvas.render(np.random.default_rng(0), 0.0)
+    dets = baseline.detect(Scan(rgb, 256, 256, "PNG", "RGB", 1.0))
+    assert [d.label for d in dets] == ["handgun"]
+    assert dets[0].box.iou(Box(120, 100, 170, 130)) > 0.5

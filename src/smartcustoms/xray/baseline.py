@@ -40,6 +40,8 @@ def detect(scan: Scan) -> list[Detection]:
     for mask, kind in ((metal, "metal"), (organic, "organic")):
         for ys, xs, m in _blobs(mask, 20):
             h, w = ys.stop - ys.start, xs.stop - xs.start
+            if max(h, w) > 0.35 * max(mask.shape):  # bag frame rods, container walls: structure, not goods
+                continue
             fill = m.mean()
             elong = max(h, w) / max(1, min(h, w))
             darkness = float(1 - bright[ys, xs][m].mean() / 255)
