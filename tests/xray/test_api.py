@@ -259,3 +259,39 @@ def test_reviewed_scans_retrain_in_one_command(
     assert out["feedback_scans"] == 1 and out["version"].startswith("xray-centernet-")
     card = json.loads((tmp_path / "m" / CARD_FILE).read_text())
     assert card["training_data"]["description"].startswith("1 officer-reviewed scans")
+
+
+def test_an_amendment_is_judged_again_against_the_scans(env_sqlite: Env, seen: FakeDetector) -> None:
+    env = env_sqlite
+    ref = _under_check(env, "X-7")
+    body = env.client.post(f"/xray/declarations/{ref}/scans", files=_file(_png()), headers=env.h("officer")).json()
+    assert body["declaration"]["lane"] == "C3"
+    env.client.put(
+        "/admin/settings/lane_rules",
+        json={"random_c2_share": 0, "random_c3_share": 0, "high_value_c2": None},
+        headers=env.h("admin"),
+    )
+    config.forget()
+
+    def amend(decl: dict[str, object]) -> dict[str, object]:
+        r = env.client.post(
+            f"/declarations/{ref}/decisions",
+            json={"action": "request_amendment", "reason": "check goods"},
+            headers=env.h("officer"),
+        )
+        assert r.status_code == 200, r.text
+        r = env.client.put(
+            f"/declarations/{ref}", json={"declaration": decl, "reason": "fixed"}, headers=env.h("trader")
+        )
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    same = amend(declaration(lrn="X-7"))
+    assert same["lane"] == "C3" and same["status"] == "under_inspection"
+    assert [f["code"] for f in same["findings"]] == ["declared_vs_seen"]
+
+    meat = declaration(lrn="X-7")
+    meat["items"][0] |= {"description": "Frozen bovine cuts, boneless", "tariff_code": "020230"}
+    fixed = amend(meat)
+    assert not [f for f in fixed["findings"] if f["source"] == "xray"], fixed["findings"]
+    assert fixed["lane"] != "C3"
