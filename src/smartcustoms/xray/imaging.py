@@ -20,6 +20,7 @@ FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "TIFF": "image/tiff"}
 MAX_BYTES = 64 * 1024 * 1024
 MAX_PIXELS = 64_000_000
 """Larger images are refused before their pixels are decoded (a 8000×8000 scan is the largest we take)."""
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow's own bomb guard at the same limit (warning above it, error at 2×)
 MAX_SIDE = 2048
 """Decoded scans are downscaled to at most this side; detections are reported in original pixels."""
 
