@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 
 from smartcustoms.clearance import pages
-from smartcustoms.clearance.pages import N_
+from smartcustoms.clearance.pages import N_, _
 from smartcustoms.platform.auth import CUSTOMS_ROLES, Principal
 from smartcustoms.platform.db import unit_of_work
 from smartcustoms.platform.errors import DomainError, Forbidden, Problem
@@ -19,6 +19,24 @@ from smartcustoms.xray import service
 from smartcustoms.xray.store import ScanRow
 
 router = APIRouter(prefix="/console/xray", include_in_schema=False)
+
+CLASS_NAMES = {
+    "meat": N_("meat"),
+    "drugs": N_("drugs"),
+    "handgun": N_("handgun"),
+    "gun_part": N_("gun part"),
+    "knife": N_("knife"),
+    "cheese": N_("cheese"),
+    "book": N_("book"),
+    "electronics": N_("electronics"),
+    "tool": N_("tool"),
+}
+
+
+def class_name(label: str) -> str:
+    """The translated name of a detected class (unknown classes from other data sets as they are)."""
+    return _(CLASS_NAMES[label]) if label in CLASS_NAMES else label
+
 
 pages.add_templates(Path(__file__).resolve().parent / "templates")
 pages.add_nav_link("/console/xray", N_("X-ray"), set(CUSTOMS_ROLES))
@@ -88,7 +106,7 @@ def scan_page(request: Request, scan_id: int, heat: int = 1) -> Response:
             view = service.scan_view(scan, dets)
     except DomainError as exc:
         return pages.problems_page(page, exc)
-    return page.render("xray/scan.html", scan=view, heat=bool(heat))
+    return page.render("xray/scan.html", scan=view, heat=bool(heat), class_name=class_name)
 
 
 @router.post("/declarations/{reference}/scans")
