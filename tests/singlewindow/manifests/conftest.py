@@ -51,7 +51,7 @@ LINES: list[dict[str, Any]] = [
         "doc_ref": "EGLV000999999",
         "shipper": {"name": "Hanoi Garments"},
         "consignee": {"name": "Taipei Apparel Ltd"},
-        "description": "Cotton shirts",
+        "description": "Frozen beef cuts",
         "packages": 12,
         "gross_weight_kg": "480.5",
     },
@@ -69,3 +69,6 @@ def manifest(voyage: str = "0452E", hours: float = 48, **overrides: Any) -> dict
     }
     body.update(overrides)
     return body
+
+
+from tests.clearance.conftest import env, env_sqlite  # noqa: E402,F401  (fixtures used by this folder's tests)

@@ -63,9 +63,7 @@ def test_every_problem_is_listed_with_its_path_and_nothing_is_read() -> None:
     del body["colour"]
     with pytest.raises(ManifestError) as exc:
         parse_manifest(body)
-    assert [(p.code, p.as_dict()["loc"]) for p in exc.value.problems] == [
-        ("duplicate_document", "$.lines[1].doc_ref")
-    ]
+    assert [(p.code, p.as_dict()["loc"]) for p in exc.value.problems] == [("duplicate_document", "$.lines[1].doc_ref")]
 
 
 def test_missing_fields_and_bad_types() -> None:
@@ -91,7 +89,13 @@ def test_csv_rows_become_lines() -> None:
             "containers": f"{container('ABC', 1)}:S1/S2",
         }
     ]
-    body = {"voyage": "CI0061", "mode": "air", "port": "TWTPE", "expected_arrival": "2030-01-01T10:00", "lines": lines_from_csv_rows(rows)}
+    body = {
+        "voyage": "CI0061",
+        "mode": "air",
+        "port": "TWTPE",
+        "expected_arrival": "2030-01-01T10:00",
+        "lines": lines_from_csv_rows(rows),
+    }
     m = parse_manifest(body)
     assert m.lines[0].consignee == PartyRef("C", "TW1") and m.lines[0].containers[0].seals == ("S1", "S2")
     assert m.lines[0].gross_weight_kg == Decimal("10.5") and m.expected_arrival.tzinfo is not None
@@ -120,7 +124,9 @@ def test_the_canonical_form_reads_back_the_same(refs: list[str], packages: int, 
     delta=st.decimals(min_value=0, max_value=10**4, places=2),
     pct=st.decimals(min_value=0, max_value=50, places=1),
 )
-def test_weight_tolerance_is_the_larger_of_percentage_and_floor(manifested: Decimal, delta: Decimal, pct: Decimal) -> None:
+def test_weight_tolerance_is_the_larger_of_percentage_and_floor(
+    manifested: Decimal, delta: Decimal, pct: Decimal
+) -> None:
     rules = Rules(weight_tolerance_pct=pct, weight_tolerance_kg=Decimal(10))
     allowed = max(manifested * pct / 100, Decimal(10))
     assert weights_differ(manifested + delta, manifested, rules) == (delta > allowed)
@@ -145,15 +151,39 @@ def test_party_names_fold_legal_forms_and_punctuation() -> None:
     assert not same_party(PartyRef("Formosa Trading"), PartyRef("Kaohsiung Steel Works"), 0.8)
 
 
-def _line(key: int, doc: str, *, consignee: str = "Formosa Trading Co.", cid: str | None = "TW10000001",
-          packages: int = 10, weight: str = "100", chapters: tuple[tuple[str, float], ...] = ()) -> LineFacts:
+def _line(
+    key: int,
+    doc: str,
+    *,
+    consignee: str = "Formosa Trading Co.",
+    cid: str | None = "TW10000001",
+    packages: int = 10,
+    weight: str = "100",
+    chapters: tuple[tuple[str, float], ...] = (),
+) -> LineFacts:
     return LineFacts(key, "MF1", "V1", doc, PartyRef(consignee, cid), "goods", packages, Decimal(weight), chapters)
 
 
-def _goods(ref: str, docs: tuple[str, ...], *, weight: str = "100", packages: int | None = 10,
-           chapters: frozenset[str] = frozenset({"85"}), mode: str = "sea") -> DeclaredGoods:
-    return DeclaredGoods(ref, docs, "import", mode, PartyRef("Formosa Trading Co.", "TW10000001"),
-                         Decimal(weight), packages, chapters, arrival_date=date(2026, 1, 1))
+def _goods(
+    ref: str,
+    docs: tuple[str, ...],
+    *,
+    weight: str = "100",
+    packages: int | None = 10,
+    chapters: frozenset[str] = frozenset({"85"}),
+    mode: str = "sea",
+) -> DeclaredGoods:
+    return DeclaredGoods(
+        ref,
+        docs,
+        "import",
+        mode,
+        PartyRef("Formosa Trading Co.", "TW10000001"),
+        Decimal(weight),
+        packages,
+        chapters,
+        arrival_date=date(2026, 1, 1),
+    )
 
 
 def test_a_clean_match_has_no_discrepancies() -> None:
@@ -162,8 +192,17 @@ def test_a_clean_match_has_no_discrepancies() -> None:
 
 
 def test_each_kind_of_discrepancy() -> None:
-    lines = [_line(1, "BL1", consignee="Other Importer", cid="TW999", packages=12, weight="150",
-                   chapters=(("02", 1.0), ("16", 0.4)))]
+    lines = [
+        _line(
+            1,
+            "BL1",
+            consignee="Other Importer",
+            cid="TW999",
+            packages=12,
+            weight="150",
+            chapters=(("02", 1.0), ("16", 0.4)),
+        )
+    ]
     r = match(lines, [_goods("D1", ("BL1",)), _goods("D2", ("BL9",))], Rules(), on=date(2026, 1, 2))
     codes = sorted((d.reference, d.code) for d in r.discrepancies)
     assert codes == [
@@ -189,8 +228,9 @@ def test_split_consignments_compare_group_totals() -> None:
 def test_vague_or_unknown_descriptions_and_missing_rules() -> None:
     vague = [_line(1, "BL1", chapters=(("89", 0.2),))]
     assert match(vague, [_goods("D1", ("BL1",))], Rules()).discrepancies == []
-    air_future = DeclaredGoods("D3", ("AWB1",), "import", "air", PartyRef("A"), Decimal(1), None, frozenset(),
-                               arrival_date=date(2026, 2, 1))
+    air_future = DeclaredGoods(
+        "D3", ("AWB1",), "import", "air", PartyRef("A"), Decimal(1), None, frozenset(), arrival_date=date(2026, 2, 1)
+    )
     assert match([], [air_future], Rules(), on=date(2026, 1, 1)).discrepancies == []
     assert [d.code for d in match([], [air_future], Rules(), on=date(2026, 2, 1)).discrepancies] == ["manifest_missing"]
     road = _goods("D4", ("CMR1",), mode="road")
@@ -200,8 +240,9 @@ def test_vague_or_unknown_descriptions_and_missing_rules() -> None:
 def test_manifest_ref_narrows_to_its_manifest() -> None:
     a = LineFacts(1, "MFA", "V1", "BL1", PartyRef("Formosa Trading Co.", "TW10000001"), "x", 10, Decimal(100))
     b = LineFacts(2, "MFB", "V2", "BL1", PartyRef("Formosa Trading Co.", "TW10000001"), "x", 10, Decimal(100))
-    g = DeclaredGoods("D1", ("BL1",), "import", "sea", PartyRef("F", "TW10000001"), Decimal(100), 10,
-                      frozenset(), manifest_ref="V2")
+    g = DeclaredGoods(
+        "D1", ("BL1",), "import", "sea", PartyRef("F", "TW10000001"), Decimal(100), 10, frozenset(), manifest_ref="V2"
+    )
     assert match([a, b], [g], Rules()).lines_of == {"D1": [2]}
 
 

@@ -163,9 +163,7 @@ def put_manifest(
 
 
 @router.post("/manifests/{reference}/arrival")
-def post_arrival(
-    reference: str, body: ArrivalIn | None = None, who: Principal = Depends(principal)
-) -> dict[str, Any]:
+def post_arrival(reference: str, body: ArrivalIn | None = None, who: Principal = Depends(principal)) -> dict[str, Any]:
     with unit_of_work() as session:
         row = service.record_arrival(session, who, reference, body.at if body else None)
         return service.manifest_view(row)

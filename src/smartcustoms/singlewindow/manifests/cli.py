@@ -29,8 +29,13 @@ def _principal(username: str) -> auth.Principal:
 
 
 def read_manifest_file(
-    path: Path, *, voyage: str | None = None, mode: str | None = None, port: str | None = None,
-    arrival: str | None = None, means_id: str | None = None,
+    path: Path,
+    *,
+    voyage: str | None = None,
+    mode: str | None = None,
+    port: str | None = None,
+    arrival: str | None = None,
+    means_id: str | None = None,
 ) -> dict[str, Any]:
     """A manifest from a JSON file (the API's body) or a CSV of lines (header fields as options)."""
     try:
@@ -123,7 +128,13 @@ def follow_up_cmd(
             table = Table("Manifest", "Voyage", "Port", "Days", "Document", "Consignee", "Description", "Packages")
             for m, ln, age in found:
                 table.add_row(
-                    m.reference, m.voyage, m.port, str(age), ln.doc_ref, ln.consignee_name, ln.description[:40],
+                    m.reference,
+                    m.voyage,
+                    m.port,
+                    str(age),
+                    ln.doc_ref,
+                    ln.consignee_name,
+                    ln.description[:40],
                     str(ln.packages),
                 )
     except DomainError as exc:

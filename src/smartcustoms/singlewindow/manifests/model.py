@@ -117,7 +117,13 @@ class _Reader:
         self.problems.append(Problem(code, path, message))
 
     def text(
-        self, raw: Mapping[str, Any], key: str, path: tuple[str | int, ...], *, required: bool = True, max_len: int = 512
+        self,
+        raw: Mapping[str, Any],
+        key: str,
+        path: tuple[str | int, ...],
+        *,
+        required: bool = True,
+        max_len: int = 512,
     ) -> str | None:
         value = raw.get(key)
         if value is None or (isinstance(value, str) and not value.strip()):
@@ -533,8 +539,36 @@ def weights_differ(declared: Decimal, manifested: Decimal, rules: Rules) -> bool
 # ---------------------------------------------------------------------------------------------------- matching
 
 _SUFFIXES = frozenset(
-    "co ltd inc corp corporation company limited llc plc gmbh ag sa bv nv pte pty srl spa kk "
-    "co.,ltd coltd trading international intl group holdings enterprise enterprises".split()
+    {
+        "co",
+        "ltd",
+        "inc",
+        "corp",
+        "corporation",
+        "company",
+        "limited",
+        "llc",
+        "plc",
+        "gmbh",
+        "ag",
+        "sa",
+        "bv",
+        "nv",
+        "pte",
+        "pty",
+        "srl",
+        "spa",
+        "kk",
+        "co.,ltd",
+        "coltd",
+        "trading",
+        "international",
+        "intl",
+        "group",
+        "holdings",
+        "enterprise",
+        "enterprises",
+    }
 )
 
 
@@ -773,25 +807,25 @@ def _pair_checks(d: DeclaredGoods, lines: list[LineFacts], rules: Rules) -> list
                 )
             )
         judged = [(c, s) for c, s in ln.chapters[: rules.description_top_chapters]]
-        if d.chapters and judged and judged[0][1] >= rules.description_min_score:
-            if not d.chapters & {c for c, _ in judged}:
-                best = ", ".join(c for c, _ in judged)
-                out.append(
-                    Discrepancy(
-                        d.reference,
-                        "description_mismatch",
-                        f"Manifest line {ln.doc_ref} describes {ln.description!r} (HS chapters {best}); "
-                        f"the declared codes are in chapters {', '.join(sorted(d.chapters))}",
-                        ("items",),
-                        (ln.key,),
-                        {
-                            "declared_chapters": sorted(d.chapters),
-                            "manifested": ln.description,
-                            "manifest_chapters": [c for c, _ in judged],
-                            "doc_ref": ln.doc_ref,
-                        },
-                    )
+        judged_ok = bool(d.chapters and judged and judged[0][1] >= rules.description_min_score)
+        if judged_ok and not d.chapters & {c for c, _ in judged}:
+            best = ", ".join(c for c, _ in judged)
+            out.append(
+                Discrepancy(
+                    d.reference,
+                    "description_mismatch",
+                    f"Manifest line {ln.doc_ref} describes {ln.description!r} (HS chapters {best}); "
+                    f"the declared codes are in chapters {', '.join(sorted(d.chapters))}",
+                    ("items",),
+                    (ln.key,),
+                    {
+                        "declared_chapters": sorted(d.chapters),
+                        "manifested": ln.description,
+                        "manifest_chapters": [c for c, _ in judged],
+                        "doc_ref": ln.doc_ref,
+                    },
                 )
+            )
     return out
 
 

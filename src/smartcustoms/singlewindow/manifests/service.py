@@ -21,6 +21,7 @@ from smartcustoms.clearance.lifecycle import Lane
 from smartcustoms.platform import audit
 from smartcustoms.platform.auth import SYSTEM, Principal, Role
 from smartcustoms.platform.errors import Conflict, Forbidden, NotFound, Problem
+from smartcustoms.platform.types import iso
 from smartcustoms.singlewindow.manifests import chapters as chapter_index
 from smartcustoms.singlewindow.manifests.model import (
     SOURCE,
@@ -45,7 +46,6 @@ from smartcustoms.singlewindow.manifests.store import (
     ManifestVersionRow,
     RulesRow,
 )
-from smartcustoms.platform.types import iso
 
 CHUNK = 500
 FILERS = frozenset({Role.CARRIER, Role.ADMIN})
@@ -80,7 +80,7 @@ def set_rules(session: Session, who: Principal, raw: dict[str, Any]) -> Rules:
     """Replace the matching rules (admin): validated whole, stored as a new version."""
     if who.role is not Role.ADMIN:
         raise Forbidden(Problem("forbidden_role", (), "Only administrators change the manifest matching rules"))
-    latest = session.scalar(select(func.max(RulesRow.version))) or 0
+    latest = session.scalar(select(func.max(RulesRow.version))) or 1  # the built-in defaults are v1
     rules = rules_from(raw, latest + 1)
     session.add(RulesRow(version=rules.version, value=rules.as_dict(), at=now(), actor=who.username))
     audit.record(session, who, "set_manifest_rules", "manifest_rules", rules.version, detail=rules.as_dict())
@@ -215,7 +215,12 @@ def file_manifest(
 
 
 def replace_manifest(
-    session: Session, who: Principal, reference: str, raw: Any, *, reason: str | None = None,
+    session: Session,
+    who: Principal,
+    reference: str,
+    raw: Any,
+    *,
+    reason: str | None = None,
     remote_addr: str | None = None,
 ) -> tuple[ManifestRow, MatchSummary]:
     """Replace a manifest before arrival (the carrier's amendment); the previous version is kept."""
@@ -265,7 +270,9 @@ def record_arrival(session: Session, who: Principal, reference: str, at: datetim
         raise Forbidden(Problem("forbidden_role", (), f"Role {who.role.value} may not record arrivals"))
     row = get_row(session, who, reference, for_update=True)
     if row.arrived_at is not None:
-        raise Conflict(Problem("arrived", ("reference",), f"Arrival of {reference} was recorded at {iso(row.arrived_at)}"))
+        raise Conflict(
+            Problem("arrived", ("reference",), f"Arrival of {reference} was recorded at {iso(row.arrived_at)}")
+        )
     row.arrived_at = _aware(at) if at else now()
     row.updated_at = now()
     audit.record(session, who, "record_arrival", "manifest", row.reference, detail={"at": iso(row.arrived_at)})
@@ -347,7 +354,7 @@ def lines_for_docs(session: Session, doc_refs: Iterable[str]) -> list[LineFacts]
     out: list[LineFacts] = []
     for chunk in _chunks(refs):
         stmt = select(LineRow, ManifestRow).join(ManifestRow, LineRow.manifest_id == ManifestRow.id)
-        for line, manifest in session.execute(stmt.where(LineRow.doc_ref.in_(chunk))).tuples():
+        for line, manifest in session.execute(stmt.where(LineRow.doc_ref.in_(chunk))):
             out.append(_line_facts(line, manifest))
     return out
 
@@ -398,9 +405,14 @@ def rematch(session: Session, manifest: ManifestRow, *, who: Principal = SYSTEM)
         lines += [ln for ln in lines_for_docs(session, other_docs) if ln.manifest != manifest.reference]
     result = match(lines, goods, rules)
     values = [
-        {"id": ln.id, "declared": bool(result.declarations_of.get(ln.id)), "declarations": result.declarations_of.get(ln.id, [])}
+        {
+            "id": ln.id,
+            "declared": bool(result.declarations_of.get(ln.id)),
+            "declarations": result.declarations_of.get(ln.id, []),
+        }
         for ln in own
-        if ln.declared != bool(result.declarations_of.get(ln.id)) or ln.declarations != result.declarations_of.get(ln.id, [])
+        if ln.declared != bool(result.declarations_of.get(ln.id))
+        or ln.declarations != result.declarations_of.get(ln.id, [])
     ]
     if values:
         session.execute(update(LineRow), values)
@@ -418,8 +430,7 @@ def rematch(session: Session, manifest: ManifestRow, *, who: Principal = SYSTEM)
             ref,
             [to_finding(d, rules) for d in new],
             who=who,
-            note=f"Manifest {manifest.reference} (voyage {manifest.voyage}): "
-            + "; ".join(d.message for d in new),
+            note=f"Manifest {manifest.reference} (voyage {manifest.voyage}): " + "; ".join(d.message for d in new),
         )
         row.raised = [*(row.raised or []), *(d.key for d in new)]
         raised[ref] = len(new)
@@ -473,11 +484,11 @@ def index_declarations(session: Session, stored: Sequence[tuple[str, int, dict[s
     for chunk in _chunks(refs):
         for ref, keys in session.execute(
             select(DeclaredRow.reference, DeclaredRow.raised).where(DeclaredRow.reference.in_(chunk))
-        ).tuples():
+        ):
             old_raised[ref] = list(keys or [])
         for ref, doc in session.execute(
             select(DeclaredRefRow.reference, DeclaredRefRow.doc_ref).where(DeclaredRefRow.reference.in_(chunk))
-        ).tuples():
+        ):
             old_docs.setdefault(ref, set()).add(doc)
         session.execute(delete(DeclaredRefRow).where(DeclaredRefRow.reference.in_(chunk)))
         session.execute(delete(DeclaredRow).where(DeclaredRow.reference.in_(chunk)))
@@ -503,7 +514,7 @@ def index_declarations(session: Session, stored: Sequence[tuple[str, int, dict[s
     if ref_rows:
         session.execute(insert(_table(DeclaredRefRow)), ref_rows)
     touched = {d for s in docs_of.values() for d in s} | {d for s in old_docs.values() for d in s}
-    lines = []
+    lines: list[LineRow] = []
     for chunk in _chunks(sorted(touched)):
         lines.extend(session.scalars(select(LineRow).where(LineRow.doc_ref.in_(chunk))))
     matched_refs: set[str] = set()
@@ -578,7 +589,9 @@ def read_manifest(session: Session, who: Principal, reference: str) -> tuple[Man
 
 def versions(session: Session, who: Principal, reference: str) -> list[ManifestVersionRow]:
     row = get_row(session, who, reference)
-    stmt = select(ManifestVersionRow).where(ManifestVersionRow.manifest_id == row.id).order_by(ManifestVersionRow.version)
+    stmt = (
+        select(ManifestVersionRow).where(ManifestVersionRow.manifest_id == row.id).order_by(ManifestVersionRow.version)
+    )
     return list(session.scalars(stmt))
 
 
@@ -595,7 +608,11 @@ def list_manifests(
     if port:
         stmt = stmt.where(ManifestRow.port == port.upper())
         count = count.where(ManifestRow.port == port.upper())
-    rows = list(session.scalars(stmt.order_by(ManifestRow.expected_arrival.desc(), ManifestRow.id.desc()).limit(limit).offset(offset)))
+    rows = list(
+        session.scalars(
+            stmt.order_by(ManifestRow.expected_arrival.desc(), ManifestRow.id.desc()).limit(limit).offset(offset)
+        )
+    )
     unmatched: dict[int, int] = {}
     ids = [r.id for r in rows]
     if ids:
@@ -604,7 +621,7 @@ def list_manifests(
             .where(LineRow.manifest_id.in_(ids), LineRow.declared.is_(False))
             .group_by(LineRow.manifest_id)
         )
-        unmatched = {mid: int(n) for mid, n in session.execute(q).tuples()}
+        unmatched = {mid: int(n) for mid, n in session.execute(q)}
     return [(r, unmatched.get(r.id, 0)) for r in rows], int(session.scalar(count) or 0)
 
 
@@ -630,7 +647,7 @@ def follow_up(
     if not who.is_customs:
         stmt = stmt.where(ManifestRow.carrier == who.party_id)
     out = []
-    for m, ln in session.execute(stmt).tuples():
+    for m, ln in session.execute(stmt):
         arrived = _aware(m.arrived_at or m.expected_arrival)
         out.append((m, ln, (moment - arrived).days))
     return out
@@ -647,4 +664,4 @@ def lines_of_declaration(session: Session, reference: str) -> list[tuple[Manifes
         .where(LineRow.doc_ref.in_(docs))
         .order_by(ManifestRow.expected_arrival, LineRow.line_no)
     )
-    return [(m, ln) for m, ln in session.execute(stmt).tuples()]
+    return [(m, ln) for m, ln in session.execute(stmt)]

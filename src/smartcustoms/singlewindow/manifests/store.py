@@ -18,9 +18,7 @@ class ManifestRow(Base):
     """One voyage or flight of a carrier arriving at one port."""
 
     __tablename__ = "singlewindow_manifests_manifest"
-    __table_args__ = (
-        UniqueConstraint("carrier", "voyage", "port", name="uq_singlewindow_manifests_manifest_voyage"),
-    )
+    __table_args__ = (UniqueConstraint("carrier", "voyage", "port", name="uq_singlewindow_manifests_manifest_voyage"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     reference: Mapped[str] = mapped_column(String(24), unique=True)
