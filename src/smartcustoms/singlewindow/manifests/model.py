@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from difflib import SequenceMatcher
+from functools import lru_cache
 from typing import Any
 
 from smartcustoms.platform.errors import DomainError, Problem
@@ -572,6 +573,7 @@ _SUFFIXES = frozenset(
 )
 
 
+@lru_cache(maxsize=65_536)
 def party_key(name: str) -> str:
     """A company name folded for comparison: case, accents, punctuation and legal-form words dropped."""
     text = unicodedata.normalize("NFKC", name).casefold()
@@ -749,13 +751,19 @@ def _group_checks(
     decls: list[DeclaredGoods], lines: list[LineFacts], rules: Rules, wanted: set[str]
 ) -> list[Discrepancy]:
     out: list[Discrepancy] = []
+    manifested_w = sum((ln.gross_weight_kg for ln in lines), Decimal(0))
+    declared_w = sum((d.gross_weight_kg for d in decls), Decimal(0))
+    heavy = weights_differ(declared_w, manifested_w, rules)
+    counted = all(d.packages is not None for d in decls)
+    manifested_p = sum(ln.packages for ln in lines) if counted else 0
+    declared_p = sum(d.packages or 0 for d in decls) if counted else 0
+    if not heavy and abs(declared_p - manifested_p) <= rules.packages_tolerance:
+        return out  # the common case: nothing to say, no text to build
     keys = tuple(ln.key for ln in lines)
     docs = sorted({ln.doc_ref for ln in lines})
     refs = [d.reference for d in decls]
     split = f" (declarations {', '.join(refs)} together)" if len(decls) > 1 else ""
-    manifested_w = sum((ln.gross_weight_kg for ln in lines), Decimal(0))
-    declared_w = sum((d.gross_weight_kg for d in decls), Decimal(0))
-    if weights_differ(declared_w, manifested_w, rules):
+    if heavy:
         for d in decls:
             if d.reference in wanted:
                 out.append(
@@ -770,23 +778,19 @@ def _group_checks(
                         {"declared": str(declared_w), "manifested": str(manifested_w), "doc_refs": docs},
                     )
                 )
-    if all(d.packages is not None for d in decls):
-        manifested_p = sum(ln.packages for ln in lines)
-        declared_p = sum(d.packages or 0 for d in decls)
-        if abs(declared_p - manifested_p) > rules.packages_tolerance:
-            for d in decls:
-                if d.reference in wanted:
-                    out.append(
-                        Discrepancy(
-                            d.reference,
-                            "packages_differ",
-                            f"Declared {declared_p} packages{split} but {manifested_p} are manifested on "
-                            f"{', '.join(docs)}",
-                            ("items",),
-                            keys,
-                            {"declared": declared_p, "manifested": manifested_p, "doc_refs": docs},
-                        )
+    if counted and abs(declared_p - manifested_p) > rules.packages_tolerance:
+        for d in decls:
+            if d.reference in wanted:
+                out.append(
+                    Discrepancy(
+                        d.reference,
+                        "packages_differ",
+                        f"Declared {declared_p} packages{split} but {manifested_p} are manifested on {', '.join(docs)}",
+                        ("items",),
+                        keys,
+                        {"declared": declared_p, "manifested": manifested_p, "doc_refs": docs},
                     )
+                )
     return out
 
 
