@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from smartcustoms.clearance import checks as clearance_checks
 from smartcustoms.clearance.checks import CheckContext, Finding, Stored
 from smartcustoms.singlewindow.manifests import service
-from smartcustoms.singlewindow.manifests.model import SOURCE, Rules, declared_goods, match
+from smartcustoms.singlewindow.manifests.model import SOURCE, Rules, goods_of, match
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -31,7 +31,7 @@ class ManifestCheck:
     def check(self, ctx: CheckContext, decl: DeclarationIn, facts: DeclarationFacts) -> Sequence[Finding]:
         rules: Rules = ctx.cache.get("manifests.rules") or service.current_rules(ctx.session)
         ctx.cache["manifests.rules"] = rules
-        goods = declared_goods(FILING, decl.model_dump(mode="json"))
+        goods = goods_of(FILING, decl)
         lines = service.lines_for_docs(ctx.session, goods.doc_refs) if goods.doc_refs else []
         others = []
         if lines:
@@ -54,7 +54,7 @@ class ManifestIndex:
                 (
                     s.reference,
                     s.version,
-                    s.decl.model_dump(mode="json"),
+                    goods_of(s.reference, s.decl),
                     [str(f.detail.get("key")) for f in s.findings if f.source == SOURCE and f.detail.get("key")],
                 )
                 for s in declarations

@@ -868,3 +868,32 @@ def declared_goods(
         manifest_ref=decl.get("manifest_ref"),
         arrival_date=date.fromisoformat(arrival) if isinstance(arrival, str) else arrival,
     )
+
+
+def goods_of(reference: str, decl: Any, *, package_units: frozenset[str] = PACKAGE_UNITS) -> DeclaredGoods:
+    """The matcher's view of a `clearance.schema.DeclarationIn` read from its attributes (no JSON dump:
+    this runs on every filing)."""
+    weight = Decimal(0)
+    packages: int | None = 0
+    chapters: set[str] = set()
+    for it in decl.items:
+        weight += it.gross_mass_kg if it.gross_mass_kg is not None else it.net_mass_kg
+        code = re.sub(r"\D", "", it.tariff_code)
+        if len(code) >= 2:
+            chapters.add(code[:2])
+        if packages is not None and it.quantity_unit.lower() in package_units:
+            packages += int(it.quantity)
+        else:
+            packages = None
+    return DeclaredGoods(
+        reference=reference,
+        doc_refs=tuple(dict.fromkeys(t.reference.strip().upper() for t in decl.transport_documents)),
+        declaration_type=str(decl.type.value),
+        mode=str(decl.transport.mode.value),
+        consignee=PartyRef(decl.importer.name, decl.importer.id),
+        gross_weight_kg=weight,
+        packages=packages if decl.items else None,
+        chapters=frozenset(chapters),
+        manifest_ref=decl.manifest_ref,
+        arrival_date=decl.transport.arrival_date,
+    )

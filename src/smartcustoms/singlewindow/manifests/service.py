@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from smartcustoms.clearance.checks import Finding
@@ -379,13 +379,18 @@ def lines_for_docs(session: Session, doc_refs: Iterable[str]) -> list[LineFacts]
     """Stored manifest lines carrying any of these transport document references."""
     refs = sorted({r.upper() for r in doc_refs})
     out: list[LineFacts] = []
-    stmt = select(*_LINE_COLUMNS, ManifestRow.reference, ManifestRow.voyage).join(
-        ManifestRow, LineRow.manifest_id == ManifestRow.id
-    )
     for chunk in _chunks(refs):
-        for row in session.execute(stmt.where(LineRow.doc_ref.in_(chunk))):
+        for row in session.execute(_LINES_BY_DOC, {"docs": list(chunk)}):
             out.append(_line_facts(row, row.reference, row.voyage))
     return out
+
+
+_LINES_BY_DOC = (
+    select(*_LINE_COLUMNS, ManifestRow.reference, ManifestRow.voyage)
+    .join(ManifestRow, LineRow.manifest_id == ManifestRow.id)
+    .where(LineRow.doc_ref.in_(bindparam("docs", expanding=True)))
+)
+"""Built once: this runs on every declaration filed (statement construction was most of its cost)."""
 
 
 def declarations_for_docs(session: Session, doc_refs: Iterable[str]) -> dict[str, Indexed]:
@@ -542,11 +547,9 @@ def flag_missing(session: Session, who: Principal = SYSTEM, on: date | None = No
 # ---------------------------------------------------------------------------------------------- lifecycle
 
 
-def index_declarations(session: Session, stored: Sequence[tuple[str, int, dict[str, Any], list[str]]]) -> None:
-    """Record (reference, version, declaration JSON, already-raised keys) of new or amended declarations
+def index_declarations(session: Session, stored: Sequence[tuple[str, int, DeclaredGoods, list[str]]]) -> None:
+    """Record (reference, version, matcher's view, already-raised keys) of new or amended declarations
     and mark the manifest lines they cover."""
-    from smartcustoms.singlewindow.manifests.model import declared_goods
-
     if not stored:
         return
     refs = [s[0] for s in stored]
@@ -566,8 +569,7 @@ def index_declarations(session: Session, stored: Sequence[tuple[str, int, dict[s
     rows: list[dict[str, Any]] = []
     ref_rows: list[dict[str, Any]] = []
     docs_of: dict[str, set[str]] = {}
-    for reference, version, payload, raised in stored:
-        g = declared_goods(reference, payload)
+    for reference, version, g, raised in stored:
         docs_of[reference] = set(g.doc_refs)
         rows.append(
             {
