@@ -232,7 +232,7 @@ def test_vague_or_unknown_descriptions_and_missing_rules() -> None:
         "D3", ("AWB1",), "import", "air", PartyRef("A"), Decimal(1), None, frozenset(), arrival_date=date(2026, 2, 1)
     )
     assert match([], [air_future], Rules(), on=date(2026, 1, 1)).discrepancies == []
-    assert [d.code for d in match([], [air_future], Rules(), on=date(2026, 2, 1)).discrepancies] == ["manifest_missing"]
+    assert [d.code for d in match([], [air_future], Rules(), on=date(2026, 2, 2)).discrepancies] == ["manifest_missing"]
     road = _goods("D4", ("CMR1",), mode="road")
     assert match([], [road], Rules(), on=date(2026, 2, 1)).discrepancies == []
 

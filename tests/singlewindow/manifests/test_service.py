@@ -48,7 +48,12 @@ def test_manifest_first_then_declarations_are_checked_at_filing(env: Env) -> Non
     assert _codes(env, r2["reference"]) == ["consignee_differs", "description_mismatch", "weight_differs"]
     assert "manifest-rules-v1" in r2["lane_versions"]
 
-    missing = declaration(lrn="LRN-3", transport_documents=[{"type": "BL", "reference": "NOPE1"}])
+    two_days_ago = (datetime.now(UTC) - timedelta(days=2)).date().isoformat()
+    missing = declaration(
+        lrn="LRN-3",
+        transport={"mode": "sea", "arrival_date": two_days_ago},
+        transport_documents=[{"type": "BL", "reference": "NOPE1"}],
+    )
     r3 = env.client.post("/declarations", json=missing, headers=env.h("trader")).json()
     assert r3["lane"] == "C2" and _codes(env, r3["reference"]) == ["manifest_missing"]
 

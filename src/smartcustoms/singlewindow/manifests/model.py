@@ -426,8 +426,10 @@ class Rules:
     description_min_score: float = 0.35
     """Vague manifest descriptions ('general cargo', 'FAK') score below this and are not judged."""
     consignee_name_similarity: float = 0.8
-    missing_grace_days: int = 0
-    """A sea/air import without a manifest line is flagged once its arrival date is this many days past."""
+    missing_grace_days: int = 1
+    """A sea/air import without a manifest line is flagged once its arrival (or, when none is declared, its
+    filing) is this many days past: at filing when it arrived earlier, else by the sweep. A day's grace
+    lets a manifest filed on the arrival day catch up before anyone is flagged."""
     follow_up_days: int = 5
     """Manifest lines still undeclared this many days after arrival are listed for follow-up."""
     lanes: Mapping[str, str | None] = field(
@@ -730,9 +732,8 @@ def match(
 def _arrived(d: DeclaredGoods, on: date | None, rules: Rules) -> bool:
     if on is None:
         return False
-    if d.arrival_date is None:
-        return True
-    return (on - d.arrival_date).days >= rules.missing_grace_days
+    arrived = d.arrival_date or on
+    return (on - arrived).days >= rules.missing_grace_days
 
 
 def _missing(d: DeclaredGoods) -> Discrepancy:

@@ -569,6 +569,7 @@ def index_declarations(session: Session, stored: Sequence[tuple[str, int, Declar
     rows: list[dict[str, Any]] = []
     ref_rows: list[dict[str, Any]] = []
     docs_of: dict[str, set[str]] = {}
+    today = now().date()  # no declared arrival: judged from the filing day
     for reference, version, g, raised in stored:
         docs_of[reference] = set(g.doc_refs)
         rows.append(
@@ -576,7 +577,7 @@ def index_declarations(session: Session, stored: Sequence[tuple[str, int, Declar
                 "reference": reference,
                 "version": version,
                 "needs_manifest": g.needs_manifest,
-                "arrival_date": g.arrival_date,
+                "arrival_date": g.arrival_date or today,
                 "facts": facts_of(g),
                 "matched": False,
                 "raised": list(dict.fromkeys([*old_raised.get(reference, []), *raised])),

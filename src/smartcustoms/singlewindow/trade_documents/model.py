@@ -540,7 +540,7 @@ class Check:
 
 def _plain(v: Any) -> Any:
     if isinstance(v, Decimal):
-        return str(v.normalize()) if v == v.to_integral_value() else str(v)
+        return str(int(v)) if v == v.to_integral_value() else format(v.normalize(), "f")
     if isinstance(v, (list, tuple)):
         return [_plain(x) for x in v]
     return v
