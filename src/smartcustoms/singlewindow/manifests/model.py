@@ -236,16 +236,19 @@ def parse_manifest(raw: Any) -> Manifest:
         seen_nos: dict[int, int] = {}
         for i, item in enumerate(raw_lines):
             line = _parse_line(r, item, i)
+            raw_ref = item.get("doc_ref") if isinstance(item, Mapping) else None
+            doc_key = str(raw_ref).strip().upper() if isinstance(raw_ref, (str, int)) and str(raw_ref).strip() else None
+            if doc_key is not None:
+                if doc_key in seen_docs:
+                    r.bad(
+                        "duplicate_document",
+                        ("lines", i, "doc_ref"),
+                        f"Transport document {doc_key} is already on line {seen_docs[doc_key] + 1}",
+                    )
+                else:
+                    seen_docs[doc_key] = i
             if line is None:
                 continue
-            if line.doc_ref.upper() in seen_docs:
-                r.bad(
-                    "duplicate_document",
-                    ("lines", i, "doc_ref"),
-                    f"Transport document {line.doc_ref} is already on line {seen_docs[line.doc_ref.upper()] + 1}",
-                )
-            else:
-                seen_docs[line.doc_ref.upper()] = i
             if line.line_no in seen_nos:
                 r.bad("duplicate_line_no", ("lines", i, "line_no"), f"Line number {line.line_no} is used twice")
             else:
