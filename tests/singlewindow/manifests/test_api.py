@@ -53,6 +53,7 @@ def test_bad_manifest_lists_every_problem_and_stores_nothing(env_sqlite: Env) ->
     assert r.status_code == 422
     assert {(p["code"], p["loc"]) for p in r.json()["problems"]} == {
         ("unknown_mode", "$.mode"),
+        ("duplicate_document", "$.lines[1].doc_ref"),
         ("negative", "$.lines[0].packages"),
         ("negative", "$.lines[1].gross_weight_kg"),
     }

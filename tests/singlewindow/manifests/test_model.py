@@ -51,6 +51,7 @@ def test_every_problem_is_listed_with_its_path_and_nothing_is_read() -> None:
     got = {(p.code, p.as_dict()["loc"]) for p in exc.value.problems}
     assert got == {
         ("unknown_mode", "$.mode"),
+        ("duplicate_document", "$.lines[1].doc_ref"),
         ("negative", "$.lines[0].packages"),
         ("negative", "$.lines[1].gross_weight_kg"),
         ("bad_container_number", "$.lines[1].containers[0].number"),

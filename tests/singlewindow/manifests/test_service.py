@@ -13,7 +13,7 @@ from smartcustoms.platform.db import unit_of_work
 from smartcustoms.platform.errors import Conflict, NotFound
 from smartcustoms.singlewindow.manifests import service
 from smartcustoms.singlewindow.manifests.model import ManifestError
-from smartcustoms.singlewindow.manifests.store import LineRow, ManifestRow
+from smartcustoms.singlewindow.manifests.store import DeclaredRow, LineRow, ManifestRow
 from tests.clearance.conftest import Env, declaration
 from tests.singlewindow.manifests.conftest import manifest
 
@@ -105,9 +105,15 @@ def test_replace_before_arrival_only_and_versions_kept(env: Env) -> None:
     with unit_of_work() as s:
         row, _ = service.file_manifest(s, carrier, manifest())
         ref = row.reference
+    second = declaration(lrn="R-2", transport_documents=[{"type": "BL", "reference": "EGLV000999999"}])
+    second_ref = env.client.post("/declarations", json=second, headers=env.h("trader")).json()["reference"]
+    with unit_of_work() as s:
+        assert s.scalar(select(DeclaredRow.matched).where(DeclaredRow.reference == second_ref)) is True
     with unit_of_work() as s:
         row, _ = service.replace_manifest(s, carrier, ref, manifest(lines=manifest()["lines"][:1]), reason="one B/L")
         assert row.version == 2 and row.line_count == 1
+    with unit_of_work() as s:
+        assert s.scalar(select(DeclaredRow.matched).where(DeclaredRow.reference == second_ref)) is False
     with unit_of_work() as s:
         assert [v.version for v in service.versions(s, carrier, ref)] == [1, 2]
         assert s.scalar(select(func.count()).select_from(LineRow)) == 1

@@ -244,6 +244,7 @@ def replace_manifest(
             Problem("duplicate_manifest", ("voyage",), f"Voyage {m.voyage} at {m.port} is manifest {clash.reference}")
         )
     at = now()
+    old_docs = set(session.scalars(select(LineRow.doc_ref).where(LineRow.manifest_id == row.id)))
     session.execute(delete(LineRow).where(LineRow.manifest_id == row.id))
     session.execute(insert(_table(LineRow)), _line_values(row.id, m))
     row.version += 1
@@ -264,7 +265,27 @@ def replace_manifest(
         note=reason,
         detail={"version": row.version, "lines": len(m.lines)},
     )
-    return row, rematch(session, row)
+    summary = rematch(session, row)
+    _refresh_matched(session, old_docs - {line.doc_ref for line in m.lines})
+    return row, summary
+
+
+def _refresh_matched(session: Session, dropped_docs: set[str]) -> None:
+    """Declarations whose transport documents left a replaced manifest: still matched elsewhere?"""
+    if not dropped_docs:
+        return
+    declared = declarations_for_docs(session, dropped_docs)
+    if not declared:
+        return
+    docs_of = {ref: goods_from_facts(ref, d.facts).doc_refs for ref, d in declared.items()}
+    present = {ln.doc_ref for ln in lines_for_docs(session, {x for docs in docs_of.values() for x in docs})}
+    changes = [
+        {"id": d.id, "matched": any(x in present for x in docs_of[ref])}
+        for ref, d in declared.items()
+        if d.matched != any(x in present for x in docs_of[ref])
+    ]
+    if changes:
+        session.execute(update(DeclaredRow), changes)
 
 
 def record_arrival(session: Session, who: Principal, reference: str, at: datetime | None = None) -> ManifestRow:
