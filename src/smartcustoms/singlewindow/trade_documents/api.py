@@ -6,6 +6,7 @@ import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from smartcustoms.platform.auth import Principal, Role
@@ -51,11 +52,18 @@ async def post_scan(
     told from its bytes). The fields OCR read are compared like a structured invoice; the reply lists
     what could not be read."""
     content = await request.body()
-    with unit_of_work() as session:
-        service.check_access(session, who, reference, attach=True)
     if languages is not None and not re.fullmatch(r"[a-z_]{3,16}(\+[a-z_]{3,16}){0,3}", languages):
         raise TradeDocumentError(Problem("bad_languages", ("languages",), "Languages like eng or eng+chi_tra"))
-    scan = service.read_scan(content, languages)  # seconds of OCR: outside any transaction
+    # OCR takes seconds: it runs in the thread pool, outside any transaction, never on the event loop
+    return await run_in_threadpool(_scan, who, reference, content, file_name, languages, client_addr(request))
+
+
+def _scan(
+    who: Principal, reference: str, content: bytes, file_name: str | None, languages: str | None, addr: str | None
+) -> dict[str, Any]:
+    with unit_of_work() as session:
+        service.check_access(session, who, reference, attach=True)
+    scan = service.read_scan(content, languages)
     with unit_of_work() as session:
         doc, report = service.attach(
             session,
@@ -67,7 +75,7 @@ async def post_scan(
             file_name=file_name,
             text=scan.text,
             unread=scan.unread,
-            remote_addr=client_addr(request),
+            remote_addr=addr,
         )
         return _out(doc, report, ocr={"method": scan.method, "format": scan.format, "unread": scan.unread})
 
