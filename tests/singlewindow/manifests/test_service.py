@@ -155,3 +155,24 @@ def test_carriers_see_only_their_manifests_and_follow_up(env: Env) -> None:
         assert due[0][2] >= 9
         assert service.follow_up(s, other_who) == []
         assert service.follow_up(s, _who("officer"), days=30) == []
+
+
+def test_a_rejected_declaration_no_longer_covers_its_line(env: Env) -> None:
+    from smartcustoms.clearance import config
+    from smartcustoms.clearance import service as clearance
+    from smartcustoms.clearance.schema import DecisionIn
+
+    with unit_of_work() as s:
+        config.put(s, auth.SYSTEM, "lane_rules", {"random_c2_share": 1.0, "random_c3_share": 0, "high_value_c2": None})
+    config.forget()
+    with unit_of_work() as s:
+        row, _ = service.file_manifest(s, _who("carrier"), manifest())
+        ref = row.reference
+    filed = env.client.post("/declarations", json=declaration(), headers=env.h("trader")).json()
+    assert filed["status"] == "under_check", filed
+    with unit_of_work() as s:
+        assert service.read_manifest(s, _who("officer"), ref)[1][0].declared
+        clearance.decide(s, _who("officer"), filed["reference"], DecisionIn(action="reject", reason="wrong goods"))
+    with unit_of_work() as s:
+        first = service.read_manifest(s, _who("officer"), ref)[1][0]
+        assert not first.declared and first.declarations == []

@@ -62,7 +62,8 @@ class ManifestIndex:
         )
 
     def moved(self, session: Session, row: DeclarationRow, action: Action, frm: Status, to: Status) -> None:
-        return None
+        if to.value == "rejected":
+            service.forget_declaration(session, row.reference)
 
 
 def register() -> None:

@@ -627,6 +627,22 @@ def index_declarations(session: Session, stored: Sequence[tuple[str, int, Declar
             session.execute(update(DeclaredRow).where(DeclaredRow.reference.in_(chunk)).values(matched=True))
 
 
+def forget_declaration(session: Session, reference: str) -> None:
+    """A rejected declaration no longer covers its manifest lines: they go back to the follow-up list."""
+    docs = list(session.scalars(select(DeclaredRefRow.doc_ref).where(DeclaredRefRow.reference == reference)))
+    session.execute(delete(DeclaredRefRow).where(DeclaredRefRow.reference == reference))
+    session.execute(delete(DeclaredRow).where(DeclaredRow.reference == reference))
+    if not docs:
+        return
+    changes = []
+    for line in session.execute(select(LineRow.id, LineRow.declarations).where(LineRow.doc_ref.in_(docs))):
+        covering = [r for r in line.declarations or [] if r != reference]
+        if covering != (line.declarations or []):
+            changes.append({"id": line.id, "declarations": covering, "declared": bool(covering)})
+    if changes:
+        session.execute(update(LineRow), changes)
+
+
 # ---------------------------------------------------------------------------------------------- reading
 
 
