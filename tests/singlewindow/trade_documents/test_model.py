@@ -157,3 +157,39 @@ def test_reading_an_invoice_from_text_reports_what_is_missing() -> None:
     assert any("add up" in u for u in got.unread)
     assert {"invoice date: not found", "buyer: not found"} <= set(got.unread)
     parse_document("invoice", got.data)
+
+
+words = st.text(st.characters(whitelist_categories=("Lu", "Ll"), max_codepoint=0x7F), min_size=3, max_size=10).filter(
+    lambda w: w.lower() not in ("total", "amount", "due")
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    lines=st.lists(
+        st.tuples(
+            st.lists(words, min_size=1, max_size=3),
+            st.integers(1, 99_999),
+            st.decimals(min_value=Decimal("0.01"), max_value=Decimal("9999.99"), places=2),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    european=st.booleans(),
+)
+def test_invoice_lines_printed_either_way_read_back(
+    lines: list[tuple[list[str], int, Decimal]], european: bool
+) -> None:
+    show = _european if european else _english
+    rows = []
+    total = Decimal(0)
+    for n, (desc, qty, price) in enumerate(lines, 1):
+        amount = price * qty
+        total += amount
+        rows.append(f"{n}  {' '.join(desc)}  {qty}  {show(price)}  {show(amount)}")
+    text = "Invoice No: X-1\nCurrency: USD\n" + "\n".join(rows) + f"\nTotal: USD {show(total)}\n"
+    got = read_invoice(text)
+    assert [Decimal(ln["amount"]) for ln in got.data["lines"]] == [p * q for _, q, p in lines]
+    assert [ln["description"] for ln in got.data["lines"]] == [" ".join(d) for d, _, _ in lines]
+    assert Decimal(got.data["total"]) == total
+    assert not [u for u in got.unread if "line" in u or "add up" in u]

@@ -20,7 +20,7 @@ _LABELS = {
     "seller": r"(?:seller|exporter|shipper|vendor|sold\s*by|賣方|出口商|賣方名稱)",
     "buyer": r"(?:buyer|importer|consignee|sold\s*to|bill\s*to|買方|進口商|買方名稱)",
     "currency": r"(?:currency|幣別|幣值|貨幣)",
-    "total": r"(?:grand\s*total|total\s*amount|amount\s*due|invoice\s*total|total|總計|合計|總金額|總額)",
+    "total": r"(?:\b(?:grand\s*total|total\s*amount|amount\s*due|invoice\s*total|total)\b|總計|合計|總金額|總額)",
     "incoterm": r"(?:incoterms?|terms?\s*of\s*delivery|交貨條件|貿易條件)",
 }
 _INCOTERMS = ("EXW", "FCA", "FAS", "FOB", "CFR", "CIF", "CPT", "CIP", "DAP", "DPU", "DDP")
