@@ -401,7 +401,7 @@ def lines_for_docs(session: Session, doc_refs: Iterable[str]) -> list[LineFacts]
     refs = sorted({r.upper() for r in doc_refs})
     out: list[LineFacts] = []
     for chunk in _chunks(refs):
-        for row in session.execute(_LINES_BY_DOC, {"docs": list(chunk)}):
+        for row in session.connection().execute(_LINES_BY_DOC, {"docs": list(chunk)}):
             out.append(_line_facts(row, row.reference, row.voyage))
     return out
 
