@@ -36,7 +36,7 @@ PACKING_LIST: dict[str, Any] = {
     "packages": "40",
     "gross_weight_kg": "236",
     "net_weight_kg": "212.5",
-    "containers": ["EGHU1234560"],
+    "containers": ["EGHU1234562"],
     "lines": [
         {
             "description": "Smartphones",
@@ -61,7 +61,7 @@ BILL_OF_LADING: dict[str, Any] = {
     "packages": "40",
     "gross_weight_kg": "236",
     "description": "Smartphones and cotton T-shirts",
-    "containers": ["EGHU1234560"],
+    "containers": ["EGHU1234562"],
 }
 
 

@@ -193,3 +193,15 @@ def test_invoice_lines_printed_either_way_read_back(
     assert [ln["description"] for ln in got.data["lines"]] == [" ".join(d) for d, _, _ in lines]
     assert Decimal(got.data["total"]) == total
     assert not [u for u in got.unread if "line" in u or "add up" in u]
+
+
+def test_document_containers_are_checked_against_the_manifest() -> None:
+    docs = {k: parse_document(k, doc(k)) for k in ("packing_list", "bill_of_lading")}
+    same = compare(declaration(), docs, Rules(), manifest_containers=["EGHU1234562"])
+    assert {c.result for c in same if c.field == "containers (vs manifest)"} == {"match"}
+    other = compare(declaration(), docs, Rules(), manifest_containers=["MSCU0000001", "EGHU1234562"])
+    bad = [c for c in other if c.field == "containers (vs manifest)"]
+    assert [(c.document, c.result, c.severity) for c in bad] == [
+        ("packing_list", "mismatch", "medium"),
+        ("bill_of_lading", "mismatch", "medium"),
+    ]

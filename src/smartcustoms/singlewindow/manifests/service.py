@@ -643,6 +643,16 @@ def forget_declaration(session: Session, reference: str) -> None:
         session.execute(update(LineRow), changes)
 
 
+def containers_for_docs(session: Session, doc_refs: Iterable[str]) -> list[str]:
+    """Container numbers the manifests carry for these transport documents (for the document cross-check)."""
+    refs = sorted({r.upper() for r in doc_refs})
+    found: set[str] = set()
+    for chunk in _chunks(refs):
+        for containers in session.scalars(select(LineRow.containers).where(LineRow.doc_ref.in_(chunk))):
+            found.update(str(c["number"]) for c in containers or [])
+    return sorted(found)
+
+
 # ---------------------------------------------------------------------------------------------- reading
 
 

@@ -33,7 +33,8 @@ class DocumentCheck:
             return unreadable
         rules = ctx.cache.get("trade_documents.rules") or service.current_rules(ctx.session)
         ctx.cache["trade_documents.rules"] = rules
-        checks = compare(decl.model_dump(mode="json"), docs, rules)
+        payload = decl.model_dump(mode="json")
+        checks = compare(payload, docs, rules, service.manifested_containers(ctx.session, payload))
         return [*unreadable, *service.findings_for(checks, rules)]
 
 

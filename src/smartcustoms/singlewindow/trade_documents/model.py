@@ -699,8 +699,17 @@ def _pair_lines(items: Sequence[Mapping[str, Any]], descriptions: Sequence[str |
     return sorted(out)
 
 
-def compare(decl: Mapping[str, Any], documents: Mapping[str, Document], rules: Rules) -> list[Check]:
-    """Compare the declaration (its JSON form) with each attached document, field by field."""
+def compare(
+    decl: Mapping[str, Any],
+    documents: Mapping[str, Document],
+    rules: Rules,
+    manifest_containers: Sequence[str] = (),
+) -> list[Check]:
+    """Compare the declaration (its JSON form) with each attached document, field by field.
+
+    `manifest_containers`: the container numbers the carrier manifested for the declared transport
+    documents (the declaration itself carries none); the documents' containers are checked against them.
+    """
     rep = _Report(rules)
     items: list[Mapping[str, Any]] = list(decl.get("items") or [])
     inv = documents.get(INVOICE)
@@ -712,6 +721,20 @@ def compare(decl: Mapping[str, Any], documents: Mapping[str, Document], rules: R
     bl = documents.get(BILL_OF_LADING)
     if isinstance(bl, BillOfLading):
         _compare_bl(rep, decl, items, bl, pl if isinstance(pl, PackingList) else None)
+    if manifest_containers:
+        manifested = sorted(set(manifest_containers))
+        for kind, d in ((PACKING_LIST, pl), (BILL_OF_LADING, bl)):
+            if isinstance(d, (PackingList, BillOfLading)) and d.containers:
+                listed = sorted(set(d.containers))
+                rep.add(
+                    kind,
+                    "containers (vs manifest)",
+                    "containers",
+                    ("transport_documents",),
+                    manifested,
+                    listed,
+                    listed == manifested,
+                )
     return rep.checks
 
 

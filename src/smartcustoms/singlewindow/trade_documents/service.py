@@ -223,7 +223,7 @@ def run_comparison(
     rules = current_rules(session)
     latest = latest_documents(session, row.reference)
     parsed: dict[str, Document] = {k: parse_document(k, d.data) for k, d in latest.items()}
-    checks = compare(row.payload, parsed, rules)
+    checks = compare(row.payload, parsed, rules, manifested_containers(session, row.payload))
     previous = _latest_report(session, row.reference)
     raised = list(dict.fromkeys([*(previous.raised if previous else []), *preraised]))
     new = findings_for(checks, rules, set(raised))
@@ -253,6 +253,13 @@ def run_comparison(
     session.add(report)
     session.flush()
     return report
+
+
+def manifested_containers(session: Session, payload: dict[str, Any]) -> list[str]:
+    from smartcustoms.singlewindow.manifests.service import containers_for_docs
+
+    refs = [str(t.get("reference", "")) for t in payload.get("transport_documents") or []]
+    return containers_for_docs(session, refs) if refs else []
 
 
 def report(session: Session, who: Principal, reference: str, version: int | None = None) -> ReportRow:
