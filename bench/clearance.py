@@ -166,7 +166,11 @@ def _wrk(port: int, token: str, args: argparse.Namespace, run: str, seconds: int
 def bench_api(url: str, args: argparse.Namespace, label: str) -> dict[str, Any]:
     tokens = prepare(url)
     port = free_port()
-    env = os.environ | {"SMARTCUSTOMS_DATABASE_URL": url, "PYTHONPATH": str(ROOT / "src")}
+    env = os.environ | {
+        "SMARTCUSTOMS_DATABASE_URL": url,
+        "PYTHONPATH": str(ROOT / "src"),
+        "SMARTCUSTOMS_WARM_START": "1",
+    }
     cmd = [
         sys.executable,
         "-m",

@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import date
+
 from fastapi import FastAPI
 
+from smartcustoms.platform.runtime import settle_heap
 from smartcustoms.platform.settings import get_settings
 from smartcustoms.platform.slices import SLICES, slice_module
 from smartcustoms.platform.web import BodyLimit, install_error_handlers
 
+log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    if get_settings().warm_start:
+        try:
+            from smartcustoms.clearance.service import tariff_index
+
+            tariff_index(date.today())
+        except Exception:
+            log.warning("tariff index not loaded at start-up", exc_info=True)
+        settle_heap()
+    yield
+
 
 def create_app() -> FastAPI:
     app = FastAPI(
+        lifespan=_lifespan,
         title="Smart Customs",
         version="0.1.0",
         description="Customs clearance platform: declarations, duty, lanes, risk, tariff, single window.",

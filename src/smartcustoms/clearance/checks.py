@@ -89,6 +89,9 @@ class CheckContext:
 
 
 class DeclarationCheck(Protocol):
+    """A check may also define `prefetch(ctx, decls)`: called once before a batch's filings are checked,
+    so it can read what the whole batch needs in one query and keep it in `ctx.cache`."""
+
     name: str
 
     def check(self, ctx: CheckContext, decl: DeclarationIn, facts: DeclarationFacts) -> Sequence[Finding]: ...
@@ -163,6 +166,14 @@ def run_checks(ctx: CheckContext, decl: DeclarationIn, facts: DeclarationFacts) 
     for check in checks():
         found.extend(check.check(ctx, decl, facts))
     return tuple(found)
+
+
+def prefetch(ctx: CheckContext, decls: Sequence[DeclarationIn]) -> None:
+    """Let the checks that can read ahead for a whole batch do so (one query instead of one per filing)."""
+    for check in checks():
+        ahead = getattr(check, "prefetch", None)
+        if ahead is not None:
+            ahead(ctx, decls)
 
 
 def fold(decision: LaneDecision, findings: Sequence[Finding]) -> LaneDecision:

@@ -24,6 +24,7 @@ from smartcustoms.clearance import service
 from smartcustoms.clearance.schema import DeclarationIn
 from smartcustoms.platform import auth, db
 from smartcustoms.platform.errors import DomainError, Problem
+from smartcustoms.platform.runtime import settle_heap
 
 Source = bytes | str | dict[str, Any]
 """One filing: its JSON text (a JSON Lines line) or the decoded object."""
@@ -135,6 +136,9 @@ def ingest(
             progress(done)
 
     _principal(username)  # an unknown user fails here, before any work starts
+    with db.unit_of_work(read_only=True) as session:
+        service.Context(session, on or service.now().date())  # tariff index and rules, shared by forked workers
+    settle_heap()
     if workers == 1 or len(sources) <= chunk:
         for start, part in _chunks(sources, chunk):
             merge(ingest_chunk(username, start, part, on), len(part))

@@ -644,6 +644,9 @@ def plan_batch(
     day = on or now().date()
     ctx = Context(session, day, who)
     known = _known(session, {(d.declarant.id, d.lrn) for d in decls})
+    checks.prefetch(
+        CheckContext(session, who, day, ctx.cache), [d for d in decls if (d.declarant.id, d.lrn) not in known]
+    )
     in_batch: dict[tuple[str, str], str] = {}
     for i, decl in enumerate(decls, first):
         key = (decl.declarant.id, decl.lrn)

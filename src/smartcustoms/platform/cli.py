@@ -64,8 +64,14 @@ def serve(
     workers: int = typer.Option(1, help="Worker processes"),
 ) -> None:
     """Serve the API (OpenAPI at /docs) and the web console."""
+    import os
+
     import uvicorn
 
+    os.environ.setdefault("SMARTCUSTOMS_WARM_START", "1")  # inherited by every worker process
+    from smartcustoms.platform.settings import get_settings
+
+    get_settings.cache_clear()
     uvicorn.run("smartcustoms.api:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
 
 

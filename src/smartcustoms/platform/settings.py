@@ -25,6 +25,9 @@ class Settings:
     de_minimis: Decimal = field(default_factory=lambda: Decimal(_env("DE_MINIMIS", "2000")))
     vat_rate: Decimal = field(default_factory=lambda: Decimal(_env("VAT_RATE", "0.05")))
     shared_data_dir: Path = field(default_factory=lambda: Path(_env("SHARED_DATA", "../shared/data")))
+    warm_start: bool = field(default_factory=lambda: _env("WARM_START", "0") == "1")
+    """Load the tariff index when the server starts, then keep start-up data out of the garbage collector's
+    way (`serve` turns it on; tests leave it off)."""
 
 
 @lru_cache(maxsize=1)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from smartcustoms.clearance import checks as clearance_checks
 from smartcustoms.clearance.checks import CheckContext, Finding, Stored
 from smartcustoms.singlewindow.manifests import service
-from smartcustoms.singlewindow.manifests.model import SOURCE, Rules, goods_of, match
+from smartcustoms.singlewindow.manifests.model import SOURCE, LineFacts, Rules, goods_of, match
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -32,7 +32,7 @@ class ManifestCheck:
         rules: Rules = ctx.cache.get("manifests.rules") or service.current_rules(ctx.session)
         ctx.cache["manifests.rules"] = rules
         goods = goods_of(FILING, decl)
-        lines = service.lines_for_docs(ctx.session, goods.doc_refs) if goods.doc_refs else []
+        lines = self._lines(ctx, goods.doc_refs) if goods.doc_refs else []
         others = []
         if lines:
             for ref, row in service.declarations_for_docs(ctx.session, goods.doc_refs).items():
@@ -40,6 +40,23 @@ class ManifestCheck:
                     others.append(service.goods_from_facts(ref, row.facts))
         result = match(lines, [goods, *others], rules, on=ctx.on, judge=[FILING])
         return [service.to_finding(d, rules) for d in result.discrepancies if d.reference == FILING]
+
+    def prefetch(self, ctx: CheckContext, decls: Sequence[DeclarationIn]) -> None:
+        """A batch's manifest lines in one query, by transport document reference."""
+        refs = {ref.upper() for d in decls for ref in goods_of(FILING, d).doc_refs}
+        by_doc: dict[str, list[LineFacts]] = {ref: [] for ref in refs}
+        if refs:
+            for line in service.lines_for_docs(ctx.session, refs):
+                by_doc.setdefault(line.doc_ref.upper(), []).append(line)
+        ctx.cache["manifests.lines"] = by_doc
+
+    @staticmethod
+    def _lines(ctx: CheckContext, doc_refs: Sequence[str] | frozenset[str]) -> list[LineFacts]:
+        ahead: dict[str, list[LineFacts]] | None = ctx.cache.get("manifests.lines")
+        refs = {r.upper() for r in doc_refs}
+        if ahead is not None and refs <= ahead.keys():
+            return [line for ref in sorted(refs) for line in ahead[ref]]
+        return service.lines_for_docs(ctx.session, refs)
 
 
 class ManifestIndex:
