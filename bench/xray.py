@@ -78,10 +78,10 @@ def _scores(preds: list[list[Detection]], samples: list[Sample], classes: list[s
     }
 
 
-def _false_alarms(preds: list[list[Detection]], samples: list[Sample]) -> dict[str, float]:
+def _false_alarms(preds: list[list[Detection]], samples: list[Sample], alarm: float = ALARM) -> dict[str, float]:
     benign = [p for p, s in zip(preds, samples, strict=True) if s.benign]
-    alarms = sum(1 for p in benign for d in p if d.label in THREATS and d.score >= ALARM)
-    scans = sum(1 for p in benign if any(d.label in THREATS and d.score >= ALARM for d in p))
+    alarms = sum(1 for p in benign for d in p if d.label in THREATS and d.score >= alarm)
+    scans = sum(1 for p in benign if any(d.label in THREATS and d.score >= alarm for d in p))
     n = max(1, len(benign))
     return {
         "benign_scans": len(benign),
@@ -95,11 +95,33 @@ def _threats_only(s: Sample) -> Sample:
     return Sample(s.image, tuple(b for b, _ in kept), tuple(x for _, x in kept), hidden=s.hidden)
 
 
+def _recall_at_alarm(preds: list[list[Detection]], samples: list[Sample], alarm: float = ALARM) -> dict[str, float]:
+    """How many threats raise an alarm: objects found (IoU 0.5, right class, score >= ALARM), scans flagged."""
+    found = total = flagged = threat_scans = 0
+    for p, s in zip(preds, samples, strict=True):
+        t = _threats_only(s)
+        if not t.labels:
+            continue
+        threat_scans += 1
+        alarms = [d for d in p if d.label in THREATS and d.score >= alarm]
+        flagged += bool(alarms)
+        total += len(t.labels)
+        found += sum(metrics.match(alarms, t.boxes, t.labels))
+    return {
+        "threat_recall_at_alarm": round(found / max(1, total), 3),
+        "threat_scans_alarmed_pct": round(100 * flagged / max(1, threat_scans), 1),
+    }
+
+
 def _evaluate(preds: list[list[Detection]], samples: list[Sample], classes: list[str]) -> dict[str, Any]:
     hidden = [i for i, s in enumerate(samples) if s.hidden]
     hidden_samples = [_threats_only(samples[i]) for i in hidden]
     hidden_preds = [[d for d in preds[i] if d.label in THREATS] for i in hidden]
-    out = {"all": _scores(preds, samples, classes), **_false_alarms(preds, samples)}
+    out = {"all": _scores(preds, samples, classes), **_false_alarms(preds, samples), **_recall_at_alarm(preds, samples)}
+    out["operating_points"] = {
+        str(a): {**_false_alarms(preds, samples, a), **_recall_at_alarm(preds, samples, a)}
+        for a in (0.1, 0.2, 0.3, 0.4, 0.5)
+    }
     out["hidden"] = {
         "scans": len(hidden),
         **_scores(hidden_preds, hidden_samples, [c for c in classes if c in THREATS]),
@@ -203,6 +225,8 @@ def main() -> None:
             result_model["false_alarms_per_100_benign"],
             result_base["false_alarms_per_100_benign"],
         ),
+        ("threat recall at alarm", result_model["threat_recall_at_alarm"], result_base["threat_recall_at_alarm"]),
+        ("threat scans alarmed %", result_model["threat_scans_alarmed_pct"], result_base["threat_scans_alarmed_pct"]),
         ("p50 ms per scan", result["inference"]["p50_ms_median_of_runs"], result["inference"]["baseline_p50_ms"]),
     ]
     for c in classes:
@@ -210,6 +234,11 @@ def main() -> None:
     for name, a, b in rows:
         print(f"{name:28}{a!s:>12}{b!s:>12}")
     print(f"p95 {result['inference']['p95_ms_median_of_runs']} ms (target 300), peak RSS {timing['peak_rss_mib']} MiB")
+    print("detector operating points (confidence: false alarms /100 benign, threat recall, threat scans alarmed %):")
+    for a, v in result_model["operating_points"].items():
+        print(
+            f"  {a}: {v['false_alarms_per_100_benign']}, {v['threat_recall_at_alarm']}, {v['threat_scans_alarmed_pct']}"
+        )
 
 
 if __name__ == "__main__":
