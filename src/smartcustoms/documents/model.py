@@ -418,7 +418,7 @@ def check_integrity(doc: Json) -> Check:
     )
 
 
-# --- OpenAttestation v3 (integrity only) -------------------------------------------------------
+# --- OpenAttestation v3 -----------------------------------------------------------------------
 
 V3_PROOF_TYPE = "OpenAttestationMerkleProofSignature2018"
 _PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
@@ -493,7 +493,81 @@ def check_integrity_v3(doc: Mapping[str, Json]) -> Check:
         node = combine_sorted(node, bytes.fromhex(sibling))
     if node.hex() != root.lower():
         return Check("invalid", "Merkle proof does not lead to proof.merkleRoot", {"computed": node.hex()})
+    extra = unsalted_v3_fields(doc)
+    if extra:
+        return Check(
+            "invalid",
+            f"document data was changed: field(s) {', '.join(extra[:5])} added after wrapping (no salt covers them)",
+            {"unsalted": extra[:20]},
+        )
     return Check("valid", "target hash and Merkle proof match (OpenAttestation v3)", {"targetHash": computed})
+
+
+V3_CREDENTIALS_CONTEXT = "https://www.w3.org/2018/credentials/v1"
+
+
+def v3_salts(body: Json, salt: Callable[[], str] | None = None) -> list[dict[str, str]]:
+    """One ``{value, path}`` salt per scalar leaf, paths written as OpenAttestation v3 writes them
+    (``a.b[0].c``), values 32 random bytes in hex (as its `salt` does)."""
+    out: list[dict[str, str]] = []
+
+    def walk(value: Json, path: str) -> None:
+        if isinstance(value, Mapping):
+            for k, v in value.items():
+                walk(v, f"{path}.{k}" if path else str(k))
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(v, f"{path}[{i}]")
+        else:
+            out.append({"value": salt() if salt else os.urandom(32).hex(), "path": path})
+
+    walk(body, "")
+    return out
+
+
+def _v3_target(body: Mapping[str, Json], salts: Sequence[Mapping[str, str]], obfuscated: Iterable[str] = ()) -> str:
+    hashes = list(obfuscated)
+    for s in salts:
+        found, value = _lookup(body, s["path"])
+        if found:
+            hashes.append(keccak256(_compact({s["path"]: f"{s['value']}:{_js_string(value)}"}).encode("utf-8")).hex())
+    return _digest(hashes)
+
+
+def wrap_documents_v3(
+    credentials: Sequence[Mapping[str, Json]], salt: Callable[[], str] | None = None
+) -> list[dict[str, Json]]:
+    """Wrap a batch of OpenAttestation v3 credentials (``@context``, ``credentialSubject``, ``issuer``,
+    ``openAttestationMetadata``...): per-path salts, target hashes, one Merkle root with a proof each."""
+    saltss = [v3_salts(c, salt) for c in credentials]
+    targets = [bytes.fromhex(_v3_target(c, s)) for c, s in zip(credentials, saltss, strict=True)]
+    levels = merkle_levels(targets)
+    root = levels[-1][0].hex()
+    out = []
+    for i, cred in enumerate(credentials):
+        wrapped = copy.deepcopy(dict(cred))
+        wrapped["proof"] = {
+            "type": V3_PROOF_TYPE,
+            "proofPurpose": "assertionMethod",
+            "targetHash": targets[i].hex(),
+            "proofs": [p.hex() for p in batch_proof(levels, i)],
+            "merkleRoot": root,
+            "salts": base64.b64encode(_compact(saltss[i]).encode("utf-8")).decode("ascii"),
+            "privacy": {"obfuscated": []},
+        }
+        out.append(wrapped)
+    return out
+
+
+def unsalted_v3_fields(doc: Mapping[str, Json]) -> list[str]:
+    """Scalar fields of a v3 document that no salt covers (added after wrapping: not protected)."""
+    proof = doc.get("proof")
+    try:
+        salted = {str(s["path"]) for s in json.loads(base64.b64decode(str(proof.get("salts", "")), validate=True))}  # type: ignore[union-attr]
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return []
+    body = {k: v for k, v in doc.items() if k != "proof"}
+    return [s["path"] for s in v3_salts(body, lambda: "") if s["path"] not in salted]
 
 
 # --- document types ---------------------------------------------------------------------------
