@@ -257,6 +257,12 @@ def receive(body: InboxIn, who: Principal = Depends(require(Role.PARTNER, Role.A
     return exchange.receive_document(who, body.document, declaration_ref=body.declaration_ref)
 
 
+@router.get("/declarations/{declaration_ref}/claims")
+def claims(declaration_ref: str, who: Principal = Depends(_issuers)) -> dict[str, Any]:
+    """Proofs of origin the declaration cited, each with the received certificate it is linked to."""
+    return {"declaration": declaration_ref, "claims": exchange.claims_for(declaration_ref)}
+
+
 @router.get("/declarations/{declaration_ref}/certificate")
 def certificate(declaration_ref: str, who: Principal = Depends(_issuers)) -> dict[str, Any]:
     """The verified certificate of origin backing a declaration's preference claim (404 if none verifies)."""

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import httpx
 from sqlalchemy import insert, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from smartcustoms.documents import merkle, model, service, signing, store
@@ -297,8 +298,26 @@ def _mark_synced(session: Session, issuer_id: str) -> None:
         row.last_sync_at, row.last_error = datetime.now(UTC), None
 
 
+_SYNC_LOCKS: dict[str, threading.Lock] = {}
+_SYNC_LOCKS_GUARD = threading.Lock()
+
+
 def sync_partner(who: Principal, issuer_id: str, partner: PartnerLog) -> dict[str, Any]:
-    """Fetch, check and store A's new checkpoint and entries; raise ForkAlarm (nothing stored) on any mismatch."""
+    """Fetch, check and store A's new checkpoint and entries; raise ForkAlarm (nothing stored) on any mismatch.
+
+    One sync per issuer at a time in this process (background sync, inbox catch-up and an admin's sync may
+    meet); if another process stored the same entries first, the sync starts over from what it stored."""
+    with _SYNC_LOCKS_GUARD:
+        lock = _SYNC_LOCKS.setdefault(issuer_id, threading.Lock())
+    with lock:
+        try:
+            return _sync_partner(who, issuer_id, partner)
+        except IntegrityError:
+            store.forget_trees()
+            return _sync_partner(who, issuer_id, partner)
+
+
+def _sync_partner(who: Principal, issuer_id: str, partner: PartnerLog) -> dict[str, Any]:
     note = partner.checkpoint(issuer_id)
     with unit_of_work() as session:
         if session.get(store.IssuerRow, issuer_id) is None:
@@ -558,6 +577,25 @@ def _catch_up(who: Principal, wrapped: Mapping[str, Any]) -> None:
     if known is None:
         with contextlib.suppress(NotFound):  # else the verdict says the document is not in the mirrored log
             sync_from(who, base_url, issuer)
+
+
+def claims_for(declaration_ref: str) -> list[dict[str, Any]]:
+    """The proofs of origin a declaration cited, and which received certificate each is linked to."""
+    with unit_of_work() as session:
+        return [
+            {
+                "declaration": c.declaration_ref,
+                "proofRef": c.proof_ref,
+                "fta": c.fta,
+                "receivedId": c.received_id,
+                "linkedAt": c.linked_at.isoformat(),
+            }
+            for c in session.scalars(
+                select(store.ClaimRow)
+                .where(store.ClaimRow.declaration_ref == declaration_ref)
+                .order_by(store.ClaimRow.id)
+            )
+        ]
 
 
 def certificate_for_declaration(declaration_ref: str) -> dict[str, Any] | None:
