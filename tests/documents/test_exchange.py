@@ -64,6 +64,15 @@ def test_b_mirrors_a_and_sees_revocations(sqlite_url: str, node_a: str) -> None:
     found = exchange.certificate_for_declaration("DEC-1")
     assert found is not None and found["fta"] == "ANZTEC"
     assert exchange.certificate_for_declaration("DEC-2") is not None
+    assert exchange.certificate_for_declaration("CO-2026-00001")["fta"] == "ANZTEC"  # type: ignore[index]
+
+    # an OpenAttestation v3 certificate of A: checked the same way (status from the mirror, identity from A's keys)
+    v3 = service.issue_documents(SYSTEM, "customs-tw", "certificate_of_origin", [coo(5)], url=a_url, fmt="oa-v3")[0]
+    assert exchange.sync_partner(SYSTEM, "customs-tw", partner)["new"] == 1
+    r = b_api.post("/documents/inbox", json={"document": v3, "declaration_ref": "DEC-5"}, headers=push)
+    assert r.status_code == 201 and r.json()["reference"] == "CO-2026-00005", r.text
+    found = exchange.certificate_for_declaration("CO-2026-00005")
+    assert found is not None and found["verdict"]["format"] == "smartcustoms-oa-v3"
 
     service.issue_documents(SYSTEM, "customs-tw", "certificate_of_origin", [coo(3)], url=a_url)
     service.revoke_document(SYSTEM, docs[1]["signature"]["targetHash"], "goods not originating", url=a_url)

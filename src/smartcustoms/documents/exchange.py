@@ -23,7 +23,7 @@ from sqlalchemy import insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from smartcustoms.documents import merkle, model, service, signing, store
+from smartcustoms.documents import merkle, service, signing, store
 from smartcustoms.platform import audit
 from smartcustoms.platform.auth import Principal
 from smartcustoms.platform.db import unit_of_work
@@ -483,12 +483,9 @@ def sync_interval() -> float:
 
 
 def _claims(doc: Mapping[str, Any]) -> tuple[str | None, str | None]:
-    data = doc.get("data")
-    if not isinstance(data, Mapping):
-        return None, None
-    issuer = service._issuer_claimed(doc)
-    kind = model.unsalt(data.get("documentType")) if "documentType" in data else None
-    return issuer, str(kind) if kind is not None else None
+    """The issuer a document names and its type (v2 `data`, v3 `credentialSubject`)."""
+    kind = service.document_content(doc).get("documentType")
+    return service._issuer_claimed(doc), str(kind) if kind is not None else None
 
 
 def receive_document(who: Principal, wrapped: Any, *, declaration_ref: str | None = None) -> dict[str, Any]:
