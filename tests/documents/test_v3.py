@@ -92,3 +92,19 @@ def test_v3_through_the_cli(sqlite_url: str, tmp_path: Path) -> None:
     wrapped.write_text(json.dumps(doc))
     r = runner.invoke(app, ["verify", str(wrapped)])
     assert r.exit_code == 1 and json.loads(r.output)["checks"]["integrity"]["status"] == "invalid"
+
+
+def test_v3_redaction_keeps_all_three_checks(sqlite_url: str) -> None:
+    store.forget_trees()
+    service.register_issuer(SYSTEM, "chamber-tw", "Taiwan Chamber of Commerce", "chamber_of_commerce")
+    doc = service.issue_documents(SYSTEM, "chamber-tw", "certificate_of_origin", [coo(1)], fmt="oa-v3")[0]
+    hidden = service.redact_document(doc, ["credentialSubject.importer", "credentialSubject.goods.0.quantity"])
+    assert "importer" not in hidden["credentialSubject"] and "quantity" not in hidden["credentialSubject"]["goods"][0]
+    assert len(hidden["proof"]["privacy"]["obfuscated"]) == 3  # importer.name, importer.country, quantity
+    v = service.verify_document(hidden, use_db=True)
+    assert _statuses(v) == {"integrity": "valid", "status": "valid", "identity": "valid"}, v
+    again = service.redact_document(hidden, ["credentialSubject.goods.0"])  # a whole list element: {}
+    assert again["credentialSubject"]["goods"] == [{}] and service.verify_document(again, use_db=True)["valid"]
+    put_back = copy.deepcopy(hidden)
+    put_back["credentialSubject"]["importer"] = {"name": "Someone Else Ltd", "country": "NZ"}
+    assert service.verify_document(put_back, use_db=True)["checks"]["integrity"]["status"] == "invalid"

@@ -559,6 +559,57 @@ def wrap_documents_v3(
     return out
 
 
+def v3_path(dotted: str) -> str:
+    """`credentialSubject.goods.0.quantity` (or already `goods[0].quantity`) as a v3 salt path."""
+    out = ""
+    for part in dotted.replace("[", ".").replace("]", "").split("."):
+        if not part:
+            continue
+        out += f"[{part}]" if part.isdigit() and out else (f".{part}" if out else part)
+    return out
+
+
+def redact_v3(wrapped: Mapping[str, Json], paths: Iterable[str]) -> dict[str, Json]:
+    """Hide fields of an OpenAttestation v3 document as its `obfuscate` does: each salted leaf under a path
+    leaves the body, its hash joins ``proof.privacy.obfuscated`` and its salt leaves ``proof.salts``.
+    A whole list element becomes ``{}`` so the indexes of the others do not shift."""
+    doc = copy.deepcopy(dict(wrapped))
+    proof = doc["proof"]
+    salts = json.loads(base64.b64decode(str(proof["salts"]), validate=True))
+    body = {k: v for k, v in doc.items() if k != "proof"}
+    hidden: list[str] = []
+    removed: set[str] = set()
+    for want in paths:
+        path = v3_path(want)
+        hits = [s for s in salts if s["path"] == path or s["path"].startswith((path + ".", path + "["))]
+        if not hits:
+            raise KeyError(want)
+        for salt in hits:
+            found, value = _lookup(body, salt["path"])
+            if found and salt["path"] not in removed:
+                hidden.append(
+                    keccak256(_compact({salt["path"]: f"{salt['value']}:{_js_string(value)}"}).encode()).hex()
+                )
+                removed.add(salt["path"])
+        _unset(doc, path)
+    proof["salts"] = base64.b64encode(_compact([s for s in salts if s["path"] not in removed]).encode()).decode()
+    privacy = proof.setdefault("privacy", {})
+    privacy["obfuscated"] = [*privacy.get("obfuscated", []), *hidden]
+    return doc
+
+
+def _unset(doc: dict[str, Json], path: str) -> None:
+    parts = _PATH_PART.findall(path)
+    node: Json = doc
+    for name, index in parts[:-1]:
+        node = node[int(index)] if index else node[name]
+    name, index = parts[-1]
+    if index:
+        node[int(index)] = {}
+    else:
+        del node[name]
+
+
 def unsalted_v3_fields(doc: Mapping[str, Json]) -> list[str]:
     """Scalar fields of a v3 document that no salt covers (added after wrapping: not protected)."""
     proof = doc.get("proof")
@@ -567,7 +618,11 @@ def unsalted_v3_fields(doc: Mapping[str, Json]) -> list[str]:
     except (ValueError, TypeError, KeyError, AttributeError):
         return []
     body = {k: v for k, v in doc.items() if k != "proof"}
-    return [s["path"] for s in v3_salts(body, lambda: "") if s["path"] not in salted]
+    return [
+        s["path"]
+        for s in v3_salts(body, lambda: "")
+        if s["path"] not in salted and _lookup(body, s["path"])[1] is not None
+    ]
 
 
 # --- document types ---------------------------------------------------------------------------

@@ -496,11 +496,9 @@ def redact_document(wrapped: Mapping[str, Any], paths: Sequence[str]) -> dict[st
     """Hide fields from a wrapped document (pure; any holder may do it, the signature stays valid)."""
     if model.check_integrity(wrapped).status != "valid":
         raise DocumentError(Problem("invalid_document", (), "Only an intact wrapped document can be redacted"))
-    if model.detect_format(wrapped) != "oa-v2":
-        raise DocumentError(
-            Problem("unsupported_format", (), "Redaction is available for OpenAttestation v2 documents")
-        )
     try:
+        if model.detect_format(wrapped) == "oa-v3":
+            return model.redact_v3(wrapped, paths)
         return model.redact(wrapped, paths)
     except KeyError as exc:
         raise DocumentError(Problem("unknown_field", ("fields",), f"No field {exc.args[0]!r} in the document")) from exc
