@@ -1,6 +1,6 @@
-"""Two customs nodes as two real servers on loopback, each with its own database and its own issuer keys.
+"""Two nodes as real servers on loopback (uvicorn processes), each with its own database and issuer keys.
 
-Node A (exporting side) issues a certificate of origin and pushes it to node B's inbox with a token B
+Node A (exporting side, a documents node: `smartcustoms.documents.node`) issues a certificate of origin and pushes it to node B's inbox with a token B
 issued to A. B follows A by URL (A's key registry fetched over HTTP), mirrors A's log (on arrival and
 by its background sync), verifies the certificate, stores it and links it to the declaration that
 cites it; B's clearance grants the FTA rate only to a declaration citing that verified certificate.
@@ -47,13 +47,13 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serve(*nodes: tuple[str, str, Path, dict[str, str]]) -> Iterator[list[str]]:
-    """Nodes `(db url, master key, var dir, extra env)`: each `uvicorn smartcustoms.api:create_app` in its
-    own process, all started at once; yields their base URLs once every one answers."""
+def serve(*nodes: tuple[str, str, str, Path, dict[str, str]]) -> Iterator[list[str]]:
+    """Nodes `(app factory, db url, master key, var dir, extra env)`: each served by uvicorn in its own
+    process, all started at once; yields their base URLs once every one answers."""
     procs, bases = [], []
-    cmd = [sys.executable, "-m", "uvicorn", "smartcustoms.api:create_app", "--factory", "--host", "127.0.0.1"]
     try:
-        for db_url, master_key, var_dir, extra in nodes:
+        for factory, db_url, master_key, var_dir, extra in nodes:
+            cmd = [sys.executable, "-m", "uvicorn", factory, "--factory", "--host", "127.0.0.1"]
             port = _free_port()
             env = {
                 **os.environ,
@@ -134,10 +134,12 @@ def test_certificate_pushed_from_a_gives_the_preference_at_b_and_a_fork_is_caugh
     with sqlite3.connect(tmp_path / "node-a.db") as src, sqlite3.connect(tmp_path / "node-a-clone.db") as dst:
         src.backup(dst)
 
+    # A and its clone issue and publish only: the documents node; B clears goods: the whole platform
+    issuing, platform = "smartcustoms.documents.node:create_app", "smartcustoms.api:create_app"
     nodes = [
-        (a_url, a_key, tmp_path / "a", {}),
-        (sqlite_url, _key(), tmp_path / "b", {"SMARTCUSTOMS_DOCUMENTS_SYNC_INTERVAL": "0.3"}),
-        (clone_url, a_key, tmp_path / "a2", {}),
+        (issuing, a_url, a_key, tmp_path / "a", {}),
+        (platform, sqlite_url, _key(), tmp_path / "b", {"SMARTCUSTOMS_DOCUMENTS_SYNC_INTERVAL": "0.3"}),
+        (issuing, clone_url, a_key, tmp_path / "a2", {}),
     ]
     with serve(*nodes) as (a, b, clone), httpx.Client(timeout=30) as http:
         assert http.get(f"{a}/documents/registry", params={"issuer": ISSUER}).json()["keys"], "A publishes its key"

@@ -96,7 +96,7 @@ def log_entries(issuer_id: str, start: int, end: int, *, url: str | None = None)
         raise service.DocumentError(
             Problem("invalid_range", ("start",), f"Ask for 0 <= start <= end with at most {PAGE} entries")
         )
-    with unit_of_work(url) as session:
+    with unit_of_work(url, read_only=True) as session:
         rows = session.execute(
             select(
                 store.LogEntryRow.idx, store.LogEntryRow.kind, store.LogEntryRow.target_hash, store.LogEntryRow.payload
@@ -124,7 +124,7 @@ def follow_partner(
     keys = [signing.IssuerKey.from_dict(k) for k in registry.get("keys", []) if k.get("issuer") == issuer_id]
     if not keys:
         raise service.DocumentError(Problem("empty_registry", ("registry",), f"No keys of {issuer_id} in the registry"))
-    with unit_of_work() as session:
+    with unit_of_work(immediate=True) as session:
         if session.get(store.IssuerRow, issuer_id) is not None:
             raise Conflict(Problem("duplicate_issuer", ("id",), f"Issuer {issuer_id!r} already exists"))
         session.add(
@@ -194,7 +194,7 @@ def update_partner_keys(who: Principal, issuer_id: str, registry: Mapping[str, A
     its public key: a different key under a known id is refused, never silently replaced."""
     keys = [signing.IssuerKey.from_dict(k) for k in registry.get("keys", []) if k.get("issuer") == issuer_id]
     added, updated = [], []
-    with unit_of_work() as session:
+    with unit_of_work(immediate=True) as session:
         issuer = session.get(store.IssuerRow, issuer_id)
         if issuer is None:
             raise NotFound(Problem("unknown_issuer", ("issuer",), f"{issuer_id} is not a followed partner issuer"))
@@ -238,7 +238,7 @@ def update_partner_keys(who: Principal, issuer_id: str, registry: Mapping[str, A
 
 def _alarm(who: Principal, issuer_id: str, reason: str, detail: dict[str, Any]) -> ForkAlarm:
     """Record the alarm (alarm table, partner state, audit log) in its own transaction and return it to raise."""
-    with unit_of_work() as session:
+    with unit_of_work(immediate=True) as session:
         partner = session.get(store.PartnerRow, issuer_id)
         session.add(
             store.AlarmRow(
@@ -257,7 +257,7 @@ def _alarm(who: Principal, issuer_id: str, reason: str, detail: dict[str, Any]) 
 
 def alarms(issuer_id: str | None = None, *, limit: int = 100) -> list[dict[str, Any]]:
     """Recorded partner-log alarms, newest first."""
-    with unit_of_work() as session:
+    with unit_of_work(read_only=True) as session:
         q = select(store.AlarmRow).order_by(store.AlarmRow.id.desc()).limit(limit)
         if issuer_id:
             q = q.where(store.AlarmRow.issuer_id == issuer_id)
@@ -276,7 +276,7 @@ def alarms(issuer_id: str | None = None, *, limit: int = 100) -> list[dict[str, 
 
 def partners() -> list[dict[str, Any]]:
     """Followed partner issuers with their node and the state of the last sync."""
-    with unit_of_work() as session:
+    with unit_of_work(read_only=True) as session:
         out = []
         for p in session.scalars(select(store.PartnerRow).order_by(store.PartnerRow.issuer_id)):
             cp = store.latest_checkpoint(session, p.issuer_id)
@@ -319,7 +319,7 @@ def sync_partner(who: Principal, issuer_id: str, partner: PartnerLog) -> dict[st
 
 def _sync_partner(who: Principal, issuer_id: str, partner: PartnerLog) -> dict[str, Any]:
     note = partner.checkpoint(issuer_id)
-    with unit_of_work() as session:
+    with unit_of_work(read_only=True) as session:
         if session.get(store.IssuerRow, issuer_id) is None:
             raise NotFound(Problem("unknown_issuer", ("issuer",), f"{issuer_id} is not a followed partner issuer"))
         registry = service.registry_from_session(session, issuer_id)
@@ -336,7 +336,7 @@ def _sync_partner(who: Principal, issuer_id: str, partner: PartnerLog) -> dict[s
     if cp.size == old_size:
         if cp.root != old_root:
             raise _alarm(who, issuer_id, f"two different roots for tree size {cp.size} (fork)", detail)
-        with unit_of_work() as session:
+        with unit_of_work(immediate=True) as session:
             _mark_synced(session, issuer_id)
         return {"issuer": issuer_id, "treeSize": cp.size, "new": 0}
     if old_size:
@@ -380,7 +380,7 @@ def _sync_partner(who: Principal, issuer_id: str, partner: PartnerLog) -> dict[s
             start += 1
     if tree.root(cp.size) != cp.root:
         raise _alarm(who, issuer_id, "entries do not hash to the signed checkpoint root", detail)
-    with unit_of_work() as session:
+    with unit_of_work(immediate=True) as session:
         if rows:
             session.execute(insert(store.LOG_TABLE), rows)
         session.add(
@@ -395,7 +395,7 @@ def sync_from(who: Principal, base_url: str, issuer_id: str | None = None) -> di
     """Mirror every issuer followed at the partner node `base_url` (or just `issuer_id`). One issuer's
     alarm or an unreachable node does not stop the others; each outcome is reported and recorded."""
     url = _norm(base_url)
-    with unit_of_work() as session:
+    with unit_of_work(read_only=True) as session:
         q = select(store.PartnerRow.issuer_id).where(store.PartnerRow.base_url == url)
         if issuer_id:
             q = select(store.IssuerRow.id).where(store.IssuerRow.id == issuer_id)
@@ -422,7 +422,7 @@ def sync_from(who: Principal, base_url: str, issuer_id: str | None = None) -> di
 
 
 def _record_error(issuer_id: str, reason: str) -> None:
-    with unit_of_work() as session:
+    with unit_of_work(immediate=True) as session:
         row = session.get(store.PartnerRow, issuer_id)
         if row is not None:
             row.last_error = reason
@@ -430,7 +430,7 @@ def _record_error(issuer_id: str, reason: str) -> None:
 
 def sync_all(who: Principal) -> list[dict[str, Any]]:
     """One sync round over every partner node this node follows (what the background sync runs)."""
-    with unit_of_work() as session:
+    with unit_of_work(read_only=True) as session:
         urls = sorted(set(session.scalars(select(store.PartnerRow.base_url))))
     results = []
     for url in urls:
@@ -511,7 +511,7 @@ def receive_document(who: Principal, wrapped: Any, *, declaration_ref: str | Non
     issuer, kind = _claims(wrapped)
     target = service.target_hash_of(wrapped)
     number = service.document_number(wrapped)
-    with unit_of_work() as session:
+    with unit_of_work(immediate=True) as session:
         existing = session.scalar(
             select(store.ReceivedRow).where(
                 store.ReceivedRow.target_hash == target, store.ReceivedRow.declaration_ref == declaration_ref
@@ -561,7 +561,7 @@ def _catch_up(who: Principal, wrapped: Mapping[str, Any]) -> None:
     target = service.target_hash_of(wrapped)
     if not issuer or not target:
         return
-    with unit_of_work() as session:
+    with unit_of_work(read_only=True) as session:
         partner = session.get(store.PartnerRow, issuer)
         if partner is None:
             return
@@ -578,7 +578,7 @@ def _catch_up(who: Principal, wrapped: Mapping[str, Any]) -> None:
 
 def claims_for(declaration_ref: str) -> list[dict[str, Any]]:
     """The proofs of origin a declaration cited, and which received certificate each is linked to."""
-    with unit_of_work() as session:
+    with unit_of_work(read_only=True) as session:
         return [
             {
                 "declaration": c.declaration_ref,
@@ -599,7 +599,7 @@ def certificate_for_declaration(declaration_ref: str) -> dict[str, Any] | None:
     """For the clearance core: a certificate of origin received for this declaration, or with this
     certificate number or target hash (what a declaration cites as `proof_of_origin_ref`), that verifies
     *now* with all three checks valid (re-checked, so a revocation mirrored since receipt counts), else None."""
-    with unit_of_work() as session:
+    with unit_of_work(read_only=True) as session:
         rows = session.scalars(
             select(store.ReceivedRow)
             .where(
@@ -642,7 +642,7 @@ def push_document(
 ) -> dict[str, Any]:
     """A's side: send a document this node issued to partner B's inbox (B verifies it on arrival against
     its mirror of our log and our published registry). B's refusal comes back with B's reasons."""
-    with unit_of_work() as session:
+    with unit_of_work(immediate=True) as session:
         row = session.scalar(select(store.DocumentRow).where(store.DocumentRow.target_hash == target_hash.lower()))
         if row is None:
             raise NotFound(Problem("unknown_document", ("targetHash",), f"No issued document {target_hash}"))
