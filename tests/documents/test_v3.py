@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import datetime
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from smartcustoms.documents import model, service, signing, store
 from smartcustoms.documents.cli import app
 from smartcustoms.platform.auth import SYSTEM
+from smartcustoms.platform.errors import DomainError
 
 from .test_service import coo
 
@@ -108,3 +111,22 @@ def test_v3_redaction_keeps_all_three_checks(sqlite_url: str) -> None:
     put_back = copy.deepcopy(hidden)
     put_back["credentialSubject"]["importer"] = {"name": "Someone Else Ltd", "country": "NZ"}
     assert service.verify_document(put_back, use_db=True)["checks"]["integrity"]["status"] == "invalid"
+
+
+def test_v3_with_an_issuer_held_key(sqlite_url: str) -> None:
+    store.forget_trees()
+    private = signing.generate_private_key()
+    service.register_issuer(
+        SYSTEM, "chamber-nz", "NZ", "chamber_of_commerce", public_key=signing.public_key_of(private)
+    )
+    prepared = service.prepare_issue(SYSTEM, "chamber-nz", "certificate_of_origin", [coo(1)], fmt="oa-v3")
+    created = datetime.fromisoformat(prepared["created"])
+    proof = signing.document_proof("chamber-nz", private, prepared["merkleRoot"], created)
+    tampered = copy.deepcopy(prepared["documents"])
+    tampered[0]["credentialSubject"]["fta"] = "ECFA"
+    with pytest.raises(DomainError, match="document data was changed"):
+        service.finalize_issue(SYSTEM, "chamber-nz", "certificate_of_origin", tampered, proof)
+    doc = service.finalize_issue(SYSTEM, "chamber-nz", "certificate_of_origin", prepared["documents"], proof)[0]
+    assert doc["proof"]["key"] == proof["verificationMethod"] and doc["proof"]["type"] == model.V3_PROOF_TYPE
+    v = service.verify_document(json.loads(json.dumps(doc)), use_db=True)
+    assert _statuses(v) == {"integrity": "valid", "status": "valid", "identity": "valid"}, v

@@ -284,7 +284,7 @@ class FinalizeIn(BaseModel):
 @router.post("/issue/prepare")
 def prepare_issue(body: IssueIn, who: Principal = Depends(_issuers)) -> dict[str, Any]:
     """Issuer-held keys: wrap a batch and return the message the issuer signs offline."""
-    return service.prepare_issue(who, body.issuer, body.type, body.documents)
+    return service.prepare_issue(who, body.issuer, body.type, body.documents, fmt=body.format)
 
 
 @router.post("/issue/finalize", status_code=201)

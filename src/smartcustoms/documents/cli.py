@@ -298,13 +298,16 @@ def issue_prepare(
     issuer: str = typer.Option(..., help="Issuer id (its key is held by the issuer)"),
     doc_type: str = typer.Option(..., "--type"),
     out: Path = typer.Option(..., help="Where to write the prepared batch"),
+    fmt: str = typer.Option("oa-v2", "--format", help="oa-v2 (default) or oa-v3"),
 ) -> None:
     """Issuer-held keys, step 1: wrap a batch; the issuer signs it offline with `issue-sign`."""
     docs: list[Any] = []
     for f in files:
         raw = _read_json(f)
         docs.extend(raw if isinstance(raw, list) else [raw])
-    out.write_text(json.dumps(service.prepare_issue(SYSTEM, issuer, doc_type, docs), indent=2, ensure_ascii=False))
+    out.write_text(
+        json.dumps(service.prepare_issue(SYSTEM, issuer, doc_type, docs, fmt=fmt), indent=2, ensure_ascii=False)
+    )
     typer.echo(f"{out}: {len(docs)} document(s) to sign")
 
 

@@ -6,6 +6,7 @@ entries and the new signed checkpoint together, or nothing.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -338,14 +339,21 @@ SIGNING_WINDOW = timedelta(minutes=15)
 """How old (or how far ahead) an issuer's offline signature over a prepared batch may be at finalisation."""
 
 
-def prepare_issue(who: Principal, issuer_id: str, doc_type: str, documents: Sequence[Any]) -> dict[str, Any]:
+def prepare_issue(
+    who: Principal, issuer_id: str, doc_type: str, documents: Sequence[Any], *, fmt: str = "oa-v2"
+) -> dict[str, Any]:
     """For issuer-held keys, step 1: wrap the batch and return what the issuer must sign offline."""
     _validate_batch(doc_type, documents)
+    if fmt not in FORMATS:
+        raise DocumentError(Problem("unknown_format", ("format",), f"Format must be one of {', '.join(FORMATS)}"))
     with unit_of_work() as session:
         issuer = _issuer(session, issuer_id)
-    wrapped = _wrap_batch(issuer, doc_type, documents)
-    root = wrapped[0]["signature"]["merkleRoot"]
-    created = _now().isoformat()
+    now = _now()
+    wrapped = (
+        _wrap_batch(issuer, doc_type, documents) if fmt == "oa-v2" else _wrap_batch_v3(issuer, doc_type, documents, now)
+    )
+    root = merkle_root_of(wrapped[0]) or ""
+    created = now.isoformat()
     return {
         "issuer": issuer_id,
         "type": doc_type,
@@ -364,11 +372,11 @@ def finalize_issue(
     roots = set()
     for i, doc in enumerate(documents):
         check = model.check_integrity(doc)
-        if check.status != "valid" or model.detect_format(doc) != "oa-v2":
+        if check.status != "valid":
             problems.append(Problem("integrity_invalid", ("documents", i), check.reason))
             continue
-        roots.add(doc["signature"]["merkleRoot"])
-        data = model.unsalt(doc["data"])
+        roots.add(merkle_root_of(doc))
+        data = document_content(doc)
         if data.get("documentType") != doc_type or _issuer_claimed(doc) != issuer_id:
             problems.append(
                 Problem("wrong_batch", ("documents", i), f"not a prepared {doc_type} of issuer {issuer_id}")
@@ -384,8 +392,8 @@ def finalize_issue(
         problems.append(Problem("mixed_batch", ("documents",), "Documents of one batch share one Merkle root"))
     if problems:
         raise DocumentError(problems)
-    root = roots.pop()
-    wrapped = [{k: v for k, v in dict(doc).items() if k not in ("proof", LOG_BLOCK)} for doc in documents]
+    root = str(roots.pop())
+    wrapped = [_unsigned(doc) for doc in documents]
     with unit_of_work() as session:
         issuer = _issuer(session, issuer_id)
         try:
@@ -400,10 +408,22 @@ def finalize_issue(
             raise DocumentError(
                 Problem("stale_signature", ("proof", "created"), "The batch must be signed within 15 minutes")
             )
-        targets = [w["signature"]["targetHash"] for w in wrapped]
+        targets = [target_hash_of(w) for w in wrapped]
         if session.scalar(select(store.DocumentRow.id).where(store.DocumentRow.target_hash.in_(targets)).limit(1)):
             raise Conflict(Problem("duplicate_document", ("documents",), "A document of this batch was already issued"))
         return _log_and_store(session, who, issuer, doc_type, wrapped, proof, now)
+
+
+_V3_SIGNED = ("key", "signature", "created", LOG_BLOCK)
+
+
+def _unsigned(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """A prepared document without any signature or receipt someone added (v2: `proof`, v3: inside `proof`)."""
+    out = copy.deepcopy(dict(doc))
+    if model.detect_format(out) == "oa-v3":
+        out["proof"] = {k: v for k, v in out["proof"].items() if k not in _V3_SIGNED}
+        return out
+    return {k: v for k, v in out.items() if k not in ("proof", LOG_BLOCK)}
 
 
 def _log_and_store(
