@@ -67,6 +67,8 @@ def test_anyone_drops_a_valid_then_a_tampered_document(server: str, tmp_path: Pa
     tampered["data"]["importer"]["name"] = tampered["data"]["importer"]["name"].replace("Kiwi", "Other")
     (tmp_path / "coo.json").write_text(json.dumps(doc))
     (tmp_path / "tampered.json").write_text(json.dumps(tampered))
+    v3 = service.issue_documents(SYSTEM, "chamber-tw", "certificate_of_origin", [coo(2)], fmt="oa-v3")[0]
+    (tmp_path / "coo-v3.json").write_text(json.dumps(v3))
 
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
@@ -93,6 +95,11 @@ def test_anyone_drops_a_valid_then_a_tampered_document(server: str, tmp_path: Pa
             sync_api.expect(row).to_have_attribute("data-status", "invalid")
             assert "document data was changed" in row.locator(".reason").inner_text()
             assert page.locator('tr[data-check="integrity"] .verdict').inner_text() == "invalid"
+
+            page.set_input_files("#file", str(tmp_path / "coo-v3.json"))  # OpenAttestation v3: same three checks
+            sync_api.expect(summary).to_have_class("verify-summary is-valid")
+            sync_api.expect(page.locator("#format")).to_have_text("Format: smartcustoms-oa-v3")
+            page.screenshot(path=str(tmp_path / "verify.png"), full_page=True)
             assert not errors and not missing, (errors, missing)  # no CSP violation, script error or lost asset
         finally:
             browser.close()

@@ -56,7 +56,7 @@
       row.dataset.status = c.status;
       row.querySelector(".reason").textContent = c.reason;
     }
-    format.textContent = verdict.format;
+    format.textContent = format.dataset.label + ": " + verdict.format;
     result.hidden = false;
   }
 
