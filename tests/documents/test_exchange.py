@@ -141,8 +141,9 @@ def test_fork_rollback_and_lies_raise_alarms_and_store_nothing(sqlite_url: str) 
         exchange.sync_partner(SYSTEM, "customs-nz", a)
     a.payloads = honest[:5]
     a.payloads[4] = json.dumps({"kind": "issue", "targetHash": "cd" * 32})
-    with pytest.raises(exchange.ForkAlarm, match="fork"):
-        exchange.sync_partner(SYSTEM, "customs-nz", a)
+    for _ in range(2):  # the same evidence twice (a background sync retrying): one alarm is recorded
+        with pytest.raises(exchange.ForkAlarm, match="fork"):
+            exchange.sync_partner(SYSTEM, "customs-nz", a)
     a.payloads = honest[:4]
     with pytest.raises(exchange.ForkAlarm, match="rollback"):
         exchange.sync_partner(SYSTEM, "customs-nz", a)
@@ -153,6 +154,10 @@ def test_fork_rollback_and_lies_raise_alarms_and_store_nothing(sqlite_url: str) 
         exchange.sync_partner(SYSTEM, "customs-nz", a)
     assert _mirrored("customs-nz") == 5
     a.lie_in_entries = False
+    a.payloads.append("not a log entry")  # a leaf the signed root covers, but not an entry of ours
+    with pytest.raises(exchange.ForkAlarm, match="not a JSON log entry"):
+        exchange.sync_partner(SYSTEM, "customs-nz", a)
+    a.payloads.pop()
     impostor = FakePartner("customs-nz", signing.generate_private_key())
     impostor.payloads = list(a.payloads)
     with pytest.raises(exchange.ForkAlarm, match="signature refused"):
@@ -174,4 +179,4 @@ def test_fork_rollback_and_lies_raise_alarms_and_store_nothing(sqlite_url: str) 
     with pytest.raises(DomainError, match="different public key"):
         exchange.update_partner_keys(SYSTEM, "customs-nz", forged)
     recorded = [a["reason"] for a in exchange.alarms("customs-nz")]
-    assert len(recorded) == 6 and "not in the registry" in recorded[0] and "not consistent" in recorded[-1]
+    assert len(recorded) == 7 and "not in the registry" in recorded[0] and "not consistent" in recorded[-1]

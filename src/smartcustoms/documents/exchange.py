@@ -240,6 +240,22 @@ def _alarm(who: Principal, issuer_id: str, reason: str, detail: dict[str, Any]) 
     """Record the alarm (alarm table, partner state, audit log) in its own transaction and return it to raise."""
     with unit_of_work(immediate=True) as session:
         partner = session.get(store.PartnerRow, issuer_id)
+        last = session.scalar(
+            select(store.AlarmRow)
+            .where(store.AlarmRow.issuer_id == issuer_id)
+            .order_by(store.AlarmRow.id.desc())
+            .limit(1)
+        )
+        if last is not None and (
+            last.reason == reason
+            or (
+                detail.get("new_root") is not None
+                and (last.detail.get("old_size"), last.detail.get("new_root"))
+                == (detail.get("old_size"), detail.get("new_root"))
+            )
+        ):
+            # the same evidence again (a background sync retrying a forked partner): one alarm is enough
+            return ForkAlarm(Problem("partner_log_alarm", ("checkpoint",), f"{issuer_id}: {reason}"))
         session.add(
             store.AlarmRow(
                 issuer_id=issuer_id,
@@ -355,23 +371,27 @@ def _sync_partner(who: Principal, issuer_id: str, partner: PartnerLog) -> dict[s
         if not page:
             raise _alarm(who, issuer_id, f"partner sent no entries from {start}", detail)
         for e in page:
-            if int(e["index"]) != start:
-                raise _alarm(who, issuer_id, f"entry {e['index']} out of order (expected {start})", detail)
-            payload = str(e["payload"])
+            try:
+                index, payload = int(e["index"]), e["payload"]
+            except (KeyError, TypeError, ValueError) as exc:
+                raise _alarm(who, issuer_id, f"malformed entry near {start}: {exc!r}", detail) from exc
+            if index != start or not isinstance(payload, str):
+                raise _alarm(who, issuer_id, f"entry {index} out of order or not text (expected {start})", detail)
             h = merkle.leaf_hash(payload.encode("utf-8"))
             tree.append_hash(h)
             try:
                 body = json.loads(payload)
             except ValueError as exc:
                 raise _alarm(who, issuer_id, f"entry {start} is not a JSON log entry", detail) from exc
-            if not isinstance(body, dict):
-                raise _alarm(who, issuer_id, f"entry {start} is not a JSON object", detail)
+            kind, target = (body.get("kind"), body.get("targetHash")) if isinstance(body, dict) else (None, None)
+            if not (isinstance(kind, str) and 0 < len(kind) <= 16 and isinstance(target, str) and len(target) <= 64):
+                raise _alarm(who, issuer_id, f"entry {start} is not a log entry (kind, targetHash)", detail)
             rows.append(
                 {
                     "issuer_id": issuer_id,
                     "idx": start,
-                    "kind": str(body.get("kind", e.get("kind"))),
-                    "target_hash": str(body.get("targetHash", e.get("targetHash"))),
+                    "kind": kind,
+                    "target_hash": target.lower(),
                     "payload": payload,
                     "leaf_hash": h,
                     "created_at": now,
@@ -412,7 +432,8 @@ def sync_from(who: Principal, base_url: str, issuer_id: str | None = None) -> di
                 out["synced"].append(sync_partner(who, issuer, client))
             except ForkAlarm as exc:
                 out["alarms"].append({"issuer": issuer, "reason": exc.problems[0].message})
-            except (NotFound, httpx.HTTPError) as exc:
+            except (NotFound, httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+                # unreachable, or an answer that is not the log API (not JSON, missing fields): not evidence of a fork
                 reason = exc.problems[0].message if isinstance(exc, NotFound) else f"{type(exc).__name__}: {exc}"
                 _record_error(issuer, reason)
                 out["errors"].append({"issuer": issuer, "reason": reason})
