@@ -24,8 +24,10 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from smartcustoms.api import create_app
 from smartcustoms.clearance import config
 from smartcustoms.documents import service
 from smartcustoms.documents.cli import app as documents_cli
@@ -136,6 +138,7 @@ def test_certificate_pushed_from_a_gives_the_preference_at_b_and_a_fork_is_caugh
 
     # A and its clone issue and publish only: the documents node; B clears goods: the whole platform
     issuing, platform = "smartcustoms.documents.node:create_app", "smartcustoms.api:create_app"
+    http_refs: dict[str, str] = {}
     nodes = [
         (issuing, a_url, a_key, tmp_path / "a", {}),
         (platform, sqlite_url, _key(), tmp_path / "b", {"SMARTCUSTOMS_DOCUMENTS_SYNC_INTERVAL": "0.3"}),
@@ -195,6 +198,7 @@ def test_certificate_pushed_from_a_gives_the_preference_at_b_and_a_fork_is_caugh
         # ... the ones citing an unknown or the forged certificate do not
         for lrn, ref in (("LRN-PREF-2", "CO-UNKNOWN-9"), ("LRN-PREF-3", "CO-FORGED-1")):
             body = http.post(f"{b}/declarations", json=_claiming(lrn, ref), headers=b_trader).json()
+            http_refs[lrn] = body["reference"]
             item = body["assessment"]["items"][1]
             assert item["rate_basis"] == "general" and any(
                 f"no verified certificate of origin {ref}" in s for s in item["steps"]
@@ -243,6 +247,15 @@ def test_certificate_pushed_from_a_gives_the_preference_at_b_and_a_fork_is_caugh
         # nothing of the forked history was mirrored: B still holds A's honest 4 entries
         assert http.get(f"{b}/documents/partners", headers=b_admin).json()["partners"][0]["treeSize"] == 4
         assert http.post(f"{b}/documents/verify", json=issued[0]).json()["valid"]
+
+    # B's officer sees the proof of origin with its checks on the declaration page (panel of this slice)
+    console = TestClient(create_app())
+    console.cookies.set("sc_session", b_tokens["officer"])
+    page = console.get(f"/console/declarations/{reference}")
+    assert page.status_code == 200 and "Proofs of origin" in page.text and number in page.text
+    assert "verified" in page.text and "chamber-tw" in page.text
+    other = http_refs["LRN-PREF-2"]
+    assert "no certificate received from a partner" in console.get(f"/console/declarations/{other}").text
 
 
 @pytest.fixture(autouse=True)

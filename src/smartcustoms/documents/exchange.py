@@ -616,6 +616,52 @@ def claims_for(declaration_ref: str) -> list[dict[str, Any]]:
         ]
 
 
+def preference_panel(session: Session, who: Principal, d: Mapping[str, Any]) -> dict[str, Any] | None:
+    """For the declaration page (customs officers): each line claiming an FTA preference, the proof of
+    origin it cites and that certificate's three checks as of now (None when no line claims one)."""
+    if not who.is_customs:
+        return None
+    payload = d.get("declaration") or {}
+    lines = []
+    for item in payload.get("items") or []:
+        pref = item.get("preference") if isinstance(item, Mapping) else None
+        if not isinstance(pref, Mapping) or not pref.get("fta"):
+            continue
+        ref = str(pref.get("proof_of_origin_ref") or "")
+        found = certificate_for_declaration(ref) if ref else None
+        received = None if found or not ref else _latest_received(session, ref)
+        lines.append(
+            {
+                "line_no": item.get("line_no"),
+                "fta": pref.get("fta"),
+                "proof_ref": ref,
+                "verified": found is not None,
+                "fta_matches": found is None or str(found.get("fta") or "").upper() == str(pref["fta"]).upper(),
+                "issuer": (found or {})
+                .get("verdict", {})
+                .get("checks", {})
+                .get("identity", {})
+                .get("detail", {})
+                .get("issuer"),
+                "checks": (found or {}).get("verdict", {}).get("checks") or (received or {}).get("checks"),
+            }
+        )
+    return {"lines": lines} if lines else None
+
+
+def _latest_received(session: Session, ref: str) -> dict[str, Any] | None:
+    row = session.scalar(
+        select(store.ReceivedRow)
+        .where(or_(store.ReceivedRow.reference == ref, store.ReceivedRow.declaration_ref == ref))
+        .order_by(store.ReceivedRow.id.desc())
+        .limit(1)
+    )
+    if row is None:
+        return None
+    verdict = service.verify_document(dict(row.wrapped), use_db=True)
+    return {"checks": verdict["checks"]}
+
+
 def certificate_for_declaration(declaration_ref: str) -> dict[str, Any] | None:
     """For the clearance core: a certificate of origin received for this declaration, or with this
     certificate number or target hash (what a declaration cites as `proof_of_origin_ref`), that verifies

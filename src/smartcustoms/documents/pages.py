@@ -28,6 +28,7 @@ pages.add_nav_link(VERIFY_PATH, pages.N_("Verify a document"), set(Role))
 PARTNERS_PATH = "/console/documents/partners"
 WATCHERS = {Role.ADMIN, Role.OFFICER, Role.ANALYST}
 pages.add_nav_link(PARTNERS_PATH, pages.N_("Partner logs"), WATCHERS)
+pages.add_panel("documents/panel.html", exchange.preference_panel)
 
 router = APIRouter(include_in_schema=False, tags=["documents pages"])
 
