@@ -124,7 +124,7 @@ def _mirrored(issuer: str) -> int:
         )
 
 
-def test_fork_rollback_and_lies_raise_alarms_and_store_nothing(sqlite_url: str) -> None:
+def test_fork_rollback_and_lies_raise_alarms_and_store_nothing(db_url: str) -> None:
     store.forget_trees()
     key = signing.generate_private_key()
     reg = signing.KeyRegistry()
