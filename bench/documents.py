@@ -255,6 +255,70 @@ def bench_db_log(tmp: Path, leaves: int) -> dict[str, Any]:
     }
 
 
+def _append_entries(issuer: str, start: int, count: int) -> None:
+    now = datetime.now(UTC).isoformat()
+    entries = [
+        ("issue", f"{i:064x}", json.dumps({"kind": "issue", "issuer": issuer, "targetHash": f"{i:064x}", "at": now}))
+        for i in range(start, start + count)
+    ]
+    with platform_db.unit_of_work() as session:
+        service._append(session, session.get_one(store.IssuerRow, issuer), entries)
+
+
+def bench_incremental_sync(tmp: Path, new: int, runs: int) -> dict[str, Any]:
+    """Node B already mirrors node A's log; A appends `new` entries; B syncs them (signed checkpoint,
+    RFC 9162 consistency proof from B's last checkpoint, entries re-hashed to the new root, stored).
+    Baseline: a mirror without consistency proofs that re-reads A's whole log and recomputes the root."""
+    a_url = use_database(tmp / "sync-a.db")
+    service.register_issuer(SYSTEM, "customs-a", "Customs A", "customs")
+    _append_entries("customs-a", 0, new)
+    registry = service.key_registry("customs-a")
+    b_url = use_database(tmp / "sync-b.db")
+    exchange.follow_partner(SYSTEM, "customs-a", "Customs A", "customs", registry)
+    exchange.sync_partner(SYSTEM, "customs-a", exchange.LocalPartner(a_url))  # the existing mirror
+    partner = exchange.LocalPartner(a_url)
+    times, baseline, proof_ms, sizes = [], [], [], []
+    for r in range(runs):
+        use_database(tmp / "sync-a.db")
+        _append_entries("customs-a", new * (r + 1), new)
+        use_database(tmp / "sync-b.db")
+        t = time.perf_counter()
+        done = exchange.sync_partner(SYSTEM, "customs-a", partner)
+        times.append(time.perf_counter() - t)
+        assert done["new"] == new, done
+        sizes.append(done["treeSize"])
+        old = done["treeSize"] - new
+        t = time.perf_counter()
+        note = partner.checkpoint("customs-a")
+        cp, _ = signing.parse_checkpoint(note)
+        proof = partner.consistency("customs-a", old, cp.size)
+        with platform_db.unit_of_work(b_url) as session:
+            old_root = bytes(store.checkpoint_at(session, "customs-a", old).root_hash)  # type: ignore[union-attr]
+        merkle.verify_consistency(old, cp.size, proof, old_root, cp.root)
+        proof_ms.append((time.perf_counter() - t) * 1e3)
+        t = time.perf_counter()  # baseline: everything from entry 0, root recomputed from all leaves
+        tree = merkle.MerkleTree()
+        for start in range(0, cp.size, exchange.PAGE):
+            for e in partner.entries("customs-a", start, min(start + exchange.PAGE, cp.size)):
+                tree.append(str(e["payload"]).encode())
+        assert tree.root() == cp.root
+        baseline.append(time.perf_counter() - t)
+    med = statistics.median(times)
+    base = statistics.median(baseline)
+    return {
+        "new_entries_per_sync": new,
+        "runs": runs,
+        "mirror_sizes_after": sizes,
+        "sync_s_median": round(med, 2),
+        "sync_s_runs": [round(x, 2) for x in times],
+        "sync_entries_per_s": round(new / med),
+        "consistency_check_ms_median": round(statistics.median(proof_ms), 2),
+        "baseline_full_refetch_s_median": round(base, 2),
+        "baseline_full_refetch_s_runs": [round(x, 2) for x in baseline],
+        "transport": "in-process (LocalPartner reads node A's database; B writes its own SQLite)",
+    }
+
+
 def _http_sync(tmp: Path, a_url: str, registry: dict[str, Any]) -> dict[str, Any]:
     """The same sync over HTTP: node A served by uvicorn in another process, node C mirrors it on loopback."""
     import socket
@@ -308,16 +372,25 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--db-leaves", type=int, default=100_000)
+    parser.add_argument("--sync-new", type=int, default=100_000, help="new entries per incremental partner sync")
+    parser.add_argument("--sync-runs", type=int, default=3)
+    parser.add_argument("--only-sync", action="store_true", help="run only the incremental sync (results not saved)")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     args = parser.parse_args()
     if args.quick:
         args.max_leaves, args.runs, args.batch, args.db_leaves = 10_000, 1, 50, 1_000
+        args.sync_new, args.sync_runs = 1_000, 2
     # throw-away master key for the sealed issuer keys of the benchmark's temporary databases
     os.environ.setdefault("SMARTCUSTOMS_DOCUMENTS_MASTER_KEY", base64.b64encode(os.urandom(32)).decode())
     load_at_start = [round(x, 2) for x in os.getloadavg()]
     started = time.perf_counter()
+    if args.only_sync:
+        with tempfile.TemporaryDirectory() as tmpdir:
+            print(json.dumps(bench_incremental_sync(Path(tmpdir), args.sync_new, args.sync_runs)))
+        return
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
+        incremental = bench_incremental_sync(tmp, args.sync_new, args.sync_runs)
         throughput = bench_issue_verify(tmp, args.runs, args.batch)
         growth = bench_log_growth(args.max_leaves, budget_s=90)
         db_load = bench_db_log(tmp, args.db_leaves)
@@ -337,6 +410,7 @@ def main() -> None:
         "throughput": throughput,
         "log_growth": growth,
         "db_tree_load": db_load,
+        "incremental_partner_sync": incremental,
         "elapsed_s": round(time.perf_counter() - started, 1),
     }
     print(json.dumps(result, separators=(",", ":")))
@@ -387,6 +461,12 @@ def main() -> None:
         f"cold load {db_load['cold_load_s']} s; warm proof {db_load['warm_proof_ms']} ms; "
         f"partner sync {db_load['partner_sync_s']} s ({db_load['partner_sync_entries_per_s']} entries/s), "
         f"over HTTP {db_load['partner_sync_http']['seconds']} s ({db_load['partner_sync_http']['entries_per_s']} entries/s)"
+    )
+    inc = incremental
+    print(
+        f"incremental partner sync of {inc['new_entries_per_sync']} new entries (median of {inc['runs']}): "
+        f"{inc['sync_s_median']} s ({inc['sync_entries_per_s']} entries/s), consistency check "
+        f"{inc['consistency_check_ms_median']} ms; baseline full re-fetch {inc['baseline_full_refetch_s_median']} s"
     )
     if not args.quick:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)

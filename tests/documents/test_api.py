@@ -73,6 +73,19 @@ def test_public_verify_of_foreign_document(sqlite_url: str) -> None:
 
 def test_public_verification_page(sqlite_url: str) -> None:
     client = TestClient(create_app())
-    r = client.get("/documents/verify")
-    assert r.status_code == 200 and "text/html" in r.headers["content-type"]
-    assert "Verify a trade document" in r.text and 'fetch("verify"' in r.text
+    r = client.get("/console/documents/verify")
+    assert r.status_code == 200 and "text/html" in r.headers["content-type"], "public: no sign-in redirect"
+    assert "Verify a trade document" in r.text and '<script src="/documents/static/verify.js"' in r.text
+    assert "script-src 'self'" in r.headers["content-security-policy"]
+    assert 'type="file"' in r.text and "Sign out" not in r.text
+    js = client.get("/documents/static/verify.js")
+    assert js.status_code == 200 and 'fetch("/documents/verify"' in js.text
+    assert client.get("/documents/static/../api.py").status_code == 404
+    old = client.get("/documents/verify", follow_redirects=False)
+    assert old.status_code == 308 and old.headers["location"] == "/console/documents/verify"
+    forget_tokens()
+    with unit_of_work() as s:
+        token = auth.issue_token(s, auth.create_user(s, "tr1", "trader", party_id="TW1"))
+    client.cookies.set("sc_session", token)
+    r = client.get("/console/documents/verify")
+    assert r.status_code == 200 and "Sign out" in r.text and 'href="/console/documents/verify"' in r.text

@@ -6,13 +6,15 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from smartcustoms.documents import store
+from smartcustoms.documents import signing, store
 from smartcustoms.documents.cli import app
+from smartcustoms.platform.errors import DomainError
 from tests.conftest import shared_data
 
 from .test_service import coo
@@ -134,3 +136,26 @@ def test_issuer_held_key_flow_on_the_command_line(sqlite_url: str, tmp_path: Pat
     assert code == 0, out
     code, out = _cli("verify", str(tmp_path / "out" / "batch-0.wrapped.json"))
     assert code == 0 and json.loads(out)["checks"]["identity"]["status"] == "valid", out
+
+
+def test_partner_commands(sqlite_url: str, tmp_path: Path) -> None:
+    store.forget_trees()
+    assert _cli("partner-follow", "customs-nz")[0] == 2  # neither --registry nor --url
+    key = signing.generate_private_key()
+    reg = signing.KeyRegistry()
+    reg.rotate("customs-nz", signing.public_key_of(key), datetime(2026, 1, 1, tzinfo=UTC))
+    (tmp_path / "nz.json").write_text(json.dumps(reg.as_dict()))
+    code, out = _cli(
+        "partner-follow", "customs-nz", "--registry", str(tmp_path / "nz.json"), "--url", "http://127.0.0.1:9"
+    )
+    assert code == 0 and json.loads(out)["baseUrl"] == "http://127.0.0.1:9", out
+    code, out = _cli("sync", "--partner", "http://127.0.0.1:9/")  # nobody listens on port 9
+    assert code == 1 and json.loads(out)["errors"][0]["issuer"] == "customs-nz", out
+    code, out = _cli("alarms")
+    assert code == 0 and json.loads(out) == []
+    for args in (
+        ("sync", "--partner", "http://127.0.0.1:8"),  # no issuer followed there
+        ("push", "ab" * 32, "--to", "http://127.0.0.1:9", "--token", "t"),  # not issued here
+    ):
+        result = runner.invoke(app, list(args))
+        assert isinstance(result.exception, DomainError) and result.exception.status == 404  # the CLI exits 2

@@ -1,20 +1,13 @@
-"""Two nodes: B mirrors A's log over HTTP (A is a separate process on loopback); forks raise alarms."""
+"""Two nodes in one process: B mirrors A's log (A's database read directly); forks raise stored alarms."""
 
 from __future__ import annotations
 
 import copy
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -33,62 +26,23 @@ from .test_service import coo
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
-def node_a(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """Node A: its own SQLite database, served by uvicorn in another process. Yields (db url, base url)."""
+def node_a(tmp_path: Path) -> str:
+    """Node A's own SQLite database, read in-process (the real two-server exchange is in test_two_nodes.py)."""
     url = f"sqlite:///{tmp_path / 'node-a.db'}"
     upgrade(url)
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(SRC), "SMARTCUSTOMS_DATABASE_URL": url}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "smartcustoms.api:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/documents/registry", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("node A did not start")
-            time.sleep(0.2)
-        yield url, base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    return url
 
 
-def test_b_mirrors_a_and_sees_revocations(sqlite_url: str, node_a: tuple[str, str]) -> None:
-    a_url, a_base = node_a
+def test_b_mirrors_a_and_sees_revocations(sqlite_url: str, node_a: str) -> None:
+    a_url = node_a
     store.forget_trees()
     service.register_issuer(SYSTEM, "customs-tw", "Taiwan Customs", "customs", url=a_url)
     docs = service.issue_documents(SYSTEM, "customs-tw", "certificate_of_origin", [coo(1), coo(2)], url=a_url)
-    registry = httpx.get(f"{a_base}/documents/registry", params={"issuer": "customs-tw"}).json()
+    registry = service.key_registry("customs-tw", url=a_url)
 
     exchange.follow_partner(SYSTEM, "customs-tw", "Taiwan Customs", "customs", registry)
-    partner = exchange.HttpPartner(a_base)
+    partner = exchange.LocalPartner(a_url)
     assert exchange.sync_partner(SYSTEM, "customs-tw", partner) == {"issuer": "customs-tw", "treeSize": 2, "new": 2}
     v = service.verify_document(docs[0], use_db=True)
     assert v["valid"] and v["checks"]["status"]["status"] == "valid", v
@@ -110,6 +64,15 @@ def test_b_mirrors_a_and_sees_revocations(sqlite_url: str, node_a: tuple[str, st
     found = exchange.certificate_for_declaration("DEC-1")
     assert found is not None and found["fta"] == "ANZTEC"
     assert exchange.certificate_for_declaration("DEC-2") is not None
+    assert exchange.certificate_for_declaration("CO-2026-00001")["fta"] == "ANZTEC"  # type: ignore[index]
+
+    # an OpenAttestation v3 certificate of A: checked the same way (status from the mirror, identity from A's keys)
+    v3 = service.issue_documents(SYSTEM, "customs-tw", "certificate_of_origin", [coo(5)], url=a_url, fmt="oa-v3")[0]
+    assert exchange.sync_partner(SYSTEM, "customs-tw", partner)["new"] == 1
+    r = b_api.post("/documents/inbox", json={"document": v3, "declaration_ref": "DEC-5"}, headers=push)
+    assert r.status_code == 201 and r.json()["reference"] == "CO-2026-00005", r.text
+    found = exchange.certificate_for_declaration("CO-2026-00005")
+    assert found is not None and found["verdict"]["format"] == "smartcustoms-oa-v3"
 
     service.issue_documents(SYSTEM, "customs-tw", "certificate_of_origin", [coo(3)], url=a_url)
     service.revoke_document(SYSTEM, docs[1]["signature"]["targetHash"], "goods not originating", url=a_url)
@@ -117,7 +80,6 @@ def test_b_mirrors_a_and_sees_revocations(sqlite_url: str, node_a: tuple[str, st
     v = service.verify_document(docs[1], use_db=True)
     assert not v["valid"] and "goods not originating" in v["checks"]["status"]["reason"]
     assert exchange.sync_partner(SYSTEM, "customs-tw", partner)["new"] == 0
-    partner.close()
     assert exchange.certificate_for_declaration("DEC-2") is None  # revoked at A, mirrored to B
     assert exchange.certificate_for_declaration("DEC-1") is not None
 
@@ -162,7 +124,7 @@ def _mirrored(issuer: str) -> int:
         )
 
 
-def test_fork_rollback_and_lies_raise_alarms_and_store_nothing(sqlite_url: str) -> None:
+def test_fork_rollback_and_lies_raise_alarms_and_store_nothing(db_url: str) -> None:
     store.forget_trees()
     key = signing.generate_private_key()
     reg = signing.KeyRegistry()
@@ -179,8 +141,9 @@ def test_fork_rollback_and_lies_raise_alarms_and_store_nothing(sqlite_url: str) 
         exchange.sync_partner(SYSTEM, "customs-nz", a)
     a.payloads = honest[:5]
     a.payloads[4] = json.dumps({"kind": "issue", "targetHash": "cd" * 32})
-    with pytest.raises(exchange.ForkAlarm, match="fork"):
-        exchange.sync_partner(SYSTEM, "customs-nz", a)
+    for _ in range(2):  # the same evidence twice (a background sync retrying): one alarm is recorded
+        with pytest.raises(exchange.ForkAlarm, match="fork"):
+            exchange.sync_partner(SYSTEM, "customs-nz", a)
     a.payloads = honest[:4]
     with pytest.raises(exchange.ForkAlarm, match="rollback"):
         exchange.sync_partner(SYSTEM, "customs-nz", a)
@@ -191,6 +154,10 @@ def test_fork_rollback_and_lies_raise_alarms_and_store_nothing(sqlite_url: str) 
         exchange.sync_partner(SYSTEM, "customs-nz", a)
     assert _mirrored("customs-nz") == 5
     a.lie_in_entries = False
+    a.payloads.append("not a log entry")  # a leaf the signed root covers, but not an entry of ours
+    with pytest.raises(exchange.ForkAlarm, match="not a JSON log entry"):
+        exchange.sync_partner(SYSTEM, "customs-nz", a)
+    a.payloads.pop()
     impostor = FakePartner("customs-nz", signing.generate_private_key())
     impostor.payloads = list(a.payloads)
     with pytest.raises(exchange.ForkAlarm, match="signature refused"):
@@ -211,3 +178,5 @@ def test_fork_rollback_and_lies_raise_alarms_and_store_nothing(sqlite_url: str) 
     forged["keys"][0]["publicKey"] = signing.b64(signing.public_key_of(signing.generate_private_key()))
     with pytest.raises(DomainError, match="different public key"):
         exchange.update_partner_keys(SYSTEM, "customs-nz", forged)
+    recorded = [a["reason"] for a in exchange.alarms("customs-nz")]
+    assert len(recorded) == 7 and "not in the registry" in recorded[0] and "not consistent" in recorded[-1]

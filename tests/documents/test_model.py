@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import copy
 import json
 from pathlib import Path
 
@@ -180,3 +182,34 @@ def test_verify_never_crashes_on_arbitrary_or_mangled_input(junk: object, data: 
     for reg in (None, registry):
         verdict = service.verify_document(doc, registry=reg)
         assert verdict["valid"] in (True, False)
+
+
+def _v3(doc: dict[str, object]) -> dict[str, object]:
+    cred = {"@context": [model.V3_CREDENTIALS_CONTEXT, model.OA_V3_CONTEXT], "credentialSubject": doc}
+    return model.wrap_documents_v3([cred])[0]
+
+
+@given(documents, st.data())
+@settings(max_examples=60, deadline=None)
+def test_v3_wrap_redact_and_tamper(doc: dict[str, object], data: st.DataObject) -> None:
+    wrapped = _v3(doc)
+    assert model.check_integrity(wrapped).status == "valid"
+    salts = json.loads(base64.b64decode(wrapped["proof"]["salts"]))  # type: ignore[index]
+    path = data.draw(st.sampled_from(sorted(s["path"] for s in salts if s["path"].startswith("credentialSubject"))))
+    hidden = model.redact_v3(wrapped, [path])
+    assert model.check_integrity(hidden).status == "valid"
+    assert model._lookup(hidden, path) == (False, None) or model._lookup(hidden, path)[1] == {}
+    tampered = copy.deepcopy(wrapped)
+    found, value = model._lookup(tampered, path)
+    assert found
+    parts = model._PATH_PART.findall(path)
+    node: object = tampered
+    for name, index in parts[:-1]:
+        node = node[int(index)] if index else node[name]  # type: ignore[index]
+    name, index = parts[-1]
+    changed = "x" if value != "x" else "y"
+    if index:
+        node[int(index)] = changed  # type: ignore[index]
+    else:
+        node[name] = changed  # type: ignore[index]
+    assert model.check_integrity(tampered).status == "invalid"

@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Query
 from pydantic import BaseModel, Field
 
 from smartcustoms.documents import exchange, service, title
-from smartcustoms.platform.auth import Principal, Role
+from smartcustoms.platform.auth import SYSTEM, Principal, Role
 from smartcustoms.platform.errors import NotFound, Problem
 from smartcustoms.platform.web import require
 
-router = APIRouter(prefix="/documents", tags=["documents"])
+
+@asynccontextmanager
+async def _background_sync(app: Any) -> AsyncIterator[None]:
+    """Mirror followed partners every SMARTCUSTOMS_DOCUMENTS_SYNC_INTERVAL seconds while the server runs."""
+    interval = exchange.sync_interval()
+    runner = exchange.BackgroundSync(interval, SYSTEM).start() if interval > 0 else None
+    try:
+        yield
+    finally:
+        if runner is not None:
+            runner.stop()
+
+
+router = APIRouter(prefix="/documents", tags=["documents"], lifespan=_background_sync)
 _issuers = require(Role.ADMIN, Role.OFFICER)
 _admin = require(Role.ADMIN)
 
@@ -32,6 +47,7 @@ class IssueIn(BaseModel):
     issuer: str
     type: str = Field(examples=["certificate_of_origin", "bill_of_lading", "commercial_invoice"])
     documents: list[dict[str, Any]] = Field(min_length=1, max_length=10_000)
+    format: str = Field("oa-v2", examples=list(service.FORMATS), description="OpenAttestation v2 (default) or v3")
 
 
 class IssueOut(BaseModel):
@@ -76,8 +92,8 @@ def registry(issuer: str | None = None) -> dict[str, Any]:
 
 @router.post("/issue", status_code=201)
 def issue(body: IssueIn, who: Principal = Depends(_issuers)) -> IssueOut:
-    wrapped = service.issue_documents(who, body.issuer, body.type, body.documents)
-    return IssueOut(merkle_root=wrapped[0]["signature"]["merkleRoot"], documents=wrapped)
+    wrapped = service.issue_documents(who, body.issuer, body.type, body.documents, fmt=body.format)
+    return IssueOut(merkle_root=service.merkle_root_of(wrapped[0]) or "", documents=wrapped)
 
 
 @router.post("/verify")
@@ -149,9 +165,12 @@ def get_title(target_hash: str) -> dict[str, Any]:
 
 class FollowIn(BaseModel):
     id: str
-    name: str
-    kind: str
-    registry: dict[str, Any] = Field(description="The partner's published key registry (from its /documents/registry)")
+    name: str | None = None
+    kind: str = "customs"
+    registry: dict[str, Any] | None = Field(
+        None, description="The partner's published key registry; if absent it is fetched from base_url"
+    )
+    base_url: str | None = Field(None, description="Partner node's base URL, remembered for syncing")
     origin: str | None = None
 
 
@@ -167,7 +186,48 @@ def entries(issuer_id: str, start: int = Query(0, ge=0), end: int = Query(..., g
 
 @router.post("/partners", status_code=201)
 def follow_partner(body: FollowIn, who: Principal = Depends(_admin)) -> dict[str, Any]:
-    return exchange.follow_partner(who, body.id, body.name, body.kind, body.registry, origin=body.origin)
+    if body.registry is None:
+        if not body.base_url:
+            raise service.DocumentError(Problem("required", ("registry",), "Give the registry or the base_url"))
+        return exchange.follow_partner_at(who, body.base_url, body.id, name=body.name, kind=body.kind)
+    return exchange.follow_partner(
+        who, body.id, body.name or body.id, body.kind, body.registry, origin=body.origin, base_url=body.base_url
+    )
+
+
+@router.get("/partners")
+def list_partners(who: Principal = Depends(_issuers)) -> dict[str, Any]:
+    """Followed partner issuers, their nodes and the state of the last sync."""
+    return {"partners": exchange.partners()}
+
+
+class SyncFromIn(BaseModel):
+    partner: str = Field(description="Partner node's base URL")
+    issuer: str | None = None
+
+
+@router.post("/sync")
+def sync_from(body: SyncFromIn, who: Principal = Depends(_admin)) -> dict[str, Any]:
+    """Mirror every issuer followed at a partner node; alarms and errors are listed, not raised."""
+    return exchange.sync_from(who, body.partner, body.issuer)
+
+
+@router.get("/alarms")
+def list_alarms(issuer: str | None = None, who: Principal = Depends(_issuers)) -> dict[str, Any]:
+    """Recorded partner-log alarms (fork, rollback, rewritten history), newest first."""
+    return {"alarms": exchange.alarms(issuer)}
+
+
+class PushIn(BaseModel):
+    base_url: str = Field(description="Partner node's base URL")
+    token: str = Field(description="Bearer token the partner issued to this node (role partner)")
+    declaration_ref: str | None = Field(None, max_length=64)
+
+
+@router.post("/{target_hash}/push")
+def push(target_hash: str, body: PushIn, who: Principal = Depends(_issuers)) -> dict[str, Any]:
+    """Send a document issued here to a partner's inbox; the partner's verdict (or refusal) comes back."""
+    return exchange.push_document(who, target_hash, body.base_url, body.token, declaration_ref=body.declaration_ref)
 
 
 @router.put("/partners/{issuer_id}/keys")
@@ -197,6 +257,12 @@ def receive(body: InboxIn, who: Principal = Depends(require(Role.PARTNER, Role.A
     return exchange.receive_document(who, body.document, declaration_ref=body.declaration_ref)
 
 
+@router.get("/declarations/{declaration_ref}/claims")
+def claims(declaration_ref: str, who: Principal = Depends(_issuers)) -> dict[str, Any]:
+    """Proofs of origin the declaration cited, each with the received certificate it is linked to."""
+    return {"declaration": declaration_ref, "claims": exchange.claims_for(declaration_ref)}
+
+
 @router.get("/declarations/{declaration_ref}/certificate")
 def certificate(declaration_ref: str, who: Principal = Depends(_issuers)) -> dict[str, Any]:
     """The verified certificate of origin backing a declaration's preference claim (404 if none verifies)."""
@@ -218,10 +284,10 @@ class FinalizeIn(BaseModel):
 @router.post("/issue/prepare")
 def prepare_issue(body: IssueIn, who: Principal = Depends(_issuers)) -> dict[str, Any]:
     """Issuer-held keys: wrap a batch and return the message the issuer signs offline."""
-    return service.prepare_issue(who, body.issuer, body.type, body.documents)
+    return service.prepare_issue(who, body.issuer, body.type, body.documents, fmt=body.format)
 
 
 @router.post("/issue/finalize", status_code=201)
 def finalize_issue(body: FinalizeIn, who: Principal = Depends(_issuers)) -> IssueOut:
     wrapped = service.finalize_issue(who, body.issuer, body.type, body.documents, body.proof)
-    return IssueOut(merkle_root=wrapped[0]["signature"]["merkleRoot"], documents=wrapped)
+    return IssueOut(merkle_root=service.merkle_root_of(wrapped[0]) or "", documents=wrapped)

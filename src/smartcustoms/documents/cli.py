@@ -17,6 +17,7 @@ import typer
 
 from smartcustoms.documents import exchange, service, signing, title
 from smartcustoms.platform.auth import SYSTEM
+from smartcustoms.platform.errors import Problem
 from smartcustoms.platform.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True, help="Tamper-evident trade documents: issue, verify, redact, log proofs.")
@@ -67,6 +68,7 @@ def issue(
     issuer: str = typer.Option(..., help="Issuer id"),
     doc_type: str = typer.Option(..., "--type", help="certificate_of_origin, bill_of_lading or commercial_invoice"),
     out: Path | None = typer.Option(None, help="Directory for the wrapped documents (default: print them)"),
+    fmt: str = typer.Option("oa-v2", "--format", help="oa-v2 (default) or oa-v3"),
 ) -> None:
     """Wrap, sign and log documents as one batch (one Merkle root, one checkpoint)."""
     docs: list[Any] = []
@@ -76,7 +78,7 @@ def issue(
         items = raw if isinstance(raw, list) else [raw]
         docs.extend(items)
         names.extend(f.stem if len(items) == 1 else f"{f.stem}-{i}" for i in range(len(items)))
-    wrapped = service.issue_documents(SYSTEM, issuer, doc_type, docs)
+    wrapped = service.issue_documents(SYSTEM, issuer, doc_type, docs, fmt=fmt)
     if out is None:
         _out(wrapped if len(wrapped) > 1 else wrapped[0])
         return
@@ -84,7 +86,16 @@ def issue(
     for name, w in zip(names, wrapped, strict=True):
         target = out / f"{name}.wrapped.json"
         target.write_text(json.dumps(w, indent=2, ensure_ascii=False), encoding="utf-8")
-        typer.echo(f"{target}  targetHash={w['signature']['targetHash']}  logIndex={w['smartcustoms']['logIndex']}")
+        _receipt_line(target, w)
+
+
+def _receipt_line(target: Path, w: dict[str, Any]) -> None:
+    block = w["proof"] if fmt_of(w) == "oa-v3" else w
+    typer.echo(f"{target}  targetHash={service.target_hash_of(w)}  logIndex={block[service.LOG_BLOCK]['logIndex']}")
+
+
+def fmt_of(w: dict[str, Any]) -> str:
+    return "oa-v3" if "credentialSubject" in w else "oa-v2"
 
 
 @app.command("redact")
@@ -113,7 +124,11 @@ def log_proof(
 ) -> None:
     """Print a signed checkpoint with inclusion and/or consistency proofs (base64 hashes)."""
     if document is not None:
-        target_hash = str(_read_json(document).get("signature", {}).get("targetHash"))
+        target_hash = service.target_hash_of(_read_json(document))
+        if not target_hash:
+            raise service.DocumentError(
+                Problem("no_target_hash", ("document",), f"{document} carries no targetHash (not a wrapped document)")
+            )
     _out(service.log_proof(issuer, target_hash=target_hash, index=index, size=size, from_size=from_size))
 
 
@@ -214,12 +229,49 @@ def title_show(target_hash: str) -> None:
 @app.command("partner-follow")
 def partner_follow(
     issuer_id: str,
-    registry: Path = typer.Option(..., help="The partner's published key registry JSON"),
-    name: str = typer.Option(...),
+    registry: Path | None = typer.Option(None, help="The partner's published key registry JSON"),
+    url: str | None = typer.Option(None, help="Partner node's base URL (its registry is fetched from there)"),
+    name: str | None = typer.Option(None, help="Partner name (default: the issuer id)"),
     kind: str = typer.Option("customs"),
 ) -> None:
-    """Pin a partner issuer and its keys, to mirror its log."""
-    _out(exchange.follow_partner(SYSTEM, issuer_id, name, kind, _read_json(registry)))
+    """Pin a partner issuer and its keys, to mirror its log (from a registry file, or fetched from --url)."""
+    if registry is None and url is None:
+        typer.echo("error [required] give --registry FILE or --url URL", err=True)
+        raise typer.Exit(2)
+    if registry is None:
+        assert url is not None
+        _out(exchange.follow_partner_at(SYSTEM, url, issuer_id, name=name, kind=kind))
+        return
+    _out(exchange.follow_partner(SYSTEM, issuer_id, name or issuer_id, kind, _read_json(registry), base_url=url))
+
+
+@app.command("sync")
+def sync(
+    partner: str = typer.Option(..., "--partner", help="Partner node's base URL"),
+    issuer: str | None = typer.Option(None, help="Only this followed issuer (default: all followed at --partner)"),
+) -> None:
+    """Mirror the partner's new checkpoints and entries, checking consistency proofs; exit 2 on an alarm
+    (fork, rollback, rewritten history: recorded in the alarm list and the audit log), 1 if unreachable."""
+    result = exchange.sync_from(SYSTEM, partner, issuer)
+    _out(result)
+    raise typer.Exit(2 if result["alarms"] else 1 if result["errors"] else 0)
+
+
+@app.command("alarms")
+def alarms_cmd(issuer: str | None = typer.Option(None, help="Only this partner issuer")) -> None:
+    """Recorded partner-log alarms (forks, rollbacks, rewritten history), newest first."""
+    _out(exchange.alarms(issuer))
+
+
+@app.command("push")
+def push(
+    target_hash: str,
+    to: str = typer.Option(..., help="Partner node's base URL"),
+    token: str = typer.Option(..., envvar="SMARTCUSTOMS_PARTNER_TOKEN", help="Token the partner issued to us"),
+    declaration: str | None = typer.Option(None, help="The partner's declaration this document supports"),
+) -> None:
+    """Send a document issued here to a partner's inbox (it verifies it against its mirror of our log)."""
+    _out(exchange.push_document(SYSTEM, target_hash, to, token, declaration_ref=declaration))
 
 
 @app.command("partner-keys")
@@ -246,13 +298,16 @@ def issue_prepare(
     issuer: str = typer.Option(..., help="Issuer id (its key is held by the issuer)"),
     doc_type: str = typer.Option(..., "--type"),
     out: Path = typer.Option(..., help="Where to write the prepared batch"),
+    fmt: str = typer.Option("oa-v2", "--format", help="oa-v2 (default) or oa-v3"),
 ) -> None:
     """Issuer-held keys, step 1: wrap a batch; the issuer signs it offline with `issue-sign`."""
     docs: list[Any] = []
     for f in files:
         raw = _read_json(f)
         docs.extend(raw if isinstance(raw, list) else [raw])
-    out.write_text(json.dumps(service.prepare_issue(SYSTEM, issuer, doc_type, docs), indent=2, ensure_ascii=False))
+    out.write_text(
+        json.dumps(service.prepare_issue(SYSTEM, issuer, doc_type, docs, fmt=fmt), indent=2, ensure_ascii=False)
+    )
     typer.echo(f"{out}: {len(docs)} document(s) to sign")
 
 
@@ -279,4 +334,4 @@ def issue_finalize(prepared: Path, out: Path = typer.Option(..., help="Directory
     for i, w in enumerate(wrapped):
         target = out / f"{prepared.stem}-{i}.wrapped.json"
         target.write_text(json.dumps(w, indent=2, ensure_ascii=False), encoding="utf-8")
-        typer.echo(f"{target}  targetHash={w['signature']['targetHash']}  logIndex={w['smartcustoms']['logIndex']}")
+        _receipt_line(target, w)

@@ -418,7 +418,7 @@ def check_integrity(doc: Json) -> Check:
     )
 
 
-# --- OpenAttestation v3 (integrity only) -------------------------------------------------------
+# --- OpenAttestation v3 -----------------------------------------------------------------------
 
 V3_PROOF_TYPE = "OpenAttestationMerkleProofSignature2018"
 _PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
@@ -493,7 +493,136 @@ def check_integrity_v3(doc: Mapping[str, Json]) -> Check:
         node = combine_sorted(node, bytes.fromhex(sibling))
     if node.hex() != root.lower():
         return Check("invalid", "Merkle proof does not lead to proof.merkleRoot", {"computed": node.hex()})
+    extra = unsalted_v3_fields(doc)
+    if extra:
+        return Check(
+            "invalid",
+            f"document data was changed: field(s) {', '.join(extra[:5])} added after wrapping (no salt covers them)",
+            {"unsalted": extra[:20]},
+        )
     return Check("valid", "target hash and Merkle proof match (OpenAttestation v3)", {"targetHash": computed})
+
+
+V3_CREDENTIALS_CONTEXT = "https://www.w3.org/2018/credentials/v1"
+
+
+def v3_salts(body: Json, salt: Callable[[], str] | None = None) -> list[dict[str, str]]:
+    """One ``{value, path}`` salt per scalar leaf, paths written as OpenAttestation v3 writes them
+    (``a.b[0].c``), values 32 random bytes in hex (as its `salt` does)."""
+    out: list[dict[str, str]] = []
+
+    def walk(value: Json, path: str) -> None:
+        if isinstance(value, Mapping):
+            for k, v in value.items():
+                walk(v, f"{path}.{k}" if path else str(k))
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(v, f"{path}[{i}]")
+        else:
+            out.append({"value": salt() if salt else os.urandom(32).hex(), "path": path})
+
+    walk(body, "")
+    return out
+
+
+def _v3_target(body: Mapping[str, Json], salts: Sequence[Mapping[str, str]], obfuscated: Iterable[str] = ()) -> str:
+    hashes = list(obfuscated)
+    for s in salts:
+        found, value = _lookup(body, s["path"])
+        if found:
+            hashes.append(keccak256(_compact({s["path"]: f"{s['value']}:{_js_string(value)}"}).encode("utf-8")).hex())
+    return _digest(hashes)
+
+
+def wrap_documents_v3(
+    credentials: Sequence[Mapping[str, Json]], salt: Callable[[], str] | None = None
+) -> list[dict[str, Json]]:
+    """Wrap a batch of OpenAttestation v3 credentials (``@context``, ``credentialSubject``, ``issuer``,
+    ``openAttestationMetadata``...): per-path salts, target hashes, one Merkle root with a proof each."""
+    saltss = [v3_salts(c, salt) for c in credentials]
+    targets = [bytes.fromhex(_v3_target(c, s)) for c, s in zip(credentials, saltss, strict=True)]
+    levels = merkle_levels(targets)
+    root = levels[-1][0].hex()
+    out = []
+    for i, cred in enumerate(credentials):
+        wrapped = copy.deepcopy(dict(cred))
+        wrapped["proof"] = {
+            "type": V3_PROOF_TYPE,
+            "proofPurpose": "assertionMethod",
+            "targetHash": targets[i].hex(),
+            "proofs": [p.hex() for p in batch_proof(levels, i)],
+            "merkleRoot": root,
+            "salts": base64.b64encode(_compact(saltss[i]).encode("utf-8")).decode("ascii"),
+            "privacy": {"obfuscated": []},
+        }
+        out.append(wrapped)
+    return out
+
+
+def v3_path(dotted: str) -> str:
+    """`credentialSubject.goods.0.quantity` (or already `goods[0].quantity`) as a v3 salt path."""
+    out = ""
+    for part in dotted.replace("[", ".").replace("]", "").split("."):
+        if not part:
+            continue
+        out += f"[{part}]" if part.isdigit() and out else (f".{part}" if out else part)
+    return out
+
+
+def redact_v3(wrapped: Mapping[str, Json], paths: Iterable[str]) -> dict[str, Json]:
+    """Hide fields of an OpenAttestation v3 document as its `obfuscate` does: each salted leaf under a path
+    leaves the body, its hash joins ``proof.privacy.obfuscated`` and its salt leaves ``proof.salts``.
+    A whole list element becomes ``{}`` so the indexes of the others do not shift."""
+    doc = copy.deepcopy(dict(wrapped))
+    proof = doc["proof"]
+    salts = json.loads(base64.b64decode(str(proof["salts"]), validate=True))
+    body = {k: v for k, v in doc.items() if k != "proof"}
+    hidden: list[str] = []
+    removed: set[str] = set()
+    for want in paths:
+        path = v3_path(want)
+        hits = [s for s in salts if s["path"] == path or s["path"].startswith((path + ".", path + "["))]
+        if not hits:
+            raise KeyError(want)
+        for salt in hits:
+            found, value = _lookup(body, salt["path"])
+            if found and salt["path"] not in removed:
+                hidden.append(
+                    keccak256(_compact({salt["path"]: f"{salt['value']}:{_js_string(value)}"}).encode()).hex()
+                )
+                removed.add(salt["path"])
+        _unset(doc, path)
+    proof["salts"] = base64.b64encode(_compact([s for s in salts if s["path"] not in removed]).encode()).decode()
+    privacy = proof.setdefault("privacy", {})
+    privacy["obfuscated"] = [*privacy.get("obfuscated", []), *hidden]
+    return doc
+
+
+def _unset(doc: dict[str, Json], path: str) -> None:
+    parts = _PATH_PART.findall(path)
+    node: Json = doc
+    for name, index in parts[:-1]:
+        node = node[int(index)] if index else node[name]
+    name, index = parts[-1]
+    if index:
+        node[int(index)] = {}
+    else:
+        del node[name]
+
+
+def unsalted_v3_fields(doc: Mapping[str, Json]) -> list[str]:
+    """Scalar fields of a v3 document that no salt covers (added after wrapping: not protected)."""
+    proof = doc.get("proof")
+    try:
+        salted = {str(s["path"]) for s in json.loads(base64.b64decode(str(proof.get("salts", "")), validate=True))}  # type: ignore[union-attr]
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return []
+    body = {k: v for k, v in doc.items() if k != "proof"}
+    return [
+        s["path"]
+        for s in v3_salts(body, lambda: "")
+        if s["path"] not in salted and _lookup(body, s["path"])[1] is not None
+    ]
 
 
 # --- document types ---------------------------------------------------------------------------

@@ -1,82 +1,129 @@
-"""Console page: public document verification. Anyone drops a wrapped document and sees the three checks.
+"""Console pages of the documents slice: public document verification (anyone, signed in or not, drops a
+wrapped document and sees the three checks with their reasons) and, for officers, the partner logs this
+node mirrors with their recorded alarms.
 
-The page is static HTML; the browser posts the file to `POST /documents/verify` (public), so the
-page itself holds no logic and nothing is uploaded anywhere else.
+The page holds no logic: its script posts the file to the public `POST /documents/verify` and shows
+the verdict. Scripts and styles are served from this slice (the console's CSP allows only 'self').
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from fastapi.responses import HTMLResponse
+from pathlib import Path
 
-router = APIRouter(tags=["documents pages"])
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import FileResponse, RedirectResponse, Response
 
-_PAGE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Verify a trade document — Smart Customs</title>
-<style>
-  body { font-family: system-ui, sans-serif; max-width: 46rem; margin: 2rem auto; padding: 0 1rem; color: #1b1b1b; }
-  #drop { border: 2px dashed #888; border-radius: 8px; padding: 2.5rem; text-align: center; cursor: pointer; }
-  #drop.over { background: #eef5ff; border-color: #2a6ebb; }
-  table { border-collapse: collapse; width: 100%; margin-top: 1.5rem; }
-  th, td { text-align: left; padding: .5rem; border-bottom: 1px solid #ddd; vertical-align: top; }
-  .valid { color: #17702b; font-weight: 600; } .invalid { color: #b00020; font-weight: 600; }
-  .unknown { color: #8a6d00; font-weight: 600; }
-  #summary { font-size: 1.2rem; margin-top: 1rem; }
-</style>
-</head>
-<body>
-<h1>Verify a trade document</h1>
-<p>Certificates of origin, bills of lading and invoices issued as OpenAttestation (TradeTrust) documents.
-Drop the <code>.json</code> file below. Nothing is stored.</p>
-<div id="drop" tabindex="0" role="button" aria-label="Choose a document file">
-  Drop a document here, or click to choose a file
-  <input id="file" type="file" accept=".json,.tt,application/json" hidden>
-</div>
-<div id="summary" aria-live="polite"></div>
-<table id="checks" hidden>
-  <thead><tr><th>Check</th><th>Result</th><th>Reason</th></tr></thead>
-  <tbody></tbody>
-</table>
-<script>
-const drop = document.getElementById("drop"), input = document.getElementById("file");
-const summary = document.getElementById("summary"), table = document.getElementById("checks");
-const labels = {integrity: "Integrity (not changed)", status: "Status (issued, not revoked)", identity: "Identity (issuer's key)"};
-drop.addEventListener("click", () => input.click());
-drop.addEventListener("keydown", e => { if (e.key === "Enter" || e.key === " ") input.click(); });
-drop.addEventListener("dragover", e => { e.preventDefault(); drop.classList.add("over"); });
-drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-drop.addEventListener("drop", e => { e.preventDefault(); drop.classList.remove("over"); check(e.dataTransfer.files[0]); });
-input.addEventListener("change", () => check(input.files[0]));
-function cell(text, cls) { const td = document.createElement("td"); td.textContent = text; if (cls) td.className = cls; return td; }
-async function check(file) {
-  if (!file) return;
-  table.hidden = true; summary.textContent = "Checking " + file.name + "…";
-  let body;
-  try { body = JSON.parse(await file.text()); } catch (e) { summary.textContent = "This file is not valid JSON."; return; }
-  const r = await fetch("verify", {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
-  const v = await r.json();
-  if (!r.ok) { summary.textContent = (v.problems || []).map(p => p.message).join("; ") || "Verification failed."; return; }
-  summary.textContent = v.valid ? "✔ The document verifies." : "✘ The document does not verify.";
-  summary.className = v.valid ? "valid" : "invalid";
-  const tbody = table.querySelector("tbody"); tbody.replaceChildren();
-  for (const name of ["integrity", "status", "identity"]) {
-    const c = v.checks[name], tr = document.createElement("tr");
-    tr.append(cell(labels[name]), cell(c.status, c.status), cell(c.reason));
-    tbody.append(tr);
-  }
-  table.hidden = false;
-}
-</script>
-</body>
-</html>
-"""
+from smartcustoms.clearance import pages
+from smartcustoms.documents import exchange, store
+from smartcustoms.platform.auth import Role
+from smartcustoms.platform.db import unit_of_work
+from smartcustoms.platform.errors import DomainError, Forbidden, Problem
+
+HERE = Path(__file__).resolve().parent
+STATIC = {"verify.js": "text/javascript", "verify.css": "text/css"}
+VERIFY_PATH = "/console/documents/verify"
+
+pages.add_templates(HERE / "templates")
+pages.add_nav_link(VERIFY_PATH, pages.N_("Verify a document"), set(Role))
+PARTNERS_PATH = "/console/documents/partners"
+WATCHERS = {Role.ADMIN, Role.OFFICER, Role.ANALYST}
+pages.add_nav_link(PARTNERS_PATH, pages.N_("Partner logs"), WATCHERS)
+pages.add_panel("documents/panel.html", exchange.preference_panel)
+
+router = APIRouter(include_in_schema=False, tags=["documents pages"])
 
 
-@router.get("/documents/verify", response_class=HTMLResponse, include_in_schema=False)
-def verify_page() -> str:
-    """Public page: no sign-in needed to check a document."""
-    return _PAGE
+def _public_page(request: Request) -> pages.Page | Response:
+    """The console page for anyone: signed-in users keep their menu, anonymous visitors get the bare layout.
+    Uses the console's anonymous page (as its sign-in page does) until it exposes a public extension point."""
+    public = getattr(pages, "public_page", None)
+    if public is not None:
+        page: pages.Page | Response = public(request)
+        return page
+    return pages._page(request, anonymous=True)
+
+
+@router.get(VERIFY_PATH)
+def verify_page(request: Request) -> Response:
+    page = _public_page(request)
+    if not isinstance(page, pages.Page):
+        return page
+    return page.render("documents/verify.html")
+
+
+def _partners_page(page: pages.Page, *, status_code: int = 200, **extra: object) -> Response:
+    assert page.who is not None
+    return page.render(
+        "documents/partners.html",
+        status_code=status_code,
+        partners=exchange.partners(),
+        alarms=exchange.alarms(limit=50),
+        can_sync=page.who.role is Role.ADMIN,
+        **extra,
+    )
+
+
+def _watcher(request: Request) -> pages.Page | Response:
+    page = pages.console_page(request)
+    if isinstance(page, pages.Page) and (page.who is None or page.who.role not in WATCHERS):
+        return pages.problems_page(
+            page, Forbidden(Problem("forbidden_role", (), "Partner logs are for customs officers"))
+        )
+    return page
+
+
+@router.get(PARTNERS_PATH)
+def partners_page(request: Request) -> Response:
+    """Followed partner logs with the state of their last sync, and the recorded alarms (officers)."""
+    page = _watcher(request)
+    if not isinstance(page, pages.Page):
+        return page
+    return _partners_page(page)
+
+
+@router.post(PARTNERS_PATH + "/sync")
+def sync_now(request: Request, csrf: str = Form(""), issuer: str = Form("")) -> Response:
+    """Admin: sync one followed partner issuer now; an alarm shows in the list below."""
+    page = _watcher(request)
+    if not isinstance(page, pages.Page):
+        return page
+    assert page.who is not None
+    if not pages.csrf_ok(request, csrf):
+        return pages.refuse_csrf(page)
+    if page.who.role is not Role.ADMIN:
+        return pages.problems_page(page, Forbidden(Problem("forbidden_role", (), "Only an administrator syncs")))
+    with unit_of_work() as session:
+        row = session.get(store.PartnerRow, issuer)
+        base_url = row.base_url if row else None
+    if base_url is None:
+        return _partners_page(
+            page, status_code=404, problems=[Problem("unknown_partner", ("issuer",), f"{issuer} is not followed")]
+        )
+    try:
+        result = exchange.sync_from(page.who, base_url, issuer)
+    except DomainError as exc:
+        return _partners_page(page, status_code=exc.status, problems=exc.problems)
+    problems = [Problem("partner_log_alarm", ("issuer",), a["reason"]) for a in result["alarms"]] + [
+        Problem("partner_unreachable", ("issuer",), e["reason"]) for e in result["errors"]
+    ]
+    if problems:
+        return _partners_page(page, status_code=409, problems=problems)
+    new = sum(int(s["new"]) for s in result["synced"])
+    return _partners_page(page, done=pages._("Synced: new entries mirrored: ") + str(new))
+
+
+@router.get("/documents/verify")
+def old_verify_page() -> RedirectResponse:
+    """The page's former address (links already handed out keep working)."""
+    return RedirectResponse(VERIFY_PATH, status_code=308)
+
+
+@router.get("/documents/static/{name}")
+def static(name: str) -> Response:
+    """The page's script and style (a fixed list: nothing else on disk is reachable)."""
+    if name not in STATIC:
+        return Response(status_code=404)
+    response = FileResponse(HERE / "static" / name, media_type=STATIC[name])
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response

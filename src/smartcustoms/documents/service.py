@@ -6,6 +6,7 @@ entries and the new signed checkpoint together, or nothing.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -275,16 +276,60 @@ def _wrap_batch(issuer: store.IssuerRow, doc_type: str, documents: Sequence[Any]
     return model.wrap_documents(raw, schema=f"smartcustoms/{doc_type}/1.0")
 
 
-def issue_documents(
-    who: Principal, issuer_id: str, doc_type: str, documents: Sequence[Any], *, url: str | None = None
+FORMATS = ("oa-v2", "oa-v3")
+IDENTITY_TYPE = "SMARTCUSTOMS-KEY-REGISTRY"
+STATUS_METHOD = "SMARTCUSTOMS-LOG"
+
+
+def _wrap_batch_v3(
+    issuer: store.IssuerRow, doc_type: str, documents: Sequence[Any], at: datetime
 ) -> list[dict[str, Any]]:
-    """Wrap, sign and log a batch of raw documents of one type; returns the wrapped documents with receipts."""
+    """OpenAttestation v3 credentials: the content under `credentialSubject`; issuer identity and the
+    status method (our log) in `openAttestationMetadata`, all salted, so none of it can be swapped."""
+    creds = [
+        {
+            "@context": [model.V3_CREDENTIALS_CONTEXT, model.OA_V3_CONTEXT],
+            "type": ["VerifiableCredential", "OpenAttestationCredential"],
+            "issuanceDate": at.isoformat(),
+            "openAttestationMetadata": {
+                "proof": {"type": "OpenAttestationProofMethod", "method": STATUS_METHOD, "value": issuer.origin},
+                "identityProof": {"type": IDENTITY_TYPE, "identifier": issuer.id},
+            },
+            "credentialSubject": {**dict(doc), "documentType": doc_type},
+            "issuer": {
+                "id": f"urn:smartcustoms:issuer:{issuer.id}",
+                "name": issuer.name,
+                "type": "OpenAttestationIssuer",
+            },
+        }
+        for doc in documents
+    ]
+    return model.wrap_documents_v3(creds)
+
+
+def issue_documents(
+    who: Principal,
+    issuer_id: str,
+    doc_type: str,
+    documents: Sequence[Any],
+    *,
+    url: str | None = None,
+    fmt: str = "oa-v2",
+) -> list[dict[str, Any]]:
+    """Wrap, sign and log a batch of raw documents of one type (OpenAttestation v2 by default, or v3);
+    returns the wrapped documents with the issuer's signature and their log receipts."""
     _validate_batch(doc_type, documents)
+    if fmt not in FORMATS:
+        raise DocumentError(Problem("unknown_format", ("format",), f"Format must be one of {', '.join(FORMATS)}"))
     with unit_of_work(url) as session:
         issuer = _issuer(session, issuer_id)
         now = _now()
-        wrapped = _wrap_batch(issuer, doc_type, documents)
-        root = wrapped[0]["signature"]["merkleRoot"]
+        wrapped = (
+            _wrap_batch(issuer, doc_type, documents)
+            if fmt == "oa-v2"
+            else _wrap_batch_v3(issuer, doc_type, documents, now)
+        )
+        root = merkle_root_of(wrapped[0]) or ""
         key = _signing_key(session, issuer.id, now)
         proof = signing.document_proof(issuer.id, _private(key), root, now)
         return _log_and_store(session, who, issuer, doc_type, wrapped, proof, now)
@@ -294,14 +339,21 @@ SIGNING_WINDOW = timedelta(minutes=15)
 """How old (or how far ahead) an issuer's offline signature over a prepared batch may be at finalisation."""
 
 
-def prepare_issue(who: Principal, issuer_id: str, doc_type: str, documents: Sequence[Any]) -> dict[str, Any]:
+def prepare_issue(
+    who: Principal, issuer_id: str, doc_type: str, documents: Sequence[Any], *, fmt: str = "oa-v2"
+) -> dict[str, Any]:
     """For issuer-held keys, step 1: wrap the batch and return what the issuer must sign offline."""
     _validate_batch(doc_type, documents)
+    if fmt not in FORMATS:
+        raise DocumentError(Problem("unknown_format", ("format",), f"Format must be one of {', '.join(FORMATS)}"))
     with unit_of_work() as session:
         issuer = _issuer(session, issuer_id)
-    wrapped = _wrap_batch(issuer, doc_type, documents)
-    root = wrapped[0]["signature"]["merkleRoot"]
-    created = _now().isoformat()
+    now = _now()
+    wrapped = (
+        _wrap_batch(issuer, doc_type, documents) if fmt == "oa-v2" else _wrap_batch_v3(issuer, doc_type, documents, now)
+    )
+    root = merkle_root_of(wrapped[0]) or ""
+    created = now.isoformat()
     return {
         "issuer": issuer_id,
         "type": doc_type,
@@ -320,11 +372,11 @@ def finalize_issue(
     roots = set()
     for i, doc in enumerate(documents):
         check = model.check_integrity(doc)
-        if check.status != "valid" or model.detect_format(doc) != "oa-v2":
+        if check.status != "valid":
             problems.append(Problem("integrity_invalid", ("documents", i), check.reason))
             continue
-        roots.add(doc["signature"]["merkleRoot"])
-        data = model.unsalt(doc["data"])
+        roots.add(merkle_root_of(doc))
+        data = document_content(doc)
         if data.get("documentType") != doc_type or _issuer_claimed(doc) != issuer_id:
             problems.append(
                 Problem("wrong_batch", ("documents", i), f"not a prepared {doc_type} of issuer {issuer_id}")
@@ -340,8 +392,8 @@ def finalize_issue(
         problems.append(Problem("mixed_batch", ("documents",), "Documents of one batch share one Merkle root"))
     if problems:
         raise DocumentError(problems)
-    root = roots.pop()
-    wrapped = [{k: v for k, v in dict(doc).items() if k not in ("proof", LOG_BLOCK)} for doc in documents]
+    root = str(roots.pop())
+    wrapped = [_unsigned(doc) for doc in documents]
     with unit_of_work() as session:
         issuer = _issuer(session, issuer_id)
         try:
@@ -356,10 +408,22 @@ def finalize_issue(
             raise DocumentError(
                 Problem("stale_signature", ("proof", "created"), "The batch must be signed within 15 minutes")
             )
-        targets = [w["signature"]["targetHash"] for w in wrapped]
+        targets = [target_hash_of(w) for w in wrapped]
         if session.scalar(select(store.DocumentRow.id).where(store.DocumentRow.target_hash.in_(targets)).limit(1)):
             raise Conflict(Problem("duplicate_document", ("documents",), "A document of this batch was already issued"))
         return _log_and_store(session, who, issuer, doc_type, wrapped, proof, now)
+
+
+_V3_SIGNED = ("key", "signature", "created", LOG_BLOCK)
+
+
+def _unsigned(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """A prepared document without any signature or receipt someone added (v2: `proof`, v3: inside `proof`)."""
+    out = copy.deepcopy(dict(doc))
+    if model.detect_format(out) == "oa-v3":
+        out["proof"] = {k: v for k, v in out["proof"].items() if k not in _V3_SIGNED}
+        return out
+    return {k: v for k, v in out.items() if k not in ("proof", LOG_BLOCK)}
 
 
 def _log_and_store(
@@ -372,15 +436,19 @@ def _log_and_store(
     now: datetime,
 ) -> list[dict[str, Any]]:
     """Append a signed batch to the issuer's log, attach proof and receipts, keep the documents."""
-    root = wrapped[0]["signature"]["merkleRoot"]
-    targets = [w["signature"]["targetHash"] for w in wrapped]
+    root = merkle_root_of(wrapped[0]) or ""
+    targets = [target_hash_of(w) for w in wrapped]
     # target hashes cover fresh random salts, so they are unique; the table's unique index guards it anyway
     leaves = [_payload("issue", issuer.id, t, now, merkleRoot=root, docType=doc_type) for t in targets]
     appended = _append(session, issuer, [("issue", t, leaf) for t, leaf in zip(targets, leaves, strict=True)])
     for i, w in enumerate(wrapped):
-        w["proof"] = [dict(proof)]
+        v3 = model.detect_format(w) == "oa-v3"
+        if v3:  # OpenAttestation v3 keeps the issuer's signature in `proof` (key, signature), as DID signing does
+            w["proof"].update(key=proof["verificationMethod"], signature=proof["signature"], created=proof["created"])
+        else:
+            w["proof"] = [dict(proof)]
         index = appended.first_index + i
-        w[LOG_BLOCK] = {
+        (w["proof"] if v3 else w)[LOG_BLOCK] = {
             "issuer": issuer.id,
             "logIndex": index,
             "treeSize": appended.size,
@@ -449,6 +517,8 @@ def redact_document(wrapped: Mapping[str, Any], paths: Sequence[str]) -> dict[st
     if model.check_integrity(wrapped).status != "valid":
         raise DocumentError(Problem("invalid_document", (), "Only an intact wrapped document can be redacted"))
     try:
+        if model.detect_format(wrapped) == "oa-v3":
+            return model.redact_v3(wrapped, paths)
         return model.redact(wrapped, paths)
     except KeyError as exc:
         raise DocumentError(Problem("unknown_field", ("fields",), f"No field {exc.args[0]!r} in the document")) from exc
@@ -516,7 +586,71 @@ def log_proof(
 # --- verification -----------------------------------------------------------------------------
 
 
+def _v3_proof(doc: Mapping[str, Any]) -> Mapping[str, Any]:
+    proof = doc.get("proof")
+    return proof if isinstance(proof, Mapping) else {}
+
+
+def _v3_identity(doc: Mapping[str, Any]) -> Mapping[str, Any]:
+    meta = doc.get("openAttestationMetadata")
+    ident = meta.get("identityProof") if isinstance(meta, Mapping) else None
+    return ident if isinstance(ident, Mapping) else {}
+
+
+def target_hash_of(doc: Mapping[str, Any]) -> str:
+    """The document's target hash (v2 `signature`, v3 `proof`), lower case; '' if it has none."""
+    block = _v3_proof(doc) if model.detect_format(doc) == "oa-v3" else doc.get("signature")
+    value = block.get("targetHash") if isinstance(block, Mapping) else None
+    return value.lower() if isinstance(value, str) else ""
+
+
+def merkle_root_of(doc: Mapping[str, Any]) -> str | None:
+    block = _v3_proof(doc) if model.detect_format(doc) == "oa-v3" else doc.get("signature")
+    value = block.get("merkleRoot") if isinstance(block, Mapping) else None
+    return value if isinstance(value, str) else None
+
+
+def document_content(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """What the document says, without salts (v2 `data`) or wrapping (v3 `credentialSubject`)."""
+    if model.detect_format(doc) == "oa-v3":
+        subject = doc.get("credentialSubject")
+        return dict(subject) if isinstance(subject, Mapping) else {}
+    data = doc.get("data")
+    return dict(model.unsalt(data)) if isinstance(data, Mapping) else {}
+
+
+def document_number(doc: Mapping[str, Any]) -> str | None:
+    """The certificate, bill of lading or invoice number (what other documents and declarations cite)."""
+    content = document_content(doc)
+    for key in ("certificateNumber", "blNumber", "invoiceNumber"):
+        if content.get(key) not in (None, ""):
+            return str(content[key])[:64]
+    return None
+
+
+def _signature_proofs(doc: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    if model.detect_format(doc) == "oa-v3":
+        p = _v3_proof(doc)
+        if not p.get("key") or not p.get("signature"):
+            return []
+        return [
+            {
+                "type": signing.SIGNATURE_TYPE,
+                "created": p.get("created"),
+                "verificationMethod": p.get("key"),
+                "signature": p.get("signature"),
+            }
+        ]
+    return [p for p in doc.get("proof") or [] if isinstance(p, Mapping)]
+
+
+def _receipt_block(doc: Mapping[str, Any]) -> Any:
+    return (_v3_proof(doc) if model.detect_format(doc) == "oa-v3" else doc).get(LOG_BLOCK)
+
+
 def _is_ours(doc: Mapping[str, Any]) -> bool:
+    if model.detect_format(doc) == "oa-v3":
+        return _v3_identity(doc).get("type") == IDENTITY_TYPE or isinstance(_receipt_block(doc), Mapping)
     proofs = doc.get("proof")
     return isinstance(doc.get(LOG_BLOCK), Mapping) or (
         isinstance(proofs, list)
@@ -543,7 +677,7 @@ def verify_document(
     if fmt == "unknown":
         why = "not a wrapped document, cannot be checked"
         return verdict(integrity, model.Check("unknown", why), model.Check("unknown", why), fmt)
-    if fmt == "oa-v3" or not _is_ours(doc):
+    if not _is_ours(doc):
         status_reason, identity_reason = model.foreign_status_reason(doc)
         return verdict(integrity, model.Check("unknown", status_reason), model.Check("unknown", identity_reason), fmt)
     db_error: str | None = None
@@ -555,7 +689,7 @@ def verify_document(
                     reg = registry or registry_from_session(session, claimed)
                     identity = _check_identity(doc, reg)
                     status = _status_from_log(session, doc, reg)
-                    return verdict(integrity, status, identity, "smartcustoms")
+                    return verdict(integrity, status, identity, _ours(fmt))
                 db_error = f"issuer {claimed} keeps its log on another node"
         except (SQLAlchemyError, OSError) as exc:
             db_error = f"the issuer's log could not be read ({type(exc).__name__})"
@@ -566,10 +700,19 @@ def verify_document(
             "unknown", "no key registry available: pass the issuer's published registry or use the issuer's node"
         )
     )
-    return verdict(integrity, _status_from_receipt(doc, registry, db_error), identity, "smartcustoms")
+    return verdict(integrity, _status_from_receipt(doc, registry, db_error), identity, _ours(fmt))
+
+
+def _ours(fmt: str) -> str:
+    """Verdict format of a document issued by a Smart Customs node ("smartcustoms" for v2, as before)."""
+    return "smartcustoms" if fmt == "oa-v2" else "smartcustoms-oa-v3"
 
 
 def _issuer_claimed(doc: Mapping[str, Any]) -> str | None:
+    if model.detect_format(doc) == "oa-v3":
+        ident = _v3_identity(doc)
+        value = ident.get("identifier") if ident.get("type") == IDENTITY_TYPE else None
+        return str(value) if value is not None else None
     data = doc.get("data")
     issuers = data.get("issuers") if isinstance(data, Mapping) else None
     if isinstance(issuers, list) and issuers and isinstance(issuers[0], Mapping):
@@ -579,8 +722,8 @@ def _issuer_claimed(doc: Mapping[str, Any]) -> str | None:
 
 
 def _check_identity(doc: Mapping[str, Any], registry: signing.KeyRegistry) -> model.Check:
-    proofs = [p for p in doc.get("proof") or [] if isinstance(p, Mapping)]
-    root = doc.get("signature", {}).get("merkleRoot") if isinstance(doc.get("signature"), Mapping) else None
+    proofs = _signature_proofs(doc)
+    root = merkle_root_of(doc)
     if not proofs or not isinstance(root, str):
         return model.Check("invalid", "the document carries no issuer signature")
     claimed = _issuer_claimed(doc)
@@ -603,7 +746,7 @@ def _check_identity(doc: Mapping[str, Any], registry: signing.KeyRegistry) -> mo
 
 
 def _receipt(doc: Mapping[str, Any]) -> tuple[Mapping[str, Any], signing.Checkpoint, list[bytes]] | str:
-    block = doc.get(LOG_BLOCK)
+    block = _receipt_block(doc)
     if not isinstance(block, Mapping):
         return "the document carries no log receipt"
     try:
@@ -645,7 +788,7 @@ def _receipt_problem(
         leaf = json.loads(str(block["leaf"]))
     except ValueError:
         return "log receipt leaf is not JSON"
-    target = doc.get("signature", {}).get("targetHash") if isinstance(doc.get("signature"), Mapping) else None
+    target = target_hash_of(doc)
     if not isinstance(leaf, Mapping) or leaf.get("targetHash") != target or leaf.get("kind") != "issue":
         return "log receipt is for another document"
     try:
@@ -659,7 +802,7 @@ def _receipt_problem(
 
 def _status_from_log(session: Session, doc: Mapping[str, Any], registry: signing.KeyRegistry) -> model.Check:
     """Status from the issuer's log held on this node: included under the latest signed checkpoint, not revoked."""
-    target = str(doc.get("signature", {}).get("targetHash", "")).lower()
+    target = target_hash_of(doc)
     issuer_id = _issuer_claimed(doc) or ""
     entries = session.scalars(
         select(store.LogEntryRow)

@@ -205,6 +205,47 @@ class ReceivedRow(Base):
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     verdict: Mapped[dict[str, object]] = mapped_column(JSON)
     wrapped: Mapped[dict[str, object]] = mapped_column(JSON)
+    reference: Mapped[str | None] = mapped_column(String(64), index=True)
+    """The certificate's own number (what a declaration cites as its proof of origin)."""
+
+
+class PartnerRow(Base):
+    """A followed partner issuer and the node it is mirrored from, with the state of the last sync."""
+
+    __tablename__ = "documents_partner"
+
+    issuer_id: Mapped[str] = mapped_column(ForeignKey("documents_issuer.id"), primary_key=True)
+    base_url: Mapped[str] = mapped_column(String(300), index=True)
+    followed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_sync_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class AlarmRow(Base):
+    """A partner log that forked, rolled back or rewrote history: kept for officers, never deleted."""
+
+    __tablename__ = "documents_alarm"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    issuer_id: Mapped[str] = mapped_column(String(64), index=True)
+    base_url: Mapped[str | None] = mapped_column(String(300))
+    raised_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str] = mapped_column(Text)
+    detail: Mapped[dict[str, object]] = mapped_column(JSON)
+
+
+class ClaimRow(Base):
+    """A declaration citing a proof of origin: links the filing to the received certificate (if any yet)."""
+
+    __tablename__ = "documents_claim"
+    __table_args__ = (UniqueConstraint("declaration_ref", "proof_ref"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    declaration_ref: Mapped[str] = mapped_column(String(64), index=True)
+    proof_ref: Mapped[str] = mapped_column(String(64), index=True)
+    fta: Mapped[str] = mapped_column(String(32))
+    received_id: Mapped[int | None] = mapped_column(BigId)
+    linked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 LOG_TABLE = cast(Table, LogEntryRow.__table__)
