@@ -208,6 +208,13 @@ def console_page(request: Request) -> Page | Response:
     return _page(request)
 
 
+def public_page(request: Request) -> Page:
+    """A page anyone may open (signed in or not), in the console layout: e.g. document verification."""
+    page = _page(request, anonymous=True)
+    assert isinstance(page, Page)
+    return page
+
+
 def refuse_csrf(page: Page) -> Response:
     return _refuse_csrf(page)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -494,10 +493,10 @@ SYNC_INTERVAL_ENV = "SMARTCUSTOMS_DOCUMENTS_SYNC_INTERVAL"
 
 
 def sync_interval() -> float:
-    try:
-        return max(0.0, float(os.environ.get(SYNC_INTERVAL_ENV, "0") or 0))
-    except ValueError:
-        return 0.0
+    """Seconds between background syncs (`SMARTCUSTOMS_DOCUMENTS_SYNC_INTERVAL`; 0 turns them off)."""
+    from smartcustoms.platform.settings import get_settings
+
+    return get_settings().documents_sync_interval
 
 
 # --- documents pushed by partners ----------------------------------------------------------------

@@ -33,14 +33,9 @@ pages.add_panel("documents/panel.html", exchange.preference_panel)
 router = APIRouter(include_in_schema=False, tags=["documents pages"])
 
 
-def _public_page(request: Request) -> pages.Page | Response:
-    """The console page for anyone: signed-in users keep their menu, anonymous visitors get the bare layout.
-    Uses the console's anonymous page (as its sign-in page does) until it exposes a public extension point."""
-    public = getattr(pages, "public_page", None)
-    if public is not None:
-        page: pages.Page | Response = public(request)
-        return page
-    return pages._page(request, anonymous=True)
+def _public_page(request: Request) -> pages.Page:
+    """The console page for anyone: signed-in users keep their menu, anonymous visitors get the bare layout."""
+    return pages.public_page(request)
 
 
 @router.get(VERIFY_PATH)

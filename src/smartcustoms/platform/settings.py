@@ -25,6 +25,10 @@ class Settings:
     de_minimis: Decimal = field(default_factory=lambda: Decimal(_env("DE_MINIMIS", "2000")))
     vat_rate: Decimal = field(default_factory=lambda: Decimal(_env("VAT_RATE", "0.05")))
     shared_data_dir: Path = field(default_factory=lambda: Path(_env("SHARED_DATA", "../shared/data")))
+    documents_sync_interval: float = field(
+        default_factory=lambda: max(0.0, float(_env("DOCUMENTS_SYNC_INTERVAL", "0") or 0))
+    )
+    """Seconds between background syncs of followed partners' logs (0: only on demand)."""
     warm_start: bool = field(default_factory=lambda: _env("WARM_START", "0") == "1")
     """Load the tariff index when the server starts, then keep start-up data out of the garbage collector's
     way (`serve` turns it on; tests leave it off)."""
