@@ -163,7 +163,7 @@ def _wrk(port: int, token: str, args: argparse.Namespace, run: str, seconds: int
     return res
 
 
-def bench_api(url: str, args: argparse.Namespace, label: str) -> dict[str, Any]:
+def bench_api(url: str, args: argparse.Namespace, label: str, workers: int) -> dict[str, Any]:
     tokens = prepare(url)
     port = free_port()
     env = os.environ | {
@@ -182,7 +182,7 @@ def bench_api(url: str, args: argparse.Namespace, label: str) -> dict[str, Any]:
         "--port",
         str(port),
         "--workers",
-        str(args.workers),
+        str(workers),
         "--log-level",
         "warning",
         "--no-access-log",
@@ -223,7 +223,7 @@ def bench_api(url: str, args: argparse.Namespace, label: str) -> dict[str, Any]:
         "database": label,
         "client": "wrk" if use_wrk else "httpx",
         "clients": args.clients,
-        "workers": args.workers,
+        "workers": workers,
         "throughput_per_s_median": median([x["throughput_per_s"] for x in runs]),
         "p50_ms_median": median([x["p50_ms"] for x in runs]),
         "p99_ms_median": median([x["p99_ms"] for x in runs]),
@@ -307,7 +307,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=15, help="duration of each wrk run")
     ap.add_argument("--batch", type=int, default=10000)
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", default="1,2", help="server worker processes, comma-separated: one API run each")
     ap.add_argument("--ingest-workers", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--chunk", type=int, default=500)
     ap.add_argument("--only", choices=["api", "batch", "ingest"], default=None)
@@ -327,7 +327,8 @@ def main() -> None:
             if args.only in (None, "ingest"):
                 results.append(bench_ingest(make_url("ingest"), args, label))
             if args.only in (None, "api"):
-                results.append(bench_api(make_url("api"), args, label))
+                for n in (int(w) for w in str(args.workers).split(",")):
+                    results.append(bench_api(make_url(f"api{n}"), args, label, n))
     finally:
         if pg:
             pg.stop()
@@ -337,10 +338,11 @@ def main() -> None:
         "targets": {"api_per_s": 500, "api_p99_ms": 100, "batch_per_s": 5000, "ingest_per_s": 5000},
         "results": results,
     }
-    print(f"{'path':6} {'db':10} {'decl/s (median)':>16} {'p50 ms':>8} {'p99 ms':>8} {'peak MB':>8}")
+    print(f"{'path':6} {'db':10} {'workers':>7} {'decl/s (median)':>16} {'p50 ms':>8} {'p99 ms':>8} {'peak MB':>8}")
     for r in results:
         print(
-            f"{r['path']:6} {r['database']:10} {r['throughput_per_s_median']:16.0f} {r.get('p50_ms_median', float('nan')):8.1f} "
+            f"{r['path']:6} {r['database']:10} {r.get('workers', 1):7} {r['throughput_per_s_median']:16.0f} "
+            f"{r.get('p50_ms_median', float('nan')):8.1f} "
             f"{r.get('p99_ms_median', float('nan')):8.1f} {r.get('server_peak_rss_mb', r.get('peak_rss_mb')):8.0f}"
         )
     save("clearance", out)
