@@ -1,7 +1,7 @@
 -- wrk script: POST a unique declaration per request (LRN made from thread id and a counter).
 local counter = 0
-local thread_id = 0
 local threads = {}
+-- thread_id is a global set per thread by setup() (a local here would shadow it: every thread would be 0)
 
 function setup(thread)
   thread:set("thread_id", #threads + 1)

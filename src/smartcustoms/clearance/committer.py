@@ -132,20 +132,29 @@ class GroupCommitter:
                 w.answer.set_result(answer)
 
     def _store_one(self, waiting: _Waiting) -> None:
+        """Store one filing on its own; another process filing the same LRN at the same moment makes the
+        insert fail once, and the second look finds that filing (idempotent answer or conflict)."""
         filing = waiting.filing
         decl = filing.prepared.decl
-        try:
-            with unit_of_work(self.url, immediate=True) as session:
-                existing = service._existing(session, decl.declarant.id, decl.lrn)
-                if existing is not None:
-                    answer = views.detail(service._same_or_conflict(existing, filing.prepared.digest)), False
-                else:
-                    decl_id, values = service.store_filings(session, [filing])[0]
-                    answer = views.detail(_stored_row(decl_id, values)), True
-        except BaseException as exc:
-            waiting.answer.set_exception(exc)
+        for attempt in range(3):
+            try:
+                with unit_of_work(self.url, immediate=True) as session:
+                    existing = service._existing(session, decl.declarant.id, decl.lrn)
+                    if existing is not None:
+                        answer = views.detail(service._same_or_conflict(existing, filing.prepared.digest)), False
+                    else:
+                        decl_id, values = service.store_filings(session, [filing])[0]
+                        answer = views.detail(_stored_row(decl_id, values)), True
+            except IntegrityError as exc:
+                if attempt < 2:
+                    continue
+                waiting.answer.set_exception(exc)
+                return
+            except BaseException as exc:  # every waiting request gets an answer
+                waiting.answer.set_exception(exc)
+                return
+            waiting.answer.set_result(answer)
             return
-        waiting.answer.set_result(answer)
 
 
 def _stored_row(decl_id: int, values: dict[str, Any]) -> DeclarationRow:
