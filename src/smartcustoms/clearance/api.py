@@ -18,6 +18,7 @@ from smartcustoms.platform import audit, auth
 from smartcustoms.platform.auth import Principal, Role
 from smartcustoms.platform.db import unit_of_work
 from smartcustoms.platform.errors import DomainError, Problem
+from smartcustoms.platform.i18n import t
 from smartcustoms.platform.web import client_addr, forget_tokens, principal, require
 
 router = APIRouter()
@@ -282,7 +283,11 @@ def get_setting(
     with unit_of_work() as session:
         if key not in config.KEYS:
             raise DomainError(
-                Problem("unknown_setting", ("key",), f"Unknown setting {key!r}; one of {', '.join(config.KEYS)}")
+                Problem(
+                    "unknown_setting",
+                    ("key",),
+                    t("Unknown setting '{key}'; one of {allowed}", key=key, allowed=", ".join(config.KEYS)),
+                )
             )
         return config.as_dict(config.get(session, key))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from smartcustoms.platform.errors import Conflict, Problem
+from smartcustoms.platform.i18n import t
 
 
 class Status(StrEnum):
@@ -85,12 +86,21 @@ def next_status(current: Status, action: Action) -> Status:
     target = TRANSITIONS.get((current, action))
     if target is None:
         allowed = sorted(a.value for (s, a) in TRANSITIONS if s == current)
-        hint = f"; allowed now: {', '.join(allowed)}" if allowed else "; the declaration is final"
-        raise Conflict(
-            Problem(
-                "illegal_transition", ("status",), f"Cannot {action.value} a declaration that is {current.value}{hint}"
+        message = (
+            t(
+                "Cannot {action} a declaration that is {status}; allowed now: {allowed}",
+                action=action.value,
+                status=current.value,
+                allowed=", ".join(allowed),
+            )
+            if allowed
+            else t(
+                "Cannot {action} a declaration that is {status}; the declaration is final",
+                action=action.value,
+                status=current.value,
             )
         )
+        raise Conflict(Problem("illegal_transition", ("status",), message))
     return target
 
 
