@@ -1014,6 +1014,13 @@ def release_note(session: Session, who: Principal, reference: str) -> dict[str, 
         "additional_duty": str(row.additional_duty),
         "total_due": str(row.total),
         "inspections": [{"result": i.result, "findings": i.findings} for i in inspections],
+        "title": t("Customs release note {reference}", reference=row.reference),
+        "statement": t(
+            "The goods of declaration {reference} were released by customs office {office} on {released_at}.",
+            reference=row.reference,
+            office=row.office,
+            released_at=iso(release.at),
+        ),
     }
 
 
