@@ -122,9 +122,13 @@ def test_console_validation_errors_in_chinese(env_sqlite: Env) -> None:
     csrf = re.search(r'name="csrf" value="([^"]*)"', page)
     assert csrf
     r = env_sqlite.client.post(
-        f"/console/declarations/{ref}/decision", data={"csrf": csrf.group(1), "action": "hold", "reason": ""}
+        f"/console/declarations/{ref}/decision",
+        data={"csrf": csrf.group(1), "action": "hold", "reason": ""},
+        headers={"Referer": f"http://testserver/console/declarations/{ref}?lang=zh-Hant"},
     )
     assert r.status_code == 422 and "執行 hold 時必須填寫理由" in r.text
+    # the language switch on a page answering a form goes back to the form's page, not to the POST URL
+    assert f'href="/console/declarations/{ref}?lang=en"' in r.text
 
 
 def test_cli_speaks_chinese_when_asked(env_sqlite: Env, tmp_path: Path) -> None:

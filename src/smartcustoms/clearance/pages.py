@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
@@ -297,10 +297,14 @@ class Page:
         return self.who is not None and self.who.is_customs
 
     def switch_url(self, lang: str) -> str:
-        params = dict(self.request.query_params)
+        path, params = self.request.url.path, dict(self.request.query_params)
+        if self.request.method != "GET":
+            # a page answering a form post: switch on the page the form was on (the post URL has no GET)
+            referer = urlsplit(self.request.headers.get("referer", ""))
+            path, params = _safe_next(referer.path), dict(parse_qsl(referer.query))
         params["lang"] = lang
         params.pop("done", None)
-        return f"{self.request.url.path}?{urlencode(params)}"
+        return f"{path}?{urlencode(params)}"
 
     def context(self) -> dict[str, Any]:
         token = self.request.cookies.get(SESSION_COOKIE)
