@@ -17,9 +17,9 @@ Templates use `{name}` placeholders only (no format specs): callers format numbe
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from smartcustoms.platform.i18n import DEFAULT, normalise, translations
 
@@ -59,8 +59,46 @@ class Msg(str):
 
 
 def t(template: str, /, **params: Any) -> Msg:
-    """A translatable message: the English text now, translatable on display (extracted by `extract`)."""
-    return Msg(template, params)
+    """A translatable message: the English text now, translatable on display (extracted by `extract`).
+
+    On the filing path: the template compiled once (as fast as an f-string), one small object, no copy
+    and no catalogue look-up.
+    """
+    render = _COMPILED.get(template)
+    if render is None:
+        render = _compile(template)
+        if len(_COMPILED) < 4096:
+            _COMPILED[template] = render
+    obj = _new_str(Msg, render(params))
+    obj.template = template
+    obj.params = params
+    return obj
+
+
+_COMPILED: dict[str, Callable[[Mapping[str, Any]], str]] = {}
+
+
+def _compile(template: str) -> Callable[[Mapping[str, Any]], str]:
+    """`template` as a function of its parameters, built from string literals and `{p[name]}` f-strings.
+
+    Only `repr()` literals and `\\w+` names reach the compiler, so no template text can run as code;
+    anything unusual (format specs, positional or escaped braces) falls back to `str.format_map`.
+    """
+    parts = PLACEHOLDER.split(template)
+    names = parts[1::3]
+    if any(parts[2::3]) or any(not n or n.isdigit() for n in names) or "{{" in template or "}}" in template:
+        return template.format_map
+    pieces: list[str] = []
+    for i, literal in enumerate(parts[0::3]):
+        if literal:
+            pieces.append(repr(literal))
+        if i < len(names):
+            pieces.append('f"{p[' + repr(names[i]) + ']}"')
+    code = "lambda p: " + (" ".join(pieces) or "''")
+    return cast(Callable[[Mapping[str, Any]], str], eval(code, {"__builtins__": {}}))
+
+
+_new_str = str.__new__
 
 
 def translate(text: str, lang: str | None) -> str:
