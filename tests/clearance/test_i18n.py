@@ -126,7 +126,7 @@ def test_console_validation_errors_in_chinese(env_sqlite: Env) -> None:
         data={"csrf": csrf.group(1), "action": "hold", "reason": ""},
         headers={"Referer": f"http://testserver/console/declarations/{ref}?lang=zh-Hant"},
     )
-    assert r.status_code == 422 and "執行 hold 時必須填寫理由" in r.text
+    assert r.status_code == 422 and "「暫緩」須填寫理由" in r.text
     # the language switch on a page answering a form goes back to the form's page, not to the POST URL
     assert f'href="/console/declarations/{ref}?lang=en"' in r.text
 

@@ -174,7 +174,7 @@ def test_officer_reads_the_console_in_chinese_and_switches_back(server: str) -> 
             expect(reasons).not_to_contain_text("Selected at random")
 
             page.locator("#decision button[value=hold]").click()
-            expect(page.locator(".alert-error")).to_contain_text("必須填寫理由")
+            expect(page.locator(".alert-error")).to_contain_text("「暫緩」須填寫理由")
             expect(page.locator(".alert-error")).to_contain_text("reason_required")
 
             page.click(".langswitch >> text=English")

@@ -32,9 +32,18 @@ from smartcustoms.clearance.lanes import (
     RuleBasedAssessor,
 )
 from smartcustoms.clearance.lifecycle import (
+    ACTION_WORDS,
+    OFFICER_ACTIONS,
+    REASON_REQUIRED,
+    STATUS_WORDS,
+    Action,
+    Lane,
+    Status,
+    next_status,
+)
+from smartcustoms.clearance.lifecycle import (
     FINAL as FINAL_STATUSES,
 )
-from smartcustoms.clearance.lifecycle import OFFICER_ACTIONS, REASON_REQUIRED, Action, Lane, Status, next_status
 from smartcustoms.clearance.schema import DecisionIn, DeclarationIn, InspectionIn
 from smartcustoms.clearance.store import (
     AeoRow,
@@ -740,7 +749,11 @@ def decide(
         )
     if action in REASON_REQUIRED and not decision.reason:
         raise DomainError(
-            Problem("reason_required", ("reason",), t("A reason is required to {action}", action=action.value))
+            Problem(
+                "reason_required",
+                ("reason",),
+                t("A reason is required to {action_text}", action_text=ACTION_WORDS[action]),
+            )
         )
     row = get_row(session, who, reference, for_update=True)
     _transition(session, who, row, action, decision.reason, remote_addr=remote_addr)
@@ -983,7 +996,11 @@ def release_note(session: Session, who: Principal, reference: str) -> dict[str, 
             Problem(
                 "not_released",
                 ("status",),
-                t("Declaration {reference} is {status}, not released", reference=reference, status=row.status),
+                t(
+                    "Declaration {reference} is {status_text}, not released",
+                    reference=reference,
+                    status_text=STATUS_WORDS.get(Status(row.status), row.status),
+                ),
             )
         )
     release = next(e for e in reversed(events) if e.to_status == Status.RELEASED.value)
