@@ -149,3 +149,15 @@ def test_cli_speaks_chinese_when_asked(env_sqlite: Env, tmp_path: Path) -> None:
     assert r.exit_code == 0 and "顯示 1 筆,共 1 筆" in r.output
     r = runner.invoke(app, ["declarations", "list", "--user", "trader", "--lang", "en"], env={"LANG": "zh_TW.UTF-8"})
     assert "1 of 1" in r.output
+
+
+def test_filing_answers_in_chinese_when_asked_and_as_before_otherwise(env_sqlite: Env) -> None:
+    zh = env_sqlite.client.post("/declarations", json=declaration(lrn="I18N-F1"), headers=env_sqlite.h("trader") | ZH)
+    assert zh.status_code == 201 and zh.headers["content-language"] == "zh-Hant"
+    body = zh.json()
+    assert body["lane_reasons"] == ["No rule selected this declaration: paperless release"]
+    assert body["localized"]["lane_reasons"] == ["未觸發任何規則:免審免驗,無紙化放行"]
+    en = env_sqlite.client.post("/declarations", json=declaration(lrn="I18N-F2"), headers=env_sqlite.h("trader"))
+    assert en.status_code == 201 and "localized" not in en.json()
+    again = env_sqlite.client.post("/declarations", json=declaration(lrn="I18N-F1"), headers=env_sqlite.h("trader"))
+    assert again.status_code == 200 and "localized" not in again.json()

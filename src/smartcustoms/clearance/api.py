@@ -53,12 +53,10 @@ def localised_view(view: dict[str, Any], lang: str) -> dict[str, Any]:
 
 
 def _localise(request: Request, response: Response, view: dict[str, Any]) -> dict[str, Any]:
-    """`view` with its `localized` block when the caller reads another language than English."""
+    """`view` (not changed: it may be shared) plus its `localized` block when the caller reads another language."""
     lang = request_language(request)
     response.headers["Content-Language"] = lang
-    if lang != i18n.DEFAULT:
-        view["localized"] = localised_view(view, lang)
-    return view
+    return view | {"localized": localised_view(view, lang)} if lang != i18n.DEFAULT else view
 
 
 Who = Annotated[Principal, Depends(principal)]
@@ -70,7 +68,17 @@ Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 def submit_declaration(decl: DeclarationIn, who: Who, request: Request) -> FastJSON:
     """File a declaration. Every validation problem comes back at once (422). Same LRN + content: 200 with the first filing."""
     out, created = committer().submit(who, decl, remote_addr=client_addr(request))
-    return FastJSON(out, status_code=201 if created else 200, headers={"Location": f"/declarations/{out['reference']}"})
+    lang = i18n.choose(
+        [
+            request.query_params.get("lang"),
+            i18n.from_accept_language(request.headers.get("accept-language")),
+            who.language,
+        ]
+    )
+    if lang != i18n.DEFAULT:  # the hot path stays as it was for English readers
+        out = out | {"localized": localised_view(out, lang)}
+    headers = {"Location": f"/declarations/{out['reference']}", "Content-Language": lang}
+    return FastJSON(out, status_code=201 if created else 200, headers=headers)
 
 
 @router.get("/declarations", tags=["declarations"])
@@ -136,25 +144,34 @@ class AmendmentIn(BaseModel):
 
 
 @router.put("/declarations/{reference}", tags=["declarations"])
-def amend_declaration(reference: str, body: AmendmentIn, who: Who, request: Request) -> dict[str, Any]:
+def amend_declaration(
+    reference: str, body: AmendmentIn, who: Who, request: Request, response: Response
+) -> dict[str, Any]:
     """Amend a declaration (when an officer asked for it, or while under check or held)."""
     with unit_of_work() as session:
         row = service.amend(session, who, reference, body.declaration, body.reason, remote_addr=client_addr(request))
-        return views.detail(row)
+        view = views.detail(row)
+    return _localise(request, response, view)
 
 
 @router.post("/declarations/{reference}/decisions", tags=["officer"])
-def record_decision(reference: str, decision: DecisionIn, who: Officer, request: Request) -> dict[str, Any]:
+def record_decision(
+    reference: str, decision: DecisionIn, who: Officer, request: Request, response: Response
+) -> dict[str, Any]:
     """release, hold (reason), request_amendment (reason), reject (reason), escalate, resume."""
     with unit_of_work() as session:
-        return views.detail(service.decide(session, who, reference, decision, remote_addr=client_addr(request)))
+        view = views.detail(service.decide(session, who, reference, decision, remote_addr=client_addr(request)))
+    return _localise(request, response, view)
 
 
 @router.post("/declarations/{reference}/inspection", tags=["officer"])
-def record_inspection(reference: str, result: InspectionIn, who: Officer, request: Request) -> dict[str, Any]:
+def record_inspection(
+    reference: str, result: InspectionIn, who: Officer, request: Request, response: Response
+) -> dict[str, Any]:
     with unit_of_work() as session:
         row = service.record_inspection(session, who, reference, result, remote_addr=client_addr(request))
-        return views.detail(row)
+        view = views.detail(row)
+    return _localise(request, response, view)
 
 
 @router.get("/queue", tags=["officer"])
