@@ -161,3 +161,15 @@ def test_filing_answers_in_chinese_when_asked_and_as_before_otherwise(env_sqlite
     assert en.status_code == 201 and "localized" not in en.json()
     again = env_sqlite.client.post("/declarations", json=declaration(lrn="I18N-F1"), headers=env_sqlite.h("trader"))
     assert again.status_code == 200 and "localized" not in again.json()
+
+
+def test_cli_problems_left_to_the_main_command_are_in_the_output_language(env_sqlite: Env, tmp_path: Path) -> None:
+    f = tmp_path / "fx.csv"
+    f.write_text("currency,rate\nEUR,1\n")
+    r = CliRunner().invoke(app, ["fx", "import", str(f), "--lang", "zh-Hant"])
+    assert r.exit_code != 0 and r.exception is not None
+    problem = r.exception.problems[0]  # type: ignore[attr-defined]
+    assert problem.code == "missing_columns" and problem.message == "缺少欄位:valid_from"
+    r = CliRunner().invoke(app, ["declarations", "list", "--user", "nobody"], env={"SMARTCUSTOMS_LANG": "zh-Hant"})
+    assert r.exception.problems[0].message == "查無使用者「nobody」"  # type: ignore[union-attr]
+    assert "--lang" in CliRunner().invoke(app, ["declarations", "submit", "--help"]).output

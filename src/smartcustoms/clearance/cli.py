@@ -7,8 +7,10 @@ What they print for people is in the reader's language: `--lang`, else `SMARTCUS
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import time
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -49,6 +51,23 @@ def _use_language(asked: str | None) -> str:
 def _say(message: str) -> str:
     """A message in the output language."""
     return i18n.translate(message, _lang)
+
+
+def _in_language(command: Callable[..., None]) -> Callable[..., None]:
+    """Problems escaping a command are re-raised with their messages in the output language (same type,
+    codes and paths), for the top-level `main()` to print."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except DomainError as exc:
+            if _lang == i18n.DEFAULT:
+                raise
+            problems = [Problem(p.code, p.path, _say(p.message)) for p in exc.problems]
+            raise type(exc)(problems, status=exc.status) from exc
+
+    return run
 
 
 def _status(value: str) -> str:
@@ -94,6 +113,7 @@ def _print_problems(label: str, problems: list[Problem]) -> None:
 
 
 @declarations_app.command("submit")
+@_in_language
 def submit(
     files: list[Path] = typer.Argument(..., help="JSON file(s): one declaration, a list, or JSON Lines"),
     user: str = typer.Option("admin", "--user", "-u", help="File as this user (trader, broker or admin)"),
@@ -155,6 +175,7 @@ def _read_sources(path: Path) -> list[tuple[str, ingest.Source]]:
 
 
 @declarations_app.command("ingest")
+@_in_language
 def ingest_(
     files: list[Path] = typer.Argument(..., help="JSON Lines file(s), or JSON lists of declarations"),
     user: str = typer.Option("admin", "--user", "-u", help="File as this user (trader, broker or admin)"),
@@ -194,6 +215,7 @@ def ingest_(
 
 
 @declarations_app.command("list")
+@_in_language
 def list_(
     user: str = typer.Option("admin", "--user", "-u"),
     status: str | None = None,
@@ -235,6 +257,7 @@ def list_(
 
 
 @declarations_app.command("show")
+@_in_language
 def show(
     reference: str,
     user: str = typer.Option("admin", "--user", "-u"),
@@ -257,6 +280,7 @@ def show(
 
 
 @fx_app.command("import")
+@_in_language
 def fx_import(
     path: Path,
     user: str = typer.Option("admin", "--user", "-u"),
