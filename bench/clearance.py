@@ -313,7 +313,7 @@ def main() -> None:
     dbs: list[tuple[str, Any]] = [("sqlite", lambda name: f"sqlite:///{tmp / name}.db")]
     pg = None
     if not args.no_postgres and pg_harness.find_bindir():
-        pg = pg_harness.start()
+        pg = pg_harness.start(durable=True)  # fsync on: every acknowledged filing is on disk
         dbs.append(("postgresql", lambda name: pg_harness.create_database(pg.url, name)))
     results = []
     try:

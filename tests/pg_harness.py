@@ -42,7 +42,8 @@ def find_bindir() -> str | None:
     return os.path.dirname(hits[-1]) if hits else None
 
 
-def start() -> PgServer:
+def start(*, durable: bool = False) -> PgServer:
+    """A throw-away server on loopback; tests run without fsync, benchmarks ask for a `durable` one."""
     bindir = find_bindir()
     if bindir is None:
         raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql)")
@@ -55,7 +56,8 @@ def start() -> PgServer:
     datadir = os.path.join(root, "data")
     _run(as_user, [f"{bindir}/initdb", "-D", datadir, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"])
     port = _free_port()
-    opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off -c max_connections=200"
+    sync = "" if durable else " -c fsync=off"
+    opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {root}{sync} -c max_connections=200"
     _run(as_user, [f"{bindir}/pg_ctl", "-D", datadir, "-o", opts, "-l", os.path.join(root, "log"), "-w", "start"])
     for _ in range(100):
         try:

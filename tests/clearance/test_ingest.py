@@ -42,17 +42,18 @@ def test_parallel_ingest_stores_each_filing_once_and_reports_bad_ones(env: Env) 
     report = ingest.ingest(sources, "trader", workers=2, chunk=40)
     assert len(report.accepted) == 236
     assert len(report.duplicates) == 1
-    assert [i for i, _ in report.rejected][:2] == [17, 101]
+    assert {17, 101} <= {i for i, _ in report.rejected}
     codes = {i: {p.code for p in problems} for i, problems in report.rejected}
     assert "unknown_currency" in codes[17] and codes[101] == {"json_invalid"}
-    assert len(report.rejected) == 3 and "duplicate_lrn" in (codes.get(230, set()) | codes.get(5, set()))
+    assert len(report.rejected) == 3 and "duplicate_lrn" in (codes.get(230, set()) | codes.get(5, set())), codes
     assert _count(DeclarationRow) == 236
     assert _count(ItemRow) == 2 * 236 and _count(EventRow) == 3 * 236
     with unit_of_work() as s:
         assert s.scalar(select(func.count()).select_from(AuditRow).where(AuditRow.action == "submit_declaration")) == 236
 
     again = ingest.ingest(sources[:100], "trader", workers=2, chunk=30)
-    assert again.accepted == [] and len(again.duplicates) == 99 and [i for i, _ in again.rejected] == [17]
+    refused_again = {i for i, _ in again.rejected}
+    assert again.accepted == [] and 17 in refused_again and len(again.duplicates) == 100 - len(refused_again)
     assert _count(DeclarationRow) == 236
 
 

@@ -77,3 +77,7 @@ def kcs_later() -> pd.DataFrame:
 def fitted_model(kcs_train: pd.DataFrame) -> SelectivityModel:
     frame = from_kcs_frame(kcs_train, require_labels=True)
     return SelectivityModel(n_estimators=40, policy=LanePolicy(exploration=0.05)).fit(frame)
+
+
+# The clearance core's fixtures (a migrated database with the demo tariff, users and an API client).
+from tests.clearance.conftest import env, env_sqlite  # noqa: E402, F401

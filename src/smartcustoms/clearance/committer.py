@@ -93,7 +93,7 @@ class GroupCommitter:
 
     def _store_group(self, group: list[_Waiting]) -> None:
         answers: list[tuple[_Waiting, tuple[dict[str, Any], bool] | BaseException]] = []
-        with unit_of_work(self.url) as session:
+        with unit_of_work(self.url, immediate=True) as session:
             keys = {(w.filing.prepared.decl.declarant.id, w.filing.prepared.decl.lrn) for w in group}
             known = service._known(session, keys)
             fresh: list[_Waiting] = []
@@ -135,7 +135,7 @@ class GroupCommitter:
         filing = waiting.filing
         decl = filing.prepared.decl
         try:
-            with unit_of_work(self.url) as session:
+            with unit_of_work(self.url, immediate=True) as session:
                 existing = service._existing(session, decl.declarant.id, decl.lrn)
                 if existing is not None:
                     answer = views.detail(service._same_or_conflict(existing, filing.prepared.digest)), False

@@ -85,7 +85,7 @@ def ingest_chunk(username: str, first: int, sources: Sequence[Source], on: date 
     plan.rejected = [(positions[i], problems) for i, problems in plan.rejected]
     for attempt in range(STORE_ATTEMPTS):
         try:
-            with db.unit_of_work() as session:
+            with db.unit_of_work(immediate=True) as session:
                 result = service.store_batch(session, who, plan)
             break
         except (OperationalError, IntegrityError) as exc:

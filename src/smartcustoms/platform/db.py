@@ -90,12 +90,14 @@ _SQLITE_LOCKS: dict[str, threading.RLock] = {}
 
 
 @contextmanager
-def unit_of_work(url: str | None = None, *, read_only: bool = False) -> Iterator[Session]:
+def unit_of_work(url: str | None = None, *, read_only: bool = False, immediate: bool = False) -> Iterator[Session]:
     """Yield a session inside one transaction: committed on success, rolled back on any error.
 
     SQLite allows one writer at a time and its busy handler backs off for up to 100 ms, so on SQLite the
     transactions of one process take turns on a lock instead (short, and no sleeping on contention).
     A `read_only` unit (reads that precede a write done elsewhere) skips that lock and is rolled back.
+    An `immediate` unit takes SQLite's write lock before its first read, so a write after reading never
+    finds its snapshot overtaken by another process's commit (several server or ingest processes).
     """
     url = url or get_settings().database_url
     sqlite = url.startswith("sqlite") and not read_only
@@ -103,6 +105,8 @@ def unit_of_work(url: str | None = None, *, read_only: bool = False) -> Iterator
     with lock:
         session = session_factory(url)()
         try:
+            if immediate and sqlite:
+                session.connection().exec_driver_sql("BEGIN IMMEDIATE")
             yield session
             if read_only:
                 session.rollback()

@@ -1,7 +1,9 @@
-"""HTTP routes of the risk engine: validate and try targeting rules, assess a declaration.
+"""HTTP routes of the risk engine: validate and try targeting rules, assess a declaration, the stored
+targeting rules (versioned, audited), the risk queue, the model registry and the audit selection.
 
-No business logic here: parsing and evaluation live in `model.py`, scoring in `assessor.py`. The model
-comes from the registry directory named by SMARTCUSTOMS_RISK_REGISTRY (default `var/risk/models`).
+No business logic here: parsing and evaluation live in `model.py`, scoring in `assessor.py`, use cases in
+`service.py`. The model comes from the registry directory named by SMARTCUSTOMS_RISK_REGISTRY (default
+`var/risk/models`).
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from smartcustoms.platform.auth import Principal, Role
+from smartcustoms.platform.db import unit_of_work
 from smartcustoms.platform.web import require
 from smartcustoms.risk.model import parse_rules_text
 
@@ -67,6 +70,7 @@ class LaneDecisionOut(BaseModel):
     score: float
     reasons: list[str]
     versions: list[str]
+    expected_revenue: float = 0.0
 
 
 @lru_cache(maxsize=4)
@@ -106,3 +110,201 @@ def assess(
     registry = ModelRegistry(os.environ.get("SMARTCUSTOMS_RISK_REGISTRY", "var/risk/models"))
     decision = _assessor(str(registry.root), registry.active_version() or "").assess(body.model_dump())
     return LaneDecisionOut(**decision.__dict__)
+
+
+# ---------------------------------------------------------------------------------------------- stored rules
+
+ANALYSTS = require(Role.ANALYST, Role.ADMIN)
+CUSTOMS = require(Role.OFFICER, Role.ANALYST, Role.ADMIN)
+
+
+class TargetingRuleIn(BaseModel):
+    """A rule as the editor sends it; `when` is the condition as YAML/JSON text or as a mapping."""
+
+    rule_id: str = ""
+    reason: str = ""
+    when: str | dict[str, Any] = ""
+    lane: str = ""
+    score: float | str | None = None
+    valid_from: str = ""
+    valid_to: str = ""
+    note: str = ""
+
+    def form(self) -> Any:
+        import json
+
+        from smartcustoms.risk.service import RuleForm
+
+        when = self.when if isinstance(self.when, str) else json.dumps(self.when)
+        score = "" if self.score is None else str(self.score)
+        return RuleForm(self.rule_id, self.reason, when, self.lane, score, self.valid_from, self.valid_to, self.note)
+
+
+class TargetingRuleOut(BaseModel):
+    rule_id: str
+    version: int
+    enabled: bool
+    reason: str
+    lane: str
+    score: str
+    valid_from: str
+    valid_to: str
+    when: Any = Field(validation_alias="when_json")
+    created_by: str
+    note: str
+    ref: str
+
+
+class Toggle(BaseModel):
+    note: str = ""
+
+
+def _addr(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+@router.get("/targeting-rules", response_model=list[TargetingRuleOut])
+def list_targeting_rules(who: Principal = Depends(CUSTOMS)) -> list[TargetingRuleOut]:
+    """The latest version of every stored targeting rule."""
+    from smartcustoms.risk import service
+
+    with unit_of_work() as session:
+        return [TargetingRuleOut.model_validate(r) for r in service.list_rules(session, who)]
+
+
+@router.get("/targeting-rules/{rule_id}", response_model=list[TargetingRuleOut])
+def targeting_rule_history(rule_id: str, who: Principal = Depends(CUSTOMS)) -> list[TargetingRuleOut]:
+    """Every version of one rule, newest first."""
+    from smartcustoms.risk import service
+
+    with unit_of_work() as session:
+        return [TargetingRuleOut.model_validate(r) for r in service.rule_history(session, who, rule_id)]
+
+
+@router.post("/targeting-rules", response_model=TargetingRuleOut, status_code=201)
+def create_targeting_rule(
+    body: TargetingRuleIn, request: Request, who: Principal = Depends(ANALYSTS)
+) -> TargetingRuleOut:
+    """Create a rule (version 1); 422 lists every problem with its field path."""
+    from smartcustoms.risk import service
+
+    with unit_of_work() as session:
+        saved = service.save_rule(session, who, body.form(), remote_addr=_addr(request))
+    return TargetingRuleOut.model_validate(saved)
+
+
+@router.put("/targeting-rules/{rule_id}", response_model=TargetingRuleOut)
+def edit_targeting_rule(
+    rule_id: str, body: TargetingRuleIn, request: Request, who: Principal = Depends(ANALYSTS)
+) -> TargetingRuleOut:
+    """Save a new version of a rule."""
+    from smartcustoms.risk import service
+
+    with unit_of_work() as session:
+        saved = service.save_rule(session, who, body.form(), editing=rule_id, remote_addr=_addr(request))
+    return TargetingRuleOut.model_validate(saved)
+
+
+@router.post("/targeting-rules/{rule_id}/disable", response_model=TargetingRuleOut)
+def disable_targeting_rule(
+    rule_id: str, request: Request, body: Toggle | None = None, who: Principal = Depends(ANALYSTS)
+) -> TargetingRuleOut:
+    from smartcustoms.risk import service
+
+    with unit_of_work() as session:
+        saved = service.set_enabled(
+            session, who, rule_id, False, note=body.note if body else "", remote_addr=_addr(request)
+        )
+    return TargetingRuleOut.model_validate(saved)
+
+
+@router.post("/targeting-rules/{rule_id}/enable", response_model=TargetingRuleOut)
+def enable_targeting_rule(
+    rule_id: str, request: Request, body: Toggle | None = None, who: Principal = Depends(ANALYSTS)
+) -> TargetingRuleOut:
+    from smartcustoms.risk import service
+
+    with unit_of_work() as session:
+        saved = service.set_enabled(
+            session, who, rule_id, True, note=body.note if body else "", remote_addr=_addr(request)
+        )
+    return TargetingRuleOut.model_validate(saved)
+
+
+# ---------------------------------------------------------------------------------------------- queue, models, audit
+
+
+class QueueEntry(BaseModel):
+    reference: str
+    importer_id: str
+    lane: str | None
+    status: str
+    score: float
+    expected_revenue: float
+    revenue_basis: str
+    reasons: list[str]
+    model_versions: list[str]
+    rule_versions: list[str]
+
+
+@router.get("/queue", response_model=list[QueueEntry])
+def risk_queue(
+    order: Literal["score", "revenue"] = "score",
+    lane: Literal["C2", "C3"] | None = None,
+    limit: int = 200,
+    who: Principal = Depends(CUSTOMS),
+) -> list[QueueEntry]:
+    """Declarations waiting for an officer, by score or by expected additional revenue."""
+    from smartcustoms.risk import service
+
+    with unit_of_work() as session:
+        rows = service.risk_queue(session, who, order=order, lane=lane, limit=max(1, min(limit, 1000)))
+    return [QueueEntry.model_validate(r) for r in rows]
+
+
+class ModelOut(BaseModel):
+    version: str
+    active: bool
+    format: str | None = None
+    created_at: str | None = None
+    training_window: dict[str, Any]
+    validation: dict[str, Any]
+    revenue: dict[str, Any] | None = None
+
+
+@router.get("/models", response_model=list[ModelOut])
+def list_models(who: Principal = Depends(CUSTOMS)) -> list[ModelOut]:
+    """Registered model versions, newest first, with training window, validation metrics and gain curve."""
+    from smartcustoms.risk import service
+
+    return [ModelOut.model_validate(m) for m in service.models_overview(who)["versions"]]
+
+
+@router.post("/models/{version}/activate", response_model=ModelOut)
+def activate_model(version: str, request: Request, who: Principal = Depends(ANALYSTS)) -> ModelOut:
+    """Make a registered version the active one (activation or rollback); audited."""
+    from smartcustoms.risk import service
+
+    with unit_of_work() as session:
+        service.activate_model(session, who, version, remote_addr=_addr(request))
+    active = [m for m in service.models_overview(who)["versions"] if m["version"] == version]
+    return ModelOut.model_validate(active[0])
+
+
+class AuditEntry(BaseModel):
+    rank: int
+    importer_id: str
+    declarations: int
+    mean_score: float
+    expected_unpaid: float
+    reason: str
+
+
+@router.get("/audit-selection", response_model=list[AuditEntry])
+def audit_selection(top: int = 50, who: Principal = Depends(CUSTOMS)) -> list[AuditEntry]:
+    """Importers ranked for post-clearance audit by expected unpaid revenue (active model)."""
+    from smartcustoms.risk import service
+
+    with unit_of_work() as session:
+        ranked = service.audit_selection(session, who, top=max(1, min(top, 500)))
+    return [AuditEntry.model_validate(r) for r in ranked.to_dict("records")]

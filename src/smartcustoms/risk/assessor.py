@@ -25,6 +25,8 @@ class LaneDecision:
     score: float
     reasons: list[str]
     versions: list[str]
+    expected_revenue: float = 0.0
+    """Score x the usual inspection yield of the declaration's goods (see `revenue.py`)."""
 
 
 class ModelLaneAssessor:
@@ -63,11 +65,17 @@ class ModelLaneAssessor:
         rule_scores = [h.score for h in hits_all if h.score is not None]
         if rule_scores:
             score = max(score, *rule_scores)
+        expected = self.model.yields.expected(score, [str(r["hs_code"]) for r in rows])
         versions = [self.model.version]
         if self.rules is not None:
             versions.append(f"rules@{self.rules.version or 'unversioned'}")
             versions.extend(sorted({f"{h.rule_id}@v{h.version}" for h in hits_all}))
-        return LaneDecision(lane=lane, score=score, reasons=[*rule_reasons, *best["reasons"]], versions=versions)
+        reasons = [*rule_reasons, *best["reasons"]]
+        if expected.amount >= 1:
+            reasons.append(expected.reason())
+        return LaneDecision(
+            lane=lane, score=score, reasons=reasons, versions=versions, expected_revenue=round(expected.amount, 2)
+        )
 
 
 def _day(v: Any) -> date | None:

@@ -15,6 +15,11 @@ import pandas as pd
 def rank_companies(declarations: pd.DataFrame, scored: pd.DataFrame, *, top: int = 50) -> pd.DataFrame:
     """Audit list: one row per importer, best audit targets first, with a reason in words."""
     df = declarations[["importer_id", "value", "tax_rate"]].reset_index(drop=True).copy()
+    # Platform exports have one row per item: count declarations, not rows.
+    if "declaration_id" in declarations.columns:
+        df["declaration"] = declarations["declaration_id"].astype(str).to_numpy()
+    else:
+        df["declaration"] = np.arange(len(df)).astype(str)
     df["score"] = scored["score"].to_numpy()
     df["revenue_at_risk"] = scored["revenue_at_risk"].to_numpy()
     duty = df["value"].to_numpy(dtype="float64") * np.nan_to_num(df["tax_rate"].to_numpy(dtype="float64")) / 100.0
@@ -24,18 +29,19 @@ def rank_companies(declarations: pd.DataFrame, scored: pd.DataFrame, *, top: int
         df["past_findings"] = declarations["fraud"].fillna(0).to_numpy()
     else:
         df["past_findings"] = 0.0
+    found = df.groupby(["importer_id", "declaration"])["past_findings"].max().groupby("importer_id").sum()
     g = df.groupby("importer_id").agg(
-        declarations=("score", "size"),
+        declarations=("declaration", "nunique"),
         mean_score=("score", "mean"),
         expected_frauds=("score", "sum"),
         expected_unpaid=("expected_unpaid", "sum"),
         undervalued=("undervalued", "sum"),
-        past_findings=("past_findings", "sum"),
     )
+    g["past_findings"] = found.reindex(g.index).fillna(0)
     g = g.sort_values(["expected_unpaid", "expected_frauds"], ascending=False).head(top)
     g["rank"] = np.arange(1, len(g) + 1)
     g["reason"] = [
-        f"{int(r.declarations)} declarations, mean risk {r.mean_score:.0%}, {int(r.undervalued)} undervalued, "
+        f"{int(r.declarations)} declarations, mean risk {r.mean_score:.0%}, {int(r.undervalued)} undervalued lines, "
         f"{int(r.past_findings)} past findings; expected unpaid revenue {r.expected_unpaid:,.0f}".replace("%", " %")
         for r in g.itertuples()
     ]

@@ -7,6 +7,7 @@ Bad input raises `RiskInputError` (a DomainError): the platform CLI prints each 
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -23,25 +24,34 @@ models_app = typer.Typer(no_args_is_help=True, help="Model registry: saved versi
 app.add_typer(models_app, name="models")
 
 
+REGISTRY_HELP = "Registry directory (default: $SMARTCUSTOMS_RISK_REGISTRY, else var/risk/models)"
+
+
+def registry_dir() -> Path:
+    """The registry the API and the clearance core use, so `models register` lands where filing looks."""
+    return Path(os.environ.get("SMARTCUSTOMS_RISK_REGISTRY", "var/risk/models"))
+
+
 def _check_format(fmt: str) -> None:
     if fmt not in FORMATS:
         raise RiskInputError(
             Problem("unknown_format", ("format",), f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
         )
-    if fmt != "kcs":
-        raise RiskInputError(
-            Problem(
-                "unsupported_format",
-                ("format",),
-                "format 'platform' is read through the clearance core (ModelLaneAssessor), not from CSV; use --format kcs",
-            )
-        )
+
+
+def _read(fmt: str, paths: list[Path], *, require_labels: bool) -> pd.DataFrame:
+    """KCS CSVs, or label exports of the platform's own declarations (`risk export-labels`)."""
+    if fmt == "platform":
+        from smartcustoms.risk.labels import read_platform
+
+        return read_platform(paths, require_labels=require_labels)
+    return read_kcs(paths, require_labels=require_labels)
 
 
 @app.command("train")
 def train(
     data: list[Path] = typer.Option(..., "--data", help="Training CSV (repeatable)"),
-    fmt: str = typer.Option("kcs", "--format", help="Column layout of the CSV: kcs"),
+    fmt: str = typer.Option("kcs", "--format", help="Column layout of the CSV: kcs, or platform (risk export-labels)"),
     out: Path = typer.Option(..., "--out", help="Model directory to write"),
     budget: float = typer.Option(0.10, help="Share of declarations inspected by score (C2 + C3)"),
     c3_share: float = typer.Option(0.03, help="Share sent to physical inspection (C3)"),
@@ -49,6 +59,9 @@ def train(
     aeo_relief: float = typer.Option(0.5, help="AEO traders' score multiplier before thresholds"),
     n_estimators: int = typer.Option(150, help="Boosting rounds"),
     seed: int = typer.Option(7, help="Random seed"),
+    compare: Path | None = typer.Option(
+        None, "--compare", help="Also score the same time-later slice with this model directory (e.g. the active one)"
+    ),
 ) -> None:
     """Train the selectivity model from labelled declarations (labels in `Fraud`)."""
     _check_format(fmt)
@@ -61,7 +74,7 @@ def train(
         if not 0 <= v <= 1:
             raise RiskInputError(Problem("out_of_range", (name,), f"--{name} must be between 0 and 1, got {v}"))
     t0 = time.perf_counter()
-    frame = read_kcs(data, require_labels=True)
+    frame = _read(fmt, data, require_labels=True)
     policy = LanePolicy(budget=budget, c3_share=min(c3_share, budget), exploration=exploration, aeo_relief=aeo_relief)
     model = SelectivityModel(n_estimators=n_estimators, policy=policy, data_format=fmt, seed=seed).fit(frame)
     model.save(out)
@@ -71,13 +84,64 @@ def train(
         f"time-later slice {v['window']['from']}..{v['window']['to']}: AUC {v['auc']:.3f}, "
         f"precision@10% {v['precision@10%']:.3f}, recall@10% {v['recall@10%']:.3f}"
     )
+    b = v.get("baseline")
+    if b:
+        auc_b = f"{b['auc']:.3f}" if b.get("auc") is not None else "n/a"
+        typer.echo(
+            f"baseline ({b['method']}) on the same slice: AUC {auc_b}, "
+            f"precision@10% {b['precision@10%']:.3f}, recall@10% {b['recall@10%']:.3f}"
+        )
+    if compare is not None:
+        from smartcustoms.risk.selectivity import metrics_at_k
+
+        other = SelectivityModel.load(compare)
+        window = frame[(frame["date"] >= v["window"]["from"]) & frame["fraud"].notna()]
+        m = metrics_at_k(window["fraud"].to_numpy(), other.score(window))
+        auc_o = f"{m['auc']:.3f}" if m.get("auc") is not None else "n/a"
+        typer.echo(
+            f"model {other.version} on the same slice: AUC {auc_o}, precision@10% {m['precision@10%']:.3f}, "
+            f"recall@10% {m['recall@10%']:.3f} (optimistic if its training window covers the slice)"
+        )
+
+
+@app.command("export-labels")
+def export_labels(
+    out: Path = typer.Option(..., "--out", help="CSV to write (format 'platform' for `risk train`)"),
+    since: str | None = typer.Option(None, help="First filing day YYYY-MM-DD"),
+    until: str | None = typer.Option(None, help="Last filing day YYYY-MM-DD"),
+) -> None:
+    """Export the platform's declarations with inspection outcomes as labels (fraud, additional_duty)."""
+    from datetime import date
+
+    from smartcustoms.platform.db import unit_of_work
+    from smartcustoms.risk.labels import export_labels as export
+
+    days = {}
+    for name, value in (("since", since), ("until", until)):
+        if value:
+            try:
+                days[name] = date.fromisoformat(value)
+            except ValueError:
+                raise RiskInputError(
+                    Problem("invalid", (name,), f"--{name} must be YYYY-MM-DD, got {value!r}")
+                ) from None
+    with unit_of_work() as session:
+        frame = export(session, **days)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out, index=False)
+    per_decl = frame.drop_duplicates("declaration_id")
+    labelled = per_decl["fraud"].notna()
+    typer.echo(
+        f"{len(per_decl)} declarations ({len(frame)} items) -> {out}; {int(labelled.sum())} inspected, "
+        f"{int((per_decl['fraud'] == 1).sum())} with findings, additional duty {per_decl['additional_duty'].sum():,.2f}"
+    )
 
 
 @app.command("score")
 def score(
     model: Path = typer.Option(..., "--model", help="Model directory written by `risk train`"),
     data: Path = typer.Option(..., "--data", help="CSV of declarations to score (labels not needed)"),
-    fmt: str = typer.Option("kcs", "--format", help="Column layout of the CSV: kcs"),
+    fmt: str = typer.Option("kcs", "--format", help="Column layout of the CSV: kcs, or platform (risk export-labels)"),
     out: Path = typer.Option(..., "--out", help="Scores CSV: Declaration ID,score,lane,reasons"),
     explain: str = typer.Option("selected", help="Reasons for: all rows, selected (C2/C3) rows, or none"),
     rules: Path | None = typer.Option(None, "--rules", help="Targeting rules (YAML/JSON) applied on top of the model"),
@@ -92,7 +156,7 @@ def score(
         from smartcustoms.risk.rules import load_rules_file
 
         ruleset = load_rules_file(rules)
-    frame = read_kcs([data], require_labels=False)
+    frame = _read(fmt, [data], require_labels=False)
     t0 = time.perf_counter()
     result = m.assess(frame, explain=explain, rules=ruleset)
     if "reasons" not in result.columns:
@@ -111,7 +175,7 @@ def score(
 def backtest(
     rules: Path = typer.Option(..., "--rules", help="Rules file (YAML or JSON)"),
     data: Path = typer.Option(..., "--data", help="Past declarations CSV (with `Fraud` for hit rates)"),
-    fmt: str = typer.Option("kcs", "--format", help="Column layout of the CSV: kcs"),
+    fmt: str = typer.Option("kcs", "--format", help="Column layout of the CSV: kcs, or platform (risk export-labels)"),
 ) -> None:
     """Run targeting rules over past declarations: hits and frauds among hits, per rule."""
     from smartcustoms.risk.rules import backtest as run_backtest
@@ -119,17 +183,17 @@ def backtest(
 
     _check_format(fmt)
     ruleset = load_rules_file(rules)
-    frame = read_kcs([data], require_labels=False)
+    frame = _read(fmt, [data], require_labels=False)
     result = run_backtest(ruleset, frame)
     typer.echo(result.to_string(index=False))
 
 
 @models_app.command("list")
-def models_list(registry: Path = typer.Option(Path("var/risk/models"), help="Registry directory")) -> None:
+def models_list(registry: Path | None = typer.Option(None, help=REGISTRY_HELP)) -> None:
     """Saved model versions, newest first; the active one is marked with *."""
     from smartcustoms.risk.registry import ModelRegistry
 
-    reg = ModelRegistry(registry)
+    reg = ModelRegistry(registry or registry_dir())
     active = reg.active_version()
     for entry in reg.versions():
         mark = "*" if entry["version"] == active else " "
@@ -146,43 +210,43 @@ def models_list(registry: Path = typer.Option(Path("var/risk/models"), help="Reg
 @models_app.command("register")
 def models_register(
     model: Path = typer.Argument(..., help="Model directory written by `risk train`"),
-    registry: Path = typer.Option(Path("var/risk/models"), help="Registry directory"),
+    registry: Path | None = typer.Option(None, help=REGISTRY_HELP),
     activate: bool = typer.Option(True, help="Make it the active version"),
 ) -> None:
     """Copy a trained model directory into the registry."""
     from smartcustoms.risk.registry import ModelRegistry
 
-    version = ModelRegistry(registry).register(model, activate=activate)
+    version = ModelRegistry(registry or registry_dir()).register(model, activate=activate)
     typer.echo(f"registered {version}" + (" (active)" if activate else ""))
 
 
 @models_app.command("rollback")
 def models_rollback(
     version: str = typer.Argument(..., help="Version to make active again"),
-    registry: Path = typer.Option(Path("var/risk/models"), help="Registry directory"),
+    registry: Path | None = typer.Option(None, help=REGISTRY_HELP),
 ) -> None:
     """Make an earlier model version the active one (the lane assessor uses the active version)."""
     from smartcustoms.risk.registry import ModelRegistry
 
-    ModelRegistry(registry).activate(version)
+    ModelRegistry(registry or registry_dir()).activate(version)
     typer.echo(f"active model is now {version}")
 
 
 @app.command("retrain")
 def retrain(
     data: list[Path] = typer.Option(..., "--data", help="Labelled declarations CSV (repeatable)"),
-    fmt: str = typer.Option("kcs", "--format", help="Column layout of the CSV: kcs"),
+    fmt: str = typer.Option("kcs", "--format", help="Column layout of the CSV: kcs, or platform (risk export-labels)"),
     window_days: int = typer.Option(365, help="Rolling window: train on the last N days of the data"),
-    registry: Path = typer.Option(Path("var/risk/models"), help="Registry directory"),
+    registry: Path | None = typer.Option(None, help=REGISTRY_HELP),
 ) -> None:
     """Retrain on a rolling window and register the new version as active."""
     from smartcustoms.risk.registry import ModelRegistry
 
     _check_format(fmt)
-    frame = read_kcs(data, require_labels=True)
+    frame = _read(fmt, data, require_labels=True)
     start = frame["date"].max() - pd.Timedelta(days=window_days)
     frame = frame[frame["date"] > start].reset_index(drop=True)
-    reg = ModelRegistry(registry)
+    reg = ModelRegistry(registry or registry_dir())
     active = reg.active_version()
     params = reg.load(active).get_params() if active else {}
     policy = LanePolicy(**params.pop("policy")) if params else LanePolicy()
@@ -195,7 +259,7 @@ def retrain(
 def audit(
     model: Path = typer.Option(..., "--model", help="Model directory written by `risk train`"),
     data: Path = typer.Option(..., "--data", help="Declaration history CSV (cleared declarations)"),
-    fmt: str = typer.Option("kcs", "--format", help="Column layout of the CSV: kcs"),
+    fmt: str = typer.Option("kcs", "--format", help="Column layout of the CSV: kcs, or platform (risk export-labels)"),
     out: Path = typer.Option(..., "--out", help="Audit list CSV"),
     top: int = typer.Option(50, help="Number of companies to list"),
 ) -> None:
@@ -204,7 +268,7 @@ def audit(
 
     _check_format(fmt)
     m = SelectivityModel.load(model, expected_format=fmt)
-    frame = read_kcs([data], require_labels=False)
+    frame = _read(fmt, [data], require_labels=False)
     ranked = rank_companies(frame, m.assess(frame, explain="none"), top=top)
     out.parent.mkdir(parents=True, exist_ok=True)
     ranked.to_csv(out, index=False, float_format="%.4f")

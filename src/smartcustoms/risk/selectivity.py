@@ -39,6 +39,7 @@ from smartcustoms.risk.features import (
 from smartcustoms.risk.kcs import RiskInputError, check_labels
 from smartcustoms.risk.lanes import LANES, LanePolicy, assign_lanes, exploration_draw
 from smartcustoms.risk.model import RuleSet, rule_masks
+from smartcustoms.risk.revenue import YieldTable, fit_yields
 
 MODEL_KIND = "smartcustoms.risk.selectivity"
 SCHEMA = 1
@@ -211,6 +212,8 @@ class SelectivityModel:
         validation = _metrics(y[calib], raw_cal)
         validation["window"] = {"from": str(days[calib].min()), "to": str(days[calib].max()), "rows": int(calib.sum())}
         validation["brier"] = float(np.mean((p_cal - y[calib]) ** 2))
+        validation["gain"] = gain_curve(y[calib], raw_cal)
+        validation["baseline"] = _chapter_baseline(frame, y, early, calib)
         if self.refit_full:
             booster = self._train(x[labelled], y[labelled])
         manifest = {
@@ -226,6 +229,7 @@ class SelectivityModel:
                 "positives": int(np.nansum(y)),
             },
             "validation": validation,
+            "revenue": fit_yields(frame).as_dict(),
             "features": FEATURES,
             "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
@@ -246,6 +250,11 @@ class SelectivityModel:
     @property
     def manifest(self) -> dict[str, Any]:
         return self.fitted.manifest
+
+    @property
+    def yields(self) -> YieldTable:
+        """Expected additional duty per finding by HS chapter (models saved before it: zero yields)."""
+        return YieldTable.from_dict(self.fitted.manifest.get("revenue")) or YieldTable(0.0)
 
     def features(self, frame: pd.DataFrame) -> pd.DataFrame:
         return self.fitted.state.features(frame)
@@ -570,6 +579,32 @@ def _metrics(y: np.ndarray, s: np.ndarray) -> dict[str, Any]:
         hits = float(y[order[:k]].sum())
         out[f"precision@{int(share * 100)}%"] = hits / k
         out[f"recall@{int(share * 100)}%"] = hits / total
+    return out
+
+
+def gain_curve(y: np.ndarray, s: np.ndarray, points: int = 20) -> list[list[float]]:
+    """Cumulative gain: [share inspected, share of all frauds caught] when inspecting the top by score."""
+    order = np.argsort(-np.asarray(s), kind="stable")
+    caught = np.cumsum(np.asarray(y, dtype="float64")[order])
+    total = max(1.0, float(caught[-1])) if len(caught) else 1.0
+    out = [[0.0, 0.0]]
+    for i in range(1, points + 1):
+        share = i / points
+        k = max(1, round(share * len(order)))
+        out.append([round(share, 4), round(float(caught[k - 1]) / total, 4) if len(order) else 0.0])
+    return out
+
+
+def _chapter_baseline(frame: pd.DataFrame, y: np.ndarray, early: np.ndarray, calib: np.ndarray) -> dict[str, Any]:
+    """The simple baseline on the same time-later slice: the HS chapter's past fraud rate (smoothed)."""
+    ch = frame["hs_code"].astype(str).str[:2].to_numpy()
+    past = pd.DataFrame({"ch": ch[early], "y": y[early]}).groupby("ch")["y"].agg(["sum", "count"])
+    prior = float(np.nanmean(y[early])) if early.any() else 0.0
+    rate = (past["sum"] + 20 * prior) / (past["count"] + 20)
+    s = pd.Series(ch[calib]).map(rate).fillna(prior).to_numpy(dtype="float64")
+    out = _metrics(y[calib], s)
+    out["method"] = "HS chapter past fraud rate"
+    out["gain"] = gain_curve(y[calib], s)
     return out
 
 

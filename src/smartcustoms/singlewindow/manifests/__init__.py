@@ -1,0 +1,1 @@
+"""Advance cargo information (manifests) and their matching to declarations."""

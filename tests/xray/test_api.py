@@ -1,0 +1,297 @@
+"""Through the HTTP API and the console: upload a scan, see a conflict put the declaration in lane C3,
+review detections, export them as training data; bad uploads are refused with every problem listed."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from smartcustoms.clearance import config
+from smartcustoms.platform.db import unit_of_work
+from smartcustoms.xray import service, synth
+from smartcustoms.xray.datasets import load_coco
+from smartcustoms.xray.detector import CARD_FILE, SHIPPED
+from smartcustoms.xray.imaging import Scan
+from smartcustoms.xray.model import Box, Detection
+from tests.clearance.conftest import Env, declaration
+
+
+class FakeDetector:
+    """Sees what the test says, so the flow is tested apart from the model's quality."""
+
+    version_ = "xray-test-1"
+
+    def __init__(self, dets: list[Detection]) -> None:
+        self.dets = dets
+
+    def explain(self, scan: Scan, *, min_score: float = 0.0) -> tuple[list[Detection], np.ndarray]:
+        heat = np.zeros((scan.rgb.shape[0] // 4, scan.rgb.shape[1] // 4), dtype=np.float32)
+        heat[2:5, 2:5] = 0.9
+        return [d for d in self.dets if d.score >= min_score], heat
+
+
+def _png(w: int = 200, h: int = 160) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.full((h, w, 3), 250, dtype=np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _tiff16() -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.tile(np.linspace(0, 65000, 120, dtype=np.uint16), (90, 1))).save(buf, format="TIFF")
+    return buf.getvalue()
+
+
+def _file(data: bytes, name: str = "scan.png", kind: str = "image/png") -> dict[str, tuple[str, bytes, str]]:
+    return {"file": (name, data, kind)}
+
+
+@pytest.fixture
+def seen(monkeypatch: pytest.MonkeyPatch) -> FakeDetector:
+    fake = FakeDetector(
+        [
+            Detection("meat", 0.91, Box(20, 30, 90, 80)),
+            Detection("book", 0.8, Box(100, 20, 150, 60)),
+            Detection("knife", 0.1, Box(0, 0, 5, 5)),
+        ]
+    )
+    monkeypatch.setattr(service, "detector", lambda: fake)
+    return fake
+
+
+def _under_check(env: Env, lrn: str) -> str:
+    env.client.put(
+        "/admin/settings/lane_rules",
+        json={"random_c2_share": 1.0, "random_c3_share": 0, "high_value_c2": None},
+        headers=env.h("admin"),
+    )
+    config.forget()
+    r = env.client.post("/declarations", json=declaration(lrn=lrn), headers=env.h("trader"))
+    assert r.status_code == 201 and r.json()["status"] == "under_check", r.text
+    return str(r.json()["reference"])
+
+
+def test_meat_in_a_phone_declaration_sends_it_to_inspection(env: Env, seen: FakeDetector, tmp_path: Path) -> None:
+    ref = _under_check(env, "X-1")
+    r = env.client.post(f"/xray/declarations/{ref}/scans", files=_file(_png()), headers=env.h("officer"))
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["declaration"] == {"reference": ref, "lane": "C3", "status": "under_inspection"}
+    assert [d["label"] for d in body["detections"]] == ["meat", "book"], "below 0.2 is not kept"
+    assert all(d["model_version"] == "xray-test-1" for d in body["detections"])
+    (finding,) = body["findings"]
+    assert finding["source"] == "xray" and finding["lane"] == "C3" and finding["score"] == 0.91
+    assert finding["message"].startswith(
+        "meat detected with confidence 0.91; declared: Smartphones, 128 GB, chapter 85"
+    )
+    assert finding["version"] == "xray-test-1"
+
+    got = env.client.get(f"/declarations/{ref}", headers=env.h("officer")).json()
+    assert got["lane"] == "C3" and got["status"] == "under_inspection"
+    assert got["findings"][-1]["code"] == "declared_vs_seen" and "xray-test-1" in got["lane_versions"]
+
+    scan_id = body["id"]
+    listed = env.client.get(f"/xray/declarations/{ref}/scans", headers=env.h("officer")).json()
+    assert [s["id"] for s in listed["scans"]] == [scan_id] and listed["scans"][0]["conflicts"]
+    img = env.client.get(f"/xray/scans/{scan_id}/image", headers=env.h("officer"))
+    assert img.headers["content-type"] == "image/jpeg" and Image.open(io.BytesIO(img.content)).size == (200, 160)
+    heat = env.client.get(f"/xray/scans/{scan_id}/heatmap", headers=env.h("officer"))
+    assert Image.open(io.BytesIO(heat.content)).mode == "RGBA"
+
+    meat_id, book_id = (d["id"] for d in body["detections"])
+    r = env.client.post(f"/xray/detections/{meat_id}/review", json={"verdict": "confirmed"}, headers=env.h("officer"))
+    assert r.status_code == 200 and r.json()["verdict"] == "confirmed"
+    bad = env.client.post(f"/xray/detections/{book_id}/review", json={"verdict": "maybe"}, headers=env.h("officer"))
+    assert bad.status_code == 422
+    with unit_of_work() as s:
+        _, n = service.export_feedback(s, tmp_path / "fb")
+    assert n == 0, "a scan with a detection still to review is not training data yet"
+    env.client.post(f"/xray/detections/{book_id}/review", json={"verdict": "rejected"}, headers=env.h("officer"))
+    with unit_of_work() as s:
+        path, n = service.export_feedback(s, tmp_path / "fb2")
+    assert n == 1
+    (sample,) = load_coco(path)
+    assert sample.labels == ("meat",) and sample.boxes[0].as_list() == [20, 30, 90, 80]
+
+
+def test_declared_goods_that_explain_the_scan_raise_nothing(env_sqlite: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = env_sqlite
+    monkeypatch.setattr(service, "detector", lambda: FakeDetector([Detection("electronics", 0.95, Box(1, 1, 50, 50))]))
+    ref = _under_check(env, "X-2")
+    r = env.client.post(
+        f"/xray/declarations/{ref}/scans", files=_file(_tiff16(), "belt.tif", "image/tiff"), headers=env.h("officer")
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["findings"] == [] and r.json()["declaration"]["status"] == "under_check"
+    assert r.json()["media_type"] == "image/tiff" and r.json()["pixel_mode"].startswith("I;16")
+
+
+def test_bad_uploads_and_roles(env_sqlite: Env, seen: FakeDetector) -> None:
+    env = env_sqlite
+    ref = _under_check(env, "X-3")
+    url = f"/xray/declarations/{ref}/scans"
+    r = env.client.post(url, files=_file(_png()[:100]), headers=env.h("officer"))
+    assert r.status_code == 422 and r.json()["problems"][0]["code"] == "corrupt_image"
+    r = env.client.post(url, files=_file(b"GIF89a....", "x.gif", "image/gif"), headers=env.h("officer"))
+    assert r.status_code == 422 and r.json()["problems"][0]["code"] == "unsupported_format"
+    assert env.client.post(url, files=_file(_png()), headers=env.h("trader")).status_code == 403
+    assert (
+        env.client.post("/xray/declarations/NOPE/scans", files=_file(_png()), headers=env.h("officer")).status_code
+        == 404
+    )
+    assert env.client.post(url, headers=env.h("officer")).status_code == 422
+    assert env.client.get(f"/declarations/{ref}", headers=env.h("officer")).json()["status"] == "under_check"
+    assert env.client.get("/xray/scans/999", headers=env.h("officer")).status_code == 404
+    assert (
+        env.client.post(
+            "/xray/detections/999/review", json={"verdict": "confirmed"}, headers=env.h("officer")
+        ).status_code
+        == 404
+    )
+    rules = env.client.get("/xray/rules", headers=env.h("officer")).json()["rules"]
+    assert {
+        "label": "meat",
+        "chapters": ["02", "16"],
+        "needs_permit": False,
+        "enforce": True,
+        "min_confidence": 0.5,
+    } in rules
+
+
+def _csrf(html: str) -> str:
+    m = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert m
+    return m.group(1)
+
+
+def test_console_panel_scan_page_and_review(env_sqlite: Env, seen: FakeDetector) -> None:
+    from tests.clearance.test_pages import sign_in
+
+    env = env_sqlite
+    ref = _under_check(env, "X-4")
+    client = TestClient(env.client.app, headers={"accept-language": "en"})
+    sign_in(client, "officer", "officer-pw-123")
+    page = client.get(f"/console/declarations/{ref}").text
+    assert 'id="xray-panel"' in page and "No scan attached yet" in page
+    r = client.post(
+        f"/console/xray/declarations/{ref}/scans",
+        files=_file(_png()),
+        data={"csrf": _csrf(page)},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+    scan_page = client.get(r.headers["location"]).text
+    assert 'id="xray-conflict"' in scan_page and "meat detected with confidence 0.91" in scan_page
+    assert 'id="xray-heat"' in scan_page and "<rect" in scan_page
+    det_id = re.search(r'action="/console/xray/detections/(\d+)/review"', scan_page)
+    assert det_id
+    r = client.post(
+        f"/console/xray/detections/{det_id.group(1)}/review",
+        data={"verdict": "confirmed", "csrf": _csrf(scan_page)},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    assert "confirmed" in client.get(r.headers["location"].split("#")[0]).text
+    page = client.get(f"/console/declarations/{ref}").text
+    assert 'id="xray-conflict"' in page and 'href="/console/xray"' in page
+    assert ref in client.get("/console/xray").text
+    r = client.post(f"/console/xray/detections/{det_id.group(1)}/review", data={"verdict": "confirmed", "csrf": "bad"})
+    assert r.status_code in (400, 403)
+
+
+def test_shipped_model_through_the_api(env_sqlite: Env, tmp_path: Path) -> None:
+    """The real model, end to end: whatever it sees is stored with its version."""
+    if not (SHIPPED / CARD_FILE).exists():
+        pytest.skip("no shipped model in this checkout")
+    env = env_sqlite
+    service.forget_model()
+    synth.generate(tmp_path, 1, 3, synth.Settings.named("normal", 512))
+    data = next((tmp_path / "images").iterdir()).read_bytes()
+    ref = _under_check(env, "X-5")
+    r = env.client.post(f"/xray/declarations/{ref}/scans", files=_file(data), headers=env.h("officer"))
+    assert r.status_code == 201, r.text
+    version = service.detector().version_
+    assert r.json()["model_version"] == version and all(d["model_version"] == version for d in r.json()["detections"])
+    card = env.client.get(
+        "/xray/model", headers=env.h("analyst") if "analyst" in env.tokens else env.h("officer")
+    ).json()
+    assert card["version"] == version and "history" not in json.dumps(card["metrics"])
+
+
+def test_reviewed_scans_retrain_in_one_command(
+    env_sqlite: Env, seen: FakeDetector, tiny_data: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("torch")
+    from typer.testing import CliRunner
+
+    from smartcustoms.xray.cli import app
+
+    env = env_sqlite
+    ref = _under_check(env, "X-6")
+    body = env.client.post(f"/xray/declarations/{ref}/scans", files=_file(_png()), headers=env.h("officer")).json()
+    for d, verdict in zip(body["detections"], ("confirmed", "rejected"), strict=True):
+        env.client.post(f"/xray/detections/{d['id']}/review", json={"verdict": verdict}, headers=env.h("officer"))
+    r = CliRunner().invoke(
+        app,
+        [
+            "retrain",
+            "--out",
+            str(tmp_path / "m"),
+            "--base-data",
+            str(tiny_data),
+            "--epochs",
+            "1",
+            "--input-size",
+            "64",
+            "--width",
+            "4",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output.strip().splitlines()[-1])
+    assert out["feedback_scans"] == 1 and out["version"].startswith("xray-centernet-")
+    card = json.loads((tmp_path / "m" / CARD_FILE).read_text())
+    assert card["training_data"]["description"].startswith("1 officer-reviewed scans")
+
+
+def test_an_amendment_is_judged_again_against_the_scans(env_sqlite: Env, seen: FakeDetector) -> None:
+    env = env_sqlite
+    ref = _under_check(env, "X-7")
+    body = env.client.post(f"/xray/declarations/{ref}/scans", files=_file(_png()), headers=env.h("officer")).json()
+    assert body["declaration"]["lane"] == "C3"
+    env.client.put(
+        "/admin/settings/lane_rules",
+        json={"random_c2_share": 0, "random_c3_share": 0, "high_value_c2": None},
+        headers=env.h("admin"),
+    )
+    config.forget()
+
+    def amend(decl: dict[str, object]) -> dict[str, object]:
+        r = env.client.post(
+            f"/declarations/{ref}/decisions",
+            json={"action": "request_amendment", "reason": "check goods"},
+            headers=env.h("officer"),
+        )
+        assert r.status_code == 200, r.text
+        r = env.client.put(
+            f"/declarations/{ref}", json={"declaration": decl, "reason": "fixed"}, headers=env.h("trader")
+        )
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    same = amend(declaration(lrn="X-7"))
+    assert same["lane"] == "C3" and same["status"] == "under_inspection"
+    assert [f["code"] for f in same["findings"]] == ["declared_vs_seen"]
+
+    meat = declaration(lrn="X-7")
+    meat["items"][0] |= {"description": "Frozen bovine cuts, boneless", "tariff_code": "020230"}
+    fixed = amend(meat)
+    assert not [f for f in fixed["findings"] if f["source"] == "xray"], fixed["findings"]
+    assert fixed["lane"] != "C3"

@@ -1,0 +1,115 @@
+"""Training (seconds), ONNX export parity with PyTorch, the versioned model directory and its checks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from smartcustoms.xray import imaging
+from smartcustoms.xray.datasets import load_coco
+from smartcustoms.xray.detector import (
+    CARD_FILE,
+    FORMAT_VERSION,
+    MODEL_FILE,
+    SHIPPED,
+    Calibration,
+    XrayDetector,
+    decode_peaks,
+    letterbox,
+)
+from smartcustoms.xray.errors import XrayError
+
+
+def test_tiny_training_writes_a_versioned_model_directory(tiny_model: Path) -> None:
+    card = json.loads((tiny_model / CARD_FILE).read_text())
+    assert card["format_version"] == FORMAT_VERSION
+    assert card["version"].startswith("xray-centernet-") and card["version"].endswith(card["sha256"][:8])
+    assert card["training_data"]["description"] == "tiny test set"
+    assert card["training_data"]["train"]["images"] + card["training_data"]["validation"]["images"] == 10
+    assert set(card["metrics"]["validation"]) >= {"ap50", "map50", "ece_raw", "ece_calibrated"}
+    assert card["metrics"]["history"][0]["epoch"] == 1
+
+
+def test_onnx_runtime_matches_pytorch(tiny_data: Path) -> None:
+    pytest.importorskip("torch")
+    from smartcustoms.xray import training
+
+    det = XrayDetector(input_size=64, width=4, epochs=1, batch_size=4, seed=2)
+    det.fit(load_coco(tiny_data))
+    chw, _ = letterbox(imaging.read_file(str(next((tiny_data / "images").iterdir()))).rgb, 64)
+    ort_out = det.run(chw)
+    torch_out = training.torch_outputs(det.net_, chw)
+    for name in ("heat", "size", "offset"):
+        np.testing.assert_allclose(ort_out[name], torch_out[name], atol=1e-4, rtol=1e-3)
+    assert ort_out["heat"].shape == (len(det.classes_), 16, 16)
+
+
+def test_saved_model_predicts_like_the_loaded_one(tiny_model: Path, tiny_data: Path) -> None:
+    det = XrayDetector.load(tiny_model)
+    scan = imaging.read_file(str(next((tiny_data / "images").iterdir())))
+    dets, heat = det.explain(scan)
+    assert heat.shape == (16, 16) and heat.min() >= 0 and heat.max() <= 1
+    again = XrayDetector.load(tiny_model).predict(scan)
+    assert [d.as_dict() for d in dets] == [d.as_dict() for d in again]
+    assert all(0 <= d.box.x1 <= d.box.x2 <= 128 and 0 <= d.score <= 1 for d in dets)
+
+
+def test_a_model_of_another_version_or_tampered_is_refused(tiny_model: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    shutil.copytree(tiny_model, other)
+    card = json.loads((other / CARD_FILE).read_text())
+    (other / CARD_FILE).write_text(json.dumps(card | {"format_version": FORMAT_VERSION + 1}))
+    with pytest.raises(XrayError) as err:
+        XrayDetector.load(other)
+    assert err.value.problems[0].code == "model_version" and "not supported" in err.value.problems[0].message
+    (other / CARD_FILE).write_text(json.dumps(card))
+    (other / MODEL_FILE).write_bytes((other / MODEL_FILE).read_bytes() + b"x")
+    with pytest.raises(XrayError, match="do not match"):
+        XrayDetector.load(other)
+    with pytest.raises(XrayError) as err:
+        XrayDetector.load(tmp_path / "nothing")
+    assert err.value.problems[0].code == "missing_model"
+
+
+def test_shipped_model_loads_and_is_small() -> None:
+    if not (SHIPPED / CARD_FILE).exists():
+        pytest.skip("no shipped model in this checkout")
+    det = XrayDetector.load()
+    assert (SHIPPED / MODEL_FILE).stat().st_size < 5 * 1024 * 1024
+    assert {"meat", "drugs", "handgun", "knife"} <= set(det.classes_)
+    assert det.card_["metrics"]["validation"]["map50"] > 0
+
+
+def test_decoding_and_calibration() -> None:
+    peaks = np.zeros((2, 8, 8), dtype=np.float32)
+    peaks[1, 2, 3] = 0.9
+    peaks[0, 5, 5] = 0.04
+    size = np.zeros((2, 8, 8), dtype=np.float32)
+    size[:, 2, 3] = np.log(2.0)
+    offset = np.full((2, 8, 8), 0.5, dtype=np.float32)
+    (got,) = decode_peaks(peaks, size, offset, floor=0.05, top_k=10)
+    assert got == pytest.approx((1, 0.9, 14.0, 10.0, 8.0, 8.0))
+    cal = Calibration(2.0, -1.0)
+    p = cal(np.array([0.5, 0.9]))
+    assert p[0] == pytest.approx(1 / (1 + np.e)) and p[1] > 0.9
+
+
+def test_retraining_starts_from_a_saved_model(tiny_model: Path, tiny_data: Path) -> None:
+    pytest.importorskip("torch")
+    from smartcustoms.xray.datasets import Sample
+    from smartcustoms.xray.model import Box
+
+    card = json.loads((tiny_model / CARD_FILE).read_text())
+    assert card["torch_weights"]["file"] == "weights.pt"
+    samples = load_coco(tiny_data)
+    det = XrayDetector(input_size=64, epochs=1, batch_size=4, init_from=str(tiny_model)).fit(samples)
+    assert det.classes_ == tuple(card["classes"]) and det.width == card["params"]["width"]
+    assert det.card_["params"]["init_from"] == str(tiny_model)
+    zebra = Sample(samples[0].image, (Box(1, 1, 20, 20),), ("zebra",))
+    with pytest.raises(XrayError) as err:
+        XrayDetector(input_size=64, epochs=1, init_from=str(tiny_model)).fit([zebra, *samples])
+    assert err.value.problems[0].code == "new_classes"
