@@ -37,7 +37,7 @@ class Msg(str):
 
     def __new__(cls, template: str, params: Mapping[str, Any] | None = None) -> Msg:
         values = dict(params or {})
-        obj = super().__new__(cls, template.format(**values) if values else template)
+        obj = super().__new__(cls, template.format_map(values))
         obj.template = template
         obj.params = values
         return obj
