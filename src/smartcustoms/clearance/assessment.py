@@ -15,7 +15,7 @@ from smartcustoms.clearance import refdata
 from smartcustoms.clearance.schema import DeclarationIn
 from smartcustoms.clearance.validation import preferential_rate
 from smartcustoms.platform.errors import DomainError, Problem
-from smartcustoms.platform.i18n import t
+from smartcustoms.platform.i18n import t, t_plain
 
 ROUNDING_MODES = {"half_up": ROUND_HALF_UP, "half_even": ROUND_HALF_EVEN, "down": ROUND_DOWN, "up": ROUND_UP}
 
@@ -189,7 +189,7 @@ def assess(
     insurance = Decimal(0) if decl.incoterm in refdata.INSURANCE_INCLUDED else decl.insurance
     if decl.incoterm in refdata.FREIGHT_INCLUDED and decl.freight:
         steps.append(
-            t(
+            t_plain(
                 "Freight {amount} not added: included in the {incoterm} price",
                 amount=_fmt(decl.freight),
                 incoterm=decl.incoterm,
@@ -197,7 +197,7 @@ def assess(
         )
     if decl.incoterm in refdata.INSURANCE_INCLUDED and decl.insurance:
         steps.append(
-            t(
+            t_plain(
                 "Insurance {amount} not added: included in the {incoterm} price",
                 amount=_fmt(decl.insurance),
                 incoterm=decl.incoterm,
@@ -205,7 +205,7 @@ def assess(
         )
     cif_foreign = decl.invoice_total + freight + insurance
     steps.append(
-        t(
+        t_plain(
             "Customs value (CIF) = invoice {invoice} + freight {freight} + insurance {insurance} = {currency} {cif}",
             invoice=_fmt(decl.invoice_total),
             freight=_fmt(freight),
@@ -216,7 +216,7 @@ def assess(
     )
     if decl.currency != nat:
         steps.append(
-            t(
+            t_plain(
                 "Exchange rate {currency}→{national} on {date}: {rate}",
                 currency=decl.currency,
                 national=nat,
@@ -249,7 +249,7 @@ def assess(
         item_cif = (item.value + (freight + insurance) * share) * rate
         line = lines[item.line_no]
         item_steps: list[str] = [
-            t(
+            t_plain(
                 "Customs value of line {line_no}: ({value} + {share} of freight and insurance) × {rate} = {national} {cif}",
                 line_no=item.line_no,
                 value=_fmt(item.value),
@@ -268,11 +268,11 @@ def assess(
                 refusal = (
                     origin_check(item.preference.fta, item.preference.proof_of_origin_ref)
                     if origin_check
-                    else t("no certificate check available")
+                    else t_plain("no certificate check available")
                 )
             if refusal is not None:
                 item_steps.append(
-                    t(
+                    t_plain(
                         "Preference {fta} not granted: {reason}; general rate applies",
                         fta=item.preference.fta,
                         reason=refusal,
@@ -281,7 +281,7 @@ def assess(
             elif pref is not None:
                 chosen, basis = pref, f"preferential {item.preference.fta}"
                 item_steps.append(
-                    t(
+                    t_plain(
                         "Preference {fta} claimed (proof {proof}): rate {rate}",
                         fta=item.preference.fta,
                         proof=item.preference.proof_of_origin_ref,
@@ -306,10 +306,10 @@ def assess(
             continue
         duty = rules.round(result.amount)
         item_steps.extend(result.steps)
-        item_steps.append(t("Duty ({rate}) = {national} {duty}", rate=chosen.text, national=nat, duty=_fmt(duty)))
+        item_steps.append(t_plain("Duty ({rate}) = {national} {duty}", rate=chosen.text, national=nat, duty=_fmt(duty)))
         vat = rules.round((item_cif + duty) * rules.vat_rate)
         item_steps.append(
-            t(
+            t_plain(
                 "VAT {rate} × (value {value} + duty {duty}) = {national} {vat}",
                 rate=f"{rules.vat_rate:.2%}",
                 value=_fmt(item_cif),
@@ -331,14 +331,14 @@ def assess(
         amounts = {"national": nat, "value": _fmt(customs_value_total), "threshold": _fmt(rules.de_minimis)}
         if rules.de_minimis_covers_tax:
             steps.append(
-                t(
+                t_plain(
                     "Consignment value {national} {value} at or below the de minimis {national} {threshold}: duty and tax waived",
                     **amounts,
                 )
             )
         else:
             steps.append(
-                t(
+                t_plain(
                     "Consignment value {national} {value} at or below the de minimis {national} {threshold}: duty waived",
                     **amounts,
                 )
@@ -346,7 +346,7 @@ def assess(
     duty_total = sum((i.duty for i in items), Decimal(0))
     vat_total = sum((i.vat for i in items), Decimal(0))
     steps.append(
-        t(
+        t_plain(
             "Total duty {national} {duty}, VAT {national} {vat}",
             national=nat,
             duty=_fmt(duty_total),

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from smartcustoms.clearance.lanes import LANE_ORDER, PAPERLESS, DeclarationFacts, LaneDecision
 from smartcustoms.clearance.lifecycle import Action, Lane, Status
-from smartcustoms.platform.i18n import t
+from smartcustoms.platform.i18n import t_plain
 from smartcustoms.platform.slices import SLICES, slice_module
 
 if TYPE_CHECKING:
@@ -181,7 +181,7 @@ def fold(decision: LaneDecision, findings: Sequence[Finding]) -> LaneDecision:
         if f.hold and LANE_ORDER[lane] < LANE_ORDER[Lane.C2]:
             lane = Lane.C2
         score = max(score, f.score)
-        reasons.append(t("{message} [{source}: {code}]", message=f.message, source=f.source, code=f.code))
+        reasons.append(t_plain("{message} [{source}: {code}]", message=f.message, source=f.source, code=f.code))
         if f.version and f.version not in versions:
             versions.append(f.version)
     return LaneDecision(lane, score, tuple(reasons), tuple(versions))

@@ -15,7 +15,7 @@ from functools import cached_property, lru_cache
 from typing import Any, Literal
 
 from smartcustoms.platform.errors import DomainError, Problem
-from smartcustoms.platform.i18n import t
+from smartcustoms.platform.i18n import t_plain
 
 Combine = Literal["sum", "max", "min"]
 HUNDRED = Decimal(100)
@@ -233,12 +233,12 @@ class DutyRate:
             return converted, f" → {nat + ' ' if nat else ''}{_money(converted)}"
 
         if self.free and self.ad_valorem is None and not self.specific and not self.parts:
-            steps.append(t("{rate}: free = 0.00", rate=self.text))
+            steps.append(t_plain("{rate}: free = 0.00", rate=self.text))
             amounts.append(ZERO)
         if self.ad_valorem is not None:
             amount = customs_value * self.ad_valorem
             steps.append(
-                t(
+                t_plain(
                     "{percent} % of {value} = {amount}",
                     percent=_pct(self.ad_valorem),
                     value=_money(customs_value),
@@ -251,7 +251,7 @@ class DutyRate:
             raw = spec.amount * qty / spec.per_quantity
             amount, arrow = convert(raw, spec.currency)
             steps.append(
-                t(
+                t_plain(
                     "{rate} × {quantity} {unit} = {currency} {amount}{converted}",
                     rate=format_specific(spec),
                     quantity=_num(qty),
@@ -266,7 +266,7 @@ class DutyRate:
             value = quantities[share.quantity_key]
             amount = value * share.rate
             steps.append(
-                t(
+                t_plain(
                     "{percent} % of {basis} value {value} = {amount}",
                     percent=_pct(share.rate),
                     basis=share.basis,
@@ -280,22 +280,22 @@ class DutyRate:
         if self.combine == "sum":
             total = sum(amounts, ZERO)
             if len(amounts) > 1:
-                steps.append(t("sum of the parts = {amount}", amount=_money(total)))
+                steps.append(t_plain("sum of the parts = {amount}", amount=_money(total)))
         elif self.combine == "max":
             total = max(amounts)
-            steps.append(t("whichever is higher = {amount}", amount=_money(total)))
+            steps.append(t_plain("whichever is higher = {amount}", amount=_money(total)))
         else:
             total = min(amounts)
-            steps.append(t("whichever is lower = {amount}", amount=_money(total)))
+            steps.append(t_plain("whichever is lower = {amount}", amount=_money(total)))
         if self.minimum is not None:
             floor, how = self._bound(self.minimum, customs_value, quantities, convert)
             if total < floor:
-                steps.append(t("minimum {bound_text} = {amount} applies", bound_text=how, amount=_money(floor)))
+                steps.append(t_plain("minimum {bound_text} = {amount} applies", bound_text=how, amount=_money(floor)))
                 total = floor
         if self.maximum is not None:
             cap, how = self._bound(self.maximum, customs_value, quantities, convert)
             if total > cap:
-                steps.append(t("maximum {bound_text} = {amount} applies", bound_text=how, amount=_money(cap)))
+                steps.append(t_plain("maximum {bound_text} = {amount} applies", bound_text=how, amount=_money(cap)))
                 total = cap
         return DutyAssessment(total, tuple(steps))
 
@@ -307,7 +307,9 @@ class DutyRate:
         convert: Callable[[Decimal, str], tuple[Decimal, str]],
     ) -> tuple[Decimal, str]:
         if isinstance(bound, Decimal):
-            return customs_value * bound, t("{percent} % of {value}", percent=_pct(bound), value=_money(customs_value))
+            return customs_value * bound, t_plain(
+                "{percent} % of {value}", percent=_pct(bound), value=_money(customs_value)
+            )
         qty = quantities[bound.quantity_key]
         amount, _ = convert(bound.amount * qty / bound.per_quantity, bound.currency)
         return amount, f"{format_specific(bound)} × {_num(qty)} {bound.per_unit}"

@@ -148,7 +148,7 @@ def environment_language(asked: str | None = None) -> str:
     return choose([asked, os.environ.get("SMARTCUSTOMS_LANG"), os.environ.get("LANG")])
 
 
-from smartcustoms.platform.i18n.messages import Msg, t, translate, translate_all  # noqa: E402
+from smartcustoms.platform.i18n.messages import Msg, t, t_plain, translate, translate_all  # noqa: E402
 
 __all__ = [
     "DEFAULT",
@@ -160,6 +160,7 @@ __all__ = [
     "from_accept_language",
     "normalise",
     "t",
+    "t_plain",
     "translate",
     "translate_all",
     "translations",

@@ -19,9 +19,9 @@ from babel.messages.pofile import read_po, write_po
 from smartcustoms.platform.i18n import _CATALOGUE, HERE, LANGUAGES, catalogue_path
 
 PACKAGE = HERE.parent.parent
-KEYWORDS = {"_": None, "N_": None, "gettext": None, "ngettext": (1, 2), "t": None}
-MODULE_KEYWORDS = {"t": None, "N_": None}
-"""Outside pages only `t()` and `N_()` are messages (`_` is too common a name there)."""
+KEYWORDS = {"_": None, "N_": None, "gettext": None, "ngettext": (1, 2), "t": None, "t_plain": None}
+MODULE_KEYWORDS = {"t": None, "t_plain": None, "N_": None}
+"""Outside pages only `t()`, `t_plain()` and `N_()` are messages (`_` is too common a name there)."""
 _USES_MESSAGES = ("i18n import", "i18n.messages import")
 
 
