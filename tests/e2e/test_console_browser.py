@@ -62,7 +62,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         platform_settings.get_settings.cache_clear()
         platform_db.reset_engines()
         upgrade(url)
-        load_demo(count=80, extra_c3=1)
+        load_demo(count=80, extra_c2=1, extra_c3=1)
         port = _free_port()
         srv = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
         thread = threading.Thread(target=srv.run, daemon=True)
@@ -131,5 +131,56 @@ def test_officer_inspects_and_releases_a_c3_declaration(server: str) -> None:
             expect(page.locator("h1")).to_have_text("儀表板")
             expect(page.locator(".kpis")).to_contain_text("今日申報")
             expect(page.locator("html")).to_have_attribute("lang", "zh-Hant")
+        finally:
+            browser.close()
+
+
+def test_officer_reads_the_console_in_chinese_and_switches_back(server: str) -> None:
+    """Dashboard, a declaration's lane reasons and a refused decision in Traditional Chinese, then English."""
+    import re
+
+    from playwright.sync_api import expect, sync_playwright
+
+    cjk = re.compile(r"[\u4e00-\u9fff]")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            context = browser.new_context(locale="en-US", viewport={"width": 1400, "height": 1000})
+            page = context.new_page()
+            page.set_default_timeout(15_000)
+            page.goto(f"{server}/console/login")
+            page.fill("input[name=username]", "officer1")
+            page.fill("input[name=password]", "officer-demo")
+            page.click("button[type=submit].btn-primary")
+            expect(page.locator("h1")).to_have_text("Dashboard")
+
+            page.click(".langswitch >> text=中文")
+            expect(page.locator("h1")).to_have_text("儀表板")
+            expect(page.locator("html")).to_have_attribute("lang", "zh-Hant")
+
+            hrefs: list[str] = []
+            for listing in ("/console/queue?lane=C2", "/console/declarations?status=under_check"):
+                page.goto(f"{server}{listing}")
+                links = page.locator("table tbody a.ref")
+                hrefs += [str(links.nth(i).get_attribute("href")) for i in range(min(links.count(), 5))]
+            for href in hrefs:
+                page.goto(f"{server}{href}")
+                if page.locator("#decision button[value=hold]").count():
+                    break
+            else:
+                pytest.fail(f"none of {hrefs} can be held")
+            reasons = page.locator("ul.reasons")
+            expect(reasons).to_contain_text(cjk)
+            expect(reasons).not_to_contain_text("Selected at random")
+
+            page.locator("#decision button[value=hold]").click()
+            expect(page.locator(".alert-error")).to_contain_text("「暫緩」須填寫理由")
+            expect(page.locator(".alert-error")).to_contain_text("reason_required")
+
+            page.click(".langswitch >> text=English")
+            expect(page.locator("html")).to_have_attribute("lang", "en")
+            expect(page.locator("ul.reasons")).not_to_contain_text(cjk)
+            page.click("nav.mainnav a[href='/console']")
+            expect(page.locator("h1")).to_have_text("Dashboard")
         finally:
             browser.close()

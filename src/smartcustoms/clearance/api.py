@@ -14,11 +14,12 @@ from smartcustoms.clearance import config, service, views
 from smartcustoms.clearance.committer import committer
 from smartcustoms.clearance.lifecycle import Lane, Status
 from smartcustoms.clearance.schema import DecisionIn, DeclarationIn, InspectionIn
-from smartcustoms.platform import audit, auth
+from smartcustoms.platform import audit, auth, i18n
 from smartcustoms.platform.auth import Principal, Role
 from smartcustoms.platform.db import unit_of_work
 from smartcustoms.platform.errors import DomainError, Problem
-from smartcustoms.platform.web import client_addr, forget_tokens, principal, require
+from smartcustoms.platform.i18n import t
+from smartcustoms.platform.web import client_addr, forget_tokens, principal, request_language, require
 
 router = APIRouter()
 
@@ -32,6 +33,32 @@ class FastJSON(Response):
         return orjson.dumps(content, default=str)
 
 
+def localised_view(view: dict[str, Any], lang: str) -> dict[str, Any]:
+    """The words of a declaration view in `lang` (lane reasons, findings, assessment steps).
+
+    Stored and returned in English where they always were (API compatibility); this block is added
+    beside them, under `localized`, when the caller asks for another language.
+    """
+    assessment = view.get("assessment") or {}
+    return {
+        "lang": lang,
+        "lane_reasons": i18n.translate_all(view.get("lane_reasons") or (), lang),
+        "findings": [i18n.translate(str(f.get("message", "")), lang) for f in view.get("findings") or ()],
+        "assessment_steps": i18n.translate_all(assessment.get("steps") or (), lang),
+        "item_steps": {
+            str(item.get("line_no")): i18n.translate_all(item.get("steps") or (), lang)
+            for item in assessment.get("items") or ()
+        },
+    }
+
+
+def _localise(request: Request, response: Response, view: dict[str, Any]) -> dict[str, Any]:
+    """`view` (not changed: it may be shared) plus its `localized` block when the caller reads another language."""
+    lang = request_language(request)
+    response.headers["Content-Language"] = lang
+    return view | {"localized": localised_view(view, lang)} if lang != i18n.DEFAULT else view
+
+
 Who = Annotated[Principal, Depends(principal)]
 Officer = Annotated[Principal, Depends(require(Role.OFFICER, Role.ADMIN))]
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
@@ -41,7 +68,17 @@ Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 def submit_declaration(decl: DeclarationIn, who: Who, request: Request) -> FastJSON:
     """File a declaration. Every validation problem comes back at once (422). Same LRN + content: 200 with the first filing."""
     out, created = committer().submit(who, decl, remote_addr=client_addr(request))
-    return FastJSON(out, status_code=201 if created else 200, headers={"Location": f"/declarations/{out['reference']}"})
+    lang = i18n.choose(
+        [
+            request.query_params.get("lang"),
+            i18n.from_accept_language(request.headers.get("accept-language")),
+            who.language,
+        ]
+    )
+    if lang != i18n.DEFAULT:  # the hot path stays as it was for English readers
+        out = out | {"localized": localised_view(out, lang)}
+    headers = {"Location": f"/declarations/{out['reference']}", "Content-Language": lang}
+    return FastJSON(out, status_code=201 if created else 200, headers=headers)
 
 
 @router.get("/declarations", tags=["declarations"])
@@ -67,9 +104,11 @@ def list_declarations(
 
 
 @router.get("/declarations/{reference}", tags=["declarations"])
-def get_declaration(reference: str, who: Who) -> dict[str, Any]:
+def get_declaration(reference: str, who: Who, request: Request, response: Response) -> dict[str, Any]:
+    """A declaration with its assessment and lane reasons (`localized` adds them in the caller's language)."""
     with unit_of_work() as session:
-        return views.detail(service.get_row(session, who, reference))
+        view = views.detail(service.get_row(session, who, reference))
+    return _localise(request, response, view)
 
 
 @router.get("/declarations/{reference}/timeline", tags=["declarations"])
@@ -87,9 +126,16 @@ def get_timeline(reference: str, who: Who) -> dict[str, Any]:
 
 
 @router.get("/declarations/{reference}/release-note", tags=["declarations"])
-def get_release_note(reference: str, who: Who) -> dict[str, Any]:
+def get_release_note(reference: str, who: Who, request: Request, response: Response) -> dict[str, Any]:
+    """The release note; `title` and `statement` are in the caller's language (`?lang=`, Accept-Language)."""
     with unit_of_work() as session:
-        return service.release_note(session, who, reference)
+        note = service.release_note(session, who, reference)
+    lang = request_language(request)
+    response.headers["Content-Language"] = lang
+    for key in ("title", "statement"):
+        if key in note:
+            note[key] = i18n.translate(note[key], lang)
+    return note
 
 
 class AmendmentIn(BaseModel):
@@ -98,33 +144,54 @@ class AmendmentIn(BaseModel):
 
 
 @router.put("/declarations/{reference}", tags=["declarations"])
-def amend_declaration(reference: str, body: AmendmentIn, who: Who, request: Request) -> dict[str, Any]:
+def amend_declaration(
+    reference: str, body: AmendmentIn, who: Who, request: Request, response: Response
+) -> dict[str, Any]:
     """Amend a declaration (when an officer asked for it, or while under check or held)."""
     with unit_of_work() as session:
         row = service.amend(session, who, reference, body.declaration, body.reason, remote_addr=client_addr(request))
-        return views.detail(row)
+        view = views.detail(row)
+    return _localise(request, response, view)
 
 
 @router.post("/declarations/{reference}/decisions", tags=["officer"])
-def record_decision(reference: str, decision: DecisionIn, who: Officer, request: Request) -> dict[str, Any]:
+def record_decision(
+    reference: str, decision: DecisionIn, who: Officer, request: Request, response: Response
+) -> dict[str, Any]:
     """release, hold (reason), request_amendment (reason), reject (reason), escalate, resume."""
     with unit_of_work() as session:
-        return views.detail(service.decide(session, who, reference, decision, remote_addr=client_addr(request)))
+        view = views.detail(service.decide(session, who, reference, decision, remote_addr=client_addr(request)))
+    return _localise(request, response, view)
 
 
 @router.post("/declarations/{reference}/inspection", tags=["officer"])
-def record_inspection(reference: str, result: InspectionIn, who: Officer, request: Request) -> dict[str, Any]:
+def record_inspection(
+    reference: str, result: InspectionIn, who: Officer, request: Request, response: Response
+) -> dict[str, Any]:
     with unit_of_work() as session:
         row = service.record_inspection(session, who, reference, result, remote_addr=client_addr(request))
-        return views.detail(row)
+        view = views.detail(row)
+    return _localise(request, response, view)
 
 
 @router.get("/queue", tags=["officer"])
-def queue(who: Officer, lane: Lane | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 100) -> dict[str, Any]:
+def queue(
+    who: Officer,
+    request: Request,
+    response: Response,
+    lane: Lane | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
     """Declarations waiting for an officer (C2 documentary checks, C3 inspections, held), riskiest first."""
     with unit_of_work() as session:
         rows = service.officer_queue(session, who, lane.value if lane else None, limit=limit)
-        return {"items": [views.summary(r) | {"lane_reasons": r.lane_reasons} for r in rows]}
+        items = [views.summary(r) | {"lane_reasons": r.lane_reasons} for r in rows]
+    lang = request_language(request)
+    response.headers["Content-Language"] = lang
+    if lang != i18n.DEFAULT:
+        for item in items:
+            item["localized"] = {"lang": lang, "lane_reasons": i18n.translate_all(item["lane_reasons"] or (), lang)}
+    return {"items": items}
 
 
 @router.get("/stats/release-times", tags=["officer"])
@@ -282,7 +349,11 @@ def get_setting(
     with unit_of_work() as session:
         if key not in config.KEYS:
             raise DomainError(
-                Problem("unknown_setting", ("key",), f"Unknown setting {key!r}; one of {', '.join(config.KEYS)}")
+                Problem(
+                    "unknown_setting",
+                    ("key",),
+                    t("Unknown setting '{key}'; one of {allowed}", key=key, allowed=", ".join(config.KEYS)),
+                )
             )
         return config.as_dict(config.get(session, key))
 

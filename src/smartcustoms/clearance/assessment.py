@@ -15,6 +15,7 @@ from smartcustoms.clearance import refdata
 from smartcustoms.clearance.schema import DeclarationIn
 from smartcustoms.clearance.validation import preferential_rate
 from smartcustoms.platform.errors import DomainError, Problem
+from smartcustoms.platform.i18n import t, t_plain
 
 ROUNDING_MODES = {"half_up": ROUND_HALF_UP, "half_even": ROUND_HALF_EVEN, "down": ROUND_DOWN, "up": ROUND_UP}
 
@@ -58,7 +59,11 @@ class TaxRules:
         mode = str(data.get("rounding_mode", base.rounding_mode))
         if mode not in ROUNDING_MODES:
             raise DomainError(
-                Problem("invalid_rounding_mode", ("rounding_mode",), f"One of {', '.join(ROUNDING_MODES)}")
+                Problem(
+                    "invalid_rounding_mode",
+                    ("rounding_mode",),
+                    t("One of {allowed}", allowed=", ".join(ROUNDING_MODES)),
+                )
             )
         return cls(
             national_currency=str(data.get("national_currency", base.national_currency)),
@@ -172,21 +177,53 @@ def assess(
     nat = rules.national_currency
     rate = Decimal(1) if decl.currency == nat else fx(decl.currency, on)
     if rate is None:
-        raise DomainError(Problem("no_exchange_rate", ("currency",), f"No exchange rate for {decl.currency} on {on}"))
+        raise DomainError(
+            Problem(
+                "no_exchange_rate",
+                ("currency",),
+                t("No exchange rate for {currency} on {date}", currency=decl.currency, date=on),
+            )
+        )
     steps: list[str] = []
     freight = Decimal(0) if decl.incoterm in refdata.FREIGHT_INCLUDED else decl.freight
     insurance = Decimal(0) if decl.incoterm in refdata.INSURANCE_INCLUDED else decl.insurance
     if decl.incoterm in refdata.FREIGHT_INCLUDED and decl.freight:
-        steps.append(f"Freight {_fmt(decl.freight)} not added: included in the {decl.incoterm} price")
+        steps.append(
+            t_plain(
+                "Freight {amount} not added: included in the {incoterm} price",
+                amount=_fmt(decl.freight),
+                incoterm=decl.incoterm,
+            )
+        )
     if decl.incoterm in refdata.INSURANCE_INCLUDED and decl.insurance:
-        steps.append(f"Insurance {_fmt(decl.insurance)} not added: included in the {decl.incoterm} price")
+        steps.append(
+            t_plain(
+                "Insurance {amount} not added: included in the {incoterm} price",
+                amount=_fmt(decl.insurance),
+                incoterm=decl.incoterm,
+            )
+        )
     cif_foreign = decl.invoice_total + freight + insurance
     steps.append(
-        f"Customs value (CIF) = invoice {_fmt(decl.invoice_total)} + freight {_fmt(freight)} + insurance "
-        f"{_fmt(insurance)} = {decl.currency} {_fmt(cif_foreign)}"
+        t_plain(
+            "Customs value (CIF) = invoice {invoice} + freight {freight} + insurance {insurance} = {currency} {cif}",
+            invoice=_fmt(decl.invoice_total),
+            freight=_fmt(freight),
+            insurance=_fmt(insurance),
+            currency=decl.currency,
+            cif=_fmt(cif_foreign),
+        )
     )
     if decl.currency != nat:
-        steps.append(f"Exchange rate {decl.currency}→{nat} on {on}: {rate}")
+        steps.append(
+            t_plain(
+                "Exchange rate {currency}→{national} on {date}: {rate}",
+                currency=decl.currency,
+                national=nat,
+                date=on,
+                rate=rate,
+            )
+        )
     customs_value_total = cif_foreign * rate
 
     def to_national(amount: Decimal, currency: str) -> Decimal:
@@ -194,7 +231,13 @@ def assess(
             return amount
         r = fx(currency, on)
         if r is None:
-            raise DomainError(Problem("no_exchange_rate", ("currency",), f"No exchange rate for {currency} on {on}"))
+            raise DomainError(
+                Problem(
+                    "no_exchange_rate",
+                    ("currency",),
+                    t("No exchange rate for {currency} on {date}", currency=currency, date=on),
+                )
+            )
         return amount * r
 
     de_minimis = customs_value_total <= rules.de_minimis
@@ -205,9 +248,16 @@ def assess(
         share = item.value / base_total if base_total else Decimal(1) / len(decl.items)
         item_cif = (item.value + (freight + insurance) * share) * rate
         line = lines[item.line_no]
-        item_steps = [
-            f"Customs value of line {item.line_no}: ({_fmt(item.value)} + {share:.4%} of freight and insurance) × {rate}"
-            f" = {nat} {_fmt(item_cif)}"
+        item_steps: list[str] = [
+            t_plain(
+                "Customs value of line {line_no}: ({value} + {share} of freight and insurance) × {rate} = {national} {cif}",
+                line_no=item.line_no,
+                value=_fmt(item.value),
+                share=f"{share:.4%}",
+                rate=rate,
+                national=nat,
+                cif=_fmt(item_cif),
+            )
         ]
         chosen = line.general_rate
         basis = "general"
@@ -218,18 +268,33 @@ def assess(
                 refusal = (
                     origin_check(item.preference.fta, item.preference.proof_of_origin_ref)
                     if origin_check
-                    else "no certificate check available"
+                    else t_plain("no certificate check available")
                 )
             if refusal is not None:
-                item_steps.append(f"Preference {item.preference.fta} not granted: {refusal}; general rate applies")
+                item_steps.append(
+                    t_plain(
+                        "Preference {fta} not granted: {reason}; general rate applies",
+                        fta=item.preference.fta,
+                        reason=refusal,
+                    )
+                )
             elif pref is not None:
                 chosen, basis = pref, f"preferential {item.preference.fta}"
                 item_steps.append(
-                    f"Preference {item.preference.fta} claimed (proof {item.preference.proof_of_origin_ref}): rate {pref.text}"
+                    t_plain(
+                        "Preference {fta} claimed (proof {proof}): rate {rate}",
+                        fta=item.preference.fta,
+                        proof=item.preference.proof_of_origin_ref,
+                        rate=pref.text,
+                    )
                 )
         if chosen is None:
             problems.append(
-                Problem("no_duty_rate", ("items", idx, "tariff_code"), f"The schedule has no duty rate for {line.code}")
+                Problem(
+                    "no_duty_rate",
+                    ("items", idx, "tariff_code"),
+                    t("The schedule has no duty rate for {code}", code=line.code),
+                )
             )
             continue
         quantities = {"kg": item.net_mass_kg, item.quantity_unit: item.quantity}
@@ -241,10 +306,17 @@ def assess(
             continue
         duty = rules.round(result.amount)
         item_steps.extend(result.steps)
-        item_steps.append(f"Duty ({chosen.text}) = {nat} {_fmt(duty)}")
+        item_steps.append(t_plain("Duty ({rate}) = {national} {duty}", rate=chosen.text, national=nat, duty=_fmt(duty)))
         vat = rules.round((item_cif + duty) * rules.vat_rate)
         item_steps.append(
-            f"VAT {rules.vat_rate:.2%} × (value {_fmt(item_cif)} + duty {_fmt(duty)}) = {nat} {_fmt(vat)}"
+            t_plain(
+                "VAT {rate} × (value {value} + duty {duty}) = {national} {vat}",
+                rate=f"{rules.vat_rate:.2%}",
+                value=_fmt(item_cif),
+                duty=_fmt(duty),
+                national=nat,
+                vat=_fmt(vat),
+            )
         )
         if de_minimis:
             duty = Decimal(0)
@@ -256,14 +328,31 @@ def assess(
     if problems:
         raise DomainError(problems)
     if de_minimis:
-        covered = "duty and tax" if rules.de_minimis_covers_tax else "duty"
-        steps.append(
-            f"Consignment value {nat} {_fmt(customs_value_total)} at or below the de minimis {nat} "
-            f"{_fmt(rules.de_minimis)}: {covered} waived"
-        )
+        amounts = {"national": nat, "value": _fmt(customs_value_total), "threshold": _fmt(rules.de_minimis)}
+        if rules.de_minimis_covers_tax:
+            steps.append(
+                t_plain(
+                    "Consignment value {national} {value} at or below the de minimis {national} {threshold}: duty and tax waived",
+                    **amounts,
+                )
+            )
+        else:
+            steps.append(
+                t_plain(
+                    "Consignment value {national} {value} at or below the de minimis {national} {threshold}: duty waived",
+                    **amounts,
+                )
+            )
     duty_total = sum((i.duty for i in items), Decimal(0))
     vat_total = sum((i.vat for i in items), Decimal(0))
-    steps.append(f"Total duty {nat} {_fmt(duty_total)}, VAT {nat} {_fmt(vat_total)}")
+    steps.append(
+        t_plain(
+            "Total duty {national} {duty}, VAT {national} {vat}",
+            national=nat,
+            duty=_fmt(duty_total),
+            vat=_fmt(vat_total),
+        )
+    )
     return Assessment(
         currency=decl.currency,
         exchange_rate=rate,

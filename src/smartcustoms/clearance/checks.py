@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any, Protocol
 
-from smartcustoms.clearance.lanes import LANE_ORDER, DeclarationFacts, LaneDecision
+from smartcustoms.clearance.lanes import LANE_ORDER, PAPERLESS, DeclarationFacts, LaneDecision
 from smartcustoms.clearance.lifecycle import Action, Lane, Status
+from smartcustoms.platform.i18n import t_plain
 from smartcustoms.platform.slices import SLICES, slice_module
 
 if TYPE_CHECKING:
@@ -183,7 +184,7 @@ def fold(decision: LaneDecision, findings: Sequence[Finding]) -> LaneDecision:
     lane, score = decision.lane, decision.score
     reasons = list(decision.reasons)
     versions = list(decision.versions)
-    if lane is Lane.C1 and reasons == ["No rule selected this declaration: paperless release"]:
+    if lane is Lane.C1 and reasons == [PAPERLESS]:
         reasons = []
     for f in findings:
         if f.lane is not None and LANE_ORDER[f.lane] > LANE_ORDER[lane]:
@@ -191,7 +192,7 @@ def fold(decision: LaneDecision, findings: Sequence[Finding]) -> LaneDecision:
         if f.hold and LANE_ORDER[lane] < LANE_ORDER[Lane.C2]:
             lane = Lane.C2
         score = max(score, f.score)
-        reasons.append(f"{f.message} [{f.source}: {f.code}]")
+        reasons.append(t_plain("{message} [{source}: {code}]", message=f.message, source=f.source, code=f.code))
         if f.version and f.version not in versions:
             versions.append(f.version)
     return LaneDecision(lane, score, tuple(reasons), tuple(versions))

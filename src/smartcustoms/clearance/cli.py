@@ -1,10 +1,16 @@
-"""Clearance commands: file declarations from files, list and show them, load exchange rates, demo data."""
+"""Clearance commands: file declarations from files, list and show them, load exchange rates, demo data.
+
+What they print for people is in the reader's language: `--lang`, else `SMARTCUSTOMS_LANG`, else `LANG`
+(`zh_TW.UTF-8` gives Traditional Chinese), else English. Problem codes and paths never change.
+"""
 
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import time
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -20,15 +26,55 @@ from rich.table import Table
 
 from smartcustoms.clearance import ingest, service, views
 from smartcustoms.clearance.schema import DeclarationIn
-from smartcustoms.platform import auth
+from smartcustoms.platform import auth, i18n
 from smartcustoms.platform.db import unit_of_work
 from smartcustoms.platform.errors import DomainError, Problem
+from smartcustoms.platform.i18n import t
+from smartcustoms.platform.i18n.validation import validation_message
 
 declarations_app = typer.Typer(no_args_is_help=True, help="File and inspect customs declarations.")
 fx_app = typer.Typer(no_args_is_help=True, help="Exchange rates used for the customs value.")
 demo_app = typer.Typer(no_args_is_help=True, help="Demo data: users, rates, tariff, realistic declarations.")
 console = Console()
 err = Console(stderr=True)
+LANG_HELP = "Language of the output: en or zh-Hant (default: SMARTCUSTOMS_LANG, then LANG)"
+_lang = i18n.DEFAULT
+
+
+def _use_language(asked: str | None) -> str:
+    """Fix the output language of this command run."""
+    global _lang
+    _lang = i18n.environment_language(asked)
+    return _lang
+
+
+def _say(message: str) -> str:
+    """A message in the output language."""
+    return i18n.translate(message, _lang)
+
+
+def _in_language(command: Callable[..., None]) -> Callable[..., None]:
+    """Problems escaping a command are re-raised with their messages in the output language (same type,
+    codes and paths), for the top-level `main()` to print."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except DomainError as exc:
+            if _lang == i18n.DEFAULT:
+                raise
+            problems = [Problem(p.code, p.path, _say(p.message)) for p in exc.problems]
+            raise type(exc)(problems, status=exc.status) from exc
+
+    return run
+
+
+def _status(value: str) -> str:
+    from smartcustoms.clearance.pages import LABELS
+
+    msg = LABELS["status"].get(value)
+    return str(i18n.translations(_lang).gettext(msg)) if msg else value
 
 
 def _principal(username: str) -> auth.Principal:
@@ -53,7 +99,9 @@ def _read_declarations(path: Path) -> list[tuple[str, Any]]:
                 try:
                     out.append((f"{path}:{n}", json.loads(line)))
                 except json.JSONDecodeError as exc:
-                    raise DomainError(Problem("malformed_json", (str(path), n), f"line {n}: {exc.msg}")) from exc
+                    raise DomainError(
+                        Problem("malformed_json", (str(path), n), t("line {line}: {error}", line=n, error=exc.msg))
+                    ) from exc
         return out
 
 
@@ -61,15 +109,18 @@ def _print_problems(label: str, problems: list[Problem]) -> None:
     err.print(f"[red]✗ {label}[/red]")
     for p in problems:
         loc = p.as_dict()["loc"]
-        err.print(escape(f"   [{p.code}] {loc}: {p.message}"))
+        err.print(escape(f"   [{p.code}] {loc}: {_say(p.message)}"))
 
 
 @declarations_app.command("submit")
+@_in_language
 def submit(
     files: list[Path] = typer.Argument(..., help="JSON file(s): one declaration, a list, or JSON Lines"),
     user: str = typer.Option("admin", "--user", "-u", help="File as this user (trader, broker or admin)"),
+    lang: str | None = typer.Option(None, "--lang", help=LANG_HELP),
 ) -> None:
     """File declarations; prints each one's reference, lane and amount due, or every problem found."""
+    _use_language(lang)
     who = _principal(user)
     failed = 0
     docs = [doc for f in files for doc in _read_declarations(f)]
@@ -78,7 +129,9 @@ def submit(
             decl = DeclarationIn.model_validate(doc)
         except ValidationError as exc:
             failed += 1
-            _print_problems(label, [Problem(e["type"], tuple(e["loc"]), e["msg"]) for e in exc.errors()])
+            _print_problems(
+                label, [Problem(e["type"], tuple(e["loc"]), validation_message(e, _lang)) for e in exc.errors()]
+            )
             continue
         try:
             with unit_of_work() as session:
@@ -88,13 +141,20 @@ def submit(
             failed += 1
             _print_problems(label, exc.problems)
             continue
-        mark = "✓" if created else "= (already filed)"
-        console.print(
-            f"{mark} {label}: {out['reference']} lane {out['lane']} status {out['status']} "
-            f"due {out['currency']} {out['total_due']}"
+        mark = "✓" if created else _say(t("= (already filed)"))
+        filed = t(
+            "{mark} {label}: {reference} lane {lane} status {status} due {currency} {amount}",
+            mark=mark,
+            label=label,
+            reference=out["reference"],
+            lane=out["lane"],
+            status=_status(out["status"]),
+            currency=out["currency"],
+            amount=out["total_due"],
         )
+        console.print(escape(_say(filed)))
     if failed:
-        err.print(f"{failed} of {len(docs)} declaration(s) refused")
+        err.print(_say(t("{failed} of {total} declaration(s) refused", failed=failed, total=len(docs))))
         raise typer.Exit(1)
 
 
@@ -115,13 +175,16 @@ def _read_sources(path: Path) -> list[tuple[str, ingest.Source]]:
 
 
 @declarations_app.command("ingest")
+@_in_language
 def ingest_(
     files: list[Path] = typer.Argument(..., help="JSON Lines file(s), or JSON lists of declarations"),
     user: str = typer.Option("admin", "--user", "-u", help="File as this user (trader, broker or admin)"),
     workers: int = typer.Option(0, help="Worker processes (0: one per core)", min=0, max=64),
     chunk: int = typer.Option(500, help="Filings stored per transaction", min=1, max=10_000),
+    lang: str | None = typer.Option(None, "--lang", help=LANG_HELP),
 ) -> None:
     """Batch ingest: file many declarations in parallel; prints totals and every refused filing."""
+    _use_language(lang)
     labelled = [item for f in files for item in _read_sources(f)]
     labels = [label for label, _ in labelled]
     started = time.perf_counter()
@@ -137,43 +200,71 @@ def ingest_(
     elapsed = time.perf_counter() - started
     for i, problems in report.rejected:
         _print_problems(labels[i], problems)
-    console.print(
-        f"{len(report.accepted)} filed, {len(report.duplicates)} already filed, {len(report.rejected)} refused "
-        f"of {len(labelled)} in {elapsed:.1f} s ({len(labelled) / max(elapsed, 1e-9):,.0f}/s)"
+    summary = t(
+        "{filed} filed, {duplicates} already filed, {refused} refused of {total} in {seconds} s ({rate}/s)",
+        filed=len(report.accepted),
+        duplicates=len(report.duplicates),
+        refused=len(report.rejected),
+        total=len(labelled),
+        seconds=f"{elapsed:.1f}",
+        rate=f"{len(labelled) / max(elapsed, 1e-9):,.0f}",
     )
+    console.print(_say(summary))
     if report.rejected:
         raise typer.Exit(1)
 
 
 @declarations_app.command("list")
+@_in_language
 def list_(
     user: str = typer.Option("admin", "--user", "-u"),
     status: str | None = None,
     lane: str | None = None,
     limit: int = 20,
+    lang: str | None = typer.Option(None, "--lang", help=LANG_HELP),
 ) -> None:
     """List declarations visible to a user, newest first."""
+    _use_language(lang)
     who = _principal(user)
     with unit_of_work() as session:
         rows, total = service.list_rows(session, who, service.Filters(status=status, lane=lane), limit=limit)
-        table = Table("reference", "lrn", "importer", "lane", "status", "due", "submitted")
+        table = Table(
+            *(
+                _say(h)
+                for h in (
+                    t("reference"),
+                    t("lrn"),
+                    t("importer"),
+                    t("lane"),
+                    t("status"),
+                    t("due"),
+                    t("submitted"),
+                )
+            )
+        )
         for r in rows:
             table.add_row(
                 r.reference,
                 r.lrn,
                 r.importer_id,
                 r.lane or "",
-                r.status,
+                _status(r.status),
                 str(r.total),
                 f"{r.submitted_at:%Y-%m-%d %H:%M}",
             )
     console.print(table)
-    console.print(f"{len(rows)} of {total}")
+    console.print(_say(t("{shown} of {total}", shown=len(rows), total=total)))
 
 
 @declarations_app.command("show")
-def show(reference: str, user: str = typer.Option("admin", "--user", "-u")) -> None:
+@_in_language
+def show(
+    reference: str,
+    user: str = typer.Option("admin", "--user", "-u"),
+    lang: str | None = typer.Option(None, "--lang", help=LANG_HELP),
+) -> None:
     """Print a declaration with its assessment, lane reasons and timeline as JSON."""
+    _use_language(lang)
     who = _principal(user)
     with unit_of_work() as session:
         row, events, inspections, _ = service.timeline(session, who, reference)
@@ -181,12 +272,23 @@ def show(reference: str, user: str = typer.Option("admin", "--user", "-u")) -> N
             "timeline": [views.event(e) for e in events],
             "inspections": [views.inspection(i) for i in inspections],
         }
+    if _lang != i18n.DEFAULT:
+        from smartcustoms.clearance.api import localised_view
+
+        out["localized"] = localised_view(out, _lang)
     console.print_json(json.dumps(out, default=str))
 
 
 @fx_app.command("import")
-def fx_import(path: Path, user: str = typer.Option("admin", "--user", "-u"), source: str | None = None) -> None:
+@_in_language
+def fx_import(
+    path: Path,
+    user: str = typer.Option("admin", "--user", "-u"),
+    source: str | None = None,
+    lang: str | None = typer.Option(None, "--lang", help=LANG_HELP),
+) -> None:
     """Load exchange rates from a CSV with columns currency,valid_from,rate (national currency per unit)."""
+    _use_language(lang)
     who = _principal(user)
     rows: list[tuple[str, date, Decimal]] = []
     problems: list[Problem] = []
@@ -196,7 +298,11 @@ def fx_import(path: Path, user: str = typer.Option("admin", "--user", "-u"), sou
             missing = {"currency", "valid_from", "rate"} - set(reader.fieldnames or [])
             if missing:
                 raise DomainError(
-                    Problem("missing_columns", (str(path),), f"Missing column(s): {', '.join(sorted(missing))}")
+                    Problem(
+                        "missing_columns",
+                        (str(path),),
+                        t("Missing column(s): {columns}", columns=", ".join(sorted(missing))),
+                    )
                 )
             for n, rec in enumerate(reader, 2):
                 try:
@@ -208,14 +314,16 @@ def fx_import(path: Path, user: str = typer.Option("admin", "--user", "-u"), sou
                         )
                     )
                 except (ValueError, InvalidOperation) as exc:
-                    problems.append(Problem("invalid_row", (str(path), n), f"line {n}: {exc}"))
+                    problems.append(
+                        Problem("invalid_row", (str(path), n), t("line {line}: {error}", line=n, error=exc))
+                    )
     except OSError as exc:
         raise DomainError(Problem("unreadable_file", (str(path),), str(exc))) from exc
     if problems:
         raise DomainError(problems)
     with unit_of_work() as session:
         n = service.load_fx_rates(session, who, rows, source or path.name)
-    console.print(f"{n} exchange rate(s) loaded")
+    console.print(_say(t("{count} exchange rate(s) loaded", count=n)))
 
 
 @demo_app.command("load")

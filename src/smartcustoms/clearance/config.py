@@ -16,6 +16,7 @@ from smartcustoms.clearance.store import SettingRow
 from smartcustoms.clearance.validation import Limits
 from smartcustoms.platform.auth import Principal
 from smartcustoms.platform.errors import DomainError, Problem
+from smartcustoms.platform.i18n import t
 from smartcustoms.platform.settings import get_settings
 
 _TTL_S = 5.0
@@ -59,7 +60,13 @@ def _parse(key: str, data: dict[str, Any]) -> Any:
         raise
     except (ValueError, TypeError, ArithmeticError) as exc:
         raise DomainError(Problem("invalid_setting", (key,), str(exc))) from exc
-    raise DomainError(Problem("unknown_setting", ("key",), f"Unknown setting {key!r}; one of {', '.join(KEYS)}"))
+    raise DomainError(
+        Problem(
+            "unknown_setting",
+            ("key",),
+            t("Unknown setting '{key}'; one of {allowed}", key=key, allowed=", ".join(KEYS)),
+        )
+    )
 
 
 def default(key: str) -> Any:
@@ -88,7 +95,13 @@ def as_dict(value: Any) -> dict[str, Any]:
 def put(session: Session, who: Principal, key: str, data: dict[str, Any]) -> Any:
     """Validate and store a setting; it applies to declarations submitted from now on."""
     if key not in KEYS:
-        raise DomainError(Problem("unknown_setting", ("key",), f"Unknown setting {key!r}; one of {', '.join(KEYS)}"))
+        raise DomainError(
+            Problem(
+                "unknown_setting",
+                ("key",),
+                t("Unknown setting '{key}'; one of {allowed}", key=key, allowed=", ".join(KEYS)),
+            )
+        )
     merged = {**as_dict(get(session, key)), **data}
     value = _parse(key, merged)
     row = session.get(SettingRow, key)

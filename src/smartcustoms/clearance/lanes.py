@@ -13,8 +13,10 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from smartcustoms.clearance.lifecycle import Lane
+from smartcustoms.platform.i18n import t_plain
 
 LANE_ORDER = {Lane.C1: 0, Lane.C2: 1, Lane.C3: 2}
+PAPERLESS = t_plain("No rule selected this declaration: paperless release")
 
 
 @dataclass(frozen=True)
@@ -128,29 +130,54 @@ class RuleBasedAssessor:
             reasons.append(reason)
 
         if facts.importer_id in r.watch_importers:
-            raise_to(r.watch_lane, f"Importer {facts.importer_id} is on the watchlist", 0.9)
+            raise_to(r.watch_lane, t_plain("Importer {importer} is on the watchlist", importer=facts.importer_id), 0.9)
         for item in facts.items:
             hit = next((p for p in r.watch_hs_prefixes if item.hs_code.startswith(p)), None)
             if hit:
-                raise_to(r.watch_lane, f"Item {item.line_no}: tariff code {item.hs_code} is under watch ({hit}*)", 0.8)
+                raise_to(
+                    r.watch_lane,
+                    t_plain(
+                        "Item {line_no}: tariff code {code} is under watch ({prefix}*)",
+                        line_no=item.line_no,
+                        code=item.hs_code,
+                        prefix=hit,
+                    ),
+                    0.8,
+                )
             if item.origin in r.watch_origins:
-                raise_to(r.watch_lane, f"Item {item.line_no}: origin {item.origin} is under watch", 0.7)
+                raise_to(
+                    r.watch_lane,
+                    t_plain("Item {line_no}: origin {origin} is under watch", line_no=item.line_no, origin=item.origin),
+                    0.7,
+                )
         if r.high_value_c2 is not None and facts.customs_value >= r.high_value_c2:
             raise_to(
                 Lane.C2,
-                f"Customs value {facts.customs_value:,.0f} at or above the documentary-check threshold {r.high_value_c2:,.0f}",
+                t_plain(
+                    "Customs value {value} at or above the documentary-check threshold {threshold}",
+                    value=f"{facts.customs_value:,.0f}",
+                    threshold=f"{r.high_value_c2:,.0f}",
+                ),
                 0.4,
             )
         exempt = facts.aeo and r.aeo_relief
         draw = _uniform(r.seed, facts.key)
         if not exempt and draw < r.random_c3_share:
-            raise_to(Lane.C3, f"Selected at random for inspection ({r.random_c3_share:.0%} share)", 0.5)
+            raise_to(
+                Lane.C3,
+                t_plain("Selected at random for inspection ({share} share)", share=f"{r.random_c3_share:.0%}"),
+                0.5,
+            )
         elif not exempt and draw < r.random_c3_share + r.random_c2_share:
-            raise_to(Lane.C2, f"Selected at random for documentary check ({r.random_c2_share:.0%} share)", 0.3)
+            raise_to(
+                Lane.C2,
+                t_plain("Selected at random for documentary check ({share} share)", share=f"{r.random_c2_share:.0%}"),
+                0.3,
+            )
         if exempt:
-            reasons.append("Trusted trader (AEO): exempt from random selection")
+            reasons.append(t_plain("Trusted trader (AEO): exempt from random selection"))
         if lane is Lane.C1 and not reasons:
-            reasons.append("No rule selected this declaration: paperless release")
+            reasons.append(PAPERLESS)
         return LaneDecision(lane, score, tuple(reasons), (r.version,))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from smartcustoms.platform.errors import Conflict, Problem
+from smartcustoms.platform.i18n import t
 
 
 class Status(StrEnum):
@@ -46,6 +47,36 @@ class Lane(StrEnum):
 
 S, A = Status, Action
 
+STATUS_WORDS = {
+    S.DRAFT: t("draft"),
+    S.SUBMITTED: t("submitted"),
+    S.ASSESSED: t("assessed"),
+    S.UNDER_CHECK: t("under_check"),
+    S.UNDER_INSPECTION: t("under_inspection"),
+    S.HELD: t("held"),
+    S.AMENDMENT_REQUESTED: t("amendment_requested"),
+    S.AMENDED: t("amended"),
+    S.RELEASED: t("released"),
+    S.REJECTED: t("rejected"),
+}
+"""A status as a word inside a message: the code in English (messages read as before), a word elsewhere."""
+ACTION_WORDS = {
+    A.SUBMIT: t("submit"),
+    A.ASSESS: t("assess"),
+    A.ROUTE_C1: t("route_c1"),
+    A.ROUTE_C2: t("route_c2"),
+    A.ROUTE_C3: t("route_c3"),
+    A.ESCALATE: t("escalate"),
+    A.HOLD: t("hold"),
+    A.REQUEST_AMENDMENT: t("request_amendment"),
+    A.AMEND: t("amend"),
+    A.RELEASE: t("release"),
+    A.REJECT: t("reject"),
+    A.RESUME: t("resume"),
+    A.RECORD_INSPECTION: t("record_inspection"),
+    A.FLAG: t("flag"),
+}
+
 TRANSITIONS: dict[tuple[Status, Action], Status] = {
     (S.DRAFT, A.SUBMIT): S.SUBMITTED,
     (S.SUBMITTED, A.ASSESS): S.ASSESSED,
@@ -85,12 +116,21 @@ def next_status(current: Status, action: Action) -> Status:
     target = TRANSITIONS.get((current, action))
     if target is None:
         allowed = sorted(a.value for (s, a) in TRANSITIONS if s == current)
-        hint = f"; allowed now: {', '.join(allowed)}" if allowed else "; the declaration is final"
-        raise Conflict(
-            Problem(
-                "illegal_transition", ("status",), f"Cannot {action.value} a declaration that is {current.value}{hint}"
+        message = (
+            t(
+                "Cannot {action_text} a declaration that is {status_text}; allowed now: {allowed}",
+                action_text=ACTION_WORDS[action],
+                status_text=STATUS_WORDS[current],
+                allowed=", ".join(allowed),
+            )
+            if allowed
+            else t(
+                "Cannot {action_text} a declaration that is {status_text}; the declaration is final",
+                action_text=ACTION_WORDS[action],
+                status_text=STATUS_WORDS[current],
             )
         )
+        raise Conflict(Problem("illegal_transition", ("status",), message))
     return target
 
 

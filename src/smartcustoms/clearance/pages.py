@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
@@ -33,6 +33,7 @@ from smartcustoms.platform import auth, i18n
 from smartcustoms.platform.auth import Principal, Role
 from smartcustoms.platform.db import unit_of_work
 from smartcustoms.platform.errors import DomainError, Problem
+from smartcustoms.platform.i18n.validation import validation_message
 from smartcustoms.platform.store import TokenRow
 from smartcustoms.platform.web import SESSION_COOKIE, forget_tokens, principal
 
@@ -134,6 +135,7 @@ DECISION_ORDER = (Action.RELEASE, Action.HOLD, Action.REQUEST_AMENDMENT, Action.
 # ---------------------------------------------------------------------------------------------- i18n plumbing
 
 _translations: ContextVar[Any] = ContextVar("console_translations", default=None)
+_language_of_page: ContextVar[str] = ContextVar("console_language", default=i18n.DEFAULT)
 
 
 def _(message: str) -> str:
@@ -157,6 +159,25 @@ env = Environment(
     lstrip_blocks=True,
 )
 env.install_gettext_callables(_, _ngettext, newstyle=True)  # type: ignore[attr-defined]
+
+
+def tr(text: str | None) -> str:
+    """A message made outside the page (problem, lane reason, step, stored in English) in the page's language."""
+    return i18n.translate(text, _language_of_page.get()) if text else ""
+
+
+def tr_joined(text: str | None) -> str:
+    """A system note made of messages joined with '; ' (a lane's reasons), each translated."""
+    if not text:
+        return ""
+    lang = _language_of_page.get()
+    if lang == i18n.DEFAULT:
+        return text
+    return "；".join(i18n.translate(part, lang) for part in text.split("; "))
+
+
+env.filters["tr"] = tr
+env.filters["tr_joined"] = tr_joined
 
 
 # ---------------------------------------------------------------------------------------------- extension points
@@ -272,6 +293,7 @@ class Page:
     def __post_init__(self) -> None:
         self.fmt = i18n.Formatter(self.lang)
         _translations.set(i18n.translations(self.lang))
+        _language_of_page.set(self.lang)
 
     @property
     def is_officer(self) -> bool:
@@ -282,10 +304,14 @@ class Page:
         return self.who is not None and self.who.is_customs
 
     def switch_url(self, lang: str) -> str:
-        params = dict(self.request.query_params)
+        path, params = self.request.url.path, dict(self.request.query_params)
+        if self.request.method != "GET":
+            # a page answering a form post: switch on the page the form was on (the post URL has no GET)
+            referer = urlsplit(self.request.headers.get("referer", ""))
+            path, params = _safe_next(referer.path), dict(parse_qsl(referer.query))
         params["lang"] = lang
         params.pop("done", None)
-        return f"{self.request.url.path}?{urlencode(params)}"
+        return f"{path}?{urlencode(params)}"
 
     def context(self) -> dict[str, Any]:
         token = self.request.cookies.get(SESSION_COOKIE)
@@ -612,9 +638,9 @@ def detail(request: Request, reference: str) -> Response:
     return _detail_page(page, reference)
 
 
-def _validation_problems(exc: ValidationError) -> list[Problem]:
+def _validation_problems(exc: ValidationError, lang: str) -> list[Problem]:
     return [
-        Problem(str(e.get("type", "invalid")), tuple(str(p) for p in e.get("loc", ())), str(e.get("msg", "")))
+        Problem(str(e.get("type", "invalid")), tuple(str(p) for p in e.get("loc", ())), validation_message(e, lang))
         for e in exc.errors()
     ]
 
@@ -635,7 +661,7 @@ def decide(
         with unit_of_work() as session:
             service.decide(session, page.who, reference, decision, remote_addr=_addr(request))
     except ValidationError as exc:
-        return _detail_page(page, reference, status_code=422, problems=_validation_problems(exc), form=form)
+        return _detail_page(page, reference, status_code=422, problems=_validation_problems(exc, page.lang), form=form)
     except DomainError as exc:
         return _detail_page(page, reference, status_code=exc.status, problems=exc.problems, form=form)
     return page.finish(RedirectResponse(f"/console/declarations/{reference}?done={action}", status_code=303))
@@ -669,7 +695,9 @@ def inspect(
         with unit_of_work() as session:
             service.record_inspection(session, page.who, reference, outcome, remote_addr=_addr(request))
     except ValidationError as exc:
-        return _detail_page(page, reference, status_code=422, problems=_validation_problems(exc), insp_form=form)
+        return _detail_page(
+            page, reference, status_code=422, problems=_validation_problems(exc, page.lang), insp_form=form
+        )
     except DomainError as exc:
         return _detail_page(page, reference, status_code=exc.status, problems=exc.problems, insp_form=form)
     return page.finish(

@@ -32,9 +32,18 @@ from smartcustoms.clearance.lanes import (
     RuleBasedAssessor,
 )
 from smartcustoms.clearance.lifecycle import (
+    ACTION_WORDS,
+    OFFICER_ACTIONS,
+    REASON_REQUIRED,
+    STATUS_WORDS,
+    Action,
+    Lane,
+    Status,
+    next_status,
+)
+from smartcustoms.clearance.lifecycle import (
     FINAL as FINAL_STATUSES,
 )
-from smartcustoms.clearance.lifecycle import OFFICER_ACTIONS, REASON_REQUIRED, Action, Lane, Status, next_status
 from smartcustoms.clearance.schema import DecisionIn, DeclarationIn, InspectionIn
 from smartcustoms.clearance.store import (
     AeoRow,
@@ -50,6 +59,7 @@ from smartcustoms.platform import audit
 from smartcustoms.platform.auth import SYSTEM, Principal, Role
 from smartcustoms.platform.db import Base, bulk_insert
 from smartcustoms.platform.errors import Conflict, DomainError, Forbidden, NotFound, Problem
+from smartcustoms.platform.i18n import t
 from smartcustoms.platform.types import iso
 
 FILERS = frozenset({Role.TRADER, Role.BROKER, Role.ADMIN})
@@ -119,9 +129,11 @@ def load_fx_rates(session: Session, who: Principal, rows: Sequence[tuple[str, da
 
     for i, (cur, _day, rate) in enumerate(rows):
         if cur not in currencies():
-            problems.append(Problem("unknown_currency", (i, "currency"), f"{cur!r} is not an ISO 4217 code"))
+            problems.append(
+                Problem("unknown_currency", (i, "currency"), t("'{currency}' is not an ISO 4217 code", currency=cur))
+            )
         if rate <= 0:
-            problems.append(Problem("not_positive", (i, "rate"), "An exchange rate must be greater than zero"))
+            problems.append(Problem("not_positive", (i, "rate"), t("An exchange rate must be greater than zero")))
     if problems:
         raise DomainError(problems)
     for cur, day, rate in rows:
@@ -188,14 +200,14 @@ def verified_origin(fta: str, proof_ref: str | None) -> str | None:
     """None when a partner's certificate of origin for `proof_ref` verifies now (integrity, status, issuer
     identity) and names `fta`; otherwise the reason the preference cannot be granted."""
     if not proof_ref:
-        return "no proof-of-origin reference given"
+        return t("no proof-of-origin reference given")
     from smartcustoms.documents.exchange import certificate_for_declaration
 
     found = certificate_for_declaration(proof_ref)
     if found is None:
-        return f"no verified certificate of origin {proof_ref} received from a partner"
+        return t("no verified certificate of origin {proof} received from a partner", proof=proof_ref)
     if found.get("fta") and str(found["fta"]).upper() != fta.upper():
-        return f"certificate {proof_ref} is for {found['fta']}, not {fta}"
+        return t("certificate {proof} is for {found}, not {fta}", proof=proof_ref, found=found["fta"], fta=fta)
     return None
 
 
@@ -228,7 +240,9 @@ def get_row(session: Session, who: Principal, reference: str, *, for_update: boo
         stmt = stmt.with_for_update()
     row = session.scalar(stmt)
     if row is None or not _visible(who, row):
-        raise NotFound(Problem("unknown_declaration", ("reference",), f"No declaration {reference}"))
+        raise NotFound(
+            Problem("unknown_declaration", ("reference",), t("No declaration {reference}", reference=reference))
+        )
     return row
 
 
@@ -254,19 +268,21 @@ class Prepared:
 
 def _check_filer(who: Principal, decl: DeclarationIn) -> None:
     if who.role not in FILERS:
-        raise Forbidden(Problem("forbidden_role", (), f"Role {who.role.value} may not file declarations"))
+        raise Forbidden(Problem("forbidden_role", (), t("Role {role} may not file declarations", role=who.role.value)))
     if who.role is Role.TRADER and who.party_id not in (decl.declarant.id, decl.importer.id, decl.exporter.id):
         raise Forbidden(
             Problem(
                 "not_your_party",
                 ("declarant", "id"),
-                f"You act for {who.party_id}; it must be the declarant, importer or exporter",
+                t("You act for {party}; it must be the declarant, importer or exporter", party=who.party_id),
             )
         )
     if who.role is Role.BROKER and who.party_id not in (decl.declarant.id, decl.broker.id if decl.broker else None):
         raise Forbidden(
             Problem(
-                "not_your_party", ("declarant", "id"), f"You act for {who.party_id}; it must be the declarant or broker"
+                "not_your_party",
+                ("declarant", "id"),
+                t("You act for {party}; it must be the declarant or broker", party=who.party_id),
             )
         )
 
@@ -577,7 +593,11 @@ def _same_or_conflict(existing: DeclarationRow, digest: str) -> DeclarationRow:
             Problem(
                 "duplicate_lrn",
                 ("lrn",),
-                f"LRN {existing.lrn} was already used by this declarant for declaration {existing.reference} with different content",
+                t(
+                    "LRN {lrn} was already used by this declarant for declaration {reference} with different content",
+                    lrn=existing.lrn,
+                    reference=existing.reference,
+                ),
             )
         )
     return existing
@@ -663,7 +683,7 @@ def plan_batch(
                         Problem(
                             "duplicate_lrn",
                             ("lrn",),
-                            f"LRN {decl.lrn} appears twice in the batch with different content",
+                            t("LRN {lrn} appears twice in the batch with different content", lrn=decl.lrn),
                         )
                     )
                 continue
@@ -713,7 +733,7 @@ def decide(
 ) -> DeclarationRow:
     """An officer's decision: release, hold, request amendment, reject, escalate to inspection, resume."""
     if who.role not in (Role.OFFICER, Role.ADMIN):
-        raise Forbidden(Problem("forbidden_role", (), "Only customs officers record decisions"))
+        raise Forbidden(Problem("forbidden_role", (), t("Only customs officers record decisions")))
     try:
         action = Action(decision.action)
     except ValueError:
@@ -723,11 +743,21 @@ def decide(
             Problem(
                 "unknown_action",
                 ("action",),
-                f"Unknown decision {decision.action!r}; one of {', '.join(sorted(a.value for a in OFFICER_ACTIONS))}",
+                t(
+                    "Unknown decision '{action}'; one of {allowed}",
+                    action=decision.action,
+                    allowed=", ".join(sorted(a.value for a in OFFICER_ACTIONS)),
+                ),
             )
         )
     if action in REASON_REQUIRED and not decision.reason:
-        raise DomainError(Problem("reason_required", ("reason",), f"A reason is required to {action.value}"))
+        raise DomainError(
+            Problem(
+                "reason_required",
+                ("reason",),
+                t("A reason is required to {action_text}", action_text=ACTION_WORDS[action]),
+            )
+        )
     row = get_row(session, who, reference, for_update=True)
     _transition(session, who, row, action, decision.reason, remote_addr=remote_addr)
     return row
@@ -766,16 +796,16 @@ def record_inspection(
 ) -> DeclarationRow:
     """Record a physical/X-ray inspection's outcome; additional duty found is added to the bill."""
     if who.role not in (Role.OFFICER, Role.ADMIN):
-        raise Forbidden(Problem("forbidden_role", (), "Only customs officers record inspections"))
+        raise Forbidden(Problem("forbidden_role", (), t("Only customs officers record inspections")))
     problems = []
     if result.result not in ("found", "not_found"):
-        problems.append(Problem("invalid_result", ("result",), "Inspection result is 'found' or 'not_found'"))
+        problems.append(Problem("invalid_result", ("result",), t("Inspection result is 'found' or 'not_found'")))
     if result.additional_duty < 0:
-        problems.append(Problem("negative_amount", ("additional_duty",), "Must not be negative"))
+        problems.append(Problem("negative_amount", ("additional_duty",), t("Must not be negative")))
     if result.result == "found" and not result.findings:
-        problems.append(Problem("findings_required", ("findings",), "Say what was found"))
+        problems.append(Problem("findings_required", ("findings",), t("Say what was found")))
     if result.result == "not_found" and result.additional_duty:
-        problems.append(Problem("duty_without_finding", ("additional_duty",), "Additional duty needs a finding"))
+        problems.append(Problem("duty_without_finding", ("additional_duty",), t("Additional duty needs a finding")))
     if problems:
         raise DomainError(problems)
     row = get_row(session, who, reference, for_update=True)
@@ -812,7 +842,7 @@ def amend(
         _check_filer(who, decl)
     if decl.lrn != row.lrn or decl.declarant.id != row.declarant_id:
         raise DomainError(
-            Problem("identity_changed", ("lrn",), "An amendment keeps the declarant and LRN of the declaration")
+            Problem("identity_changed", ("lrn",), t("An amendment keeps the declarant and LRN of the declaration"))
         )
     next_status(Status(row.status), Action.AMEND)
     if row.version == 1:
@@ -898,7 +928,9 @@ def list_rows(
     conds: list[Any] = []
     if not who.is_customs:
         if who.role not in (Role.TRADER, Role.BROKER):
-            raise Forbidden(Problem("forbidden_role", (), f"Role {who.role.value} may not list declarations"))
+            raise Forbidden(
+                Problem("forbidden_role", (), t("Role {role} may not list declarations", role=who.role.value))
+            )
         conds.append(_party_filter(who))
     if filters.status:
         conds.append(DeclarationRow.status == filters.status)
@@ -932,7 +964,7 @@ def list_rows(
 def officer_queue(session: Session, who: Principal, lane: str | None, *, limit: int = 100) -> list[DeclarationRow]:
     """Declarations waiting for an officer: under check (C2) or inspection (C3) and held, riskiest first."""
     if not who.is_customs:
-        raise Forbidden(Problem("forbidden_role", (), "The queue is for customs officers"))
+        raise Forbidden(Problem("forbidden_role", (), t("The queue is for customs officers")))
     waiting = [Status.UNDER_CHECK.value, Status.UNDER_INSPECTION.value, Status.HELD.value]
     stmt = select(DeclarationRow).where(DeclarationRow.status.in_(waiting))
     if lane:
@@ -963,7 +995,17 @@ def release_note(session: Session, who: Principal, reference: str) -> dict[str, 
     """The release note of a released declaration: what was released, when, by whom, what is owed."""
     row, events, inspections, _ = timeline(session, who, reference)
     if row.status != Status.RELEASED.value:
-        raise Conflict(Problem("not_released", ("status",), f"Declaration {reference} is {row.status}, not released"))
+        raise Conflict(
+            Problem(
+                "not_released",
+                ("status",),
+                t(
+                    "Declaration {reference} is {status_text}, not released",
+                    reference=reference,
+                    status_text=STATUS_WORDS.get(Status(row.status), row.status),
+                ),
+            )
+        )
     release = next(e for e in reversed(events) if e.to_status == Status.RELEASED.value)
     nat = row.assessment.get("national_currency", "")
     return {
@@ -992,13 +1034,20 @@ def release_note(session: Session, who: Principal, reference: str) -> dict[str, 
         "additional_duty": str(row.additional_duty),
         "total_due": str(row.total),
         "inspections": [{"result": i.result, "findings": i.findings} for i in inspections],
+        "title": t("Customs release note {reference}", reference=row.reference),
+        "statement": t(
+            "The goods of declaration {reference} were released by customs office {office} on {released_at}.",
+            reference=row.reference,
+            office=row.office,
+            released_at=iso(release.at),
+        ),
     }
 
 
 def release_time_stats(session: Session, who: Principal, since: datetime | None = None) -> dict[str, Any]:
     """Time Release Study: median and 90th percentile seconds per stage and per lane, from the timeline."""
     if not who.is_customs:
-        raise Forbidden(Problem("forbidden_role", (), "Release statistics are for customs staff"))
+        raise Forbidden(Problem("forbidden_role", (), t("Release statistics are for customs staff")))
     stmt = select(EventRow.declaration_id, EventRow.action, EventRow.to_status, EventRow.at, DeclarationRow.lane).join(
         DeclarationRow, DeclarationRow.id == EventRow.declaration_id
     )
@@ -1043,7 +1092,7 @@ def _summary(values: list[float]) -> dict[str, float]:
 def dashboard_counts(session: Session, who: Principal, day: date) -> dict[str, dict[str, int]]:
     """Declarations submitted on `day` by lane and by status."""
     if not who.is_customs:
-        raise Forbidden(Problem("forbidden_role", (), "The dashboard is for customs staff"))
+        raise Forbidden(Problem("forbidden_role", (), t("The dashboard is for customs staff")))
     start = datetime.combine(day, datetime.min.time(), UTC)
     end = datetime.combine(day, datetime.max.time(), UTC)
     out: dict[str, dict[str, int]] = {"lane": {}, "status": {}}
@@ -1067,10 +1116,12 @@ def raise_findings(
     holds it. A released or rejected declaration is only flagged, for post-clearance audit.
     """
     if not findings:
-        raise DomainError(Problem("no_findings", ("findings",), "No findings to raise"))
+        raise DomainError(Problem("no_findings", ("findings",), t("No findings to raise")))
     row = session.scalar(select(DeclarationRow).where(DeclarationRow.reference == reference).with_for_update())
     if row is None:
-        raise NotFound(Problem("unknown_declaration", ("reference",), f"No declaration {reference}"))
+        raise NotFound(
+            Problem("unknown_declaration", ("reference",), t("No declaration {reference}", reference=reference))
+        )
     current = Status(row.status)
     before = LaneDecision(
         Lane(row.lane or "C1"), row.risk_score, tuple(row.lane_reasons or ()), tuple(row.lane_versions or ())

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from smartcustoms.clearance import refdata
 from smartcustoms.clearance.schema import DeclarationIn, DeclarationType, TransportMode
 from smartcustoms.platform.errors import Problem
+from smartcustoms.platform.i18n import t
 
 
 class TariffIndex(Protocol):
@@ -62,17 +63,27 @@ def validate(
         *(((party, "country"), getattr(decl, party).country) for party in ("declarant", "importer", "exporter")),
     ):
         if value is not None and value not in countries:
-            problems.append(Problem("unknown_country", path, f"{value!r} is not an ISO 3166-1 alpha-2 country code"))
+            problems.append(
+                Problem("unknown_country", path, t("'{value}' is not an ISO 3166-1 alpha-2 country code", value=value))
+            )
     if decl.currency not in refdata.currencies():
         problems.append(
-            Problem("unknown_currency", ("currency",), f"{decl.currency!r} is not an ISO 4217 currency code")
+            Problem(
+                "unknown_currency",
+                ("currency",),
+                t("'{currency}' is not an ISO 4217 currency code", currency=decl.currency),
+            )
         )
     if decl.incoterm not in refdata.INCOTERMS_2020:
         problems.append(
             Problem(
                 "unknown_incoterm",
                 ("incoterm",),
-                f"{decl.incoterm!r} is not an Incoterm 2020 ({', '.join(sorted(refdata.INCOTERMS_2020))})",
+                t(
+                    "'{incoterm}' is not an Incoterm 2020 ({allowed})",
+                    incoterm=decl.incoterm,
+                    allowed=", ".join(sorted(refdata.INCOTERMS_2020)),
+                ),
             )
         )
     nat = limits.national_country
@@ -81,7 +92,7 @@ def validate(
             Problem(
                 "wrong_destination",
                 ("country_of_destination",),
-                f"An import declaration here must have destination {nat}",
+                t("An import declaration here must have destination {country}", country=nat),
             )
         )
     if decl.type is DeclarationType.EXPORT and decl.country_of_dispatch != nat:
@@ -89,7 +100,7 @@ def validate(
             Problem(
                 "wrong_dispatch",
                 ("country_of_dispatch",),
-                f"An export declaration here must have dispatch country {nat}",
+                t("An export declaration here must have dispatch country {country}", country=nat),
             )
         )
     arrival = decl.transport.arrival_date
@@ -99,7 +110,7 @@ def validate(
                 Problem(
                     "implausible_date",
                     ("transport", "arrival_date"),
-                    f"Arrival date {arrival} is more than {limits.arrival_past_days} days ago",
+                    t("Arrival date {date} is more than {days} days ago", date=arrival, days=limits.arrival_past_days),
                 )
             )
         if arrival > today + timedelta(days=limits.arrival_future_days):
@@ -107,7 +118,11 @@ def validate(
                 Problem(
                     "implausible_date",
                     ("transport", "arrival_date"),
-                    f"Arrival date {arrival} is more than {limits.arrival_future_days} days ahead",
+                    t(
+                        "Arrival date {date} is more than {days} days ahead",
+                        date=arrival,
+                        days=limits.arrival_future_days,
+                    ),
                 )
             )
     if (
@@ -119,7 +134,10 @@ def validate(
             Problem(
                 "missing_transport_document",
                 ("transport_documents",),
-                f"Goods arriving by {decl.transport.mode.value} need a transport document (B/L, AWB, CMR or CIM)",
+                t(
+                    "Goods arriving by {mode} need a transport document (B/L, AWB, CMR or CIM)",
+                    mode=decl.transport.mode.value,
+                ),
             )
         )
     for path, amount in (
@@ -128,9 +146,9 @@ def validate(
         (("insurance",), decl.insurance),
     ):
         if amount < 0:
-            problems.append(Problem("negative_amount", path, "Must not be negative"))
+            problems.append(Problem("negative_amount", path, t("Must not be negative")))
     if decl.invoice_total <= 0:
-        problems.append(Problem("not_positive", ("invoice_total",), "The invoice total must be greater than zero"))
+        problems.append(Problem("not_positive", ("invoice_total",), t("The invoice total must be greater than zero")))
 
     seen_lines: dict[int, int] = {}
     lines: dict[int, Any] = {}
@@ -142,7 +160,11 @@ def validate(
                 Problem(
                     "duplicate_line_no",
                     (*base, "line_no"),
-                    f"Line number {item.line_no} also used by items[{seen_lines[item.line_no]}]",
+                    t(
+                        "Line number {line_no} also used by items[{index}]",
+                        line_no=item.line_no,
+                        index=seen_lines[item.line_no],
+                    ),
                 )
             )
         seen_lines[item.line_no] = idx
@@ -152,21 +174,25 @@ def validate(
                 Problem(
                     "invalid_tariff_code",
                     (*base, "tariff_code"),
-                    f"{item.tariff_code!r}: a tariff code has digits only",
+                    t("'{code}': a tariff code has digits only", code=item.tariff_code),
                 )
             )
         else:
             line = index.get(code)
             if line is None and not index.exists(code):
                 problems.append(
-                    Problem("unknown_tariff_code", (*base, "tariff_code"), f"{code} is not in the tariff schedule")
+                    Problem(
+                        "unknown_tariff_code",
+                        (*base, "tariff_code"),
+                        t("{code} is not in the tariff schedule", code=code),
+                    )
                 )
             elif line is None or not line.is_leaf:
                 problems.append(
                     Problem(
                         "non_leaf_tariff_code",
                         (*base, "tariff_code"),
-                        f"{code} is a heading, not a tariff line: declare one of its subdivisions",
+                        t("{code} is a heading, not a tariff line: declare one of its subdivisions", code=code),
                     )
                 )
             else:
@@ -176,7 +202,7 @@ def validate(
                         Problem(
                             "preference_not_available",
                             (*base, "preference", "fta"),
-                            f"No {item.preference.fta} preferential rate for {code}",
+                            t("No {fta} preferential rate for {code}", fta=item.preference.fta, code=code),
                         )
                     )
         if item.origin_country not in countries:
@@ -184,26 +210,40 @@ def validate(
                 Problem(
                     "unknown_country",
                     (*base, "origin_country"),
-                    f"{item.origin_country!r} is not an ISO 3166-1 alpha-2 country code",
+                    t("'{value}' is not an ISO 3166-1 alpha-2 country code", value=item.origin_country),
                 )
             )
         if item.quantity <= 0:
-            problems.append(Problem("not_positive", (*base, "quantity"), "Quantity must be greater than zero"))
+            problems.append(Problem("not_positive", (*base, "quantity"), t("Quantity must be greater than zero")))
         elif item.quantity > limits.max_quantity:
-            problems.append(Problem("implausible_value", (*base, "quantity"), f"Quantity over {limits.max_quantity:,}"))
+            problems.append(
+                Problem(
+                    "implausible_value",
+                    (*base, "quantity"),
+                    t("Quantity over {limit}", limit=f"{limits.max_quantity:,}"),
+                )
+            )
         if item.net_mass_kg <= 0:
-            problems.append(Problem("not_positive", (*base, "net_mass_kg"), "Net mass must be greater than zero"))
+            problems.append(Problem("not_positive", (*base, "net_mass_kg"), t("Net mass must be greater than zero")))
         elif item.net_mass_kg > limits.max_net_mass_kg:
             problems.append(
-                Problem("implausible_value", (*base, "net_mass_kg"), f"Net mass over {limits.max_net_mass_kg:,} kg")
+                Problem(
+                    "implausible_value",
+                    (*base, "net_mass_kg"),
+                    t("Net mass over {limit} kg", limit=f"{limits.max_net_mass_kg:,}"),
+                )
             )
         if item.gross_mass_kg is not None and item.gross_mass_kg < item.net_mass_kg:
-            problems.append(Problem("gross_below_net", (*base, "gross_mass_kg"), "Gross mass is less than net mass"))
+            problems.append(Problem("gross_below_net", (*base, "gross_mass_kg"), t("Gross mass is less than net mass")))
         if item.value < 0:
-            problems.append(Problem("negative_amount", (*base, "value"), "Must not be negative"))
+            problems.append(Problem("negative_amount", (*base, "value"), t("Must not be negative")))
         elif item.value > limits.max_item_value:
             problems.append(
-                Problem("implausible_value", (*base, "value"), f"Item value over {limits.max_item_value:,}")
+                Problem(
+                    "implausible_value",
+                    (*base, "value"),
+                    t("Item value over {limit}", limit=f"{limits.max_item_value:,}"),
+                )
             )
         item_total += item.value
     if abs(item_total - decl.invoice_total) > limits.total_tolerance:
@@ -211,7 +251,11 @@ def validate(
             Problem(
                 "totals_mismatch",
                 ("invoice_total",),
-                f"Invoice total {decl.invoice_total} differs from the sum of item values {item_total}",
+                t(
+                    "Invoice total {invoice_total} differs from the sum of item values {item_total}",
+                    invoice_total=decl.invoice_total,
+                    item_total=item_total,
+                ),
             )
         )
     return problems, lines

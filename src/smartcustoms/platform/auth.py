@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from smartcustoms.platform.errors import Conflict, DomainError, NotFound, Problem, Unauthorized
+from smartcustoms.platform.i18n import t
 from smartcustoms.platform.store import TokenRow, UserRow
 
 
@@ -84,22 +85,30 @@ def create_user(
     problems: list[Problem] = []
     if not username or len(username) > 64 or not username.replace("-", "").replace("_", "").replace(".", "").isalnum():
         problems.append(
-            Problem("invalid_username", ("username",), "Username must be 1-64 letters, digits, '-', '_' or '.'")
+            Problem("invalid_username", ("username",), t("Username must be 1-64 letters, digits, '-', '_' or '.'"))
         )
     if role not in {r.value for r in Role}:
         problems.append(
-            Problem("invalid_role", ("role",), f"Unknown role {role!r}; one of {', '.join(r.value for r in Role)}")
+            Problem(
+                "invalid_role",
+                ("role",),
+                t("Unknown role '{role}'; one of {allowed}", role=role, allowed=", ".join(r.value for r in Role)),
+            )
         )
     if role in (Role.TRADER, Role.BROKER, Role.CARRIER, Role.AGENCY, Role.PARTNER) and not party_id:
         problems.append(
             Problem(
-                "party_required", ("party_id",), f"A {role} user needs the party ID (e.g. trader's TIN) it acts for"
+                "party_required",
+                ("party_id",),
+                t("A {role} user needs the party ID (e.g. trader's TIN) it acts for", role=role),
             )
         )
     if problems:
         raise DomainError(problems)
     if session.scalar(select(UserRow).where(UserRow.username == username)) is not None:
-        raise Conflict(Problem("duplicate_username", ("username",), f"User {username!r} already exists"))
+        raise Conflict(
+            Problem("duplicate_username", ("username",), t("User '{username}' already exists", username=username))
+        )
     row = UserRow(
         username=username,
         display_name=display_name or username,
@@ -143,7 +152,7 @@ def revoke_tokens(session: Session, username: str) -> int:
 def find_user(session: Session, username: str) -> UserRow:
     user = session.scalar(select(UserRow).where(UserRow.username == username))
     if user is None:
-        raise NotFound(Problem("unknown_user", ("username",), f"No user {username!r}"))
+        raise NotFound(Problem("unknown_user", ("username",), t("No user '{username}'", username=username)))
     return user
 
 
@@ -154,7 +163,7 @@ def principal_of(user: UserRow) -> Principal:
 def authenticate(session: Session, token: str) -> Principal:
     """Resolve a bearer token to its user, refusing unknown, revoked, expired tokens and inactive users."""
     row = session.scalar(select(TokenRow).where(TokenRow.token_hash == hash_token(token)))
-    bad = Unauthorized(Problem("invalid_token", ("headers", "authorization"), "Unknown, expired or revoked token"))
+    bad = Unauthorized(Problem("invalid_token", ("headers", "authorization"), t("Unknown, expired or revoked token")))
     if row is None or row.revoked_at is not None:
         raise bad
     if row.expires_at is not None and _aware(row.expires_at) < _now():
@@ -169,7 +178,7 @@ def sign_in(session: Session, username: str, password: str) -> tuple[Principal, 
     """Check a console password and return a 12-hour session token."""
     user = session.scalar(select(UserRow).where(UserRow.username == username))
     if user is None or not user.active or not verify_password(password, user.password_hash):
-        raise Unauthorized(Problem("bad_credentials", ("username",), "Wrong username or password"))
+        raise Unauthorized(Problem("bad_credentials", ("username",), t("Wrong username or password")))
     return principal_of(user), issue_token(session, user, label="console", ttl=timedelta(hours=12))
 
 
@@ -206,7 +215,11 @@ def update_user(
     if role is not None:
         if role not in {r.value for r in Role}:
             raise DomainError(
-                Problem("invalid_role", ("role",), f"Unknown role {role!r}; one of {', '.join(r.value for r in Role)}")
+                Problem(
+                    "invalid_role",
+                    ("role",),
+                    t("Unknown role '{role}'; one of {allowed}", role=role, allowed=", ".join(r.value for r in Role)),
+                )
             )
         user.role = role
     if active is not None:

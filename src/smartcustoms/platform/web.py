@@ -1,7 +1,12 @@
-"""HTTP plumbing every slice's router uses: the caller's identity, role checks and error mapping."""
+"""HTTP plumbing every slice's router uses: the caller's identity, role checks and error mapping.
+
+Error responses speak the caller's language: `?lang=`, else `Accept-Language`, else the signed-in
+user's stored language (codes and paths never change; only each problem's `message` does).
+"""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -11,9 +16,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from smartcustoms.platform import auth
+from smartcustoms.platform import auth, i18n
 from smartcustoms.platform.db import unit_of_work
 from smartcustoms.platform.errors import DomainError, Forbidden, Problem, Unauthorized
+from smartcustoms.platform.i18n import t
+from smartcustoms.platform.i18n.validation import validation_message
 
 SESSION_COOKIE = "sc_session"
 _TOKEN_CACHE: dict[str, tuple[float, auth.Principal]] = {}
@@ -40,7 +47,7 @@ def principal(request: Request) -> auth.Principal:
             Problem(
                 "missing_token",
                 ("headers", "authorization"),
-                "Authentication required: send 'Authorization: Bearer <token>'",
+                t("Authentication required: send 'Authorization: Bearer <token>'"),
             )
         )
     cached = _TOKEN_CACHE.get(token)
@@ -64,7 +71,11 @@ def require(*roles: auth.Role) -> Callable[..., auth.Principal]:
                 Problem(
                     "forbidden_role",
                     (),
-                    f"Role {who.role.value} may not do this; needs {', '.join(r.value for r in roles)}",
+                    t(
+                        "Role {role} may not do this; needs {roles}",
+                        role=who.role.value,
+                        roles=", ".join(r.value for r in roles),
+                    ),
                 )
             )
         return who
@@ -76,8 +87,41 @@ def client_addr(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def _problems_response(status: int, problems: list[dict[str, Any]]) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"status": status, "problems": problems})
+def request_language(request: Request) -> str:
+    """The caller's language: `?lang=`, else `Accept-Language`, else the signed-in user's stored language.
+
+    The stored language costs a token look-up (cached) only when the request names no language.
+    """
+    asked = i18n.normalise(request.query_params.get("lang")) or i18n.from_accept_language(
+        request.headers.get("accept-language")
+    )
+    if asked:
+        return asked
+    token = _token_from(request)
+    if token:
+        cached = _TOKEN_CACHE.get(token)
+        if cached is not None:
+            return i18n.choose([cached[1].language])
+        try:
+            with unit_of_work() as session:
+                return i18n.choose([auth.authenticate(session, token).language])
+        except Exception:  # an unknown token, a database down: the error itself is the answer
+            return i18n.DEFAULT
+    return i18n.DEFAULT
+
+
+def localised_problem(problem: Problem, lang: str) -> dict[str, Any]:
+    out = problem.as_dict()
+    out["message"] = i18n.translate(problem.message, lang)
+    return out
+
+
+def _problems_response(status: int, problems: list[dict[str, Any]], lang: str = i18n.DEFAULT) -> JSONResponse:
+    return JSONResponse(
+        status_code=status,
+        content={"status": status, "problems": problems},
+        headers={"Content-Language": lang, "Vary": "Accept-Language"},
+    )
 
 
 def _loc_to_path(loc: tuple[Any, ...]) -> tuple[str | int, ...]:
@@ -87,23 +131,32 @@ def _loc_to_path(loc: tuple[Any, ...]) -> tuple[str | int, ...]:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
-    async def _domain(_request: Request, exc: DomainError) -> JSONResponse:
+    async def _domain(request: Request, exc: DomainError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        response = _problems_response(exc.status, [p.as_dict() for p in exc.problems])
+        lang = request_language(request) if exc.status != 401 else _asked_language(request)
+        response = _problems_response(exc.status, [localised_problem(p, lang) for p in exc.problems], lang)
         if headers:
             response.headers.update(headers)
         return response
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        lang = request_language(request)
         problems = []
         for err in exc.errors():
             kind = err.get("type", "invalid")
             code = "malformed_json" if kind == "json_invalid" else kind
             problems.append(
-                Problem(code, _loc_to_path(tuple(err.get("loc", ()))), str(err.get("msg", "invalid"))).as_dict()
+                Problem(code, _loc_to_path(tuple(err.get("loc", ()))), validation_message(err, lang)).as_dict()
             )
-        return _problems_response(422, problems)
+        return _problems_response(422, problems, lang)
+
+
+def _asked_language(request: Request) -> str:
+    """The language the request names (no token look-up: for 401s, whose token is not to be trusted)."""
+    return i18n.choose(
+        [request.query_params.get("lang"), i18n.from_accept_language(request.headers.get("accept-language"))]
+    )
 
 
 class BodyLimit:
@@ -119,7 +172,7 @@ class BodyLimit:
             return
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._reject(send)
+                await self._reject(scope, send)
                 return
         seen = 0
 
@@ -135,15 +188,14 @@ class BodyLimit:
         try:
             await self.app(scope, limited, send)
         except _TooLarge:
-            await self._reject(send)
+            await self._reject(scope, send)
 
-    async def _reject(self, send: Send) -> None:
-        body = (
-            b'{"status":413,"problems":[{"code":"body_too_large","path":[],"loc":"$","message":"Request body over '
-            + str(self.max_bytes).encode()
-            + b' bytes"}]}'
-        )
-        await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json")]})
+    async def _reject(self, scope: Scope, send: Send) -> None:
+        lang = _asked_language(Request(scope))
+        problem = Problem("body_too_large", (), t("Request body over {limit} bytes", limit=self.max_bytes))
+        body = json.dumps({"status": 413, "problems": [localised_problem(problem, lang)]}, ensure_ascii=False).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-language", lang.encode())]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
 

@@ -15,6 +15,7 @@ from functools import cached_property, lru_cache
 from typing import Any, Literal
 
 from smartcustoms.platform.errors import DomainError, Problem
+from smartcustoms.platform.i18n import t_plain
 
 Combine = Literal["sum", "max", "min"]
 HUNDRED = Decimal(100)
@@ -232,46 +233,69 @@ class DutyRate:
             return converted, f" → {nat + ' ' if nat else ''}{_money(converted)}"
 
         if self.free and self.ad_valorem is None and not self.specific and not self.parts:
-            steps.append(f"{self.text}: free = 0.00")
+            steps.append(t_plain("{rate}: free = 0.00", rate=self.text))
             amounts.append(ZERO)
         if self.ad_valorem is not None:
             amount = customs_value * self.ad_valorem
-            steps.append(f"{_pct(self.ad_valorem)} % of {_money(customs_value)} = {_money(amount)}")
+            steps.append(
+                t_plain(
+                    "{percent} % of {value} = {amount}",
+                    percent=_pct(self.ad_valorem),
+                    value=_money(customs_value),
+                    amount=_money(amount),
+                )
+            )
             amounts.append(amount)
         for spec in self.specific:
             qty = quantities[spec.quantity_key]
             raw = spec.amount * qty / spec.per_quantity
             amount, arrow = convert(raw, spec.currency)
             steps.append(
-                f"{format_specific(spec)} × {_num(qty)} {spec.per_unit} = {spec.currency} {_money(raw)}{arrow}"
+                t_plain(
+                    "{rate} × {quantity} {unit} = {currency} {amount}{converted}",
+                    rate=format_specific(spec),
+                    quantity=_num(qty),
+                    unit=spec.per_unit,
+                    currency=spec.currency,
+                    amount=_money(raw),
+                    converted=arrow,
+                )
             )
             amounts.append(amount)
         for share in self.parts:
             value = quantities[share.quantity_key]
             amount = value * share.rate
-            steps.append(f"{_pct(share.rate)} % of {share.basis} value {_money(value)} = {_money(amount)}")
+            steps.append(
+                t_plain(
+                    "{percent} % of {basis} value {value} = {amount}",
+                    percent=_pct(share.rate),
+                    basis=share.basis,
+                    value=_money(value),
+                    amount=_money(amount),
+                )
+            )
             amounts.append(amount)
         if not amounts:
             amounts.append(ZERO)
         if self.combine == "sum":
             total = sum(amounts, ZERO)
             if len(amounts) > 1:
-                steps.append(f"sum of the parts = {_money(total)}")
+                steps.append(t_plain("sum of the parts = {amount}", amount=_money(total)))
         elif self.combine == "max":
             total = max(amounts)
-            steps.append(f"whichever is higher = {_money(total)}")
+            steps.append(t_plain("whichever is higher = {amount}", amount=_money(total)))
         else:
             total = min(amounts)
-            steps.append(f"whichever is lower = {_money(total)}")
+            steps.append(t_plain("whichever is lower = {amount}", amount=_money(total)))
         if self.minimum is not None:
             floor, how = self._bound(self.minimum, customs_value, quantities, convert)
             if total < floor:
-                steps.append(f"minimum {how} = {_money(floor)} applies")
+                steps.append(t_plain("minimum {bound_text} = {amount} applies", bound_text=how, amount=_money(floor)))
                 total = floor
         if self.maximum is not None:
             cap, how = self._bound(self.maximum, customs_value, quantities, convert)
             if total > cap:
-                steps.append(f"maximum {how} = {_money(cap)} applies")
+                steps.append(t_plain("maximum {bound_text} = {amount} applies", bound_text=how, amount=_money(cap)))
                 total = cap
         return DutyAssessment(total, tuple(steps))
 
@@ -283,7 +307,9 @@ class DutyRate:
         convert: Callable[[Decimal, str], tuple[Decimal, str]],
     ) -> tuple[Decimal, str]:
         if isinstance(bound, Decimal):
-            return customs_value * bound, f"{_pct(bound)} % of {_money(customs_value)}"
+            return customs_value * bound, t_plain(
+                "{percent} % of {value}", percent=_pct(bound), value=_money(customs_value)
+            )
         qty = quantities[bound.quantity_key]
         amount, _ = convert(bound.amount * qty / bound.per_quantity, bound.currency)
         return amount, f"{format_specific(bound)} × {_num(qty)} {bound.per_unit}"

@@ -139,3 +139,29 @@ class Formatter:
         return dates.format_timedelta(
             dt.timedelta(seconds=seconds), threshold=1.5, granularity="minute", locale=self.locale
         )
+
+
+def environment_language(asked: str | None = None) -> str:
+    """The language of command-line output: `--lang`, else `SMARTCUSTOMS_LANG`, else `LANG`, else English."""
+    import os
+
+    return choose([asked, os.environ.get("SMARTCUSTOMS_LANG"), os.environ.get("LANG")])
+
+
+from smartcustoms.platform.i18n.messages import Msg, t, t_plain, translate, translate_all  # noqa: E402
+
+__all__ = [
+    "DEFAULT",
+    "LANGUAGES",
+    "Formatter",
+    "Msg",
+    "choose",
+    "environment_language",
+    "from_accept_language",
+    "normalise",
+    "t",
+    "t_plain",
+    "translate",
+    "translate_all",
+    "translations",
+]

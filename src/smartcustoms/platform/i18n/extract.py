@@ -1,6 +1,7 @@
 """Refresh the catalogues from the sources: `python -m smartcustoms.platform.i18n.extract`.
 
-Collects every message of the slices' templates (`{% trans %}`, `_()`) and pages (`_()`, `N_()`),
+Collects every message of the slices' templates (`{% trans %}`, `_()`), pages (`_()`, `N_()`) and
+modules that import the message helpers (`t()`, `N_()`: problems, lane reasons, steps, CLI output),
 adds new msgids to each `.po` with an empty translation, drops ones no longer used and keeps the
 rest; translators then fill the empty msgstr entries.
 """
@@ -18,24 +19,34 @@ from babel.messages.pofile import read_po, write_po
 from smartcustoms.platform.i18n import _CATALOGUE, HERE, LANGUAGES, catalogue_path
 
 PACKAGE = HERE.parent.parent
-KEYWORDS = {"_": None, "N_": None, "gettext": None, "ngettext": (1, 2)}
+KEYWORDS = {"_": None, "N_": None, "gettext": None, "ngettext": (1, 2), "t": None, "t_plain": None}
+MODULE_KEYWORDS = {"t": None, "t_plain": None, "N_": None}
+"""Outside pages only `t()`, `t_plain()` and `N_()` are messages (`_` is too common a name there)."""
+_USES_MESSAGES = ("i18n import", "i18n.messages import")
 
 
 def sources() -> Iterator[tuple[Path, str]]:
-    """Each template and page module of every slice, with the extraction method for it."""
+    """Each template, page module and message-making module of every slice, with its extraction method."""
     for path in sorted(PACKAGE.glob("*/templates/**/*.html")):
         yield path, "jinja2.ext:babel_extract"
-    for path in sorted(PACKAGE.glob("*/pages.py")) + sorted(PACKAGE.glob("*/pages/*.py")):
+    pages = sorted(PACKAGE.glob("*/pages.py")) + sorted(PACKAGE.glob("*/pages/*.py"))
+    for path in pages:
         yield path, "python"
+    for path in sorted(PACKAGE.glob("**/*.py")):
+        if path in pages or path.name == "extract.py":
+            continue
+        if path.parent == HERE or any(marker in path.read_text(encoding="utf-8") for marker in _USES_MESSAGES):
+            yield path, "module"
 
 
 def messages() -> dict[str, list[str]]:
     """msgid → the source files using it (plural entries keyed by the singular)."""
     found: dict[str, list[str]] = {}
     for path, method in sources():
-        options = {"extensions": "jinja2.ext.i18n", "newstyle_gettext": "true"} if method != "python" else {}
+        options = {"extensions": "jinja2.ext.i18n", "newstyle_gettext": "true"} if method.startswith("jinja") else {}
+        keywords = MODULE_KEYWORDS if method == "module" else KEYWORDS
         for lineno, message, _comments, _context in extract_from_file(
-            method, str(path), keywords=KEYWORDS, options=options
+            "python" if method == "module" else method, str(path), keywords=keywords, options=options
         ):
             msgid = message[0] if isinstance(message, tuple) else message
             if msgid:
