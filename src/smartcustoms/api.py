@@ -44,5 +44,6 @@ def create_app() -> FastAPI:
             module = slice_module(name, module_name)
             if module is not None and hasattr(module, "router"):
                 app.include_router(module.router)
-    app.add_middleware(BodyLimit, max_bytes=get_settings().max_body_bytes)
+    settings = get_settings()
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes)
     return app

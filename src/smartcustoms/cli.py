@@ -7,6 +7,8 @@ import sys
 import typer
 
 from smartcustoms.platform.errors import DomainError
+from smartcustoms.platform.i18n import environment_language
+from smartcustoms.platform.i18n.messages import translate
 from smartcustoms.platform.slices import SLICES, slice_module
 
 app = typer.Typer(
@@ -34,7 +36,8 @@ def main() -> None:
     try:
         app()
     except DomainError as exc:
+        lang = environment_language()
         for p in exc.problems:
             loc = ".".join(str(x) for x in p.path) or "-"
-            typer.echo(f"error [{p.code}] {loc}: {p.message}", err=True)
+            typer.echo(f"error [{p.code}] {loc}: {translate(p.message, lang)}", err=True)
         sys.exit(2)

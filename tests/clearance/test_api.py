@@ -293,3 +293,17 @@ def test_preference_refused_without_a_received_certificate(env: Env) -> None:
     line = body["assessment"]["items"][1]
     assert line["rate_basis"] == "general"
     assert any("no verified certificate of origin CO-TW-0001" in s for s in line["steps"])
+
+
+def test_scan_uploads_get_the_larger_upload_limit() -> None:
+    from smartcustoms.platform.web import BodyLimit
+
+    async def app(scope: object, receive: object, send: object) -> None:  # never reached in this test
+        raise AssertionError
+
+    limit = BodyLimit(app, max_bytes=2_000_000, max_upload_bytes=64_000_000)  # type: ignore[arg-type]
+    assert limit.limit_for("/declarations") == 2_000_000
+    assert limit.limit_for("/xray/declarations/26TWABC/scans") == 64_000_000
+    assert limit.limit_for("/declarations/26TWABC/trade-documents/scan") == 64_000_000
+    assert limit.limit_for("/declarations/26TWABC/trade-documents") == 2_000_000
+    assert BodyLimit(app, max_bytes=5, max_upload_bytes=1).limit_for("/xray/declarations/x/scans") == 5  # type: ignore[arg-type]

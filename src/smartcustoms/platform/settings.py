@@ -21,6 +21,8 @@ class Settings:
     var_dir: Path = field(default_factory=lambda: Path(_env("VAR_DIR", "./var")))
     national_currency: str = field(default_factory=lambda: _env("NATIONAL_CURRENCY", "TWD"))
     max_body_bytes: int = field(default_factory=lambda: int(_env("MAX_BODY_BYTES", str(2 * 1024 * 1024))))
+    max_upload_bytes: int = field(default_factory=lambda: int(_env("MAX_UPLOAD_BYTES", str(64 * 1024 * 1024))))
+    """Scanned images and PDFs (X-ray scans, invoice scans): decoded with their own pixel limits."""
     max_items_per_declaration: int = field(default_factory=lambda: int(_env("MAX_ITEMS", "999")))
     de_minimis: Decimal = field(default_factory=lambda: Decimal(_env("DE_MINIMIS", "2000")))
     vat_rate: Decimal = field(default_factory=lambda: Decimal(_env("VAT_RATE", "0.05")))

@@ -7,6 +7,7 @@ user's stored language (codes and paths never change; only each problem's `messa
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -159,20 +160,35 @@ def _asked_language(request: Request) -> str:
     )
 
 
-class BodyLimit:
-    """ASGI middleware refusing request bodies over `max_bytes` with 413, before they reach a handler."""
+UPLOAD_PATHS = (
+    re.compile(r"^/xray/declarations/[^/]+/scans$"),
+    re.compile(r"^/declarations/[^/]+/trade-documents/scan$"),
+)
+"""Routes that take scanned images or PDFs: they get the (larger) upload limit; everything else the body limit."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+
+class BodyLimit:
+    """ASGI middleware refusing request bodies over the limit with 413, before they reach a handler.
+
+    JSON bodies get `max_bytes`; the scan upload routes get `max_upload_bytes` (scanner images are large).
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, max_upload_bytes: int | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_upload_bytes = max(max_upload_bytes or max_bytes, max_bytes)
+
+    def limit_for(self, path: str) -> int:
+        return self.max_upload_bytes if any(p.match(path) for p in UPLOAD_PATHS) else self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limit_for(scope.get("path", ""))
         for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._reject(scope, send)
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                await self._reject(scope, send, limit)
                 return
         seen = 0
 
@@ -181,18 +197,18 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     raise _TooLarge()
             return message
 
         try:
             await self.app(scope, limited, send)
         except _TooLarge:
-            await self._reject(scope, send)
+            await self._reject(scope, send, limit)
 
-    async def _reject(self, scope: Scope, send: Send) -> None:
+    async def _reject(self, scope: Scope, send: Send, limit: int) -> None:
         lang = _asked_language(Request(scope))
-        problem = Problem("body_too_large", (), t("Request body over {limit} bytes", limit=self.max_bytes))
+        problem = Problem("body_too_large", (), t("Request body over {limit} bytes", limit=limit))
         body = json.dumps({"status": 413, "problems": [localised_problem(problem, lang)]}, ensure_ascii=False).encode()
         headers = [(b"content-type", b"application/json"), (b"content-language", lang.encode())]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
