@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import secrets
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from smartcustoms.clearance.checks import Finding
 from smartcustoms.clearance.lifecycle import Lane
 from smartcustoms.platform import audit
 from smartcustoms.platform.auth import SYSTEM, Principal, Role
+from smartcustoms.platform.db import bulk_insert
 from smartcustoms.platform.errors import Conflict, Forbidden, NotFound, Problem
 from smartcustoms.platform.types import iso
 from smartcustoms.singlewindow.manifests import chapters as chapter_index
@@ -74,9 +76,21 @@ def _chunks(values: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]
 # ---------------------------------------------------------------------------------------------- rules
 
 
-def current_rules(session: Session) -> Rules:
+RULES_TTL_S = 5.0
+_rules_cache: dict[str, tuple[float, Rules]] = {}
+
+
+def current_rules(session: Session, *, fresh: bool = False) -> Rules:
+    """The matching rules in force. Every filing reads them, so they are kept for a few seconds per
+    database (a change applies to filings from then on, at most `RULES_TTL_S` later in other processes)."""
+    key = str(session.get_bind().engine.url)
+    hit = _rules_cache.get(key)
+    if hit is not None and not fresh and hit[0] > time.monotonic():
+        return hit[1]
     row = session.scalar(select(RulesRow).order_by(RulesRow.version.desc()).limit(1))
-    return Rules() if row is None else rules_from(row.value, row.version)
+    rules = Rules() if row is None else rules_from(row.value, row.version)
+    _rules_cache[key] = (time.monotonic() + RULES_TTL_S, rules)
+    return rules
 
 
 def set_rules(session: Session, who: Principal, raw: dict[str, Any]) -> Rules:
@@ -86,6 +100,7 @@ def set_rules(session: Session, who: Principal, raw: dict[str, Any]) -> Rules:
     latest = session.scalar(select(func.max(RulesRow.version))) or 1  # the built-in defaults are v1
     rules = rules_from(raw, latest + 1)
     session.add(RulesRow(version=rules.version, value=rules.as_dict(), at=now(), actor=who.username))
+    _rules_cache.pop(str(session.get_bind().engine.url), None)
     audit.record(session, who, "set_manifest_rules", "manifest_rules", rules.version, detail=rules.as_dict())
     return rules
 
@@ -573,10 +588,10 @@ def index_declarations(session: Session, stored: Sequence[tuple[str, int, Declar
     and mark the manifest lines they cover."""
     if not stored:
         return
-    refs = [s[0] for s in stored]
     old_docs: dict[str, set[str]] = {}
     old_raised: dict[str, list[str]] = {}
-    for chunk in _chunks(refs):
+    amended = [s[0] for s in stored if s[1] > 1]  # a first version has nothing indexed yet
+    for chunk in _chunks(amended):
         for ref, keys in session.execute(
             select(DeclaredRow.reference, DeclaredRow.raised).where(DeclaredRow.reference.in_(chunk))
         ):
@@ -605,13 +620,13 @@ def index_declarations(session: Session, stored: Sequence[tuple[str, int, Declar
             }
         )
         ref_rows.extend({"reference": reference, "doc_ref": d} for d in g.doc_refs)
-    session.execute(insert(_table(DeclaredRow)), rows)
+    bulk_insert(session, _table(DeclaredRow), rows)
     if ref_rows:
-        session.execute(insert(_table(DeclaredRefRow)), ref_rows)
+        bulk_insert(session, _table(DeclaredRefRow), ref_rows)
     touched = {d for s in docs_of.values() for d in s} | {d for s in old_docs.values() for d in s}
-    lines: list[LineRow] = []
+    lines: list[Any] = []
     for chunk in _chunks(sorted(touched)):
-        lines.extend(session.scalars(select(LineRow).where(LineRow.doc_ref.in_(chunk))))
+        lines.extend(session.connection().execute(_LINE_COVER, {"docs": list(chunk)}))
     matched_refs: set[str] = set()
     changes = []
     for line in lines:
@@ -625,6 +640,11 @@ def index_declarations(session: Session, stored: Sequence[tuple[str, int, Declar
     if matched_refs:
         for chunk in _chunks(sorted(matched_refs)):
             session.execute(update(DeclaredRow).where(DeclaredRow.reference.in_(chunk)).values(matched=True))
+
+
+_LINE_COVER = select(LineRow.id, LineRow.doc_ref, LineRow.declarations).where(
+    LineRow.doc_ref.in_(bindparam("docs", expanding=True))
+)
 
 
 def forget_declaration(session: Session, reference: str) -> None:
