@@ -234,15 +234,6 @@ class ClassifyOut(BaseModel):
     )
 
 
-def _permit_requirements(codes: list[str]) -> list[dict[str, Any]]:
-    """What the single window's requirements registry says about each code (empty when the part is absent)."""
-    try:
-        from smartcustoms.singlewindow.permits.service import requirements_for_codes
-    except ImportError:
-        return []
-    return [{"code": code, **req} for code, reqs in requirements_for_codes(codes).items() for req in reqs]
-
-
 class FitIn(BaseModel):
     code: str
     description: str
@@ -271,7 +262,7 @@ def post_classify(body: ClassifyIn, _who: Principal = Depends(principal)) -> Cla
         schedule=classifier.schedule_name(body.schedule),
         model_version=MODEL_VERSION,
         candidates=[CandidateOut.of(c, classifier.line_of(body.schedule, c.code)) for c in cands],
-        requirements=_permit_requirements([c.code for c in cands]),
+        requirements=service.permit_requirements([c.code for c in cands]),
     )
 
 
@@ -346,7 +337,7 @@ def _session_out(st: Any) -> SessionOut:
         else None,
         candidates=[{"code": c, "probability": round(p, 4)} for c, p in st.ranked],
         trail=[{"question": a, "answer": b} for a, b in st.trail],
-        requirements=_permit_requirements([c for c, _p in st.ranked[:5]]),
+        requirements=service.permit_requirements([c for c, _p in st.ranked[:5]]),
     )
 
 

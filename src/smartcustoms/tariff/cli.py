@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
 from smartcustoms.platform.auth import SYSTEM
 from smartcustoms.platform.db import unit_of_work
@@ -204,11 +205,14 @@ def classify_cmd(
         if input is None:
             assert text is not None
             cands = classifier.classify([text], top, schedule, explain=True, zh_folder=zh)[0]
-            table = Table("#", "code", "confidence", "path", "matched")
+            needs = _permits_needed([c.code for c in cands])
+            table = Table("#", "code", "confidence", "path", "matched", "permits needed")
             for i, c in enumerate(cands, start=1):
                 path = " > ".join(f"{code} {desc[:40]}" for code, desc in c.path[-3:])
                 words = ", ".join(c.matched + tuple(f"[{t}]" for t in c.terms[:2]))
-                table.add_row(str(i), c.code, f"{c.confidence:.3f}", escape(path), escape(words))
+                table.add_row(
+                    str(i), c.code, f"{c.confidence:.3f}", escape(path), escape(words), escape(needs.get(c.code, ""))
+                )
             console.print(table)
             return
         queries = _read_queries(input)
@@ -227,6 +231,19 @@ def classify_cmd(
             console.print(f"{len(lines):,} queries classified -> {output}")
     except DomainError as exc:
         raise _fail(exc) from None
+
+
+def _permits_needed(codes: list[str]) -> dict[str, str]:
+    """Per code, the other agencies' permits the requirements registry names ("" when none, or when this
+    command runs without a migrated database: classification itself needs none)."""
+    try:
+        found = service.permit_requirements(codes)
+    except SQLAlchemyError:
+        return {}
+    out: dict[str, list[str]] = {}
+    for req in found:
+        out.setdefault(req["code"], []).append(f"{req['direction']}: {req['agency']} {req['title']}")
+    return {code: "; ".join(texts) for code, texts in out.items()}
 
 
 @app.command("ask")

@@ -511,3 +511,13 @@ def search(
         stmt = stmt.order_by(LineRow.is_leaf.desc(), LineRow.code)
     codes = session.scalars(stmt.limit(limit)).all()
     return [line for code in codes if (line := index.get(code)) is not None]
+
+
+def permit_requirements(codes: list[str]) -> list[dict[str, Any]]:
+    """What the single window's requirements registry says about each code, shown beside classification
+    results (empty when that part is not installed)."""
+    try:
+        from smartcustoms.singlewindow.permits.service import requirements_for_codes
+    except ImportError:
+        return []
+    return [{"code": code, **req} for code, reqs in requirements_for_codes(codes).items() for req in reqs]

@@ -197,3 +197,15 @@ def test_batch_filings_share_one_allowance_in_order(sw_sqlite: Env) -> None:
     assert statuses[1]["findings"][0]["code"] == "permit_allowance_exceeded"
     qc = env.client.get(f"{BASE}/QC-001", headers=env.h("officer")).json()
     assert qc["quantity_used"] == "600" and qc["quantity_left"] == "400"
+
+
+def test_classify_command_shows_permits_needed(sw_sqlite: Env) -> None:
+    from typer.testing import CliRunner
+
+    from smartcustoms.cli import app
+
+    r = CliRunner().invoke(
+        app, ["tariff", "classify", "fresh chilled beef carcasses", "--top", "3"], env={"COLUMNS": "400"}
+    )
+    assert r.exit_code == 0, r.output
+    assert "permits needed" in r.output and "BAPHIQ" in r.output
