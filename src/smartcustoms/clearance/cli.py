@@ -30,7 +30,7 @@ from smartcustoms.platform import auth, i18n
 from smartcustoms.platform.db import unit_of_work
 from smartcustoms.platform.errors import DomainError, Problem
 from smartcustoms.platform.i18n import t
-from smartcustoms.platform.i18n.validation import validation_message
+from smartcustoms.platform.i18n.validation import validation_problems
 
 declarations_app = typer.Typer(no_args_is_help=True, help="File and inspect customs declarations.")
 fx_app = typer.Typer(no_args_is_help=True, help="Exchange rates used for the customs value.")
@@ -129,9 +129,7 @@ def submit(
             decl = DeclarationIn.model_validate(doc)
         except ValidationError as exc:
             failed += 1
-            _print_problems(
-                label, [Problem(e["type"], tuple(e["loc"]), validation_message(e, _lang)) for e in exc.errors()]
-            )
+            _print_problems(label, validation_problems(exc.errors(), _lang))
             continue
         try:
             with unit_of_work() as session:

@@ -124,7 +124,7 @@ class GroupCommitter:
                 if digest == w.filing.prepared.digest:
                     answers.append((w, (detail, False)))
                 else:
-                    answers.append((w, _conflict(detail)))
+                    answers.append((w, service.duplicate_lrn(detail["lrn"], detail["reference"])))
         for w, answer in answers:  # only now, after the commit
             if isinstance(answer, BaseException):
                 w.answer.set_exception(answer)
@@ -160,19 +160,6 @@ class GroupCommitter:
 def _stored_row(decl_id: int, values: dict[str, Any]) -> DeclarationRow:
     """The row just stored, as the views read it: its column values, without the ORM's instance bookkeeping."""
     return cast(DeclarationRow, SimpleNamespace(id=decl_id, **values))
-
-
-def _conflict(detail: dict[str, Any]) -> DomainError:
-    from smartcustoms.platform.errors import Conflict, Problem
-
-    return Conflict(
-        Problem(
-            "duplicate_lrn",
-            ("lrn",),
-            f"LRN {detail['lrn']} was already used by this declarant for declaration {detail['reference']} "
-            "with different content",
-        )
-    )
 
 
 _committers: dict[str, GroupCommitter] = {}

@@ -24,6 +24,7 @@ from smartcustoms.clearance import service
 from smartcustoms.clearance.schema import DeclarationIn
 from smartcustoms.platform import auth, db
 from smartcustoms.platform.errors import DomainError, Problem
+from smartcustoms.platform.i18n.validation import validation_problems
 from smartcustoms.platform.runtime import settle_heap
 
 Source = bytes | str | dict[str, Any]
@@ -46,7 +47,7 @@ class IngestReport:
 
 def problems_of(exc: ValidationError) -> list[Problem]:
     """Pydantic's errors as problems with their JSON paths."""
-    return [Problem(e["type"], tuple(e["loc"]), e["msg"]) for e in exc.errors(include_url=False)]
+    return validation_problems(exc.errors(include_url=False), None)
 
 
 def parse(source: Source) -> DeclarationIn:

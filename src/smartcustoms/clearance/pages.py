@@ -33,7 +33,7 @@ from smartcustoms.platform import auth, i18n
 from smartcustoms.platform.auth import Principal, Role
 from smartcustoms.platform.db import unit_of_work
 from smartcustoms.platform.errors import DomainError, Problem
-from smartcustoms.platform.i18n.validation import validation_message
+from smartcustoms.platform.i18n.validation import validation_problems
 from smartcustoms.platform.store import TokenRow
 from smartcustoms.platform.web import SESSION_COOKIE, forget_tokens, principal
 
@@ -638,13 +638,6 @@ def detail(request: Request, reference: str) -> Response:
     return _detail_page(page, reference)
 
 
-def _validation_problems(exc: ValidationError, lang: str) -> list[Problem]:
-    return [
-        Problem(str(e.get("type", "invalid")), tuple(str(p) for p in e.get("loc", ())), validation_message(e, lang))
-        for e in exc.errors()
-    ]
-
-
 @console.post("/declarations/{reference}/decision")
 def decide(
     request: Request, reference: str, csrf: str = Form(""), action: str = Form(""), reason: str = Form("")
@@ -661,7 +654,9 @@ def decide(
         with unit_of_work() as session:
             service.decide(session, page.who, reference, decision, remote_addr=_addr(request))
     except ValidationError as exc:
-        return _detail_page(page, reference, status_code=422, problems=_validation_problems(exc, page.lang), form=form)
+        return _detail_page(
+            page, reference, status_code=422, problems=validation_problems(exc.errors(), page.lang), form=form
+        )
     except DomainError as exc:
         return _detail_page(page, reference, status_code=exc.status, problems=exc.problems, form=form)
     return page.finish(RedirectResponse(f"/console/declarations/{reference}?done={action}", status_code=303))
@@ -696,7 +691,7 @@ def inspect(
             service.record_inspection(session, page.who, reference, outcome, remote_addr=_addr(request))
     except ValidationError as exc:
         return _detail_page(
-            page, reference, status_code=422, problems=_validation_problems(exc, page.lang), insp_form=form
+            page, reference, status_code=422, problems=validation_problems(exc.errors(), page.lang), insp_form=form
         )
     except DomainError as exc:
         return _detail_page(page, reference, status_code=exc.status, problems=exc.problems, insp_form=form)

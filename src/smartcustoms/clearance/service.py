@@ -447,12 +447,6 @@ class Filing:
     remote_addr: str | None = None
 
 
-def _store_many(
-    session: Session, who: Principal, prepared: Sequence[Prepared], remote_addr: str | None
-) -> list[tuple[int, dict[str, Any]]]:
-    return store_filings(session, [Filing(who, p, remote_addr) for p in prepared])
-
-
 def store_filings(session: Session, filings: Sequence[Filing]) -> list[tuple[int, dict[str, Any]]]:
     """Insert declarations with their items, timeline and audit entries: a few bulk statements for all.
 
@@ -548,15 +542,9 @@ def _item_values(decl_id: int, decl: DeclarationIn, a: Assessment) -> list[dict[
     ]
 
 
-_EXISTING_SQL = "SELECT id FROM clearance_declaration WHERE declarant_id = {m} AND lrn = {m}"
-
-
 def _existing(session: Session, declarant: str, lrn: str) -> DeclarationRow | None:
-    """The declaration filed with this LRN by this declarant, if any (on every filing: kept cheap)."""
-    connection = session.connection()
-    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-    found = connection.exec_driver_sql(_EXISTING_SQL.format(m=mark), (declarant, lrn)).first()
-    return session.get(DeclarationRow, found[0]) if found is not None else None
+    """The declaration filed with this LRN by this declarant, if any."""
+    return _known(session, {(declarant, lrn)}).get((declarant, lrn))
 
 
 def submit(
@@ -577,7 +565,7 @@ def submit(
     prepared = prepare(session, decl, day, f"{decl.declarant.id}/{decl.lrn}", payload=payload, who=who)
     try:
         with session.begin_nested():
-            decl_id, values = _store_many(session, who, [prepared], remote_addr)[0]
+            decl_id, values = store_filings(session, [Filing(who, prepared, remote_addr)])[0]
             row = DeclarationRow(id=decl_id, **values)
     except IntegrityError:
         existing = _existing(session, decl.declarant.id, decl.lrn)
@@ -587,19 +575,24 @@ def submit(
     return row, True
 
 
+def duplicate_lrn(lrn: str, reference: str) -> Conflict:
+    """The refusal of a filing that reuses an LRN of this declarant with different content."""
+    return Conflict(
+        Problem(
+            "duplicate_lrn",
+            ("lrn",),
+            t(
+                "LRN {lrn} was already used by this declarant for declaration {reference} with different content",
+                lrn=lrn,
+                reference=reference,
+            ),
+        )
+    )
+
+
 def _same_or_conflict(existing: DeclarationRow, digest: str) -> DeclarationRow:
     if existing.payload_hash != digest:
-        raise Conflict(
-            Problem(
-                "duplicate_lrn",
-                ("lrn",),
-                t(
-                    "LRN {lrn} was already used by this declarant for declaration {reference} with different content",
-                    lrn=existing.lrn,
-                    reference=existing.reference,
-                ),
-            )
-        )
+        raise duplicate_lrn(existing.lrn, existing.reference)
     return existing
 
 
@@ -711,7 +704,7 @@ def store_batch(session: Session, who: Principal, plan: BatchPlan) -> BatchResul
             duplicates.append(_same_or_conflict(row, p.digest).reference)
         except DomainError as exc:
             rejected.append((i, exc.problems))
-    accepted = [str(stored[1]["reference"]) for stored in _store_many(session, who, ready, None)]
+    accepted = [str(values["reference"]) for _id, values in store_filings(session, [Filing(who, p) for p in ready])]
     return BatchResult(accepted, duplicates, sorted(rejected, key=lambda r: r[0]))
 
 

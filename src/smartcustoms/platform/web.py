@@ -21,7 +21,7 @@ from smartcustoms.platform import auth, i18n
 from smartcustoms.platform.db import unit_of_work
 from smartcustoms.platform.errors import DomainError, Forbidden, Problem, Unauthorized
 from smartcustoms.platform.i18n import t
-from smartcustoms.platform.i18n.validation import validation_message
+from smartcustoms.platform.i18n.validation import validation_problems
 
 SESSION_COOKIE = "sc_session"
 _TOKEN_CACHE: dict[str, tuple[float, auth.Principal]] = {}
@@ -143,13 +143,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         lang = request_language(request)
-        problems = []
-        for err in exc.errors():
-            kind = err.get("type", "invalid")
-            code = "malformed_json" if kind == "json_invalid" else kind
-            problems.append(
-                Problem(code, _loc_to_path(tuple(err.get("loc", ()))), validation_message(err, lang)).as_dict()
-            )
+        problems = [
+            Problem("malformed_json" if p.code == "json_invalid" else p.code, _loc_to_path(p.path), p.message).as_dict()
+            for p in validation_problems(exc.errors(), lang)
+        ]
         return _problems_response(422, problems, lang)
 
 

@@ -7,7 +7,7 @@ the template below for that type, filled with `ctx`. Types not listed fall back 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from smartcustoms.platform.i18n import DEFAULT, normalise
@@ -83,3 +83,18 @@ def validation_message(error: Mapping[str, Any], lang: str | None) -> str:
         return translate(Msg(template, ctx), lang)
     except (KeyError, IndexError):
         return english
+
+
+def validation_problems(errors: Iterable[Mapping[str, Any]], lang: str | None) -> list[Any]:
+    """Pydantic's errors as problems: its error type as the code, the location as the JSON path, the message
+    in `lang`. The one conversion the API, the console, the CLI and batch ingest share."""
+    from smartcustoms.platform.errors import Problem
+
+    return [
+        Problem(
+            str(e.get("type", "invalid")),
+            tuple(p if isinstance(p, int) else str(p) for p in e.get("loc", ())),
+            validation_message(e, lang),
+        )
+        for e in errors
+    ]
