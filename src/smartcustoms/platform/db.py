@@ -49,13 +49,18 @@ def make_engine(url: str) -> Engine:
     """Create an engine; SQLite gets WAL and foreign keys, PostgreSQL a pool sized for a 2-core box."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
+        # a file database gets enough pooled connections for every thread of a busy server: opening one
+        # (with its pragmas) costs far more than keeping it, and overflow connections close after each use
+        pool: dict[str, Any] = {}
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            pool = {"pool_size": 20, "max_overflow": 20}
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
             json_serializer=_json_dumps,
             json_deserializer=orjson.loads,
+            **pool,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
