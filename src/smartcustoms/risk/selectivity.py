@@ -207,7 +207,7 @@ class SelectivityModel:
                 Problem(
                     "too_little_data",
                     ("Fraud",),
-                    "too few labelled declarations with both outcomes to train and calibrate",
+                    t_plain("too few labelled declarations with both outcomes to train and calibrate"),
                 )
             )
         booster = self._train(x[early], y[early])
