@@ -68,6 +68,8 @@ _SUBJECT = {
     "seller_importer": N_("seller–importer pair's"),
     "declarant_hs4": N_("declarant's on HS heading {hs4}"),
 }
+_SUBJECT_BARE = (N_("importer"), N_("declarant"), N_("seller"), N_("seller–importer pair"))
+"""The subjects above without the possessive, as "... has no inspection history" shows them."""
 _CAT_LABEL = {
     "cat_office": ("office", N_("customs office {v}")),
     "cat_process_type": ("process_type", N_("process type {v}")),
