@@ -6,10 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from smartcustoms.documents import exchange, service, title
+from smartcustoms.platform import i18n
 from smartcustoms.platform.auth import SYSTEM, Principal, Role
 from smartcustoms.platform.errors import NotFound, Problem
 from smartcustoms.platform.web import require
@@ -97,9 +98,18 @@ def issue(body: IssueIn, who: Principal = Depends(_issuers)) -> IssueOut:
 
 
 @router.post("/verify")
-def verify(document: Any = Body(...)) -> dict[str, Any]:
-    """Public: the three checks (integrity, status, identity) for any wrapped document; no token needed."""
-    return service.verify_document(document, use_db=True)
+def verify(request: Request, document: Any = Body(...)) -> dict[str, Any]:
+    """Public: the three checks (integrity, status, identity) for any wrapped document; no token needed.
+
+    Reasons stay in English; in another language (`?lang=`, `Accept-Language`) a `localized` block carries
+    them translated (`{"checks": {"integrity": ...}}`)."""
+    out = service.verify_document(document, use_db=True)
+    lang = i18n.normalise(request.query_params.get("lang")) or i18n.from_accept_language(
+        request.headers.get("accept-language")
+    )
+    if lang and lang != i18n.DEFAULT:
+        out["localized"] = {"checks": {name: i18n.translate(c["reason"], lang) for name, c in out["checks"].items()}}
+    return out
 
 
 @router.post("/redact")
