@@ -26,6 +26,9 @@ def _say(message: str) -> str:
     return i18n.translate(message, i18n.environment_language())
 
 
+NOT_READ = t("not read:")
+
+
 def _principal(username: str) -> auth.Principal:
     with unit_of_work() as session:
         return auth.principal_of(auth.find_user(session, username))
@@ -135,7 +138,7 @@ def scan_cmd(
         raise _fail(exc) from None
     console.print_json(json.dumps(scan.data))
     for u in scan.unread:
-        console.print(f"[yellow]{escape(_say(t('not read:')))}[/yellow] {escape(_say(u))}")
+        console.print(f"[yellow]{escape(_say(NOT_READ))}[/yellow] {escape(_say(u))}")
     _print_report(view)
 
 
@@ -153,7 +156,7 @@ def read_cmd(path: Path = typer.Argument(...), languages: str | None = typer.Opt
     console.print(f"{scan.format} via {scan.method}")
     console.print_json(json.dumps(scan.data))
     for u in scan.unread:
-        console.print(f"[yellow]{escape(_say(t('not read:')))}[/yellow] {escape(_say(u))}")
+        console.print(f"[yellow]{escape(_say(NOT_READ))}[/yellow] {escape(_say(u))}")
 
 
 @app.command("report")
