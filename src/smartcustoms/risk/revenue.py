@@ -83,26 +83,40 @@ class ExpectedRevenue:
     def reason(self) -> str:
         """The sentence shown with the other reasons."""
         yield_ = f"{self.yield_per_finding:,.0f}"
-        if self.findings and self.chapter:
+        measured = self.source == YIELDS
+        # one whole template per wording, so the sentence reads back from the catalogue in one piece
+        if self.findings == 1 and self.chapter:
             basis = (
                 t_plain(
-                    "average yield {amount} of {count} finding in HS chapter {chapter}",
+                    "average yield {amount} of 1 finding in HS chapter {chapter}", amount=yield_, chapter=self.chapter
+                )
+                if measured
+                else t_plain(
+                    "average yield {amount} of 1 finding in HS chapter {chapter}, estimated from declared duty",
                     amount=yield_,
-                    count=self.findings,
                     chapter=self.chapter,
                 )
-                if self.findings == 1
-                else t_plain(
+            )
+        elif self.findings and self.chapter:
+            basis = (
+                t_plain(
                     "average yield {amount} of {count} findings in HS chapter {chapter}",
                     amount=yield_,
                     count=self.findings,
                     chapter=self.chapter,
                 )
+                if measured
+                else t_plain(
+                    "average yield {amount} of {count} findings in HS chapter {chapter}, estimated from declared duty",
+                    amount=yield_,
+                    count=self.findings,
+                    chapter=self.chapter,
+                )
             )
-        else:
+        elif measured:
             basis = t_plain("average yield {amount} over all chapters", amount=yield_)
-        if self.source != YIELDS:
-            basis = t_plain("{basis_text}, estimated from declared duty", basis_text=basis)
+        else:
+            basis = t_plain("average yield {amount} over all chapters, estimated from declared duty", amount=yield_)
         return t_plain(
             "expected additional revenue about {amount} (risk {risk} x {basis_text})",
             amount=f"{self.amount:,.0f}",
