@@ -46,5 +46,6 @@ def test_trade_document_findings_in_chinese_on_the_page_and_in_the_command(env_s
     r = CliRunner().invoke(app, ["--lang", "zh-Hant", "singlewindow", "trade-documents", "report", ref])
     assert r.exit_code == 0, r.output
     assert "報告第 1 版" in r.output and "1 處不符" in r.output and "嚴重程度" in r.output
+    assert "提單" in r.output and "收貨人" in r.output and "不符" in r.output
     r = CliRunner().invoke(app, ["singlewindow", "trade-documents", "report", ref], env={"LANG": "C"})
     assert "1 mismatches" in r.output

@@ -27,6 +27,7 @@ def _say(message: str) -> str:
 
 
 NOT_READ = t("not read:")
+RESULTS = {"match": t("match"), "mismatch": t("mismatch"), "not_compared": t("not compared")}
 
 
 def _principal(username: str) -> auth.Principal:
@@ -59,13 +60,13 @@ def _print_report(view: dict[str, object]) -> None:
     assert isinstance(checks, list)
     for c in sorted(checks, key=lambda c: c["result"] != "mismatch"):
         table.add_row(
-            c["document"],
+            _say(c["document"].replace("_", " ")),
             _say(c["field"]),
             str(c["declared"]),
             str(c["documented"]),
             _say(c["tolerance"] or ""),
-            c["result"],
-            c["severity"] if c["result"] == "mismatch" else "",
+            _say(RESULTS.get(c["result"], c["result"])),
+            _say(c["severity"]) if c["result"] == "mismatch" else "",
         )
     console.print(table)
     s = view["summary"]
