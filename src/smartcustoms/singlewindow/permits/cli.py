@@ -91,7 +91,10 @@ def requirements(
     """Print the requirements registry."""
     with _problems(), unit_of_work() as session:
         reqs = service.list_requirements(session, code=code, direction=direction)
-    table = Table("id", "prefix", "direction", "agency", "permit type", "title", "valid")
+    table = Table(
+        "id",
+        *(_say(h) for h in (t("Code prefix"), t("Direction"), t("Agency"), t("Permit type"), t("Title"), t("Valid"))),
+    )
     for r in reqs:
         table.add_row(
             str(r.id),
@@ -119,7 +122,21 @@ def list_(
     with _problems(), unit_of_work() as session:
         rows, total = service.list_permits(session, who, agency=agency, holder=holder, limit=limit)
         views = [service.permit_view(r) for r in rows]
-    table = Table("number", "agency", "type", "holder", "codes", "left", "valid to", "status")
+    table = Table(
+        *(
+            _say(h)
+            for h in (
+                t("Number"),
+                t("Agency"),
+                t("Permit type"),
+                t("Holder"),
+                t("Codes"),
+                t("Left"),
+                t("Valid to"),
+                t("Status"),
+            )
+        )
+    )
     for v in views:
         left = ", ".join(
             x
@@ -137,7 +154,7 @@ def list_(
             " ".join(v["codes"]),
             left or "-",
             v["valid_to"],
-            v["status"],
+            _say(t("Revoked") if v["status"] == "revoked" else t("Active")),
         )
     console.print(table)
     console.print(_say(t("{shown} of {total}", shown=len(views), total=total)))
