@@ -9,6 +9,7 @@ from datetime import date
 
 from fastapi import FastAPI
 
+from smartcustoms.clearance.fastpath import FilingFastPath
 from smartcustoms.platform.runtime import settle_heap
 from smartcustoms.platform.settings import get_settings
 from smartcustoms.platform.slices import SLICES, slice_module
@@ -46,4 +47,6 @@ def create_app() -> FastAPI:
                 app.include_router(module.router)
     settings = get_settings()
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes)
+    # the busiest route, answered before the router (added last: runs first)
+    app.add_middleware(FilingFastPath, max_bytes=settings.max_body_bytes)
     return app

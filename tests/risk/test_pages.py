@@ -122,6 +122,7 @@ def test_console_risk_pages(env_sqlite: Env, registry: tuple[str, str]) -> None:
     assert actions == ["create_rule", "disable_rule", "activate_model"]
 
     # Post-clearance audit list from the platform's declarations, scored by the active model.
+    assert c.post("/console/risk/audit/refresh", data={"csrf": csrf}, follow_redirects=False).status_code == 303
     audit = c.get("/console/risk/audit").text
     assert 'id="audit-list"' in audit and "TW10000001" in audit
 

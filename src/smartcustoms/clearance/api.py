@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from smartcustoms.clearance import config, service, views
 from smartcustoms.clearance.committer import committer
+from smartcustoms.clearance.fastpath import filing_response
 from smartcustoms.clearance.lifecycle import Lane, Status
 from smartcustoms.clearance.schema import DecisionIn, DeclarationIn, InspectionIn
 from smartcustoms.platform import audit, auth, i18n
@@ -33,30 +34,11 @@ class FastJSON(Response):
         return orjson.dumps(content, default=str)
 
 
-def localised_view(view: dict[str, Any], lang: str) -> dict[str, Any]:
-    """The words of a declaration view in `lang` (lane reasons, findings, assessment steps).
-
-    Stored and returned in English where they always were (API compatibility); this block is added
-    beside them, under `localized`, when the caller asks for another language.
-    """
-    assessment = view.get("assessment") or {}
-    return {
-        "lang": lang,
-        "lane_reasons": i18n.translate_all(view.get("lane_reasons") or (), lang),
-        "findings": [i18n.translate(str(f.get("message", "")), lang) for f in view.get("findings") or ()],
-        "assessment_steps": i18n.translate_all(assessment.get("steps") or (), lang),
-        "item_steps": {
-            str(item.get("line_no")): i18n.translate_all(item.get("steps") or (), lang)
-            for item in assessment.get("items") or ()
-        },
-    }
-
-
 def _localise(request: Request, response: Response, view: dict[str, Any]) -> dict[str, Any]:
     """`view` (not changed: it may be shared) plus its `localized` block when the caller reads another language."""
     lang = request_language(request)
     response.headers["Content-Language"] = lang
-    return view | {"localized": localised_view(view, lang)} if lang != i18n.DEFAULT else view
+    return view | {"localized": views.localised_view(view, lang)} if lang != i18n.DEFAULT else view
 
 
 Who = Annotated[Principal, Depends(principal)]
@@ -65,20 +47,16 @@ Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 
 
 @router.post("/declarations", status_code=201, tags=["declarations"], response_class=FastJSON)
-def submit_declaration(decl: DeclarationIn, who: Who, request: Request) -> FastJSON:
-    """File a declaration. Every validation problem comes back at once (422). Same LRN + content: 200 with the first filing."""
+def submit_declaration(decl: DeclarationIn, who: Who, request: Request) -> Response:
+    """File a declaration. Every validation problem comes back at once (422). Same LRN + content: 200 with the first filing.
+
+    Well-formed filings are usually answered by `clearance.fastpath` before reaching this route; both answer alike.
+    """
     out, created = committer().submit(who, decl, remote_addr=client_addr(request))
-    lang = i18n.choose(
-        [
-            request.query_params.get("lang"),
-            i18n.from_accept_language(request.headers.get("accept-language")),
-            who.language,
-        ]
+    answer = filing_response(request, out, created, who.language)
+    return Response(
+        answer["body"], status_code=answer["status"], headers=answer["headers"], media_type="application/json"
     )
-    if lang != i18n.DEFAULT:  # the hot path stays as it was for English readers
-        out = out | {"localized": localised_view(out, lang)}
-    headers = {"Location": f"/declarations/{out['reference']}", "Content-Language": lang}
-    return FastJSON(out, status_code=201 if created else 200, headers=headers)
 
 
 @router.get("/declarations", tags=["declarations"])

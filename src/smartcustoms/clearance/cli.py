@@ -271,7 +271,7 @@ def show(
             "inspections": [views.inspection(i) for i in inspections],
         }
     if _lang != i18n.DEFAULT:
-        from smartcustoms.clearance.api import localised_view
+        from smartcustoms.clearance.views import localised_view
 
         out["localized"] = localised_view(out, _lang)
     console.print_json(json.dumps(out, default=str))

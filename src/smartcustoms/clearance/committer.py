@@ -57,18 +57,30 @@ class GroupCommitter:
         Same semantics as `service.submit`: the same LRN from the same declarant with the same content
         returns the first filing; with other content it is refused as a duplicate.
         """
-        service._check_filer(who, decl)
+        return self.begin(who, decl, remote_addr=remote_addr, on=on).result()
+
+    def begin(
+        self, who: Principal, decl: DeclarationIn, *, remote_addr: str | None = None, on: date | None = None
+    ) -> Future[tuple[dict[str, Any], bool]]:
+        """Validate, assess and lane in the caller's thread; the answer comes once the writer has committed.
+
+        An asynchronous caller awaits the future (`asyncio.wrap_future`) instead of holding a thread.
+        Problems found before storing (role, duplicate LRN, validation) are raised here.
+        """
+        service.check_filer(who, decl)
         payload = decl.model_dump(mode="json")
         digest = service.payload_hash(payload)
         with unit_of_work(self.url, read_only=True) as session:
-            existing = service._existing(session, decl.declarant.id, decl.lrn)
+            existing = service.existing_filing(session, decl.declarant.id, decl.lrn)
             if existing is not None:
-                return views.detail(service._same_or_conflict(existing, digest)), False
+                done: Future[tuple[dict[str, Any], bool]] = Future()
+                done.set_result((views.detail(service.same_or_conflict(existing, digest)), False))
+                return done
             day = on or service.now().date()
             prepared = service.prepare(session, decl, day, f"{decl.declarant.id}/{decl.lrn}", payload=payload, who=who)
         waiting = _Waiting(service.Filing(who, prepared, remote_addr))
         self._queue.put(waiting)
-        return waiting.answer.result()
+        return waiting.answer
 
     # ------------------------------------------------------------------ writer side
 
@@ -95,7 +107,7 @@ class GroupCommitter:
         answers: list[tuple[_Waiting, tuple[dict[str, Any], bool] | BaseException]] = []
         with unit_of_work(self.url, immediate=True) as session:
             keys = {(w.filing.prepared.decl.declarant.id, w.filing.prepared.decl.lrn) for w in group}
-            known = service._known(session, keys)
+            known = service.known_filings(session, keys)
             fresh: list[_Waiting] = []
             first_of: dict[tuple[str, str], _Waiting] = {}
             repeats: list[_Waiting] = []
@@ -103,7 +115,7 @@ class GroupCommitter:
                 key = (w.filing.prepared.decl.declarant.id, w.filing.prepared.decl.lrn)
                 if key in known:
                     try:
-                        row = service._same_or_conflict(known[key], w.filing.prepared.digest)
+                        row = service.same_or_conflict(known[key], w.filing.prepared.digest)
                         answers.append((w, (views.detail(row), False)))
                     except DomainError as exc:
                         answers.append((w, exc))
@@ -139,9 +151,9 @@ class GroupCommitter:
         for attempt in range(3):
             try:
                 with unit_of_work(self.url, immediate=True) as session:
-                    existing = service._existing(session, decl.declarant.id, decl.lrn)
+                    existing = service.existing_filing(session, decl.declarant.id, decl.lrn)
                     if existing is not None:
-                        answer = views.detail(service._same_or_conflict(existing, filing.prepared.digest)), False
+                        answer = views.detail(service.same_or_conflict(existing, filing.prepared.digest)), False
                     else:
                         decl_id, values = service.store_filings(session, [filing])[0]
                         answer = views.detail(_stored_row(decl_id, values)), True

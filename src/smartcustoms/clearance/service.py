@@ -266,7 +266,7 @@ class Prepared:
         return checks.hold_reason(self.findings)
 
 
-def _check_filer(who: Principal, decl: DeclarationIn) -> None:
+def check_filer(who: Principal, decl: DeclarationIn) -> None:
     if who.role not in FILERS:
         raise Forbidden(Problem("forbidden_role", (), t("Role {role} may not file declarations", role=who.role.value)))
     if who.role is Role.TRADER and who.party_id not in (decl.declarant.id, decl.importer.id, decl.exporter.id):
@@ -542,9 +542,9 @@ def _item_values(decl_id: int, decl: DeclarationIn, a: Assessment) -> list[dict[
     ]
 
 
-def _existing(session: Session, declarant: str, lrn: str) -> DeclarationRow | None:
+def existing_filing(session: Session, declarant: str, lrn: str) -> DeclarationRow | None:
     """The declaration filed with this LRN by this declarant, if any."""
-    return _known(session, {(declarant, lrn)}).get((declarant, lrn))
+    return known_filings(session, {(declarant, lrn)}).get((declarant, lrn))
 
 
 def submit(
@@ -555,12 +555,12 @@ def submit(
     The same LRN from the same declarant with the same content returns the first filing (idempotent);
     with different content it is refused as a duplicate.
     """
-    _check_filer(who, decl)
+    check_filer(who, decl)
     payload = decl.model_dump(mode="json")
     digest = payload_hash(payload)
-    existing = _existing(session, decl.declarant.id, decl.lrn)
+    existing = existing_filing(session, decl.declarant.id, decl.lrn)
     if existing is not None:
-        return _same_or_conflict(existing, digest), False
+        return same_or_conflict(existing, digest), False
     day = on or now().date()
     prepared = prepare(session, decl, day, f"{decl.declarant.id}/{decl.lrn}", payload=payload, who=who)
     try:
@@ -568,10 +568,10 @@ def submit(
             decl_id, values = store_filings(session, [Filing(who, prepared, remote_addr)])[0]
             row = DeclarationRow(id=decl_id, **values)
     except IntegrityError:
-        existing = _existing(session, decl.declarant.id, decl.lrn)
+        existing = existing_filing(session, decl.declarant.id, decl.lrn)
         if existing is None:
             raise
-        return _same_or_conflict(existing, digest), False
+        return same_or_conflict(existing, digest), False
     return row, True
 
 
@@ -590,7 +590,7 @@ def duplicate_lrn(lrn: str, reference: str) -> Conflict:
     )
 
 
-def _same_or_conflict(existing: DeclarationRow, digest: str) -> DeclarationRow:
+def same_or_conflict(existing: DeclarationRow, digest: str) -> DeclarationRow:
     if existing.payload_hash != digest:
         raise duplicate_lrn(existing.lrn, existing.reference)
     return existing
@@ -616,7 +616,7 @@ class BatchPlan:
     rejected: list[tuple[int, list[Problem]]]
 
 
-def _known(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str], DeclarationRow]:
+def known_filings(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str], DeclarationRow]:
     """Declarations already filed under any of these (declarant, LRN) keys.
 
     `declarant IN (..) AND lrn IN (..)` is a search of the unique index however many declarations are
@@ -656,7 +656,7 @@ def plan_batch(
     plan = BatchPlan([], [], [], [])
     day = on or now().date()
     ctx = Context(session, day, who)
-    known = _known(session, {(d.declarant.id, d.lrn) for d in decls})
+    known = known_filings(session, {(d.declarant.id, d.lrn) for d in decls})
     checks.prefetch(
         CheckContext(session, who, day, ctx.cache), [d for d in decls if (d.declarant.id, d.lrn) not in known]
     )
@@ -664,11 +664,11 @@ def plan_batch(
     for i, decl in enumerate(decls, first):
         key = (decl.declarant.id, decl.lrn)
         try:
-            _check_filer(who, decl)
+            check_filer(who, decl)
             payload = decl.model_dump(mode="json")
             digest = payload_hash(payload)
             if key in known:
-                plan.duplicates.append(_same_or_conflict(known[key], digest).reference)
+                plan.duplicates.append(same_or_conflict(known[key], digest).reference)
                 continue
             if key in in_batch:
                 if in_batch[key] != digest:
@@ -693,7 +693,7 @@ def store_batch(session: Session, who: Principal, plan: BatchPlan) -> BatchResul
     duplicates (or conflicts), so the plan may be stored in a later transaction than it was made in."""
     duplicates = list(plan.duplicates)
     rejected = list(plan.rejected)
-    known = _known(session, {(p.decl.declarant.id, p.decl.lrn) for p in plan.ready})
+    known = known_filings(session, {(p.decl.declarant.id, p.decl.lrn) for p in plan.ready})
     ready: list[Prepared] = []
     for p, i in zip(plan.ready, plan.positions, strict=True):
         row = known.get((p.decl.declarant.id, p.decl.lrn))
@@ -701,7 +701,7 @@ def store_batch(session: Session, who: Principal, plan: BatchPlan) -> BatchResul
             ready.append(p)
             continue
         try:
-            duplicates.append(_same_or_conflict(row, p.digest).reference)
+            duplicates.append(same_or_conflict(row, p.digest).reference)
         except DomainError as exc:
             rejected.append((i, exc.problems))
     accepted = [str(values["reference"]) for _id, values in store_filings(session, [Filing(who, p) for p in ready])]
@@ -832,7 +832,7 @@ def amend(
     """The filer amends a declaration: it is re-validated, re-assessed and re-laned; history is kept."""
     row = get_row(session, who, reference, for_update=True)
     if not who.is_customs:
-        _check_filer(who, decl)
+        check_filer(who, decl)
     if decl.lrn != row.lrn or decl.declarant.id != row.declarant_id:
         raise DomainError(
             Problem("identity_changed", ("lrn",), t("An amendment keeps the declarant and LRN of the declaration"))

@@ -6,6 +6,7 @@ from typing import Any
 
 from smartcustoms.clearance.lifecycle import OFFICER_ACTIONS, Status, allowed_actions
 from smartcustoms.clearance.store import DeclarationRow, EventRow, InspectionRow, VersionRow
+from smartcustoms.platform import i18n
 from smartcustoms.platform.types import iso
 
 
@@ -79,4 +80,23 @@ def version(v: VersionRow) -> dict[str, Any]:
         "actor": v.actor,
         "reason": v.reason,
         "declaration": v.payload,
+    }
+
+
+def localised_view(view: dict[str, Any], lang: str) -> dict[str, Any]:
+    """The words of a declaration view in `lang` (lane reasons, findings, assessment steps).
+
+    Stored and returned in English where they always were (API compatibility); this block is added
+    beside them, under `localized`, when the caller asks for another language.
+    """
+    assessment = view.get("assessment") or {}
+    return {
+        "lang": lang,
+        "lane_reasons": i18n.translate_all(view.get("lane_reasons") or (), lang),
+        "findings": [i18n.translate(str(f.get("message", "")), lang) for f in view.get("findings") or ()],
+        "assessment_steps": i18n.translate_all(assessment.get("steps") or (), lang),
+        "item_steps": {
+            str(item.get("line_no")): i18n.translate_all(item.get("steps") or (), lang)
+            for item in assessment.get("items") or ()
+        },
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -86,22 +88,67 @@ def session_factory(url: str | None = None) -> sessionmaker[Session]:
     return _FACTORIES[url]
 
 
-_SQLITE_LOCKS: dict[str, threading.RLock] = {}
+class _WriterLock:
+    """Takes turns among one SQLite database's writers: threads of this process, then other processes.
+
+    SQLite allows one writer; a writer that finds the database locked sleeps in its busy handler (up to
+    100 ms a time), which wrecked tail latency with two server processes. Here the threads of a process
+    queue on a lock and the process then queues on an advisory lock file beside the database
+    (`flock`: the kernel wakes the next waiter the moment the holder lets go, no sleeping and polling).
+    Re-entrant within a thread; only the outermost unit takes and drops the file lock.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._thread_lock = threading.RLock()
+        self._depth = 0
+        path = url.split("///", 1)[-1].split("?", 1)[0] if "///" in url else ""
+        self._file_path = f"{path}-writer.lock" if path and path != ":memory:" and "mode=memory" not in url else None
+        self._fd: int | None = None
+
+    def __enter__(self) -> None:
+        self._thread_lock.acquire()
+        self._depth += 1
+        if self._depth == 1 and self._file_path is not None:
+            try:
+                if self._fd is None:
+                    self._fd = os.open(self._file_path, os.O_RDWR | os.O_CREAT, 0o600)
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            except OSError:  # a read-only directory: SQLite's own busy handler still keeps writes apart
+                self._file_path = None
+
+    def __exit__(self, *_exc: object) -> None:
+        try:
+            if self._depth == 1 and self._fd is not None and self._file_path is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._depth -= 1
+            self._thread_lock.release()
+
+    def forget(self) -> None:
+        """In a forked child: the parent's descriptor shares the parent's lock; open a new one on next use."""
+        self._fd = None
+
+
+_SQLITE_LOCKS: dict[str, _WriterLock] = {}
 
 
 @contextmanager
 def unit_of_work(url: str | None = None, *, read_only: bool = False, immediate: bool = False) -> Iterator[Session]:
     """Yield a session inside one transaction: committed on success, rolled back on any error.
 
-    SQLite allows one writer at a time and its busy handler backs off for up to 100 ms, so on SQLite the
-    transactions of one process take turns on a lock instead (short, and no sleeping on contention).
+    SQLite allows one writer at a time and its busy handler backs off for up to 100 ms, so on SQLite
+    writing transactions take turns on a writer lock instead (threads, then processes: `_WriterLock`).
     A `read_only` unit (reads that precede a write done elsewhere) skips that lock and is rolled back.
     An `immediate` unit takes SQLite's write lock before its first read, so a write after reading never
     finds its snapshot overtaken by another process's commit (several server or ingest processes).
     """
     url = url or get_settings().database_url
     sqlite = url.startswith("sqlite") and not read_only
-    lock = _SQLITE_LOCKS.setdefault(url, threading.RLock()) if sqlite else nullcontext()
+    lock: Any = nullcontext()
+    if sqlite:
+        lock = _SQLITE_LOCKS.get(url)
+        if lock is None:
+            lock = _SQLITE_LOCKS.setdefault(url, _WriterLock(url))
     with lock:
         session = session_factory(url)()
         try:

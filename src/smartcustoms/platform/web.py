@@ -130,15 +130,19 @@ def _loc_to_path(loc: tuple[Any, ...]) -> tuple[str | int, ...]:
     return tuple(p if isinstance(p, int) else str(p) for p in parts)
 
 
+def domain_error_response(request: Request, exc: DomainError) -> JSONResponse:
+    """A domain error as the API answers it: its status, every problem in the caller's language."""
+    lang = request_language(request) if exc.status != 401 else _asked_language(request)
+    response = _problems_response(exc.status, [localised_problem(p, lang) for p in exc.problems], lang)
+    if exc.status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        lang = request_language(request) if exc.status != 401 else _asked_language(request)
-        response = _problems_response(exc.status, [localised_problem(p, lang) for p in exc.problems], lang)
-        if headers:
-            response.headers.update(headers)
-        return response
+        return domain_error_response(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

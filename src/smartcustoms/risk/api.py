@@ -9,6 +9,7 @@ No business logic here: parsing and evaluation live in `model.py`, scoring in `a
 from __future__ import annotations
 
 import os
+from datetime import date
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Literal
@@ -308,3 +309,122 @@ def audit_selection(top: int = 50, who: Principal = Depends(CUSTOMS)) -> list[Au
     with unit_of_work() as session:
         ranked = service.audit_selection(session, who, top=max(1, min(top, 500)))
     return [AuditEntry.model_validate(r) for r in ranked.to_dict("records")]
+
+
+# ---------------------------------------------------------------------------------------------- backtest
+
+
+class BacktestOut(BaseModel):
+    rule: str
+    declarations: int
+    labelled: int
+    frauds: int
+    hits: int
+    hits_labelled: int
+    hits_fraud: int
+    precision: float | None
+    base_rate: float | None
+    fraud_share: float | None
+    from_: str | None = Field(None, serialization_alias="from", validation_alias="from")
+    to: str | None
+    examples: list[str]
+
+
+@router.post("/targeting-rules/backtest", response_model=BacktestOut, response_model_by_alias=True)
+def backtest_targeting_rule(
+    body: TargetingRuleIn, since: date | None = None, who: Principal = Depends(ANALYSTS)
+) -> BacktestOut:
+    """What a rule (not saved) would have hit among past declarations, and how many of those were frauds."""
+    from smartcustoms.risk import service
+
+    with unit_of_work(read_only=True) as session:
+        return BacktestOut.model_validate(service.backtest_rule(session, who, body.form(), since=since))
+
+
+# ---------------------------------------------------------------------------------------------- post-clearance
+
+
+class AuditListOut(BaseModel):
+    computed_at: str | None
+    computed_by: str
+    model_version: str
+    declarations: int
+    rows: list[AuditEntry]
+
+
+class AuditFindingIn(BaseModel):
+    reference: str = Field(max_length=64)
+    additional_duty: Decimal = Decimal(0)
+
+
+class AuditResultIn(BaseModel):
+    importer_id: str = Field(min_length=1, max_length=35)
+    period_from: date
+    period_to: date
+    findings: list[AuditFindingIn] = Field(default_factory=list, max_length=10_000)
+    note: str = Field("", max_length=4000)
+
+
+class AuditResultOut(BaseModel):
+    id: int
+    importer_id: str
+    period_from: str
+    period_to: str
+    findings: list[dict[str, Any]]
+    recovered: str
+    note: str | None
+    recorded_at: str | None
+    recorded_by: str
+
+
+@router.get("/audit-list", response_model=AuditListOut)
+def stored_audit_list(who: Principal = Depends(CUSTOMS)) -> AuditListOut:
+    """The last computed post-clearance audit list (404 until it is computed)."""
+    from smartcustoms.platform.errors import NotFound, Problem
+    from smartcustoms.platform.i18n import t
+    from smartcustoms.risk import postclearance
+
+    with unit_of_work(read_only=True) as session:
+        found = postclearance.latest_audit_list(session, who)
+    if found is None:
+        raise NotFound(Problem("not_computed", (), t("The audit list has not been computed yet")))
+    return AuditListOut.model_validate(found)
+
+
+@router.post("/audit-list", response_model=AuditListOut, status_code=201)
+def compute_audit_list(top: int = 50, who: Principal = Depends(ANALYSTS)) -> AuditListOut:
+    """Rank importers now with the active model and keep the list."""
+    from smartcustoms.risk import postclearance
+
+    with unit_of_work() as session:
+        return AuditListOut.model_validate(postclearance.refresh_audit_list(session, who, top=max(1, min(top, 500))))
+
+
+@router.post("/audit-results", response_model=AuditResultOut, status_code=201)
+def record_audit_result(body: AuditResultIn, request: Request, who: Principal = Depends(ANALYSTS)) -> AuditResultOut:
+    """Record a post-clearance audit's outcome; it becomes training labels (`risk export-labels`)."""
+    from smartcustoms.risk import postclearance
+
+    with unit_of_work() as session:
+        saved = postclearance.record_audit_result(
+            session,
+            who,
+            importer_id=body.importer_id,
+            period_from=body.period_from,
+            period_to=body.period_to,
+            findings=[f.model_dump() for f in body.findings],
+            note=body.note,
+            remote_addr=_addr(request),
+        )
+    return AuditResultOut.model_validate(saved)
+
+
+@router.get("/audit-results", response_model=list[AuditResultOut])
+def list_audit_results(importer_id: str | None = None, who: Principal = Depends(CUSTOMS)) -> list[AuditResultOut]:
+    """Recorded audit results, newest first (500 at most), optionally for one importer."""
+    from smartcustoms.risk import postclearance
+
+    with unit_of_work(read_only=True) as session:
+        return [
+            AuditResultOut.model_validate(r) for r in postclearance.audit_results(session, who, importer_id=importer_id)
+        ]

@@ -324,3 +324,26 @@ def audit(
     out.parent.mkdir(parents=True, exist_ok=True)
     ranked.to_csv(out, index=False, float_format="%.4f")
     typer.echo(_say(t("{count} companies ranked -> {path}", count=len(ranked), path=out)))
+
+
+@app.command("audit-refresh")
+def audit_refresh(
+    user: str = typer.Option(..., "--user", "-u", help="Compute as this user (analyst or admin)"),
+    top: int = typer.Option(50, help="Number of companies to list"),
+) -> None:
+    """Rank importers with the active model and store the list the console's audit page shows (for a
+    scheduler, e.g. nightly)."""
+    from smartcustoms.platform import auth
+    from smartcustoms.platform.db import unit_of_work
+    from smartcustoms.risk.postclearance import refresh_audit_list
+
+    with unit_of_work() as session:
+        who = auth.principal_of(auth.find_user(session, user))
+        stored = refresh_audit_list(session, who, top=max(1, min(top, 500)))
+    done = t(
+        "Audit list: {count} importer(s) ranked with model {version} at {at}",
+        count=len(stored["rows"]),
+        version=stored["model_version"],
+        at=stored["computed_at"],
+    )
+    typer.echo(_say(done))

@@ -29,6 +29,9 @@ def export_labels(session: Session, *, since: date | None = None, until: date | 
     `fraud` is 1 when an inspection found something, 0 when every inspection found nothing, empty when
     the declaration was never inspected (it counts in history totals, not in rates). `additional_duty`
     is the duty the inspections recovered (a declaration's, repeated on each of its items).
+    Post-clearance audit results count too: a declaration the audit found irregular is a fraud with the
+    revenue it recovered; the importer's other declarations of the audited period were found in order.
+    `label_source` says where each label came from (inspection, audit, or both).
     """
     from smartcustoms.clearance.store import DeclarationRow, InspectionRow, ItemRow
 
@@ -52,6 +55,8 @@ def export_labels(session: Session, *, since: date | None = None, until: date | 
             select(ItemRow).where(ItemRow.declaration_id.in_(chunk)).order_by(ItemRow.declaration_id, ItemRow.line_no)
         ):
             items.setdefault(it.declaration_id, []).append(it)
+    sources = {did: "inspection" for did in outcomes}
+    _fold_audits(session, decls, outcomes, sources)
     rows: list[dict[str, Any]] = []
     for did, d in decls.items():
         p = d.payload or {}
@@ -82,9 +87,41 @@ def export_labels(session: Session, *, since: date | None = None, until: date | 
                     "inspected_at": o["at"].isoformat() if o else None,
                     "lane": d.lane,
                     "risk_score": d.risk_score,
+                    "label_source": sources.get(did),
                 }
             )
     return pd.DataFrame(rows, columns=LABEL_COLUMNS)
+
+
+def _fold_audits(
+    session: Session, decls: dict[int, Any], outcomes: dict[int, dict[str, Any]], sources: dict[int, str]
+) -> None:
+    """Audit results folded into the inspection outcomes (in place), oldest audit first."""
+    from smartcustoms.risk.postclearance import audit_labels
+
+    results = audit_labels(session)
+    if not results:
+        return
+    by_reference = {d.reference: did for did, d in decls.items()}
+    by_importer: dict[str, list[int]] = {}
+    for did, d in decls.items():
+        by_importer.setdefault(d.importer_id, []).append(did)
+    for result in results:
+        irregular = {
+            by_reference[f["reference"]]: float(f["additional_duty"])
+            for f in result.findings
+            if f["reference"] in by_reference
+        }
+        for did in by_importer.get(result.importer_id, ()):
+            day = decls[did].submitted_at.date()
+            if not result.period_from <= day <= result.period_to:
+                continue
+            acc = outcomes.setdefault(did, {"found": 0, "duty": 0.0, "at": result.recorded_at})
+            if did in irregular:
+                acc["found"] = 1
+                acc["duty"] += irregular[did]
+            acc["at"] = max(acc["at"], result.recorded_at)
+            sources[did] = "inspection+audit" if sources.get(did, "audit") != "audit" else "audit"
 
 
 LABEL_COLUMNS = [
@@ -107,6 +144,7 @@ LABEL_COLUMNS = [
     "inspected_at",
     "lane",
     "risk_score",
+    "label_source",
 ]
 
 

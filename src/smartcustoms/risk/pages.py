@@ -7,6 +7,8 @@ Every change is checked for CSRF, validated with the problems shown beside their
 
 from __future__ import annotations
 
+import re
+from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -20,7 +22,7 @@ from smartcustoms.platform.auth import Role
 from smartcustoms.platform.db import unit_of_work
 from smartcustoms.platform.errors import DomainError, Forbidden, Problem
 from smartcustoms.platform.i18n import t
-from smartcustoms.risk import service
+from smartcustoms.risk import postclearance, service
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 pages.add_templates(TEMPLATES)
@@ -121,10 +123,12 @@ def _rule_form(
     history: list[dict[str, Any]] | None = None,
     exc: DomainError | None = None,
     status_code: int = 200,
+    backtest: dict[str, Any] | None = None,
 ) -> Response:
     assert page.who is not None
     return page.render(
         "risk/rule_form.html",
+        backtest=backtest,
         status_code=status_code,
         form=form,
         editing=editing,
@@ -220,6 +224,42 @@ def update_rule(
     return _save(request, rule_id, fields)
 
 
+@router.post("/backtest")
+def backtest_rule(
+    request: Request,
+    csrf: str = Form(""),
+    editing: str = Form(""),
+    rule_id: str = Form(""),
+    reason: str = Form(""),
+    when: str = Form(""),
+    lane: str = Form(""),
+    score: str = Form(""),
+    valid_from: str = Form(""),
+    valid_to: str = Form(""),
+    note: str = Form(""),
+) -> Response:
+    """The rule as typed, run over past declarations; the form comes back unchanged with the result."""
+    given = dict(locals())
+    fields = {k: str(given[k]) for k in EMPTY_RULE}
+    page = _page(request)
+    if not isinstance(page, Page):
+        return page
+    assert page.who is not None
+    if not pages.csrf_ok(request, csrf):
+        return pages.refuse_csrf(page)
+    if editing:
+        fields["rule_id"] = editing
+    history: list[dict[str, Any]] = []
+    try:
+        with unit_of_work(read_only=True) as session:
+            if editing:
+                history = service.rule_history(session, page.who, editing)
+            result = service.backtest_rule(session, page.who, service.as_mapping(fields))
+    except DomainError as exc:
+        return _rule_form(page, fields, editing=editing or None, history=history, exc=exc, status_code=exc.status)
+    return _rule_form(page, fields, editing=editing or None, history=history, backtest=result)
+
+
 @router.post("/rules/{rule_id}/enabled")
 def toggle_rule(
     request: Request, rule_id: str, csrf: str = Form(""), enabled: str = Form(""), note: str = Form("")
@@ -309,18 +349,113 @@ def activate(request: Request, csrf: str = Form(""), version: str = Form("")) ->
 
 @router.get("/audit")
 def audit_list(request: Request) -> Response:
+    """The stored audit list (computed on request, not per view) and the audit results recorded."""
     page = _page(request)
     if not isinstance(page, Page):
         return page
     assert page.who is not None
-    missing = None
-    rows: list[dict[str, Any]] = []
+    with unit_of_work(read_only=True) as session:
+        stored = postclearance.latest_audit_list(session, page.who)
+        results = postclearance.audit_results(session, page.who)
+    return _audit_page(page, stored, results)
+
+
+def _audit_page(
+    page: Page,
+    stored: dict[str, Any] | None,
+    results: list[dict[str, Any]],
+    *,
+    form: dict[str, str] | None = None,
+    exc: DomainError | None = None,
+) -> Response:
+    assert page.who is not None
+    return page.render(
+        "risk/audit.html",
+        stored=stored,
+        rows=(stored or {}).get("rows", []),
+        results=results,
+        form=form or {},
+        errors=_field_errors(exc) if exc else {},
+        problems=exc.problems if exc else [],
+        can_edit=page.who.role in postclearance.AUDITORS,
+        status_code=exc.status if exc else 200,
+        tab="audit",
+    )
+
+
+@router.post("/audit/refresh")
+def refresh_audit_list(request: Request, csrf: str = Form("")) -> Response:
+    page = _page(request)
+    if not isinstance(page, Page):
+        return page
+    assert page.who is not None
+    if not pages.csrf_ok(request, csrf):
+        return pages.refuse_csrf(page)
     try:
         with unit_of_work() as session:
-            ranked = service.audit_selection(session, page.who)
-        rows = ranked.to_dict("records")
+            postclearance.refresh_audit_list(session, page.who)
     except DomainError as exc:
-        if exc.status != 404:
-            return pages.problems_page(page, exc)
-        missing = exc.problems[0].message
-    return page.render("risk/audit.html", rows=rows, missing=missing, tab="audit")
+        return pages.problems_page(page, exc)
+    return page.finish(RedirectResponse("/console/risk/audit?done=computed", status_code=303))
+
+
+def parse_findings(text: str) -> list[dict[str, Any]]:
+    """Lines of `REFERENCE [additional duty]` (space, tab, comma or semicolon between) as findings."""
+    out: list[dict[str, Any]] = []
+    for line in text.splitlines():
+        parts = [p for p in re.split(r"[\s,;]+", line.strip()) if p]
+        if parts:
+            out.append({"reference": parts[0], "additional_duty": parts[1] if len(parts) > 1 else "0"})
+    return out
+
+
+@router.post("/audit/results")
+def record_audit_result(
+    request: Request,
+    csrf: str = Form(""),
+    importer_id: str = Form(""),
+    period_from: str = Form(""),
+    period_to: str = Form(""),
+    findings: str = Form(""),
+    note: str = Form(""),
+) -> Response:
+    page = _page(request)
+    if not isinstance(page, Page):
+        return page
+    assert page.who is not None
+    if not pages.csrf_ok(request, csrf):
+        return pages.refuse_csrf(page)
+    form = {
+        "importer_id": importer_id,
+        "period_from": period_from,
+        "period_to": period_to,
+        "findings": findings,
+        "note": note,
+    }
+    problems = []
+    days: dict[str, date] = {}
+    for key in ("period_from", "period_to"):
+        try:
+            days[key] = date.fromisoformat(form[key].strip())
+        except ValueError:
+            problems.append(Problem("invalid_date", (key,), t("Give a date as YYYY-MM-DD")))
+    try:
+        if problems:
+            raise DomainError(problems)
+        with unit_of_work() as session:
+            postclearance.record_audit_result(
+                session,
+                page.who,
+                importer_id=importer_id,
+                period_from=days["period_from"],
+                period_to=days["period_to"],
+                findings=parse_findings(findings),
+                note=note,
+                remote_addr=_addr(request),
+            )
+    except DomainError as exc:
+        with unit_of_work(read_only=True) as session:
+            stored = postclearance.latest_audit_list(session, page.who)
+            results = postclearance.audit_results(session, page.who)
+        return _audit_page(page, stored, results, form=form, exc=exc)
+    return page.finish(RedirectResponse("/console/risk/audit?done=recorded", status_code=303))
