@@ -89,6 +89,7 @@ LABELS: dict[str, dict[str, str]] = {
         Action.REJECT: N_("Rejected"),
         Action.RESUME: N_("Resumed"),
         Action.RECORD_INSPECTION: N_("Inspection recorded"),
+        Action.FLAG: N_("Findings raised"),
     },
     "decision": {
         Action.RELEASE: N_("Release"),

@@ -6,12 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from smartcustoms.documents import exchange, service, title
+from smartcustoms.platform import i18n
 from smartcustoms.platform.auth import SYSTEM, Principal, Role
 from smartcustoms.platform.errors import NotFound, Problem
+from smartcustoms.platform.i18n import t
 from smartcustoms.platform.web import require
 
 
@@ -97,9 +99,18 @@ def issue(body: IssueIn, who: Principal = Depends(_issuers)) -> IssueOut:
 
 
 @router.post("/verify")
-def verify(document: Any = Body(...)) -> dict[str, Any]:
-    """Public: the three checks (integrity, status, identity) for any wrapped document; no token needed."""
-    return service.verify_document(document, use_db=True)
+def verify(request: Request, document: Any = Body(...)) -> dict[str, Any]:
+    """Public: the three checks (integrity, status, identity) for any wrapped document; no token needed.
+
+    Reasons stay in English; in another language (`?lang=`, `Accept-Language`) a `localized` block carries
+    them translated (`{"checks": {"integrity": ...}}`)."""
+    out = service.verify_document(document, use_db=True)
+    lang = i18n.normalise(request.query_params.get("lang")) or i18n.from_accept_language(
+        request.headers.get("accept-language")
+    )
+    if lang and lang != i18n.DEFAULT:
+        out["localized"] = {"checks": {name: i18n.translate(c["reason"], lang) for name, c in out["checks"].items()}}
+    return out
 
 
 @router.post("/redact")
@@ -152,7 +163,7 @@ def open_title(target_hash: str, body: TitleOpenIn, who: Principal = Depends(_ca
 def holder_action(target_hash: str, action: str, body: HolderActionIn) -> dict[str, Any]:
     """Transfer or surrender; authorised by the current holder's signature, so no token is needed."""
     if action not in title.ACTIONS:
-        raise service.DocumentError(Problem("unknown_action", ("action",), "action must be transfer or surrender"))
+        raise service.DocumentError(Problem("unknown_action", ("action",), t("action must be transfer or surrender")))
     return service.holder_action(
         target_hash, action, body.seq, service.decode_b64(body.signature, "signature"), _key(body.to)
     )
@@ -188,7 +199,7 @@ def entries(issuer_id: str, start: int = Query(0, ge=0), end: int = Query(..., g
 def follow_partner(body: FollowIn, who: Principal = Depends(_admin)) -> dict[str, Any]:
     if body.registry is None:
         if not body.base_url:
-            raise service.DocumentError(Problem("required", ("registry",), "Give the registry or the base_url"))
+            raise service.DocumentError(Problem("required", ("registry",), t("Give the registry or the base_url")))
         return exchange.follow_partner_at(who, body.base_url, body.id, name=body.name, kind=body.kind)
     return exchange.follow_partner(
         who, body.id, body.name or body.id, body.kind, body.registry, origin=body.origin, base_url=body.base_url
@@ -269,7 +280,11 @@ def certificate(declaration_ref: str, who: Principal = Depends(_issuers)) -> dic
     found = exchange.certificate_for_declaration(declaration_ref)
     if found is None:
         raise NotFound(
-            Problem("no_verified_certificate", ("declaration_ref",), f"No verified certificate for {declaration_ref}")
+            Problem(
+                "no_verified_certificate",
+                ("declaration_ref",),
+                t("No verified certificate for {reference}", reference=declaration_ref),
+            )
         )
     return found
 

@@ -27,6 +27,7 @@ from smartcustoms.platform import audit
 from smartcustoms.platform.auth import Principal
 from smartcustoms.platform.db import unit_of_work
 from smartcustoms.platform.errors import Conflict, NotFound, Problem
+from smartcustoms.platform.i18n import t, t_plain
 
 PAGE = 10_000
 _log = logging.getLogger(__name__)
@@ -58,7 +59,13 @@ class HttpPartner:
     def _get(self, path: str, **params: Any) -> Any:
         r = self.client.get(path, params={k: v for k, v in params.items() if v is not None})
         if r.status_code != 200:
-            raise NotFound(Problem("partner_error", ("partner",), f"partner answered {r.status_code} for {path}"))
+            raise NotFound(
+                Problem(
+                    "partner_error",
+                    ("partner",),
+                    t("partner answered {status} for {path}", status=r.status_code, path=path),
+                )
+            )
         return r.json()
 
     def checkpoint(self, issuer: str) -> str:
@@ -93,7 +100,9 @@ def log_entries(issuer_id: str, start: int, end: int, *, url: str | None = None)
     """A's side: entries [start, end) of an issuer's log, for partners to mirror (at most PAGE at once)."""
     if not 0 <= start <= end or end - start > PAGE:
         raise service.DocumentError(
-            Problem("invalid_range", ("start",), f"Ask for 0 <= start <= end with at most {PAGE} entries")
+            Problem(
+                "invalid_range", ("start",), t("Ask for 0 <= start <= end with at most {limit} entries", limit=PAGE)
+            )
         )
     with unit_of_work(url, read_only=True) as session:
         rows = session.execute(
@@ -122,10 +131,14 @@ def follow_partner(
     With `base_url` B also remembers A's node, so `sync_from`/the background sync can mirror its log."""
     keys = [signing.IssuerKey.from_dict(k) for k in registry.get("keys", []) if k.get("issuer") == issuer_id]
     if not keys:
-        raise service.DocumentError(Problem("empty_registry", ("registry",), f"No keys of {issuer_id} in the registry"))
+        raise service.DocumentError(
+            Problem("empty_registry", ("registry",), t("No keys of {issuer} in the registry", issuer=issuer_id))
+        )
     with unit_of_work(immediate=True) as session:
         if session.get(store.IssuerRow, issuer_id) is not None:
-            raise Conflict(Problem("duplicate_issuer", ("id",), f"Issuer {issuer_id!r} already exists"))
+            raise Conflict(
+                Problem("duplicate_issuer", ("id",), t("Issuer {issuer} already exists", issuer=repr(issuer_id)))
+            )
         session.add(
             store.IssuerRow(
                 id=issuer_id,
@@ -170,12 +183,24 @@ def fetch_registry(base_url: str, issuer_id: str, *, timeout: float = 10.0) -> d
     try:
         r = httpx.get(f"{_norm(base_url)}/documents/registry", params={"issuer": issuer_id}, timeout=timeout)
     except httpx.HTTPError as exc:
-        raise NotFound(Problem("partner_unreachable", ("base_url",), f"{base_url}: {exc}")) from exc
+        raise NotFound(
+            Problem(
+                "partner_unreachable", ("base_url",), t("{url} cannot be reached: {error}", url=base_url, error=exc)
+            )
+        ) from exc
     if r.status_code != 200:
-        raise NotFound(Problem("partner_error", ("base_url",), f"{base_url} answered {r.status_code} for its registry"))
+        raise NotFound(
+            Problem(
+                "partner_error",
+                ("base_url",),
+                t("{url} answered {status} for its registry", url=base_url, status=r.status_code),
+            )
+        )
     body = r.json()
     if not isinstance(body, dict):
-        raise NotFound(Problem("partner_error", ("base_url",), f"{base_url} sent a registry that is not an object"))
+        raise NotFound(
+            Problem("partner_error", ("base_url",), t("{url} sent a registry that is not an object", url=base_url))
+        )
     return body
 
 
@@ -196,7 +221,9 @@ def update_partner_keys(who: Principal, issuer_id: str, registry: Mapping[str, A
     with unit_of_work(immediate=True) as session:
         issuer = session.get(store.IssuerRow, issuer_id)
         if issuer is None:
-            raise NotFound(Problem("unknown_issuer", ("issuer",), f"{issuer_id} is not a followed partner issuer"))
+            raise NotFound(
+                Problem("unknown_issuer", ("issuer",), t("{issuer} is not a followed partner issuer", issuer=issuer_id))
+            )
         pinned = {r.key_id: r for r in session.scalars(select(store.KeyRow).where(store.KeyRow.issuer_id == issuer_id))}
         for k in keys:
             row = pinned.get(k.key_id)
@@ -217,7 +244,9 @@ def update_partner_keys(who: Principal, issuer_id: str, registry: Mapping[str, A
             if bytes(row.public_key) != k.public_key:
                 raise Conflict(
                     Problem(
-                        "key_substituted", ("registry",), f"key {k.key_id} of {issuer_id} has a different public key"
+                        "key_substituted",
+                        ("registry",),
+                        t("key {key} of {issuer} has a different public key", key=k.key_id, issuer=issuer_id),
                     )
                 )
             if row.private_key is not None:
@@ -254,7 +283,13 @@ def _alarm(who: Principal, issuer_id: str, reason: str, detail: dict[str, Any]) 
             )
         ):
             # the same evidence again (a background sync retrying a forked partner): one alarm is enough
-            return ForkAlarm(Problem("partner_log_alarm", ("checkpoint",), f"{issuer_id}: {reason}"))
+            return ForkAlarm(
+                Problem(
+                    "partner_log_alarm",
+                    ("checkpoint",),
+                    t("Partner log alarm for {issuer}: {reason}", issuer=issuer_id, reason=reason),
+                )
+            )
         session.add(
             store.AlarmRow(
                 issuer_id=issuer_id,
@@ -265,9 +300,15 @@ def _alarm(who: Principal, issuer_id: str, reason: str, detail: dict[str, Any]) 
             )
         )
         if partner is not None:
-            partner.last_error = f"alarm: {reason}"
+            partner.last_error = t_plain("alarm: {reason}", reason=reason)
         audit.record(session, who, "partner_log_alarm", "documents_issuer", issuer_id, detail=detail, note=reason)
-    return ForkAlarm(Problem("partner_log_alarm", ("checkpoint",), f"{issuer_id}: {reason}"))
+    return ForkAlarm(
+        Problem(
+            "partner_log_alarm",
+            ("checkpoint",),
+            t("Partner log alarm for {issuer}: {reason}", issuer=issuer_id, reason=reason),
+        )
+    )
 
 
 def alarms(issuer_id: str | None = None, *, limit: int = 100) -> list[dict[str, Any]]:
@@ -336,7 +377,9 @@ def _sync_partner(who: Principal, issuer_id: str, partner: PartnerLog) -> dict[s
     note = partner.checkpoint(issuer_id)
     with unit_of_work(read_only=True) as session:
         if session.get(store.IssuerRow, issuer_id) is None:
-            raise NotFound(Problem("unknown_issuer", ("issuer",), f"{issuer_id} is not a followed partner issuer"))
+            raise NotFound(
+                Problem("unknown_issuer", ("issuer",), t("{issuer} is not a followed partner issuer", issuer=issuer_id))
+            )
         registry = service.registry_from_session(session, issuer_id)
         local = store.latest_checkpoint(session, issuer_id)
         old_size, old_root = (int(local.size), bytes(local.root_hash)) if local else (0, merkle.EMPTY_ROOT)
@@ -344,13 +387,22 @@ def _sync_partner(who: Principal, issuer_id: str, partner: PartnerLog) -> dict[s
     try:
         cp = signing.verify_checkpoint(note, registry)
     except signing.SignatureError as exc:
-        raise _alarm(who, issuer_id, f"checkpoint signature refused: {exc}", {"note": note}) from exc
+        raise _alarm(
+            who, issuer_id, t_plain("checkpoint signature refused: {error}", error=exc), {"note": note}
+        ) from exc
     detail = {"old_size": old_size, "new_size": cp.size, "new_root": cp.root.hex()}
     if cp.size < old_size:
-        raise _alarm(who, issuer_id, f"log shrank from {old_size} to {cp.size} entries (rollback)", detail)
+        raise _alarm(
+            who,
+            issuer_id,
+            t_plain("log shrank from {old} to {new} entries (rollback)", old=old_size, new=cp.size),
+            detail,
+        )
     if cp.size == old_size:
         if cp.root != old_root:
-            raise _alarm(who, issuer_id, f"two different roots for tree size {cp.size} (fork)", detail)
+            raise _alarm(
+                who, issuer_id, t_plain("two different roots for tree size {size} (fork)", size=cp.size), detail
+            )
         with unit_of_work(immediate=True) as session:
             _mark_synced(session, issuer_id)
         return {"issuer": issuer_id, "treeSize": cp.size, "new": 0}
@@ -360,7 +412,12 @@ def _sync_partner(who: Principal, issuer_id: str, partner: PartnerLog) -> dict[s
             merkle.verify_consistency(old_size, cp.size, proof, old_root, cp.root)
         except merkle.ProofError as exc:
             raise _alarm(
-                who, issuer_id, f"checkpoint {cp.size} is not consistent with {old_size}: {exc}", detail
+                who,
+                issuer_id,
+                t_plain(
+                    "checkpoint {size} is not consistent with {old}: {error}", size=cp.size, old=old_size, error=exc
+                ),
+                detail,
             ) from exc
     rows: list[dict[str, Any]] = []
     now = datetime.now(UTC)
@@ -368,23 +425,37 @@ def _sync_partner(who: Principal, issuer_id: str, partner: PartnerLog) -> dict[s
     while start < cp.size:
         page = partner.entries(issuer_id, start, min(start + PAGE, cp.size))
         if not page:
-            raise _alarm(who, issuer_id, f"partner sent no entries from {start}", detail)
+            raise _alarm(who, issuer_id, t_plain("partner sent no entries from {start}", start=start), detail)
         for e in page:
             try:
                 index, payload = int(e["index"]), e["payload"]
             except (KeyError, TypeError, ValueError) as exc:
-                raise _alarm(who, issuer_id, f"malformed entry near {start}: {exc!r}", detail) from exc
+                raise _alarm(
+                    who,
+                    issuer_id,
+                    t_plain("malformed entry near {start}: {error}", start=start, error=repr(exc)),
+                    detail,
+                ) from exc
             if index != start or not isinstance(payload, str):
-                raise _alarm(who, issuer_id, f"entry {index} out of order or not text (expected {start})", detail)
+                raise _alarm(
+                    who,
+                    issuer_id,
+                    t_plain("entry {index} out of order or not text (expected {start})", index=index, start=start),
+                    detail,
+                )
             h = merkle.leaf_hash(payload.encode("utf-8"))
             tree.append_hash(h)
             try:
                 body = json.loads(payload)
             except ValueError as exc:
-                raise _alarm(who, issuer_id, f"entry {start} is not a JSON log entry", detail) from exc
+                raise _alarm(
+                    who, issuer_id, t_plain("entry {start} is not a JSON log entry", start=start), detail
+                ) from exc
             kind, target = (body.get("kind"), body.get("targetHash")) if isinstance(body, dict) else (None, None)
             if not (isinstance(kind, str) and 0 < len(kind) <= 16 and isinstance(target, str) and len(target) <= 64):
-                raise _alarm(who, issuer_id, f"entry {start} is not a log entry (kind, targetHash)", detail)
+                raise _alarm(
+                    who, issuer_id, t_plain("entry {start} is not a log entry (kind, targetHash)", start=start), detail
+                )
             rows.append(
                 {
                     "issuer_id": issuer_id,
@@ -421,7 +492,9 @@ def sync_from(who: Principal, base_url: str, issuer_id: str | None = None) -> di
         issuers = list(session.scalars(q.order_by(q.selected_columns[0])))
     if not issuers:
         raise NotFound(
-            Problem("no_followed_issuer", ("partner",), f"No issuer is followed at {url} (see partner-follow)")
+            Problem(
+                "no_followed_issuer", ("partner",), t("No issuer is followed at {url} (see partner-follow)", url=url)
+            )
         )
     out: dict[str, Any] = {"partner": url, "synced": [], "alarms": [], "errors": []}
     client = HttpPartner(url)
@@ -516,7 +589,7 @@ def receive_document(who: Principal, wrapped: Any, *, declaration_ref: str | Non
     `certificate_for_declaration` will not count it as verified.
     """
     if not isinstance(wrapped, Mapping):
-        raise service.DocumentError(Problem("not_an_object", ("document",), "A document must be a JSON object"))
+        raise service.DocumentError(Problem("not_an_object", ("document",), t("A document must be a JSON object")))
     _catch_up(who, wrapped)
     verdict = service.verify_document(wrapped, use_db=True)
     problems = [
@@ -538,7 +611,7 @@ def receive_document(who: Principal, wrapped: Any, *, declaration_ref: str | Non
             )
         )
         if existing is not None:
-            raise Conflict(Problem("duplicate_document", ("document",), "This document was already received"))
+            raise Conflict(Problem("duplicate_document", ("document",), t("This document was already received")))
         row = store.ReceivedRow(
             target_hash=target,
             issuer_id=issuer,
@@ -711,7 +784,11 @@ def push_document(
     with unit_of_work(immediate=True) as session:
         row = session.scalar(select(store.DocumentRow).where(store.DocumentRow.target_hash == target_hash.lower()))
         if row is None:
-            raise NotFound(Problem("unknown_document", ("targetHash",), f"No issued document {target_hash}"))
+            raise NotFound(
+                Problem(
+                    "unknown_document", ("targetHash",), t("No issued document {target_hash}", target_hash=target_hash)
+                )
+            )
         wrapped = dict(row.wrapped)
         audit.record(
             session,
@@ -729,12 +806,16 @@ def push_document(
             timeout=timeout,
         )
     except httpx.HTTPError as exc:
-        raise NotFound(Problem("partner_unreachable", ("base_url",), f"{base_url}: {exc}")) from exc
+        raise NotFound(
+            Problem(
+                "partner_unreachable", ("base_url",), t("{url} cannot be reached: {error}", url=base_url, error=exc)
+            )
+        ) from exc
     body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
     if r.status_code != 201:
         problems = [
             Problem(str(p.get("code", "partner_refused")), ("partner", *p.get("path", [])), str(p.get("message", "")))
             for p in (body.get("problems") or [] if isinstance(body, dict) else [])
-        ] or [Problem("partner_refused", ("partner",), f"partner answered {r.status_code}")]
+        ] or [Problem("partner_refused", ("partner",), t("partner answered {status}", status=r.status_code))]
         raise service.DocumentError(problems)
     return dict(body)

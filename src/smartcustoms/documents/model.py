@@ -29,6 +29,7 @@ from typing import Any
 from Crypto.Hash import keccak
 
 from smartcustoms.platform.errors import Problem
+from smartcustoms.platform.i18n import t, t_plain
 
 OA_V2_VERSION = "https://schema.openattestation.com/2.0/schema.json"
 OA_V3_CONTEXT = "https://schemata.openattestation.com/com/openattestation/1.0/OpenAttestation.v3.json"
@@ -372,34 +373,43 @@ def check_integrity(doc: Json) -> Check:
     if fmt == "oa-v3":
         return check_integrity_v3(doc)
     if fmt != "oa-v2":
-        return Check("invalid", "not an OpenAttestation v2 wrapped document (no 'data' and 'signature')")
+        return Check("invalid", t_plain("not an OpenAttestation v2 wrapped document (no 'data' and 'signature')"))
     sig = doc.get("signature")
     data = doc.get("data")
     if not isinstance(sig, Mapping) or not isinstance(data, Mapping):
-        return Check("invalid", "'signature' and 'data' must be objects")
+        return Check("invalid", t_plain("'signature' and 'data' must be objects"))
     if sig.get("type") != PROOF_TYPE:
-        return Check("invalid", f"unsupported signature type {sig.get('type')!r}; expected {PROOF_TYPE}")
+        return Check(
+            "invalid",
+            t_plain(
+                "unsupported signature type {type}; expected {expected}",
+                type=repr(sig.get("type")),
+                expected=PROOF_TYPE,
+            ),
+        )
     target, root, proof = sig.get("targetHash"), sig.get("merkleRoot"), sig.get("proof", [])
     privacy = doc.get("privacy") or {}
     obfuscated = privacy.get("obfuscatedData", []) if isinstance(privacy, Mapping) else None
     if not isinstance(target, str) or not _is_hash(target):
-        return Check("invalid", "signature.targetHash is not a 32-byte hex hash")
+        return Check("invalid", t_plain("signature.targetHash is not a 32-byte hex hash"))
     if not isinstance(root, str) or not _is_hash(root):
         length = len(root) if isinstance(root, str) else 0
-        return Check("invalid", f"signature.merkleRoot is not a 32-byte hex hash ({length} hex digits)")
+        return Check(
+            "invalid", t_plain("signature.merkleRoot is not a 32-byte hex hash ({length} hex digits)", length=length)
+        )
     if not isinstance(proof, list) or not all(_is_hash(p) for p in proof):
-        return Check("invalid", "signature.proof must be a list of 32-byte hex hashes")
+        return Check("invalid", t_plain("signature.proof must be a list of 32-byte hex hashes"))
     if not isinstance(obfuscated, list) or not all(_is_hash(h) for h in obfuscated):
-        return Check("invalid", "privacy.obfuscatedData must be a list of 32-byte hex hashes")
+        return Check("invalid", t_plain("privacy.obfuscatedData must be a list of 32-byte hex hashes"))
     try:
         visible = field_hashes(data)
         computed = _digest([*visible.values(), *(h.lower() for h in obfuscated)])
     except (TypeError, ValueError) as exc:
-        return Check("invalid", f"data cannot be hashed: {exc}")
+        return Check("invalid", t_plain("data cannot be hashed: {error}", error=exc))
     if computed != target.lower():
         return Check(
             "invalid",
-            "document data was changed: recomputed target hash does not match signature.targetHash",
+            t_plain("document data was changed: recomputed target hash does not match signature.targetHash"),
             {"expected": target.lower(), "computed": computed},
         )
     node = bytes.fromhex(target)
@@ -408,12 +418,12 @@ def check_integrity(doc: Json) -> Check:
     if node.hex() != root.lower():
         return Check(
             "invalid",
-            "Merkle proof does not lead to signature.merkleRoot",
+            t_plain("Merkle proof does not lead to signature.merkleRoot"),
             {"expected": root.lower(), "computed": node.hex()},
         )
     return Check(
         "valid",
-        "target hash and Merkle proof match",
+        t_plain("target hash and Merkle proof match"),
         {"targetHash": computed, "merkleRoot": node.hex(), "fields": len(visible), "hidden": len(obfuscated)},
     )
 
@@ -458,23 +468,26 @@ def check_integrity_v3(doc: Mapping[str, Json]) -> Check:
     """OpenAttestation v3: per-path salts (base64 JSON in proof.salts) hash ``{path: "salt:value"}``."""
     proof = doc.get("proof")
     if not isinstance(proof, Mapping) or proof.get("type") != V3_PROOF_TYPE:
-        return Check("invalid", f"not a wrapped OpenAttestation v3 document (no {V3_PROOF_TYPE} proof)")
+        return Check(
+            "invalid",
+            t_plain("not a wrapped OpenAttestation v3 document (no {proof_type} proof)", proof_type=V3_PROOF_TYPE),
+        )
     target, root, proofs = proof.get("targetHash"), proof.get("merkleRoot"), proof.get("proofs", [])
     privacy = proof.get("privacy") or {}
     obfuscated = privacy.get("obfuscated", []) if isinstance(privacy, Mapping) else None
     if not isinstance(target, str) or not _is_hash(target):
-        return Check("invalid", "proof.targetHash is not a 32-byte hex hash")
+        return Check("invalid", t_plain("proof.targetHash is not a 32-byte hex hash"))
     if not isinstance(root, str) or not _is_hash(root):
-        return Check("invalid", "proof.merkleRoot is not a 32-byte hex hash")
+        return Check("invalid", t_plain("proof.merkleRoot is not a 32-byte hex hash"))
     if not isinstance(proofs, list) or not all(_is_hash(p) for p in proofs):
-        return Check("invalid", "proof.proofs must be a list of 32-byte hex hashes")
+        return Check("invalid", t_plain("proof.proofs must be a list of 32-byte hex hashes"))
     if not isinstance(obfuscated, list) or not all(_is_hash(h) for h in obfuscated):
-        return Check("invalid", "proof.privacy.obfuscated must be a list of 32-byte hex hashes")
+        return Check("invalid", t_plain("proof.privacy.obfuscated must be a list of 32-byte hex hashes"))
     try:
         salts = json.loads(base64.b64decode(str(proof.get("salts", "")), validate=True))
         pairs = [(str(s["path"]), str(s["value"])) for s in salts]
     except (ValueError, TypeError, KeyError) as exc:
-        return Check("invalid", f"proof.salts is not base64 JSON of path/value salts: {exc}")
+        return Check("invalid", t_plain("proof.salts is not base64 JSON of path/value salts: {error}", error=exc))
     body = {k: v for k, v in doc.items() if k != "proof"}
     hashes = list(obfuscated)
     for path, salt in pairs:
@@ -485,22 +498,25 @@ def check_integrity_v3(doc: Mapping[str, Json]) -> Check:
     if computed != target.lower():
         return Check(
             "invalid",
-            "document data was changed: recomputed target hash does not match proof.targetHash",
+            t_plain("document data was changed: recomputed target hash does not match proof.targetHash"),
             {"expected": target.lower(), "computed": computed},
         )
     node = bytes.fromhex(target)
     for sibling in proofs:
         node = combine_sorted(node, bytes.fromhex(sibling))
     if node.hex() != root.lower():
-        return Check("invalid", "Merkle proof does not lead to proof.merkleRoot", {"computed": node.hex()})
+        return Check("invalid", t_plain("Merkle proof does not lead to proof.merkleRoot"), {"computed": node.hex()})
     extra = unsalted_v3_fields(doc)
     if extra:
         return Check(
             "invalid",
-            f"document data was changed: field(s) {', '.join(extra[:5])} added after wrapping (no salt covers them)",
+            t_plain(
+                "document data was changed: field(s) {fields} added after wrapping (no salt covers them)",
+                fields=", ".join(extra[:5]),
+            ),
             {"unsalted": extra[:20]},
         )
-    return Check("valid", "target hash and Merkle proof match (OpenAttestation v3)", {"targetHash": computed})
+    return Check("valid", t_plain("target hash and Merkle proof match (OpenAttestation v3)"), {"targetHash": computed})
 
 
 V3_CREDENTIALS_CONTEXT = "https://www.w3.org/2018/credentials/v1"
@@ -667,34 +683,46 @@ def validate_document(doc_type: str, doc: Any) -> list[Problem]:
     """Every problem of a raw document against its type's schema (empty list = acceptable)."""
     if doc_type not in DOC_TYPES:
         return [
-            Problem("unknown_schema", ("type",), f"Unknown document type {doc_type!r}; one of {', '.join(DOC_TYPES)}")
+            Problem(
+                "unknown_schema",
+                ("type",),
+                t(
+                    "Unknown document type {doc_type}; one of {allowed}",
+                    doc_type=repr(doc_type),
+                    allowed=", ".join(DOC_TYPES),
+                ),
+            )
         ]
     if not isinstance(doc, Mapping):
-        return [Problem("not_an_object", (), "A document must be a JSON object")]
+        return [Problem("not_an_object", (), t("A document must be a JSON object"))]
     spec = DOC_TYPES[doc_type]
     problems = [
-        Problem("required", tuple(path.split(".")), f"{path} is required")
+        Problem("required", tuple(path.split(".")), t("{field} is required", field=path))
         for path in spec["required"]
         if _get(doc, path) in (None, "")
     ]
     lines = doc.get(spec["lines"])
     if not isinstance(lines, list) or not lines:
-        problems.append(Problem("required", (spec["lines"],), f"{spec['lines']} must be a non-empty list"))
+        problems.append(
+            Problem("required", (spec["lines"],), t("{field} must be a non-empty list", field=spec["lines"]))
+        )
     else:
         for i, line in enumerate(lines):
             if not isinstance(line, Mapping):
-                problems.append(Problem("not_an_object", (spec["lines"], i), "each line must be an object"))
+                problems.append(Problem("not_an_object", (spec["lines"], i), t("each line must be an object")))
                 continue
             for name in spec["line_required"]:
                 if line.get(name) in (None, ""):
-                    problems.append(Problem("required", (spec["lines"], i, name), f"{name} is required"))
+                    problems.append(Problem("required", (spec["lines"], i, name), t("{field} is required", field=name)))
             hs = line.get("hsCode")
             if hs is not None:
                 digits = str(hs).replace(".", "")
                 if not (digits.isdigit() and 6 <= len(digits) <= 10):
                     problems.append(
                         Problem(
-                            "invalid_hs_code", (spec["lines"], i, "hsCode"), f"HS code {hs!r} must have 6-10 digits"
+                            "invalid_hs_code",
+                            (spec["lines"], i, "hsCode"),
+                            t("HS code {code} must have 6-10 digits", code=repr(hs)),
                         )
                     )
     currency = doc.get("currency")
@@ -703,7 +731,13 @@ def validate_document(doc_type: str, doc: Any) -> list[Problem]:
         and currency
         and not (isinstance(currency, str) and len(currency) == 3 and currency.isalpha())
     ):
-        problems.append(Problem("invalid_currency", ("currency",), f"currency {currency!r} must be an ISO 4217 code"))
+        problems.append(
+            Problem(
+                "invalid_currency",
+                ("currency",),
+                t("currency {currency} must be an ISO 4217 code", currency=repr(currency)),
+            )
+        )
     return problems
 
 
@@ -739,14 +773,13 @@ def foreign_status_reason(doc: Mapping[str, Any]) -> tuple[str, str]:
             where.append(f"{revocation.get('type')} revocation {revocation.get('location') or ''}".strip())
     if "proof" in doc and not where:
         where.append("DID-signed document (revocation per issuer DID)")
-    status = (
-        "status is held on "
-        + (", ".join(where) or "an OpenAttestation issuance registry")
-        + ", which this platform cannot reach (no blockchain/network access); integrity decides"
+    status = t_plain(
+        "status is held on {where_text}, which this platform cannot reach (no blockchain/network access); "
+        "integrity decides",
+        where_text=", ".join(where) or t_plain("an OpenAttestation issuance registry"),
     )
-    identity = (
-        "identity is proven by "
-        + (", ".join(ident) or "the issuer's OpenAttestation identity proof")
-        + ", which needs DNS/DID resolution this platform cannot do offline"
+    identity = t_plain(
+        "identity is proven by {proof_text}, which needs DNS/DID resolution this platform cannot do offline",
+        proof_text=", ".join(ident) or t_plain("the issuer's OpenAttestation identity proof"),
     )
     return status, identity

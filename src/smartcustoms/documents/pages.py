@@ -18,6 +18,7 @@ from smartcustoms.documents import exchange, store
 from smartcustoms.platform.auth import Role
 from smartcustoms.platform.db import unit_of_work
 from smartcustoms.platform.errors import DomainError, Forbidden, Problem
+from smartcustoms.platform.i18n import t
 
 HERE = Path(__file__).resolve().parent
 STATIC = {"verify.js": "text/javascript", "verify.css": "text/css"}
@@ -62,7 +63,7 @@ def _watcher(request: Request) -> pages.Page | Response:
     page = pages.console_page(request)
     if isinstance(page, pages.Page) and (page.who is None or page.who.role not in WATCHERS):
         return pages.problems_page(
-            page, Forbidden(Problem("forbidden_role", (), "Partner logs are for customs officers"))
+            page, Forbidden(Problem("forbidden_role", (), t("Partner logs are for customs officers")))
         )
     return page
 
@@ -86,13 +87,15 @@ def sync_now(request: Request, csrf: str = Form(""), issuer: str = Form("")) -> 
     if not pages.csrf_ok(request, csrf):
         return pages.refuse_csrf(page)
     if page.who.role is not Role.ADMIN:
-        return pages.problems_page(page, Forbidden(Problem("forbidden_role", (), "Only an administrator syncs")))
+        return pages.problems_page(page, Forbidden(Problem("forbidden_role", (), t("Only an administrator syncs"))))
     with unit_of_work() as session:
         row = session.get(store.PartnerRow, issuer)
         base_url = row.base_url if row else None
     if base_url is None:
         return _partners_page(
-            page, status_code=404, problems=[Problem("unknown_partner", ("issuer",), f"{issuer} is not followed")]
+            page,
+            status_code=404,
+            problems=[Problem("unknown_partner", ("issuer",), t("{issuer} is not followed", issuer=issuer))],
         )
     try:
         result = exchange.sync_from(page.who, base_url, issuer)

@@ -22,6 +22,7 @@ from smartcustoms.platform import audit
 from smartcustoms.platform.auth import Principal
 from smartcustoms.platform.db import unit_of_work
 from smartcustoms.platform.errors import Conflict, DomainError, NotFound, Problem
+from smartcustoms.platform.i18n import t, t_plain
 
 ISSUER_KINDS = ("customs", "chamber_of_commerce", "carrier", "trader")
 LOG_BLOCK = "smartcustoms"
@@ -56,16 +57,22 @@ def register_issuer(
     """Create an issuer with its first key (platform-held unless the issuer brings its public key)."""
     problems = []
     if not issuer_id or len(issuer_id) > 64 or not issuer_id.replace("-", "").replace(".", "").isalnum():
-        problems.append(Problem("invalid_issuer_id", ("id",), "Issuer id must be 1-64 letters, digits, '-' or '.'"))
+        problems.append(Problem("invalid_issuer_id", ("id",), t("Issuer id must be 1-64 letters, digits, '-' or '.'")))
     if kind not in ISSUER_KINDS:
-        problems.append(Problem("invalid_kind", ("kind",), f"Issuer kind must be one of {', '.join(ISSUER_KINDS)}"))
+        problems.append(
+            Problem(
+                "invalid_kind", ("kind",), t("Issuer kind must be one of {allowed}", allowed=", ".join(ISSUER_KINDS))
+            )
+        )
     if not name:
-        problems.append(Problem("required", ("name",), "Issuer name is required"))
+        problems.append(Problem("required", ("name",), t("Issuer name is required")))
     if problems:
         raise DocumentError(problems)
     with unit_of_work(url) as session:
         if session.get(store.IssuerRow, issuer_id) is not None:
-            raise Conflict(Problem("duplicate_issuer", ("id",), f"Issuer {issuer_id!r} already exists"))
+            raise Conflict(
+                Problem("duplicate_issuer", ("id",), t("Issuer {issuer} already exists", issuer=repr(issuer_id)))
+            )
         now = _now()
         session.add(
             store.IssuerRow(
@@ -84,7 +91,7 @@ def _add_key(session: Session, issuer_id: str, at: datetime, public_key: bytes |
         private = signing.generate_private_key()
         public_key = signing.public_key_of(private)
     elif len(public_key) != 32:
-        raise DocumentError(Problem("invalid_public_key", ("publicKey",), "An Ed25519 public key has 32 bytes"))
+        raise DocumentError(Problem("invalid_public_key", ("publicKey",), t("An Ed25519 public key has 32 bytes")))
     for old in session.scalars(select(store.KeyRow).where(store.KeyRow.issuer_id == issuer_id)):
         if old.valid_to is None or _aware(old.valid_to) > at:
             old.valid_to = at
@@ -119,7 +126,13 @@ def revoke_key(
             select(store.KeyRow).where(store.KeyRow.issuer_id == issuer_id, store.KeyRow.key_id == key_id)
         )
         if row is None:
-            raise NotFound(Problem("unknown_key", ("keyId",), f"Issuer {issuer_id!r} has no key {key_id!r}"))
+            raise NotFound(
+                Problem(
+                    "unknown_key",
+                    ("keyId",),
+                    t("Issuer {issuer} has no key {key}", issuer=repr(issuer_id), key=repr(key_id)),
+                )
+            )
         row.revoked_at = _aware(at or _now())
         audit.record(session, who, "revoke_key", "documents_key", key_id, detail={"issuer": issuer_id})
 
@@ -127,7 +140,7 @@ def revoke_key(
 def _issuer(session: Session, issuer_id: str) -> store.IssuerRow:
     row = session.get(store.IssuerRow, issuer_id)
     if row is None:
-        raise NotFound(Problem("unknown_issuer", ("issuer",), f"No issuer {issuer_id!r}"))
+        raise NotFound(Problem("unknown_issuer", ("issuer",), t("No issuer {issuer}", issuer=repr(issuer_id))))
     return row
 
 
@@ -171,7 +184,11 @@ def _signing_key(session: Session, issuer_id: str, at: datetime) -> store.KeyRow
         if key.problem_at(at) is None:
             return row
     raise DocumentError(
-        Problem("no_signing_key", ("issuer",), f"Issuer {issuer_id!r} has no valid platform-held key to sign with")
+        Problem(
+            "no_signing_key",
+            ("issuer",),
+            t("Issuer {issuer} has no valid platform-held key to sign with", issuer=repr(issuer_id)),
+        )
     )
 
 
@@ -257,7 +274,7 @@ def _validate_batch(doc_type: str, documents: Sequence[Any]) -> None:
         raise DocumentError(model.validate_document(doc_type, {}))
     problems: list[Problem] = []
     if not documents:
-        problems.append(Problem("required", ("documents",), "At least one document is required"))
+        problems.append(Problem("required", ("documents",), t("At least one document is required")))
     for i, doc in enumerate(documents):
         problems.extend(
             Problem(p.code, ("documents", i, *p.path), p.message) for p in model.validate_document(doc_type, doc)
@@ -320,7 +337,9 @@ def issue_documents(
     returns the wrapped documents with the issuer's signature and their log receipts."""
     _validate_batch(doc_type, documents)
     if fmt not in FORMATS:
-        raise DocumentError(Problem("unknown_format", ("format",), f"Format must be one of {', '.join(FORMATS)}"))
+        raise DocumentError(
+            Problem("unknown_format", ("format",), t("Format must be one of {allowed}", allowed=", ".join(FORMATS)))
+        )
     with unit_of_work(url) as session:
         issuer = _issuer(session, issuer_id)
         now = _now()
@@ -345,7 +364,9 @@ def prepare_issue(
     """For issuer-held keys, step 1: wrap the batch and return what the issuer must sign offline."""
     _validate_batch(doc_type, documents)
     if fmt not in FORMATS:
-        raise DocumentError(Problem("unknown_format", ("format",), f"Format must be one of {', '.join(FORMATS)}"))
+        raise DocumentError(
+            Problem("unknown_format", ("format",), t("Format must be one of {allowed}", allowed=", ".join(FORMATS)))
+        )
     with unit_of_work() as session:
         issuer = _issuer(session, issuer_id)
     now = _now()
@@ -379,7 +400,11 @@ def finalize_issue(
         data = document_content(doc)
         if data.get("documentType") != doc_type or _issuer_claimed(doc) != issuer_id:
             problems.append(
-                Problem("wrong_batch", ("documents", i), f"not a prepared {doc_type} of issuer {issuer_id}")
+                Problem(
+                    "wrong_batch",
+                    ("documents", i),
+                    t("not a prepared {doc_type} of issuer {issuer}", doc_type=doc_type, issuer=issuer_id),
+                )
             )
             continue
         raw = {k: v for k, v in data.items() if k not in ("documentType", "issuers")}
@@ -387,9 +412,9 @@ def finalize_issue(
             Problem(p.code, ("documents", i, *p.path), p.message) for p in model.validate_document(doc_type, raw)
         )
     if not documents:
-        problems.append(Problem("required", ("documents",), "At least one document is required"))
+        problems.append(Problem("required", ("documents",), t("At least one document is required")))
     if len(roots) > 1:
-        problems.append(Problem("mixed_batch", ("documents",), "Documents of one batch share one Merkle root"))
+        problems.append(Problem("mixed_batch", ("documents",), t("Documents of one batch share one Merkle root")))
     if problems:
         raise DocumentError(problems)
     root = str(roots.pop())
@@ -401,16 +426,24 @@ def finalize_issue(
         except signing.SignatureError as exc:
             raise DocumentError(Problem("signature_invalid", ("proof",), str(exc))) from exc
         if key.issuer != issuer_id:
-            raise DocumentError(Problem("signature_invalid", ("proof",), f"signed by {key.issuer}, not {issuer_id}"))
+            raise DocumentError(
+                Problem(
+                    "signature_invalid",
+                    ("proof",),
+                    t("signed by {signer}, not {issuer}", signer=key.issuer, issuer=issuer_id),
+                )
+            )
         now = _now()
         created = _aware(datetime.fromisoformat(str(proof["created"])))
         if abs(now - created) > SIGNING_WINDOW:
             raise DocumentError(
-                Problem("stale_signature", ("proof", "created"), "The batch must be signed within 15 minutes")
+                Problem("stale_signature", ("proof", "created"), t("The batch must be signed within 15 minutes"))
             )
         targets = [target_hash_of(w) for w in wrapped]
         if session.scalar(select(store.DocumentRow.id).where(store.DocumentRow.target_hash.in_(targets)).limit(1)):
-            raise Conflict(Problem("duplicate_document", ("documents",), "A document of this batch was already issued"))
+            raise Conflict(
+                Problem("duplicate_document", ("documents",), t("A document of this batch was already issued"))
+            )
         return _log_and_store(session, who, issuer, doc_type, wrapped, proof, now)
 
 
@@ -439,8 +472,8 @@ def _log_and_store(
     root = merkle_root_of(wrapped[0]) or ""
     targets = [target_hash_of(w) for w in wrapped]
     # target hashes cover fresh random salts, so they are unique; the table's unique index guards it anyway
-    leaves = [_payload("issue", issuer.id, t, now, merkleRoot=root, docType=doc_type) for t in targets]
-    appended = _append(session, issuer, [("issue", t, leaf) for t, leaf in zip(targets, leaves, strict=True)])
+    leaves = [_payload("issue", issuer.id, th, now, merkleRoot=root, docType=doc_type) for th in targets]
+    appended = _append(session, issuer, [("issue", th, leaf) for th, leaf in zip(targets, leaves, strict=True)])
     for i, w in enumerate(wrapped):
         v3 = model.detect_format(w) == "oa-v3"
         if v3:  # OpenAttestation v3 keeps the issuer's signature in `proof` (key, signature), as DID signing does
@@ -488,9 +521,19 @@ def revoke_document(who: Principal, target_hash: str, reason: str, *, url: str |
     with unit_of_work(url) as session:
         doc = session.scalar(select(store.DocumentRow).where(store.DocumentRow.target_hash == target_hash.lower()))
         if doc is None:
-            raise NotFound(Problem("unknown_document", ("targetHash",), f"No issued document {target_hash}"))
+            raise NotFound(
+                Problem(
+                    "unknown_document", ("targetHash",), t("No issued document {target_hash}", target_hash=target_hash)
+                )
+            )
         if _revocation(session, doc.issuer_id, doc.target_hash) is not None:
-            raise Conflict(Problem("already_revoked", ("targetHash",), f"Document {target_hash} is already revoked"))
+            raise Conflict(
+                Problem(
+                    "already_revoked",
+                    ("targetHash",),
+                    t("Document {target_hash} is already revoked", target_hash=target_hash),
+                )
+            )
         issuer = _issuer(session, doc.issuer_id)
         now = _now()
         appended = _append(
@@ -515,13 +558,15 @@ def _revocation(session: Session, issuer_id: str, target: str) -> store.LogEntry
 def redact_document(wrapped: Mapping[str, Any], paths: Sequence[str]) -> dict[str, Any]:
     """Hide fields from a wrapped document (pure; any holder may do it, the signature stays valid)."""
     if model.check_integrity(wrapped).status != "valid":
-        raise DocumentError(Problem("invalid_document", (), "Only an intact wrapped document can be redacted"))
+        raise DocumentError(Problem("invalid_document", (), t("Only an intact wrapped document can be redacted")))
     try:
         if model.detect_format(wrapped) == "oa-v3":
             return model.redact_v3(wrapped, paths)
         return model.redact(wrapped, paths)
     except KeyError as exc:
-        raise DocumentError(Problem("unknown_field", ("fields",), f"No field {exc.args[0]!r} in the document")) from exc
+        raise DocumentError(
+            Problem("unknown_field", ("fields",), t("No field {field} in the document", field=repr(exc.args[0])))
+        ) from exc
     except (ValueError, IndexError, TypeError) as exc:
         raise DocumentError(Problem("invalid_field", ("fields",), str(exc))) from exc
 
@@ -544,8 +589,12 @@ def log_proof(
             else store.latest_checkpoint(session, issuer_id)
         )
         if cp is None:
-            where = f"of size {size}" if size is not None else "yet"
-            raise NotFound(Problem("no_checkpoint", ("size",), f"Issuer {issuer_id!r} has no checkpoint {where}"))
+            missing = (
+                t("Issuer {issuer} has no checkpoint of size {size}", issuer=repr(issuer_id), size=size)
+                if size is not None
+                else t("Issuer {issuer} has no checkpoint yet", issuer=repr(issuer_id))
+            )
+            raise NotFound(Problem("no_checkpoint", ("size",), missing))
         tree = store.tree_for(session, issuer_id)
         out: dict[str, Any] = {
             "issuer": issuer_id,
@@ -562,12 +611,20 @@ def log_proof(
                 )
             )
             if entry is None:
-                raise NotFound(Problem("unknown_entry", ("targetHash",), f"No log entry for {target_hash}"))
+                raise NotFound(
+                    Problem(
+                        "unknown_entry", ("targetHash",), t("No log entry for {target_hash}", target_hash=target_hash)
+                    )
+                )
             index = int(entry.idx)
         if index is not None:
             if not 0 <= index < cp.size:
                 raise DocumentError(
-                    Problem("wrong_tree_size", ("index",), f"Entry {index} is not in the tree of size {cp.size}")
+                    Problem(
+                        "wrong_tree_size",
+                        ("index",),
+                        t("Entry {index} is not in the tree of size {size}", index=index, size=cp.size),
+                    )
                 )
             out["leafIndex"] = index
             out["leafHash"] = signing.b64(tree.leaf(index))
@@ -575,7 +632,11 @@ def log_proof(
         if from_size is not None:
             if not 0 < from_size <= cp.size:
                 raise DocumentError(
-                    Problem("wrong_tree_size", ("from",), f"No consistency proof from size {from_size} to {cp.size}")
+                    Problem(
+                        "wrong_tree_size",
+                        ("from",),
+                        t("No consistency proof from size {start} to {size}", start=from_size, size=cp.size),
+                    )
                 )
             out["fromSize"] = from_size
             out["fromRootHash"] = signing.b64(tree.root(from_size))
@@ -675,7 +736,7 @@ def verify_document(
     fmt = model.detect_format(doc)
     integrity = model.check_integrity(doc)
     if fmt == "unknown":
-        why = "not a wrapped document, cannot be checked"
+        why = t_plain("not a wrapped document, cannot be checked")
         return verdict(integrity, model.Check("unknown", why), model.Check("unknown", why), fmt)
     if not _is_ours(doc):
         status_reason, identity_reason = model.foreign_status_reason(doc)
@@ -690,14 +751,15 @@ def verify_document(
                     identity = _check_identity(doc, reg)
                     status = _status_from_log(session, doc, reg)
                     return verdict(integrity, status, identity, _ours(fmt))
-                db_error = f"issuer {claimed} keeps its log on another node"
+                db_error = t_plain("issuer {issuer} keeps its log on another node", issuer=claimed)
         except (SQLAlchemyError, OSError) as exc:
-            db_error = f"the issuer's log could not be read ({type(exc).__name__})"
+            db_error = t_plain("the issuer's log could not be read ({error})", error=type(exc).__name__)
     identity = (
         _check_identity(doc, registry)
         if registry is not None
         else model.Check(
-            "unknown", "no key registry available: pass the issuer's published registry or use the issuer's node"
+            "unknown",
+            t_plain("no key registry available: pass the issuer's published registry or use the issuer's node"),
         )
     )
     return verdict(integrity, _status_from_receipt(doc, registry, db_error), identity, _ours(fmt))
@@ -725,7 +787,7 @@ def _check_identity(doc: Mapping[str, Any], registry: signing.KeyRegistry) -> mo
     proofs = _signature_proofs(doc)
     root = merkle_root_of(doc)
     if not proofs or not isinstance(root, str):
-        return model.Check("invalid", "the document carries no issuer signature")
+        return model.Check("invalid", t_plain("the document carries no issuer signature"))
     claimed = _issuer_claimed(doc)
     reasons = []
     for proof in proofs:
@@ -735,11 +797,18 @@ def _check_identity(doc: Mapping[str, Any], registry: signing.KeyRegistry) -> mo
             reasons.append(str(exc))
             continue
         if claimed is not None and key.issuer != claimed:
-            reasons.append(f"signed by {key.issuer} but the document names issuer {claimed}")
+            reasons.append(
+                t_plain("signed by {signer} but the document names issuer {issuer}", signer=key.issuer, issuer=claimed)
+            )
             continue
         return model.Check(
             "valid",
-            f"signed by {key.issuer} with key {key.key_id}, listed in the registry for {proof.get('created')}",
+            t_plain(
+                "signed by {signer} with key {key}, listed in the registry for {created}",
+                signer=key.issuer,
+                key=key.key_id,
+                created=proof.get("created"),
+            ),
             {"issuer": key.issuer, "keyId": key.key_id},
         )
     return model.Check("invalid", "; ".join(reasons))
@@ -748,14 +817,14 @@ def _check_identity(doc: Mapping[str, Any], registry: signing.KeyRegistry) -> mo
 def _receipt(doc: Mapping[str, Any]) -> tuple[Mapping[str, Any], signing.Checkpoint, list[bytes]] | str:
     block = _receipt_block(doc)
     if not isinstance(block, Mapping):
-        return "the document carries no log receipt"
+        return t_plain("the document carries no log receipt")
     try:
         cp, _ = signing.parse_checkpoint(str(block["checkpoint"]))
         proof = [signing.unb64(h) for h in block["inclusionProof"]]
         int(block["logIndex"])
         str(block["leaf"])
     except (KeyError, TypeError, ValueError, signing.SignatureError) as exc:
-        return f"malformed log receipt: {exc}"
+        return t_plain("malformed log receipt: {error}", error=exc)
     return block, cp, proof
 
 
@@ -773,11 +842,16 @@ def _status_from_receipt(
         try:
             signing.verify_checkpoint(str(block["checkpoint"]), registry)
         except signing.SignatureError as exc:
-            return model.Check("invalid", f"log checkpoint signature: {exc}")
-    tail = db_error or "revocation can only be checked against the issuer's current log"
+            return model.Check("invalid", t_plain("log checkpoint signature: {error}", error=exc))
+    tail = db_error or t_plain("revocation can only be checked against the issuer's current log")
     return model.Check(
         "unknown",
-        f"included as entry {block['logIndex']} of the issuer's log at size {cp.size} (inclusion proof verified); {tail}",
+        t_plain(
+            "included as entry {index} of the issuer's log at size {size} (inclusion proof verified); {reason}",
+            index=block["logIndex"],
+            size=cp.size,
+            reason=tail,
+        ),
     )
 
 
@@ -787,16 +861,16 @@ def _receipt_problem(
     try:
         leaf = json.loads(str(block["leaf"]))
     except ValueError:
-        return "log receipt leaf is not JSON"
+        return t_plain("log receipt leaf is not JSON")
     target = target_hash_of(doc)
     if not isinstance(leaf, Mapping) or leaf.get("targetHash") != target or leaf.get("kind") != "issue":
-        return "log receipt is for another document"
+        return t_plain("log receipt is for another document")
     try:
         merkle.verify_inclusion(
             int(block["logIndex"]), cp.size, merkle.leaf_hash(str(block["leaf"]).encode()), proof, cp.root
         )
     except merkle.ProofError as exc:
-        return f"log inclusion proof: {exc}"
+        return t_plain("log inclusion proof: {error}", error=exc)
     return None
 
 
@@ -811,14 +885,14 @@ def _status_from_log(session: Session, doc: Mapping[str, Any], registry: signing
     ).all()
     entry = next((e for e in entries if e.kind == "issue"), None)
     if entry is None:
-        return model.Check("invalid", f"not in the log of issuer {issuer_id or '?'}")
+        return model.Check("invalid", t_plain("not in the log of issuer {issuer}", issuer=issuer_id or "?"))
     cp_row = store.latest_checkpoint(session, issuer_id)
     if cp_row is None:
-        return model.Check("invalid", "the issuer's log has no checkpoint")
+        return model.Check("invalid", t_plain("the issuer's log has no checkpoint"))
     try:
         cp = signing.verify_checkpoint(cp_row.note, registry)
     except signing.SignatureError as exc:
-        return model.Check("invalid", f"the issuer's latest checkpoint does not verify: {exc}")
+        return model.Check("invalid", t_plain("the issuer's latest checkpoint does not verify: {error}", error=exc))
     tree = store.tree_for(session, issuer_id, cp_row)
     index = int(entry.idx)
     try:
@@ -826,18 +900,23 @@ def _status_from_log(session: Session, doc: Mapping[str, Any], registry: signing
             index, cp.size, merkle.leaf_hash(entry.payload.encode()), tree.inclusion_proof(index, cp.size), cp.root
         )
     except (merkle.ProofError, ValueError) as exc:
-        return model.Check("invalid", f"log inclusion proof failed: {exc}")
+        return model.Check("invalid", t_plain("log inclusion proof failed: {error}", error=exc))
     revoked = next((e for e in entries if e.kind == "revoke"), None)
     if revoked is not None:
         reason = json.loads(revoked.payload).get("reason", "")
         return model.Check(
             "invalid",
-            f"revoked by the issuer (log entry {revoked.idx}): {reason}",
+            t_plain("revoked by the issuer (log entry {index}): {reason}", index=revoked.idx, reason=reason),
             {"logIndex": index, "revokedAt": int(revoked.idx)},
         )
     return model.Check(
         "valid",
-        f"entry {index} of {issuer_id}'s log, included in the signed checkpoint of size {cp.size}; not revoked",
+        t_plain(
+            "entry {index} of {issuer}'s log, included in the signed checkpoint of size {size}; not revoked",
+            index=index,
+            issuer=issuer_id,
+            size=cp.size,
+        ),
         {"logIndex": index, "treeSize": cp.size},
     )
 
@@ -849,7 +928,7 @@ def _lock_issuer(session: Session, issuer_id: str) -> store.IssuerRow:
     """Serialise appends to one issuer's log (PostgreSQL row lock; SQLite has one writer anyway)."""
     row = session.scalar(select(store.IssuerRow).where(store.IssuerRow.id == issuer_id).with_for_update())
     if row is None:
-        raise NotFound(Problem("unknown_issuer", ("issuer",), f"No issuer {issuer_id!r}"))
+        raise NotFound(Problem("unknown_issuer", ("issuer",), t("No issuer {issuer}", issuer=repr(issuer_id))))
     return row
 
 
@@ -869,13 +948,19 @@ def _title_state(session: Session, doc: store.DocumentRow) -> title.TitleState:
 def _transferable(session: Session, target_hash: str) -> store.DocumentRow:
     doc = session.scalar(select(store.DocumentRow).where(store.DocumentRow.target_hash == target_hash.lower()))
     if doc is None:
-        raise NotFound(Problem("unknown_document", ("targetHash",), f"No issued document {target_hash}"))
+        raise NotFound(
+            Problem("unknown_document", ("targetHash",), t("No issued document {target_hash}", target_hash=target_hash))
+        )
     if doc.doc_type != "bill_of_lading":
         raise DocumentError(
-            Problem("not_transferable", ("targetHash",), f"A {doc.doc_type} is not a transferable record")
+            Problem(
+                "not_transferable",
+                ("targetHash",),
+                t("A {doc_type} is not a transferable record", doc_type=doc.doc_type),
+            )
         )
     if _revocation(session, doc.issuer_id, doc.target_hash) is not None:
-        raise DocumentError(Problem("revoked", ("targetHash",), "The record was revoked by its issuer"))
+        raise DocumentError(Problem("revoked", ("targetHash",), t("The record was revoked by its issuer")))
     return doc
 
 
@@ -891,7 +976,7 @@ def _state_dict(state: title.TitleState) -> dict[str, Any]:
 def open_title(who: Principal, target_hash: str, holder_key: bytes, *, url: str | None = None) -> dict[str, Any]:
     """The carrier hands the e-bill of lading to its first holder (usually the shipper)."""
     if len(holder_key) != 32:
-        raise DocumentError(Problem("invalid_public_key", ("holder",), "An Ed25519 public key has 32 bytes"))
+        raise DocumentError(Problem("invalid_public_key", ("holder",), t("An Ed25519 public key has 32 bytes")))
     with unit_of_work(url) as session:
         doc = _transferable(session, target_hash)
         issuer = _lock_issuer(session, doc.issuer_id)
@@ -932,4 +1017,6 @@ def decode_b64(text: str, field: str) -> bytes:
     try:
         return signing.unb64(text)
     except ValueError as exc:
-        raise DocumentError(Problem("invalid_base64", (field,), f"{field} is not valid base64: {exc}")) from exc
+        raise DocumentError(
+            Problem("invalid_base64", (field,), t("{field} is not valid base64: {error}", field=field, error=exc))
+        ) from exc

@@ -20,6 +20,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
+from smartcustoms.platform.i18n import t_plain
+
 SIGNATURE_TYPE = "SmartCustomsEd25519Signature2026"
 _DOC_CONTEXT = b"smartcustoms-document-v1\n"
 
@@ -88,11 +90,26 @@ class IssuerKey:
         """Why this key cannot vouch for a signature made at `at`, or None if it can."""
         at = _aware(at)
         if at < _aware(self.valid_from):
-            return f"key {self.key_id} of {self.issuer} is not valid before {_aware(self.valid_from).isoformat()}"
+            return t_plain(
+                "key {key} of {issuer} is not valid before {at}",
+                key=self.key_id,
+                issuer=self.issuer,
+                at=_aware(self.valid_from).isoformat(),
+            )
         if self.revoked_at is not None and at >= _aware(self.revoked_at):
-            return f"key {self.key_id} of {self.issuer} was revoked at {_aware(self.revoked_at).isoformat()}"
+            return t_plain(
+                "key {key} of {issuer} was revoked at {at}",
+                key=self.key_id,
+                issuer=self.issuer,
+                at=_aware(self.revoked_at).isoformat(),
+            )
         if self.valid_to is not None and at >= _aware(self.valid_to):
-            return f"key {self.key_id} of {self.issuer} expired at {_aware(self.valid_to).isoformat()}"
+            return t_plain(
+                "key {key} of {issuer} expired at {at}",
+                key=self.key_id,
+                issuer=self.issuer,
+                at=_aware(self.valid_to).isoformat(),
+            )
         return None
 
     def as_dict(self) -> dict[str, Any]:
@@ -157,7 +174,7 @@ class KeyRegistry:
     def lookup(self, issuer: str, kid: str) -> IssuerKey:
         key = self._keys.get((issuer, kid))
         if key is None:
-            raise SignatureError(f"key {kid} is not in the registry of issuer {issuer}")
+            raise SignatureError(t_plain("key {key} is not in the registry of issuer {issuer}", key=kid, issuer=issuer))
         return key
 
     def key_valid_at(self, issuer: str, kid: str, at: datetime) -> IssuerKey:
@@ -199,19 +216,19 @@ def document_proof(issuer: str, private_key: bytes, merkle_root: str, created: d
 def check_document_proof(proof: Mapping[str, Any], merkle_root: str, registry: KeyRegistry) -> IssuerKey:
     """Return the registry key that signed `merkle_root`, or raise SignatureError with the reason."""
     if proof.get("type") != SIGNATURE_TYPE:
-        raise SignatureError(f"unsupported proof type {proof.get('type')!r}")
+        raise SignatureError(t_plain("unsupported proof type {type}", type=repr(proof.get("type"))))
     method = str(proof.get("verificationMethod", ""))
     issuer, sep, kid = method.rpartition("#")
     if not sep or not issuer or not kid:
-        raise SignatureError(f"verificationMethod {method!r} is not '<issuer>#<key id>'")
+        raise SignatureError(t_plain("verificationMethod {method} is not '<issuer>#<key id>'", method=repr(method)))
     try:
         created = _aware(datetime.fromisoformat(str(proof.get("created"))))
         signature = unb64(str(proof.get("signature")))
     except ValueError as exc:
-        raise SignatureError(f"malformed proof: {exc}") from exc
+        raise SignatureError(t_plain("malformed proof: {error}", error=exc)) from exc
     key = registry.key_valid_at(issuer, kid, created)
     if not verify_signature(key.public_key, document_message(merkle_root, str(proof["created"])), signature):
-        raise SignatureError(f"signature does not verify with key {kid} of {issuer}")
+        raise SignatureError(t_plain("signature does not verify with key {key} of {issuer}", key=kid, issuer=issuer))
     return key
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from smartcustoms.documents import signing
+from smartcustoms.platform.i18n import t_plain
 
 ACTIONS = ("transfer", "surrender")
 
@@ -42,29 +43,33 @@ class TitleState:
 
     def open(self, holder: bytes) -> TitleState:
         if self.seq:
-            raise TitleError("the title of this record is already open")
+            raise TitleError(t_plain("the title of this record is already open"))
         return TitleState(self.target_hash, holder, 1)
 
     def apply(self, action: str, seq: int, signature: bytes, to_key: bytes | None = None) -> TitleState:
         """The state after a holder action, or TitleError with the exact reason."""
         if action not in ACTIONS:
-            raise TitleError(f"unknown title action {action!r}")
+            raise TitleError(t_plain("unknown title action {action}", action=repr(action)))
         if self.holder is None:
-            raise TitleError("the record has no title holder yet")
+            raise TitleError(t_plain("the record has no title holder yet"))
         if self.surrendered:
-            raise TitleError("the record was surrendered to the carrier; it can no longer change hands")
+            raise TitleError(t_plain("the record was surrendered to the carrier; it can no longer change hands"))
         if seq != self.seq:
             raise TitleError(
-                f"action signed for title sequence {seq} but the title is at {self.seq}: "
-                "the holder already endorsed or surrendered it (double transfer refused)"
+                t_plain(
+                    "action signed for title sequence {signed} but the title is at {current}: "
+                    "the holder already endorsed or surrendered it (double transfer refused)",
+                    signed=seq,
+                    current=self.seq,
+                )
             )
         if action == "transfer":
             if not to_key or len(to_key) != 32:
-                raise TitleError("a transfer names the next holder's 32-byte Ed25519 public key")
+                raise TitleError(t_plain("a transfer names the next holder's 32-byte Ed25519 public key"))
             if to_key == self.holder:
-                raise TitleError("the record is already held by that key")
+                raise TitleError(t_plain("the record is already held by that key"))
         if not signing.verify_signature(self.holder, holder_message(self.target_hash, seq, action, to_key), signature):
-            raise TitleError("the action is not signed by the current holder")
+            raise TitleError(t_plain("the action is not signed by the current holder"))
         if action == "transfer":
             return TitleState(self.target_hash, to_key, self.seq + 1)
         return TitleState(self.target_hash, self.holder, self.seq + 1, surrendered=True)

@@ -1,22 +1,32 @@
-"""Platform commands: serve, db upgrade, users and tokens."""
+"""Platform commands: serve, db upgrade, users and tokens.
+
+What they print for people is in the reader's language (`smartcustoms --lang`, `SMARTCUSTOMS_LANG`, then `LANG`);
+tokens are printed as they are.
+"""
 
 from __future__ import annotations
 
 import typer
 
-from smartcustoms.platform import auth
+from smartcustoms.platform import auth, i18n
 from smartcustoms.platform.db import unit_of_work
+from smartcustoms.platform.i18n import t
 from smartcustoms.platform.migrate import upgrade
 
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 users_app = typer.Typer(no_args_is_help=True, help="Users, roles and API tokens.")
 
 
+def _say(message: str) -> str:
+    """A message in the output language."""
+    return i18n.translate(message, i18n.environment_language())
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the schema to the newest revision of every slice."""
     upgrade()
-    typer.echo("database schema is up to date")
+    typer.echo(_say(t("database schema is up to date")))
 
 
 @users_app.command("add")
@@ -37,9 +47,9 @@ def users_add(
             session, username, role, display_name=name, party_id=party_id, password=password, language=language
         )
         clear = auth.issue_token(session, user) if token else None
-    typer.echo(f"user {username} ({role}) created")
+    typer.echo(_say(t("user {username} ({role}) created", username=username, role=role)))
     if clear:
-        typer.echo(f"token: {clear}")
+        typer.echo(_say(t("token: {token}", token=clear)))
 
 
 @users_app.command("token")
@@ -55,7 +65,7 @@ def users_revoke(username: str) -> None:
     """Revoke every token of a user."""
     with unit_of_work() as session:
         n = auth.revoke_tokens(session, username)
-    typer.echo(f"{n} token(s) revoked")
+    typer.echo(_say(t("{count} token(s) revoked", count=n)))
 
 
 def serve(

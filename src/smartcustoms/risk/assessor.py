@@ -14,6 +14,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from smartcustoms.platform.i18n import t_plain
 from smartcustoms.risk.kcs import from_declaration
 from smartcustoms.risk.model import LANES, RuleSet, combine_lane, evaluate_rules
 from smartcustoms.risk.selectivity import SelectivityModel
@@ -57,7 +58,19 @@ class ModelLaneAssessor:
                 lane = combine_lane(lane, hits)
                 for h in hits:
                     hits_all.append(h)
-                    text = f"rule {h.rule_id} v{h.version}: {h.reason}" + (f" (item {i + 1})" if len(rows) > 1 else "")
+                    text = (
+                        t_plain(
+                            "rule {rule} v{version}: {reason} (item {item})",
+                            rule=h.rule_id,
+                            version=h.version,
+                            reason=h.reason,
+                            item=i + 1,
+                        )
+                        if len(rows) > 1
+                        else t_plain(
+                            "rule {rule} v{version}: {reason}", rule=h.rule_id, version=h.version, reason=h.reason
+                        )
+                    )
                     if text not in rule_reasons:
                         rule_reasons.append(text)
         assert best is not None

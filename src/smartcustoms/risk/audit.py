@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from smartcustoms.platform.i18n import t_plain
+
 
 def rank_companies(declarations: pd.DataFrame, scored: pd.DataFrame, *, top: int = 50) -> pd.DataFrame:
     """Audit list: one row per importer, best audit targets first, with a reason in words."""
@@ -41,8 +43,15 @@ def rank_companies(declarations: pd.DataFrame, scored: pd.DataFrame, *, top: int
     g = g.sort_values(["expected_unpaid", "expected_frauds"], ascending=False).head(top)
     g["rank"] = np.arange(1, len(g) + 1)
     g["reason"] = [
-        f"{int(r.declarations)} declarations, mean risk {r.mean_score:.0%}, {int(r.undervalued)} undervalued lines, "
-        f"{int(r.past_findings)} past findings; expected unpaid revenue {r.expected_unpaid:,.0f}".replace("%", " %")
+        t_plain(
+            "{declarations} declarations, mean risk {risk}, {undervalued} undervalued lines, {findings} past findings; "
+            "expected unpaid revenue {amount}",
+            declarations=int(r.declarations),
+            risk=f"{r.mean_score:.0%}".replace("%", " %"),
+            undervalued=int(r.undervalued),
+            findings=int(r.past_findings),
+            amount=f"{r.expected_unpaid:,.0f}",
+        )
         for r in g.itertuples()
     ]
     return g.reset_index()

@@ -16,6 +16,7 @@ from smartcustoms.clearance import checks
 from smartcustoms.clearance.checks import CheckContext, Finding
 from smartcustoms.clearance.lanes import DeclarationFacts
 from smartcustoms.clearance.lifecycle import Lane
+from smartcustoms.platform.i18n import t_plain
 from smartcustoms.risk.model import RuleSet, evaluate_rules
 
 if TYPE_CHECKING:
@@ -78,11 +79,23 @@ class TargetingRuleCheck:
             for hit in evaluate_rules(rules, row, on=ctx.on):
                 if hit.rule_id in found:
                     continue
-                where = f" (item {facts.items[i].line_no})" if len(facts.items) > 1 else ""
                 found[hit.rule_id] = Finding(
                     source="risk",
                     code=hit.rule_id,
-                    message=f"Targeting rule {hit.rule_id} v{hit.version}: {hit.reason}{where}",
+                    message=t_plain(
+                        "Targeting rule {rule} v{version}: {reason} (item {item})",
+                        rule=hit.rule_id,
+                        version=hit.version,
+                        reason=hit.reason,
+                        item=facts.items[i].line_no,
+                    )
+                    if len(facts.items) > 1
+                    else t_plain(
+                        "Targeting rule {rule} v{version}: {reason}",
+                        rule=hit.rule_id,
+                        version=hit.version,
+                        reason=hit.reason,
+                    ),
                     path=("items", i) if len(facts.items) > 1 else (),
                     lane=Lane(hit.lane) if hit.lane else None,
                     hold=False,

@@ -1,5 +1,8 @@
 """`smartcustoms risk ...`: train, score, backtest rules, and the model registry.
 
+Summaries for people are in the reader's language (`SMARTCUSTOMS_LANG` or `smartcustoms --lang`, then `LANG`);
+the files written (CSV columns, reasons) stay in English.
+
 The train / score commands are a contract used by evaluations; keep their options and output columns.
 Bad input raises `RiskInputError` (a DomainError): the platform CLI prints each problem and exits 2.
 """
@@ -14,7 +17,9 @@ from pathlib import Path
 import pandas as pd
 import typer
 
+from smartcustoms.platform import i18n
 from smartcustoms.platform.errors import Problem
+from smartcustoms.platform.i18n import t
 from smartcustoms.risk.kcs import FORMATS, RiskInputError, read_kcs
 from smartcustoms.risk.lanes import LanePolicy
 from smartcustoms.risk.selectivity import SelectivityModel
@@ -27,6 +32,11 @@ app.add_typer(models_app, name="models")
 REGISTRY_HELP = "Registry directory (default: $SMARTCUSTOMS_RISK_REGISTRY, else var/risk/models)"
 
 
+def _say(message: str) -> str:
+    """A message in the output language."""
+    return i18n.translate(message, i18n.environment_language())
+
+
 def registry_dir() -> Path:
     """The registry the API and the clearance core use, so `models register` lands where filing looks."""
     return Path(os.environ.get("SMARTCUSTOMS_RISK_REGISTRY", "var/risk/models"))
@@ -35,7 +45,11 @@ def registry_dir() -> Path:
 def _check_format(fmt: str) -> None:
     if fmt not in FORMATS:
         raise RiskInputError(
-            Problem("unknown_format", ("format",), f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+            Problem(
+                "unknown_format",
+                ("format",),
+                t("unknown format {format}; expected one of {allowed}", format=repr(fmt), allowed=", ".join(FORMATS)),
+            )
         )
 
 
@@ -72,7 +86,11 @@ def train(
         ("aeo-relief", aeo_relief),
     ):
         if not 0 <= v <= 1:
-            raise RiskInputError(Problem("out_of_range", (name,), f"--{name} must be between 0 and 1, got {v}"))
+            raise RiskInputError(
+                Problem(
+                    "out_of_range", (name,), t("--{option} must be between 0 and 1, got {value}", option=name, value=v)
+                )
+            )
     t0 = time.perf_counter()
     frame = _read(fmt, data, require_labels=True)
     policy = LanePolicy(budget=budget, c3_share=min(c3_share, budget), exploration=exploration, aeo_relief=aeo_relief)
@@ -123,7 +141,11 @@ def export_labels(
                 days[name] = date.fromisoformat(value)
             except ValueError:
                 raise RiskInputError(
-                    Problem("invalid", (name,), f"--{name} must be YYYY-MM-DD, got {value!r}")
+                    Problem(
+                        "invalid",
+                        (name,),
+                        t("--{option} must be YYYY-MM-DD, got {value}", option=name, value=repr(value)),
+                    )
                 ) from None
     with unit_of_work() as session:
         frame = export(session, **days)
@@ -132,8 +154,18 @@ def export_labels(
     per_decl = frame.drop_duplicates("declaration_id")
     labelled = per_decl["fraud"].notna()
     typer.echo(
-        f"{len(per_decl)} declarations ({len(frame)} items) -> {out}; {int(labelled.sum())} inspected, "
-        f"{int((per_decl['fraud'] == 1).sum())} with findings, additional duty {per_decl['additional_duty'].sum():,.2f}"
+        _say(
+            t(
+                "{declarations} declarations ({items} items) -> {path}; {inspected} inspected, {found} with findings, "
+                "additional duty {duty}",
+                declarations=len(per_decl),
+                items=len(frame),
+                path=out,
+                inspected=int(labelled.sum()),
+                found=int((per_decl["fraud"] == 1).sum()),
+                duty=f"{per_decl['additional_duty'].sum():,.2f}",
+            )
+        )
     )
 
 
@@ -148,7 +180,7 @@ def score(
 ) -> None:
     """Score declarations: one output row per input row, in input order."""
     if explain not in ("all", "selected", "none"):
-        raise RiskInputError(Problem("invalid", ("explain",), "--explain must be all, selected or none"))
+        raise RiskInputError(Problem("invalid", ("explain",), t("--explain must be all, selected or none")))
     _check_format(fmt)
     m = SelectivityModel.load(model, expected_format=fmt)
     ruleset = None
@@ -165,10 +197,15 @@ def score(
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, index=False, float_format="%.6f")
     counts = result["lane"].value_counts().to_dict()
-    typer.echo(
-        f"{len(result)} declarations scored with {m.version} in {time.perf_counter() - t0:.2f} s -> {out}; "
-        + ", ".join(f"{lane} {counts.get(lane, 0)}" for lane in ("C1", "C2", "C3"))
+    summary = t(
+        "{count} declarations scored with {version} in {seconds} s -> {path}; {lanes}",
+        count=len(result),
+        version=m.version,
+        seconds=f"{time.perf_counter() - t0:.2f}",
+        path=out,
+        lanes=", ".join(f"{lane} {counts.get(lane, 0)}" for lane in ("C1", "C2", "C3")),
     )
+    typer.echo(_say(summary))
 
 
 @app.command("backtest")
@@ -200,8 +237,16 @@ def models_list(registry: Path | None = typer.Option(None, help=REGISTRY_HELP)) 
         v = entry.get("validation", {})
         auc = v.get("auc")
         typer.echo(
-            f"{mark} {entry['version']}  trained {entry['training_window']['from']}..{entry['training_window']['to']}"
-            f"  AUC {auc:.3f}"
+            _say(
+                t(
+                    "{mark} {version}  trained {start}..{end}  AUC {auc}",
+                    mark=mark,
+                    version=entry["version"],
+                    start=entry["training_window"]["from"],
+                    end=entry["training_window"]["to"],
+                    auc=f"{auc:.3f}",
+                )
+            )
             if auc is not None
             else f"{mark} {entry['version']}"
         )
@@ -217,7 +262,13 @@ def models_register(
     from smartcustoms.risk.registry import ModelRegistry
 
     version = ModelRegistry(registry or registry_dir()).register(model, activate=activate)
-    typer.echo(f"registered {version}" + (" (active)" if activate else ""))
+    typer.echo(
+        _say(
+            t("registered {version} (active)", version=version)
+            if activate
+            else t("registered {version}", version=version)
+        )
+    )
 
 
 @models_app.command("rollback")
@@ -229,7 +280,7 @@ def models_rollback(
     from smartcustoms.risk.registry import ModelRegistry
 
     ModelRegistry(registry or registry_dir()).activate(version)
-    typer.echo(f"active model is now {version}")
+    typer.echo(_say(t("active model is now {version}", version=version)))
 
 
 @app.command("retrain")
@@ -272,7 +323,7 @@ def audit(
     ranked = rank_companies(frame, m.assess(frame, explain="none"), top=top)
     out.parent.mkdir(parents=True, exist_ok=True)
     ranked.to_csv(out, index=False, float_format="%.4f")
-    typer.echo(f"{len(ranked)} companies ranked -> {out}")
+    typer.echo(_say(t("{count} companies ranked -> {path}", count=len(ranked), path=out)))
 
 
 @app.command("audit-refresh")
@@ -289,7 +340,10 @@ def audit_refresh(
     with unit_of_work() as session:
         who = auth.principal_of(auth.find_user(session, user))
         stored = refresh_audit_list(session, who, top=max(1, min(top, 500)))
-    typer.echo(
-        f"Audit list: {len(stored['rows'])} importer(s) ranked with model {stored['model_version']} "
-        f"at {stored['computed_at']}"
+    done = t(
+        "Audit list: {count} importer(s) ranked with model {version} at {at}",
+        count=len(stored["rows"]),
+        version=stored["model_version"],
+        at=stored["computed_at"],
     )
+    typer.echo(_say(done))

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from smartcustoms.platform.errors import DomainError, Problem
+from smartcustoms.platform.i18n import t
 
 FORMATS = ("kcs", "platform")
 
@@ -88,14 +89,16 @@ def read_kcs(paths: Iterable[str | Path], *, require_labels: bool) -> pd.DataFra
     for path in paths:
         p = Path(path)
         if not p.exists():
-            raise RiskInputError(Problem("not_found", ("data",), f"file not found: {p}"))
+            raise RiskInputError(Problem("not_found", ("data",), t("file not found: {path}", path=p)))
         try:
             raw = pd.read_csv(p, dtype=str, keep_default_na=False, na_values=[""])
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise RiskInputError(Problem("unreadable", ("data",), f"{p}: not a readable CSV file ({exc})")) from exc
+            raise RiskInputError(
+                Problem("unreadable", ("data",), t("{path}: not a readable CSV file ({error})", path=p, error=exc))
+            ) from exc
         frames.append(from_kcs_frame(raw, require_labels=require_labels, source=str(p)))
     if not frames:
-        raise RiskInputError(Problem("missing", ("data",), "no data file given"))
+        raise RiskInputError(Problem("missing", ("data",), t("no data file given")))
     out = pd.concat(frames, ignore_index=True)
     if require_labels:
         check_labels(out)
@@ -107,13 +110,23 @@ def from_kcs_frame(raw: pd.DataFrame, *, require_labels: bool, source: str = "da
     problems: list[Problem] = []
     hs_col = next((c for c in HS_COLUMNS if c in raw.columns), None)
     if hs_col is None:
-        problems.append(_problem("HS6 Code", f"{source}: missing column 'HS6 Code' (or 'HS10 Code')", "missing_column"))
+        problems.append(
+            _problem(
+                "HS6 Code", t("{source}: missing column 'HS6 Code' (or 'HS10 Code')", source=source), "missing_column"
+            )
+        )
     for col in KCS_COLUMNS:
         if col not in raw.columns:
-            problems.append(_problem(col, f"{source}: missing column '{col}'", "missing_column"))
+            problems.append(
+                _problem(col, t("{source}: missing column '{column}'", source=source, column=col), "missing_column")
+            )
     if require_labels and "Fraud" not in raw.columns:
         problems.append(
-            _problem("Fraud", f"{source}: missing label column 'Fraud' needed for training", "missing_column")
+            _problem(
+                "Fraud",
+                t("{source}: missing label column 'Fraud' needed for training", source=source),
+                "missing_column",
+            )
         )
     if problems:
         raise RiskInputError(problems)
@@ -129,13 +142,25 @@ def from_kcs_frame(raw: pd.DataFrame, *, require_labels: bool, source: str = "da
                 problems.append(
                     _problem(
                         col,
-                        f"{source}: column '{col}' must be numeric; row {row + 1} has {series.iloc[row]!r}",
+                        t(
+                            "{source}: column '{column}' must be numeric; row {row} has {value}",
+                            source=source,
+                            column=col,
+                            row=row + 1,
+                            value=repr(series.iloc[row]),
+                        ),
                         "wrong_type",
                     )
                 )
             elif values.isna().any():
                 row = int(np.flatnonzero(values.isna().to_numpy())[0])
-                problems.append(_problem(col, f"{source}: column '{col}' is empty on row {row + 1}", "missing_value"))
+                problems.append(
+                    _problem(
+                        col,
+                        t("{source}: column '{column}' is empty on row {row}", source=source, column=col, row=row + 1),
+                        "missing_value",
+                    )
+                )
             out[name] = values.astype("float64")
         elif col == "Date":
             dates = pd.to_datetime(series, errors="coerce", format="%Y-%m-%d")
@@ -144,7 +169,12 @@ def from_kcs_frame(raw: pd.DataFrame, *, require_labels: bool, source: str = "da
                 problems.append(
                     _problem(
                         col,
-                        f"{source}: column 'Date' must be YYYY-MM-DD; row {row + 1} has {series.iloc[row]!r}",
+                        t(
+                            "{source}: column 'Date' must be YYYY-MM-DD; row {row} has {value}",
+                            source=source,
+                            row=row + 1,
+                            value=repr(series.iloc[row]),
+                        ),
                         "wrong_type",
                     )
                 )
@@ -153,7 +183,13 @@ def from_kcs_frame(raw: pd.DataFrame, *, require_labels: bool, source: str = "da
             text = series.astype("string").str.strip()
             if col not in OPTIONAL_VALUES and text.isna().any() and col != "Declaration ID":
                 row = int(np.flatnonzero(text.isna().to_numpy())[0])
-                problems.append(_problem(col, f"{source}: column '{col}' is empty on row {row + 1}", "missing_value"))
+                problems.append(
+                    _problem(
+                        col,
+                        t("{source}: column '{column}' is empty on row {row}", source=source, column=col, row=row + 1),
+                        "missing_value",
+                    )
+                )
             out[name] = text.astype(object).where(text.notna(), None)
     hs = raw[hs_col].astype("string").str.strip().str.replace(".", "", regex=False)
     bad_hs = ~hs.fillna("").str.fullmatch(r"\d{4,10}")
@@ -162,7 +198,13 @@ def from_kcs_frame(raw: pd.DataFrame, *, require_labels: bool, source: str = "da
         problems.append(
             _problem(
                 hs_col,
-                f"{source}: column '{hs_col}' must hold 4–10 digit HS codes; row {row + 1} has {raw[hs_col].iloc[row]!r}",
+                t(
+                    "{source}: column '{column}' must hold 4–10 digit HS codes; row {row} has {value}",
+                    source=source,
+                    column=hs_col,
+                    row=row + 1,
+                    value=repr(raw[hs_col].iloc[row]),
+                ),
                 "wrong_type",
             )
         )
@@ -183,7 +225,14 @@ def from_kcs_frame(raw: pd.DataFrame, *, require_labels: bool, source: str = "da
             problems.append(
                 _problem(
                     col,
-                    f"{source}: label column '{col}' must be one of {allowed}; row {row + 1} has {raw[col].iloc[row]!r}",
+                    t(
+                        "{source}: label column '{column}' must be one of {allowed}; row {row} has {value}",
+                        source=source,
+                        column=col,
+                        allowed=allowed,
+                        row=row + 1,
+                        value=repr(raw[col].iloc[row]),
+                    ),
                     "wrong_type",
                 )
             )
@@ -200,18 +249,18 @@ def from_kcs_frame(raw: pd.DataFrame, *, require_labels: bool, source: str = "da
 def check_labels(frame: pd.DataFrame) -> None:
     """Training needs both classes in the `Fraud` column."""
     if "fraud" not in frame.columns:
-        raise RiskInputError(_problem("Fraud", "missing label column 'Fraud' needed for training", "missing_column"))
+        raise RiskInputError(_problem("Fraud", t("missing label column 'Fraud' needed for training"), "missing_column"))
     known = frame["fraud"].dropna()
     if (known == 1).sum() == 0:
         raise RiskInputError(
             _problem(
-                "Fraud", "label column 'Fraud' has no positive labels (no 1): nothing to learn", "no_positive_labels"
+                "Fraud", t("label column 'Fraud' has no positive labels (no 1): nothing to learn"), "no_positive_labels"
             )
         )
     if (known == 0).sum() == 0:
         raise RiskInputError(
             _problem(
-                "Fraud", "label column 'Fraud' has no negative labels (no 0): nothing to learn", "no_negative_labels"
+                "Fraud", t("label column 'Fraud' has no negative labels (no 0): nothing to learn"), "no_negative_labels"
             )
         )
 
@@ -221,13 +270,15 @@ def from_declaration(declaration: dict[str, object]) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     items = declaration.get("items") or []
     if not isinstance(items, list) or not items:
-        raise RiskInputError(Problem("missing", ("items",), "a declaration needs at least one item"))
+        raise RiskInputError(Problem("missing", ("items",), t("a declaration needs at least one item")))
     for i, item in enumerate(items):
         if not isinstance(item, dict):
-            raise RiskInputError(Problem("invalid", ("items", i), "item must be a mapping"))
+            raise RiskInputError(Problem("invalid", ("items", i), t("item must be a mapping")))
         for key in ("hs_code", "origin", "net_mass_kg", "value"):
             if item.get(key) in (None, ""):
-                raise RiskInputError(Problem("missing", ("items", i, key), f"item field '{key}' is required"))
+                raise RiskInputError(
+                    Problem("missing", ("items", i, key), t("item field '{field}' is required", field=key))
+                )
         rows.append(
             {
                 "declaration_id": str(declaration.get("declaration_id") or declaration.get("id") or ""),

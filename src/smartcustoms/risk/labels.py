@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from smartcustoms.platform.errors import Problem
+from smartcustoms.platform.i18n import t
 from smartcustoms.risk.kcs import RiskInputError, check_labels
 
 
@@ -174,13 +175,18 @@ def read_platform(paths: Iterable[str | Path], *, require_labels: bool) -> pd.Da
     for path in paths:
         p = Path(path)
         if not p.exists():
-            raise RiskInputError(Problem("not_found", ("data",), f"data file not found: {p}"))
+            raise RiskInputError(Problem("not_found", ("data",), t("data file not found: {path}", path=p)))
         raw = pd.read_csv(p, dtype=str, keep_default_na=False, na_values=[""])
         missing = [c for c in REQUIRED if c not in raw.columns]
         if require_labels and "fraud" not in raw.columns:
             missing.append("fraud")
         if missing:
-            raise RiskInputError([Problem("missing_column", (c,), f"{p.name}: missing column '{c}'") for c in missing])
+            raise RiskInputError(
+                [
+                    Problem("missing_column", (c,), t("{source}: missing column '{column}'", source=p.name, column=c))
+                    for c in missing
+                ]
+            )
         problems = []
         for col in ("tax_rate", "net_mass_kg", "value", "fraud", "additional_duty"):
             if col in raw.columns:
@@ -192,7 +198,13 @@ def read_platform(paths: Iterable[str | Path], *, require_labels: bool) -> pd.Da
                         Problem(
                             "wrong_type",
                             (col,),
-                            f"{p.name}: column '{col}' must be numeric; row {row + 1} has {raw[col].iloc[row]!r}",
+                            t(
+                                "{source}: column '{column}' must be numeric; row {row} has {value}",
+                                source=p.name,
+                                column=col,
+                                row=row + 1,
+                                value=repr(raw[col].iloc[row]),
+                            ),
                         )
                     )
         dates = pd.to_datetime(raw["date"], errors="coerce", format="%Y-%m-%d")
@@ -202,7 +214,12 @@ def read_platform(paths: Iterable[str | Path], *, require_labels: bool) -> pd.Da
                 Problem(
                     "wrong_type",
                     ("date",),
-                    f"{p.name}: column 'date' must be YYYY-MM-DD; row {row + 1} has {raw['date'].iloc[row]!r}",
+                    t(
+                        "{source}: column 'date' must be YYYY-MM-DD; row {row} has {value}",
+                        source=p.name,
+                        row=row + 1,
+                        value=repr(raw["date"].iloc[row]),
+                    ),
                 )
             )
         if problems:

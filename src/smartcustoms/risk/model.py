@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from smartcustoms.platform.errors import DomainError, Problem
+from smartcustoms.platform.i18n import t
 
 # Field -> kind ("str", "num", "bool", "date"). Declaration fields, then derived features.
 DECLARATION_FIELDS: dict[str, str] = {
@@ -180,7 +181,7 @@ def parse_rules_text(text: str, fmt: str = "auto") -> RuleSet:
 
             doc = yaml.safe_load(text)
     except Exception as exc:  # the parser's own message says where
-        raise RuleError(Problem("syntax", (), f"rules document does not parse: {exc}")) from exc
+        raise RuleError(Problem("syntax", (), t("rules document does not parse: {error}", error=exc))) from exc
     rules = parse_rules(doc)
     return RuleSet(rules.rules, version=hashlib.sha256(text.encode()).hexdigest()[:12])
 
@@ -190,13 +191,13 @@ def parse_rules(doc: Any) -> RuleSet:
     problems: list[Problem] = []
     items = doc.get("rules") if isinstance(doc, Mapping) else doc
     if not isinstance(items, list):
-        raise RuleError(Problem("syntax", ("rules",), "expected a list of rules under 'rules'"))
+        raise RuleError(Problem("syntax", ("rules",), t("expected a list of rules under 'rules'")))
     rules: list[Rule] = []
     seen: set[str] = set()
     for i, item in enumerate(items):
         path: tuple[str | int, ...] = ("rules", i)
         if not isinstance(item, Mapping):
-            problems.append(Problem("syntax", path, "a rule must be a mapping"))
+            problems.append(Problem("syntax", path, t("a rule must be a mapping")))
             continue
         for key in item:
             if key not in _RULE_KEYS:
@@ -204,42 +205,56 @@ def parse_rules(doc: Any) -> RuleSet:
                     Problem(
                         "unknown_key",
                         (*path, str(key)),
-                        f"unknown rule key {key!r}; expected one of {sorted(_RULE_KEYS)}",
+                        t(
+                            "unknown rule key {key}; expected one of {allowed}",
+                            key=repr(key),
+                            allowed=sorted(_RULE_KEYS),
+                        ),
                     )
                 )
         rid = item.get("id")
         if not isinstance(rid, str) or not rid.strip():
-            problems.append(Problem("missing", (*path, "id"), "rule needs an 'id' (text)"))
+            problems.append(Problem("missing", (*path, "id"), t("rule needs an 'id' (text)")))
             rid = f"#{i}"
         elif rid in seen:
-            problems.append(Problem("duplicate", (*path, "id"), f"duplicate rule id {rid!r}"))
+            problems.append(Problem("duplicate", (*path, "id"), t("duplicate rule id {rule}", rule=repr(rid))))
         seen.add(rid)
         version = item.get("version", 1)
         if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-            problems.append(Problem("invalid", (*path, "version"), "version must be a positive integer"))
+            problems.append(Problem("invalid", (*path, "version"), t("version must be a positive integer")))
             version = 1
         reason = item.get("reason") or item.get("description")
         if not isinstance(reason, str) or not reason.strip():
-            problems.append(Problem("missing", (*path, "reason"), "rule needs a 'reason' shown to the officer"))
+            problems.append(Problem("missing", (*path, "reason"), t("rule needs a 'reason' shown to the officer")))
             reason = ""
         lane: Any = item.get("lane")
         score: Any = item.get("score")
         if lane is None and score is None:
-            problems.append(Problem("missing", (*path, "lane"), "rule needs a 'lane' (C1, C2, C3) or a 'score' (0..1)"))
+            problems.append(
+                Problem("missing", (*path, "lane"), t("rule needs a 'lane' (C1, C2, C3) or a 'score' (0..1)"))
+            )
         if lane is not None and lane not in LANES:
             problems.append(
-                Problem("invalid", (*path, "lane"), f"lane must be one of {', '.join(LANES)}, got {lane!r}")
+                Problem(
+                    "invalid",
+                    (*path, "lane"),
+                    t("lane must be one of {allowed}, got {value}", allowed=", ".join(LANES), value=repr(lane)),
+                )
             )
         if score is not None and (not _is_num(score) or not 0 <= float(score) <= 1):
             problems.append(
-                Problem("invalid", (*path, "score"), f"score must be a number between 0 and 1, got {score!r}")
+                Problem(
+                    "invalid",
+                    (*path, "score"),
+                    t("score must be a number between 0 and 1, got {value}", value=repr(score)),
+                )
             )
         vfrom = _parse_date(item.get("valid_from"), (*path, "valid_from"), problems)
         vto = _parse_date(item.get("valid_to"), (*path, "valid_to"), problems)
         if vfrom and vto and vto < vfrom:
-            problems.append(Problem("invalid", (*path, "valid_to"), "valid_to is before valid_from"))
+            problems.append(Problem("invalid", (*path, "valid_to"), t("valid_to is before valid_from")))
         if "when" not in item:
-            problems.append(Problem("missing", (*path, "when"), "rule needs a 'when' condition"))
+            problems.append(Problem("missing", (*path, "when"), t("rule needs a 'when' condition")))
             continue
         cond = _parse_condition(item["when"], (*path, "when"), problems)
         if cond is None:
@@ -274,18 +289,20 @@ def _parse_date(v: Any, path: tuple[str | int, ...], problems: list[Problem]) ->
     try:
         return date.fromisoformat(str(v))
     except ValueError:
-        problems.append(Problem("invalid", path, f"expected a date YYYY-MM-DD, got {v!r}"))
+        problems.append(Problem("invalid", path, t("expected a date YYYY-MM-DD, got {value}", value=repr(v))))
         return None
 
 
 def _parse_condition(node: Any, path: tuple[str | int, ...], problems: list[Problem]) -> Condition | None:
     if not isinstance(node, Mapping):
-        problems.append(Problem("syntax", path, "a condition must be a mapping: {field, op, value} or all/any/not"))
+        problems.append(Problem("syntax", path, t("a condition must be a mapping: (field, op, value) or all/any/not")))
         return None
     groups = [k for k in ("all", "any", "not") if k in node]
     if groups:
         if len(node) != 1:
-            problems.append(Problem("syntax", path, f"'{groups[0]}' must be the only key of its condition"))
+            problems.append(
+                Problem("syntax", path, t("'{group}' must be the only key of its condition", group=groups[0]))
+            )
             return None
         kind = groups[0]
         sub = node[kind]
@@ -293,7 +310,9 @@ def _parse_condition(node: Any, path: tuple[str | int, ...], problems: list[Prob
             child = _parse_condition(sub, (*path, "not"), problems)
             return Condition("not", children=(child,)) if child else None
         if not isinstance(sub, list) or not sub:
-            problems.append(Problem("syntax", (*path, kind), f"'{kind}' needs a non-empty list of conditions"))
+            problems.append(
+                Problem("syntax", (*path, kind), t("'{group}' needs a non-empty list of conditions", group=kind))
+            )
             return None
         children = [_parse_condition(c, (*path, kind, j), problems) for j, c in enumerate(sub)]
         if any(c is None for c in children):
@@ -301,7 +320,9 @@ def _parse_condition(node: Any, path: tuple[str | int, ...], problems: list[Prob
         return Condition(kind, children=tuple(c for c in children if c is not None))
     extra = set(node) - {"field", "op", "value"}
     if extra:
-        problems.append(Problem("syntax", path, f"unknown condition keys {sorted(extra)}; expected field, op, value"))
+        problems.append(
+            Problem("syntax", path, t("unknown condition keys {keys}; expected field, op, value", keys=sorted(extra)))
+        )
         return None
     raw_field = node.get("field")
     name = ALIASES.get(str(raw_field), raw_field)
@@ -311,43 +332,71 @@ def _parse_condition(node: Any, path: tuple[str | int, ...], problems: list[Prob
     if not isinstance(name, str) or name not in FIELDS:
         problems.append(
             Problem(
-                "unknown_field", (*path, "field"), f"unknown field {raw_field!r}; known: {', '.join(sorted(FIELDS))}"
+                "unknown_field",
+                (*path, "field"),
+                t("unknown field {field}; known: {allowed}", field=repr(raw_field), allowed=", ".join(sorted(FIELDS))),
             )
         )
         ok = False
     if op not in OPS:
         problems.append(
-            Problem("unknown_op", (*path, "op"), f"unknown operator {op!r}; expected one of {', '.join(OPS)}")
+            Problem(
+                "unknown_op",
+                (*path, "op"),
+                t("unknown operator {op}; expected one of {allowed}", op=repr(op), allowed=", ".join(OPS)),
+            )
         )
         return None
     need = OPS[op]
     kind = FIELDS.get(str(name), "str")
     if need == "none" and value is not None:
-        problems.append(Problem("invalid", (*path, "value"), f"operator {op!r} takes no value"))
+        problems.append(Problem("invalid", (*path, "value"), t("operator {op} takes no value", op=repr(op))))
         ok = False
     elif need == "list" and not (isinstance(value, list) and value):
-        problems.append(Problem("invalid", (*path, "value"), f"operator {op!r} needs a non-empty list"))
+        problems.append(Problem("invalid", (*path, "value"), t("operator {op} needs a non-empty list", op=repr(op))))
         ok = False
     elif need == "range" and not (isinstance(value, list) and len(value) == 2 and all(_is_num(v) for v in value)):
         problems.append(
-            Problem("invalid", (*path, "value"), f"operator 'between' needs [low, high] numbers, got {value!r}")
+            Problem(
+                "invalid",
+                (*path, "value"),
+                t("operator 'between' needs [low, high] numbers, got {value}", value=repr(value)),
+            )
         )
         ok = False
     elif need == "num" and not _is_num(value):
-        problems.append(Problem("invalid", (*path, "value"), f"operator {op!r} needs a number, got {value!r}"))
+        problems.append(
+            Problem(
+                "invalid",
+                (*path, "value"),
+                t("operator {op} needs a number, got {value}", op=repr(op), value=repr(value)),
+            )
+        )
         ok = False
     elif need == "num" and kind != "num":
-        problems.append(Problem("invalid", (*path, "op"), f"operator {op!r} compares numbers but {name!r} is {kind}"))
+        problems.append(
+            Problem(
+                "invalid",
+                (*path, "op"),
+                t("operator {op} compares numbers but {field} is {kind}", op=repr(op), field=repr(name), kind=kind),
+            )
+        )
         ok = False
     elif need == "any" and value is None:
-        problems.append(Problem("invalid", (*path, "value"), f"operator {op!r} needs a value"))
+        problems.append(Problem("invalid", (*path, "value"), t("operator {op} needs a value", op=repr(op))))
         ok = False
     if not ok:
         return None
     if kind == "str" and need in ("any", "list", "str"):
         value = [str(v) for v in value] if isinstance(value, list) else str(value)
     if kind == "bool" and need == "any" and not isinstance(value, bool):
-        problems.append(Problem("invalid", (*path, "value"), f"{name!r} is true/false, got {value!r}"))
+        problems.append(
+            Problem(
+                "invalid",
+                (*path, "value"),
+                t("{field} is true/false, got {value}", field=repr(name), value=repr(value)),
+            )
+        )
         return None
     return Condition("leaf", field=str(name), op=op, value=value)
 

@@ -52,7 +52,9 @@ pages.add_panel("risk/panel.html", risk_panel)
 def _page(request: Request) -> Page | Response:
     page = pages.console_page(request)
     if isinstance(page, Page) and page.who is not None and page.who.role not in service.READERS:
-        return pages.problems_page(page, Forbidden(Problem("forbidden_role", (), "Risk pages are for customs staff")))
+        return pages.problems_page(
+            page, Forbidden(Problem("forbidden_role", (), t("Risk pages are for customs staff")))
+        )
     return page
 
 
@@ -98,7 +100,7 @@ def _field_errors(exc: DomainError) -> dict[str, list[str]]:
     for p in exc.problems:
         key = str(p.path[0]) if p.path else ""
         sub = ".".join(str(x) for x in p.path[1:])
-        out.setdefault(key, []).append(f"{sub}: {p.message}" if sub else p.message)
+        out.setdefault(key, []).append(f"{sub}: {pages.tr(p.message)}" if sub else pages.tr(p.message))
     return out
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from smartcustoms.platform.errors import NotFound, Problem
+from smartcustoms.platform.i18n import t
 from smartcustoms.risk.kcs import RiskInputError
 from smartcustoms.risk.selectivity import SelectivityModel
 
@@ -57,7 +58,11 @@ class ModelRegistry:
         if not (self.root / version / "manifest.json").exists():
             known = ", ".join(m["version"] for m in self.versions()) or "none"
             raise NotFound(
-                Problem("not_found", ("version",), f"model version {version!r} is not registered (known: {known})")
+                Problem(
+                    "not_found",
+                    ("version",),
+                    t("model version {version} is not registered (known: {known})", version=repr(version), known=known),
+                )
             )
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "ACTIVE").write_text(version + "\n")
@@ -66,7 +71,7 @@ class ModelRegistry:
     def load(self, version: str | None = None) -> SelectivityModel:
         v = version or self.active_version()
         if v is None:
-            raise RiskInputError(Problem("no_model", ("registry",), f"no active model in {self.root}"))
+            raise RiskInputError(Problem("no_model", ("registry",), t("no active model in {path}", path=self.root)))
         return SelectivityModel.load(self.root / v)
 
     def _log(self, action: str, version: str) -> None:

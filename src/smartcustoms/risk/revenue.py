@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from smartcustoms.platform.i18n import t_plain
+
 YIELDS = "inspection yields"
 DECLARED_DUTY = "declared duty of fraudulent declarations (no inspection yields in the data)"
 
@@ -80,16 +82,46 @@ class ExpectedRevenue:
 
     def reason(self) -> str:
         """The sentence shown with the other reasons."""
-        basis = (
-            f"average yield {self.yield_per_finding:,.0f} of {self.findings} finding{'s' if self.findings != 1 else ''}"
-            f" in HS chapter {self.chapter}"
-            if self.findings and self.chapter
-            else f"average yield {self.yield_per_finding:,.0f} over all chapters"
-        )
-        if self.source != YIELDS:
-            basis += ", estimated from declared duty"
-        return f"expected additional revenue about {self.amount:,.0f} (risk {self.probability:.0%} x {basis})".replace(
-            "%", " %"
+        yield_ = f"{self.yield_per_finding:,.0f}"
+        measured = self.source == YIELDS
+        # one whole template per wording, so the sentence reads back from the catalogue in one piece
+        if self.findings == 1 and self.chapter:
+            basis = (
+                t_plain(
+                    "average yield {amount} of 1 finding in HS chapter {chapter}", amount=yield_, chapter=self.chapter
+                )
+                if measured
+                else t_plain(
+                    "average yield {amount} of 1 finding in HS chapter {chapter}, estimated from declared duty",
+                    amount=yield_,
+                    chapter=self.chapter,
+                )
+            )
+        elif self.findings and self.chapter:
+            basis = (
+                t_plain(
+                    "average yield {amount} of {count} findings in HS chapter {chapter}",
+                    amount=yield_,
+                    count=self.findings,
+                    chapter=self.chapter,
+                )
+                if measured
+                else t_plain(
+                    "average yield {amount} of {count} findings in HS chapter {chapter}, estimated from declared duty",
+                    amount=yield_,
+                    count=self.findings,
+                    chapter=self.chapter,
+                )
+            )
+        elif measured:
+            basis = t_plain("average yield {amount} over all chapters", amount=yield_)
+        else:
+            basis = t_plain("average yield {amount} over all chapters, estimated from declared duty", amount=yield_)
+        return t_plain(
+            "expected additional revenue about {amount} (risk {risk} x {basis_text})",
+            amount=f"{self.amount:,.0f}",
+            risk=f"{self.probability:.0%}".replace("%", " %"),
+            basis_text=basis,
         )
 
 

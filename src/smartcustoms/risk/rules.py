@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from smartcustoms.platform.errors import Problem
+from smartcustoms.platform.i18n import t
 from smartcustoms.risk.features import add_hs_levels, fit_history
 from smartcustoms.risk.model import RuleError, RuleSet, parse_rules_text
 from smartcustoms.risk.model import backtest as backtest_frame
@@ -16,7 +17,7 @@ from smartcustoms.risk.model import backtest as backtest_frame
 def load_rules_file(path: str | Path) -> RuleSet:
     p = Path(path)
     if not p.exists():
-        raise RuleError(Problem("not_found", ("rules",), f"rules file not found: {p}"))
+        raise RuleError(Problem("not_found", ("rules",), t("rules file not found: {path}", path=p)))
     fmt = "json" if p.suffix.lower() == ".json" else "yaml" if p.suffix.lower() in (".yaml", ".yml") else "auto"
     return parse_rules_text(p.read_text(encoding="utf-8"), fmt)
 

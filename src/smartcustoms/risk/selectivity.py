@@ -24,6 +24,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from smartcustoms.platform.errors import Problem
+from smartcustoms.platform.i18n import t_plain
 from smartcustoms.risk.features import (
     CAT_FEATURES,
     FEATURES,
@@ -45,33 +46,42 @@ MODEL_KIND = "smartcustoms.risk.selectivity"
 SCHEMA = 1
 
 # Features grouped into what an officer reads as one reason.
+
+
+def N_(message: str) -> str:  # noqa: N802 (the gettext convention)
+    """Marks a message for the catalogue; the reason is translated on display from its English text."""
+    return message
+
+
 _SUBJECT = {
-    "importer": "importer's",
-    "declarant": "declarant's",
-    "seller": "seller's",
-    "hs6": "HS {hs6}",
-    "hs4": "HS heading {hs4}",
-    "hs2": "HS chapter {hs2}",
-    "origin": "origin {origin}",
-    "office": "office {office}",
-    "importer_hs6": "importer's on HS {hs6}",
-    "declarant_importer": "declarant's for this importer",
-    "hs6_origin": "HS {hs6} from {origin}",
-    "seller_importer": "seller–importer pair's",
-    "declarant_hs4": "declarant's on HS heading {hs4}",
+    "importer": N_("importer's"),
+    "declarant": N_("declarant's"),
+    "seller": N_("seller's"),
+    "hs6": N_("HS {hs6}"),
+    "hs4": N_("HS heading {hs4}"),
+    "hs2": N_("HS chapter {hs2}"),
+    "origin": N_("origin {origin}"),
+    "office": N_("office {office}"),
+    "importer_hs6": N_("importer's on HS {hs6}"),
+    "declarant_importer": N_("declarant's for this importer"),
+    "hs6_origin": N_("HS {hs6} from {origin}"),
+    "seller_importer": N_("seller–importer pair's"),
+    "declarant_hs4": N_("declarant's on HS heading {hs4}"),
 }
+_SUBJECT_BARE = (N_("importer"), N_("declarant"), N_("seller"), N_("seller–importer pair"))
+"""The subjects above without the possessive, as "... has no inspection history" shows them."""
 _CAT_LABEL = {
-    "cat_office": ("office", "customs office {v}"),
-    "cat_process_type": ("process_type", "process type {v}"),
-    "cat_import_type": ("import_type", "import type {v}"),
-    "cat_import_use": ("import_use", "import use {v}"),
-    "cat_payment_type": ("payment_type", "payment type {v}"),
-    "cat_transport_mode": ("transport_mode", "mode of transport {v}"),
-    "cat_departure_country": ("departure_country", "shipped from {v}"),
-    "cat_origin": ("origin", "origin {v}"),
-    "cat_tax_type": ("tax_type", "tax type {v}"),
-    "cat_origin_indicator": ("origin_indicator", "origin indicator {v}"),
-    "cat_hs2": ("hs2", "goods of HS chapter {v}"),
+    "cat_office": ("office", N_("customs office {v}")),
+    "cat_process_type": ("process_type", N_("process type {v}")),
+    "cat_import_type": ("import_type", N_("import type {v}")),
+    "cat_import_use": ("import_use", N_("import use {v}")),
+    "cat_payment_type": ("payment_type", N_("payment type {v}")),
+    "cat_transport_mode": ("transport_mode", N_("mode of transport {v}")),
+    "cat_departure_country": ("departure_country", N_("shipped from {v}")),
+    "cat_origin": ("origin", N_("origin {v}")),
+    "cat_tax_type": ("tax_type", N_("tax type {v}")),
+    "cat_origin_indicator": ("origin_indicator", N_("origin indicator {v}")),
+    "cat_hs2": ("hs2", N_("goods of HS chapter {v}")),
 }
 REASON_GROUPS: dict[str, list[str]] = {
     **{g: [f"{g}_rate", f"{g}_n"] + ([f"{g}_total"] if g in TOTAL_COUNT_GROUPS else []) for g in GROUPS},
@@ -199,7 +209,7 @@ class SelectivityModel:
                 Problem(
                     "too_little_data",
                     ("Fraud",),
-                    "too few labelled declarations with both outcomes to train and calibrate",
+                    t_plain("too few labelled declarations with both outcomes to train and calibrate"),
                 )
             )
         booster = self._train(x[early], y[early])
@@ -293,7 +303,7 @@ class SelectivityModel:
             if group in GROUPS and not self._above_average(group, xv):
                 continue
             reasons.append(self._phrase(group, row, xv))
-        return reasons or ["no risk indicator above average"]
+        return reasons or [t_plain("no risk indicator above average")]
 
     def _above_average(self, group: str, xv: np.ndarray) -> bool:
         st = self.fitted.state
@@ -310,41 +320,83 @@ class SelectivityModel:
             subject = _SUBJECT[group].format(**ctx)
             n = math.expm1(xv[_FI[f"{group}_n"]])
             if n < 0.5:
-                return f"{subject.removesuffix(chr(39) + 's')} has no inspection history"
+                return t_plain(
+                    "{subject_text} has no inspection history", subject_text=subject.removesuffix(chr(39) + "s")
+                )
             rate = xv[_FI[f"{group}_rate"]]
             s = rate * (n + st.smoothing) - st.smoothing * st.prior
-            return (
-                f"{subject} past fraud rate {s / n:.0%} vs {st.prior:.0%} average ({round(s)} of {round(n)})".replace(
-                    "%", " %"
-                )
+            return t_plain(
+                "{subject_text} past fraud rate {rate} vs {prior} average ({hits} of {total})",
+                subject_text=subject,
+                rate=f"{s / n:.0%}".replace("%", " %"),
+                prior=f"{st.prior:.0%}".replace("%", " %"),
+                hits=round(s),
+                total=round(n),
             )
         if group == "price":
             dev = xv[_FI["price_dev"]]
             level = int(xv[_FI["ref_level"]])
             if math.isnan(dev) or level >= len(REF_LEVELS):
-                return "no reference price for this HS code (unusual goods)"
+                return t_plain("no reference price for this HS code (unusual goods)")
             cols = REF_LEVELS[level]
-            ref = f"HS {ctx['hs6']} from {ctx['origin']}" if cols == ("hs6", "origin") else f"HS {ctx[cols[0]]}"
+            ref = (
+                t_plain("HS {hs6} from {origin}", hs6=ctx["hs6"], origin=ctx["origin"])
+                if cols == ("hs6", "origin")
+                else t_plain("HS {hs6}", hs6=ctx[cols[0]])
+            )
             pct = abs(math.expm1(dev))
-            direction = "below" if dev < 0 else "above"
-            if pct < 0.05:
-                text = f"unit price close to the reference for {ref}"
-            else:
-                text = f"unit price {pct:.0%} {direction} the reference for {ref}".replace("%", " %")
+            percent = f"{pct:.0%}".replace("%", " %")
             rar = math.expm1(xv[_FI["log_revenue_at_risk"]])
             if rar >= 1:
-                text += f"; revenue at risk about {rar:,.0f}"
-            return text
+                amount = f"{rar:,.0f}"
+                if pct < 0.05:
+                    return t_plain(
+                        "unit price close to the reference for {reference_text}; revenue at risk about {amount}",
+                        reference_text=ref,
+                        amount=amount,
+                    )
+                if dev < 0:
+                    return t_plain(
+                        "unit price {percent} below the reference for {reference_text}; revenue at risk about {amount}",
+                        percent=percent,
+                        reference_text=ref,
+                        amount=amount,
+                    )
+                return t_plain(
+                    "unit price {percent} above the reference for {reference_text}; revenue at risk about {amount}",
+                    percent=percent,
+                    reference_text=ref,
+                    amount=amount,
+                )
+            if pct < 0.05:
+                return t_plain("unit price close to the reference for {reference_text}", reference_text=ref)
+            if dev < 0:
+                return t_plain(
+                    "unit price {percent} below the reference for {reference_text}", percent=percent, reference_text=ref
+                )
+            return t_plain(
+                "unit price {percent} above the reference for {reference_text}", percent=percent, reference_text=ref
+            )
         if group == "amount":
-            return f"declared amounts (value {row.get('value'):,.0f}, net mass {row.get('net_mass_kg'):,.1f} kg) typical of risky declarations"
+            return t_plain(
+                "declared amounts (value {value}, net mass {mass} kg) typical of risky declarations",
+                value=f"{row.get('value'):,.0f}",
+                mass=f"{row.get('net_mass_kg'):,.1f}",
+            )
         if group == "tax_rate":
-            return f"tax rate {row.get('tax_rate')} % (duty at stake)"
+            return t_plain("tax rate {rate} % (duty at stake)", rate=row.get("tax_rate"))
         if group == "seller_missing":
-            return "no seller declared" if row.get("seller_id") is None else "seller declared"
+            return t_plain("no seller declared") if row.get("seller_id") is None else t_plain("seller declared")
         if group == "courier_present":
-            return "delivered through a courier" if row.get("courier_id") is not None else "no courier"
+            return (
+                t_plain("delivered through a courier") if row.get("courier_id") is not None else t_plain("no courier")
+            )
         if group == "departure_differs":
-            return f"shipped from {row.get('departure_country')}, origin {row.get('origin')}"
+            return t_plain(
+                "shipped from {country}, origin {origin}",
+                country=row.get("departure_country"),
+                origin=row.get("origin"),
+            )
         col, template = _CAT_LABEL[group]
         return template.format(v=row.get(col))
 
@@ -378,7 +430,14 @@ class SelectivityModel:
         if explain == "none":
             return out
         reasons: list[list[str]] = [
-            [f"score {v:.2f} below the inspection threshold {fit.policy.c2_threshold:.2f}"] for v in p
+            [
+                t_plain(
+                    "score {score} below the inspection threshold {threshold}",
+                    score=f"{v:.2f}",
+                    threshold=f"{fit.policy.c2_threshold:.2f}",
+                )
+            ]
+            for v in p
         ]
         rows = np.arange(len(frame)) if explain == "all" else np.flatnonzero(lanes != "C1")
         if len(rows):
@@ -387,11 +446,14 @@ class SelectivityModel:
                 reasons[i] = r
         for i in np.flatnonzero(explored):
             reasons[i] = [
-                f"selected at random for learning ({fit.policy.exploration:.0%} exploration share)",
+                t_plain(
+                    "selected at random for learning ({share} exploration share)",
+                    share=f"{fit.policy.exploration:.0%}",
+                ),
                 *reasons[i],
             ]
         for i in np.flatnonzero(aeo):
-            reasons[i] = [*reasons[i], "AEO trusted trader: relief applied"]
+            reasons[i] = [*reasons[i], t_plain("AEO trusted trader: relief applied")]
         out["reasons"] = ["; ".join([*rr, *r]) for rr, r in zip(rule_reasons, reasons, strict=True)]
         return out
 
@@ -442,9 +504,15 @@ class SelectivityModel:
             r["hs6"], r["hs4"], r["hs2"] = hs[:6], hs[:4], hs[:2]
             reasons = self._pick(grouped, r, vec, 3)
             if explored[0]:
-                reasons.insert(0, f"selected at random for learning ({fit.policy.exploration:.0%} exploration share)")
+                reasons.insert(
+                    0,
+                    t_plain(
+                        "selected at random for learning ({share} exploration share)",
+                        share=f"{fit.policy.exploration:.0%}",
+                    ),
+                )
             if aeo[0]:
-                reasons.append("AEO trusted trader: relief applied")
+                reasons.append(t_plain("AEO trusted trader: relief applied"))
         return {
             "score": p,
             "lane": str(lanes[0]),

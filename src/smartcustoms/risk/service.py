@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from smartcustoms.platform import audit
 from smartcustoms.platform.auth import Principal, Role
 from smartcustoms.platform.errors import Conflict, DomainError, Forbidden, NotFound, Problem
+from smartcustoms.platform.i18n import t
 from smartcustoms.risk.model import LANES, RuleError, RuleSet, parse_rules
 from smartcustoms.risk.revenue import YieldTable
 from smartcustoms.risk.store import TargetingRuleRow
@@ -41,7 +42,9 @@ def registry_dir() -> Path:
 
 def _require(who: Principal, roles: frozenset[Role], what: str) -> None:
     if who.role not in roles:
-        raise Forbidden(Problem("forbidden_role", (), f"Role {who.role.value} may not {what}"))
+        raise Forbidden(
+            Problem("forbidden_role", (), t("Role {role} may not {action_text}", role=who.role.value, action_text=what))
+        )
 
 
 # ---------------------------------------------------------------------------------------------- targeting rules
@@ -83,23 +86,27 @@ def _body(form: RuleForm, version: int, enabled: bool) -> dict[str, Any]:
     rid = form.rule_id.strip()
     if not _RULE_ID.match(rid):
         problems.append(
-            Problem("invalid", ("rule_id",), "Rule id: letters, digits, '-', '_' or '.', at most 64 characters")
+            Problem("invalid", ("rule_id",), t("Rule id: letters, digits, '-', '_' or '.', at most 64 characters"))
         )
     when: Any = None
     if not form.when.strip():
-        problems.append(Problem("missing", ("when",), "Write the condition, e.g. {field: origin, op: eq, value: CN}"))
+        problems.append(Problem("missing", ("when",), t("Write the condition, e.g. field: origin, op: eq, value: CN")))
     else:
         try:
             when = _plain(yaml.safe_load(form.when))
         except yaml.YAMLError as exc:
-            problems.append(Problem("syntax", ("when",), f"The condition does not parse: {exc}"))
+            problems.append(Problem("syntax", ("when",), t("The condition does not parse: {error}", error=exc)))
     score: Any = None
     if form.score.strip():
         try:
             score = float(form.score.strip())
         except ValueError:
             problems.append(
-                Problem("invalid", ("score",), f"Score must be a number between 0 and 1, got {form.score!r}")
+                Problem(
+                    "invalid",
+                    ("score",),
+                    t("Score must be a number between 0 and 1, got {value}", value=repr(form.score)),
+                )
             )
     body: dict[str, Any] = {"id": rid, "version": version, "reason": form.reason.strip(), "enabled": enabled}
     if when is not None:
@@ -226,13 +233,13 @@ def _latest(session: Session) -> list[TargetingRuleRow]:
 
 def list_rules(session: Session, who: Principal) -> list[dict[str, Any]]:
     """The latest version of every targeting rule, enabled or not."""
-    _require(who, READERS, "read targeting rules")
+    _require(who, READERS, t("read targeting rules"))
     return [rule_view(r) for r in _latest(session)]
 
 
 def rule_history(session: Session, who: Principal, rule_id: str) -> list[dict[str, Any]]:
     """Every version of one rule, newest first."""
-    _require(who, READERS, "read targeting rules")
+    _require(who, READERS, t("read targeting rules"))
     rows = list(
         session.scalars(
             select(TargetingRuleRow)
@@ -241,7 +248,7 @@ def rule_history(session: Session, who: Principal, rule_id: str) -> list[dict[st
         )
     )
     if not rows:
-        raise NotFound(Problem("unknown_rule", ("rule_id",), f"No targeting rule {rule_id!r}"))
+        raise NotFound(Problem("unknown_rule", ("rule_id",), t("No targeting rule {rule}", rule=repr(rule_id))))
     return [rule_view(r) for r in rows]
 
 
@@ -271,15 +278,17 @@ def save_rule(
     session: Session, who: Principal, form: RuleForm, *, editing: str | None = None, remote_addr: str | None = None
 ) -> dict[str, Any]:
     """Create a rule (`editing` None) or a new version of `editing`; validated, audited."""
-    _require(who, EDITORS, "edit targeting rules")
+    _require(who, EDITORS, t("edit targeting rules"))
     rid = editing or form.rule_id.strip()
     last = session.scalar(
         select(TargetingRuleRow).where(TargetingRuleRow.rule_id == rid).order_by(TargetingRuleRow.version.desc())
     )
     if editing is None and last is not None:
-        raise Conflict(Problem("duplicate", ("rule_id",), f"A rule {rid!r} exists already; edit it instead"))
+        raise Conflict(
+            Problem("duplicate", ("rule_id",), t("A rule {rule} exists already; edit it instead", rule=repr(rid)))
+        )
     if editing is not None and last is None:
-        raise NotFound(Problem("unknown_rule", ("rule_id",), f"No targeting rule {editing!r}"))
+        raise NotFound(Problem("unknown_rule", ("rule_id",), t("No targeting rule {rule}", rule=repr(editing))))
     version = (last.version + 1) if last else 1
     body = _body(RuleForm(**{**form.__dict__, "rule_id": rid}), version, last.enabled if last else True)
     action = "create_rule" if version == 1 else "edit_rule"
@@ -290,15 +299,19 @@ def set_enabled(
     session: Session, who: Principal, rule_id: str, enabled: bool, *, note: str = "", remote_addr: str | None = None
 ) -> dict[str, Any]:
     """Disable (or enable again) a rule: a new version, so the history shows when and by whom."""
-    _require(who, EDITORS, "edit targeting rules")
+    _require(who, EDITORS, t("edit targeting rules"))
     last = session.scalar(
         select(TargetingRuleRow).where(TargetingRuleRow.rule_id == rule_id).order_by(TargetingRuleRow.version.desc())
     )
     if last is None:
-        raise NotFound(Problem("unknown_rule", ("rule_id",), f"No targeting rule {rule_id!r}"))
+        raise NotFound(Problem("unknown_rule", ("rule_id",), t("No targeting rule {rule}", rule=repr(rule_id))))
     if last.enabled == enabled:
-        state = "enabled" if enabled else "disabled"
-        raise Conflict(Problem("unchanged", ("enabled",), f"Rule {rule_id} is {state} already"))
+        already = (
+            t("Rule {rule} is enabled already", rule=rule_id)
+            if enabled
+            else t("Rule {rule} is disabled already", rule=rule_id)
+        )
+        raise Conflict(Problem("unchanged", ("enabled",), already))
     body = {**last.body, "version": last.version + 1, "enabled": enabled}
     action = "enable_rule" if enabled else "disable_rule"
     return _write(session, who, rule_id, last.version + 1, body, enabled, note, action, remote_addr)
@@ -399,7 +412,7 @@ def models_overview(who: Principal, root: Path | None = None) -> dict[str, Any]:
     """Registered models, newest first, with the active one marked."""
     from smartcustoms.risk.registry import ModelRegistry
 
-    _require(who, READERS, "read the model registry")
+    _require(who, READERS, t("read the model registry"))
     reg = ModelRegistry(root or registry_dir())
     active = reg.active_version()
     versions = reg.versions()
@@ -414,11 +427,11 @@ def activate_model(
     """Make a registered version the active one (activation or rollback), audited."""
     from smartcustoms.risk.registry import ModelRegistry
 
-    _require(who, EDITORS, "activate risk models")
+    _require(who, EDITORS, t("activate risk models"))
     reg = ModelRegistry(root or registry_dir())
     before = reg.active_version()
     if before == version:
-        raise Conflict(Problem("unchanged", ("version",), f"{version} is the active model already"))
+        raise Conflict(Problem("unchanged", ("version",), t("{version} is the active model already", version=version)))
     reg.activate(version)
     audit.record(
         session,
@@ -446,9 +459,9 @@ def risk_queue(
     the model and rule versions that decided."""
     from smartcustoms.clearance import service as clearance
 
-    _require(who, READERS, "read the risk queue")
+    _require(who, READERS, t("read the risk queue"))
     if order not in ("score", "revenue"):
-        raise DomainError(Problem("invalid", ("order",), "order is 'score' or 'revenue'"))
+        raise DomainError(Problem("invalid", ("order",), t("order is 'score' or 'revenue'")))
     rows = clearance.officer_queue(session, who, lane, limit=max(limit, 500))
     yields = _yields(_safe_active_model())
     out = []
@@ -493,10 +506,10 @@ def audit_selection(session: Session, who: Principal, *, top: int = 50) -> pd.Da
     """Companies ranked for post-clearance audit by expected unpaid revenue (released declarations)."""
     from smartcustoms.risk.audit import rank_companies
 
-    _require(who, READERS, "read the audit selection")
+    _require(who, READERS, t("read the audit selection"))
     model = active_model()
     if model is None:
-        raise NotFound(Problem("no_model", ("model",), "No active risk model: register and activate one first"))
+        raise NotFound(Problem("no_model", ("model",), t("No active risk model: register and activate one first")))
     from smartcustoms.risk.labels import canonical, export_labels
 
     frame = export_labels(session)

@@ -31,7 +31,7 @@
     try {
       response = await fetch("/documents/verify", {
         method: "POST",
-        headers: { "Content-Type": "application/json" },
+        headers: { "Content-Type": "application/json", "Accept-Language": document.documentElement.lang || "en" },
         body: JSON.stringify(body),
       });
       verdict = await response.json();
@@ -54,7 +54,8 @@
       cell.textContent = labels[c.status] || c.status;
       cell.className = "verdict is-" + c.status;
       row.dataset.status = c.status;
-      row.querySelector(".reason").textContent = c.reason;
+      const localized = (verdict.localized || {}).checks || {};
+      row.querySelector(".reason").textContent = localized[row.dataset.check] || c.reason;
     }
     format.textContent = format.dataset.label + ": " + verdict.format;
     result.hidden = false;

@@ -27,9 +27,9 @@ _USES_MESSAGES = ("i18n import", "i18n.messages import")
 
 def sources() -> Iterator[tuple[Path, str]]:
     """Each template, page module and message-making module of every slice, with its extraction method."""
-    for path in sorted(PACKAGE.glob("*/templates/**/*.html")):
+    for path in sorted(PACKAGE.glob("**/templates/**/*.html")):
         yield path, "jinja2.ext:babel_extract"
-    pages = sorted(PACKAGE.glob("*/pages.py")) + sorted(PACKAGE.glob("*/pages/*.py"))
+    pages = sorted(PACKAGE.glob("**/pages.py")) + sorted(PACKAGE.glob("**/pages/*.py"))
     for path in pages:
         yield path, "python"
     for path in sorted(PACKAGE.glob("**/*.py")):

@@ -117,6 +117,8 @@ def translate_all(texts: Iterable[str], lang: str | None) -> list[str]:
 
 def _param(name: str, value: Any, lang: str) -> str:
     if isinstance(value, Msg) or (isinstance(value, str) and NESTED.search(name)):
+        if name.endswith("s") and "; " in value and not isinstance(value, Msg):
+            return "；".join(translate(part, lang) for part in value.split("; "))  # messages joined with "; "
         return translate(value, lang)
     return str(value)
 

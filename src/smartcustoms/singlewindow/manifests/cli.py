@@ -12,9 +12,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from smartcustoms.platform import auth
+from smartcustoms.platform import auth, i18n
 from smartcustoms.platform.db import unit_of_work
 from smartcustoms.platform.errors import DomainError, Problem
+from smartcustoms.platform.i18n import t
 from smartcustoms.singlewindow.manifests import service
 from smartcustoms.singlewindow.manifests.model import lines_from_csv_rows
 
@@ -26,6 +27,11 @@ err = Console(stderr=True)
 def _principal(username: str) -> auth.Principal:
     with unit_of_work() as session:
         return auth.principal_of(auth.find_user(session, username))
+
+
+def _say(message: str) -> str:
+    """A message in the output language (`SMARTCUSTOMS_LANG`, or `smartcustoms --lang`, then `LANG`)."""
+    return i18n.translate(message, i18n.environment_language())
 
 
 def read_manifest_file(
@@ -41,7 +47,9 @@ def read_manifest_file(
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
-        raise DomainError(Problem("unreadable_file", ("file",), f"{path}: {exc}")) from exc
+        raise DomainError(
+            Problem("unreadable_file", ("file",), t("Cannot read {path}: {error}", path=path, error=exc))
+        ) from exc
     if path.suffix.lower() == ".csv":
         rows = list(csv.DictReader(text.splitlines()))
         head = {"voyage": voyage, "mode": mode, "port": port, "expected_arrival": arrival, "means_id": means_id}
@@ -49,9 +57,15 @@ def read_manifest_file(
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise DomainError(Problem("malformed_json", ("file",), f"{path}: line {exc.lineno}: {exc.msg}")) from exc
+        raise DomainError(
+            Problem(
+                "malformed_json",
+                ("file",),
+                t("{path}: line {line}: {error}", path=path, line=exc.lineno, error=exc.msg),
+            )
+        ) from exc
     if not isinstance(data, dict):
-        raise DomainError(Problem("not_object", ("file",), f"{path}: a manifest is a JSON object"))
+        raise DomainError(Problem("not_object", ("file",), t("{path}: a manifest is a JSON object", path=path)))
     for key, value in (("voyage", voyage), ("mode", mode), ("port", port), ("expected_arrival", arrival)):
         if value is not None:
             data[key] = value
@@ -60,7 +74,7 @@ def read_manifest_file(
 
 def _fail(exc: DomainError) -> typer.Exit:
     for p in exc.problems:
-        err.print(escape(f"error [{p.code}] {p.as_dict()['loc']}: {p.message}"))
+        err.print(escape(f"error [{p.code}] {p.as_dict()['loc']}: {_say(p.message)}"))
     return typer.Exit(2)
 
 
@@ -89,12 +103,19 @@ def file_cmd(
     except DomainError as exc:
         raise _fail(exc) from None
     s = summary.as_dict()
-    console.print(
-        f"[green]✓[/green] manifest {ref} v{version}: {s['lines']} lines, {s['matched_lines']} declared, "
-        f"{s['unmatched_lines']} not yet; {len(s['discrepancies'])} discrepancies"
+    filed = t(
+        "manifest {reference} v{version}: {lines} lines, {matched} declared, {unmatched} not yet; "
+        "{discrepancies} discrepancies",
+        reference=ref,
+        version=version,
+        lines=s["lines"],
+        matched=s["matched_lines"],
+        unmatched=s["unmatched_lines"],
+        discrepancies=len(s["discrepancies"]),
     )
+    console.print("[green]✓[/green] " + escape(_say(filed)))
     for d in s["discrepancies"][:50]:
-        console.print(escape(f"  {d['declaration']} [{d['code']}] {d['message']}"))
+        console.print(escape(f"  {d['declaration']} [{d['code']}] {_say(d['message'])}"))
 
 
 @app.command("list")
@@ -104,7 +125,15 @@ def list_cmd(user: str = typer.Option("admin", "--user", "-u"), port: str | None
         who = _principal(user)
         with unit_of_work() as session:
             rows, total = service.list_manifests(session, who, port=port, limit=500)
-            table = Table("Reference", "Carrier", "Voyage", "Port", "Expected arrival", "Lines", "Undeclared")
+            table = Table(
+                _say(t("Reference")),
+                _say(t("Carrier")),
+                _say(t("Voyage")),
+                _say(t("Port")),
+                _say(t("Expected arrival")),
+                _say(t("Lines")),
+                _say(t("Undeclared")),
+            )
             for r, n in rows:
                 table.add_row(
                     r.reference, r.carrier, r.voyage, r.port, str(r.expected_arrival)[:16], str(r.line_count), str(n)
@@ -112,7 +141,7 @@ def list_cmd(user: str = typer.Option("admin", "--user", "-u"), port: str | None
     except DomainError as exc:
         raise _fail(exc) from None
     console.print(table)
-    console.print(f"{total} manifests")
+    console.print(_say(t("{count} manifests", count=total)))
 
 
 @app.command("follow-up")
@@ -125,7 +154,16 @@ def follow_up_cmd(
         who = _principal(user)
         with unit_of_work() as session:
             found = service.follow_up(session, who, days=days)
-            table = Table("Manifest", "Voyage", "Port", "Days", "Document", "Consignee", "Description", "Packages")
+            table = Table(
+                _say(t("Manifest")),
+                _say(t("Voyage")),
+                _say(t("Port")),
+                _say(t("Days")),
+                _say(t("Document")),
+                _say(t("Consignee")),
+                _say(t("Description")),
+                _say(t("Packages")),
+            )
             for m, ln, age in found:
                 table.add_row(
                     m.reference,
@@ -140,7 +178,7 @@ def follow_up_cmd(
     except DomainError as exc:
         raise _fail(exc) from None
     console.print(table)
-    console.print(f"{len(found)} lines to follow up")
+    console.print(_say(t("{count} lines to follow up", count=len(found))))
 
 
 @app.command("sweep")
@@ -148,7 +186,12 @@ def sweep_cmd() -> None:
     """Flag sea/air imports whose arrival is past without any manifest line."""
     with unit_of_work() as session:
         flagged = service.flag_missing(session)
-    console.print(f"{len(flagged)} declarations flagged" + (": " + ", ".join(flagged) if flagged else ""))
+    if flagged:
+        console.print(
+            _say(t("{count} declarations flagged: {references}", count=len(flagged), references=", ".join(flagged)))
+        )
+    else:
+        console.print(_say(t("{count} declarations flagged", count=0)))
 
 
 @app.command("rules")

@@ -23,6 +23,7 @@ from functools import lru_cache
 from typing import Any
 
 from smartcustoms.platform.errors import DomainError, Problem
+from smartcustoms.platform.i18n import t, t_plain
 
 SOURCE = "manifests"
 MODES = ("sea", "air", "rail", "road", "post", "fixed", "inland_water")
@@ -102,9 +103,16 @@ _CONTAINER = re.compile(r"^[A-Z]{3}[UJZ][0-9]{7}$")
 def container_problem(number: str) -> str | None:
     """Why a container number is not a valid ISO 6346 number, or None."""
     if not _CONTAINER.match(number):
-        return f"Container number {number!r} is not 3 owner letters, a category letter (U, J, Z) and 7 digits"
+        return t(
+            "Container number '{number}' is not 3 owner letters, a category letter (U, J, Z) and 7 digits",
+            number=number,
+        )
     if container_check_digit(number[:10]) != int(number[10]):
-        return f"Container number {number} has a wrong check digit (expected {container_check_digit(number[:10])})"
+        return t(
+            "Container number {number} has a wrong check digit (expected {digit})",
+            number=number,
+            digit=container_check_digit(number[:10]),
+        )
     return None
 
 
@@ -129,61 +137,63 @@ class _Reader:
         value = raw.get(key)
         if value is None or (isinstance(value, str) and not value.strip()):
             if required:
-                self.bad("missing", (*path, key), f"{key} is required")
+                self.bad("missing", (*path, key), t("{field} is required", field=key))
             return None
         if not isinstance(value, (str, int)) or isinstance(value, bool):
-            self.bad("not_text", (*path, key), f"{key} must be text")
+            self.bad("not_text", (*path, key), t("{field} must be text", field=key))
             return None
         out = str(value).strip()
         if len(out) > max_len:
-            self.bad("too_long", (*path, key), f"{key} is longer than {max_len} characters")
+            self.bad("too_long", (*path, key), t("{field} is longer than {limit} characters", field=key, limit=max_len))
             return None
         return out
 
     def integer(self, raw: Mapping[str, Any], key: str, path: tuple[str | int, ...]) -> int | None:
         value = raw.get(key)
         if value is None or value == "":
-            self.bad("missing", (*path, key), f"{key} is required")
+            self.bad("missing", (*path, key), t("{field} is required", field=key))
             return None
         try:
             number = Decimal(str(value).strip()) if not isinstance(value, bool) else None
         except InvalidOperation:
             number = None
         if number is None or not number.is_finite() or number != number.to_integral_value():
-            self.bad("not_integer", (*path, key), f"{key} must be a whole number, got {value!r}")
+            self.bad(
+                "not_integer", (*path, key), t("{field} must be a whole number, got '{value}'", field=key, value=value)
+            )
             return None
         if number < 0:
-            self.bad("negative", (*path, key), f"{key} may not be negative ({number})")
+            self.bad("negative", (*path, key), t("{field} may not be negative ({value})", field=key, value=number))
             return None
         if number > 10**9:
-            self.bad("too_large", (*path, key), f"{key} is implausibly large ({number})")
+            self.bad("too_large", (*path, key), t("{field} is implausibly large ({value})", field=key, value=number))
             return None
         return int(number)
 
     def decimal(self, raw: Mapping[str, Any], key: str, path: tuple[str | int, ...]) -> Decimal | None:
         value = raw.get(key)
         if value is None or value == "":
-            self.bad("missing", (*path, key), f"{key} is required")
+            self.bad("missing", (*path, key), t("{field} is required", field=key))
             return None
         try:
             number = Decimal(str(value).strip()) if not isinstance(value, bool) else None
         except InvalidOperation:
             number = None
         if number is None or not number.is_finite():
-            self.bad("not_number", (*path, key), f"{key} must be a number, got {value!r}")
+            self.bad("not_number", (*path, key), t("{field} must be a number, got '{value}'", field=key, value=value))
             return None
         if number < 0:
-            self.bad("negative", (*path, key), f"{key} may not be negative ({number})")
+            self.bad("negative", (*path, key), t("{field} may not be negative ({value})", field=key, value=number))
             return None
         if number > Decimal(10) ** 12:
-            self.bad("too_large", (*path, key), f"{key} is implausibly large ({number})")
+            self.bad("too_large", (*path, key), t("{field} is implausibly large ({value})", field=key, value=number))
             return None
         return number
 
     def moment(self, raw: Mapping[str, Any], key: str, path: tuple[str | int, ...]) -> datetime | None:
         value = raw.get(key)
         if value is None or value == "":
-            self.bad("missing", (*path, key), f"{key} is required")
+            self.bad("missing", (*path, key), t("{field} is required", field=key))
             return None
         try:
             if isinstance(value, datetime):
@@ -193,7 +203,11 @@ class _Reader:
             else:
                 at = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
         except ValueError:
-            self.bad("not_datetime", (*path, key), f"{key} must be an ISO 8601 date or date-time, got {value!r}")
+            self.bad(
+                "not_datetime",
+                (*path, key),
+                t("{field} must be an ISO 8601 date or date-time, got '{value}'", field=key, value=value),
+            )
             return None
         return at if at.tzinfo else at.replace(tzinfo=UTC)
 
@@ -202,7 +216,11 @@ class _Reader:
         if isinstance(value, str):
             value = {"name": value}
         if not isinstance(value, Mapping):
-            self.bad("missing" if value is None else "not_object", (*path, key), f"{key} needs at least a name")
+            self.bad(
+                "missing" if value is None else "not_object",
+                (*path, key),
+                t("{field} needs at least a name", field=key),
+            )
             return None
         name = self.text(value, "name", (*path, key))
         ident = self.text(value, "id", (*path, key), required=False, max_len=35)
@@ -213,24 +231,28 @@ def parse_manifest(raw: Any) -> Manifest:
     """A manifest from its JSON form; raises `ManifestError` listing every problem (nothing is half-read)."""
     r = _Reader()
     if not isinstance(raw, Mapping):
-        raise ManifestError(Problem("not_object", (), "A manifest is a JSON object"))
+        raise ManifestError(Problem("not_object", (), t("A manifest is a JSON object")))
     voyage = r.text(raw, "voyage", (), max_len=35)
     mode = r.text(raw, "mode", ())
     if mode is not None and mode.lower() not in MODES:
-        r.bad("unknown_mode", ("mode",), f"Unknown transport mode {mode!r}; one of {', '.join(MODES)}")
+        r.bad(
+            "unknown_mode",
+            ("mode",),
+            t("Unknown transport mode '{mode}'; one of {allowed}", mode=mode, allowed=", ".join(MODES)),
+        )
         mode = None
     port = r.text(raw, "port", (), max_len=5)
     if port is not None and not re.fullmatch(r"[A-Za-z]{2}[A-Za-z0-9]{3}", port):
-        r.bad("bad_port", ("port",), f"Port {port!r} is not a UN/LOCODE (e.g. TWKHH)")
+        r.bad("bad_port", ("port",), t("Port '{port}' is not a UN/LOCODE (e.g. TWKHH)", port=port))
         port = None
     means = r.text(raw, "means_id", (), required=False, max_len=64)
     arrival = r.moment(raw, "expected_arrival", ())
     raw_lines = raw.get("lines")
     lines: list[ManifestLine] = []
     if not isinstance(raw_lines, list) or not raw_lines:
-        r.bad("no_lines", ("lines",), "A manifest needs at least one line")
+        r.bad("no_lines", ("lines",), t("A manifest needs at least one line"))
     elif len(raw_lines) > MAX_LINES:
-        r.bad("too_many_lines", ("lines",), f"At most {MAX_LINES} lines per manifest; split the voyage")
+        r.bad("too_many_lines", ("lines",), t("At most {limit} lines per manifest; split the voyage", limit=MAX_LINES))
     else:
         seen_docs: dict[str, int] = {}
         seen_nos: dict[int, int] = {}
@@ -243,20 +265,28 @@ def parse_manifest(raw: Any) -> Manifest:
                     r.bad(
                         "duplicate_document",
                         ("lines", i, "doc_ref"),
-                        f"Transport document {doc_key} is already on line {seen_docs[doc_key] + 1}",
+                        t(
+                            "Transport document {document} is already on line {line}",
+                            document=doc_key,
+                            line=seen_docs[doc_key] + 1,
+                        ),
                     )
                 else:
                     seen_docs[doc_key] = i
             if line is None:
                 continue
             if line.line_no in seen_nos:
-                r.bad("duplicate_line_no", ("lines", i, "line_no"), f"Line number {line.line_no} is used twice")
+                r.bad(
+                    "duplicate_line_no",
+                    ("lines", i, "line_no"),
+                    t("Line number {line_no} is used twice", line_no=line.line_no),
+                )
             else:
                 seen_nos[line.line_no] = i
             lines.append(line)
     extra = sorted(set(raw) - {"voyage", "mode", "port", "means_id", "expected_arrival", "lines"})
     for key in extra:
-        r.bad("unknown_field", (key,), f"Unknown field {key!r}")
+        r.bad("unknown_field", (key,), t("Unknown field '{field}'", field=key))
     if r.problems:
         raise ManifestError(r.problems)
     assert voyage and mode and port and arrival
@@ -285,10 +315,14 @@ def _parse_line(r: _Reader, item: Any, i: int) -> ManifestLine | None:
     before = len(r.problems)
     line_no = r.integer(item, "line_no", path) if item.get("line_no") is not None else i + 1
     if line_no == 0:
-        r.bad("bad_line_no", (*path, "line_no"), "Line numbers start at 1")
+        r.bad("bad_line_no", (*path, "line_no"), t("Line numbers start at 1"))
     doc_type = (r.text(item, "doc_type", path, required=False, max_len=8) or "BL").upper()
     if doc_type not in DOC_TYPES:
-        r.bad("unknown_doc_type", (*path, "doc_type"), f"Unknown transport document type {doc_type!r}")
+        r.bad(
+            "unknown_doc_type",
+            (*path, "doc_type"),
+            t("Unknown transport document type '{doc_type}'", doc_type=doc_type),
+        )
     doc_ref = r.text(item, "doc_ref", path, max_len=35)
     shipper = r.party(item, "shipper", path)
     consignee = r.party(item, "consignee", path)
@@ -325,7 +359,7 @@ def _parse_line(r: _Reader, item: Any, i: int) -> ManifestLine | None:
         if number:
             containers.append(Container(number, tuple(s.strip().upper() for s in seals)))
     for key in sorted(set(item) - _LINE_FIELDS):
-        r.bad("unknown_field", (*path, key), f"Unknown field {key!r}")
+        r.bad("unknown_field", (*path, key), t("Unknown field '{field}'", field=key))
     if len(r.problems) > before:
         return None
     assert doc_ref and shipper and consignee and description and packages is not None and weight is not None
@@ -491,10 +525,14 @@ def rules_from(raw: Mapping[str, Any], version: int = 1) -> Rules:
         try:
             v = kind(str(raw[key])) if kind is Decimal else kind(raw[key])
         except (TypeError, ValueError, InvalidOperation):
-            problems.append(Problem("bad_setting", (key,), f"{key} must be a number"))
+            problems.append(Problem("bad_setting", (key,), t("{field} must be a number", field=key)))
             return
         if not lo <= float(v) <= hi:
-            problems.append(Problem("bad_setting", (key,), f"{key} must be between {lo} and {hi}"))
+            problems.append(
+                Problem(
+                    "bad_setting", (key,), t("{field} must be between {low} and {high}", field=key, low=lo, high=hi)
+                )
+            )
             return
         values[key] = v
 
@@ -511,27 +549,31 @@ def rules_from(raw: Mapping[str, Any], version: int = 1) -> Rules:
             continue
         given = raw[key]
         if not isinstance(given, Mapping):
-            problems.append(Problem("bad_setting", (key,), f"{key} maps finding codes to values"))
+            problems.append(Problem("bad_setting", (key,), t("{field} maps finding codes to values", field=key)))
             continue
         merged = dict(getattr(base, key))
         for code, v in given.items():
             if code not in FINDING_CODES:
-                problems.append(Problem("unknown_code", (key, code), f"Unknown finding code {code!r}"))
+                problems.append(Problem("unknown_code", (key, code), t("Unknown finding code '{code}'", code=code)))
             elif allowed is not None and v not in allowed:
-                problems.append(Problem("bad_lane", (key, code), "Lane is C1, C2, C3 or null"))
+                problems.append(Problem("bad_lane", (key, code), t("Lane is C1, C2, C3 or null")))
             elif allowed is None and (not isinstance(v, (int, float)) or not 0 <= v <= 1):
-                problems.append(Problem("bad_score", (key, code), "Score is a number from 0 to 1"))
+                problems.append(Problem("bad_score", (key, code), t("Score is a number from 0 to 1")))
             else:
                 merged[code] = v
         values[key] = merged
     if "hold" in raw:
         hold = raw["hold"]
         if not isinstance(hold, list) or any(h not in FINDING_CODES for h in hold):
-            problems.append(Problem("bad_setting", ("hold",), f"hold lists finding codes: {', '.join(FINDING_CODES)}"))
+            problems.append(
+                Problem(
+                    "bad_setting", ("hold",), t("hold lists finding codes: {allowed}", allowed=", ".join(FINDING_CODES))
+                )
+            )
         else:
             values["hold"] = frozenset(hold)
     for key in sorted(set(raw) - {*Rules().as_dict()}):
-        problems.append(Problem("unknown_setting", (key,), f"Unknown setting {key!r}"))
+        problems.append(Problem("unknown_setting", (key,), t("Unknown setting '{key}'", key=key)))
     if problems:
         raise ManifestError(problems)
     return replace(base, version=version, **values)
@@ -740,11 +782,18 @@ def _arrived(d: DeclaredGoods, on: date | None, rules: Rules) -> bool:
 
 
 def _missing(d: DeclaredGoods) -> Discrepancy:
-    docs = ", ".join(d.doc_refs) or "none given"
+    if d.doc_refs:
+        message = t_plain(
+            "No manifest line for this {mode} import (transport documents: {documents})",
+            mode=d.mode,
+            documents=", ".join(d.doc_refs),
+        )
+    else:
+        message = t_plain("No manifest line for this {mode} import (no transport document given)", mode=d.mode)
     return Discrepancy(
         d.reference,
         "manifest_missing",
-        f"No manifest line for this {d.mode} import (transport documents: {docs})",
+        message,
         ("transport_documents",),
         (),
         {"doc_refs": list(d.doc_refs), "manifest_ref": d.manifest_ref},
@@ -766,7 +815,7 @@ def _group_checks(
     keys = tuple(ln.key for ln in lines)
     docs = sorted({ln.doc_ref for ln in lines})
     refs = [d.reference for d in decls]
-    split = f" (declarations {', '.join(refs)} together)" if len(decls) > 1 else ""
+    together = ", ".join(refs) if len(decls) > 1 else ""
     if heavy:
         for d in decls:
             if d.reference in wanted:
@@ -774,9 +823,27 @@ def _group_checks(
                     Discrepancy(
                         d.reference,
                         "weight_differs",
-                        f"Declared gross weight {declared_w} kg{split} differs from the manifested {manifested_w} kg "
-                        f"on {', '.join(docs)} beyond the tolerance of {rules.weight_tolerance_pct} % "
-                        f"(at least {rules.weight_tolerance_kg} kg)",
+                        t_plain(
+                            "Declared gross weight {declared} kg (declarations {references} together) differs from "
+                            "the manifested {manifested} kg on {documents} beyond the tolerance of {percent} % "
+                            "(at least {kg} kg)",
+                            declared=declared_w,
+                            references=together,
+                            manifested=manifested_w,
+                            documents=", ".join(docs),
+                            percent=rules.weight_tolerance_pct,
+                            kg=rules.weight_tolerance_kg,
+                        )
+                        if together
+                        else t_plain(
+                            "Declared gross weight {declared} kg differs from the manifested {manifested} kg on "
+                            "{documents} beyond the tolerance of {percent} % (at least {kg} kg)",
+                            declared=declared_w,
+                            manifested=manifested_w,
+                            documents=", ".join(docs),
+                            percent=rules.weight_tolerance_pct,
+                            kg=rules.weight_tolerance_kg,
+                        ),
                         ("items",),
                         keys,
                         {"declared": str(declared_w), "manifested": str(manifested_w), "doc_refs": docs},
@@ -789,7 +856,21 @@ def _group_checks(
                     Discrepancy(
                         d.reference,
                         "packages_differ",
-                        f"Declared {declared_p} packages{split} but {manifested_p} are manifested on {', '.join(docs)}",
+                        t_plain(
+                            "Declared {declared} packages (declarations {references} together) but {manifested} are "
+                            "manifested on {documents}",
+                            declared=declared_p,
+                            references=together,
+                            manifested=manifested_p,
+                            documents=", ".join(docs),
+                        )
+                        if together
+                        else t_plain(
+                            "Declared {declared} packages but {manifested} are manifested on {documents}",
+                            declared=declared_p,
+                            manifested=manifested_p,
+                            documents=", ".join(docs),
+                        ),
                         ("items",),
                         keys,
                         {"declared": declared_p, "manifested": manifested_p, "doc_refs": docs},
@@ -807,8 +888,12 @@ def _pair_checks(d: DeclaredGoods, lines: list[LineFacts], rules: Rules) -> list
                 Discrepancy(
                     d.reference,
                     "consignee_differs",
-                    f"Manifest line {ln.doc_ref} is consigned to {shown}, the declared importer is "
-                    f"{d.consignee.name}" + (f" ({d.consignee.id})" if d.consignee.id else ""),
+                    t_plain(
+                        "Manifest line {document} is consigned to {manifested}, the declared importer is {declared}",
+                        document=ln.doc_ref,
+                        manifested=shown,
+                        declared=f"{d.consignee.name}" + (f" ({d.consignee.id})" if d.consignee.id else ""),
+                    ),
                     ("importer",),
                     (ln.key,),
                     {"declared": d.consignee.name, "manifested": ln.consignee.name, "doc_ref": ln.doc_ref},
@@ -822,8 +907,14 @@ def _pair_checks(d: DeclaredGoods, lines: list[LineFacts], rules: Rules) -> list
                 Discrepancy(
                     d.reference,
                     "description_mismatch",
-                    f"Manifest line {ln.doc_ref} describes {ln.description!r} (HS chapters {best}); "
-                    f"the declared codes are in chapters {', '.join(sorted(d.chapters))}",
+                    t_plain(
+                        "Manifest line {document} describes '{description}' (HS chapters {best}); "
+                        "the declared codes are in chapters {declared}",
+                        document=ln.doc_ref,
+                        description=ln.description,
+                        best=best,
+                        declared=", ".join(sorted(d.chapters)),
+                    ),
                     ("items",),
                     (ln.key,),
                     {
@@ -891,7 +982,7 @@ def goods_of(reference: str, decl: Any, *, package_units: frozenset[str] = PACKA
             packages = None
     return DeclaredGoods(
         reference=reference,
-        doc_refs=tuple(dict.fromkeys(t.reference.strip().upper() for t in decl.transport_documents)),
+        doc_refs=tuple(dict.fromkeys(td.reference.strip().upper() for td in decl.transport_documents)),
         declaration_type=str(decl.type.value),
         mode=str(decl.transport.mode.value),
         consignee=PartyRef(decl.importer.name, decl.importer.id),

@@ -25,6 +25,7 @@ from smartcustoms.platform import audit
 from smartcustoms.platform.auth import SYSTEM, Principal, Role
 from smartcustoms.platform.db import bulk_insert
 from smartcustoms.platform.errors import Conflict, Forbidden, NotFound, Problem
+from smartcustoms.platform.i18n import t
 from smartcustoms.platform.types import iso
 from smartcustoms.singlewindow.manifests import chapters as chapter_index
 from smartcustoms.singlewindow.manifests.model import (
@@ -96,7 +97,7 @@ def current_rules(session: Session, *, fresh: bool = False) -> Rules:
 def set_rules(session: Session, who: Principal, raw: dict[str, Any]) -> Rules:
     """Replace the matching rules (admin): validated whole, stored as a new version."""
     if who.role is not Role.ADMIN:
-        raise Forbidden(Problem("forbidden_role", (), "Only administrators change the manifest matching rules"))
+        raise Forbidden(Problem("forbidden_role", (), t("Only administrators change the manifest matching rules")))
     latest = session.scalar(select(func.max(RulesRow.version))) or 1  # the built-in defaults are v1
     rules = rules_from(raw, latest + 1)
     session.add(RulesRow(version=rules.version, value=rules.as_dict(), at=now(), actor=who.username))
@@ -114,7 +115,7 @@ def _visible(who: Principal, row: ManifestRow) -> bool:
 
 def _check_reader(who: Principal) -> None:
     if not who.is_customs and who.role is not Role.CARRIER:
-        raise Forbidden(Problem("forbidden_role", (), f"Role {who.role.value} may not read manifests"))
+        raise Forbidden(Problem("forbidden_role", (), t("Role {role} may not read manifests", role=who.role.value)))
 
 
 def get_row(session: Session, who: Principal, reference: str, *, for_update: bool = False) -> ManifestRow:
@@ -125,19 +126,21 @@ def get_row(session: Session, who: Principal, reference: str, *, for_update: boo
         stmt = stmt.with_for_update()
     row = session.scalar(stmt)
     if row is None or not _visible(who, row):
-        raise NotFound(Problem("unknown_manifest", ("reference",), f"No manifest {reference}"))
+        raise NotFound(Problem("unknown_manifest", ("reference",), t("No manifest {reference}", reference=reference)))
     return row
 
 
 def _carrier_of(who: Principal, carrier: str | None) -> str:
     if who.role not in FILERS:
-        raise Forbidden(Problem("forbidden_role", (), f"Role {who.role.value} may not file manifests"))
+        raise Forbidden(Problem("forbidden_role", (), t("Role {role} may not file manifests", role=who.role.value)))
     if who.role is Role.CARRIER:
         if carrier and carrier != who.party_id:
-            raise Forbidden(Problem("not_your_party", ("carrier",), f"You file for carrier {who.party_id}"))
+            raise Forbidden(
+                Problem("not_your_party", ("carrier",), t("You file for carrier {carrier}", carrier=who.party_id))
+            )
         return str(who.party_id)
     if not carrier:
-        raise ManifestError(Problem("missing", ("carrier",), "An administrator names the carrier filed for"))
+        raise ManifestError(Problem("missing", ("carrier",), t("An administrator names the carrier filed for")))
     return carrier
 
 
@@ -192,8 +195,14 @@ def file_manifest(
             Problem(
                 "duplicate_manifest",
                 ("voyage",),
-                f"Carrier {carrier_code} already filed manifest {existing.reference} for voyage {m.voyage} at "
-                f"{m.port}; replace it instead (PUT /manifests/{existing.reference})",
+                t(
+                    "Carrier {carrier} already filed manifest {reference} for voyage {voyage} at {port}; "
+                    "replace it instead (PUT /manifests/{reference})",
+                    carrier=carrier_code,
+                    reference=existing.reference,
+                    voyage=m.voyage,
+                    port=m.port,
+                ),
             )
         )
     at = now()
@@ -243,20 +252,34 @@ def replace_manifest(
 ) -> tuple[ManifestRow, MatchSummary]:
     """Replace a manifest before arrival (the carrier's amendment); the previous version is kept."""
     if who.role not in FILERS:
-        raise Forbidden(Problem("forbidden_role", (), f"Role {who.role.value} may not amend manifests"))
+        raise Forbidden(Problem("forbidden_role", (), t("Role {role} may not amend manifests", role=who.role.value)))
     row = get_row(session, who, reference, for_update=True)
     if row.arrived_at is not None or _aware(row.expected_arrival) <= now():
         raise Conflict(
             Problem(
                 "arrived",
                 ("reference",),
-                f"Manifest {reference} can no longer be replaced: the {row.mode} arrival at {row.port} is past",
+                t(
+                    "Manifest {reference} can no longer be replaced: the {mode} arrival at {port} is past",
+                    reference=reference,
+                    mode=row.mode,
+                    port=row.port,
+                ),
             )
         )
     m = parse_manifest(raw)
     if (clash := _same_voyage(session, row.carrier, m, other_than=row.id)) is not None:
         raise Conflict(
-            Problem("duplicate_manifest", ("voyage",), f"Voyage {m.voyage} at {m.port} is manifest {clash.reference}")
+            Problem(
+                "duplicate_manifest",
+                ("voyage",),
+                t(
+                    "Voyage {voyage} at {port} is manifest {reference}",
+                    voyage=m.voyage,
+                    port=m.port,
+                    reference=clash.reference,
+                ),
+            )
         )
     at = now()
     old_docs = set(session.scalars(select(LineRow.doc_ref).where(LineRow.manifest_id == row.id)))
@@ -306,11 +329,15 @@ def _refresh_matched(session: Session, dropped_docs: set[str]) -> None:
 def record_arrival(session: Session, who: Principal, reference: str, at: datetime | None = None) -> ManifestRow:
     """The means of transport arrived (carrier or officer): the manifest is closed to replacement."""
     if who.role not in (Role.CARRIER, Role.OFFICER, Role.ADMIN):
-        raise Forbidden(Problem("forbidden_role", (), f"Role {who.role.value} may not record arrivals"))
+        raise Forbidden(Problem("forbidden_role", (), t("Role {role} may not record arrivals", role=who.role.value)))
     row = get_row(session, who, reference, for_update=True)
     if row.arrived_at is not None:
         raise Conflict(
-            Problem("arrived", ("reference",), f"Arrival of {reference} was recorded at {iso(row.arrived_at)}")
+            Problem(
+                "arrived",
+                ("reference",),
+                t("Arrival of {reference} was recorded at {at}", reference=reference, at=iso(row.arrived_at)),
+            )
         )
     row.arrived_at = _aware(at) if at else now()
     row.updated_at = now()
@@ -539,7 +566,12 @@ def _store_match(
                 ref,
                 [to_finding(x, rules) for x in new],
                 who=who,
-                note=f"Manifest {manifest.reference} (voyage {manifest.voyage}): " + "; ".join(x.message for x in new),
+                note=t(
+                    "Manifest {reference} (voyage {voyage}): {messages}",
+                    reference=manifest.reference,
+                    voyage=manifest.voyage,
+                    messages="; ".join(x.message for x in new),
+                ),
             )
             raised[ref] = len(new)
         if new or matched != d.matched:
@@ -555,7 +587,7 @@ def flag_missing(session: Session, who: Principal = SYSTEM, on: date | None = No
     from smartcustoms.clearance.service import raise_findings
 
     if who is not SYSTEM and who.role not in (Role.OFFICER, Role.ADMIN):
-        raise Forbidden(Problem("forbidden_role", (), "Only customs officers run the missing-manifest sweep"))
+        raise Forbidden(Problem("forbidden_role", (), t("Only customs officers run the missing-manifest sweep")))
     rules = current_rules(session)
     day = on or now().date()
     cutoff = day - timedelta(days=rules.missing_grace_days)
@@ -773,7 +805,7 @@ def follow_up(
     arrival (recorded, else expected), oldest first, with the days since arrival."""
     _check_reader(who)
     if days is not None and not 0 <= days <= 365:
-        raise ManifestError(Problem("bad_days", ("days",), "days must be between 0 and 365"))
+        raise ManifestError(Problem("bad_days", ("days",), t("days must be between 0 and 365")))
     wait = days if days is not None else current_rules(session).follow_up_days
     moment = at or now()
     cutoff = moment - timedelta(days=wait)

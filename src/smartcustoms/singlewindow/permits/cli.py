@@ -1,4 +1,7 @@
-"""`smartcustoms singlewindow permits ...`: load the requirements registry, list, issue and revoke permits."""
+"""`smartcustoms singlewindow permits ...`: load the requirements registry, list, issue and revoke permits.
+
+Output for people is in the reader's language: `SMARTCUSTOMS_LANG` (or `smartcustoms --lang`), then `LANG`.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +17,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from smartcustoms.platform import auth
+from smartcustoms.platform import auth, i18n
 from smartcustoms.platform.db import unit_of_work
 from smartcustoms.platform.errors import DomainError, Problem
+from smartcustoms.platform.i18n import t
 from smartcustoms.singlewindow.permits import service
 from smartcustoms.singlewindow.permits.model import PermitInput
 
@@ -26,6 +30,11 @@ err = Console(stderr=True)
 USER = typer.Option(None, "--user", "-u", help="Act as this user (default: the system administrator)")
 
 
+def _say(message: str) -> str:
+    """A message in the output language."""
+    return i18n.translate(message, i18n.environment_language())
+
+
 @contextmanager
 def _problems() -> Iterator[None]:
     """Print every problem with its path and exit 2, like the platform CLI does."""
@@ -33,7 +42,7 @@ def _problems() -> Iterator[None]:
         yield
     except DomainError as exc:
         for p in exc.problems:
-            err.print(escape(f"error [{p.code}] {p.as_dict()['loc']}: {p.message}"))
+            err.print(escape(f"error [{p.code}] {p.as_dict()['loc']}: {_say(p.message)}"))
         raise typer.Exit(2) from exc
 
 
@@ -57,14 +66,21 @@ def import_requirements(
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise DomainError(Problem("unreadable_file", ("file",), f"{path}: {exc}")) from exc
+            raise DomainError(
+                Problem("unreadable_file", ("file",), t("Cannot read {path}: {error}", path=path, error=exc))
+            ) from exc
         who = _who(user)
         with unit_of_work() as session:
             report = service.import_requirements(session, who, text, replace=replace, source=path.name)
-    console.print(
-        f"✓ {report['rows']} requirement(s): {report['added']} added, {report['updated']} updated, "
-        f"{report['removed']} removed; registry version {report['version']}"
+    done = t(
+        "✓ {rows} requirement(s): {added} added, {updated} updated, {removed} removed; registry version {version}",
+        rows=report["rows"],
+        added=report["added"],
+        updated=report["updated"],
+        removed=report["removed"],
+        version=report["version"],
     )
+    console.print(escape(_say(done)))
 
 
 @app.command("requirements")
@@ -75,7 +91,10 @@ def requirements(
     """Print the requirements registry."""
     with _problems(), unit_of_work() as session:
         reqs = service.list_requirements(session, code=code, direction=direction)
-    table = Table("id", "prefix", "direction", "agency", "permit type", "title", "valid")
+    table = Table(
+        "id",
+        *(_say(h) for h in (t("Code prefix"), t("Direction"), t("Agency"), t("Permit type"), t("Title"), t("Valid"))),
+    )
     for r in reqs:
         table.add_row(
             str(r.id),
@@ -87,7 +106,7 @@ def requirements(
             f"{r.valid_from}..{r.valid_to or ''}",
         )
     console.print(table)
-    console.print(f"{len(reqs)} requirement(s)")
+    console.print(_say(t("{count} requirement(s)", count=len(reqs))))
 
 
 @app.command("list")
@@ -103,7 +122,21 @@ def list_(
     with _problems(), unit_of_work() as session:
         rows, total = service.list_permits(session, who, agency=agency, holder=holder, limit=limit)
         views = [service.permit_view(r) for r in rows]
-    table = Table("number", "agency", "type", "holder", "codes", "left", "valid to", "status")
+    table = Table(
+        *(
+            _say(h)
+            for h in (
+                t("Number"),
+                t("Agency"),
+                t("Permit type"),
+                t("Holder"),
+                t("Codes"),
+                t("Left"),
+                t("Valid to"),
+                t("Status"),
+            )
+        )
+    )
     for v in views:
         left = ", ".join(
             x
@@ -121,10 +154,10 @@ def list_(
             " ".join(v["codes"]),
             left or "-",
             v["valid_to"],
-            v["status"],
+            _say(t("Revoked") if v["status"] == "revoked" else t("Active")),
         )
     console.print(table)
-    console.print(f"{len(views)} of {total}")
+    console.print(_say(t("{shown} of {total}", shown=len(views), total=total)))
 
 
 @app.command("show")
@@ -147,7 +180,7 @@ def _decimal(text: str | None, field: str) -> Decimal | None:
     try:
         return Decimal(text)
     except InvalidOperation as exc:
-        raise DomainError(Problem("not_a_number", (field,), f"{text!r} is not a number")) from exc
+        raise DomainError(Problem("not_a_number", (field,), t("'{value}' is not a number", value=text))) from exc
 
 
 @app.command("issue")
@@ -190,7 +223,19 @@ def issue(
         who = _who(user)
         with unit_of_work() as session:
             row = service.issue_permit(session, who, p, agency=agency)
-            console.print(f"✓ issued {row.number} ({row.agency} {row.permit_type}) to {row.holder}")
+            console.print(
+                escape(
+                    _say(
+                        t(
+                            "✓ issued {permit} ({agency} {permit_type}) to {holder}",
+                            permit=row.number,
+                            agency=row.agency,
+                            permit_type=row.permit_type,
+                            holder=row.holder,
+                        )
+                    )
+                )
+            )
 
 
 @app.command("revoke")
@@ -200,7 +245,7 @@ def revoke(number: str, reason: str = typer.Option(...), user: str | None = USER
         who = _who(user)
     with _problems(), unit_of_work() as session:
         row = service.revoke_permit(session, who, number, reason)
-        console.print(f"✓ revoked {row.number}")
+        console.print(escape(_say(t("✓ revoked {permit}", permit=row.number))))
 
 
 @app.command("seed-demo")
@@ -208,4 +253,12 @@ def seed_demo() -> None:
     """Load the illustrative registry and permits for the demo importers (idempotent)."""
     with _problems(), unit_of_work() as session:
         report = service.seed_demo(session)
-    console.print(f"✓ {report['requirements']} requirement(s), {report['permits_issued']} permit(s) issued")
+    console.print(
+        _say(
+            t(
+                "✓ {requirements} requirement(s), {permits} permit(s) issued",
+                requirements=report["requirements"],
+                permits=report["permits_issued"],
+            )
+        )
+    )

@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from smartcustoms.platform.errors import Problem
+from smartcustoms.platform.i18n import t, t_plain
 
 RULES_VERSION = "1"
 """Version of the check's logic; with the registry version it names what produced a finding."""
@@ -141,7 +142,7 @@ def check_requirement(
         value = data.get(name)
         value = "" if value is None else str(value).strip()
         if required and not value:
-            problems.append(Problem("required", (*path, name), f"{name} is required"))
+            problems.append(Problem("required", (*path, name), t("{field} is required", field=name)))
         return value
 
     prefix = normalise_code(text("code_prefix"))
@@ -151,37 +152,55 @@ def check_requirement(
     title = text("title")
     legal = text("legal_basis", required=False) or None
     if prefix and not PREFIX_RE.match(prefix):
-        problems.append(Problem("invalid_code", (*path, "code_prefix"), f"{prefix!r} is not 2-12 digits"))
+        problems.append(Problem("invalid_code", (*path, "code_prefix"), t("'{code}' is not 2-12 digits", code=prefix)))
     elif prefix and known_code is not None and not known_code(prefix):
-        problems.append(Problem("unknown_code", (*path, "code_prefix"), f"No tariff line starts with {prefix}"))
+        problems.append(
+            Problem("unknown_code", (*path, "code_prefix"), t("No tariff line starts with {code}", code=prefix))
+        )
     if direction and direction not in DIRECTIONS:
-        problems.append(Problem("unknown_direction", (*path, "direction"), f"{direction!r} is not import or export"))
+        problems.append(
+            Problem(
+                "unknown_direction",
+                (*path, "direction"),
+                t("'{direction}' is not import or export", direction=direction),
+            )
+        )
     if agency and not AGENCY_RE.match(agency):
-        problems.append(Problem("invalid_agency", (*path, "agency"), f"{agency!r} is not an agency code (A-Z, 2-16)"))
+        problems.append(
+            Problem(
+                "invalid_agency", (*path, "agency"), t("'{agency}' is not an agency code (A-Z, 2-16)", agency=agency)
+            )
+        )
     if permit_type and not TYPE_RE.match(permit_type):
         problems.append(
-            Problem("invalid_permit_type", (*path, "permit_type"), f"{permit_type!r}: lower-case letters, digits, _")
+            Problem(
+                "invalid_permit_type",
+                (*path, "permit_type"),
+                t("'{permit_type}': lower-case letters, digits, _", permit_type=permit_type),
+            )
         )
     if len(title) > 200:
-        problems.append(Problem("too_long", (*path, "title"), "At most 200 characters"))
+        problems.append(Problem("too_long", (*path, "title"), t("At most {limit} characters", limit=200)))
     valid_from = valid_to = None
     for name in ("valid_from", "valid_to"):
         raw = data.get(name)
         if raw in (None, ""):
             if name == "valid_from":
-                problems.append(Problem("required", (*path, name), f"{name} is required"))
+                problems.append(Problem("required", (*path, name), t("{field} is required", field=name)))
             continue
         try:
             value = raw if isinstance(raw, date) else _date(str(raw))
         except ValueError:
-            problems.append(Problem("invalid_date", (*path, name), f"{raw!r} is not a date (YYYY-MM-DD)"))
+            problems.append(
+                Problem("invalid_date", (*path, name), t("'{value}' is not a date (YYYY-MM-DD)", value=raw))
+            )
             continue
         if name == "valid_from":
             valid_from = value
         else:
             valid_to = value
     if valid_from and valid_to and valid_to < valid_from:
-        problems.append(Problem("ends_before_start", (*path, "valid_to"), "Validity ends before it starts"))
+        problems.append(Problem("ends_before_start", (*path, "valid_to"), t("Validity ends before it starts")))
     if problems or valid_from is None:
         return None, problems
     return Requirement(prefix, direction, agency, permit_type, title, valid_from, valid_to, legal), []
@@ -194,15 +213,20 @@ def parse_requirements_csv(
     lines = [ln for ln in text.splitlines()]
     data_lines = [(n, ln) for n, ln in enumerate(lines, 1) if ln.strip() and not ln.lstrip().startswith("#")]
     if not data_lines:
-        return [], [Problem("empty_file", ("line", 1), "No header row: the file is empty")]
+        return [], [Problem("empty_file", ("line", 1), t("No header row: the file is empty"))]
     header_no, header = data_lines[0]
     columns = [c.strip().lower() for c in next(csv.reader([header]))]
     missing = [c for c in REQUIREMENT_COLUMNS if c not in columns]
     if missing:
-        return [], [Problem("missing_column", ("line", header_no, c), f"Header lacks column {c!r}") for c in missing]
+        return [], [
+            Problem("missing_column", ("line", header_no, c), t("Header lacks column '{column}'", column=c))
+            for c in missing
+        ]
     unknown = [c for c in columns if c not in REQUIREMENT_COLUMNS + OPTIONAL_COLUMNS]
     if unknown:
-        return [], [Problem("unknown_column", ("line", header_no, c), f"Unknown column {c!r}") for c in unknown]
+        return [], [
+            Problem("unknown_column", ("line", header_no, c), t("Unknown column '{column}'", column=c)) for c in unknown
+        ]
     out: list[Requirement] = []
     problems: list[Problem] = []
     seen: dict[tuple[str, str, str, str, date], int] = {}
@@ -210,7 +234,16 @@ def parse_requirements_csv(
         cells = next(csv.reader(io.StringIO(ln)), [])
         if len(cells) != len(columns):
             problems.append(
-                Problem("wrong_cell_count", ("line", n), f"Line {n}: {len(cells)} cells, the header has {len(columns)}")
+                Problem(
+                    "wrong_cell_count",
+                    ("line", n),
+                    t(
+                        "Line {line}: {cells} cells, the header has {columns}",
+                        line=n,
+                        cells=len(cells),
+                        columns=len(columns),
+                    ),
+                )
             )
             continue
         req, found = check_requirement(dict(zip(columns, cells, strict=True)), ("line", n), known_code)
@@ -222,7 +255,11 @@ def parse_requirements_csv(
                     Problem(
                         "duplicate_row",
                         ("line", n),
-                        f"Line {n} repeats line {seen[key]} (same prefix, direction, agency, type, start)",
+                        t(
+                            "Line {line} repeats line {first} (same prefix, direction, agency, type, start)",
+                            line=n,
+                            first=seen[key],
+                        ),
                     )
                 )
                 continue
@@ -295,48 +332,60 @@ def check_permit(p: PermitInput, known_code: Callable[[str], bool] | None = None
     """Every problem of a permit's fields at once, each with its field path."""
     problems: list[Problem] = []
     if not NUMBER_RE.match(p.number or ""):
-        problems.append(Problem("invalid_number", ("number",), "1-35 letters, digits, '.', '_', '/', '-'"))
+        problems.append(Problem("invalid_number", ("number",), t("1-35 letters, digits, '.', '_', '/', '-'")))
     if not TYPE_RE.match(p.permit_type or ""):
-        problems.append(Problem("invalid_permit_type", ("permit_type",), "Lower-case letters, digits and '_'"))
+        problems.append(Problem("invalid_permit_type", ("permit_type",), t("Lower-case letters, digits and '_'")))
     if p.direction not in DIRECTIONS:
-        problems.append(Problem("unknown_direction", ("direction",), f"{p.direction!r} is not import or export"))
+        problems.append(
+            Problem(
+                "unknown_direction", ("direction",), t("'{direction}' is not import or export", direction=p.direction)
+            )
+        )
     if not p.holder or len(p.holder) > 35:
-        problems.append(Problem("invalid_holder", ("holder",), "The holder's party id (1-35 characters) is required"))
+        problems.append(
+            Problem("invalid_holder", ("holder",), t("The holder's party id (1-35 characters) is required"))
+        )
     if not p.codes:
-        problems.append(Problem("required", ("codes",), "At least one tariff code (prefix) is covered"))
+        problems.append(Problem("required", ("codes",), t("At least one tariff code (prefix) is covered")))
     seen: set[str] = set()
     for i, raw in enumerate(p.codes):
         code = normalise_code(raw)
         if not PREFIX_RE.match(code):
-            problems.append(Problem("invalid_code", ("codes", i), f"{raw!r} is not 2-12 digits"))
+            problems.append(Problem("invalid_code", ("codes", i), t("'{code}' is not 2-12 digits", code=raw)))
         elif known_code is not None and not known_code(code):
-            problems.append(Problem("unknown_code", ("codes", i), f"No tariff line starts with {code}"))
+            problems.append(Problem("unknown_code", ("codes", i), t("No tariff line starts with {code}", code=code)))
         elif code in seen:
-            problems.append(Problem("duplicate_code", ("codes", i), f"{code} is listed twice"))
+            problems.append(Problem("duplicate_code", ("codes", i), t("{code} is listed twice", code=code)))
         seen.add(code)
     if p.valid_from is None:
-        problems.append(Problem("required", ("valid_from",), "valid_from is required"))
+        problems.append(Problem("required", ("valid_from",), t("{field} is required", field="valid_from")))
     if p.valid_to is None:
-        problems.append(Problem("required", ("valid_to",), "valid_to is required: permits expire"))
+        problems.append(Problem("required", ("valid_to",), t("valid_to is required: permits expire")))
     if p.valid_from and p.valid_to and p.valid_to < p.valid_from:
-        problems.append(Problem("ends_before_start", ("valid_to",), "Validity ends before it starts"))
+        problems.append(Problem("ends_before_start", ("valid_to",), t("Validity ends before it starts")))
     for amount, unit, unit_re, names in (
         (p.quantity_allowance, p.quantity_unit, UNIT_RE, ("quantity_allowance", "quantity_unit")),
         (p.value_allowance, p.value_currency, CURRENCY_RE, ("value_allowance", "value_currency")),
     ):
         if amount is not None:
             if not amount.is_finite() or amount < 0:
-                problems.append(Problem("negative_allowance", (names[0],), "An allowance must not be negative"))
+                problems.append(Problem("negative_allowance", (names[0],), t("An allowance must not be negative")))
             elif amount.as_tuple().exponent < -6 or amount >= Decimal(10) ** 15:  # type: ignore[operator]
-                problems.append(Problem("out_of_range", (names[0],), "At most 15 digits and 6 decimals"))
+                problems.append(Problem("out_of_range", (names[0],), t("At most 15 digits and 6 decimals")))
             if not unit:
-                problems.append(Problem("required", (names[1],), f"{names[1]} is required with {names[0]}"))
+                problems.append(
+                    Problem(
+                        "required", (names[1],), t("{field} is required with {other}", field=names[1], other=names[0])
+                    )
+                )
         if unit and not unit_re.match(unit):
-            problems.append(Problem("invalid_unit", (names[1],), f"{unit!r} is not a valid {names[1]}"))
+            problems.append(
+                Problem("invalid_unit", (names[1],), t("'{value}' is not a valid {field}", value=unit, field=names[1]))
+            )
     if p.conditions and len(p.conditions) > 4000:
-        problems.append(Problem("too_long", ("conditions",), "At most 4000 characters"))
+        problems.append(Problem("too_long", ("conditions",), t("At most {limit} characters", limit=4000)))
     if p.holder_name and len(p.holder_name) > 200:
-        problems.append(Problem("too_long", ("holder_name",), "At most 200 characters"))
+        problems.append(Problem("too_long", ("holder_name",), t("At most {limit} characters", limit=200)))
     return problems
 
 
@@ -459,21 +508,34 @@ def evaluate(
                         line.index,
                         line.line_no,
                         "permit_unknown",
-                        f"Item {line.line_no}: permit {number} is not known",
+                        t_plain("Item {line_no}: permit {permit} is not known", line_no=line.line_no, permit=number),
                         permit=number,
                     )
                 )
         known = [permits[n] for n in cited if n in permits]
         for req in reqs:
-            what = f"{req.title} ({req.agency})"
             matching = [p for p in known if p.agency == req.agency and p.permit_type == req.permit_type]
             if not matching:
                 stray = [p for p in known if all((p.agency, p.permit_type) != (r.agency, r.permit_type) for r in reqs)]
                 if stray:
                     others = ", ".join(p.number for p in stray)
-                    code, msg = "permit_wrong_type", f"Item {line.line_no}: {others} is not a {what}"
+                    code = "permit_wrong_type"
+                    msg = t_plain(
+                        "Item {line_no}: {permits} is not a {title} ({agency})",
+                        line_no=line.line_no,
+                        permits=others,
+                        title=req.title,
+                        agency=req.agency,
+                    )
                 else:
-                    code, msg = "permit_missing", f"Item {line.line_no}: code {line.code} needs a {what}; none cited"
+                    code = "permit_missing"
+                    msg = t_plain(
+                        "Item {line_no}: code {code} needs a {title} ({agency}); none cited",
+                        line_no=line.line_no,
+                        code=line.code,
+                        title=req.title,
+                        agency=req.agency,
+                    )
                 out.problems.append(LineProblem(line.index, line.line_no, code, msg, req))
                 continue
             failures: list[LineProblem] = []
@@ -485,7 +547,12 @@ def evaluate(
                         unit = p.quantity_unit if why == "permit_unit_mismatch" else p.value_currency
                         problem = (
                             why,
-                            f"Item {line.line_no}: permit {p.number} counts in {unit}; the line cannot be measured in it",
+                            t_plain(
+                                "Item {line_no}: permit {permit} counts in {unit}; the line cannot be measured in it",
+                                line_no=line.line_no,
+                                permit=p.number,
+                                unit=unit,
+                            ),
                         )
                     else:
                         q_used, v_used = drawn.get(p.id, (p.quantity_used, p.value_used))
@@ -494,8 +561,13 @@ def evaluate(
                         ):
                             problem = (
                                 "permit_allowance_exceeded",
-                                f"Item {line.line_no}: permit {p.number} allowance exceeded "
-                                f"({_left(p, q_used, v_used)} left, line needs {_need(p, qty, value)})",
+                                t_plain(
+                                    "Item {line_no}: permit {permit} allowance exceeded ({left} left, line needs {need})",
+                                    line_no=line.line_no,
+                                    permit=p.number,
+                                    left=_left(p, q_used, v_used),
+                                    need=_need(p, qty, value),
+                                ),
                             )
                         else:
                             drawn[p.id] = (q_used + qty, v_used + value)
@@ -513,17 +585,35 @@ def _permit_problem(
 ) -> tuple[str, str] | None:
     n = line.line_no
     if p.status == REVOKED:
-        return "permit_revoked", f"Item {n}: permit {p.number} was revoked"
+        return "permit_revoked", t_plain("Item {line_no}: permit {permit} was revoked", line_no=n, permit=p.number)
     if p.direction != direction:
-        return "permit_wrong_type", f"Item {n}: permit {p.number} is for {p.direction}, not {direction}"
+        if p.direction == "export":
+            return "permit_wrong_type", t_plain(
+                "Item {line_no}: permit {permit} is for export, not import", line_no=n, permit=p.number
+            )
+        return "permit_wrong_type", t_plain(
+            "Item {line_no}: permit {permit} is for import, not export", line_no=n, permit=p.number
+        )
     if on > p.valid_to:
-        return "permit_expired", f"Item {n}: permit {p.number} expired on {p.valid_to}"
+        return "permit_expired", t_plain(
+            "Item {line_no}: permit {permit} expired on {date}", line_no=n, permit=p.number, date=p.valid_to
+        )
     if on < p.valid_from:
-        return "permit_not_yet_valid", f"Item {n}: permit {p.number} is valid only from {p.valid_from}"
+        return "permit_not_yet_valid", t_plain(
+            "Item {line_no}: permit {permit} is valid only from {date}", line_no=n, permit=p.number, date=p.valid_from
+        )
     if p.holder != holder:
-        return "permit_other_holder", f"Item {n}: permit {p.number} was issued to {p.holder}, not {holder}"
+        return "permit_other_holder", t_plain(
+            "Item {line_no}: permit {permit} was issued to {holder}, not {declarant}",
+            line_no=n,
+            permit=p.number,
+            holder=p.holder,
+            declarant=holder,
+        )
     if not p.covers(line.code):
-        return "permit_code_not_covered", f"Item {n}: permit {p.number} does not cover code {line.code}"
+        return "permit_code_not_covered", t_plain(
+            "Item {line_no}: permit {permit} does not cover code {code}", line_no=n, permit=p.number, code=line.code
+        )
     return None
 
 

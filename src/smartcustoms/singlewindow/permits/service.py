@@ -27,6 +27,7 @@ from smartcustoms.platform import audit
 from smartcustoms.platform.auth import SYSTEM, Principal, Role
 from smartcustoms.platform.db import unit_of_work
 from smartcustoms.platform.errors import Conflict, DomainError, Forbidden, NotFound, Problem
+from smartcustoms.platform.i18n import t
 from smartcustoms.platform.types import iso
 from smartcustoms.singlewindow.permits import model
 from smartcustoms.singlewindow.permits.model import (
@@ -149,7 +150,9 @@ def _known_code(session: Session) -> Callable[[str], bool]:
     except DomainError as exc:
         raise PermitError(
             Problem(
-                "no_tariff_schedule", ("code_prefix",), "Import a tariff schedule first: codes are checked against it"
+                "no_tariff_schedule",
+                ("code_prefix",),
+                t("Import a tariff schedule first: codes are checked against it"),
             )
         ) from exc
     key = (index.schedule.id or 0, index.schedule.imported_at)
@@ -164,9 +167,9 @@ def _known_code(session: Session) -> Callable[[str], bool]:
 # ---------------------------------------------------------------------------------------------- requirements
 
 
-def _require_admin(who: Principal, what: str) -> None:
+def _require_admin(who: Principal, refusal: str) -> None:
     if who.role is not Role.ADMIN:
-        raise Forbidden(Problem("forbidden_role", (), f"Only administrators {what}"))
+        raise Forbidden(Problem("forbidden_role", (), refusal))
 
 
 def list_requirements(
@@ -208,7 +211,7 @@ def import_requirements(
 ) -> dict[str, int]:
     """Load requirements from CSV: all rows valid or nothing is written. Rows with the same prefix,
     direction, agency, type and start replace the stored one; `replace` also removes rows not in the file."""
-    _require_admin(who, "import requirements")
+    _require_admin(who, t("Only administrators import requirements"))
     reqs, problems = model.parse_requirements_csv(text, _known_code(session))
     if problems:
         raise PermitError(problems)
@@ -256,7 +259,7 @@ def _req_values(req: Requirement) -> dict[str, Any]:
 
 
 def add_requirement(session: Session, who: Principal, data: Mapping[str, Any]) -> Requirement:
-    _require_admin(who, "edit the requirements registry")
+    _require_admin(who, t("Only administrators edit the requirements registry"))
     req, problems = model.check_requirement(data, (), _known_code(session))
     if problems or req is None:
         raise PermitError(problems)
@@ -270,7 +273,13 @@ def add_requirement(session: Session, who: Principal, data: Mapping[str, Any]) -
         )
     )
     if clash is not None:
-        raise Conflict(Problem("duplicate_requirement", ("code_prefix",), f"Requirement {clash} already says this"))
+        raise Conflict(
+            Problem(
+                "duplicate_requirement",
+                ("code_prefix",),
+                t("Requirement {requirement} already says this", requirement=clash),
+            )
+        )
     row = RequirementRow(**_req_values(req), updated_at=_now())
     session.add(row)
     session.flush()
@@ -282,10 +291,10 @@ def add_requirement(session: Session, who: Principal, data: Mapping[str, Any]) -
 
 
 def update_requirement(session: Session, who: Principal, req_id: int, data: Mapping[str, Any]) -> Requirement:
-    _require_admin(who, "edit the requirements registry")
+    _require_admin(who, t("Only administrators edit the requirements registry"))
     row = session.get(RequirementRow, req_id, with_for_update=True)
     if row is None:
-        raise NotFound(Problem("unknown_requirement", ("id",), f"No requirement {req_id}"))
+        raise NotFound(Problem("unknown_requirement", ("id",), t("No requirement {requirement}", requirement=req_id)))
     merged = {**_req_values(_requirement(row)), **{k: v for k, v in data.items() if v is not None}}
     req, problems = model.check_requirement(merged, (), _known_code(session))
     if problems or req is None:
@@ -299,7 +308,7 @@ def update_requirement(session: Session, who: Principal, req_id: int, data: Mapp
             session.flush()
     except IntegrityError as exc:
         raise Conflict(
-            Problem("duplicate_requirement", ("code_prefix",), "Another requirement already says this")
+            Problem("duplicate_requirement", ("code_prefix",), t("Another requirement already says this"))
         ) from exc
     version = _bump(session)
     audit.record(
@@ -309,10 +318,10 @@ def update_requirement(session: Session, who: Principal, req_id: int, data: Mapp
 
 
 def delete_requirement(session: Session, who: Principal, req_id: int) -> None:
-    _require_admin(who, "edit the requirements registry")
+    _require_admin(who, t("Only administrators edit the requirements registry"))
     row = session.get(RequirementRow, req_id)
     if row is None:
-        raise NotFound(Problem("unknown_requirement", ("id",), f"No requirement {req_id}"))
+        raise NotFound(Problem("unknown_requirement", ("id",), t("No requirement {requirement}", requirement=req_id)))
     before = _requirement(row).as_dict()
     session.delete(row)
     session.flush()
@@ -354,7 +363,7 @@ def _find(session: Session, who: Principal, number: str, *, for_update: bool = F
         stmt = stmt.with_for_update()
     row = session.scalar(stmt)
     if row is None or not _can_read(who, row):
-        raise NotFound(Problem("unknown_permit", ("number",), f"No permit {number}"))
+        raise NotFound(Problem("unknown_permit", ("number",), t("No permit {permit}", permit=number)))
     return row
 
 
@@ -417,14 +426,21 @@ def _type_problems(session: Session, agency: str, permit_type: str, direction: s
     known = session.execute(
         select(RequirementRow.permit_type, RequirementRow.direction).where(RequirementRow.agency == agency).distinct()
     ).all()
-    if (permit_type, direction) in {(t, d) for t, d in known}:
+    if (permit_type, direction) in {(pt, d) for pt, d in known}:
         return []
-    offered = ", ".join(sorted({f"{t} ({d})" for t, d in known})) or "none"
+    offered = ", ".join(sorted({f"{pt} ({d})" for pt, d in known})) or "-"
     return [
         Problem(
             "unknown_permit_type",
             ("permit_type",),
-            f"The requirements registry names no {direction} permit type {permit_type!r} for agency {agency}; it names: {offered}",
+            t(
+                "The requirements registry names no {direction} permit type '{permit_type}' for agency {agency}; "
+                "it names: {offered}",
+                direction=direction,
+                permit_type=permit_type,
+                agency=agency,
+                offered=offered,
+            ),
         )
     ]
 
@@ -433,20 +449,26 @@ def issue_permit(session: Session, who: Principal, p: PermitInput, *, agency: st
     """An agency issues a permit (an administrator may issue on an agency's behalf, naming it)."""
     if who.role is Role.AGENCY:
         if agency and agency != who.party_id:
-            raise Forbidden(Problem("not_your_agency", ("agency",), f"You act for agency {who.party_id}, not {agency}"))
+            raise Forbidden(
+                Problem(
+                    "not_your_agency",
+                    ("agency",),
+                    t("You act for agency {party}, not {agency}", party=who.party_id, agency=agency),
+                )
+            )
         agency = who.party_id
     elif who.role is Role.ADMIN:
         if not agency:
-            raise PermitError(Problem("required", ("agency",), "Name the issuing agency"))
+            raise PermitError(Problem("required", ("agency",), t("Name the issuing agency")))
     else:
-        raise Forbidden(Problem("forbidden_role", (), f"Role {who.role.value} may not issue permits"))
+        raise Forbidden(Problem("forbidden_role", (), t("Role {role} may not issue permits", role=who.role.value)))
     assert agency is not None
     p = _normalised(p)
     problems = model.check_permit(p, _known_code(session))
     if not any(pr.path[:1] in (("permit_type",), ("direction",)) for pr in problems):
         problems += _type_problems(session, agency, p.permit_type, p.direction)
     duplicate = session.scalar(select(PermitRow.id).where(PermitRow.number == p.number)) is not None
-    dup = Problem("duplicate_number", ("number",), f"Permit number {p.number} is already used")
+    dup = Problem("duplicate_number", ("number",), t("Permit number {permit} is already used", permit=p.number))
     if problems:
         raise PermitError([*problems, dup] if duplicate else problems)
     if duplicate:
@@ -510,13 +532,21 @@ def amend_permit(
     """The issuing agency amends a permit; the previous versions stay in its history."""
     row = _find(session, who, number, for_update=True)
     if not _can_manage(who, row):
-        raise Forbidden(Problem("not_your_permit", ("number",), f"Permit {number} was issued by {row.agency}"))
+        raise Forbidden(
+            Problem(
+                "not_your_permit",
+                ("number",),
+                t("Permit {permit} was issued by {agency}", permit=number, agency=row.agency),
+            )
+        )
     if row.status == REVOKED:
-        raise Conflict(Problem("permit_revoked", ("number",), f"Permit {number} is revoked; issue a new one"))
+        raise Conflict(
+            Problem("permit_revoked", ("number",), t("Permit {permit} is revoked; issue a new one", permit=number))
+        )
     unknown = [k for k in changes if k not in _AMENDABLE]
-    problems = [Problem("not_amendable", (k,), f"{k} cannot be amended") for k in unknown]
+    problems = [Problem("not_amendable", (k,), t("{field} cannot be amended", field=k)) for k in unknown]
     if not reason or not reason.strip():
-        problems.append(Problem("reason_required", ("reason",), "Say why the permit is amended"))
+        problems.append(Problem("reason_required", ("reason",), t("Say why the permit is amended")))
     current = {k: getattr(row, k) for k in _AMENDABLE}
     merged = {**current, **{k: v for k, v in changes.items() if k in _AMENDABLE}}
     p = _normalised(PermitInput(number=row.number, permit_type=row.permit_type, direction=row.direction, **merged))
@@ -524,21 +554,27 @@ def amend_permit(
     if p.quantity_allowance is not None and 0 <= p.quantity_allowance < row.quantity_used:
         problems.append(
             Problem(
-                "allowance_below_use", ("quantity_allowance",), f"{row.quantity_used} {row.quantity_unit} already drawn"
+                "allowance_below_use",
+                ("quantity_allowance",),
+                t("{amount} already drawn", amount=f"{row.quantity_used} {row.quantity_unit}"),
             )
         )
     if p.value_allowance is not None and 0 <= p.value_allowance < row.value_used:
         problems.append(
-            Problem("allowance_below_use", ("value_allowance",), f"{row.value_currency} {row.value_used} already drawn")
+            Problem(
+                "allowance_below_use",
+                ("value_allowance",),
+                t("{amount} already drawn", amount=f"{row.value_currency} {row.value_used}"),
+            )
         )
     if row.quantity_used and p.quantity_unit != row.quantity_unit:
         problems.append(
-            Problem("unit_in_use", ("quantity_unit",), "The unit cannot change once the allowance is drawn")
+            Problem("unit_in_use", ("quantity_unit",), t("The unit cannot change once the allowance is drawn"))
         )
     if row.value_used and p.value_currency != row.value_currency:
-        problems.append(Problem("unit_in_use", ("value_currency",), "The currency cannot change once drawn"))
+        problems.append(Problem("unit_in_use", ("value_currency",), t("The currency cannot change once drawn")))
     if (row.quantity_used and p.quantity_allowance is None) or (row.value_used and p.value_allowance is None):
-        problems.append(Problem("allowance_in_use", ("quantity_allowance",), "A drawn allowance cannot be removed"))
+        problems.append(Problem("allowance_in_use", ("quantity_allowance",), t("A drawn allowance cannot be removed")))
     if problems:
         raise PermitError(problems)
     before = _snapshot(row)
@@ -547,7 +583,7 @@ def amend_permit(
     after = _snapshot(row)
     changed = {k: [before[k], after[k]] for k in after if before[k] != after[k]}
     if not changed:
-        raise PermitError(Problem("no_change", (), "The amendment changes nothing"))
+        raise PermitError(Problem("no_change", (), t("The amendment changes nothing")))
     row.version += 1
     row.updated_at = _now()
     _version(session, who, row, "amend", reason)
@@ -567,11 +603,17 @@ def revoke_permit(session: Session, who: Principal, number: str, reason: str | N
     """Revoke a permit: declarations citing it from now on are held."""
     row = _find(session, who, number, for_update=True)
     if not _can_manage(who, row):
-        raise Forbidden(Problem("not_your_permit", ("number",), f"Permit {number} was issued by {row.agency}"))
+        raise Forbidden(
+            Problem(
+                "not_your_permit",
+                ("number",),
+                t("Permit {permit} was issued by {agency}", permit=number, agency=row.agency),
+            )
+        )
     if not reason or not reason.strip():
-        raise PermitError(Problem("reason_required", ("reason",), "Say why the permit is revoked"))
+        raise PermitError(Problem("reason_required", ("reason",), t("Say why the permit is revoked")))
     if row.status == REVOKED:
-        raise Conflict(Problem("already_revoked", ("number",), f"Permit {number} is already revoked"))
+        raise Conflict(Problem("already_revoked", ("number",), t("Permit {permit} is already revoked", permit=number)))
     row.status, row.revoked_at, row.revoke_reason = REVOKED, _now(), reason.strip()
     row.version += 1
     row.updated_at = row.revoked_at
@@ -601,7 +643,7 @@ def list_permits(
     elif who.role is Role.TRADER:
         conds.append(PermitRow.holder == (who.party_id or "\x00"))
     elif who.role not in READERS:
-        raise Forbidden(Problem("forbidden_role", (), f"Role {who.role.value} may not list permits"))
+        raise Forbidden(Problem("forbidden_role", (), t("Role {role} may not list permits", role=who.role.value)))
     if agency:
         conds.append(PermitRow.agency == agency.upper())
     if holder:
@@ -909,7 +951,7 @@ def _draw(session: Session, s: Stored, draws: Sequence[model.Draw], state: str) 
                     Problem(
                         "allowance_taken",
                         ("items",),
-                        f"Permit {b.number}'s allowance was used by another filing; file again",
+                        t("Permit {permit}'s allowance was used by another filing; file again", permit=b.number),
                     )
                 )
             new_q, new_v = b.quantity_used + dq, b.value_used + dv
@@ -923,7 +965,11 @@ def _draw(session: Session, s: Stored, draws: Sequence[model.Draw], state: str) 
                 break
             if attempt == 2:
                 raise Conflict(
-                    Problem("allowance_taken", ("items",), f"Permit {b.number} changed during the filing; file again")
+                    Problem(
+                        "allowance_taken",
+                        ("items",),
+                        t("Permit {permit} changed during the filing; file again", permit=b.number),
+                    )
                 )
             seen = _read_balances(session, [pid])
     at = _now()

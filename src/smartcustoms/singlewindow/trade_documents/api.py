@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from smartcustoms.platform.auth import Principal, Role
 from smartcustoms.platform.db import unit_of_work
 from smartcustoms.platform.errors import Problem
+from smartcustoms.platform.i18n import t
 from smartcustoms.platform.web import client_addr, principal, require
 from smartcustoms.singlewindow.trade_documents import service
 from smartcustoms.singlewindow.trade_documents.model import TradeDocumentError
@@ -53,7 +54,7 @@ async def post_scan(
     what could not be read."""
     content = await request.body()
     if languages is not None and not re.fullmatch(r"[a-z_]{3,16}(\+[a-z_]{3,16}){0,3}", languages):
-        raise TradeDocumentError(Problem("bad_languages", ("languages",), "Languages like eng or eng+chi_tra"))
+        raise TradeDocumentError(Problem("bad_languages", ("languages",), t("Languages like eng or eng+chi_tra")))
     # OCR takes seconds: it runs in the thread pool, outside any transaction, never on the event loop
     return await run_in_threadpool(_scan, who, reference, content, file_name, languages, client_addr(request))
 

@@ -10,14 +10,24 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from smartcustoms.platform import auth
+from smartcustoms.platform import auth, i18n
 from smartcustoms.platform.db import unit_of_work
 from smartcustoms.platform.errors import DomainError, Problem
+from smartcustoms.platform.i18n import t
 from smartcustoms.singlewindow.trade_documents import service
 
 app = typer.Typer(no_args_is_help=True, help="Invoices, packing lists and B/Ls cross-checked with declarations.")
 console = Console()
 err = Console(stderr=True)
+
+
+def _say(message: str) -> str:
+    """A message in the output language (`SMARTCUSTOMS_LANG`, or `smartcustoms --lang`, then `LANG`)."""
+    return i18n.translate(message, i18n.environment_language())
+
+
+NOT_READ = t("not read:")
+RESULTS = {"match": t("match"), "mismatch": t("mismatch"), "not_compared": t("not compared")}
 
 
 def _principal(username: str) -> auth.Principal:
@@ -27,26 +37,49 @@ def _principal(username: str) -> auth.Principal:
 
 def _fail(exc: DomainError) -> typer.Exit:
     for p in exc.problems:
-        err.print(escape(f"error [{p.code}] {p.as_dict()['loc']}: {p.message}"))
+        err.print(escape(f"error [{p.code}] {p.as_dict()['loc']}: {_say(p.message)}"))
     return typer.Exit(2)
 
 
 def _print_report(view: dict[str, object]) -> None:
-    table = Table("Document", "Field", "Declared", "On the document", "Tolerance", "Result", "Severity")
+    table = Table(
+        *(
+            _say(h)
+            for h in (
+                t("Document"),
+                t("Field"),
+                t("Declared"),
+                t("On the document"),
+                t("Tolerance"),
+                t("Result"),
+                t("Severity"),
+            )
+        )
+    )
     checks = view["checks"]
     assert isinstance(checks, list)
     for c in sorted(checks, key=lambda c: c["result"] != "mismatch"):
         table.add_row(
-            c["document"],
-            c["field"],
+            _say(c["document"].replace("_", " ")),
+            _say(c["field"]),
             str(c["declared"]),
             str(c["documented"]),
-            c["tolerance"] or "",
-            c["result"],
-            c["severity"] if c["result"] == "mismatch" else "",
+            _say(c["tolerance"] or ""),
+            _say(RESULTS.get(c["result"], c["result"])),
+            _say(c["severity"]) if c["result"] == "mismatch" else "",
         )
     console.print(table)
-    console.print(f"report v{view['version']} ({view['rules_version']}): {view['summary']}")
+    s = view["summary"]
+    assert isinstance(s, dict)
+    line = t(
+        "report v{version} ({rules}): {mismatch} mismatches, {match} agree, {not_compared} not compared",
+        version=view["version"],
+        rules=view["rules_version"],
+        mismatch=s.get("mismatch", 0),
+        match=s.get("match", 0),
+        not_compared=s.get("not_compared", 0),
+    )
+    console.print(escape(_say(line)))
 
 
 @app.command("attach")
@@ -60,7 +93,9 @@ def attach_cmd(
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _fail(DomainError(Problem("unreadable_file", ("file",), f"{path}: {exc}"))) from None
+        raise _fail(
+            DomainError(Problem("unreadable_file", ("file",), t("Cannot read {path}: {error}", path=path, error=exc)))
+        ) from None
     try:
         with unit_of_work() as session:
             _, report = service.attach(session, _principal(user), reference, doc_type, raw)
@@ -97,12 +132,14 @@ def scan_cmd(
             )
             view = service.report_view(report)
     except OSError as exc:
-        raise _fail(DomainError(Problem("unreadable_file", ("file",), f"{path}: {exc}"))) from None
+        raise _fail(
+            DomainError(Problem("unreadable_file", ("file",), t("Cannot read {path}: {error}", path=path, error=exc)))
+        ) from None
     except DomainError as exc:
         raise _fail(exc) from None
     console.print_json(json.dumps(scan.data))
     for u in scan.unread:
-        console.print(f"[yellow]not read:[/yellow] {escape(u)}")
+        console.print(f"[yellow]{escape(_say(NOT_READ))}[/yellow] {escape(_say(u))}")
     _print_report(view)
 
 
@@ -112,13 +149,15 @@ def read_cmd(path: Path = typer.Argument(...), languages: str | None = typer.Opt
     try:
         scan = service.read_scan(path.read_bytes(), languages)
     except OSError as exc:
-        raise _fail(DomainError(Problem("unreadable_file", ("file",), f"{path}: {exc}"))) from None
+        raise _fail(
+            DomainError(Problem("unreadable_file", ("file",), t("Cannot read {path}: {error}", path=path, error=exc)))
+        ) from None
     except DomainError as exc:
         raise _fail(exc) from None
     console.print(f"{scan.format} via {scan.method}")
     console.print_json(json.dumps(scan.data))
     for u in scan.unread:
-        console.print(f"[yellow]not read:[/yellow] {escape(u)}")
+        console.print(f"[yellow]{escape(_say(NOT_READ))}[/yellow] {escape(_say(u))}")
 
 
 @app.command("report")

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from smartcustoms.platform.i18n import t_plain
 from smartcustoms.singlewindow.trade_documents.model import parse_amount, parse_date
 
 _SEP = r"\s*[:：]?\s*"
@@ -129,13 +130,23 @@ def read_invoice(text: str) -> ReadInvoice:
             }
         )
         if abs(qty * price - amount) > max(Decimal("0.01") * amount, Decimal("0.05")):
-            unread.append(f"line {len(lines)}: quantity × unit price ({qty} × {price}) is not the amount {amount}")
+            unread.append(
+                t_plain(
+                    "line {line}: quantity × unit price ({quantity} × {price}) is not the amount {amount}",
+                    line=len(lines),
+                    quantity=qty,
+                    price=price,
+                    amount=amount,
+                )
+            )
     if lines:
         data["lines"] = lines
         if "total" in data:
             added = sum((Decimal(ln["amount"]) for ln in lines), Decimal(0))
             if abs(added - Decimal(data["total"])) > Decimal("0.05"):
-                unread.append(f"line amounts add up to {added}, the total reads {data['total']}")
+                unread.append(
+                    t_plain("line amounts add up to {added}, the total reads {total}", added=added, total=data["total"])
+                )
     for key, words in (
         ("number", "invoice number"),
         ("date", "invoice date"),
@@ -146,5 +157,5 @@ def read_invoice(text: str) -> ReadInvoice:
         ("lines", "invoice lines (description, quantity, unit price, amount)"),
     ):
         if key not in data:
-            unread.append(f"{words}: not found")
+            unread.append(t_plain("{what}: not found", what=words))
     return ReadInvoice(data, unread)

@@ -17,6 +17,7 @@ from difflib import SequenceMatcher
 from typing import Any
 
 from smartcustoms.platform.errors import DomainError, Problem
+from smartcustoms.platform.i18n import t, t_plain
 
 SOURCE = "trade_documents"
 INVOICE, PACKING_LIST, BILL_OF_LADING = "invoice", "packing_list", "bill_of_lading"
@@ -59,14 +60,14 @@ class _Reader:
         v = raw.get(key)
         if v is None or (isinstance(v, str) and not v.strip()):
             if required:
-                self.bad("missing", (*path, key), f"{key} is required")
+                self.bad("missing", (*path, key), t("{field} is required", field=key))
             return None
         if not isinstance(v, (str, int)) or isinstance(v, bool):
-            self.bad("not_text", (*path, key), f"{key} must be text")
+            self.bad("not_text", (*path, key), t("{field} must be text", field=key))
             return None
         out = str(v).strip()
         if len(out) > 1024:
-            self.bad("too_long", (*path, key), f"{key} is longer than 1024 characters")
+            self.bad("too_long", (*path, key), t("{field} is longer than {limit} characters", field=key, limit=1024))
             return None
         return out
 
@@ -76,17 +77,17 @@ class _Reader:
         v = raw.get(key)
         if v is None or v == "":
             if required:
-                self.bad("missing", (*path, key), f"{key} is required")
+                self.bad("missing", (*path, key), t("{field} is required", field=key))
             return None
         try:
             n = parse_amount(str(v)) if not isinstance(v, bool) else None
         except ValueError:
             n = None
         if n is None:
-            self.bad("not_number", (*path, key), f"{key} must be a number, got {v!r}")
+            self.bad("not_number", (*path, key), t("{field} must be a number, got '{value}'", field=key, value=v))
             return None
         if n < 0:
-            self.bad("negative", (*path, key), f"{key} may not be negative ({n})")
+            self.bad("negative", (*path, key), t("{field} may not be negative ({value})", field=key, value=n))
             return None
         return n
 
@@ -96,7 +97,9 @@ class _Reader:
             return None
         parsed = parse_date(str(v))
         if parsed is None:
-            self.bad("not_date", (*path, key), f"{key} must be a date (YYYY-MM-DD), got {v!r}")
+            self.bad(
+                "not_date", (*path, key), t("{field} must be a date (YYYY-MM-DD), got '{value}'", field=key, value=v)
+            )
         return parsed
 
     def party(self, raw: Mapping[str, Any], key: str, path: tuple[str | int, ...]) -> Party | None:
@@ -106,7 +109,7 @@ class _Reader:
         if isinstance(v, str):
             v = {"name": v}
         if not isinstance(v, Mapping):
-            self.bad("not_object", (*path, key), f"{key} is an object with a name and an id")
+            self.bad("not_object", (*path, key), t("{field} is an object with a name and an id", field=key))
             return None
         name = self.text(v, "name", (*path, key), required=True)
         ident = self.text(v, "id", (*path, key))
@@ -119,10 +122,10 @@ class _Reader:
         if v is None:
             return []
         if not isinstance(v, list) or not all(isinstance(x, Mapping) for x in v):
-            self.bad("not_list", (*path, key), f"{key} is a list of objects")
+            self.bad("not_list", (*path, key), t("{field} is a list of objects", field=key))
             return []
         if len(v) > 999:
-            self.bad("too_many", (*path, key), f"{key} has more than 999 entries")
+            self.bad("too_many", (*path, key), t("{field} has more than {limit} entries", field=key, limit=999))
             return []
         return list(enumerate(v))
 
@@ -131,13 +134,13 @@ class _Reader:
         if v is None:
             return ()
         if not isinstance(v, list) or not all(isinstance(x, str) and x.strip() for x in v):
-            self.bad("not_list", (*path, key), f"{key} is a list of texts")
+            self.bad("not_list", (*path, key), t("{field} is a list of texts", field=key))
             return ()
         return tuple(x.strip().upper().replace(" ", "") for x in v)
 
     def unknown(self, raw: Mapping[str, Any], allowed: set[str], path: tuple[str | int, ...]) -> None:
         for key in sorted(set(raw) - allowed):
-            self.bad("unknown_field", (*path, key), f"Unknown field {key!r}")
+            self.bad("unknown_field", (*path, key), t("Unknown field '{field}'", field=key))
 
 
 def parse_amount(text: str) -> Decimal:
@@ -272,10 +275,18 @@ def parse_document(doc_type: str, raw: Any) -> Document:
     kind = doc_type_of(doc_type)
     if kind is None:
         raise TradeDocumentError(
-            Problem("unknown_type", ("type",), f"Unknown document type {doc_type!r}; one of {', '.join(DOC_TYPES)}")
+            Problem(
+                "unknown_type",
+                ("type",),
+                t(
+                    "Unknown document type '{doc_type}'; one of {allowed}",
+                    doc_type=doc_type,
+                    allowed=", ".join(DOC_TYPES),
+                ),
+            )
         )
     if not isinstance(raw, Mapping):
-        raise TradeDocumentError(Problem("not_object", ("data",), "The document data is a JSON object"))
+        raise TradeDocumentError(Problem("not_object", ("data",), t("The document data is a JSON object")))
     r = _Reader()
     p: tuple[str | int, ...] = ("data",)
     doc: Document
@@ -296,7 +307,7 @@ def parse_document(doc_type: str, raw: Any) -> Document:
             r.unknown(ln, {"description", "quantity", "unit", "unit_price", "amount", "tariff_code"}, lp)
         currency = r.text(raw, "currency", p)
         if currency is not None and not re.fullmatch(r"[A-Za-z]{3}", currency):
-            r.bad("bad_currency", (*p, "currency"), f"Currency {currency!r} is not an ISO 4217 code")
+            r.bad("bad_currency", (*p, "currency"), t("'{currency}' is not an ISO 4217 code", currency=currency))
         doc = Invoice(
             r.text(raw, "number", p),
             r.day(raw, "date", p),
@@ -451,23 +462,33 @@ def rules_from(raw: Mapping[str, Any], version: int = 1) -> Rules:
         try:
             v = Decimal(str(raw[key]))
         except InvalidOperation:
-            problems.append(Problem("bad_setting", (key,), f"{key} must be a number"))
+            problems.append(Problem("bad_setting", (key,), t("{field} must be a number", field=key)))
             continue
         if not v.is_finite() or not lo <= v <= hi:
-            problems.append(Problem("bad_setting", (key,), f"{key} must be between {lo} and {hi}"))
+            problems.append(
+                Problem(
+                    "bad_setting", (key,), t("{field} must be between {low} and {high}", field=key, low=lo, high=hi)
+                )
+            )
             continue
         values[key] = float(v) if key.endswith("similarity") else v
     if "severity" in raw:
         sev = raw["severity"]
         merged = dict(base.severity)
         if not isinstance(sev, Mapping):
-            problems.append(Problem("bad_setting", ("severity",), "severity maps check kinds to severities"))
+            problems.append(Problem("bad_setting", ("severity",), t("severity maps check kinds to severities")))
         else:
             for k, v in sev.items():
                 if k not in base.severity:
-                    problems.append(Problem("unknown_check", ("severity", k), f"Unknown check kind {k!r}"))
+                    problems.append(Problem("unknown_check", ("severity", k), t("Unknown check kind '{kind}'", kind=k)))
                 elif v not in SEVERITIES:
-                    problems.append(Problem("bad_severity", ("severity", k), f"Severity is one of {SEVERITIES}"))
+                    problems.append(
+                        Problem(
+                            "bad_severity",
+                            ("severity", k),
+                            t("Severity is one of {allowed}", allowed=", ".join(SEVERITIES)),
+                        )
+                    )
                 else:
                     merged[k] = v
         values["severity"] = merged
@@ -477,25 +498,29 @@ def rules_from(raw: Mapping[str, Any], version: int = 1) -> Rules:
         given = raw[key]
         merged_any: dict[str, Any] = dict(getattr(base, key))
         if not isinstance(given, Mapping):
-            problems.append(Problem("bad_setting", (key,), f"{key} maps severities to values"))
+            problems.append(Problem("bad_setting", (key,), t("{field} maps severities to values", field=key)))
             continue
         for k, v in given.items():
             if k not in SEVERITIES:
-                problems.append(Problem("bad_severity", (key, k), f"Severity is one of {SEVERITIES}"))
+                problems.append(
+                    Problem("bad_severity", (key, k), t("Severity is one of {allowed}", allowed=", ".join(SEVERITIES)))
+                )
             elif key == "lanes" and v not in ("C1", "C2", "C3", None):
-                problems.append(Problem("bad_lane", (key, k), "Lane is C1, C2, C3 or null"))
+                problems.append(Problem("bad_lane", (key, k), t("Lane is C1, C2, C3 or null")))
             elif key == "scores" and (not isinstance(v, (int, float)) or not 0 <= v <= 1):
-                problems.append(Problem("bad_score", (key, k), "Score is a number from 0 to 1"))
+                problems.append(Problem("bad_score", (key, k), t("Score is a number from 0 to 1")))
             else:
                 merged_any[k] = v
         values[key] = merged_any
     if "finding_min_severity" in raw:
         if raw["finding_min_severity"] not in SEVERITIES:
-            problems.append(Problem("bad_severity", ("finding_min_severity",), f"One of {SEVERITIES}"))
+            problems.append(
+                Problem("bad_severity", ("finding_min_severity",), t("One of {allowed}", allowed=", ".join(SEVERITIES)))
+            )
         else:
             values["finding_min_severity"] = raw["finding_min_severity"]
     for key in sorted(set(raw) - set(base.as_dict())):
-        problems.append(Problem("unknown_setting", (key,), f"Unknown setting {key!r}"))
+        problems.append(Problem("unknown_setting", (key,), t("Unknown setting '{key}'", key=key)))
     if problems:
         raise TradeDocumentError(problems)
     return replace(base, version=version, **values)
@@ -613,19 +638,13 @@ class _Report:
         result = "not_compared" if ok is None else "match" if ok else "mismatch"
         severity = "info" if ok is not False else self.rules.severity.get(kind, "medium")
         if not message:
-            message = (
-                f"{_label(doc)} {fld}: declared {_plain(declared)!s}, document says {_plain(documented)!s}"
-                if ok is False
-                else f"{_label(doc)} {fld} agrees"
-                if ok
-                else f"{_label(doc)} {fld}: not compared ({'missing on the document' if documented is None else 'missing in the declaration'})"
-            )
+            message = _message(doc, fld, ok, _plain(declared), _plain(documented), documented is None)
         self.checks.append(Check(doc, fld, kind, path, declared, documented, result, severity, tolerance, message))
 
     def money(self, doc: str, fld: str, kind: str, path: tuple[str | int, ...], declared: Any, documented: Any) -> None:
         d, o = _dec(declared), _dec(documented)
         r = self.rules
-        tol = f"±{r.value_tolerance_pct} % (at least {r.value_tolerance_abs})"
+        tol = t_plain("±{percent} % (at least {amount})", percent=r.value_tolerance_pct, amount=r.value_tolerance_abs)
         ok = None if d is None or o is None else within(d, o, r.value_tolerance_pct, r.value_tolerance_abs)
         self.add(doc, fld, kind, path, d, o, ok, tol)
 
@@ -633,12 +652,12 @@ class _Report:
         d, o = _dec(declared), _dec(documented)
         r = self.rules
         ok = None if d is None or o is None else within(d, o, r.quantity_tolerance_pct, Decimal(0))
-        self.add(doc, fld, "quantity", path, d, o, ok, f"±{r.quantity_tolerance_pct} %")
+        self.add(doc, fld, "quantity", path, d, o, ok, t_plain("±{percent} %", percent=r.quantity_tolerance_pct))
 
     def weight(self, doc: str, fld: str, path: tuple[str | int, ...], declared: Any, documented: Any) -> None:
         d, o = _dec(declared), _dec(documented)
         r = self.rules
-        tol = f"±{r.weight_tolerance_pct} % (at least {r.weight_tolerance_kg} kg)"
+        tol = t_plain("±{percent} % (at least {kg} kg)", percent=r.weight_tolerance_pct, kg=r.weight_tolerance_kg)
         ok = None if d is None or o is None else within(d, o, r.weight_tolerance_pct, r.weight_tolerance_kg)
         self.add(doc, fld, "weight", path, d, o, ok, tol)
 
@@ -655,7 +674,16 @@ class _Report:
         ok = (
             None if documented is None or not declared else same_party(declared, documented, self.rules.name_similarity)
         )
-        self.add(doc, fld, "party", path, shown_decl, shown_doc, ok, f"name similarity ≥ {self.rules.name_similarity}")
+        self.add(
+            doc,
+            fld,
+            "party",
+            path,
+            shown_decl,
+            shown_doc,
+            ok,
+            t_plain("name similarity ≥ {score}", score=self.rules.name_similarity),
+        )
 
     def description(
         self, doc: str, fld: str, path: tuple[str | int, ...], declared: str | None, documented: str | None
@@ -671,12 +699,50 @@ class _Report:
             declared,
             documented,
             ok,
-            f"word overlap ≥ {self.rules.description_similarity}",
+            t_plain("word overlap ≥ {score}", score=self.rules.description_similarity),
         )
 
 
-def _label(doc: str) -> str:
-    return {INVOICE: "Invoice", PACKING_LIST: "Packing list", BILL_OF_LADING: "Bill of lading"}.get(doc, doc)
+def _message(doc: str, fld: str, ok: bool | None, declared: Any, documented: Any, undocumented: bool) -> str:
+    """One check's sentence, a template per document and outcome so each reads back from the catalogue."""
+    if doc == INVOICE:
+        if ok is False:
+            return t_plain(
+                "Invoice {field_text}: declared {declared}, document says {documented}",
+                field_text=fld,
+                declared=declared,
+                documented=documented,
+            )
+        if ok:
+            return t_plain("Invoice {field_text} agrees", field_text=fld)
+        if undocumented:
+            return t_plain("Invoice {field_text}: not compared (missing on the document)", field_text=fld)
+        return t_plain("Invoice {field_text}: not compared (missing in the declaration)", field_text=fld)
+    if doc == PACKING_LIST:
+        if ok is False:
+            return t_plain(
+                "Packing list {field_text}: declared {declared}, document says {documented}",
+                field_text=fld,
+                declared=declared,
+                documented=documented,
+            )
+        if ok:
+            return t_plain("Packing list {field_text} agrees", field_text=fld)
+        if undocumented:
+            return t_plain("Packing list {field_text}: not compared (missing on the document)", field_text=fld)
+        return t_plain("Packing list {field_text}: not compared (missing in the declaration)", field_text=fld)
+    if ok is False:
+        return t_plain(
+            "Bill of lading {field_text}: declared {declared}, document says {documented}",
+            field_text=fld,
+            declared=declared,
+            documented=documented,
+        )
+    if ok:
+        return t_plain("Bill of lading {field_text} agrees", field_text=fld)
+    if undocumented:
+        return t_plain("Bill of lading {field_text}: not compared (missing on the document)", field_text=fld)
+    return t_plain("Bill of lading {field_text}: not compared (missing in the declaration)", field_text=fld)
 
 
 def _pair_lines(items: Sequence[Mapping[str, Any]], descriptions: Sequence[str | None]) -> list[tuple[int, int]]:
@@ -769,7 +835,7 @@ def _compare_invoice(rep: _Report, decl: Mapping[str, Any], items: list[Mapping[
     if inv.lines:
         rep.add(
             d,
-            "line count",
+            t_plain("line count"),
             "line_count",
             ("items",),
             len(items),
@@ -777,33 +843,42 @@ def _compare_invoice(rep: _Report, decl: Mapping[str, Any], items: list[Mapping[
             len(items) == len(inv.lines),
             message=""
             if len(items) == len(inv.lines)
-            else f"Invoice has {len(inv.lines)} lines, the declaration {len(items)} items",
+            else t_plain(
+                "Invoice has {lines} lines, the declaration {items} items", lines=len(inv.lines), items=len(items)
+            ),
         )
     for i, j in _pair_lines(items, [ln.description for ln in inv.lines]):
         ln, it = inv.lines[i], items[j]
         p: tuple[str | int, ...] = ("items", j)
-        name = f"line {i + 1}"
-        rep.description(d, f"{name} description", (*p, "description"), it.get("description"), ln.description)
-        rep.quantity(d, f"{name} quantity", (*p, "quantity"), it.get("quantity"), ln.quantity)
-        rep.money(d, f"{name} amount", "amount", (*p, "value"), it.get("value"), ln.amount)
+        rep.description(
+            d,
+            t_plain("line {line} description", line=i + 1),
+            (*p, "description"),
+            it.get("description"),
+            ln.description,
+        )
+        rep.quantity(d, t_plain("line {line} quantity", line=i + 1), (*p, "quantity"), it.get("quantity"), ln.quantity)
+        rep.money(d, t_plain("line {line} amount", line=i + 1), "amount", (*p, "value"), it.get("value"), ln.amount)
         q, v = _dec(it.get("quantity")), _dec(it.get("value"))
         declared_price = (v / q).quantize(Decimal("0.0001")) if q and v is not None else None
         doc_price = ln.unit_price
         if doc_price is None and ln.amount is not None and ln.quantity:
             doc_price = (ln.amount / ln.quantity).quantize(Decimal("0.0001"))
-        rep.money(d, f"{name} unit price", "unit_price", (*p, "value"), declared_price, doc_price)
+        rep.money(
+            d, t_plain("line {line} unit price", line=i + 1), "unit_price", (*p, "value"), declared_price, doc_price
+        )
         if ln.tariff_code:
             dc, oc = re.sub(r"\D", "", str(it.get("tariff_code", ""))), re.sub(r"\D", "", ln.tariff_code)
             n = min(6, len(dc), len(oc))
             rep.add(
                 d,
-                f"{name} tariff code",
+                t_plain("line {line} tariff code", line=i + 1),
                 "code",
                 (*p, "tariff_code"),
                 dc,
                 oc,
                 dc[:n] == oc[:n] if n >= 4 else None,
-                "first 6 digits",
+                t_plain("first 6 digits"),
             )
 
 
@@ -813,24 +888,30 @@ def _compare_packing(rep: _Report, items: list[Mapping[str, Any]], pl: PackingLi
         (_dec(it.get("gross_mass_kg")) or _dec(it.get("net_mass_kg")) or Decimal(0) for it in items), Decimal(0)
     )
     net = sum((_dec(it.get("net_mass_kg")) or Decimal(0) for it in items), Decimal(0))
-    rep.weight(d, "gross weight", ("items",), gross, pl.gross_weight_kg)
-    rep.weight(d, "net weight", ("items",), net, pl.net_weight_kg)
+    rep.weight(d, t_plain("gross weight"), ("items",), gross, pl.gross_weight_kg)
+    rep.weight(d, t_plain("net weight"), ("items",), net, pl.net_weight_kg)
     for i, j in _pair_lines(items, [ln.description for ln in pl.lines]):
         ln, it = pl.lines[i], items[j]
         p: tuple[str | int, ...] = ("items", j)
-        rep.quantity(d, f"line {i + 1} quantity", (*p, "quantity"), it.get("quantity"), ln.quantity)
-        rep.weight(d, f"line {i + 1} net weight", (*p, "net_mass_kg"), it.get("net_mass_kg"), ln.net_weight_kg)
+        rep.quantity(d, t_plain("line {line} quantity", line=i + 1), (*p, "quantity"), it.get("quantity"), ln.quantity)
+        rep.weight(
+            d,
+            t_plain("line {line} net weight", line=i + 1),
+            (*p, "net_mass_kg"),
+            it.get("net_mass_kg"),
+            ln.net_weight_kg,
+        )
 
 
 def _compare_bl(
     rep: _Report, decl: Mapping[str, Any], items: list[Mapping[str, Any]], bl: BillOfLading, pl: PackingList | None
 ) -> None:
     d = BILL_OF_LADING
-    refs = [str(t.get("reference", "")).upper() for t in decl.get("transport_documents") or []]
+    refs = [str(td.get("reference", "")).upper() for td in decl.get("transport_documents") or []]
     number = (bl.number or "").upper()
     rep.add(
         d,
-        "number",
+        t_plain("number"),
         "transport_document",
         ("transport_documents",),
         ", ".join(refs) or None,
@@ -838,22 +919,26 @@ def _compare_bl(
         None if not bl.number else number in refs,
         message=""
         if number in refs
-        else f"Bill of lading {bl.number} is not among the declared transport documents ({', '.join(refs) or 'none'})",
+        else t_plain(
+            "Bill of lading {number} is not among the declared transport documents ({documents})",
+            number=bl.number,
+            documents=", ".join(refs) or "-",
+        ),
     )
-    rep.party(d, "consignee", ("importer",), decl.get("importer"), bl.consignee)
-    rep.party(d, "shipper", ("exporter",), decl.get("exporter"), bl.shipper)
+    rep.party(d, t_plain("consignee"), ("importer",), decl.get("importer"), bl.consignee)
+    rep.party(d, t_plain("shipper"), ("exporter",), decl.get("exporter"), bl.shipper)
     gross = sum(
         (_dec(it.get("gross_mass_kg")) or _dec(it.get("net_mass_kg")) or Decimal(0) for it in items), Decimal(0)
     )
-    rep.weight(d, "gross weight", ("items",), gross, bl.gross_weight_kg)
+    rep.weight(d, t_plain("gross weight"), ("items",), gross, bl.gross_weight_kg)
     if bl.description:
         joined = " ".join(str(it.get("description", "")) for it in items)
-        rep.description(d, "description", ("items",), joined, bl.description)
+        rep.description(d, t_plain("description"), ("items",), joined, bl.description)
     if pl is not None:
         if pl.packages is not None and bl.packages is not None:
             rep.add(
                 d,
-                "packages (vs packing list)",
+                t_plain("packages (vs packing list)"),
                 "packages",
                 ("items",),
                 pl.packages,
@@ -862,7 +947,7 @@ def _compare_bl(
             )
         if pl.containers and bl.containers:
             a, b = sorted(set(pl.containers)), sorted(set(bl.containers))
-            rep.add(d, "containers (vs packing list)", "containers", ("transport_documents",), a, b, a == b)
+            rep.add(d, t_plain("containers (vs packing list)"), "containers", ("transport_documents",), a, b, a == b)
 
 
 def summary(checks: Sequence[Check]) -> dict[str, int]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from smartcustoms.platform.errors import Problem
+from smartcustoms.platform.i18n import t
 from smartcustoms.singlewindow.trade_documents.model import TradeDocumentError
 
 MAX_BYTES = 10 * 1024 * 1024
@@ -70,7 +71,9 @@ def languages(asked: str | None = None) -> str:
 
 def _unavailable(tool: str) -> TradeDocumentError:
     return TradeDocumentError(
-        Problem("ocr_unavailable", ("file",), f"{tool} is not installed on this server; scans cannot be read"),
+        Problem(
+            "ocr_unavailable", ("file",), t("{tool} is not installed on this server; scans cannot be read", tool=tool)
+        ),
         status=503,
     )
 
@@ -85,14 +88,16 @@ def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[bytes]:
     except FileNotFoundError as exc:
         raise _unavailable(args[0]) from exc
     except subprocess.TimeoutExpired as exc:
-        raise _unreadable(f"{args[0]} took longer than {TIMEOUT_S} s; the scan is too large or damaged") from exc
+        raise _unreadable(
+            t("{tool} took longer than {seconds} s; the scan is too large or damaged", tool=args[0], seconds=TIMEOUT_S)
+        ) from exc
 
 
 def _tesseract(image: Path, cwd: Path, langs: str) -> str:
     done = _run(["tesseract", str(image), "stdout", "-l", langs, "--psm", "6"], cwd)
     if done.returncode != 0:
         reason = done.stderr.decode(errors="replace").strip().splitlines()
-        raise _unreadable("The image could not be read: " + (reason[-1] if reason else "tesseract failed"))
+        raise _unreadable(t("The image could not be read: {error}", error=reason[-1] if reason else "tesseract failed"))
     return done.stdout.decode("utf-8", errors="replace")
 
 
@@ -106,11 +111,13 @@ def _check_image(content: bytes) -> None:
         with Image.open(io.BytesIO(content)) as im:
             im.load()
             if im.width < 50 or im.height < 50:
-                raise _unreadable(f"The image is {im.width}×{im.height} pixels, too small to read")
+                raise _unreadable(
+                    t("The image is {width}×{height} pixels, too small to read", width=im.width, height=im.height)
+                )
             if im.width * im.height > 80_000_000:
                 raise _unreadable("The image is larger than 80 megapixels")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise _unreadable(f"The image file is damaged or incomplete ({exc})") from exc
+        raise _unreadable(t("The image file is damaged or incomplete ({error})", error=exc)) from exc
 
 
 def extract_text(content: bytes, langs: str | None = None) -> Extracted:
@@ -121,12 +128,13 @@ def extract_text(content: bytes, langs: str | None = None) -> Extracted:
         raise _unreadable("The file is empty")
     if len(content) > MAX_BYTES:
         raise TradeDocumentError(
-            Problem("too_large", ("file",), f"Scans are limited to {MAX_BYTES // (1024 * 1024)} MiB"), status=413
+            Problem("too_large", ("file",), t("Scans are limited to {limit} MiB", limit=MAX_BYTES // (1024 * 1024))),
+            status=413,
         )
     kind = sniff(content)
     if kind is None:
         raise TradeDocumentError(
-            Problem("unsupported_format", ("file",), "Unknown file format; send a PDF, PNG, JPEG or TIFF scan"),
+            Problem("unsupported_format", ("file",), t("Unknown file format; send a PDF, PNG, JPEG or TIFF scan")),
             status=415,
         )
     with tempfile.TemporaryDirectory(prefix="sc-ocr-") as folder:

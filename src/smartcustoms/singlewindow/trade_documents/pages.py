@@ -18,6 +18,16 @@ ORDER = {"mismatch": 0, "not_compared": 1, "match": 2}
 SEVERITY = {"high": 0, "medium": 1, "low": 2, "info": 3}
 
 pages.add_templates(Path(__file__).resolve().parent / "templates")
+WORDS = (
+    pages.N_("invoice"),
+    pages.N_("packing list"),
+    pages.N_("bill of lading"),
+    pages.N_("high"),
+    pages.N_("medium"),
+    pages.N_("low"),
+    pages.N_("info"),
+)
+"""Document types and severities the panel shows through `_()`."""
 
 
 def _panel(session: Any, who: Principal, d: dict[str, Any]) -> dict[str, Any] | None:

@@ -23,6 +23,7 @@ from smartcustoms.clearance.lifecycle import Lane
 from smartcustoms.platform import audit
 from smartcustoms.platform.auth import Principal, Role
 from smartcustoms.platform.errors import Forbidden, NotFound, Problem
+from smartcustoms.platform.i18n import t
 from smartcustoms.platform.types import iso
 from smartcustoms.singlewindow.trade_documents import ocr
 from smartcustoms.singlewindow.trade_documents.invoice_text import read_invoice
@@ -60,7 +61,7 @@ def current_rules(session: Session) -> Rules:
 
 def set_rules(session: Session, who: Principal, raw: dict[str, Any]) -> Rules:
     if who.role is not Role.ADMIN:
-        raise Forbidden(Problem("forbidden_role", (), "Only administrators change the document cross-check rules"))
+        raise Forbidden(Problem("forbidden_role", (), t("Only administrators change the document cross-check rules")))
     latest = session.scalar(select(func.max(RulesRow.version))) or 1  # the built-in defaults are v1
     rules = rules_from(raw, latest + 1)
     session.add(RulesRow(version=rules.version, value=rules.as_dict(), at=now(), actor=who.username))
@@ -76,7 +77,9 @@ def _declaration(session: Session, who: Principal, reference: str, *, attach: bo
     from smartcustoms.clearance.service import get_row
 
     if attach and who.role not in ATTACHERS:
-        raise Forbidden(Problem("forbidden_role", (), f"Role {who.role.value} may not attach trade documents"))
+        raise Forbidden(
+            Problem("forbidden_role", (), t("Role {role} may not attach trade documents", role=who.role.value))
+        )
     return get_row(session, who, reference)
 
 
@@ -103,7 +106,9 @@ def read_scan(content: bytes, langs: str | None = None) -> ReadScan:
     if not found.data:
         raise TradeDocumentError(
             Problem(
-                "nothing_read", ("file",), "No invoice field could be read from the scan: " + "; ".join(found.unread)
+                "nothing_read",
+                ("file",),
+                t("No invoice field could be read from the scan: {reasons}", reasons="; ".join(found.unread)),
             ),
             status=422,
         )
@@ -233,7 +238,9 @@ def run_comparison(
             row.reference,
             new,
             who=who,
-            note="Trade documents differ from the declaration: " + "; ".join(f.message for f in new),
+            note=t(
+                "Trade documents differ from the declaration: {messages}", messages="; ".join(f.message for f in new)
+            ),
         )
         raised += [str(f.detail["key"]) for f in new]
     report = ReportRow(
@@ -269,7 +276,11 @@ def report(session: Session, who: Principal, reference: str, version: int | None
     found = session.scalar(stmt)
     if found is None:
         raise NotFound(
-            Problem("no_report", ("reference",), f"No trade documents have been compared for declaration {reference}")
+            Problem(
+                "no_report",
+                ("reference",),
+                t("No trade documents have been compared for declaration {reference}", reference=reference),
+            )
         )
     return found
 
@@ -332,7 +343,12 @@ def documents_in_filing(decl: Any) -> tuple[dict[str, Document], list[Finding]]:
                 Finding(
                     SOURCE,
                     "document_unreadable",
-                    f"Attached {kind.replace('_', ' ')} {att.reference} could not be read: {why}",
+                    t(
+                        "Attached {document_text} {attachment} could not be read: {reason}",
+                        document_text=kind.replace("_", " "),
+                        attachment=att.reference,
+                        reason=why,
+                    ),
                     ("documents", i, "content_base64"),
                     lane=None,
                     score=0.2,

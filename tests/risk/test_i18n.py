@@ -1,0 +1,93 @@
+"""Issue 9 for risk: rule problems, lane reasons, pages and commands in Traditional Chinese when asked."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from smartcustoms.api import create_app
+from smartcustoms.cli import app
+from smartcustoms.platform.i18n import translate
+from smartcustoms.risk.revenue import ExpectedRevenue
+from tests.clearance.conftest import Env, declaration
+from tests.clearance.test_pages import sign_in
+from tests.platform.test_leftover_english import leftover_english
+from tests.risk.test_api import _token
+from tests.risk.test_pages import WHEN, registry  # noqa: F401  (fixture)
+
+ZH = {"Accept-Language": "zh-TW,zh;q=0.9"}
+RULE = {"rule_id": "PHONES-CN", "when": WHEN, "lane": "C3", "reason": "Phones from CN"}
+
+
+def test_rule_problems_in_chinese_with_the_same_codes_and_paths(env_sqlite: Env) -> None:
+    c, analyst = env_sqlite.client, _token("analyst")
+    bad = {**RULE, "when": {"field": "orign", "op": "eq", "value": "CN"}, "score": 2}
+    en = c.post("/risk/targeting-rules", json=bad, headers=analyst)
+    zh = c.post("/risk/targeting-rules", json=bad, headers=analyst | ZH)
+    assert en.status_code == zh.status_code == 422 and zh.headers["content-language"] == "zh-Hant"
+    assert [(p["code"], p["loc"]) for p in en.json()["problems"]] == [
+        (p["code"], p["loc"]) for p in zh.json()["problems"]
+    ]
+    msgs = {p["loc"]: p["message"] for p in zh.json()["problems"]}
+    assert msgs["$.when.field"].startswith("未知的欄位 'orign';可用:")
+    assert msgs["$.score"] == "score 須為 0 至 1 之數值,收到 2.0"
+    denied = c.post("/risk/targeting-rules", json=RULE, headers=env_sqlite.h("trader") | ZH)
+    assert denied.status_code == 403 and denied.json()["problems"][0]["message"].startswith("角色 trader ")
+
+
+def test_model_reasons_read_back_from_their_english_text() -> None:
+    assert (
+        translate("importer's past fraud rate 12 % vs 5 % average (3 of 25)", "zh-Hant")
+        == "進口人過去違規率 12 %,平均為 5 %(25 件中 3 件)"
+    )
+    assert translate("HS heading 8517 has no inspection history", "zh-Hant") == "稅則 8517 節無查驗紀錄"
+    assert (
+        translate("unit price 60 % below the reference for HS 851713 from CN; revenue at risk about 1,200", "zh-Hant")
+        == "單價低於來自 CN 之 HS 851713之參考價格 60 %;涉及稅收約 1,200"
+    )
+    expected = ExpectedRevenue(
+        amount=1234.0, probability=0.5, yield_per_finding=2468.0, chapter="85", findings=3, source="yields"
+    )
+    english = expected.reason()
+    assert english.startswith("expected additional revenue about 1,234 (risk 50 % x average yield 2,468 of 3 findings")
+    assert translate(english, "zh-Hant").startswith(
+        "預期增徵稅額約 1,234(風險 50 % x 稅則第 85 章 3 件查獲之平均增徵稅額 2,468"
+    )
+
+
+def test_lane_reasons_and_risk_pages_in_chinese(env_sqlite: Env, registry: tuple[str, str]) -> None:  # noqa: F811
+    c, env = env_sqlite.client, env_sqlite
+    assert c.post("/risk/targeting-rules", json=RULE, headers=_token("analyst")).status_code == 201
+    ref = c.post("/declarations", json=declaration(), headers=env.h("trader")).json()["reference"]
+    en = c.get(f"/declarations/{ref}", headers=env.h("officer")).json()
+    assert any(r.startswith("Targeting rule PHONES-CN v1: Phones from CN") for r in en["lane_reasons"])
+    zh = c.get(f"/declarations/{ref}", headers=env.h("officer") | ZH).json()
+    assert any(r.startswith("目標規則 PHONES-CN 第 1 版:Phones from CN") for r in zh["localized"]["lane_reasons"])
+    officer = TestClient(create_app())
+    sign_in(officer, "officer", "officer-pw-123")
+    queue = officer.get("/console/risk?lang=zh-Hant").text
+    assert "目標規則 PHONES-CN 第 1 版:Phones from CN" in queue and "預期增徵稅額約" in queue
+    assert "Targeting rule PHONES-CN" not in queue
+    for url in (
+        "/console/risk",
+        "/console/risk/rules",
+        "/console/risk/rules/PHONES-CN",
+        "/console/risk/models",
+        "/console/risk/audit",
+        f"/console/declarations/{ref}",
+    ):
+        page = officer.get(url + "?lang=zh-Hant")
+        assert page.status_code == 200, url
+        assert leftover_english(page.text) == [], url
+
+
+def test_risk_commands_answer_in_chinese(registry: tuple[str, str]) -> None:  # noqa: F811
+    old, new = registry
+    runner = CliRunner()
+    r = runner.invoke(app, ["--lang", "zh-Hant", "risk", "models", "rollback", old])
+    assert r.exit_code == 0, r.output
+    assert r.output.strip() == f"目前啟用之模型為 {old}"
+    r = runner.invoke(app, ["risk", "models", "list"], env={"SMARTCUSTOMS_LANG": "zh-Hant"})
+    assert "訓練期間" in r.output and "AUC" in r.output
+    r = runner.invoke(app, ["risk", "models", "rollback", new], env={"LANG": "C"})
+    assert r.output.strip() == f"active model is now {new}"
