@@ -8,11 +8,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from smartcustoms.platform import db as platform_db
 from smartcustoms.platform import settings as platform_settings
 from smartcustoms.platform.migrate import upgrade
 from tests import pg_harness
+
+# No test depends on timing: hypothesis's per-example deadline (200 ms) failed property tests on a
+# loaded machine (speed lives in bench/).
+hypothesis_settings.register_profile("smartcustoms", deadline=None)
+hypothesis_settings.load_profile("smartcustoms")
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 _counter = itertools.count()
