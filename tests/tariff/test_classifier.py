@@ -280,23 +280,88 @@ def test_questions_pick_the_most_informative_and_narrow() -> None:
     assert entropy([0.5, 0.5]) == pytest.approx(1.0)
 
 
-def test_session_flow_and_errors(use_small: TariffClassifier) -> None:
-    st = classifier.start_session("shirt")
-    assert st.question is not None and not st.done
-    with pytest.raises(TariffError) as e:
-        classifier.answer_session(st.id, "not-asked", 0)
+def test_session_flow_and_errors(db_url: str, use_small: TariffClassifier) -> None:
+    from smartcustoms.platform.db import unit_of_work
+
+    with unit_of_work() as s:
+        st = classifier.start_session(s, "shirt", owner="trader9")
+    assert st.question is not None and not st.done and st.description == "shirt"
+    with pytest.raises(TariffError) as e, unit_of_work() as s:
+        classifier.answer_session(s, st.id, "not-asked", 0)
     assert e.value.problems[0].code == "question_not_asked"
-    with pytest.raises(TariffError) as e:
-        classifier.answer_session(st.id, st.question.id, 99)
+    with pytest.raises(TariffError) as e, unit_of_work() as s:
+        classifier.answer_session(s, st.id, st.question.id, 99)
     assert e.value.problems[0].code == "invalid_option"
+    with pytest.raises(TariffError) as e, unit_of_work() as s:
+        classifier.session_result(s, st.id, owner="someone-else")
+    assert e.value.problems[0].code == "session_expired"  # another trader's session is not shown
     for _ in range(6):
         if st.question is None:
             break
-        st = classifier.answer_session(st.id, st.question.id, 0)
-    assert st.done and st.trail and classifier.session_result(st.id).ranked[0][0] == st.ranked[0][0]
-    with pytest.raises(TariffError) as e:
-        classifier.session_result("nope")
+        with unit_of_work() as s:
+            st = classifier.answer_session(s, st.id, st.question.id, 0, owner="trader9")
+    with unit_of_work() as s:
+        again = classifier.session_result(s, st.id)
+    assert st.done and st.trail and again.ranked[0][0] == st.ranked[0][0] and again.trail == st.trail
+    with pytest.raises(TariffError) as e, unit_of_work() as s:
+        classifier.session_result(s, "nope")
     assert e.value.problems[0].code == "session_expired"
+
+
+def test_session_survives_a_restart_and_is_answered_by_another_process(
+    db_url: str, use_small: TariffClassifier
+) -> None:
+    """Stored in the database: a new engine (a restarted server) and a separate Python process see it, and
+    the other process answers the very question this one asked."""
+    import os
+    import subprocess
+    import sys
+
+    from smartcustoms.platform import db as platform_db
+    from smartcustoms.platform.db import unit_of_work
+
+    with unit_of_work() as s:
+        st = classifier.start_session(s, "shirt")
+    assert st.question is not None
+    platform_db.reset_engines()  # as after a restart: nothing of the session is left in this process
+    with unit_of_work() as s:
+        assert classifier.session_result(s, st.id).question == st.question
+    code = (
+        "import json,sys\n"
+        "from smartcustoms.platform.db import unit_of_work\n"
+        "from smartcustoms.tariff.classifier import service as c\n"
+        "with unit_of_work() as s:\n"
+        f"    st = c.answer_session(s, {st.id!r}, {st.question.id!r}, 0)\n"
+        "print(json.dumps(st.trail))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    with unit_of_work() as s:
+        after = classifier.session_result(s, st.id)
+    assert [list(x) for x in after.trail] == json.loads(out.stdout.strip().splitlines()[-1])
+    assert after.trail[0][0] == st.question.prompt
+
+
+def test_expired_session_is_refused_and_purged(db_url: str, use_small: TariffClassifier) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from smartcustoms.platform.db import unit_of_work
+    from smartcustoms.tariff.store import ClassificationSessionRow
+
+    with unit_of_work() as s:
+        st = classifier.start_session(s, "shirt")
+    with unit_of_work() as s:
+        row = s.get(ClassificationSessionRow, st.id)
+        assert row is not None
+        row.expires_at = datetime.now(UTC) - timedelta(seconds=1)
+    with pytest.raises(TariffError) as e, unit_of_work() as s:
+        classifier.answer_session(s, st.id, st.question.id if st.question else "x", 0)
+    assert e.value.problems[0].code == "session_expired" and e.value.status == 404
+    with unit_of_work() as s:
+        classifier.start_session(s, "shirt")  # starting a session clears the expired ones
+    with unit_of_work() as s:
+        assert s.get(ClassificationSessionRow, st.id) is None
 
 
 def test_confirm_and_train(

@@ -248,21 +248,30 @@ def _permits_needed(codes: list[str]) -> dict[str, str]:
 
 @app.command("ask")
 def ask_cmd(
-    text: str,
+    text: str = typer.Argument("", help="Goods description (omit with --session)"),
     schedule: str = typer.Option("hs", "--schedule"),
+    resume: str | None = typer.Option(None, "--session", help="Continue a stored session (from any process)"),
 ) -> None:
-    """Classify with progressive questions: answer by option number until one code is clearly ahead."""
+    """Classify with progressive questions: answer by option number until one code is clearly ahead.
+    Sessions are stored in the database; `--session ID` continues one started elsewhere (web page, API)."""
     from smartcustoms.tariff.classifier import service as classifier
 
     try:
-        st = classifier.start_session(text, schedule)
+        with unit_of_work() as session:
+            st = (
+                classifier.session_result(session, resume)
+                if resume
+                else classifier.start_session(session, text, schedule)
+            )
+        console.print(f"[dim]session {st.id}[/dim]")
         while st.question is not None:
             q = st.question
             console.print(f"[bold]{escape(q.prompt)}[/bold] [dim]({q.gain:.2f} bits)[/dim]")
             for i, o in enumerate(q.options):
                 console.print(f"  {i}. {escape(o.label)}")
             choice = typer.prompt("answer", type=int)
-            st = classifier.answer_session(st.id, q.id, choice)
+            with unit_of_work() as session:
+                st = classifier.answer_session(session, st.id, q.id, choice)
     except DomainError as exc:
         raise _fail(exc) from None
     for code, p in st.ranked[:5]:
