@@ -213,6 +213,11 @@ class TariffClassifier:
         )[:5]
         return Candidate(code, round(score, 4), round(conf, 4), doc.path, matched, hits)
 
+    def explain(self, text: str, code: str, confidence: float = 0.0) -> Candidate | None:
+        """The explanation of one line for `text` (path, matched words, trader words), e.g. after questions."""
+        i = self._pos.get(code)
+        return None if i is None else self._candidate(text, i, 0.0, confidence, True)
+
     def doc(self, code: str) -> LeafDoc | None:
         i = self._pos.get(code)
         return self._docs[i] if i is not None else None

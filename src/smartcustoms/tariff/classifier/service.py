@@ -250,6 +250,7 @@ class SessionState:
     trail: list[tuple[str, str]]
     description: str = ""
     confirmed_id: int | None = None
+    confirmed_code: str | None = None
 
     @property
     def done(self) -> bool:
@@ -305,7 +306,10 @@ def _aware(at: datetime) -> datetime:
 
 def _to_state(row: Any) -> SessionState:
     n, q = _narrowing_of(row.state)
-    return SessionState(row.id, row.schedule, n.ranked()[:10], q, list(n.trail), row.description, row.confirmed_id)
+    code = json.loads(row.state).get("confirmed_code")
+    return SessionState(
+        row.id, row.schedule, n.ranked()[:10], q, list(n.trail), row.description, row.confirmed_id, code
+    )
 
 
 def start_session(session: Session, text: str, schedule: str | None = "hs", owner: str | None = None) -> SessionState:
@@ -386,6 +390,22 @@ def answer_session(session: Session, sid: str, question_id: str, option: int, ow
 
 def session_result(session: Session, sid: str, owner: str | None = None) -> SessionState:
     return _to_state(_live(session, sid, owner))
+
+
+def explained(state: SessionState, top: int = 5) -> list[Candidate]:
+    """The session's leading candidates with their explanation (path, matched words, trader words)."""
+    model = get_classifier(state.schedule)
+    out = []
+    ranked = state.ranked[:top]
+    if state.confirmed_code:  # the confirmed code first, wherever it ranked
+        probs = dict(state.ranked)
+        ranked = [(state.confirmed_code, probs.get(state.confirmed_code, 0.0))]
+        ranked += [x for x in state.ranked[:top] if x[0] != state.confirmed_code]
+    for code, p in ranked:
+        c = model.explain(state.description, code, p)
+        if c is not None:
+            out.append(c)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -472,9 +492,19 @@ def train(session: Session, schedule: str | None = "hs") -> dict[str, Any]:
 def confirm_session(session: Session, principal: Principal, sid: str, code: str | None = None) -> int:
     """Confirm the session's code (default: its top candidate) with the question trail as the reason."""
     row = _live(session, sid, principal.username, lock=True)
+    if row.confirmed_id is not None:
+        raise TariffError(
+            Problem(
+                "already_confirmed",
+                ("session",),
+                t("Session {session} is already confirmed (classification {id})", session=sid, id=row.confirmed_id),
+            ),
+            status=409,
+        )
     n, _ = _narrowing_of(row.state)
     chosen = normalise_code(code) if code else n.ranked()[0][0]
     trail = "; ".join(f"{q} -> {a}" for q, a in n.trail) or "no questions asked"
     rid = confirm(session, principal, row.description, chosen, row.schedule, f"session {sid}: {trail}")
     row.confirmed_id = rid
+    row.state = json.dumps(json.loads(row.state) | {"confirmed_code": chosen}, ensure_ascii=False)
     return rid
