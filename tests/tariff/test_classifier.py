@@ -397,3 +397,24 @@ def test_confirm_and_train(
     assert trained.predict(["zorblax"], top=1)[0][0].code == "851762"
     assert trained.metrics_["training"]["confirmed"] == 10
     settings.get_settings.cache_clear()
+
+
+def test_reranker_fits_saves_loads_and_reorders(small: TariffClassifier, tmp_path: Path) -> None:
+    from smartcustoms.tariff.classifier.rerank import FEATURES, CandidateReranker
+
+    texts = ["cotton shirt knitted", "woven cotton shirt", "synthetic knitted shirt", "smartphone", "wifi router"] * 8
+    codes = ["610510", "620520", "610520", "851713", "851762"] * 8
+    rr = CandidateReranker(pool=5, n_estimators=20, min_child_samples=2).fit(
+        small, texts, codes, valid=(texts[:5], codes[:5]), data_window={"source": "test"}
+    )
+    _idx, feats = rr.features(small, ["cotton shirt"])
+    assert feats.shape == (1, 5, len(FEATURES)) and feats[0, 0, FEATURES.index("rank")] == 0
+    got = rr.predict(small, ["woven cotton shirt"], top=3)[0]
+    assert got[0][0] == "620520" and sum(p for _, p in got) <= 1.0 + 1e-6
+    assert rr.metrics_["validation"]["queries"] == 5 and rr.info_["data_window"] == {"source": "test"}
+    rr.save(tmp_path / "rr")
+    again = CandidateReranker.load(tmp_path / "rr")
+    assert again.predict(small, ["woven cotton shirt"], top=3)[0] == got
+    (tmp_path / "rr" / "booster.txt").write_text("tampered")
+    with pytest.raises(ValueError, match="hash"):
+        CandidateReranker.load(tmp_path / "rr")

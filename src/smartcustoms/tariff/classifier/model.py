@@ -151,17 +151,22 @@ class TariffClassifier:
         return sp.csr_matrix(sp.diags(1.0 / norms) @ m)
 
     # ------------------------------------------------------------------------------------------------ score
-    def scores(self, texts: Sequence[str]) -> np.ndarray:
-        """Raw scores, one row per text, one column per leaf (`codes_`)."""
+    def components(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """The parts of the score, one row per text, one column per leaf: cosine with the line's own text split
+        into its word and character parts, cosine with the parents' text, best trader-word match, and (when
+        enabled) the embedding similarity of the heading. The reranker learns from them separately."""
         q = self._matrix(list(texts))
         if not hasattr(self, "_own_t"):
             self._prepare()
-        s = (q @ self._own_t).toarray() + self.parent_weight * (q @ self._parents_t).toarray()
+        nw = len(self._word.vocabulary_)
+        own_word = (q[:, :nw] @ self._own_t[:nw, :]).toarray()
+        own_char = (q[:, nw:] @ self._own_t[nw:, :]).toarray()
+        out = {"own_word": own_word, "own_char": own_char, "parents": (q @ self._parents_t).toarray()}
+        best = np.zeros((len(texts), len(self.codes_)), dtype=np.float32)
         if self._terms:
             t = (q @ self._term_t).tocsr()
             t.data[t.data < TERM_FLOOR] = 0.0
             t.eliminate_zeros()
-            best = np.zeros((len(texts), len(self.codes_)), dtype=np.float32)
             ptr, idx = self._term_to_leaf.indptr, self._term_to_leaf.indices
             for r in range(len(texts)):
                 lo, hi = t.indptr[r], t.indptr[r + 1]
@@ -171,14 +176,26 @@ class TariffClassifier:
                 counts = ptr[terms_hit + 1] - ptr[terms_hit]
                 cols = np.concatenate([idx[ptr[i] : ptr[i + 1]] for i in terms_hit])
                 np.maximum.at(best[r], cols, np.repeat(vals, counts))
-            s = s + self.term_weight * best
+        out["terms"] = best
         if self.embed_weight > 0 and getattr(self, "_heading_emb", None) is not None:
             e5 = _e5()
             qe = np.asarray([e5.query(t) for t in texts], dtype=np.float32)
             sims = qe @ np.asarray(self._heading_emb).T  # cosine per heading, compressed range (~0.7..0.9)
             z = (sims - sims.mean(axis=1, keepdims=True)) / (sims.std(axis=1, keepdims=True) + 1e-6)
-            s = s + self.embed_weight * np.clip(z, 0, None)[:, self._leaf_heading]
+            out["embed"] = np.clip(z, 0, None)[:, self._leaf_heading]
+        return out
+
+    def combine(self, parts: dict[str, np.ndarray]) -> np.ndarray:
+        s = parts["own_word"] + parts["own_char"] + self.parent_weight * parts["parents"]
+        if self._terms:
+            s = s + self.term_weight * parts["terms"]
+        if "embed" in parts:
+            s = s + self.embed_weight * parts["embed"]
         return np.asarray(s, dtype=np.float32)
+
+    def scores(self, texts: Sequence[str]) -> np.ndarray:
+        """Raw scores, one row per text, one column per leaf (`codes_`)."""
+        return self.combine(self.components(texts))
 
     def predict(self, texts: Sequence[str], top: int = 5, explain: bool = False) -> list[list[Candidate]]:
         s = self.scores(texts)
