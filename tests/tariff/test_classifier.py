@@ -418,3 +418,18 @@ def test_reranker_fits_saves_loads_and_reorders(small: TariffClassifier, tmp_pat
     (tmp_path / "rr" / "booster.txt").write_text("tampered")
     with pytest.raises(ValueError, match="hash"):
         CandidateReranker.load(tmp_path / "rr")
+
+
+def test_problem_messages_translate_to_chinese() -> None:
+    from smartcustoms.platform.i18n import translate
+    from smartcustoms.tariff.model import parse_rate
+
+    with pytest.raises(TariffError) as e:
+        check_query(" ")
+    assert translate(e.value.problems[0].message, "zh-Hant") == "文字空白"
+    with pytest.raises(TariffError) as e:
+        parse_rate("")
+    assert translate(e.value.problems[0].message, "zh-Hant") == "稅率空白"
+    with pytest.raises(TariffError) as e:
+        classifier.schedule_name("mars")
+    assert translate(str(e.value.problems[0].message), "zh-Hant") == "未知稅則 'mars'；請使用 hs、us 或 tw"

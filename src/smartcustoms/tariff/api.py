@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from smartcustoms.platform.auth import Principal, Role
 from smartcustoms.platform.db import unit_of_work
 from smartcustoms.platform.errors import NotFound, Problem
+from smartcustoms.platform.i18n import t
 from smartcustoms.platform.web import principal, require
 from smartcustoms.tariff import service
 from smartcustoms.tariff.model import DutyRate, Schedule, TariffLine, rate_to_dict
@@ -130,7 +131,12 @@ def get_line(
             Problem(
                 "unknown_code",
                 ("code",),
-                f"No line {code} in schedule {index.schedule.name} {index.schedule.version}",
+                t(
+                    "No line {code} in schedule {schedule} {version}",
+                    code=code,
+                    schedule=index.schedule.name,
+                    version=index.schedule.version,
+                ),
             )
         )
     return LineOut.of(line, index.path(line.code)[:-1], index.schedule)

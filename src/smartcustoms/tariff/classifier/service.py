@@ -45,7 +45,11 @@ def schedule_name(schedule: str | None) -> str:
     key = (schedule or "hs").strip().lower()
     if key not in SCHEDULES:
         raise TariffError(
-            Problem("unknown_schedule", ("schedule",), f"Unknown schedule {schedule!r}; use one of hs, us, tw")
+            Problem(
+                "unknown_schedule",
+                ("schedule",),
+                t("Unknown schedule {schedule}; use one of hs, us, tw", schedule=repr(schedule)),
+            )
         )
     return SCHEDULES[key]
 
@@ -70,8 +74,12 @@ def _lines(name: str) -> tuple[list[TariffLine], dict[str, Any]]:
             Problem(
                 "schedule_not_imported",
                 ("schedule",),
-                f"Schedule {name!r} is not imported ({'; '.join(p.message for p in exc.problems)}); "
-                f"run: smartcustoms tariff import --format {fmt} PATH",
+                t(
+                    "Schedule {name} is not imported ({message}); run: smartcustoms tariff import --format {format} PATH",
+                    name=repr(name),
+                    message="; ".join(p.message for p in exc.problems),
+                    format=fmt,
+                ),
             )
         ) from None
     s = index.schedule
@@ -180,10 +188,12 @@ def classify(
 ) -> list[list[Candidate]]:
     """Ranked candidates for each text (texts are checked; the first bad one raises naming its position)."""
     if not 1 <= top <= MAX_TOP:
-        raise TariffError(Problem("invalid_top", ("top",), f"top must be 1..{MAX_TOP}"))
+        raise TariffError(Problem("invalid_top", ("top",), t("top must be 1..{most}", most=MAX_TOP)))
     checked = [check_query(t, ("texts", i) if len(texts) > 1 else ("text",)) for i, t in enumerate(texts)]
     if zh_folder is not None and not (Path(zh_folder) / "note_8_C.txt").is_file():
-        raise TariffError(Problem("bad_path", ("zh",), f"Not a Taiwan tariff folder (no note_8_C.txt): {zh_folder}"))
+        raise TariffError(
+            Problem("bad_path", ("zh",), t("Not a Taiwan tariff folder (no note_8_C.txt): {path}", path=str(zh_folder)))
+        )
     model = get_classifier(schedule, zh_folder=zh_folder) if zh_folder else get_classifier(schedule)
     return model.predict(checked, top=top, explain=explain)
 
@@ -205,7 +215,12 @@ def fit_score(code: str, description: str, schedule: str | None = "hs", top: int
     model = get_classifier(schedule)
     c = normalise_code(code)
     if len(c) < 2 or not any(k.startswith(c) for k in model.codes_):
-        raise TariffError(Problem("unknown_code", ("code",), f"No line {code!r} in {model.schedule}"), status=404)
+        raise TariffError(
+            Problem(
+                "unknown_code", ("code",), t("No line {code} in {schedule}", code=repr(code), schedule=model.schedule)
+            ),
+            status=404,
+        )
     score, conf, rank = model.score_code(text, c)
     cands = model.predict([text], top=top, explain=True)[0]
     score = round(score, 4)  # same rounding as the candidates, so the first choice fits exactly 1
@@ -429,7 +444,12 @@ def confirm(
     c = normalise_code(code)
     if c not in set(model.codes_):
         raise TariffError(
-            Problem("unknown_code", ("code",), f"{code!r} is not a declarable line of {model.schedule}"), status=404
+            Problem(
+                "unknown_code",
+                ("code",),
+                t("{code} is not a declarable line of {schedule}", code=repr(code), schedule=model.schedule),
+            ),
+            status=404,
         )
     row = ConfirmedClassificationRow(
         schedule=model.schedule,
@@ -461,7 +481,9 @@ def train(session: Session, schedule: str | None = "hs") -> dict[str, Any]:
     name = schedule_name(schedule)
     rows = session.scalars(select(ConfirmedClassificationRow).where(ConfirmedClassificationRow.schedule == name)).all()
     if not rows:
-        raise TariffError(Problem("no_training_data", ("schedule",), f"No confirmed classifications for {name}"))
+        raise TariffError(
+            Problem("no_training_data", ("schedule",), t("No confirmed classifications for {schedule}", schedule=name))
+        )
     held = [r for r in rows if r.id % 5 == 0]
     learn = [r for r in rows if r.id % 5 != 0]
     base, window = build(name)
