@@ -433,3 +433,28 @@ def test_problem_messages_translate_to_chinese() -> None:
     with pytest.raises(TariffError) as e:
         classifier.schedule_name("mars")
     assert translate(str(e.value.problems[0].message), "zh-Hant") == "未知稅則 'mars'；請使用 hs、us 或 tw"
+
+
+def test_embeddings_are_cached_on_disk_and_opt_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Passages are embedded once (then read from var/), and the weight comes from the environment (off)."""
+    import numpy as np
+
+    from smartcustoms.tariff.classifier import embed
+
+    calls: list[int] = []
+
+    class Fake:
+        def passage(self, texts: list[str]) -> np.ndarray:
+            calls.append(len(texts))
+            return np.ones((len(texts), 384), dtype=np.float32) / np.sqrt(384)
+
+    monkeypatch.setattr(embed, "_MODEL", Fake())
+    monkeypatch.setattr(embed, "_version", lambda: "test")
+    first = embed.passages(["a", "b", "c"], folder=tmp_path, batch=2)
+    again = embed.passages(["a", "b", "c"], folder=tmp_path)
+    assert first.shape == (3, 384) and np.allclose(first, again, atol=1e-3) and calls == [2, 1]
+    assert list(tmp_path.glob("passages-*.npy"))
+    monkeypatch.delenv("SMARTCUSTOMS_TARIFF_EMBED_WEIGHT", raising=False)
+    assert classifier.embed_weight() == 0.0
+    monkeypatch.setenv("SMARTCUSTOMS_TARIFF_EMBED_WEIGHT", "0.05")
+    assert classifier.embed_weight() == 0.05
