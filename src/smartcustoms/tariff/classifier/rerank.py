@@ -53,11 +53,11 @@ class CandidateReranker:
     """Reorders the first `pool` retrieval candidates of a query with a LambdaRank model."""
 
     pool: int = 30
-    n_estimators: int = 300
+    n_estimators: int = 100
     learning_rate: float = 0.05
-    num_leaves: int = 15
-    min_child_samples: int = 20
-    use_priors: bool = True  # chapter prior and heading size: they let the model memorise the training labels
+    num_leaves: int = 7
+    min_child_samples: int = 50
+    use_priors: bool = False  # chapter prior and heading size: they let the model memorise the training labels
     temperature: float = 1.0  # softmax over the reranker's scores; fitted by `calibrate`
     # learned
     chapter_prior_: dict[str, float] = field(default_factory=dict, repr=False)
