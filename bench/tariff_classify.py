@@ -293,6 +293,9 @@ def main() -> None:
 
     # ---- calibration on trader-style text (not HS wording): top-1 confidence against correctness
     calibration_sets = {"micro_78": micro, "trader_style_heldout_codes": ts_held}
+    trader_t = TariffClassifier().fit(docs, terms)  # same index, temperature fitted on trader-style training rows
+    sample = random.Random(2).sample(ts_train, min(600, len(ts_train)))
+    t_trader = trader_t.calibrate([t for t, _ in sample], [c for _, c in sample])
     reliability_out: dict[str, Any] = {}
     for set_name, cases in calibration_sets.items():
         texts, truth = [t for t, _ in cases], [c for _, c in cases]
@@ -302,6 +305,10 @@ def main() -> None:
                 [p.confidence for p in preds], [p.code == c for p, c in zip(preds, truth, strict=True)]
             ),
         }
+        preds = [p[0] for p in trader_t.predict(texts, top=1)]
+        reliability_out[set_name][f"default, temperature {t_trader} fitted on trader-style training rows"] = (
+            reliability([p.confidence for p in preds], [p.code == c for p, c in zip(preds, truth, strict=True)])
+        )
         got = reranker.predict(model, texts, top=1)
         reliability_out[set_name]["reranker"] = reliability(
             [g[0][1] for g in got], [g[0][0] == c for g, c in zip(got, truth, strict=True)]
