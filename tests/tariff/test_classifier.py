@@ -460,3 +460,17 @@ def test_embeddings_are_cached_on_disk_and_opt_in(tmp_path: Path, monkeypatch: p
     assert classifier.embed_weight() == 0.0
     monkeypatch.setenv("SMARTCUSTOMS_TARIFF_EMBED_WEIGHT", "0.05")
     assert classifier.embed_weight() == 0.05
+
+
+def test_cli_ask_continues_a_stored_session(sqlite_url: str, use_small: TariffClassifier) -> None:
+    """A session started elsewhere (web page, API) is continued from the command line by its id."""
+    from smartcustoms.platform.db import unit_of_work
+
+    with unit_of_work() as s:
+        st = classifier.start_session(s, "shirt")
+    assert st.question is not None
+    res = CliRunner().invoke(tariff_cli, ["ask", "--session", st.id], input="0\n" * 6)
+    assert res.exit_code == 0, res.output
+    assert st.id in res.output and st.question.prompt in res.output and "->" in res.output
+    missing = CliRunner().invoke(tariff_cli, ["ask", "--session", "nope"])
+    assert missing.exit_code == 2 and "session_expired" in missing.output
