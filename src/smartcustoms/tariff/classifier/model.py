@@ -140,7 +140,12 @@ class TariffClassifier:
     def _prepare(self) -> None:
         """Transposed copies for query-time products (a transpose per query costs more than the product)."""
         self._own_t = sp.csr_matrix(self._own.T)
+        nw = len(self._word.vocabulary_)
+        self._own_word_t, self._own_char_t = self._own_t[:nw, :], self._own_t[nw:, :]  # sliced once, not per query
         self._parents_t = sp.csr_matrix(self._parents.T)
+        self._terms_by_code: dict[str, list[Term]] = {}
+        for term in self._terms:
+            self._terms_by_code.setdefault(term.code, []).append(term)
         if self._terms:
             self._term_t = sp.csr_matrix(self._term_m.T)
 
@@ -161,8 +166,8 @@ class TariffClassifier:
         if not hasattr(self, "_own_t"):
             self._prepare()
         nw = len(self._word.vocabulary_)
-        own_word = (q[:, :nw] @ self._own_t[:nw, :]).toarray()
-        own_char = (q[:, nw:] @ self._own_t[nw:, :]).toarray()
+        own_word = (q[:, :nw] @ self._own_word_t).toarray()
+        own_char = (q[:, nw:] @ self._own_char_t).toarray()
         out = {"own_word": own_word, "own_char": own_char, "parents": (q @ self._parents_t).toarray()}
         best = np.zeros((len(texts), len(self.codes_)), dtype=np.float32)
         if self._terms:
@@ -183,7 +188,8 @@ class TariffClassifier:
             from smartcustoms.tariff.classifier import embed
 
             qe = embed.queries(texts)
-            sims = qe @ np.asarray(self._heading_emb).T  # cosine per heading, compressed range (~0.7..0.9)
+            # einsum, not BLAS: OpenBLAS threads left spinning after a product slowed the next query's embedding 2x
+            sims = np.einsum("qd,hd->qh", qe, np.asarray(self._heading_emb))  # cosine per heading (~0.7..0.9)
             z = (sims - sims.mean(axis=1, keepdims=True)) / (sims.std(axis=1, keepdims=True) + 1e-6)
             out["embed"] = np.clip(z, 0, None)[:, self._leaf_heading]
         return out
@@ -226,11 +232,10 @@ class TariffClassifier:
         doc_tokens = set(tokens(doc.own + " " + doc.parents))
         matched = tuple(sorted(q & doc_tokens))
         ftext = fold(text)
-        hits = tuple(
-            t.text
-            for t in self._terms
-            if code.startswith(t.code) and (set(tokens(t.text)) & q or fold(t.text) in ftext)
-        )[:5]
+        if not hasattr(self, "_terms_by_code"):
+            self._prepare()
+        mine = [t for n in range(1, len(code) + 1) for t in self._terms_by_code.get(code[:n], [])]
+        hits = tuple(dict.fromkeys(t.text for t in mine if set(tokens(t.text)) & q or fold(t.text) in ftext))[:5]
         return Candidate(code, round(score, 4), round(conf, 4), doc.path, matched, hits)
 
     def explain(self, text: str, code: str, confidence: float = 0.0) -> Candidate | None:
