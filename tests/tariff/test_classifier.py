@@ -280,23 +280,90 @@ def test_questions_pick_the_most_informative_and_narrow() -> None:
     assert entropy([0.5, 0.5]) == pytest.approx(1.0)
 
 
-def test_session_flow_and_errors(use_small: TariffClassifier) -> None:
-    st = classifier.start_session("shirt")
-    assert st.question is not None and not st.done
-    with pytest.raises(TariffError) as e:
-        classifier.answer_session(st.id, "not-asked", 0)
+def test_session_flow_and_errors(db_url: str, use_small: TariffClassifier) -> None:
+    from smartcustoms.platform.db import unit_of_work
+
+    with unit_of_work() as s:
+        st = classifier.start_session(s, "shirt", owner="trader9")
+    assert st.question is not None and not st.done and st.description == "shirt"
+    with pytest.raises(TariffError) as e, unit_of_work() as s:
+        classifier.answer_session(s, st.id, "not-asked", 0)
     assert e.value.problems[0].code == "question_not_asked"
-    with pytest.raises(TariffError) as e:
-        classifier.answer_session(st.id, st.question.id, 99)
+    with pytest.raises(TariffError) as e, unit_of_work() as s:
+        classifier.answer_session(s, st.id, st.question.id, 99)
     assert e.value.problems[0].code == "invalid_option"
+    with pytest.raises(TariffError) as e, unit_of_work() as s:
+        classifier.session_result(s, st.id, owner="someone-else")
+    assert e.value.problems[0].code == "session_expired"  # another trader's session is not shown
     for _ in range(6):
         if st.question is None:
             break
-        st = classifier.answer_session(st.id, st.question.id, 0)
-    assert st.done and st.trail and classifier.session_result(st.id).ranked[0][0] == st.ranked[0][0]
-    with pytest.raises(TariffError) as e:
-        classifier.session_result("nope")
+        with unit_of_work() as s:
+            st = classifier.answer_session(s, st.id, st.question.id, 0, owner="trader9")
+    with unit_of_work() as s:
+        again = classifier.session_result(s, st.id)
+    assert st.done and st.trail and again.ranked[0][0] == st.ranked[0][0] and again.trail == st.trail
+    with pytest.raises(TariffError) as e, unit_of_work() as s:
+        classifier.session_result(s, "nope")
     assert e.value.problems[0].code == "session_expired"
+
+
+def test_session_survives_a_restart_and_is_answered_by_another_process(
+    db_url: str, use_small: TariffClassifier
+) -> None:
+    """Stored in the database: a new engine (a restarted server) and a separate Python process see it, and
+    the other process answers the very question this one asked."""
+    import os
+    import subprocess
+    import sys
+
+    from smartcustoms.platform import db as platform_db
+    from smartcustoms.platform.db import unit_of_work
+
+    with unit_of_work() as s:
+        st = classifier.start_session(s, "shirt")
+    assert st.question is not None
+    platform_db.reset_engines()  # as after a restart: nothing of the session is left in this process
+    with unit_of_work() as s:
+        assert classifier.session_result(s, st.id).question == st.question
+    if not db_url.startswith("postgresql"):
+        return  # the other process (a second worker) is tried once, on the server database
+    code = (
+        "import json,sys\n"
+        "from smartcustoms.platform.db import unit_of_work\n"
+        "from smartcustoms.tariff.classifier import service as c\n"
+        "with unit_of_work() as s:\n"
+        f"    st = c.answer_session(s, {st.id!r}, {st.question.id!r}, 0)\n"
+        "print(json.dumps(st.trail))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    with unit_of_work() as s:
+        after = classifier.session_result(s, st.id)
+    assert [list(x) for x in after.trail] == json.loads(out.stdout.strip().splitlines()[-1])
+    assert after.trail[0][0] == st.question.prompt
+
+
+def test_expired_session_is_refused_and_purged(db_url: str, use_small: TariffClassifier) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from smartcustoms.platform.db import unit_of_work
+    from smartcustoms.tariff.store import ClassificationSessionRow
+
+    with unit_of_work() as s:
+        st = classifier.start_session(s, "shirt")
+    with unit_of_work() as s:
+        row = s.get(ClassificationSessionRow, st.id)
+        assert row is not None
+        row.expires_at = datetime.now(UTC) - timedelta(seconds=1)
+    with pytest.raises(TariffError) as e, unit_of_work() as s:
+        classifier.answer_session(s, st.id, st.question.id if st.question else "x", 0)
+    assert e.value.problems[0].code == "session_expired" and e.value.status == 404
+    with unit_of_work() as s:
+        classifier.start_session(s, "shirt")  # starting a session clears the expired ones
+    with unit_of_work() as s:
+        assert s.get(ClassificationSessionRow, st.id) is None
 
 
 def test_confirm_and_train(
@@ -332,3 +399,78 @@ def test_confirm_and_train(
     assert trained.predict(["zorblax"], top=1)[0][0].code == "851762"
     assert trained.metrics_["training"]["confirmed"] == 10
     settings.get_settings.cache_clear()
+
+
+def test_reranker_fits_saves_loads_and_reorders(small: TariffClassifier, tmp_path: Path) -> None:
+    from smartcustoms.tariff.classifier.rerank import FEATURES, CandidateReranker
+
+    texts = ["cotton shirt knitted", "woven cotton shirt", "synthetic knitted shirt", "smartphone", "wifi router"] * 4
+    codes = ["610510", "620520", "610520", "851713", "851762"] * 4
+    rr = CandidateReranker(pool=5, n_estimators=10, min_child_samples=2).fit(
+        small, texts, codes, valid=(texts[:5], codes[:5]), data_window={"source": "test"}
+    )
+    _idx, feats = rr.features(small, ["cotton shirt"])
+    assert feats.shape == (1, 5, len(FEATURES)) and feats[0, 0, FEATURES.index("rank")] == 0
+    got = rr.predict(small, ["woven cotton shirt"], top=3)[0]
+    assert got[0][0] == "620520" and sum(p for _, p in got) <= 1.0 + 1e-6
+    assert rr.metrics_["validation"]["queries"] == 5 and rr.info_["data_window"] == {"source": "test"}
+    rr.save(tmp_path / "rr")
+    again = CandidateReranker.load(tmp_path / "rr")
+    assert again.predict(small, ["woven cotton shirt"], top=3)[0] == got
+    (tmp_path / "rr" / "booster.txt").write_text("tampered")
+    with pytest.raises(ValueError, match="hash"):
+        CandidateReranker.load(tmp_path / "rr")
+
+
+def test_problem_messages_translate_to_chinese() -> None:
+    from smartcustoms.platform.i18n import translate
+    from smartcustoms.tariff.model import parse_rate
+
+    with pytest.raises(TariffError) as e:
+        check_query(" ")
+    assert translate(e.value.problems[0].message, "zh-Hant") == "文字空白"
+    with pytest.raises(TariffError) as e:
+        parse_rate("")
+    assert translate(e.value.problems[0].message, "zh-Hant") == "稅率空白"
+    with pytest.raises(TariffError) as e:
+        classifier.schedule_name("mars")
+    assert translate(str(e.value.problems[0].message), "zh-Hant") == "未知稅則 'mars'；請使用 hs、us 或 tw"
+
+
+def test_embeddings_are_cached_on_disk_and_opt_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Passages are embedded once (then read from var/), and the weight comes from the environment (off)."""
+    import numpy as np
+
+    from smartcustoms.tariff.classifier import embed
+
+    calls: list[int] = []
+
+    class Fake:
+        def passage(self, texts: list[str]) -> np.ndarray:
+            calls.append(len(texts))
+            return np.ones((len(texts), 384), dtype=np.float32) / np.sqrt(384)
+
+    monkeypatch.setattr(embed, "_MODEL", Fake())
+    monkeypatch.setattr(embed, "_version", lambda: "test")
+    first = embed.passages(["a", "b", "c"], folder=tmp_path, batch=2)
+    again = embed.passages(["a", "b", "c"], folder=tmp_path)
+    assert first.shape == (3, 384) and np.allclose(first, again, atol=1e-3) and calls == [2, 1]
+    assert list(tmp_path.glob("passages-*.npy"))
+    monkeypatch.delenv("SMARTCUSTOMS_TARIFF_EMBED_WEIGHT", raising=False)
+    assert classifier.embed_weight() == 0.0
+    monkeypatch.setenv("SMARTCUSTOMS_TARIFF_EMBED_WEIGHT", "0.05")
+    assert classifier.embed_weight() == 0.05
+
+
+def test_cli_ask_continues_a_stored_session(sqlite_url: str, use_small: TariffClassifier) -> None:
+    """A session started elsewhere (web page, API) is continued from the command line by its id."""
+    from smartcustoms.platform.db import unit_of_work
+
+    with unit_of_work() as s:
+        st = classifier.start_session(s, "shirt")
+    assert st.question is not None
+    res = CliRunner().invoke(tariff_cli, ["ask", "--session", st.id], input="0\n" * 6)
+    assert res.exit_code == 0, res.output
+    assert st.id in res.output and st.question.prompt in res.output and "->" in res.output
+    missing = CliRunner().invoke(tariff_cli, ["ask", "--session", "nope"])
+    assert missing.exit_code == 2 and "session_expired" in missing.output

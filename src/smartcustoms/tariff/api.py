@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from smartcustoms.platform.auth import Principal, Role
 from smartcustoms.platform.db import unit_of_work
 from smartcustoms.platform.errors import NotFound, Problem
+from smartcustoms.platform.i18n import t
 from smartcustoms.platform.web import principal, require
 from smartcustoms.tariff import service
 from smartcustoms.tariff.model import DutyRate, Schedule, TariffLine, rate_to_dict
@@ -130,7 +131,12 @@ def get_line(
             Problem(
                 "unknown_code",
                 ("code",),
-                f"No line {code} in schedule {index.schedule.name} {index.schedule.version}",
+                t(
+                    "No line {code} in schedule {schedule} {version}",
+                    code=code,
+                    schedule=index.schedule.name,
+                    version=index.schedule.version,
+                ),
             )
         )
     return LineOut.of(line, index.path(line.code)[:-1], index.schedule)
@@ -312,7 +318,9 @@ class QuestionOut(BaseModel):
 class SessionOut(BaseModel):
     id: str
     schedule: str
+    description: str
     done: bool
+    confirmed_id: int | None = None
     question: QuestionOut | None
     candidates: list[dict[str, Any]] = Field(description="code and probability after the answers so far")
     trail: list[dict[str, str]] = Field(description="questions asked and answers given: the reason for the code")
@@ -326,7 +334,9 @@ def _session_out(st: Any) -> SessionOut:
     return SessionOut(
         id=st.id,
         schedule=st.schedule,
+        description=st.description,
         done=st.done,
+        confirmed_id=st.confirmed_id,
         question=QuestionOut(
             id=q.id,
             prompt=q.prompt,
@@ -342,25 +352,32 @@ def _session_out(st: Any) -> SessionOut:
 
 
 @router.post("/sessions", response_model=SessionOut)
-def post_session(body: SessionIn, _who: Principal = Depends(principal)) -> SessionOut:
-    """Start a classification session: candidates and, when they are close, the most informative question."""
+def post_session(body: SessionIn, who: Principal = Depends(principal)) -> SessionOut:
+    """Start a classification session: candidates and, when they are close, the most informative question.
+    Sessions are stored in the database: any worker answers them, and they survive a restart."""
     from smartcustoms.tariff.classifier import service as classifier
 
-    return _session_out(classifier.start_session(body.text, body.schedule))
+    with unit_of_work() as session:
+        st = classifier.start_session(session, body.text, body.schedule, owner=who.username)
+    return _session_out(st)
 
 
 @router.post("/sessions/{session_id}/answer", response_model=SessionOut)
-def post_answer(session_id: str, body: AnswerIn, _who: Principal = Depends(principal)) -> SessionOut:
+def post_answer(session_id: str, body: AnswerIn, who: Principal = Depends(principal)) -> SessionOut:
     from smartcustoms.tariff.classifier import service as classifier
 
-    return _session_out(classifier.answer_session(session_id, body.question_id, body.option))
+    with unit_of_work() as session:
+        st = classifier.answer_session(session, session_id, body.question_id, body.option, owner=who.username)
+    return _session_out(st)
 
 
 @router.get("/sessions/{session_id}", response_model=SessionOut)
-def get_session(session_id: str, _who: Principal = Depends(principal)) -> SessionOut:
+def get_session(session_id: str, who: Principal = Depends(principal)) -> SessionOut:
     from smartcustoms.tariff.classifier import service as classifier
 
-    return _session_out(classifier.session_result(session_id))
+    with unit_of_work(read_only=True) as session:
+        st = classifier.session_result(session, session_id, owner=who.username)
+    return _session_out(st)
 
 
 class ConfirmIn(BaseModel):

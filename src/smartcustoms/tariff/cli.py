@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from smartcustoms.platform.auth import SYSTEM
 from smartcustoms.platform.db import unit_of_work
 from smartcustoms.platform.errors import DomainError, Problem
+from smartcustoms.platform.i18n import t
 from smartcustoms.tariff import service
 from smartcustoms.tariff.importers import FORMATS
 from smartcustoms.tariff.model import DutyRate, TariffError
@@ -35,7 +36,9 @@ def _date(value: str | None, field: str) -> date | None:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise TariffError(Problem("invalid_date", (field,), f"Not a date (YYYY-MM-DD): {value!r}")) from None
+        raise TariffError(
+            Problem("invalid_date", (field,), t("Not a date (YYYY-MM-DD): {value}", value=repr(value)))
+        ) from None
 
 
 def _rate(rate: DutyRate | None) -> str:
@@ -161,7 +164,9 @@ def _read_queries(path: Path) -> list[tuple[object, str]]:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise TariffError(Problem("bad_path", ("input",), f"Cannot read {path}: {exc.strerror}")) from None
+        raise TariffError(
+            Problem("bad_path", ("input",), t("Cannot read {path}: {error}", path=str(path), error=str(exc.strerror)))
+        ) from None
     out: list[tuple[object, str]] = []
     for n, line in enumerate(raw.splitlines(), start=1):
         if not line.strip():
@@ -169,17 +174,21 @@ def _read_queries(path: Path) -> list[tuple[object, str]]:
         try:
             obj = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
-            raise TariffError(Problem("bad_jsonl", ("input", n), f"Line {n}: not JSON ({exc})")) from None
+            raise TariffError(
+                Problem("bad_jsonl", ("input", n), t("Line {n}: not JSON ({error})", n=n, error=str(exc)))
+            ) from None
         if not isinstance(obj, dict) or "id" not in obj or "text" not in obj:
-            raise TariffError(Problem("bad_jsonl", ("input", n), f'Line {n}: expected {{"id": ..., "text": ...}}'))
+            raise TariffError(
+                Problem("bad_jsonl", ("input", n), t("Line {n}: expected an object with id and text", n=n))
+            )
         try:
             text = check_query(obj["text"], ("input", n, "text"))
         except TariffError as exc:
             p = exc.problems[0]
-            raise TariffError(Problem(p.code, p.path, f"Line {n}: {p.message}")) from None
+            raise TariffError(Problem(p.code, p.path, t("Line {n}: {message}", n=n, message=p.message))) from None
         out.append((obj["id"], text))
     if not out:
-        raise TariffError(Problem("empty_input", ("input",), f"{path} has no queries"))
+        raise TariffError(Problem("empty_input", ("input",), t("{path} has no queries", path=str(path))))
     return out
 
 
@@ -201,7 +210,7 @@ def classify_cmd(
 
     try:
         if (text is None) == (input is None):
-            raise TariffError(Problem("bad_arguments", ("text",), "Give either a TEXT or --input FILE"))
+            raise TariffError(Problem("bad_arguments", ("text",), t("Give either a TEXT or --input FILE")))
         if input is None:
             assert text is not None
             cands = classifier.classify([text], top, schedule, explain=True, zh_folder=zh)[0]
@@ -248,21 +257,30 @@ def _permits_needed(codes: list[str]) -> dict[str, str]:
 
 @app.command("ask")
 def ask_cmd(
-    text: str,
+    text: str = typer.Argument("", help="Goods description (omit with --session)"),
     schedule: str = typer.Option("hs", "--schedule"),
+    resume: str | None = typer.Option(None, "--session", help="Continue a stored session (from any process)"),
 ) -> None:
-    """Classify with progressive questions: answer by option number until one code is clearly ahead."""
+    """Classify with progressive questions: answer by option number until one code is clearly ahead.
+    Sessions are stored in the database; `--session ID` continues one started elsewhere (web page, API)."""
     from smartcustoms.tariff.classifier import service as classifier
 
     try:
-        st = classifier.start_session(text, schedule)
+        with unit_of_work() as session:
+            st = (
+                classifier.session_result(session, resume)
+                if resume
+                else classifier.start_session(session, text, schedule)
+            )
+        console.print(f"[dim]session {st.id}[/dim]")
         while st.question is not None:
             q = st.question
             console.print(f"[bold]{escape(q.prompt)}[/bold] [dim]({q.gain:.2f} bits)[/dim]")
             for i, o in enumerate(q.options):
                 console.print(f"  {i}. {escape(o.label)}")
             choice = typer.prompt("answer", type=int)
-            st = classifier.answer_session(st.id, q.id, choice)
+            with unit_of_work() as session:
+                st = classifier.answer_session(session, st.id, q.id, choice)
     except DomainError as exc:
         raise _fail(exc) from None
     for code, p in st.ranked[:5]:

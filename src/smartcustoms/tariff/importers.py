@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 
 from smartcustoms.platform.errors import Problem
+from smartcustoms.platform.i18n import t
 from smartcustoms.tariff.model import (
     DutyRate,
     Schedule,
@@ -118,7 +119,11 @@ def parse_preferential(text: str) -> dict[str, DutyRate]:
             continue
         if ":" not in item:
             raise TariffError(
-                Problem("unparsable_rate", ("preferential",), f"Expected PROGRAMME:RATE, got {item.strip()!r}")
+                Problem(
+                    "unparsable_rate",
+                    ("preferential",),
+                    t("Expected PROGRAMME:RATE, got {item}", item=repr(item.strip())),
+                )
             )
         programme, rate = item.split(":", 1)
         out[programme.strip().upper()] = parse_rate(rate.strip())
@@ -152,7 +157,14 @@ def load_demo_rates(path: Path | None = None) -> dict[str, DemoRate]:
             )
         except TariffError as exc:
             raise TariffError(
-                [Problem(p.code, ("demo_rates", i, *p.path), f"{prefix}: {p.message}") for p in exc.problems]
+                [
+                    Problem(
+                        p.code,
+                        ("demo_rates", i, *p.path),
+                        t("Demo rate {prefix}: {message}", prefix=prefix, message=p.message),
+                    )
+                    for p in exc.problems
+                ]
             ) from exc
     return out
 
@@ -321,11 +333,19 @@ def _us_units(text: str) -> str | None:
 
 def _require_columns(path: Path, rows: list[dict[str, str]], columns: Iterable[str]) -> None:
     if not rows:
-        raise TariffError(Problem("empty_file", ("path",), f"{path} has no rows"))
+        raise TariffError(Problem("empty_file", ("path",), t("{path} has no rows", path=str(path))))
     missing = [c for c in columns if c not in rows[0]]
     if missing:
         raise TariffError(
-            Problem("bad_format", ("path",), f"{path} is not a US HTS CSV export: missing columns {', '.join(missing)}")
+            Problem(
+                "bad_format",
+                ("path",),
+                t(
+                    "{path} is not a US HTS CSV export: missing columns {columns}",
+                    path=str(path),
+                    columns=", ".join(missing),
+                ),
+            )
         )
 
 
@@ -374,7 +394,9 @@ def read_taiwan(
     files = {k: folder / f"note_{k}.txt" for k in ("8_C", "8_E", "10_C", "10_E")}
     missing = [str(p) for p in files.values() if not p.is_file()]
     if missing:
-        raise TariffError(Problem("bad_path", ("path",), f"Not a Taiwan tariff folder, missing: {', '.join(missing)}"))
+        raise TariffError(
+            Problem("bad_path", ("path",), t("Not a Taiwan tariff folder, missing: {files}", files=", ".join(missing)))
+        )
     zh = _read_tw_file(files["8_C"], "") | _read_tw_file(files["10_C"], "")
     en = _read_tw_file(files["8_E"], " ") | _read_tw_file(files["10_E"], " ")
     sections = sorted(c for c in set(zh) | set(en) if c.startswith("S"))
@@ -424,7 +446,11 @@ def read(
     """Dispatch on `format` (hs2022, us-hts, tw); defaults for version and validity per format."""
     if format not in FORMATS:
         raise TariffError(
-            Problem("unknown_format", ("format",), f"Unknown format {format!r}; one of {', '.join(FORMATS)}")
+            Problem(
+                "unknown_format",
+                ("format",),
+                t("Unknown format {format}; one of {formats}", format=repr(format), formats=", ".join(FORMATS)),
+            )
         )
     kwargs: dict[str, object] = {"name": name or format}
     if version:
@@ -435,12 +461,18 @@ def read(
     if format == "hs2022":
         return read_hs2022(**kwargs)  # type: ignore[arg-type]
     if path is None:
-        raise TariffError(Problem("path_required", ("path",), f"Format {format} needs the path of the file or folder"))
+        raise TariffError(
+            Problem(
+                "path_required", ("path",), t("Format {format} needs the path of the file or folder", format=format)
+            )
+        )
     p = Path(path)
     if not p.exists():
-        raise TariffError(Problem("bad_path", ("path",), f"No such file or folder: {p}"))
+        raise TariffError(Problem("bad_path", ("path",), t("No such file or folder: {path}", path=str(p))))
     if format == "us-hts":
         if not p.is_file():
-            raise TariffError(Problem("bad_path", ("path",), f"{p} is not a file (the US HTS CSV export)"))
+            raise TariffError(
+                Problem("bad_path", ("path",), t("{path} is not a file (the US HTS CSV export)", path=str(p)))
+            )
         return read_us_hts(p, **kwargs)  # type: ignore[arg-type]
     return read_taiwan(p, **kwargs)  # type: ignore[arg-type]

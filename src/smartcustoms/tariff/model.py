@@ -15,7 +15,7 @@ from functools import cached_property, lru_cache
 from typing import Any, Literal
 
 from smartcustoms.platform.errors import DomainError, Problem
-from smartcustoms.platform.i18n import t_plain
+from smartcustoms.platform.i18n import t, t_plain
 
 Combine = Literal["sum", "max", "min"]
 HUNDRED = Decimal(100)
@@ -205,22 +205,33 @@ class DutyRate:
             raise _problem(
                 "rate_not_self_contained",
                 ("rate",),
-                f"Rate {self.text!r} refers to another line's rate ({self.reference}); assess that line's rate",
+                t(
+                    "Rate {rate} refers to another line's rate ({reference}); assess that line's rate",
+                    rate=repr(self.text),
+                    reference=self.reference,
+                ),
             )
         if customs_value < 0:
-            raise _problem("invalid_value", ("customs_value",), "Customs value must not be negative")
+            raise _problem("invalid_value", ("customs_value",), t("Customs value must not be negative"))
         missing = [k for k in self.quantity_keys if k not in quantities]
         if missing:
             raise TariffError(
                 [
-                    Problem("quantity_required", ("quantities", k), f"Rate {self.text!r} needs the quantity in {k}")
+                    Problem(
+                        "quantity_required",
+                        ("quantities", k),
+                        t("Rate {rate} needs the quantity in {key}", rate=repr(self.text), key=k),
+                    )
                     for k in missing
                 ]
             )
         negative = [k for k in self.quantity_keys if quantities[k] < 0]
         if negative:
             raise TariffError(
-                [Problem("invalid_quantity", ("quantities", k), f"Quantity {k} must not be negative") for k in negative]
+                [
+                    Problem("invalid_quantity", ("quantities", k), t("Quantity {key} must not be negative", key=k))
+                    for k in negative
+                ]
             )
         steps: list[str] = []
         amounts: list[Decimal] = []
@@ -442,21 +453,21 @@ _WHICHEVER = re.compile(r",?\s*whichever is (?P<kind>higher|greater|lower|less)\
 
 
 def _clean(text: str) -> str:
-    t = text.replace("\r", " ").replace("\n", " ").replace("\u00a0", " ")
-    t = t.replace("m²", "m2").replace("m³", "m3").replace("％", "%").replace("＋", "+")
-    t = re.sub(r"\s+", " ", t).strip()
-    t = re.sub(r"¢\s+/", "¢/", t)
-    t = re.sub(r"/\s+", "/", t)
-    t = re.sub(r"(m[23])of\b", r"\1 of", t)
-    t = re.sub(r"([a-z])- ([a-z])", r"\1\2", t)  # words split at a line end: 'origin- ating'
-    return t.rstrip(".").strip()
+    tx = text.replace("\r", " ").replace("\n", " ").replace("\u00a0", " ")
+    tx = tx.replace("m²", "m2").replace("m³", "m3").replace("％", "%").replace("＋", "+")
+    tx = re.sub(r"\s+", " ", tx).strip()
+    tx = re.sub(r"¢\s+/", "¢/", tx)
+    tx = re.sub(r"/\s+", "/", tx)
+    tx = re.sub(r"(m[23])of\b", r"\1 of", tx)
+    tx = re.sub(r"([a-z])- ([a-z])", r"\1\2", tx)  # words split at a line end: 'origin- ating'
+    return tx.rstrip(".").strip()
 
 
 def _dec(text: str) -> Decimal:
     try:
         return Decimal(text.replace(",", "."))
     except InvalidOperation as exc:  # pragma: no cover - the regexes only pass numbers
-        raise _problem("unparsable_rate", ("rate",), f"Not a number: {text!r}") from exc
+        raise _problem("unparsable_rate", ("rate",), t("Not a number: {value}", value=repr(text))) from exc
 
 
 def _basis(text: str | None) -> str | None:
@@ -471,8 +482,8 @@ def _basis(text: str | None) -> str | None:
 
 def _term(text: str, whole: str) -> SpecificRate | ValueShare | Decimal:
     """One '+'-separated term: an ad valorem fraction, a value share or a specific rate."""
-    t = text.strip()
-    m = _AD_VALOREM.match(t)
+    tx = text.strip()
+    m = _AD_VALOREM.match(tx)
     if m:
         rate = _dec(m["n"]) / HUNDRED
         basis = m["basis"]
@@ -482,13 +493,15 @@ def _term(text: str, whole: str) -> SpecificRate | ValueShare | Decimal:
         if b is None or b.lower() in _FULL_VALUE:
             return rate
         return ValueShare(rate, b)
-    m = _SPECIFIC.match(t)
+    m = _SPECIFIC.match(tx)
     if m:
         cur = (m["cur"] or "").strip()
         cur2 = m["cur2"]
         if m["cent"]:
             if cur and cur not in ("$", "US$", "USD"):
-                raise _problem("unparsable_rate", ("rate",), f"Cents of {cur} in {whole!r}")
+                raise _problem(
+                    "unparsable_rate", ("rate",), t("Cents of {currency} in {rate}", currency=cur, rate=repr(whole))
+                )
             currency, amount = "USD", _dec(m["n"]) / HUNDRED
         elif cur in ("$", "US$"):
             currency, amount = "USD", _dec(m["n"])
@@ -499,9 +512,11 @@ def _term(text: str, whole: str) -> SpecificRate | ValueShare | Decimal:
         elif cur2:
             currency, amount = cur2.upper(), _dec(m["n"])
         else:
-            raise _problem("unparsable_rate", ("rate",), f"No currency in {t!r} of {whole!r}")
+            raise _problem(
+                "unparsable_rate", ("rate",), t("No currency in {term} of {rate}", term=repr(tx), rate=repr(whole))
+            )
         if cur and cur2:
-            raise _problem("unparsable_rate", ("rate",), f"Two currencies in {t!r}")
+            raise _problem("unparsable_rate", ("rate",), t("Two currencies in {term}", term=repr(tx)))
         if m["each"]:
             unit, basis_text = "u", m["rest"]
         else:
@@ -512,20 +527,28 @@ def _term(text: str, whole: str) -> SpecificRate | ValueShare | Decimal:
                 unit, basis_text = "kg", "clean"
         per_q = _dec(m["perq"]) if m["perq"] else Decimal(1)
         if per_q <= 0:
-            raise _problem("unparsable_rate", ("rate",), f"Per-quantity must be positive in {whole!r}")
+            raise _problem("unparsable_rate", ("rate",), t("Per-quantity must be positive in {rate}", rate=repr(whole)))
         basis = _basis(basis_text)
         if basis is not None and not re.fullmatch(r"[\w ,.'()\-]+", basis):
-            raise _problem("unparsable_rate", ("rate",), f"Cannot read {t!r} in {whole!r}")
+            raise _problem(
+                "unparsable_rate", ("rate",), t("Cannot read {term} in {rate}", term=repr(tx), rate=repr(whole))
+            )
         if basis is not None and re.search(r"\bless\b|\bfor each\b|%|¢|\$", basis):
-            raise _problem("unparsable_rate", ("rate",), f"Sliding or conditional rate {whole!r} is not supported")
+            raise _problem(
+                "unparsable_rate", ("rate",), t("Sliding or conditional rate {rate} is not supported", rate=repr(whole))
+            )
         return SpecificRate(amount, currency, unit, per_q, basis)
-    raise _problem("unparsable_rate", ("rate",), f"Cannot read {t!r} in duty rate {whole!r}")
+    raise _problem(
+        "unparsable_rate", ("rate",), t("Cannot read {term} in duty rate {rate}", term=repr(tx), rate=repr(whole))
+    )
 
 
 def _bound(text: str, whole: str) -> Bound:
     term = _term(text, whole)
     if isinstance(term, ValueShare):
-        raise _problem("unparsable_rate", ("rate",), f"A minimum or maximum on a part's value in {whole!r}")
+        raise _problem(
+            "unparsable_rate", ("rate",), t("A minimum or maximum on a part's value in {rate}", rate=repr(whole))
+        )
     return term
 
 
@@ -535,7 +558,7 @@ def _terms(text: str, whole: str) -> tuple[Decimal | None, tuple[SpecificRate, .
     parts: list[ValueShare] = []
     for piece in re.split(r"\s*\+\s*|\s+plus\s+", text):
         if not piece:
-            raise _problem("unparsable_rate", ("rate",), f"Empty term in duty rate {whole!r}")
+            raise _problem("unparsable_rate", ("rate",), t("Empty term in duty rate {rate}", rate=repr(whole)))
         term = _term(piece, whole)
         if isinstance(term, Decimal):
             ad_valorem = term if ad_valorem is None else ad_valorem + term
@@ -551,30 +574,30 @@ def parse_rate(text: str) -> DutyRate:
     '10% or NT$5/kg, whichever is higher', '5%, minimum NT$3/kg', 'The duty provided in the applicable
     subheading + 25%'). Raises TariffError `unparsable_rate` on anything else."""
     if not isinstance(text, str):
-        raise _problem("unparsable_rate", ("rate",), f"Duty rate must be text, not {type(text).__name__}")
+        raise _problem("unparsable_rate", ("rate",), t("Duty rate must be text, not {kind}", kind=type(text).__name__))
     return _parse_cached(text)
 
 
 @lru_cache(maxsize=8192)
 def _parse_cached(text: str) -> DutyRate:
-    t = _clean(text)
-    if not t:
-        raise _problem("unparsable_rate", ("rate",), "Empty duty rate")
+    tx = _clean(text)
+    if not tx:
+        raise _problem("unparsable_rate", ("rate",), t("Empty duty rate"))
     note: str | None = None
-    if ";" in t:
-        t, note = (s.strip() for s in t.split(";", 1))
+    if ";" in tx:
+        tx, note = (s.strip() for s in tx.split(";", 1))
         note = note or None
     # Free, possibly with a condition
-    m = re.fullmatch(r"free(?:\s*,\s*(?P<note>.+))?", t, re.I)
+    m = re.fullmatch(r"free(?:\s*,\s*(?P<note>.+))?", tx, re.I)
     if m:
         cond = m["note"]
         return DutyRate(text, free=True, note=_join_note(cond, note))
     # A reference to another line's rate, possibly with additional parts
     for pattern, kind in _REFERENCES:
-        m = pattern.match(t)
+        m = pattern.match(tx)
         if not m:
             continue
-        rest = t[m.end() :].strip()
+        rest = tx[m.end() :].strip()
         arg = m.groupdict().get("arg")
         reference = f"{kind}:{arg.strip()}" if arg else kind
         if kind == "see":
@@ -590,28 +613,30 @@ def _parse_cached(text: str) -> DutyRate:
     minimum: Bound | None = None
     maximum: Bound | None = None
     while True:
-        m = _MIN_MAX.search(t)
+        m = _MIN_MAX.search(tx)
         if not m or m.start() == 0:
             break
         kind = m["kind"].lower()
         bound = _bound(m["val"].strip(), text)
         if kind.startswith("min") or kind == "not less than":
             if minimum is not None:
-                raise _problem("unparsable_rate", ("rate",), f"Two minimums in {text!r}")
+                raise _problem("unparsable_rate", ("rate",), t("Two minimums in {rate}", rate=repr(text)))
             minimum = bound
         else:
             if maximum is not None:
-                raise _problem("unparsable_rate", ("rate",), f"Two maximums in {text!r}")
+                raise _problem("unparsable_rate", ("rate",), t("Two maximums in {rate}", rate=repr(text)))
             maximum = bound
-        t = t[: m.start()].strip().rstrip(",").strip()
+        tx = tx[: m.start()].strip().rstrip(",").strip()
     combine: Combine = "sum"
-    m = _WHICHEVER.search(t)
+    m = _WHICHEVER.search(tx)
     if m:
         combine = "max" if m["kind"].lower() in ("higher", "greater") else "min"
-        t = t[: m.start()].strip()
-        pieces = re.split(r"\s+or\s+", t, flags=re.I)
+        tx = tx[: m.start()].strip()
+        pieces = re.split(r"\s+or\s+", tx, flags=re.I)
         if len(pieces) < 2:
-            raise _problem("unparsable_rate", ("rate",), f"'whichever' needs two alternatives in {text!r}")
+            raise _problem(
+                "unparsable_rate", ("rate",), t("'whichever' needs two alternatives in {rate}", rate=repr(text))
+            )
         alt_av: Decimal | None = None
         alt_specific: list[SpecificRate] = []
         alt_parts: list[ValueShare] = []
@@ -619,14 +644,16 @@ def _parse_cached(text: str) -> DutyRate:
             term = _term(piece, text)
             if isinstance(term, Decimal):
                 if alt_av is not None:
-                    raise _problem("unparsable_rate", ("rate",), f"Two ad valorem alternatives in {text!r}")
+                    raise _problem(
+                        "unparsable_rate", ("rate",), t("Two ad valorem alternatives in {rate}", rate=repr(text))
+                    )
                 alt_av = term
             elif isinstance(term, ValueShare):
                 alt_parts.append(term)
             else:
                 alt_specific.append(term)
         return DutyRate(text, alt_av, tuple(alt_specific), combine, minimum, maximum, parts=tuple(alt_parts), note=note)
-    av, spec, parts = _terms(t, text)
+    av, spec, parts = _terms(tx, text)
     return DutyRate(text, av, spec, "sum", minimum, maximum, parts=parts, note=note)
 
 
@@ -644,26 +671,30 @@ def parse_special(text: str) -> dict[str, DutyRate]:
     Programme codes are kept as written ('A', 'A*', 'A+'); a rate with no programme list applies to every
     programme and is returned under '*'.
     """
-    t = _clean(text) if isinstance(text, str) else text
-    if not isinstance(t, str):
-        raise _problem("unparsable_rate", ("rate",), "Special rate must be text")
-    if not t:
+    tx = _clean(text) if isinstance(text, str) else text
+    if not isinstance(tx, str):
+        raise _problem("unparsable_rate", ("rate",), t("Special rate must be text"))
+    if not tx:
         return {}
     out: dict[str, DutyRate] = {}
     pos = 0
-    for m in _PROGRAMMES.finditer(t):
-        segment = t[pos : m.start()].strip()
+    for m in _PROGRAMMES.finditer(tx):
+        segment = tx[pos : m.start()].strip()
         pos = m.end()
         if not segment:
-            raise _problem("unparsable_rate", ("rate",), f"Programme list without a rate in {text!r}")
+            raise _problem("unparsable_rate", ("rate",), t("Programme list without a rate in {rate}", rate=repr(text)))
         rate = parse_rate(segment)
         for code in re.split(r"[,.\s]+", m["list"]):
             if code:
                 out[code] = rate
-    tail = t[pos:].strip()
+    tail = tx[pos:].strip()
     if tail:
         if out:
-            raise _problem("unparsable_rate", ("rate",), f"Rate {tail!r} without a programme list in {text!r}")
+            raise _problem(
+                "unparsable_rate",
+                ("rate",),
+                t("Rate {tail} without a programme list in {rate}", tail=repr(tail), rate=repr(text)),
+            )
         out["*"] = parse_rate(tail)
     return out
 

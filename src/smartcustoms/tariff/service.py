@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from smartcustoms.platform.auth import Principal
 from smartcustoms.platform.db import unit_of_work
 from smartcustoms.platform.errors import Problem
+from smartcustoms.platform.i18n import t
 from smartcustoms.platform.settings import get_settings
 from smartcustoms.tariff import importers
 from smartcustoms.tariff.importers import RateFailure, search_key
@@ -164,10 +165,21 @@ def _pick(name: str, versions: list[Schedule], on: date) -> Schedule:
     valid = [s for s in versions if s.valid_on(on)]
     if not valid:
         if not versions:
-            raise TariffError(Problem("unknown_schedule", ("schedule",), f"No tariff schedule {name!r}"), status=404)
+            raise TariffError(
+                Problem("unknown_schedule", ("schedule",), t("No tariff schedule {name}", name=repr(name))), status=404
+            )
         spans = ", ".join(f"{s.version} ({s.valid_from}..{s.valid_to or ''})" for s in versions)
         raise TariffError(
-            Problem("no_schedule_version", ("date",), f"No version of schedule {name!r} is valid on {on}: {spans}"),
+            Problem(
+                "no_schedule_version",
+                ("date",),
+                t(
+                    "No version of schedule {name} is valid on {date}: {versions}",
+                    name=repr(name),
+                    date=str(on),
+                    versions=spans,
+                ),
+            ),
             status=404,
         )
     return max(valid, key=lambda s: (s.valid_from, s.imported_at or datetime.min.replace(tzinfo=UTC)))
@@ -389,15 +401,17 @@ def save_schedule(session: Session, schedule: Schedule) -> tuple[Schedule, bool]
 def _check_schedule(schedule: Schedule) -> None:
     problems: list[Problem] = []
     if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}", schedule.name):
-        problems.append(Problem("invalid_name", ("name",), "Schedule name: 1-64 of a-z, 0-9, '.', '_', '-'"))
+        problems.append(Problem("invalid_name", ("name",), t("Schedule name: 1-64 of a-z, 0-9, '.', '_', '-'")))
     if not schedule.version or len(schedule.version) > 32:
-        problems.append(Problem("invalid_version", ("version",), "Version: 1-32 characters"))
+        problems.append(Problem("invalid_version", ("version",), t("Version: 1-32 characters")))
     if schedule.valid_to is not None and schedule.valid_to < schedule.valid_from:
-        problems.append(Problem("invalid_validity", ("valid_to",), "valid_to is before valid_from"))
+        problems.append(Problem("invalid_validity", ("valid_to",), t("valid_to is before valid_from")))
     seen: set[str] = set()
     for i, line in enumerate(schedule.lines):
         if line.code in seen:
-            problems.append(Problem("duplicate_code", ("lines", i, "code"), f"Code {line.code} appears twice"))
+            problems.append(
+                Problem("duplicate_code", ("lines", i, "code"), t("Code {code} appears twice", code=line.code))
+            )
         seen.add(line.code)
         if len(problems) > 20:
             break
@@ -496,7 +510,7 @@ def search(
     index = get_index(schedule, on, session=session)
     q = (query or "").strip()
     if not q:
-        raise TariffError(Problem("empty_query", ("q",), "Give a code prefix or some words to search for"))
+        raise TariffError(Problem("empty_query", ("q",), t("Give a code prefix or some words to search for")))
     base = select(LineRow.code).where(LineRow.schedule_id == index.schedule.id)
     if re.fullmatch(r"[\d.\s]+", q):
         prefix = normalise_code(q)

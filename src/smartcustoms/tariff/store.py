@@ -79,3 +79,20 @@ class ConfirmedClassificationRow(Base):
     confirmed_by: Mapped[str] = mapped_column(String(64))
     confirmed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     reason: Mapped[str | None] = mapped_column(Text)
+
+
+class ClassificationSessionRow(Base):
+    """A progressive-question session kept in the database, so it survives a restart and any worker process
+    can answer it. `state` is JSON: the candidates' probabilities and texts, the trail, the questions asked
+    and the pending question (stored whole, so every process asks exactly the same one)."""
+
+    __tablename__ = "tariff_classification_session"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    schedule: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    confirmed_id: Mapped[int | None] = mapped_column(BigId)

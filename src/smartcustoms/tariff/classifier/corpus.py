@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from smartcustoms.platform.errors import Problem
+from smartcustoms.platform.i18n import t
 from smartcustoms.tariff.model import TariffError, TariffLine
 
 TERMS_PATH = Path(__file__).resolve().parent.parent / "data" / "product_terms.csv"
@@ -88,7 +89,13 @@ def load_terms(path: Path | None = None) -> list[Term]:
         for n, row in enumerate(csv.DictReader(fh), start=2):
             code, kind = (row.get("code") or "").strip(), (row.get("kind") or "").strip()
             if not code.isdigit() or len(code) not in (2, 4, 6) or kind not in TERM_KINDS:
-                raise TariffError(Problem("bad_terms_row", ("terms", n), f"{p}:{n}: bad code or kind: {row}"))
+                raise TariffError(
+                    Problem(
+                        "bad_terms_row",
+                        ("terms", n),
+                        t("{file}:{n}: bad code or kind: {row}", file=str(p), n=n, row=str(row)),
+                    )
+                )
             texts = [row["terms"]] if kind == "example" else (row.get("terms") or "").split(";")
             out.extend(Term(code, row.get("lang") or "en", kind, t.strip()) for t in texts if t.strip())
     return out

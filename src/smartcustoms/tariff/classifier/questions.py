@@ -12,48 +12,53 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from smartcustoms.platform.i18n import t
 from smartcustoms.tariff.classifier.text import tokens
 
+# Labels and prompts are messages (t()): stored in English in the session, translated on display.
 MATERIALS: dict[str, tuple[str, ...]] = {
-    "cotton": ("cotton",),
-    "wool or fine animal hair": ("wool", "hair"),
-    "synthetic or man-made fibres": ("synthetic", "man", "artificial", "polyester", "nylon"),
-    "silk": ("silk",),
-    "leather": ("leather",),
-    "plastics": ("plastic", "polymer"),
-    "rubber": ("rubber",),
-    "iron or steel": ("iron", "steel"),
-    "aluminium": ("aluminium",),
-    "copper": ("copper",),
-    "wood": ("wood", "wooden"),
-    "paper or paperboard": ("paper", "paperboard"),
-    "glass": ("glass",),
-    "ceramic or porcelain": ("ceramic", "porcelain", "china"),
+    t("cotton"): ("cotton",),
+    t("wool or fine animal hair"): ("wool", "hair"),
+    t("synthetic or man-made fibres"): ("synthetic", "man", "artificial", "polyester", "nylon"),
+    t("silk"): ("silk",),
+    t("leather"): ("leather",),
+    t("plastics"): ("plastic", "polymer"),
+    t("rubber"): ("rubber",),
+    t("iron or steel"): ("iron", "steel"),
+    t("aluminium"): ("aluminium",),
+    t("copper"): ("copper",),
+    t("wood"): ("wood", "wooden"),
+    t("paper or paperboard"): ("paper", "paperboard"),
+    t("glass"): ("glass",),
+    t("ceramic or porcelain"): ("ceramic", "porcelain", "china"),
 }
-ASKABLE = (
-    "knitted",
-    "crocheted",
-    "frozen",
-    "fresh",
-    "chilled",
-    "dried",
-    "retail",
-    "electric",
-    "portable",
-    "children",
-    "women",
-    "men",
-    "baby",
-    "printed",
-    "bleached",
-    "roasted",
-    "alloy",
-    "parts",
-    "motor",
-    "household",
-    "sport",
-)
-NONE = "none of these"
+# Distinguishing words asked as yes/no (the word must appear in some candidates' texts, not all).
+ASK: dict[str, str] = {
+    "knitted": t("Is it knitted?"),
+    "crocheted": t("Is it crocheted?"),
+    "frozen": t("Is it frozen?"),
+    "fresh": t("Is it fresh?"),
+    "chilled": t("Is it chilled?"),
+    "dried": t("Is it dried?"),
+    "retail": t("Is it put up for retail sale?"),
+    "electric": t("Is it electric?"),
+    "portable": t("Is it portable?"),
+    "children": t("Is it for children?"),
+    "women": t("Is it for women or girls?"),
+    "men": t("Is it for men or boys?"),
+    "baby": t("Is it for babies?"),
+    "printed": t("Is it printed?"),
+    "bleached": t("Is it bleached?"),
+    "roasted": t("Is it roasted?"),
+    "alloy": t("Is it of an alloy?"),
+    "parts": t("Is it a part?"),
+    "motor": t("Does it have a motor?"),
+    "household": t("Is it for household use?"),
+    "sport": t("Is it for sport?"),
+}
+ASKABLE = tuple(ASK)
+NONE = t("none of these")
+YES, NO = t("yes"), t("no")
 
 
 @dataclass(frozen=True)
@@ -127,26 +132,19 @@ def candidate_questions(n: Narrowing) -> list[Question]:
         label_codes = [(f"{h} {n.headings.get(h, '')}".strip(), cs) for h, cs in sorted(heads.items())]
         opts = _partition(label_codes[:8], live)
         if opts:
-            out.append(Question("heading", "Which of these best describes the goods?", opts, 0.0))
+            out.append(Question("heading", t("Which of these best describes the goods?"), opts, 0.0))
     if "material" not in n.asked:
         label_codes = [(label, {c for c in live if words[c] & set(keys)}) for label, keys in MATERIALS.items()]
         opts = _partition([lc for lc in label_codes if lc[1]], live)
         if opts:
-            out.append(Question("material", "What is it mainly made of?", opts, 0.0))
+            out.append(Question("material", t("What is it mainly made of?"), opts, 0.0))
     for w in ASKABLE:
         qid = f"word:{w}"
         if qid in n.asked:
             continue
         yes = {c for c in live if w in words[c]}
         if yes and yes != live:
-            out.append(
-                Question(
-                    qid,
-                    f"Is it {w}?" if w not in ("parts",) else "Is it a part?",
-                    (Option("yes", frozenset(yes)), Option("no", frozenset(live - yes))),
-                    0.0,
-                )
-            )
+            out.append(Question(qid, ASK[w], (Option(YES, frozenset(yes)), Option(NO, frozenset(live - yes))), 0.0))
     return [Question(q.id, q.prompt, q.options, round(_gain(n.probs, q.options), 4)) for q in out]
 
 

@@ -11,6 +11,7 @@ import re
 import unicodedata
 
 from smartcustoms.platform.errors import Problem
+from smartcustoms.platform.i18n import t
 from smartcustoms.tariff.model import TariffError
 
 MAX_QUERY_CHARS = 2000
@@ -100,17 +101,25 @@ def tokens(text: str) -> list[str]:
 def check_query(text: object, path: tuple[str | int, ...] = ("text",)) -> str:
     """The query text, stripped, or a TariffError: not a string, empty, overlong, or binary."""
     if not isinstance(text, str):
-        raise TariffError(Problem("invalid_text", path, "Text must be a string"))
+        raise TariffError(Problem("invalid_text", path, t("Text must be a string")))
     stripped = text.strip()
     if not stripped:
-        raise TariffError(Problem("empty_text", path, "Text is empty"))
+        raise TariffError(Problem("empty_text", path, t("Text is empty")))
     if len(stripped) > MAX_QUERY_CHARS:
         raise TariffError(
-            Problem("text_too_long", path, f"Text has {len(stripped):,} characters; at most {MAX_QUERY_CHARS:,}")
+            Problem(
+                "text_too_long",
+                path,
+                t(
+                    "Text has {count} characters; at most {most}",
+                    count=f"{len(stripped):,}",
+                    most=f"{MAX_QUERY_CHARS:,}",
+                ),
+            )
         )
     controls = sum(1 for ch in stripped if unicodedata.category(ch) in ("Cc", "Cs", "Co", "Cn") and ch not in "\t\n\r")
     if controls or "\ufffd" in stripped:
-        raise TariffError(Problem("binary_text", path, "Text contains control or undecodable characters"))
+        raise TariffError(Problem("binary_text", path, t("Text contains control or undecodable characters")))
     if not _TOKEN.search(fold(stripped)):
-        raise TariffError(Problem("no_words", path, "Text has no letters, digits or Chinese characters"))
+        raise TariffError(Problem("no_words", path, t("Text has no letters, digits or Chinese characters")))
     return stripped
