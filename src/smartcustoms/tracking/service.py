@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shapely.geometry import mapping, shape
-from sqlalchemy import insert, or_, select
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from smartcustoms.platform import audit
@@ -112,6 +112,9 @@ class IngestStats:
 
 _LOCK = threading.RLock()
 _MONITORS: dict[tuple[str, str], TripMonitor] = {}
+_DEVICES: dict[tuple[str, str], tuple[float, tuple[str, str] | None]] = {}
+_DB_KEYS: dict[int, str] = {}
+DEVICE_CACHE_S = 5.0
 LIMITER = RateLimiter()
 CONFIG = DetectorConfig()
 
@@ -120,6 +123,8 @@ def reset_state() -> None:
     """Forget in-memory detector state (tests; a new process starts empty and rebuilds lazily)."""
     with _LOCK:
         _MONITORS.clear()
+        _DEVICES.clear()
+        _DB_KEYS.clear()
         LIMITER._buckets.clear()
 
 
@@ -228,6 +233,10 @@ def create_trip(who: Principal, data: dict[str, Any]) -> TripRow:
         )
         s.add(row)
         audit.record(s, who, "create_trip", "tracking_trip", row.trip_id)
+    with _LOCK:  # the device may have been seen (and cached as unknown) before its trip was registered
+        for dev in (row.device_id, row.seal_id):
+            for key in [k for k in _DEVICES if k[1] == dev]:
+                del _DEVICES[key]
     return row
 
 
@@ -380,89 +389,114 @@ def readings_from_traccar(doc: Any) -> list[Reading]:
     ]
 
 
+def _db_key(s: Session) -> str:
+    bind = s.get_bind()
+    key = _DB_KEYS.get(id(bind))
+    if key is None:
+        key = _DB_KEYS[id(bind)] = str(getattr(bind, "url", ""))
+    return key
+
+
+def _active_trip(s: Session, db: str, device_id: str, now: float) -> tuple[str, str] | None:
+    """(trip_id, status) of the device's active trip, cached a few seconds: a flood of fixes from a few
+    hundred devices must not cost a query each (a new trip is picked up within `DEVICE_CACHE_S`)."""
+    hit = _DEVICES.get((db, device_id))
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    row = s.execute(
+        select(TripRow.trip_id, TripRow.status).where(
+            or_(TripRow.device_id == device_id, TripRow.seal_id == device_id), TripRow.status.in_(ACTIVE)
+        )
+    ).first()
+    found = (row[0], row[1]) if row is not None else None
+    _DEVICES[(db, device_id)] = (now + DEVICE_CACHE_S, found)
+    return found
+
+
 def ingest(readings: list[Reading], received_at: datetime | None = None) -> IngestStats:
-    """Store readings with their trip and run the detectors; one transaction for the batch."""
+    """Store readings with their trip and run the detectors; one transaction (one multi-row insert) for
+    the batch, so a caller acknowledging the devices after this returns never acknowledges a lost fix."""
     stats = IngestStats()
     now = received_at or datetime.now(UTC)
+    clock = time.monotonic()
     changes: list[AlertChange] = []
-    trips_of: dict[str, TripRow | None] = {}
     rows: list[dict[str, Any]] = []
+    moved: dict[str, tuple[str, bool | None]] = {}
     with _LOCK, unit_of_work() as s:
+        db = _db_key(s)
         for r in readings:
-            if not LIMITER.allow(r.device_id):
+            if not LIMITER.allow(r.device_id, clock):
                 stats.rate_limited += 1
                 continue
-            if r.device_id not in trips_of:
-                trips_of[r.device_id] = s.scalar(
-                    select(TripRow).where(
-                        or_(TripRow.device_id == r.device_id, TripRow.seal_id == r.device_id),
-                        TripRow.status.in_(ACTIVE),
-                    )
-                )
-            trip = trips_of[r.device_id]
-            if trip is None or trip.status not in ACTIVE:
+            active = _active_trip(s, db, r.device_id, clock)
+            if active is None:
                 stats.unknown_device += 1
                 continue
-            monitor = _monitor(s, trip)
+            trip_id = active[0]
+            monitor = _monitor_of(s, db, trip_id)
+            if monitor is None or monitor.phase == "closed":
+                stats.unknown_device += 1
+                continue
             if r.latitude is None or r.longitude is None:
                 seal_changes = monitor.observe_seal(r.time, r.seal, r.low_battery)  # type: ignore[arg-type]
                 where = monitor.last_position
                 if where is not None:
-                    rows.append(
-                        {
-                            "trip_id": trip.trip_id,
-                            "device_id": r.device_id,
-                            "source": r.source,
-                            "time": r.time,
-                            "received_at": now,
-                            "latitude": where[0],
-                            "longitude": where[1],
-                            "speed_kmh": None,
-                            "seal": r.seal,
-                            "low_battery": r.low_battery,
-                            "flag": "no_fix",
-                        }
-                    )
+                    rows.append(_row(trip_id, r, now, where[0], where[1], "no_fix"))
                     stats.stored += 1
                 stats.flagged["no_fix"] += 1
                 _persist(s, seal_changes)
                 changes += seal_changes
                 continue
-            before = dict(monitor.counters)
-            fix = Fix(trip.trip_id, r.time, r.latitude, r.longitude, r.seal, r.low_battery, now)  # type: ignore[arg-type]
+            counters = monitor.counters
+            before = (counters["future"], counters["out_of_order"], counters["duplicates"])
+            phase = monitor.phase
+            fix = Fix(trip_id, r.time, r.latitude, r.longitude, r.seal, r.low_battery, now)  # type: ignore[arg-type]
             trip_changes = monitor.observe(fix)
-            flag = next((k for k in ("future", "out_of_order", "duplicates") if monitor.counters[k] != before[k]), None)
+            flag = None
+            if counters["future"] != before[0]:
+                flag = "future"
+            elif counters["out_of_order"] != before[1]:
+                flag = "out_of_order"
+            elif counters["duplicates"] != before[2]:
+                flag = "duplicates"
             if flag:
                 stats.flagged[flag] += 1
-            rows.append(
-                {
-                    "trip_id": trip.trip_id,
-                    "device_id": r.device_id,
-                    "source": r.source,
-                    "time": r.time,
-                    "received_at": now,
-                    "latitude": r.latitude,
-                    "longitude": r.longitude,
-                    "speed_kmh": r.speed_kmh,
-                    "seal": r.seal,
-                    "low_battery": r.low_battery,
-                    "flag": flag,
-                }
-            )
+            rows.append(_row(trip_id, r, now, r.latitude, r.longitude, flag))
             stats.stored += 1
-            _persist(s, trip_changes)
-            changes += trip_changes
-            status = "planned" if monitor.phase == "pending" else monitor.phase
-            if status != trip.status:
-                trip.status = status
-                trip.arrived_sealed = monitor.arrived_sealed
+            if trip_changes:
+                _persist(s, trip_changes)
+                changes += trip_changes
+            if monitor.phase != phase:
+                moved[trip_id] = ("planned" if monitor.phase == "pending" else monitor.phase, monitor.arrived_sealed)
         if rows:
-            s.execute(insert(PositionRow), rows)  # one multi-row insert per batch, not an ORM object per fix
+            # Core executemany on the table: one prepared statement for the batch, no ORM unit of work.
+            s.execute(insert(PositionRow.__table__), rows)
+        for trip_id, (status, sealed) in moved.items():
+            s.execute(update(TripRow).where(TripRow.trip_id == trip_id).values(status=status, arrived_sealed=sealed))
+            for key, (_exp, hit) in list(_DEVICES.items()):
+                if hit is not None and hit[0] == trip_id:
+                    del _DEVICES[key]
     for c in changes:
         record = {"action": c.action, **c.alert.as_record()}
         stats.alerts.append(record)
         BUS.publish(record)
     return stats
+
+
+def _row(trip_id: str, r: Reading, now: datetime, lat: float, lon: float, flag: str | None) -> dict[str, Any]:
+    return {
+        "trip_id": trip_id,
+        "device_id": r.device_id,
+        "source": r.source,
+        "time": r.time,
+        "received_at": now,
+        "latitude": lat,
+        "longitude": lon,
+        "speed_kmh": r.speed_kmh if flag != "no_fix" else None,
+        "seal": r.seal,
+        "low_battery": r.low_battery,
+        "flag": flag,
+    }
 
 
 def tick(now: datetime | None = None) -> list[dict[str, Any]]:
@@ -568,10 +602,17 @@ def _aware(t: datetime) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
+def _monitor_of(s: Session, db: str, trip_id: str) -> TripMonitor | None:
+    monitor = _MONITORS.get((db, trip_id))
+    if monitor is not None:
+        return monitor
+    trip = s.get(TripRow, trip_id)
+    return None if trip is None else _monitor(s, trip)
+
+
 def _monitor(s: Session, trip: TripRow) -> TripMonitor:
     """The trip's detector state; rebuilt from stored positions after a restart (alerts are not re-raised)."""
-    bind = s.get_bind()
-    key = (str(getattr(bind, "url", "")), trip.trip_id)
+    key = (_db_key(s), trip.trip_id)
     monitor = _MONITORS.get(key)
     if monitor is not None:
         return monitor
