@@ -13,10 +13,10 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from shapely.geometry import mapping, shape
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import Table, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from smartcustoms.platform import audit
@@ -42,7 +42,9 @@ ACTIVE = ("planned", "open")
 
 
 class AlertBus:
-    """In-process publish/subscribe for alert changes (a NATS JetStream subject would replace it at scale)."""
+    """Publish/subscribe for alert changes. Subscribers (SSE streams) are queues of this process; a
+    published change goes through the configured event stream (`stream.get_stream()`): straight to
+    `fan_out` in-process, or over NATS (`tracking.alerts`) to every console process, which fans it out."""
 
     def __init__(self) -> None:
         self._subscribers: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue[dict[str, Any]]]] = []
@@ -52,6 +54,11 @@ class AlertBus:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=10_000)
         with self._lock:
             self._subscribers.append((asyncio.get_running_loop(), queue))
+        from smartcustoms.tracking import stream
+
+        remote = stream.get_stream()
+        if isinstance(remote, stream.NatsStream):
+            remote.subscribe_alerts(self.fan_out)
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
@@ -59,6 +66,12 @@ class AlertBus:
             self._subscribers = [(lp, q) for lp, q in self._subscribers if q is not queue]
 
     def publish(self, event: dict[str, Any]) -> None:
+        from smartcustoms.tracking import stream
+
+        stream.get_stream().publish_alert(event)
+
+    def fan_out(self, event: dict[str, Any]) -> None:
+        """Hand an alert change to this process's subscribers."""
         with self._lock:
             subscribers = list(self._subscribers)
         for loop, queue in subscribers:
@@ -114,6 +127,7 @@ _LOCK = threading.RLock()
 _MONITORS: dict[tuple[str, str], TripMonitor] = {}
 _DEVICES: dict[tuple[str, str], tuple[float, tuple[str, str] | None]] = {}
 _DB_KEYS: dict[int, str] = {}
+POSITIONS = cast(Table, PositionRow.__table__)  # Core insert target: no ORM unit of work per fix
 DEVICE_CACHE_S = 5.0
 LIMITER = RateLimiter()
 CONFIG = DetectorConfig()
@@ -235,8 +249,8 @@ def create_trip(who: Principal, data: dict[str, Any]) -> TripRow:
         audit.record(s, who, "create_trip", "tracking_trip", row.trip_id)
     with _LOCK:  # the device may have been seen (and cached as unknown) before its trip was registered
         for dev in (row.device_id, row.seal_id):
-            for key in [k for k in _DEVICES if k[1] == dev]:
-                del _DEVICES[key]
+            for cached in [k for k in _DEVICES if k[1] == dev]:
+                del _DEVICES[cached]
     return row
 
 
@@ -470,7 +484,7 @@ def ingest(readings: list[Reading], received_at: datetime | None = None) -> Inge
                 moved[trip_id] = ("planned" if monitor.phase == "pending" else monitor.phase, monitor.arrived_sealed)
         if rows:
             # Core executemany on the table: one prepared statement for the batch, no ORM unit of work.
-            s.execute(insert(PositionRow.__table__), rows)
+            s.execute(insert(POSITIONS), rows)
         for trip_id, (status, sealed) in moved.items():
             s.execute(update(TripRow).where(TripRow.trip_id == trip_id).values(status=status, arrived_sealed=sealed))
             for key, (_exp, hit) in list(_DEVICES.items()):
@@ -481,6 +495,25 @@ def ingest(readings: list[Reading], received_at: datetime | None = None) -> Inge
         stats.alerts.append(record)
         BUS.publish(record)
     return stats
+
+
+def not_yet_stored(readings: list[Reading]) -> list[Reading]:
+    """The readings not stored yet (by device, time and source): a redelivered stream message after a
+    detector died between its commit and its ack must not store the same fix twice."""
+    if not readings:
+        return []
+    with unit_of_work() as s:
+        stored = {
+            (d, _aware(t).timestamp(), src)
+            for d, t, src in s.execute(
+                select(PositionRow.device_id, PositionRow.time, PositionRow.source).where(
+                    PositionRow.device_id.in_({r.device_id for r in readings}),
+                    PositionRow.time >= min(r.time for r in readings),
+                    PositionRow.time <= max(r.time for r in readings),
+                )
+            )
+        }
+    return [r for r in readings if (r.device_id, r.time.timestamp(), r.source) not in stored]
 
 
 def _row(trip_id: str, r: Reading, now: datetime, lat: float, lon: float, flag: str | None) -> dict[str, Any]:
