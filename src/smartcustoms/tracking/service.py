@@ -34,7 +34,7 @@ from smartcustoms.tracking.model import (
     TripPlan,
     Zone,
 )
-from smartcustoms.tracking.protocols.base import Frame
+from smartcustoms.tracking.protocols.base import LOW_BATTERY_ALARMS, SEAL_ALARMS, Frame
 from smartcustoms.tracking.store import AlertRow, PositionRow, RouteRow, TripRow, ZoneRow
 
 OFFICERS = (Role.OFFICER, Role.ADMIN)
@@ -324,32 +324,32 @@ class Reading:
     source: str = "api"
 
 
-def readings_from_frame(frame: Frame, device_id: str | None = None) -> list[Reading]:
-    """Decoder output → readings: positions carry the seal state the e-seal reported with them."""
+def readings_from_frame(frame: Frame, device_id: str | None = None, now: datetime | None = None) -> list[Reading]:
+    """Decoder output → readings: positions carry the seal state their e-seal or alarm bits reported; a
+    seal alarm without a position (a GT06 heartbeat) becomes a seal reading at the last known place."""
     dev = device_id or frame.device_id or ""
     out = []
     seal = next((e for e in frame.events if e.state is not None), None)
     low = any(e.low_battery for e in frame.events)
     for p in frame.positions:
         state = p.attributes.get("seal") or (seal.state if seal else None)
+        low_p = low or bool(p.attributes.get("low_battery"))
         if not p.valid:
-            if state is not None or low:  # no GPS fix, but the seal spoke: keep the seal reading
-                out.append(Reading(p.device_id or dev, p.time, None, None, None, state, low, frame.protocol))
+            if state is not None or low_p:  # no GPS fix, but the seal spoke: keep the seal reading
+                out.append(Reading(p.device_id or dev, p.time, None, None, None, state, low_p, frame.protocol))
             continue
         out.append(
-            Reading(p.device_id or dev, p.time, p.latitude, p.longitude, p.speed_kmh, state, low, frame.protocol)
+            Reading(p.device_id or dev, p.time, p.latitude, p.longitude, p.speed_kmh, state, low_p, frame.protocol)
         )
+    if not frame.positions and dev:
+        for e in frame.events:
+            if e.state is not None or e.low_battery:
+                when = e.time or now or datetime.now(UTC)
+                out.append(Reading(e.device_id or dev, when, None, None, None, e.state, e.low_battery, frame.protocol))
     return out
 
 
-TRACCAR_ALARMS = {
-    "tampering": "tampered",
-    "removing": "tampered",
-    "powerCut": "tampered",
-    "door": "open",
-    "unlock": "open",
-    "lock": "closed",
-}
+TRACCAR_ALARMS = SEAL_ALARMS  # Traccar's alarm names, the same the decoders use
 
 
 def readings_from_traccar(doc: Any) -> list[Reading]:
@@ -384,7 +384,7 @@ def readings_from_traccar(doc: Any) -> list[Reading]:
     for a in str(alarm or "").split(","):
         if a in TRACCAR_ALARMS:
             seal = TRACCAR_ALARMS[a]
-        if a == "lowBattery":
+        if a in LOW_BATTERY_ALARMS:
             low = True
     if seal is None and isinstance(attrs.get("lock"), bool):
         seal = "closed" if attrs["lock"] else "open"
