@@ -142,7 +142,7 @@ def test_redelivery_after_detector_restart(events: Any) -> None:
     thread = threading.Thread(target=events.consume_readings, args=(service.ingest, stop), daemon=True)
     thread.start()
     try:
-        for _ in range(300):  # the first batch comes back after ack_wait (1 s here)
+        for _ in range(600):  # the first batch comes back after ack_wait (1 s here)
             positions, distinct, alerts = _counts()
             if positions >= len(fixes):
                 break
@@ -152,7 +152,7 @@ def test_redelivery_after_detector_restart(events: Any) -> None:
         stop.set()
         thread.join(10)
     positions, distinct, alerts = _counts()
-    assert events.redelivered == 20  # the first batch came back once (its duplicate was never stored)
+    assert events.redelivered >= 20  # the first batch came back (more than once if a slow ack timed out)
     assert (positions, distinct) == (len(fixes), len(fixes))  # nothing lost, nothing twice
     assert len(alerts) == len(set(alerts))
     assert [c for c, _ in alerts].count("deviation") == 1

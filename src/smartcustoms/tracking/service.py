@@ -23,6 +23,7 @@ from smartcustoms.platform import audit
 from smartcustoms.platform.auth import Principal, Role
 from smartcustoms.platform.db import unit_of_work
 from smartcustoms.platform.errors import Conflict, Forbidden, NotFound, Problem
+from smartcustoms.platform.i18n import t
 from smartcustoms.tracking.errors import TrackingError
 from smartcustoms.tracking.files import parse_routes, parse_time
 from smartcustoms.tracking.model import (
@@ -196,7 +197,7 @@ def map_layers(who: Principal) -> dict[str, Any]:
 def create_trip(who: Principal, data: dict[str, Any]) -> TripRow:
     """Register a bonded transfer; a carrier registers only its own, officers any."""
     if who.role not in (*OFFICERS, Role.CARRIER):
-        raise Forbidden(Problem("forbidden_role", (), "only officers and carriers register trips"))
+        raise Forbidden(Problem("forbidden_role", (), t("only officers and carriers register trips")))
     problems: list[Problem] = []
     times: dict[str, datetime] = {}
     for key in ("departure", "deadline"):
@@ -204,22 +205,24 @@ def create_trip(who: Principal, data: dict[str, Any]) -> TripRow:
         try:
             times[key] = value if isinstance(value, datetime) else parse_time(str(value))
         except ValueError:
-            problems.append(Problem("bad-time", (key,), f"{value!r} is not an ISO 8601 time"))
+            problems.append(Problem("bad-time", (key,), t("'{value}' is not an ISO 8601 time", value=str(value))))
     if len(times) == 2 and times["deadline"] <= times["departure"]:
-        problems.append(Problem("bad-time", ("deadline",), "deadline is not after departure"))
+        problems.append(Problem("bad-time", ("deadline",), t("deadline is not after departure")))
     carrier = data.get("carrier_id") or who.party_id
     if who.role == Role.CARRIER and carrier != who.party_id:
-        problems.append(Problem("forbidden_party", ("carrier_id",), "a carrier registers trips only for itself"))
+        problems.append(Problem("forbidden_party", ("carrier_id",), t("a carrier registers trips only for itself")))
     with unit_of_work() as s:
         if s.get(RouteRow, str(data.get("route_id"))) is None:
-            problems.append(Problem("unknown-route", ("route_id",), f"no route {data.get('route_id')!r}"))
+            problems.append(
+                Problem("unknown-route", ("route_id",), t("no route '{route}'", route=str(data.get("route_id"))))
+            )
         for key in ("origin_zone", "destination_zone"):
             if s.get(ZoneRow, str(data.get(key))) is None:
-                problems.append(Problem("unknown-zone", (key,), f"no zone {data.get(key)!r}"))
+                problems.append(Problem("unknown-zone", (key,), t("no zone '{zone}'", zone=str(data.get(key)))))
         if problems:
             raise TrackingError(problems)
         if s.get(TripRow, data["trip_id"]) is not None:
-            raise Conflict(Problem("duplicate", ("trip_id",), f"trip {data['trip_id']} exists"))
+            raise Conflict(Problem("duplicate", ("trip_id",), t("trip {trip} exists", trip=data["trip_id"])))
         for dev_key in ("device_id", "seal_id"):
             dev = data.get(dev_key)
             if dev and s.scalar(
@@ -227,7 +230,9 @@ def create_trip(who: Principal, data: dict[str, Any]) -> TripRow:
                     or_(TripRow.device_id == dev, TripRow.seal_id == dev), TripRow.status.in_(ACTIVE)
                 )
             ):
-                raise Conflict(Problem("device-busy", (dev_key,), f"device {dev} is already on an active trip"))
+                raise Conflict(
+                    Problem("device-busy", (dev_key,), t("device {device} is already on an active trip", device=dev))
+                )
         row = TripRow(
             trip_id=data["trip_id"],
             route_id=data["route_id"],
@@ -260,7 +265,7 @@ def list_trips(who: Principal, status: str | None = None) -> list[TripRow]:
         if who.role == Role.CARRIER:
             q = q.where(TripRow.carrier_id == who.party_id)
         elif not who.is_customs:
-            raise Forbidden(Problem("forbidden_role", (), "trips are visible to customs and their carrier"))
+            raise Forbidden(Problem("forbidden_role", (), t("trips are visible to customs and their carrier")))
         if status:
             q = q.where(TripRow.status == status)
         return list(s.scalars(q))
@@ -285,7 +290,7 @@ def vehicles(who: Principal) -> list[dict[str, Any]]:
         if who.role == Role.CARRIER:
             q = q.where(TripRow.carrier_id == who.party_id)
         elif not who.is_customs:
-            raise Forbidden(Problem("forbidden_role", (), "vehicles are visible to customs and their carrier"))
+            raise Forbidden(Problem("forbidden_role", (), t("vehicles are visible to customs and their carrier")))
         for trip in s.scalars(q):
             last = s.scalar(
                 select(PositionRow)
@@ -357,22 +362,32 @@ def readings_from_traccar(doc: Any) -> list[Reading]:
     if isinstance(doc, dict) and isinstance(doc.get("event"), dict) and not isinstance(doc.get("position"), dict):
         return []  # status events without a position (deviceOnline/Offline...): the clock checks cover them
     if not isinstance(doc, dict) or not isinstance(doc.get("position"), dict):
-        raise TrackingError([Problem("bad-traccar", ("position",), "expected Traccar JSON with a position object")])
+        raise TrackingError([Problem("bad-traccar", ("position",), t("expected Traccar JSON with a position object"))])
     pos = doc["position"]
     device: dict[str, Any] = doc["device"] if isinstance(doc.get("device"), dict) else {}
     dev = device.get("uniqueId") or pos.get("deviceId")
     problems = []
     if dev in (None, ""):
-        problems.append(Problem("bad-traccar", ("device", "uniqueId"), "no device uniqueId or position.deviceId"))
+        problems.append(Problem("bad-traccar", ("device", "uniqueId"), t("no device uniqueId or position.deviceId")))
     try:
-        t = parse_time(str(pos.get("fixTime") or pos.get("deviceTime")))
+        fix_time = parse_time(str(pos.get("fixTime") or pos.get("deviceTime")))
     except ValueError:
-        problems.append(Problem("bad-time", ("position", "fixTime"), f"{pos.get('fixTime')!r} is not an ISO 8601 time"))
+        problems.append(
+            Problem(
+                "bad-time",
+                ("position", "fixTime"),
+                t("'{value}' is not an ISO 8601 time", value=str(pos.get("fixTime"))),
+            )
+        )
     lat, lon = pos.get("latitude"), pos.get("longitude")
     if not isinstance(lat, int | float) or not -90 <= lat <= 90:
-        problems.append(Problem("bad-coordinate", ("position", "latitude"), f"{lat!r} is not a latitude"))
+        problems.append(
+            Problem("bad-coordinate", ("position", "latitude"), t("'{value}' is not a latitude", value=str(lat)))
+        )
     if not isinstance(lon, int | float) or not -180 <= lon <= 180:
-        problems.append(Problem("bad-coordinate", ("position", "longitude"), f"{lon!r} is not a longitude"))
+        problems.append(
+            Problem("bad-coordinate", ("position", "longitude"), t("'{value}' is not a longitude", value=str(lon)))
+        )
     if problems:
         raise TrackingError(problems)
     attrs: dict[str, Any] = pos["attributes"] if isinstance(pos.get("attributes"), dict) else {}
@@ -392,7 +407,7 @@ def readings_from_traccar(doc: Any) -> list[Reading]:
     return [
         Reading(
             str(dev),
-            t,
+            fix_time,
             float(lat),
             float(lon),
             float(speed) * 1.852 if isinstance(speed, int | float) else None,
@@ -504,8 +519,8 @@ def not_yet_stored(readings: list[Reading]) -> list[Reading]:
         return []
     with unit_of_work() as s:
         stored = {
-            (d, _aware(t).timestamp(), src)
-            for d, t, src in s.execute(
+            (d, _aware(when).timestamp(), src)
+            for d, when, src in s.execute(
                 select(PositionRow.device_id, PositionRow.time, PositionRow.source).where(
                     PositionRow.device_id.in_({r.device_id for r in readings}),
                     PositionRow.time >= min(r.time for r in readings),
@@ -534,11 +549,11 @@ def _row(trip_id: str, r: Reading, now: datetime, lat: float, lon: float, flag: 
 
 def tick(now: datetime | None = None) -> list[dict[str, Any]]:
     """Clock-driven checks for every open trip (signal lost, deadline passed without fixes)."""
-    t = now or datetime.now(UTC)
+    clock = now or datetime.now(UTC)
     out = []
     with _LOCK, unit_of_work() as s:
         for trip in s.scalars(select(TripRow).where(TripRow.status == "open")):
-            changes = _monitor(s, trip).tick(t)
+            changes = _monitor(s, trip).tick(clock)
             _persist(s, changes)
             out += [{"action": c.action, **c.alert.as_record()} for c in changes]
     for record in out:
@@ -553,7 +568,7 @@ def list_alerts(who: Principal, status: str | None = None, trip_id: str | None =
         if who.role == Role.CARRIER:
             q = q.join(TripRow, TripRow.trip_id == AlertRow.trip_id).where(TripRow.carrier_id == who.party_id)
         elif not who.is_customs:
-            raise Forbidden(Problem("forbidden_role", (), "alerts are visible to customs and the trip's carrier"))
+            raise Forbidden(Problem("forbidden_role", (), t("alerts are visible to customs and the trip's carrier")))
         if status:
             q = q.where(AlertRow.status == status)
         if trip_id:
@@ -567,7 +582,7 @@ def acknowledge_alert(who: Principal, alert_id: int, note: str) -> AlertRow:
     with unit_of_work() as s:
         row = _alert(s, alert_id)
         if row.status == "closed":
-            raise Conflict(Problem("closed", ("alert_id",), "alert is already closed"))
+            raise Conflict(Problem("closed", ("alert_id",), t("alert is already closed")))
         row.acknowledged_by = who.username
         row.acknowledged_at = datetime.now(UTC)
         row.acknowledge_note = _note(note)
@@ -584,7 +599,7 @@ def close_alert(who: Principal, alert_id: int, note: str) -> AlertRow:
     with unit_of_work() as s:
         row = _alert(s, alert_id)
         if row.status == "closed":
-            raise Conflict(Problem("closed", ("alert_id",), "alert is already closed"))
+            raise Conflict(Problem("closed", ("alert_id",), t("alert is already closed")))
         row.status = "closed"
         row.closed_by = who.username
         row.closed_at = datetime.now(UTC)
@@ -597,29 +612,29 @@ def close_alert(who: Principal, alert_id: int, note: str) -> AlertRow:
 # ---- helpers -----------------------------------------------------------------------------------------------
 def _need_officer(who: Principal) -> None:
     if who.role not in OFFICERS:
-        raise Forbidden(Problem("forbidden_role", (), "only customs officers may do this"))
+        raise Forbidden(Problem("forbidden_role", (), t("only customs officers may do this")))
 
 
 def _note(note: str) -> str:
     text = (note or "").strip()
     if not text:
-        raise TrackingError([Problem("note-required", ("note",), "an officer's note is required")])
+        raise TrackingError([Problem("note-required", ("note",), t("an officer's note is required"))])
     return text[:4000]
 
 
 def _alert(s: Session, alert_id: int) -> AlertRow:
     row = s.get(AlertRow, alert_id)
     if row is None:
-        raise NotFound(Problem("unknown-alert", ("alert_id",), f"no alert {alert_id}"))
+        raise NotFound(Problem("unknown-alert", ("alert_id",), t("no alert {alert}", alert=alert_id)))
     return row
 
 
 def _visible_trip(s: Session, who: Principal, trip_id: str) -> TripRow:
     trip = s.get(TripRow, trip_id)
     if trip is None or (who.role == Role.CARRIER and trip.carrier_id != who.party_id):
-        raise NotFound(Problem("unknown-trip", ("trip_id",), f"no trip {trip_id}"))
+        raise NotFound(Problem("unknown-trip", ("trip_id",), t("no trip {trip}", trip=trip_id)))
     if who.role != Role.CARRIER and not who.is_customs:
-        raise Forbidden(Problem("forbidden_role", (), "trips are visible to customs and their carrier"))
+        raise Forbidden(Problem("forbidden_role", (), t("trips are visible to customs and their carrier")))
     return trip
 
 
