@@ -703,6 +703,166 @@ def stored_runs(
     return out
 
 
+def _sender(port: int, payloads: list[tuple[str, bytes]], started: object) -> None:
+    """Device simulator (own process): log in every connection, then stream all frames round-robin."""
+    import socket
+
+    socks = []
+    for imei, data in payloads:
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.sendall(gt06.build_ack(0x01, 1, content=bytes.fromhex(imei.rjust(16, "0"))))
+        socks.append((sock, data))
+    started.put(time.time())  # type: ignore[attr-defined]
+    step = 37 * 10  # ten frames per connection per round
+    off = 0
+    while any(off < len(d) for _, d in socks):
+        for sock, data in socks:
+            if off < len(data):
+                sock.sendall(data[off : off + step])
+        off += step
+    time.sleep(120)
+
+
+def tcp_throughput(
+    trips: dict[str, pd.DataFrame],
+    route: Route,
+    zones: dict[str, Zone],
+    pace_ms: float,
+    copies: int = 20,
+    nats: bool = False,
+) -> dict[str, object]:
+    """Whole ingest path at full speed: a simulator process streams GT06 frames over TCP (320 devices)
+    into the listener, which decodes them and, after each batch is written, acknowledges.
+
+    In-process: the listener's process also stores and evaluates (`service.ingest`). With `nats`, the
+    listener publishes each batch to JetStream and a separate detector process (`tracking detect`'s
+    loop) stores and evaluates: the work is split across two processes (cores)."""
+    import asyncio
+    import multiprocessing as mp
+    import shutil
+    import socket
+    import subprocess
+    import tempfile
+
+    from sqlalchemy import func, select
+
+    from smartcustoms.platform.db import unit_of_work
+    from smartcustoms.tracking import service, stream
+    from smartcustoms.tracking.listener import DeviceListener
+    from smartcustoms.tracking.store import PositionRow
+
+    tmp = tempfile.mkdtemp(prefix="tracking-tcp-")
+    url = f"sqlite:///{tmp}/t.db"
+    _use_database(url, route, zones)
+    payloads = []
+    total = 0
+    for tid, df in trips.items():
+        base = fixes_of(df, tid)
+        for c in range(copies):
+            key, imei = f"{tid}-{c}", f"86{int(tid) * 100 + c:013d}"
+            _register(key, imei, plan_for(key, base, route, pace_ms), route)
+            frames = [
+                gt06.encode_position(f.latitude, f.longitude, f.time, speed_kmh=30, serial=s)
+                for s, f in enumerate(base)
+            ]
+            payloads.append((imei, b"".join(frames)))
+            total += len(frames)
+    server = detector = None
+    sink = service.ingest
+    events = None
+    if nats:
+        binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
+        if not Path(binary).exists():
+            return {"skipped": "nats-server not installed"}
+        with socket.socket() as sk:
+            sk.bind(("127.0.0.1", 0))
+            port = sk.getsockname()[1]
+        server = subprocess.Popen(
+            [binary, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", f"{tmp}/js"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(0.5)
+        nats_url = f"nats://127.0.0.1:{port}"
+        events = stream.NatsStream(nats_url, prefix="bench", stream="BENCH")
+        sink = events.publish_readings  # type: ignore[assignment]
+        code = (
+            "import os, threading; from smartcustoms.tracking import service, stream; "
+            "service.LIMITER.rate = service.LIMITER.burst = 1e9; "
+            f"s = stream.NatsStream({nats_url!r}, prefix='bench', stream='BENCH'); "
+            "s.consume_readings(service.ingest, threading.Event(), batch=2000)"
+        )
+        env = {**os.environ, "SMARTCUSTOMS_DATABASE_URL": url, "PYTHONPATH": os.environ.get("PYTHONPATH", "src")}
+        detector = subprocess.Popen([sys.executable, "-c", code], env=env)
+
+    def stored() -> int:
+        with unit_of_work() as s:
+            return int(s.scalar(select(func.count()).select_from(PositionRow)) or 0)
+
+    async def run() -> dict[str, object]:
+        listener = DeviceListener({"gt06": 0}, sink, host="127.0.0.1")
+        port = (await listener.start())["gt06"]
+        started: mp.Queue[float] = mp.Queue()
+        proc = mp.Process(target=_sender, args=(port, payloads, started), daemon=True)
+        proc.start()
+        t0 = await asyncio.to_thread(started.get)
+        c0 = time.process_time()
+        while listener.delivered < total and time.time() - t0 < 300:
+            await asyncio.sleep(0.01)
+        accepted = time.time() - t0
+        while time.time() - t0 < 300:
+            n = await asyncio.to_thread(stored)
+            if n >= total - 500:  # fixes after arrival at the destination are not stored
+                break
+            await asyncio.sleep(0.05)
+        elapsed = time.time() - t0
+        cpu = time.process_time() - c0
+        proc.kill()
+        await listener.close()
+        return {
+            "messages": total,
+            "devices": len(payloads),
+            "stored": n,
+            "accepted_per_s": round(total / accepted),
+            "stored_per_s": round(total / elapsed),
+            "listener_process_cpu_s": round(cpu, 2),
+        }
+
+    try:
+        out = asyncio.run(run())
+    finally:
+        if detector is not None:
+            detector.kill()
+        if events is not None:
+            events.close()
+        if server is not None:
+            server.terminate()
+    out["mode"] = "NATS JetStream: listener process + detector process" if nats else "in-process (one process)"
+    return out
+
+
+def tcp_runs(
+    trips: dict[str, pd.DataFrame], route: Route, zones: dict[str, Zone], pace_ms: float, repeats: int
+) -> dict[str, dict[str, object]]:
+    out: dict[str, dict[str, object]] = {}
+    for name, nats in (("in_process", False), ("jetstream_two_processes", True)):
+        runs = [tcp_throughput(trips, route, zones, pace_ms, nats=nats) for _ in range(repeats)]
+        if "skipped" in runs[0]:
+            out[name] = runs[0]
+            continue
+        out[name] = {
+            "mode": runs[0]["mode"],
+            "messages": runs[0]["messages"],
+            "devices": runs[0]["devices"],
+            "runs": len(runs),
+            "accepted_per_s_median": statistics.median(r["accepted_per_s"] for r in runs),  # type: ignore[misc]
+            "stored_per_s_median": statistics.median(r["stored_per_s"] for r in runs),  # type: ignore[misc]
+            "listener_cpu_s_median": statistics.median(r["listener_process_cpu_s"] for r in runs),  # type: ignore[misc]
+            "all": runs,
+        }
+    return out
+
+
 def main() -> None:
     csv = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_CSV
     trips = load(csv)
@@ -746,6 +906,7 @@ def main() -> None:
         "memory_per_active_trip_bytes": round(memory_per_trip(route, zones, trips, pace_ms)),
         "memory_per_active_trip_in_service_bytes": round(memory_per_trip_service(route, zones, trips, pace_ms)),
         "end_to_end_tcp_store_sse": [end_to_end(trips, route, zones, pace_ms, rate) for rate in (1000.0, 2000.0)],
+        "tcp_full_speed": tcp_runs(trips, route, zones, pace_ms, repeats),
         "protocol_samples": [r.as_dict() for r in survey(csv.parents[1] / "traccar_protocol_samples")],
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
@@ -774,6 +935,15 @@ def main() -> None:
             f"end to end TCP -> store -> SSE at {e2e['offered_rate_per_s']:.0f}/s offered: {e2e['achieved_per_s']}/s,"
             f" alert latency p50 {e2e['alert_latency_ms_p50']} ms p99 {e2e['alert_latency_ms_p99']} ms"
             f" ({e2e['alerts_timed']} alerts)"
+        )
+    for name, v in result["tcp_full_speed"].items():  # type: ignore[attr-defined]
+        print(
+            f"TCP full speed {name}: {v}"
+            if "skipped" in v
+            else (
+                f"TCP full speed {name:<24} accepted {v['accepted_per_s_median']:>7}/s  stored+evaluated"
+                f" {v['stored_per_s_median']:>7}/s  listener CPU {v['listener_cpu_s_median']} s ({v['messages']} msgs, {v['runs']} runs)"
+            )
         )
     for row in result["protocol_samples"]:  # type: ignore[attr-defined]
         print(

@@ -56,6 +56,18 @@ SPLITTERS: dict[str, Callable[[bytes], tuple[list[bytes], bytes]]] = {
 }
 
 
+def _readings_from_frame() -> Callable[..., list[Any]]:
+    global _READINGS_FROM_FRAME
+    if _READINGS_FROM_FRAME is None:  # imported late: the service imports the database layer
+        from smartcustoms.tracking.service import readings_from_frame
+
+        _READINGS_FROM_FRAME = readings_from_frame
+    return _READINGS_FROM_FRAME
+
+
+_READINGS_FROM_FRAME: Callable[..., list[Any]] | None = None
+
+
 class DeviceListener:
     """One asyncio server per protocol; `start()` binds, `close()` stops them."""
 
@@ -97,9 +109,7 @@ class DeviceListener:
                 await self._pump_task
 
     def _readings(self, protocol: str, frame: Frame, device_id: str | None) -> list[Any]:
-        from smartcustoms.tracking.service import readings_from_frame
-
-        readings = readings_from_frame(frame, device_id)
+        readings = _readings_from_frame()(frame, device_id)
         self.stats.positions[protocol] += len(readings)
         return readings
 
