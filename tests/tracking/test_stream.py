@@ -147,7 +147,7 @@ def test_redelivery_after_detector_restart(events: Any) -> None:
             if positions >= len(fixes):
                 break
             threading.Event().wait(0.05)
-        threading.Event().wait(1.5)  # give a wrongly re-stored duplicate time to show up
+        threading.Event().wait(0.5)  # give a wrongly re-stored duplicate time to show up
     finally:
         stop.set()
         thread.join(10)
