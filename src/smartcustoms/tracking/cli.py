@@ -214,11 +214,18 @@ def detect_cmd(
             service.tick()
 
     threading.Thread(target=ticker, daemon=True).start()
+    worker = threading.Thread(
+        target=events.consume_readings, args=(service.ingest, stop), kwargs={"durable": durable}, daemon=True
+    )
+    worker.start()
     try:
-        events.consume_readings(service.ingest, stop, durable=durable)
+        while worker.is_alive():
+            worker.join(0.5)
     except KeyboardInterrupt:
+        pass
+    finally:  # finish the batch in hand (it is acked after its commit), then disconnect
         stop.set()
-    finally:
+        worker.join(10)
         events.close()
 
 

@@ -18,6 +18,7 @@ consoles run as separate processes:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
@@ -126,10 +127,15 @@ class NatsStream:
 
     def close(self) -> None:
         async def _close() -> None:
-            await self.nc.drain()
+            try:
+                await asyncio.wait_for(self.nc.drain(), 5)
+            except Exception:
+                await self.nc.close()
 
         try:
             self._call(_close(), timeout=10)
+        except Exception:  # a server gone or a slow drain must not hang the shutdown
+            log.warning("NATS connection did not close cleanly", exc_info=True)
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(5)
@@ -175,7 +181,7 @@ class NatsStream:
         while not stop.is_set():
             try:
                 msgs = await sub.fetch(batch, timeout=0.5)
-            except NatsTimeout:
+            except (NatsTimeout, TimeoutError):
                 continue
             readings: list[Any] = []
             replayed: list[Any] = []
@@ -189,7 +195,8 @@ class NatsStream:
             for m in msgs:
                 await m.ack()
             done += len(msgs)
-        await sub.unsubscribe()
+        with contextlib.suppress(Exception):  # the connection may already be draining at shutdown
+            await sub.unsubscribe()
         return done
 
     # ---- alerts ------------------------------------------------------------------------------------
