@@ -13,6 +13,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, field_validator
 
 from smartcustoms.platform.auth import Principal, Role
+from smartcustoms.platform.i18n import t
 from smartcustoms.platform.web import principal, require
 from smartcustoms.tracking import service
 from smartcustoms.tracking.errors import DecodeError, TrackingError
@@ -168,7 +169,7 @@ async def ingest_traccar(request: Request, _who: Principal = Depends(require(*IN
     try:
         doc = json.loads(await request.body())
     except ValueError:
-        raise TrackingError("body is not JSON", code="bad-json") from None
+        raise TrackingError(t("body is not JSON"), code="bad-json") from None
     readings = service.readings_from_traccar(doc)
     return (await asyncio.to_thread(service.ingest, readings)).as_dict()
 

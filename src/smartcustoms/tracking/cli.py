@@ -153,8 +153,11 @@ def listen_cmd(
     teltonika_port: int = typer.Option(DEFAULT_PORTS["teltonika"], help="Teltonika port (0 = off)"),
     tick_s: float = typer.Option(30.0, help="Seconds between clock checks (signal lost, deadline passed)"),
 ) -> None:
-    """Receive device messages over TCP, store them with their trips and raise alerts (runs until Ctrl-C)."""
-    from smartcustoms.tracking import service
+    """Receive device messages over TCP, store them with their trips and raise alerts (runs until Ctrl-C).
+
+    With SMARTCUSTOMS_TRACKING_NATS_URL set, readings go to NATS JetStream instead (devices are acked once
+    the stream has them) and `smartcustoms tracking detect` processes store and evaluate them."""
+    from smartcustoms.tracking import service, stream
     from smartcustoms.tracking.listener import DeviceListener
 
     ports = {
@@ -170,13 +173,15 @@ def listen_cmd(
     }
 
     async def main() -> None:
-        listener = DeviceListener(ports, service.ingest, host=host)
+        events = stream.get_stream()
+        listener = DeviceListener(ports, events.publish_readings, host=host)
         bound = await listener.start()
         typer.echo(f"listening on {host}: {bound}", err=True)
         try:
             while True:
                 await asyncio.sleep(tick_s)
-                await asyncio.to_thread(service.tick)
+                if isinstance(events, stream.InProcessStream):  # else the detector processes tick
+                    await asyncio.to_thread(service.tick)
                 st = listener.stats
                 typer.echo(f"frames {dict(st.frames)} errors {dict(st.errors)} ingest {dict(st.ingest)}", err=True)
         finally:
@@ -184,6 +189,44 @@ def listen_cmd(
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
+
+
+@app.command("detect")
+def detect_cmd(
+    nats_url: str = typer.Option("", help="NATS server (default: SMARTCUSTOMS_TRACKING_NATS_URL)"),
+    durable: str = typer.Option("tracking-detectors", help="Durable consumer name (shared by detector processes)"),
+    tick_s: float = typer.Option(30.0, help="Seconds between clock checks (signal lost, deadline passed)"),
+) -> None:
+    """Store and evaluate device readings from NATS JetStream (runs until Ctrl-C); several processes may
+    share the durable consumer."""
+    import threading
+
+    from smartcustoms.tracking import service, stream
+
+    events = stream.get_stream(nats_url or None)
+    if not isinstance(events, stream.NatsStream):
+        typer.echo("detect needs NATS: --nats-url or SMARTCUSTOMS_TRACKING_NATS_URL", err=True)
+        raise typer.Exit(2)
+    stop = threading.Event()
+
+    def ticker() -> None:
+        while not stop.wait(tick_s):
+            service.tick()
+
+    threading.Thread(target=ticker, daemon=True).start()
+    worker = threading.Thread(
+        target=events.consume_readings, args=(service.ingest, stop), kwargs={"durable": durable}, daemon=True
+    )
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:  # finish the batch in hand (it is acked after its commit), then disconnect
+        stop.set()
+        worker.join(10)
+        events.close()
 
 
 @app.command("tick")

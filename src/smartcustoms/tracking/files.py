@@ -18,6 +18,7 @@ from shapely.errors import ShapelyError
 from shapely.geometry import MultiPolygon, Polygon, shape
 
 from smartcustoms.platform.errors import Problem
+from smartcustoms.platform.i18n import t, t_plain
 from smartcustoms.tracking.errors import TrackingError
 from smartcustoms.tracking.model import SEAL_READINGS, Fix, Route, TripPlan, Zone
 
@@ -62,9 +63,9 @@ def _open_text(path: Path, problems: _Problems) -> str:
     try:
         return path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        problems.add("-", "", "file not found", "not-found")
+        problems.add("-", "", t("file not found"), "not-found")
     except (OSError, UnicodeDecodeError) as exc:
-        problems.add("-", "", f"cannot read: {exc}", "unreadable")
+        problems.add("-", "", t("cannot read: {error}", error=str(exc)), "unreadable")
     problems.raise_if_any()
     return ""
 
@@ -76,7 +77,7 @@ def read_routes(path: Path) -> tuple[dict[str, Route], dict[str, Zone]]:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
-        problems.add(exc.lineno, f"char {exc.colno}", f"not valid JSON: {exc.msg}", "bad-json")
+        problems.add(exc.lineno, f"char {exc.colno}", t("not valid JSON: {error}", error=exc.msg), "bad-json")
         problems.raise_if_any()
     return parse_routes(doc, path)
 
@@ -85,26 +86,26 @@ def parse_routes(doc: Any, source: Path | str = "routes") -> tuple[dict[str, Rou
     """Routes and zones from a parsed GeoJSON FeatureCollection (file import and API share this)."""
     problems = _Problems(source)
     if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection" or not isinstance(doc.get("features"), list):
-        problems.add("$", "type", "expected a GeoJSON FeatureCollection with a features list", "bad-geojson")
+        problems.add("$", "type", t("expected a GeoJSON FeatureCollection with a features list"), "bad-geojson")
         problems.raise_if_any()
     routes: dict[str, Route] = {}
     zones: dict[str, Zone] = {}
     for i, feature in enumerate(doc["features"]):
         where = f"features[{i}]"
         if not isinstance(feature, dict):
-            problems.add(where, "", "feature is not an object")
+            problems.add(where, "", t("feature is not an object"))
             continue
         props = feature.get("properties") or {}
         geom = feature.get("geometry") or {}
         gtype = geom.get("type") if isinstance(geom, dict) else None
         if not isinstance(props, dict):
-            problems.add(where, "properties", "properties is not an object")
+            problems.add(where, "properties", t("properties is not an object"))
             continue
         if gtype == "LineString":
             rid = props.get("route_id")
             corridor = props.get("corridor_m")
             if not isinstance(rid, str | int) or str(rid) == "":
-                problems.add(where, "properties.route_id", "LineString feature needs a route_id")
+                problems.add(where, "properties.route_id", t("LineString feature needs a route_id"))
                 continue
             if (
                 not isinstance(corridor, int | float)
@@ -113,43 +114,53 @@ def parse_routes(doc: Any, source: Path | str = "routes") -> tuple[dict[str, Rou
                 or corridor <= 0
             ):
                 problems.add(
-                    where, "properties.corridor_m", f"corridor_m must be a positive number of metres, got {corridor!r}"
+                    where,
+                    "properties.corridor_m",
+                    t("corridor_m must be a positive number of metres, got {value}", value=repr(corridor)),
                 )
                 continue
             coords = geom.get("coordinates")
             try:
                 if not isinstance(coords, list):
-                    raise ValueError("coordinates is not a list")
+                    raise ValueError(t_plain("coordinates is not a list"))
                 latlon = [(float(c[1]), float(c[0])) for c in coords]
                 if len(latlon) < 2:
-                    raise ValueError("fewer than two positions")
+                    raise ValueError(t_plain("fewer than two positions"))
                 for lat, lon in latlon:
                     if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-                        raise ValueError(f"position ({lon}, {lat}) out of range (GeoJSON is lon, lat)")
+                        raise ValueError(
+                            t_plain("position ({lon}, {lat}) out of range (GeoJSON is lon, lat)", lon=lon, lat=lat)
+                        )
             except (TypeError, ValueError, IndexError) as exc:
-                problems.add(where, "geometry.coordinates", f"bad LineString coordinates: {exc}")
+                problems.add(
+                    where, "geometry.coordinates", t("bad LineString coordinates: {message}", message=str(exc))
+                )
                 continue
             if str(rid) in routes:
-                problems.add(where, "properties.route_id", f"route_id {rid} appears twice", "duplicate")
+                problems.add(where, "properties.route_id", t("route_id {route} appears twice", route=rid), "duplicate")
                 continue
             routes[str(rid)] = Route(str(rid), latlon, float(corridor))
         elif gtype in ("Polygon", "MultiPolygon"):
             zid = props.get("zone_id")
             if not isinstance(zid, str | int) or str(zid) == "":
-                problems.add(where, "properties.zone_id", "Polygon feature needs a zone_id")
+                problems.add(where, "properties.zone_id", t("Polygon feature needs a zone_id"))
                 continue
             try:
                 poly = shape(geom)
             except (TypeError, ValueError, KeyError, IndexError, AttributeError, ShapelyError) as exc:
-                problems.add(where, "geometry.coordinates", f"bad polygon: {exc}")
+                problems.add(where, "geometry.coordinates", t("bad polygon: {error}", error=str(exc)))
                 continue
             if not isinstance(poly, Polygon | MultiPolygon) or poly.is_empty or not poly.is_valid:
-                problems.add(where, "geometry", "polygon is empty or self-intersecting")
+                problems.add(where, "geometry", t("polygon is empty or self-intersecting"))
                 continue
             authorised = props.get("authorised_stop", True) is not False
             zones[str(zid)] = Zone(str(zid), poly, str(props.get("kind", "zone")), authorised)
         else:
-            problems.add(where, "geometry.type", f"expected LineString (route) or Polygon (zone), got {gtype!r}")
+            problems.add(
+                where,
+                "geometry.type",
+                t("expected LineString (route) or Polygon (zone), got {value}", value=repr(gtype)),
+            )
     problems.raise_if_any()
     return routes, zones
 
@@ -158,7 +169,7 @@ def _csv_rows(path: Path, required: tuple[str, ...], problems: _Problems) -> Ite
     try:
         handle = path.open(encoding="utf-8-sig", newline="")
     except FileNotFoundError:
-        problems.add("-", "", "file not found", "not-found")
+        problems.add("-", "", t("file not found"), "not-found")
         problems.raise_if_any()
         return
     with handle:
@@ -166,7 +177,7 @@ def _csv_rows(path: Path, required: tuple[str, ...], problems: _Problems) -> Ite
         try:
             header = [h.strip() for h in next(reader)]
         except StopIteration:
-            problems.add(1, "", "empty file: expected a header line", "empty")
+            problems.add(1, "", t("empty file: expected a header line"), "empty")
             problems.raise_if_any()
             return
         missing = [c for c in required if c not in header]
@@ -174,7 +185,11 @@ def _csv_rows(path: Path, required: tuple[str, ...], problems: _Problems) -> Ite
             problems.add(
                 1,
                 ",".join(missing),
-                f"missing column(s) {', '.join(missing)}; header is {','.join(header)}",
+                t(
+                    "missing column(s) {columns}; header is {header}",
+                    columns=", ".join(missing),
+                    header=",".join(header),
+                ),
                 "missing-column",
             )
             problems.raise_if_any()
@@ -185,13 +200,18 @@ def _csv_rows(path: Path, required: tuple[str, ...], problems: _Problems) -> Ite
                 if not row or all(not c.strip() for c in row):
                     continue
                 if len(row) != len(header):
-                    problems.add(line, "", f"{len(row)} fields, header has {len(header)}", "bad-row")
+                    problems.add(
+                        line,
+                        "",
+                        t("{fields} fields, header has {expected}", fields=len(row), expected=len(header)),
+                        "bad-row",
+                    )
                     continue
                 yield line, {name: row[i] for name, i in index.items()}
         except csv.Error as exc:
-            problems.add(reader.line_num, "", f"CSV syntax: {exc}", "bad-csv")
+            problems.add(reader.line_num, "", t("CSV syntax: {error}", error=str(exc)), "bad-csv")
         except UnicodeDecodeError as exc:
-            problems.add(reader.line_num + 1, "", f"not UTF-8 text: {exc.reason}", "bad-encoding")
+            problems.add(reader.line_num + 1, "", t("not UTF-8 text: {error}", error=exc.reason), "bad-encoding")
 
 
 def read_trips(path: Path, routes: dict[str, Route], zones: dict[str, Zone]) -> list[TripPlan]:
@@ -203,27 +223,32 @@ def read_trips(path: Path, routes: dict[str, Route], zones: dict[str, Zone]) -> 
         ok = True
         tid = row["trip_id"].strip()
         if not tid:
-            problems.add(line, "trip_id", "empty trip_id")
+            problems.add(line, "trip_id", t("empty trip_id"))
             ok = False
         elif tid in seen:
-            problems.add(line, "trip_id", f"trip_id {tid} appears twice", "duplicate")
+            problems.add(line, "trip_id", t("trip_id {trip} appears twice", trip=tid), "duplicate")
             ok = False
         if row["route_id"].strip() not in routes:
-            problems.add(line, "route_id", f"route {row['route_id']!r} is not in the routes file", "unknown-route")
+            problems.add(
+                line,
+                "route_id",
+                t("route {route} is not in the routes file", route=repr(row["route_id"])),
+                "unknown-route",
+            )
             ok = False
         for col in ("origin_zone", "destination_zone"):
             if row[col].strip() not in zones:
-                problems.add(line, col, f"zone {row[col]!r} is not in the routes file", "unknown-zone")
+                problems.add(line, col, t("zone {zone} is not in the routes file", zone=repr(row[col])), "unknown-zone")
                 ok = False
         times: dict[str, datetime] = {}
         for col in ("departure", "deadline"):
             try:
                 times[col] = parse_time(row[col])
             except ValueError:
-                problems.add(line, col, f"{row[col]!r} is not an ISO 8601 time", "bad-time")
+                problems.add(line, col, t("{value} is not an ISO 8601 time", value=repr(row[col])), "bad-time")
                 ok = False
         if ok and times["deadline"] <= times["departure"]:
-            problems.add(line, "deadline", "deadline is not after departure", "bad-time")
+            problems.add(line, "deadline", t("deadline is not after departure"), "bad-time")
             ok = False
         if ok:
             seen.add(tid)
@@ -249,32 +274,46 @@ def read_positions(path: Path, trip_ids: set[str]) -> tuple[list[Fix], dict[str,
     for line, row in _csv_rows(path, POSITION_COLUMNS, problems):
         tid = row["trip_id"].strip()
         try:
-            t = parse_time(row["timestamp"])
+            when = parse_time(row["timestamp"])
         except ValueError:
-            problems.add(line, "timestamp", f"{row['timestamp']!r} is not an ISO 8601 time", "bad-time")
+            problems.add(
+                line, "timestamp", t("{value} is not an ISO 8601 time", value=repr(row["timestamp"])), "bad-time"
+            )
             continue
         try:
             lat = float(row["latitude"])
             if not -90 <= lat <= 90:
                 raise ValueError
         except ValueError:
-            problems.add(line, "latitude", f"{row['latitude']!r} is not a latitude in [-90, 90]", "bad-coordinate")
+            problems.add(
+                line,
+                "latitude",
+                t("{value} is not a latitude in [-90, 90]", value=repr(row["latitude"])),
+                "bad-coordinate",
+            )
             continue
         try:
             lon = float(row["longitude"])
             if not -180 <= lon <= 180:
                 raise ValueError
         except ValueError:
-            problems.add(line, "longitude", f"{row['longitude']!r} is not a longitude in [-180, 180]", "bad-coordinate")
+            problems.add(
+                line,
+                "longitude",
+                t("{value} is not a longitude in [-180, 180]", value=repr(row["longitude"])),
+                "bad-coordinate",
+            )
             continue
         seal_raw = (row.get("seal") or "").strip().lower()
         if seal_raw and seal_raw not in SEAL_READINGS:
-            problems.add(line, "seal", f"{row.get('seal')!r} is not one of closed|open|tampered", "bad-seal")
+            problems.add(
+                line, "seal", t("{value} is not one of closed|open|tampered", value=repr(row.get("seal"))), "bad-seal"
+            )
             continue
         if tid not in trip_ids:
             skipped["unknown_trip"] += 1
             continue
-        fixes.append(Fix(tid, t, lat, lon, seal_raw or None))  # type: ignore[arg-type]
+        fixes.append(Fix(tid, when, lat, lon, seal_raw or None))  # type: ignore[arg-type]
     problems.raise_if_any()
     return fixes, skipped
 

@@ -2,7 +2,8 @@
 
 Each connection keeps its own buffer and session (GT06 learns its IMEI from the login frame), cuts
 the stream into frames, decodes them, writes the acknowledgement the protocol requires, and hands the
-readings to a sink (by default `service.ingest`, run in a worker thread). A frame that cannot be
+readings to a sink (by default `service.ingest`, run in a worker thread); acknowledgements go out only
+after the sink has written the readings (a crash before that leaves the device to send them again). A frame that cannot be
 decoded is logged and counted; it never takes the listener down. A connection that sends more than
 `max_buffer` bytes without a complete frame is closed (garbage or a flood).
 """
@@ -55,6 +56,18 @@ SPLITTERS: dict[str, Callable[[bytes], tuple[list[bytes], bytes]]] = {
 }
 
 
+def _readings_from_frame() -> Callable[..., list[Any]]:
+    global _READINGS_FROM_FRAME
+    if _READINGS_FROM_FRAME is None:  # imported late: the service imports the database layer
+        from smartcustoms.tracking.service import readings_from_frame
+
+        _READINGS_FROM_FRAME = readings_from_frame
+    return _READINGS_FROM_FRAME
+
+
+_READINGS_FROM_FRAME: Callable[..., list[Any]] | None = None
+
+
 class DeviceListener:
     """One asyncio server per protocol; `start()` binds, `close()` stops them."""
 
@@ -71,7 +84,7 @@ class DeviceListener:
         self.batch_window_s = 0.02
         self.batch_max = 2000
         self.delivered = 0
-        self._queue: asyncio.Queue[list[Any]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[list[Any], asyncio.Future[bool]]] = asyncio.Queue()
         self._pump_task: asyncio.Task[None] | None = None
 
     async def start(self) -> dict[str, int]:
@@ -96,40 +109,53 @@ class DeviceListener:
                 await self._pump_task
 
     def _readings(self, protocol: str, frame: Frame, device_id: str | None) -> list[Any]:
-        from smartcustoms.tracking.service import readings_from_frame
-
-        readings = readings_from_frame(frame, device_id)
+        readings = _readings_from_frame()(frame, device_id)
         self.stats.positions[protocol] += len(readings)
         return readings
 
-    async def _deliver(self, protocol: str, readings: list[Any]) -> None:
-        """Queue readings for the sink; one pump batches all connections into few transactions."""
-        if readings:
-            await self._queue.put(readings)
+    async def _deliver(self, protocol: str, readings: list[Any]) -> bool:
+        """Hand readings to the sink and wait until it has written them: the caller acknowledges the
+        device only then, so a fix the device was told is received is never lost with the process.
+        One pump batches all connections into few transactions (a short window, `batch_window_s`)."""
+        if not readings:
+            return True
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        await self._queue.put((readings, done))
+        return await done
 
     async def _pump(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            batch: list[Any] = list(await self._queue.get())
-            deadline = asyncio.get_running_loop().time() + self.batch_window_s
+            first, fut = await self._queue.get()
+            batch: list[Any] = list(first)
+            waiting = [fut]
+            deadline = loop.time() + self.batch_window_s
             while len(batch) < self.batch_max:
-                timeout = deadline - asyncio.get_running_loop().time()
+                timeout = deadline - loop.time()
                 if timeout <= 0:
                     break
                 try:
-                    batch += await asyncio.wait_for(self._queue.get(), timeout)
+                    more, fut = await asyncio.wait_for(self._queue.get(), timeout)
                 except TimeoutError:
                     break
+                batch += more
+                waiting.append(fut)
+            ok = False
             try:
                 result = await asyncio.to_thread(self.sink, batch)
+                ok = True
                 for name in ("unknown_device", "rate_limited"):  # IngestStats from service.ingest
                     count = getattr(result, name, 0)
                     if isinstance(count, int) and count:
                         self.stats.ingest[name] += count
-            except Exception:  # the store failing must not kill the listener
+            except Exception:  # the store failing must not kill the listener; devices are not acked
                 log.exception("sink failed for %d readings", len(batch))
                 self.stats.errors["sink"] += 1
             finally:
                 self.delivered += len(batch)
+                for f in waiting:
+                    if not f.done():
+                        f.set_result(ok)
 
     def _binary(self, protocol: str) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any]:
         split = SPLITTERS[protocol]
@@ -145,6 +171,7 @@ class DeviceListener:
                     buffer += chunk
                     frames, buffer = split(buffer)
                     batch: list[Any] = []
+                    acks: list[bytes] = []
                     for raw in frames:
                         self.stats.frames[protocol] += 1
                         try:
@@ -163,11 +190,12 @@ class DeviceListener:
                         if frame.kind == "login" or (frame.device_id and device_id is None):
                             device_id = frame.device_id
                         if frame.ack:
-                            writer.write(frame.ack)
-                            self.stats.acks[protocol] += 1
+                            acks.append(frame.ack)
                         batch += self._readings(protocol, frame, device_id)
-                    await writer.drain()
-                    await self._deliver(protocol, batch)
+                    if await self._deliver(protocol, batch) and acks:
+                        writer.write(b"".join(acks))  # after the write: an unacked device sends again
+                        self.stats.acks[protocol] += len(acks)
+                        await writer.drain()
                     if len(buffer) > self.max_buffer:
                         self.stats.dropped_connections[protocol] += 1
                         break
@@ -207,10 +235,12 @@ class DeviceListener:
                     writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
                     await writer.drain()
                     continue
-                writer.write(osmand.ACK)
-                self.stats.acks[protocol] += 1
+                if await self._deliver(protocol, self._readings(protocol, frame, None)):
+                    writer.write(osmand.ACK)
+                    self.stats.acks[protocol] += 1
+                else:
+                    writer.write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
                 await writer.drain()
-                await self._deliver(protocol, self._readings(protocol, frame, None))
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             pass
         finally:

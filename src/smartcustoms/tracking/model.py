@@ -24,6 +24,8 @@ import numpy as np
 import shapely
 from shapely.geometry import LineString, MultiPolygon, Polygon
 
+from smartcustoms.platform.i18n import t_plain
+
 RULE_VERSION = "tracking-detectors/1.0"
 EARTH_RADIUS_M = 6_371_008.8
 
@@ -289,7 +291,7 @@ def _dt(t: float) -> datetime:
 
 def _fmt_s(seconds: float) -> str:
     m = round(seconds / 60.0)
-    return f"{m} min" if m >= 1 else f"{int(seconds)} s"
+    return t_plain("{minutes} min", minutes=m) if m >= 1 else t_plain("{seconds} s", seconds=int(seconds))
 
 
 @dataclass
@@ -351,7 +353,13 @@ class TripMonitor:
         if fix.received_at is not None and t > fix.received_at.timestamp() + cfg.future_skew_s:
             self.counters["future"] += 1
             self.flags.append(
-                (fix.time, f"timestamp {_fmt_s(t - fix.received_at.timestamp())} ahead of receipt: clock skew")
+                (
+                    fix.time,
+                    t_plain(
+                        "timestamp {ahead_text} ahead of receipt: clock skew",
+                        ahead_text=_fmt_s(t - fix.received_at.timestamp()),
+                    ),
+                )
             )
             return []
         last = self._last
@@ -407,7 +415,11 @@ class TripMonitor:
         if "signal_lost" in self.open_alerts:
             return self._clear("signal_lost", p.t)
         if gap > self.config.signal_lost_s:
-            reason = f"no position for {_fmt_s(gap)} (limit {_fmt_s(self.config.signal_lost_s)})"
+            reason = t_plain(
+                "no position for {gap_text} (limit {limit_text})",
+                gap_text=_fmt_s(gap),
+                limit_text=_fmt_s(self.config.signal_lost_s),
+            )
             opened = self._open(
                 "signal_lost", "signal_lost", "high", last.t, last, reason, last.t + self.config.signal_lost_s
             )
@@ -417,7 +429,10 @@ class TripMonitor:
     def _seal_alert(self, p: _Point, t: float) -> list[AlertChange]:
         state = self._seal
         severity: Severity = "critical"
-        reason = f"seal reported {state} outside the destination zone"
+        if state == "tampered":
+            reason = t_plain("seal reported tampered outside the destination zone")
+        else:
+            reason = t_plain("seal reported open outside the destination zone")
         return self._open("seal", f"seal:{state}", severity, t, p, reason, t)
 
     def _seal_checks(self, fix: Fix, p: _Point, t: float) -> list[AlertChange]:
@@ -462,9 +477,12 @@ class TripMonitor:
                 self._outside_since = self._crossing(last, p) if not last.outside else last.t
             duration = p.t - self._outside_since
             if duration >= cfg.deviation_min_s and "deviation" not in self.open_alerts:
-                reason = (
-                    f"{p.dist - self.route.corridor_m:.0f} m outside the {self.route.corridor_m:.0f} m corridor of "
-                    f"route {self.route.route_id} for {_fmt_s(duration)}"
+                reason = t_plain(
+                    "{outside} m outside the {corridor} m corridor of route {route} for {duration_text}",
+                    outside=f"{p.dist - self.route.corridor_m:.0f}",
+                    corridor=f"{self.route.corridor_m:.0f}",
+                    route=self.route.route_id,
+                    duration_text=_fmt_s(duration),
                 )
                 changes += self._open("deviation", "deviation", "high", self._outside_since, p, reason, p.t)
             return changes
@@ -484,9 +502,13 @@ class TripMonitor:
                 d, _ = self.route.locate_xy(last.x + f * (p.x - last.x), last.y + f * (p.y - last.y))
                 worst = max(worst, d)
             if worst > self._threshold:
-                reason = (
-                    f"left the corridor between fixes: {abs(p.measure - last.measure):.0f} m of route in "
-                    f"{_fmt_s(gap)} would need {route_speed:.0f} km/h; straight path passes {worst - self.route.corridor_m:.0f} m outside"
+                reason = t_plain(
+                    "left the corridor between fixes: {metres} m of route in {gap_text} would need {speed} km/h;"
+                    " straight path passes {outside} m outside",
+                    metres=f"{abs(p.measure - last.measure):.0f}",
+                    gap_text=_fmt_s(gap),
+                    speed=f"{route_speed:.0f}",
+                    outside=f"{worst - self.route.corridor_m:.0f}",
                 )
                 changes += self._open("deviation", "deviation", "high", last.t, p, reason, p.t)
                 changes += self._clear("deviation", p.t)
@@ -500,7 +522,11 @@ class TripMonitor:
             return self._clear("stop", last.t)
         still = p.t - anchor.t
         if still >= cfg.stop_min_s and not in_zone and "stop" not in self.open_alerts:
-            reason = f"stationary for {_fmt_s(still)} outside authorised places (limit {_fmt_s(cfg.stop_min_s)})"
+            reason = t_plain(
+                "stationary for {duration_text} outside authorised places (limit {limit_text})",
+                duration_text=_fmt_s(still),
+                limit_text=_fmt_s(cfg.stop_min_s),
+            )
             return self._open("stop", "stop", "high", anchor.t, p, reason, p.t)
         return []
 
@@ -509,7 +535,11 @@ class TripMonitor:
         remaining = max(self.route.length_m - p.measure, 0.0)
         if p.t > self._deadline:
             existing = self.open_alerts.get("overdue")
-            reason = f"deadline {_iso(self.plan.deadline)} passed, {remaining / 1000:.1f} km of route remaining"
+            reason = t_plain(
+                "deadline {deadline} passed, {km} km of route remaining",
+                deadline=_iso(self.plan.deadline),
+                km=f"{remaining / 1000:.1f}",
+            )
             if existing is None:
                 return self._open("overdue", "overdue", "high", self._deadline, p, reason, p.t)
             if existing.severity != "high":
@@ -546,8 +576,12 @@ class TripMonitor:
             if self._late_since is None:
                 self._late_since = p.t
             if self._late_streak >= cfg.overdue_confirm_fixes and p.t - self._late_since >= cfg.overdue_confirm_s:
-                late_by = f"{_fmt_s(eta - self._deadline)} after the deadline"
-                reason = f"predicted arrival {late_by}; {remaining / 1000:.1f} km left at {speed * 3.6:.0f} km/h"
+                reason = t_plain(
+                    "predicted arrival {late_text} after the deadline; {km} km left at {speed} km/h",
+                    late_text=_fmt_s(eta - self._deadline),
+                    km=f"{remaining / 1000:.1f}",
+                    speed=f"{speed * 3.6:.0f}",
+                )
                 return self._open("overdue", "overdue", "medium", p.t, p, reason, p.t)
         else:
             self._ok_streak += 1
@@ -585,11 +619,15 @@ class TripMonitor:
         last = self._last
         changes: list[AlertChange] = []
         if t - last.t > self.config.signal_lost_s:
-            reason = f"no position for {_fmt_s(t - last.t)} (limit {_fmt_s(self.config.signal_lost_s)})"
+            reason = t_plain(
+                "no position for {gap_text} (limit {limit_text})",
+                gap_text=_fmt_s(t - last.t),
+                limit_text=_fmt_s(self.config.signal_lost_s),
+            )
             changes += self._open("signal_lost", "signal_lost", "high", last.t, last, reason, t)
         if t > self._deadline:
             existing = self.open_alerts.get("overdue")
-            reason = f"deadline {_iso(self.plan.deadline)} passed before arrival"
+            reason = t_plain("deadline {deadline} passed before arrival", deadline=_iso(self.plan.deadline))
             if existing is None:
                 changes += self._open("overdue", "overdue", "high", self._deadline, last, reason, t)
             elif existing.severity != "high":

@@ -13,16 +13,17 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from shapely.geometry import mapping, shape
-from sqlalchemy import insert, or_, select
+from sqlalchemy import Table, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from smartcustoms.platform import audit
 from smartcustoms.platform.auth import Principal, Role
 from smartcustoms.platform.db import unit_of_work
 from smartcustoms.platform.errors import Conflict, Forbidden, NotFound, Problem
+from smartcustoms.platform.i18n import t
 from smartcustoms.tracking.errors import TrackingError
 from smartcustoms.tracking.files import parse_routes, parse_time
 from smartcustoms.tracking.model import (
@@ -34,7 +35,7 @@ from smartcustoms.tracking.model import (
     TripPlan,
     Zone,
 )
-from smartcustoms.tracking.protocols.base import Frame
+from smartcustoms.tracking.protocols.base import LOW_BATTERY_ALARMS, SEAL_ALARMS, Frame
 from smartcustoms.tracking.store import AlertRow, PositionRow, RouteRow, TripRow, ZoneRow
 
 OFFICERS = (Role.OFFICER, Role.ADMIN)
@@ -42,7 +43,9 @@ ACTIVE = ("planned", "open")
 
 
 class AlertBus:
-    """In-process publish/subscribe for alert changes (a NATS JetStream subject would replace it at scale)."""
+    """Publish/subscribe for alert changes. Subscribers (SSE streams) are queues of this process; a
+    published change goes through the configured event stream (`stream.get_stream()`): straight to
+    `fan_out` in-process, or over NATS (`tracking.alerts`) to every console process, which fans it out."""
 
     def __init__(self) -> None:
         self._subscribers: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue[dict[str, Any]]]] = []
@@ -52,6 +55,11 @@ class AlertBus:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=10_000)
         with self._lock:
             self._subscribers.append((asyncio.get_running_loop(), queue))
+        from smartcustoms.tracking import stream
+
+        remote = stream.get_stream()
+        if isinstance(remote, stream.NatsStream):
+            remote.subscribe_alerts(self.fan_out)
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
@@ -59,6 +67,12 @@ class AlertBus:
             self._subscribers = [(lp, q) for lp, q in self._subscribers if q is not queue]
 
     def publish(self, event: dict[str, Any]) -> None:
+        from smartcustoms.tracking import stream
+
+        stream.get_stream().publish_alert(event)
+
+    def fan_out(self, event: dict[str, Any]) -> None:
+        """Hand an alert change to this process's subscribers."""
         with self._lock:
             subscribers = list(self._subscribers)
         for loop, queue in subscribers:
@@ -112,6 +126,13 @@ class IngestStats:
 
 _LOCK = threading.RLock()
 _MONITORS: dict[tuple[str, str], TripMonitor] = {}
+_DEVICES: dict[tuple[str, str], tuple[float, tuple[str, str] | None]] = {}
+_ROUTES: dict[tuple[str, str], Route] = {}
+_ZONES: dict[str, dict[str, Zone]] = {}
+_DB_KEYS: dict[int, str] = {}
+POSITIONS = cast(Table, PositionRow.__table__)  # Core insert target: no ORM unit of work per fix
+DEVICE_CACHE_S = 60.0  # a device's active trip (an arriving trip drops its entry at once)
+UNKNOWN_DEVICE_CACHE_S = 5.0  # an unknown device is looked up again after this
 LIMITER = RateLimiter()
 CONFIG = DetectorConfig()
 
@@ -120,6 +141,10 @@ def reset_state() -> None:
     """Forget in-memory detector state (tests; a new process starts empty and rebuilds lazily)."""
     with _LOCK:
         _MONITORS.clear()
+        _ROUTES.clear()
+        _ZONES.clear()
+        _DEVICES.clear()
+        _DB_KEYS.clear()
         LIMITER._buckets.clear()
 
 
@@ -142,6 +167,8 @@ def import_routes(who: Principal, doc: Any) -> dict[str, int]:
             s.merge(row_r)
         audit.record(s, who, "import_routes", "tracking_route", ",".join(routes) or "-", detail={"zones": list(zones)})
     with _LOCK:
+        _ROUTES.clear()
+        _ZONES.clear()
         _MONITORS.clear()  # geometry changed: rebuild detector state from stored positions
     return {"routes": len(routes), "zones": len(zones)}
 
@@ -177,7 +204,7 @@ def map_layers(who: Principal) -> dict[str, Any]:
 def create_trip(who: Principal, data: dict[str, Any]) -> TripRow:
     """Register a bonded transfer; a carrier registers only its own, officers any."""
     if who.role not in (*OFFICERS, Role.CARRIER):
-        raise Forbidden(Problem("forbidden_role", (), "only officers and carriers register trips"))
+        raise Forbidden(Problem("forbidden_role", (), t("only officers and carriers register trips")))
     problems: list[Problem] = []
     times: dict[str, datetime] = {}
     for key in ("departure", "deadline"):
@@ -185,22 +212,24 @@ def create_trip(who: Principal, data: dict[str, Any]) -> TripRow:
         try:
             times[key] = value if isinstance(value, datetime) else parse_time(str(value))
         except ValueError:
-            problems.append(Problem("bad-time", (key,), f"{value!r} is not an ISO 8601 time"))
+            problems.append(Problem("bad-time", (key,), t("'{value}' is not an ISO 8601 time", value=str(value))))
     if len(times) == 2 and times["deadline"] <= times["departure"]:
-        problems.append(Problem("bad-time", ("deadline",), "deadline is not after departure"))
+        problems.append(Problem("bad-time", ("deadline",), t("deadline is not after departure")))
     carrier = data.get("carrier_id") or who.party_id
     if who.role == Role.CARRIER and carrier != who.party_id:
-        problems.append(Problem("forbidden_party", ("carrier_id",), "a carrier registers trips only for itself"))
+        problems.append(Problem("forbidden_party", ("carrier_id",), t("a carrier registers trips only for itself")))
     with unit_of_work() as s:
         if s.get(RouteRow, str(data.get("route_id"))) is None:
-            problems.append(Problem("unknown-route", ("route_id",), f"no route {data.get('route_id')!r}"))
+            problems.append(
+                Problem("unknown-route", ("route_id",), t("no route '{route}'", route=str(data.get("route_id"))))
+            )
         for key in ("origin_zone", "destination_zone"):
             if s.get(ZoneRow, str(data.get(key))) is None:
-                problems.append(Problem("unknown-zone", (key,), f"no zone {data.get(key)!r}"))
+                problems.append(Problem("unknown-zone", (key,), t("no zone '{zone}'", zone=str(data.get(key)))))
         if problems:
             raise TrackingError(problems)
         if s.get(TripRow, data["trip_id"]) is not None:
-            raise Conflict(Problem("duplicate", ("trip_id",), f"trip {data['trip_id']} exists"))
+            raise Conflict(Problem("duplicate", ("trip_id",), t("trip {trip} exists", trip=data["trip_id"])))
         for dev_key in ("device_id", "seal_id"):
             dev = data.get(dev_key)
             if dev and s.scalar(
@@ -208,7 +237,9 @@ def create_trip(who: Principal, data: dict[str, Any]) -> TripRow:
                     or_(TripRow.device_id == dev, TripRow.seal_id == dev), TripRow.status.in_(ACTIVE)
                 )
             ):
-                raise Conflict(Problem("device-busy", (dev_key,), f"device {dev} is already on an active trip"))
+                raise Conflict(
+                    Problem("device-busy", (dev_key,), t("device {device} is already on an active trip", device=dev))
+                )
         row = TripRow(
             trip_id=data["trip_id"],
             route_id=data["route_id"],
@@ -228,6 +259,10 @@ def create_trip(who: Principal, data: dict[str, Any]) -> TripRow:
         )
         s.add(row)
         audit.record(s, who, "create_trip", "tracking_trip", row.trip_id)
+    with _LOCK:  # the device may have been seen (and cached as unknown) before its trip was registered
+        for dev in (row.device_id, row.seal_id):
+            for cached in [k for k in _DEVICES if k[1] == dev]:
+                del _DEVICES[cached]
     return row
 
 
@@ -237,7 +272,7 @@ def list_trips(who: Principal, status: str | None = None) -> list[TripRow]:
         if who.role == Role.CARRIER:
             q = q.where(TripRow.carrier_id == who.party_id)
         elif not who.is_customs:
-            raise Forbidden(Problem("forbidden_role", (), "trips are visible to customs and their carrier"))
+            raise Forbidden(Problem("forbidden_role", (), t("trips are visible to customs and their carrier")))
         if status:
             q = q.where(TripRow.status == status)
         return list(s.scalars(q))
@@ -262,7 +297,7 @@ def vehicles(who: Principal) -> list[dict[str, Any]]:
         if who.role == Role.CARRIER:
             q = q.where(TripRow.carrier_id == who.party_id)
         elif not who.is_customs:
-            raise Forbidden(Problem("forbidden_role", (), "vehicles are visible to customs and their carrier"))
+            raise Forbidden(Problem("forbidden_role", (), t("vehicles are visible to customs and their carrier")))
         for trip in s.scalars(q):
             last = s.scalar(
                 select(PositionRow)
@@ -301,32 +336,32 @@ class Reading:
     source: str = "api"
 
 
-def readings_from_frame(frame: Frame, device_id: str | None = None) -> list[Reading]:
-    """Decoder output → readings: positions carry the seal state the e-seal reported with them."""
+def readings_from_frame(frame: Frame, device_id: str | None = None, now: datetime | None = None) -> list[Reading]:
+    """Decoder output → readings: positions carry the seal state their e-seal or alarm bits reported; a
+    seal alarm without a position (a GT06 heartbeat) becomes a seal reading at the last known place."""
     dev = device_id or frame.device_id or ""
     out = []
     seal = next((e for e in frame.events if e.state is not None), None)
     low = any(e.low_battery for e in frame.events)
     for p in frame.positions:
         state = p.attributes.get("seal") or (seal.state if seal else None)
+        low_p = low or bool(p.attributes.get("low_battery"))
         if not p.valid:
-            if state is not None or low:  # no GPS fix, but the seal spoke: keep the seal reading
-                out.append(Reading(p.device_id or dev, p.time, None, None, None, state, low, frame.protocol))
+            if state is not None or low_p:  # no GPS fix, but the seal spoke: keep the seal reading
+                out.append(Reading(p.device_id or dev, p.time, None, None, None, state, low_p, frame.protocol))
             continue
         out.append(
-            Reading(p.device_id or dev, p.time, p.latitude, p.longitude, p.speed_kmh, state, low, frame.protocol)
+            Reading(p.device_id or dev, p.time, p.latitude, p.longitude, p.speed_kmh, state, low_p, frame.protocol)
         )
+    if not frame.positions and dev:
+        for e in frame.events:
+            if e.state is not None or e.low_battery:
+                when = e.time or now or datetime.now(UTC)
+                out.append(Reading(e.device_id or dev, when, None, None, None, e.state, e.low_battery, frame.protocol))
     return out
 
 
-TRACCAR_ALARMS = {
-    "tampering": "tampered",
-    "removing": "tampered",
-    "powerCut": "tampered",
-    "door": "open",
-    "unlock": "open",
-    "lock": "closed",
-}
+TRACCAR_ALARMS = SEAL_ALARMS  # Traccar's alarm names, the same the decoders use
 
 
 def readings_from_traccar(doc: Any) -> list[Reading]:
@@ -334,22 +369,32 @@ def readings_from_traccar(doc: Any) -> list[Reading]:
     if isinstance(doc, dict) and isinstance(doc.get("event"), dict) and not isinstance(doc.get("position"), dict):
         return []  # status events without a position (deviceOnline/Offline...): the clock checks cover them
     if not isinstance(doc, dict) or not isinstance(doc.get("position"), dict):
-        raise TrackingError([Problem("bad-traccar", ("position",), "expected Traccar JSON with a position object")])
+        raise TrackingError([Problem("bad-traccar", ("position",), t("expected Traccar JSON with a position object"))])
     pos = doc["position"]
     device: dict[str, Any] = doc["device"] if isinstance(doc.get("device"), dict) else {}
     dev = device.get("uniqueId") or pos.get("deviceId")
     problems = []
     if dev in (None, ""):
-        problems.append(Problem("bad-traccar", ("device", "uniqueId"), "no device uniqueId or position.deviceId"))
+        problems.append(Problem("bad-traccar", ("device", "uniqueId"), t("no device uniqueId or position.deviceId")))
     try:
-        t = parse_time(str(pos.get("fixTime") or pos.get("deviceTime")))
+        fix_time = parse_time(str(pos.get("fixTime") or pos.get("deviceTime")))
     except ValueError:
-        problems.append(Problem("bad-time", ("position", "fixTime"), f"{pos.get('fixTime')!r} is not an ISO 8601 time"))
+        problems.append(
+            Problem(
+                "bad-time",
+                ("position", "fixTime"),
+                t("'{value}' is not an ISO 8601 time", value=str(pos.get("fixTime"))),
+            )
+        )
     lat, lon = pos.get("latitude"), pos.get("longitude")
     if not isinstance(lat, int | float) or not -90 <= lat <= 90:
-        problems.append(Problem("bad-coordinate", ("position", "latitude"), f"{lat!r} is not a latitude"))
+        problems.append(
+            Problem("bad-coordinate", ("position", "latitude"), t("'{value}' is not a latitude", value=str(lat)))
+        )
     if not isinstance(lon, int | float) or not -180 <= lon <= 180:
-        problems.append(Problem("bad-coordinate", ("position", "longitude"), f"{lon!r} is not a longitude"))
+        problems.append(
+            Problem("bad-coordinate", ("position", "longitude"), t("'{value}' is not a longitude", value=str(lon)))
+        )
     if problems:
         raise TrackingError(problems)
     attrs: dict[str, Any] = pos["attributes"] if isinstance(pos.get("attributes"), dict) else {}
@@ -361,7 +406,7 @@ def readings_from_traccar(doc: Any) -> list[Reading]:
     for a in str(alarm or "").split(","):
         if a in TRACCAR_ALARMS:
             seal = TRACCAR_ALARMS[a]
-        if a == "lowBattery":
+        if a in LOW_BATTERY_ALARMS:
             low = True
     if seal is None and isinstance(attrs.get("lock"), bool):
         seal = "closed" if attrs["lock"] else "open"
@@ -369,7 +414,7 @@ def readings_from_traccar(doc: Any) -> list[Reading]:
     return [
         Reading(
             str(dev),
-            t,
+            fix_time,
             float(lat),
             float(lon),
             float(speed) * 1.852 if isinstance(speed, int | float) else None,
@@ -380,84 +425,93 @@ def readings_from_traccar(doc: Any) -> list[Reading]:
     ]
 
 
+def _db_key(s: Session) -> str:
+    bind = s.get_bind()
+    key = _DB_KEYS.get(id(bind))
+    if key is None:
+        key = _DB_KEYS[id(bind)] = str(getattr(bind, "url", ""))
+    return key
+
+
+def _active_trip(s: Session, db: str, device_id: str, now: float) -> tuple[str, str] | None:
+    """(trip_id, status) of the device's active trip, cached: a flood of fixes from a few hundred
+    devices must not cost a query each (a trip registered in another process is picked up within
+    `UNKNOWN_DEVICE_CACHE_S`)."""
+    hit = _DEVICES.get((db, device_id))
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    row = s.execute(
+        select(TripRow.trip_id, TripRow.status).where(
+            or_(TripRow.device_id == device_id, TripRow.seal_id == device_id), TripRow.status.in_(ACTIVE)
+        )
+    ).first()
+    found = (row[0], row[1]) if row is not None else None
+    _DEVICES[(db, device_id)] = (now + (DEVICE_CACHE_S if found else UNKNOWN_DEVICE_CACHE_S), found)
+    return found
+
+
 def ingest(readings: list[Reading], received_at: datetime | None = None) -> IngestStats:
-    """Store readings with their trip and run the detectors; one transaction for the batch."""
+    """Store readings with their trip and run the detectors; one transaction (one multi-row insert) for
+    the batch, so a caller acknowledging the devices after this returns never acknowledges a lost fix."""
     stats = IngestStats()
     now = received_at or datetime.now(UTC)
+    clock = time.monotonic()
     changes: list[AlertChange] = []
-    trips_of: dict[str, TripRow | None] = {}
     rows: list[dict[str, Any]] = []
+    moved: dict[str, tuple[str, bool | None]] = {}
     with _LOCK, unit_of_work() as s:
+        db = _db_key(s)
         for r in readings:
-            if not LIMITER.allow(r.device_id):
+            if not LIMITER.allow(r.device_id, clock):
                 stats.rate_limited += 1
                 continue
-            if r.device_id not in trips_of:
-                trips_of[r.device_id] = s.scalar(
-                    select(TripRow).where(
-                        or_(TripRow.device_id == r.device_id, TripRow.seal_id == r.device_id),
-                        TripRow.status.in_(ACTIVE),
-                    )
-                )
-            trip = trips_of[r.device_id]
-            if trip is None or trip.status not in ACTIVE:
+            active = _active_trip(s, db, r.device_id, clock)
+            if active is None:
                 stats.unknown_device += 1
                 continue
-            monitor = _monitor(s, trip)
+            trip_id = active[0]
+            monitor = _monitor_of(s, db, trip_id)
+            if monitor is None or monitor.phase == "closed":
+                stats.unknown_device += 1
+                continue
             if r.latitude is None or r.longitude is None:
                 seal_changes = monitor.observe_seal(r.time, r.seal, r.low_battery)  # type: ignore[arg-type]
                 where = monitor.last_position
                 if where is not None:
-                    rows.append(
-                        {
-                            "trip_id": trip.trip_id,
-                            "device_id": r.device_id,
-                            "source": r.source,
-                            "time": r.time,
-                            "received_at": now,
-                            "latitude": where[0],
-                            "longitude": where[1],
-                            "speed_kmh": None,
-                            "seal": r.seal,
-                            "low_battery": r.low_battery,
-                            "flag": "no_fix",
-                        }
-                    )
+                    rows.append(_row(trip_id, r, now, where[0], where[1], "no_fix"))
                     stats.stored += 1
                 stats.flagged["no_fix"] += 1
                 _persist(s, seal_changes)
                 changes += seal_changes
                 continue
-            before = dict(monitor.counters)
-            fix = Fix(trip.trip_id, r.time, r.latitude, r.longitude, r.seal, r.low_battery, now)  # type: ignore[arg-type]
+            counters = monitor.counters
+            before = (counters["future"], counters["out_of_order"], counters["duplicates"])
+            phase = monitor.phase
+            fix = Fix(trip_id, r.time, r.latitude, r.longitude, r.seal, r.low_battery, now)  # type: ignore[arg-type]
             trip_changes = monitor.observe(fix)
-            flag = next((k for k in ("future", "out_of_order", "duplicates") if monitor.counters[k] != before[k]), None)
+            flag = None
+            if counters["future"] != before[0]:
+                flag = "future"
+            elif counters["out_of_order"] != before[1]:
+                flag = "out_of_order"
+            elif counters["duplicates"] != before[2]:
+                flag = "duplicates"
             if flag:
                 stats.flagged[flag] += 1
-            rows.append(
-                {
-                    "trip_id": trip.trip_id,
-                    "device_id": r.device_id,
-                    "source": r.source,
-                    "time": r.time,
-                    "received_at": now,
-                    "latitude": r.latitude,
-                    "longitude": r.longitude,
-                    "speed_kmh": r.speed_kmh,
-                    "seal": r.seal,
-                    "low_battery": r.low_battery,
-                    "flag": flag,
-                }
-            )
+            rows.append(_row(trip_id, r, now, r.latitude, r.longitude, flag))
             stats.stored += 1
-            _persist(s, trip_changes)
-            changes += trip_changes
-            status = "planned" if monitor.phase == "pending" else monitor.phase
-            if status != trip.status:
-                trip.status = status
-                trip.arrived_sealed = monitor.arrived_sealed
+            if trip_changes:
+                _persist(s, trip_changes)
+                changes += trip_changes
+            if monitor.phase != phase:
+                moved[trip_id] = ("planned" if monitor.phase == "pending" else monitor.phase, monitor.arrived_sealed)
         if rows:
-            s.execute(insert(PositionRow), rows)  # one multi-row insert per batch, not an ORM object per fix
+            _insert_positions(s, rows)
+        for trip_id, (status, sealed) in moved.items():
+            s.execute(update(TripRow).where(TripRow.trip_id == trip_id).values(status=status, arrived_sealed=sealed))
+            for key, (_exp, hit) in list(_DEVICES.items()):
+                if hit is not None and hit[0] == trip_id:
+                    del _DEVICES[key]
     for c in changes:
         record = {"action": c.action, **c.alert.as_record()}
         stats.alerts.append(record)
@@ -465,13 +519,100 @@ def ingest(readings: list[Reading], received_at: datetime | None = None) -> Inge
     return stats
 
 
+def not_yet_stored(readings: list[Reading]) -> list[Reading]:
+    """The readings not stored yet (by device, time and source): a redelivered stream message after a
+    detector died between its commit and its ack must not store the same fix twice."""
+    if not readings:
+        return []
+    with unit_of_work() as s:
+        stored = {
+            (d, _aware(when).timestamp(), src)
+            for d, when, src in s.execute(
+                select(PositionRow.device_id, PositionRow.time, PositionRow.source).where(
+                    PositionRow.device_id.in_({r.device_id for r in readings}),
+                    PositionRow.time >= min(r.time for r in readings),
+                    PositionRow.time <= max(r.time for r in readings),
+                )
+            )
+        }
+    return [r for r in readings if (r.device_id, r.time.timestamp(), r.source) not in stored]
+
+
+_COLUMNS = (
+    "trip_id",
+    "device_id",
+    "source",
+    "time",
+    "received_at",
+    "latitude",
+    "longitude",
+    "speed_kmh",
+    "seal",
+    "low_battery",
+    "flag",
+)
+_SQLITE_INSERT = f"INSERT INTO tracking_position ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+
+
+def _sqlite_time(t: datetime) -> str:
+    """The text SQLAlchemy's SQLite DateTime stores (UTC, microseconds always), so rows sort and compare alike."""
+    return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _insert_positions(s: Session, rows: list[dict[str, Any]]) -> None:
+    """One multi-row insert for the batch. On SQLite straight through the driver's executemany (the
+    per-row parameter processing of SQLAlchemy was a fifth of the ingest time), elsewhere Core executemany."""
+    conn = s.connection()
+    if conn.dialect.name != "sqlite":
+        s.execute(insert(POSITIONS), rows)
+        return
+    times: dict[datetime, str] = {}
+    params = []
+    for r in rows:
+        t, rec = r["time"], r["received_at"]
+        tt = times.get(t) or times.setdefault(t, _sqlite_time(t))
+        rt = times.get(rec) or times.setdefault(rec, _sqlite_time(rec))
+        params.append(
+            (
+                r["trip_id"],
+                r["device_id"],
+                r["source"],
+                tt,
+                rt,
+                r["latitude"],
+                r["longitude"],
+                r["speed_kmh"],
+                r["seal"],
+                1 if r["low_battery"] else 0,
+                r["flag"],
+            )
+        )
+    conn.exec_driver_sql(_SQLITE_INSERT, params)
+
+
+def _row(trip_id: str, r: Reading, now: datetime, lat: float, lon: float, flag: str | None) -> dict[str, Any]:
+    return {
+        "trip_id": trip_id,
+        "device_id": r.device_id,
+        "source": r.source,
+        "time": r.time,
+        "received_at": now,
+        "latitude": lat,
+        "longitude": lon,
+        "speed_kmh": r.speed_kmh if flag != "no_fix" else None,
+        "seal": r.seal,
+        "low_battery": r.low_battery,
+        "flag": flag,
+    }
+
+
 def tick(now: datetime | None = None) -> list[dict[str, Any]]:
     """Clock-driven checks for every open trip (signal lost, deadline passed without fixes)."""
-    t = now or datetime.now(UTC)
+    clock = now or datetime.now(UTC)
     out = []
     with _LOCK, unit_of_work() as s:
         for trip in s.scalars(select(TripRow).where(TripRow.status == "open")):
-            changes = _monitor(s, trip).tick(t)
+            changes = _monitor(s, trip).tick(clock)
             _persist(s, changes)
             out += [{"action": c.action, **c.alert.as_record()} for c in changes]
     for record in out:
@@ -486,7 +627,7 @@ def list_alerts(who: Principal, status: str | None = None, trip_id: str | None =
         if who.role == Role.CARRIER:
             q = q.join(TripRow, TripRow.trip_id == AlertRow.trip_id).where(TripRow.carrier_id == who.party_id)
         elif not who.is_customs:
-            raise Forbidden(Problem("forbidden_role", (), "alerts are visible to customs and the trip's carrier"))
+            raise Forbidden(Problem("forbidden_role", (), t("alerts are visible to customs and the trip's carrier")))
         if status:
             q = q.where(AlertRow.status == status)
         if trip_id:
@@ -500,7 +641,7 @@ def acknowledge_alert(who: Principal, alert_id: int, note: str) -> AlertRow:
     with unit_of_work() as s:
         row = _alert(s, alert_id)
         if row.status == "closed":
-            raise Conflict(Problem("closed", ("alert_id",), "alert is already closed"))
+            raise Conflict(Problem("closed", ("alert_id",), t("alert is already closed")))
         row.acknowledged_by = who.username
         row.acknowledged_at = datetime.now(UTC)
         row.acknowledge_note = _note(note)
@@ -517,7 +658,7 @@ def close_alert(who: Principal, alert_id: int, note: str) -> AlertRow:
     with unit_of_work() as s:
         row = _alert(s, alert_id)
         if row.status == "closed":
-            raise Conflict(Problem("closed", ("alert_id",), "alert is already closed"))
+            raise Conflict(Problem("closed", ("alert_id",), t("alert is already closed")))
         row.status = "closed"
         row.closed_by = who.username
         row.closed_at = datetime.now(UTC)
@@ -530,29 +671,29 @@ def close_alert(who: Principal, alert_id: int, note: str) -> AlertRow:
 # ---- helpers -----------------------------------------------------------------------------------------------
 def _need_officer(who: Principal) -> None:
     if who.role not in OFFICERS:
-        raise Forbidden(Problem("forbidden_role", (), "only customs officers may do this"))
+        raise Forbidden(Problem("forbidden_role", (), t("only customs officers may do this")))
 
 
 def _note(note: str) -> str:
     text = (note or "").strip()
     if not text:
-        raise TrackingError([Problem("note-required", ("note",), "an officer's note is required")])
+        raise TrackingError([Problem("note-required", ("note",), t("an officer's note is required"))])
     return text[:4000]
 
 
 def _alert(s: Session, alert_id: int) -> AlertRow:
     row = s.get(AlertRow, alert_id)
     if row is None:
-        raise NotFound(Problem("unknown-alert", ("alert_id",), f"no alert {alert_id}"))
+        raise NotFound(Problem("unknown-alert", ("alert_id",), t("no alert {alert}", alert=alert_id)))
     return row
 
 
 def _visible_trip(s: Session, who: Principal, trip_id: str) -> TripRow:
     trip = s.get(TripRow, trip_id)
     if trip is None or (who.role == Role.CARRIER and trip.carrier_id != who.party_id):
-        raise NotFound(Problem("unknown-trip", ("trip_id",), f"no trip {trip_id}"))
+        raise NotFound(Problem("unknown-trip", ("trip_id",), t("no trip {trip}", trip=trip_id)))
     if who.role != Role.CARRIER and not who.is_customs:
-        raise Forbidden(Problem("forbidden_role", (), "trips are visible to customs and their carrier"))
+        raise Forbidden(Problem("forbidden_role", (), t("trips are visible to customs and their carrier")))
     return trip
 
 
@@ -568,16 +709,35 @@ def _aware(t: datetime) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
+def _geometry(s: Session, db: str, route_id: str) -> tuple[Route, dict[str, Zone]]:
+    """Route and zones, built once per process and shared by every trip on them (the route's grid index
+    is the bulk of a monitor's memory); dropped when routes are imported."""
+    route = _ROUTES.get((db, route_id))
+    if route is None:
+        row = s.get(RouteRow, route_id)
+        assert row is not None
+        route = _ROUTES[(db, route_id)] = _route(row)
+    zones = _ZONES.get(db)
+    if zones is None:
+        zones = _ZONES[db] = {z.zone_id: _zone(z) for z in s.scalars(select(ZoneRow))}
+    return route, zones
+
+
+def _monitor_of(s: Session, db: str, trip_id: str) -> TripMonitor | None:
+    monitor = _MONITORS.get((db, trip_id))
+    if monitor is not None:
+        return monitor
+    trip = s.get(TripRow, trip_id)
+    return None if trip is None else _monitor(s, trip)
+
+
 def _monitor(s: Session, trip: TripRow) -> TripMonitor:
     """The trip's detector state; rebuilt from stored positions after a restart (alerts are not re-raised)."""
-    bind = s.get_bind()
-    key = (str(getattr(bind, "url", "")), trip.trip_id)
+    key = (_db_key(s), trip.trip_id)
     monitor = _MONITORS.get(key)
     if monitor is not None:
         return monitor
-    route_row = s.get(RouteRow, trip.route_id)
-    assert route_row is not None
-    zones = {z.zone_id: _zone(z) for z in s.scalars(select(ZoneRow))}
+    route, zones = _geometry(s, key[0], trip.route_id)
     plan = TripPlan(
         trip.trip_id,
         trip.route_id,
@@ -588,7 +748,7 @@ def _monitor(s: Session, trip: TripRow) -> TripMonitor:
     )
     monitor = TripMonitor(
         plan,
-        _route(route_row),
+        route,
         zones.get(trip.origin_zone),
         zones.get(trip.destination_zone),
         authorised=[

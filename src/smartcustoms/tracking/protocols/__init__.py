@@ -78,6 +78,8 @@ class SurveyRow:
     kinds: Counter[str] = field(default_factory=Counter)
     failures: Counter[str] = field(default_factory=Counter)
     acks: int = 0
+    alarms: Counter[str] = field(default_factory=Counter)
+    seal_states: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -90,6 +92,8 @@ class SurveyRow:
             "acks_produced": self.acks,
             "non_position_kinds": dict(self.kinds),
             "failure_reasons": dict(self.failures),
+            "alarms": dict(self.alarms),
+            "seal_readings": dict(self.seal_states),
         }
 
 
@@ -111,6 +115,20 @@ def survey(samples_dir: Path) -> list[SurveyRow]:
                 continue
             if frame.ack:
                 row.acks += 1
+            for p in frame.positions:
+                named = p.attributes.get("alarms")
+                if named is None and isinstance(p.attributes.get("alarm"), str):
+                    named = [p.attributes["alarm"]]
+                row.alarms.update(named or [])
+                if isinstance(p.attributes.get("seal"), str):
+                    row.seal_states[p.attributes["seal"]] += 1
+                if p.attributes.get("low_battery"):
+                    row.seal_states["low_battery"] += 1
+            for e in frame.events:
+                if e.state is not None and not frame.positions:
+                    row.seal_states[e.state] += 1
+                if e.low_battery:
+                    row.seal_states["low_battery"] += 1
             if frame.positions or frame.events:
                 row.position += 1
                 row.position_valid_fix += any(p.valid for p in frame.positions)

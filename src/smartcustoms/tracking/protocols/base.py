@@ -112,3 +112,30 @@ def check_coordinates(protocol: str, latitude: float, longitude: float) -> None:
 def bcd(data: bytes) -> str:
     """Packed BCD digits (IMEI, phone number, dates)."""
     return data.hex()
+
+
+# Device alarms (Traccar's names) that speak about the seal or the container door, and what they mean
+# for the seal detector: a cut supply or a removed unit is tampering, a door alarm is an opening.
+SEAL_ALARMS: dict[str, SealState] = {
+    "tampering": "tampered",
+    "removing": "tampered",
+    "powerCut": "tampered",
+    "fallDown": "tampered",  # e-seal dropped off the container
+    "door": "open",
+    "unlock": "open",
+    "lock": "closed",
+}
+LOW_BATTERY_ALARMS = frozenset({"lowBattery", "lowPower"})
+
+
+def alarm_attributes(alarms: list[str]) -> dict[str, Any]:
+    """`alarms`, plus `seal` and `low_battery` when an alarm says something about the seal."""
+    out: dict[str, Any] = {"alarms": alarms}
+    for a in alarms:
+        if a in SEAL_ALARMS:
+            state = SEAL_ALARMS[a]
+            if out.get("seal") != "tampered":  # tampering outranks an opening in the same message
+                out["seal"] = state
+        if a in LOW_BATTERY_ALARMS:
+            out["low_battery"] = True
+    return out

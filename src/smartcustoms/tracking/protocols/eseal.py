@@ -1,8 +1,10 @@
 """E-seal text protocol (Traccar "eseal", port 5169): `##S,eSeal,<id>,<proto>,<firmware>,<type>,...,E##`.
 
-Position messages: type, index, date, time, satellites, A/V, `lat[NS] lon[EW]`, speed (km/h), course,
-lock state (Close/Open), acceleration, counters, battery voltage, RSSI. Other types (`Startup OK`,
-`... ACK`) are configuration replies without a position.
+Position messages: type, index, date, time, report interval, A/V, `lat[NS] lon[EW]`, course, speed
+(km/h), door/lock state (Close/Open), acceleration, NFC, battery voltage, RSSI. Types: `Normal`,
+`Button-Normal`, `Startup`, `Termination` (reports) and the events `Event-Door`, `Event-Shock`,
+`Event-Drop`, `Event-Lock`, `Event-RC-Unlock`, each acknowledged with `<type> ACK,<index>`. Other types
+(`Startup OK`, `... ACK`) are configuration replies without a position.
 """
 
 from __future__ import annotations
@@ -17,17 +19,31 @@ LOW_BATTERY_V = 3.5  # below this the seal may stop reporting before the trip en
 
 _POSITION = re.compile(
     r"(?P<index>\d+),(?P<y>\d{4})-(?P<mo>\d\d)-(?P<d>\d\d),(?P<h>\d\d):(?P<mi>\d\d):(?P<s>\d\d),"
-    r"(?P<sats>\d+),(?P<valid>[AV]),(?P<lat>\d+\.\d+)(?P<ns>[NS]) (?P<lon>\d+\.\d+)(?P<ew>[EW]),"
-    r"(?P<speed>\d+),(?P<course>\d+),(?P<lock>[^,]*),(?P<acc>-?\d+(?:\.\d+)?),(?P<counters>[\d:]+),"
+    r"(?P<interval>\d+),(?P<valid>[AV]),(?P<lat>\d+\.\d+)(?P<ns>[NS]) (?P<lon>\d+\.\d+)(?P<ew>[EW]),"
+    r"(?P<course>\d+),(?P<speed>\d+),(?P<lock>[^,]*),(?P<acc>-?\d+(?:\.\d+)?),(?P<nfc>[^,]*),"
     r"(?P<battery>\d+(?:\.\d+)?),(?P<rssi>-?\d+)"
 )
 _TAMPER_WORDS = ("tamper", "cut", "illegal", "broken", "alarm")
+# Event messages and the alarm each one is (Traccar's names); the seal detector reads `seal`.
+EVENTS = {
+    "Event-Door": "door",
+    "Event-Shock": "vibration",
+    "Event-Drop": "fallDown",
+    "Event-Lock": "lock",
+    "Event-RC-Unlock": "unlock",
+}
 
 
 def _lock_state(lock: str, event: str) -> str | None:
     low_event = event.lower()
-    if any(w in low_event for w in _TAMPER_WORDS):
-        return "tampered"
+    if event == "Event-Drop" or any(w in low_event for w in _TAMPER_WORDS):
+        return "tampered"  # the seal fell off or reports forcing: tampering whatever the lock says
+    if event == "Event-Door":
+        return "tampered" if lock.lower().startswith("close") else "open"  # door opened under a closed lock
+    if event == "Event-RC-Unlock":
+        return "open"
+    if event == "Event-Lock":
+        return "closed"
     low = lock.lower()
     if low.startswith("close") or low == "lock":
         return "closed"
@@ -76,7 +92,9 @@ def decode(payload: bytes | str) -> Frame:
         speed_kmh=float(g["speed"]),
         course=float(g["course"]),
         attributes={
-            "satellites": int(g["sats"]),
+            "interval_s": int(g["interval"]),
+            "nfc": g["nfc"],
+            "alarm": EVENTS.get(event),
             "battery_v": battery,
             "rssi": int(g["rssi"]),
             "seal": state,

@@ -12,7 +12,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from smartcustoms.tracking.errors import DecodeError
-from smartcustoms.tracking.protocols.base import Frame, Position, Reader, check_coordinates, make_time
+from smartcustoms.tracking.protocols.base import (
+    Frame,
+    Position,
+    Reader,
+    SealEvent,
+    alarm_attributes,
+    check_coordinates,
+    make_time,
+)
 
 PROTOCOL = "gt06"
 
@@ -68,6 +76,43 @@ INFO_TYPES = {
     0xF3: "wifi_4",
 }
 ACK_TYPES = {MSG_LOGIN, MSG_STATUS, MSG_HEARTBEAT, MSG_HEARTBEAT_OLD, MSG_ALARM, *STATUS_TYPES}
+
+# Alarm byte of the status-bearing frames (GT06 protocol document; Traccar's alarm names).
+ALARM_CODES = {
+    0x01: "sos",
+    0x02: "powerCut",
+    0x03: "vibration",
+    0x04: "geofenceEnter",
+    0x05: "geofenceExit",
+    0x06: "overspeed",
+    0x09: "vibration",
+    0x0E: "lowBattery",
+    0x0F: "lowBattery",
+    0x11: "powerOff",
+    0x13: "tampering",
+    0x14: "door",
+    0x23: "fallDown",
+    0x29: "acceleration",
+    0x2A: "cornering",
+    0x2B: "cornering",
+    0x2C: "accident",
+    0x30: "braking",
+}
+# Bits 3-5 of the terminal information byte.
+TERMINAL_ALARMS = {1: "vibration", 2: "powerCut", 3: "lowBattery", 4: "sos", 6: "geofence", 7: "removing"}
+
+
+def terminal_info(info: int) -> dict[str, Any]:
+    """Terminal information byte: armed (oil/power cut-off), ignition, charging, alarm, relay blocked."""
+    alarm = TERMINAL_ALARMS.get((info >> 3) & 0x07)
+    return {
+        "armed": bool(info & 0x01),
+        "ignition": bool(info & 0x02),
+        "charging": bool(info & 0x04),
+        "blocked": bool(info & 0x80),
+        **({"terminal_alarm": alarm} if alarm else {}),
+    }
+
 
 _CRC_TABLE: list[int] = []
 for _i in range(256):
@@ -190,14 +235,25 @@ def decode(payload: bytes, device_id: str | None = None, *, now: datetime | None
             raise DecodeError(PROTOCOL, "bad-imei", f"IMEI {imei!r} is not BCD digits")
         return Frame(PROTOCOL, "login", "login", imei, ack=ack, attributes=attrs)
     if msg_type in (MSG_STATUS, MSG_HEARTBEAT, MSG_HEARTBEAT_OLD):
+        events: tuple[SealEvent, ...] = ()
         if content.remaining() >= 1:
-            info = content.u8()
-            attrs["ignition"] = bool(info & 0x02)
-            attrs["charging"] = bool(info & 0x04)
-            attrs["alarm_code"] = (info >> 3) & 0x07
+            attrs.update(terminal_info(content.u8()))
         if content.remaining() >= 1:
             attrs["power_level"] = content.u8()
-        return Frame(PROTOCOL, "heartbeat", "heartbeat", device_id, ack=ack, attributes=attrs)
+        if content.remaining() >= 2 and msg_type == MSG_STATUS:
+            attrs["gsm"] = content.u8()
+            code = content.u8()
+            if code in ALARM_CODES:
+                attrs["alarm"] = ALARM_CODES[code]
+        alarms = [a for a in (attrs.get("terminal_alarm"), attrs.get("alarm")) if a]
+        seal = alarm_attributes(alarms)
+        if "seal" in seal or "low_battery" in seal:  # a heartbeat has no fix: the seal event stands alone
+            events = (
+                SealEvent(
+                    PROTOCOL, dev, None, ",".join(alarms), seal.get("seal"), None, seal.get("low_battery", False)
+                ),
+            )
+        return Frame(PROTOCOL, "heartbeat", "heartbeat", device_id, events=events, ack=ack, attributes=attrs)
     if msg_type == MSG_TIME_REQUEST:
         t = (now or datetime.now(UTC)).astimezone(UTC)
         stamp = bytes([t.year - 2000, t.month, t.day, t.hour, t.minute, t.second])
@@ -216,9 +272,11 @@ def decode(payload: bytes, device_id: str | None = None, *, now: datetime | None
             lbs_len = content.u8()
             if 0 < lbs_len <= content.remaining() - 4:
                 content.take(lbs_len - 1)
-                info = content.u8()
+                info = terminal_info(content.u8())
+                power_level, gsm, code = content.u8(), content.u8(), content.u8()
+                alarms = [a for a in (info.get("terminal_alarm"), ALARM_CODES.get(code)) if a]
                 position.attributes.update(
-                    ignition=bool(info & 0x02), power_level=content.u8(), gsm=content.u8(), alarm=content.u8()
+                    info, power_level=power_level, gsm=gsm, alarm_code=code, **alarm_attributes(alarms)
                 )
         return Frame(
             PROTOCOL,

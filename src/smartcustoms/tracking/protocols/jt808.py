@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from smartcustoms.tracking.errors import DecodeError
-from smartcustoms.tracking.protocols.base import Frame, Position, Reader, check_coordinates, make_time
+from smartcustoms.tracking.protocols.base import Frame, Position, Reader, alarm_attributes, check_coordinates, make_time
 
 PROTOCOL = "jt808"
 DEVICE_TZ_HOURS = 8  # JT/T 808 terminals report Beijing time unless configured otherwise
@@ -119,6 +119,27 @@ def split_frames(buffer: bytes) -> tuple[list[bytes], bytes]:
             i = k
 
 
+# Alarm flag bits of the location report (JT/T 808-2013 table 24) that matter at the border, by
+# Traccar's names: a cut main supply or a stolen/illegally moved unit is tampering, an illegal door
+# opening opens the container.
+ALARM_BITS = {
+    0: "sos",
+    1: "overspeed",
+    5: "gpsAntennaCut",
+    7: "lowPower",
+    8: "powerCut",
+    19: "parking",
+    20: "geofence",
+    23: "routeDeviation",
+    26: "tampering",  # vehicle stolen (anti-theft device)
+    27: "illegalIgnition",
+    28: "movement",  # illegal displacement
+    29: "accident",
+    30: "rollover",
+    31: "door",  # illegal door opening
+}
+
+
 def decode_location(r: Reader, device_id: str, end: int) -> Position:
     """Location basic information plus the additional items up to `end`."""
     alarm = r.u32()
@@ -147,6 +168,7 @@ def decode_location(r: Reader, device_id: str, end: int) -> Position:
         lon = -lon
     check_coordinates(PROTOCOL, lat, lon)
     attrs: dict[str, Any] = {"alarm": alarm, "status": status, "ignition": bool(status & 1)}
+    attrs.update(alarm_attributes([name for bit, name in ALARM_BITS.items() if alarm & (1 << bit)]))
     while end - r.pos >= 2:
         item, length = r.u8(), r.u8()
         if length > end - r.pos:

@@ -1,0 +1,124 @@
+"""The issue's bad input, sent to a real TCP listener with the real ingest behind it: truncated frames,
+unknown devices, positions outside the valid range, timestamps in the future and a flooding device are
+each counted, none stops the listener, and the good frames around them are stored."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from smartcustoms.platform.auth import SYSTEM
+from smartcustoms.platform.db import unit_of_work
+from smartcustoms.tracking import service, stream
+from smartcustoms.tracking.listener import DeviceListener
+from smartcustoms.tracking.protocols import gt06
+from smartcustoms.tracking.store import PositionRow
+from tests.tracking import scenario as sc
+from tests.tracking.test_api import geojson
+
+
+def login(imei: str) -> bytes:
+    return gt06.build_ack(0x01, 1, content=bytes.fromhex(imei.rjust(16, "0")))
+
+
+@pytest.fixture
+def trip(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    monkeypatch.delenv(stream.ENV_URL, raising=False)
+    service.reset_state()
+    service.import_routes(SYSTEM, geojson())
+    plan = sc.plan(deadline_min=120)
+    imei = "862000000000001"
+    service.create_trip(
+        SYSTEM,
+        {
+            "trip_id": "T1",
+            "route_id": "R1",
+            "origin_zone": "FTZ-A",
+            "destination_zone": "PORT-B",
+            "departure": plan.departure,
+            "deadline": plan.deadline,
+            "device_id": imei,
+        },
+    )
+    yield imei
+    service.reset_state()
+
+
+def send(streams: list[bytes]) -> DeviceListener:
+    """Each byte string on its own connection; returns the listener once everything is through."""
+
+    async def main() -> DeviceListener:
+        listener = DeviceListener({"gt06": 0}, service.ingest, host="127.0.0.1")
+        port = (await listener.start())["gt06"]
+        for payload in streams:
+            _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(payload)
+            await writer.drain()
+            await asyncio.sleep(0.05)
+            writer.close()
+            await writer.wait_closed()
+        await asyncio.sleep(0.1)
+        await listener.close()
+        return listener
+
+    return asyncio.run(main())
+
+
+def stored() -> list[Any]:
+    with unit_of_work() as s:
+        return list(s.execute(select(PositionRow.time, PositionRow.flag).order_by(PositionRow.id)))
+
+
+def test_truncated_out_of_range_and_unknown_device(trip: str) -> None:
+    fixes = sc.drive(n=5)
+    good = [gt06.encode_position(f.latitude, f.longitude, f.time, serial=i) for i, f in enumerate(fixes)]
+    listener = send(
+        [
+            login(trip)
+            + good[0]
+            + gt06.build_ack(0x12, 5, content=good[2][4:10])  # a position frame cut short inside the GPS block
+            + gt06.encode_position(95.0, 121.0, fixes[2].time, serial=6)  # latitude out of range
+            + gt06.encode_position(25.0, 200.0, fixes[2].time, serial=7)  # longitude out of range
+            + b"\x78\x78\x05\x12\x00\x01\xff\xff\r\n"  # bad CRC and no content
+            + good[1][:12],  # the connection drops mid-frame
+            login(trip) + b"\x00garbage\xff" + good[3] + good[4],  # the device reconnects: still served
+            login("862999999999999") + good[2],  # nobody registered this device
+        ]
+    )
+    errors = dict(listener.stats.errors)
+    assert errors.get("gt06:bad-coordinates") == 2
+    assert errors.get("gt06:truncated", 0) == 2
+    assert listener.stats.ingest["unknown_device"] == 1
+    assert [t.replace(tzinfo=UTC) for t, _ in stored()] == [fixes[0].time, fixes[3].time, fixes[4].time]
+
+
+def test_future_timestamp_flagged_not_evaluated(trip: str) -> None:
+    fix = sc.drive(n=3)[1]
+    future = datetime.now(UTC) + timedelta(days=2)
+    listener = send(
+        [login(trip) + gt06.encode_position(fix.latitude, fix.longitude, future.replace(microsecond=0), serial=2)]
+    )
+    assert listener.stats.positions["gt06"] == 1
+    assert [flag for _, flag in stored()] == ["future"]
+
+
+def test_flood_from_one_device_is_rate_limited(trip: str) -> None:
+    fixes = sc.drive(n=301, step_s=1)
+    service.LIMITER.rate, service.LIMITER.burst = 5.0, 50.0
+    try:
+        listener = send(
+            [
+                login(trip)
+                + b"".join(gt06.encode_position(f.latitude, f.longitude, f.time, serial=i) for i, f in enumerate(fixes))
+            ]
+        )
+    finally:
+        service.LIMITER.rate, service.LIMITER.burst = 20.0, 100.0
+    limited = listener.stats.ingest["rate_limited"]
+    assert limited >= 200  # the burst passes, the flood does not
+    assert len(stored()) == len(fixes) - limited
