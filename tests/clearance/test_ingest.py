@@ -49,7 +49,9 @@ def test_parallel_ingest_stores_each_filing_once_and_reports_bad_ones(env: Env) 
     assert _count(DeclarationRow) == 236
     assert _count(ItemRow) == 2 * 236 and _count(EventRow) == 3 * 236
     with unit_of_work() as s:
-        assert s.scalar(select(func.count()).select_from(AuditRow).where(AuditRow.action == "submit_declaration")) == 236
+        assert (
+            s.scalar(select(func.count()).select_from(AuditRow).where(AuditRow.action == "submit_declaration")) == 236
+        )
 
     again = ingest.ingest(sources[:100], "trader", workers=2, chunk=30)
     refused_again = {i for i, _ in again.rejected}
@@ -63,7 +65,9 @@ def test_ingest_command(env_sqlite: Env, tmp_path: Path) -> None:
     lines.insert(7, "")
     lines[12] = '{"broken": '
     f.write_text("\n".join(lines))
-    r = CliRunner().invoke(app, ["declarations", "ingest", str(f), "--user", "trader", "--workers", "2", "--chunk", "8"])
+    r = CliRunner().invoke(
+        app, ["declarations", "ingest", str(f), "--user", "trader", "--workers", "2", "--chunk", "8"]
+    )
     assert r.exit_code == 1, r.output
     assert "29 filed, 0 already filed, 1 refused of 30" in r.output
     assert f"{f}:13" in r.output
