@@ -6,9 +6,12 @@ import asyncio
 from typing import Any
 
 import orjson
+import pytest
 from starlette.types import Message, Receive, Scope, Send
 
+from smartcustoms.clearance import service
 from smartcustoms.clearance.fastpath import FilingFastPath
+from smartcustoms.platform.errors import DomainError, Problem
 from tests.clearance.conftest import Env, declaration
 
 
@@ -161,3 +164,22 @@ def test_through_the_whole_application_bad_filings_still_list_every_problem(env:
     assert r.status_code == 422
     paths = {p["loc"] for p in r.json()["problems"]}
     assert "$.currency" in paths and any(p.startswith("$.items[0]") for p in paths)
+
+
+def test_a_resubmission_gets_its_first_filing_even_if_todays_rules_refuse_it(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = declaration(lrn="FAST-5")
+    first = env.client.post("/declarations", json=body, headers=env.h("trader"))
+    assert first.status_code == 201
+
+    def refuse(*_args: Any, **_kwargs: Any) -> Any:
+        raise DomainError([Problem("rate_missing", ("currency",), "No exchange rate today")])
+
+    monkeypatch.setattr(service, "prepare", refuse)
+    again = env.client.post("/declarations", json=body, headers=env.h("trader"))
+    assert again.status_code == 200 and again.json()["reference"] == first.json()["reference"]
+    changed = env.client.post("/declarations", json=body | {"invoice_total": "1.00"}, headers=env.h("trader"))
+    assert changed.status_code == 409  # same LRN, other content: refused as a duplicate
+    fresh = env.client.post("/declarations", json=declaration(lrn="FAST-6"), headers=env.h("trader"))
+    assert fresh.status_code == 422 and fresh.json()["problems"][0]["code"] == "rate_missing"

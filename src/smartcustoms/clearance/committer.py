@@ -65,19 +65,31 @@ class GroupCommitter:
         """Validate, assess and lane in the caller's thread; the answer comes once the writer has committed.
 
         An asynchronous caller awaits the future (`asyncio.wrap_future`) instead of holding a thread.
-        Problems found before storing (role, duplicate LRN, validation) are raised here.
+        Problems found before storing (role, validation) are raised here.
+
+        A resubmitted LRN is recognised by the writer, which looks up every LRN of its group in one query
+        (answering with the first filing, or refusing changed content); looking each one up here as well
+        cost a query per filing for the rare resubmission. Only when a filing fails validation is its LRN
+        looked up here: a resubmission of an accepted filing gets that filing even if today's rules would
+        refuse it.
         """
         service.check_filer(who, decl)
         payload = decl.model_dump(mode="json")
-        digest = service.payload_hash(payload)
         with unit_of_work(self.url, read_only=True) as session:
-            existing = service.existing_filing(session, decl.declarant.id, decl.lrn)
-            if existing is not None:
-                done: Future[tuple[dict[str, Any], bool]] = Future()
-                done.set_result((views.detail(service.same_or_conflict(existing, digest)), False))
-                return done
             day = on or service.now().date()
-            prepared = service.prepare(session, decl, day, f"{decl.declarant.id}/{decl.lrn}", payload=payload, who=who)
+            try:
+                prepared = service.prepare(
+                    session, decl, day, f"{decl.declarant.id}/{decl.lrn}", payload=payload, who=who
+                )
+            except DomainError:
+                existing = service.existing_filing(session, decl.declarant.id, decl.lrn)
+                if existing is None:
+                    raise
+                done: Future[tuple[dict[str, Any], bool]] = Future()
+                done.set_result(
+                    (views.detail(service.same_or_conflict(existing, service.payload_hash(payload))), False)
+                )
+                return done
         waiting = _Waiting(service.Filing(who, prepared, remote_addr))
         self._queue.put(waiting)
         return waiting.answer
