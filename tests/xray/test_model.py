@@ -50,8 +50,16 @@ def test_firearms_need_chapter_93_and_a_permit() -> None:
 
 
 def test_low_confidence_and_benign_lookalikes_raise_nothing() -> None:
-    assert conflicts([det("meat", 0.3), det("knife", 0.55)], TOYS) == []
+    assert conflicts([det("meat", 0.3), det("knife", 0.45)], TOYS) == []
     assert conflicts([det("cheese", 0.99), det("book", 0.99), det("unknown_thing", 0.99)], TOYS) == []
+
+
+def test_rules_follow_the_models_alarm_threshold_unless_they_set_their_own() -> None:
+    assert [c.detection.label for c in conflicts([det("meat", 0.3)], TOYS, DEFAULT_RULES, 0.25)] == ["meat"]
+    assert conflicts([det("meat", 0.3)], TOYS, DEFAULT_RULES, 0.35) == []
+    strict = rules_from_config({"meat": {"chapters": ["02", "16"], "min_confidence": 0.9}})
+    assert conflicts([det("meat", 0.8)], TOYS, strict, 0.25) == []
+    assert rules_from_config({"meat": {"chapters": ["02"]}})[0].threshold(0.3) == 0.3
 
 
 def test_conflicts_are_ordered_by_confidence() -> None:

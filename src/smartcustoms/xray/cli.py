@@ -76,6 +76,12 @@ def train_cmd(
     seed: int = typer.Option(0, "--seed"),
     description: str = typer.Option("", "--description", help="Training data description for the model card"),
     init: Path | None = typer.Option(None, "--init", help="Start from this model's weights (fine-tune)"),
+    hard_augment: bool = typer.Option(
+        False, "--hard-augment", help="Also rescale, add noise and lay dense slabs over objects while training"
+    ),
+    hidden_weight: float = typer.Option(
+        1.0, "--hidden-weight", min=1.0, help="Scans with a hidden target count N times"
+    ),
 ) -> None:
     """Train the detector (PyTorch, CPU), export to ONNX, calibrate, and write a versioned model directory."""
     if input_size % 32:
@@ -93,12 +99,43 @@ def train_cmd(
             seed=seed,
             max_minutes=max_minutes,
             init_from=str(init) if init else None,
+            hard_augment=hard_augment,
+            hidden_weight=hidden_weight,
         )
         det.fit(samples, val_samples, data_description=description or f"{fmt} data from {data}", log=_echo)
         det.save(out)
         card = det.card_
         return {"model": str(out), "version": det.version_, **card["metrics"]["validation"]} | {
             "training_seconds": card["metrics"]["training_seconds"]
+        }
+
+    typer.echo(json.dumps(_guard(run)))
+
+
+@app.command("calibrate")
+def calibrate_cmd(
+    model: Path = typer.Option(..., "--model", help="Model directory to calibrate"),
+    data: Path = typer.Option(..., "--data", help="Held-out annotated scans (not used to train it)"),
+    fmt: str = typer.Option("coco", "--format", help="coco, sixray or opixray"),
+    false_alarms: float = typer.Option(
+        10.0, "--false-alarms", min=0.0, help="Threat false alarms allowed per 100 benign scans"
+    ),
+    out: Path | None = typer.Option(None, "--out", help="Write the recalibrated model here (default: in place)"),
+    description: str = typer.Option("", "--description", help="What the held-out scans are, for the model card"),
+) -> None:
+    """Fit per-class confidence calibration on held-out scans and store the alarm threshold that keeps false
+    alarms within the budget; writes a new model version (same weights)."""
+
+    def run() -> dict[str, Any]:
+        det = XrayDetector.load(model)
+        det.calibrate(datasets.load(data, fmt), false_alarm_budget=false_alarms, description=description or None)
+        det.save(out or model)
+        card = det.card_
+        return {
+            "model": str(out or model),
+            "version": det.version_,
+            "operating_point": card["operating_point"],
+            **card["metrics"]["validation"],
         }
 
     typer.echo(json.dumps(_guard(run)))

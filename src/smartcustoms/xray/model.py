@@ -99,14 +99,18 @@ class ConsistencyRule:
 
     `chapters` are HS prefixes (2 to 6 digits); empty means nothing may lawfully declare it (drugs).
     `needs_permit`: the consistent item must also carry a permit (firearms). `enforce` False only records
-    the class (benign look-alikes); `min_confidence` is the calibrated confidence that raises a conflict.
+    the class (benign look-alikes); `min_confidence` is the calibrated confidence that raises a conflict,
+    None for the model's own alarm threshold (chosen for a false-alarm budget on held-out scans).
     """
 
     label: str
     chapters: tuple[str, ...]
     needs_permit: bool = False
     enforce: bool = True
-    min_confidence: float = 0.5
+    min_confidence: float | None = None
+
+    def threshold(self, alarm_threshold: float) -> float:
+        return alarm_threshold if self.min_confidence is None else self.min_confidence
 
 
 DEFAULT_RULES: tuple[ConsistencyRule, ...] = (
@@ -114,7 +118,7 @@ DEFAULT_RULES: tuple[ConsistencyRule, ...] = (
     ConsistencyRule("drugs", ()),
     ConsistencyRule("handgun", ("93",), needs_permit=True),
     ConsistencyRule("gun_part", ("93",), needs_permit=True),
-    ConsistencyRule("knife", ("82", "93"), min_confidence=0.6),
+    ConsistencyRule("knife", ("82", "93")),
     ConsistencyRule("cheese", ("04",), enforce=False, min_confidence=0.7),
     ConsistencyRule("book", ("49",), enforce=False, min_confidence=0.7),
     ConsistencyRule("electronics", ("84", "85", "90"), enforce=False, min_confidence=0.7),
@@ -139,8 +143,8 @@ def rules_from_config(data: Mapping[str, Any]) -> tuple[ConsistencyRule, ...]:
         ):
             problems.append(Problem("invalid_chapters", (label, "chapters"), "Chapters are 2 to 6 digit HS prefixes"))
             continue
-        conf = spec.get("min_confidence", 0.5)
-        if not isinstance(conf, int | float) or not 0 <= conf <= 1:
+        conf = spec.get("min_confidence")
+        if conf is not None and (not isinstance(conf, int | float) or not 0 <= conf <= 1):
             problems.append(Problem("invalid_confidence", (label, "min_confidence"), "Between 0 and 1"))
             continue
         rules[canonical_label(label)] = ConsistencyRule(
@@ -148,7 +152,7 @@ def rules_from_config(data: Mapping[str, Any]) -> tuple[ConsistencyRule, ...]:
             tuple(chapters),
             needs_permit=bool(spec.get("needs_permit", False)),
             enforce=bool(spec.get("enforce", True)),
-            min_confidence=float(conf),
+            min_confidence=None if conf is None else float(conf),
         )
     if problems:
         raise XrayError(problems)
@@ -186,19 +190,22 @@ def declared_summary(items: Sequence[DeclaredItem]) -> str:
 
 
 def conflicts(
-    detections: Sequence[Detection], items: Sequence[DeclaredItem], rules: Sequence[ConsistencyRule] = DEFAULT_RULES
+    detections: Sequence[Detection],
+    items: Sequence[DeclaredItem],
+    rules: Sequence[ConsistencyRule] = DEFAULT_RULES,
+    alarm_threshold: float = 0.5,
 ) -> list[Conflict]:
     """Detections that contradict the declared goods: one conflict per class, the most confident detection.
 
     A detection is explained by a declared item whose tariff code starts with one of the class's chapters
     (and, when the class needs a permit, that item carries one). Classes without an enforced rule never
-    conflict.
+    conflict. A rule without its own confidence uses `alarm_threshold`, the model's operating point.
     """
     by_label = {r.label: r for r in rules}
     best: dict[str, Detection] = {}
     for d in detections:
         rule = by_label.get(d.label)
-        if rule is None or not rule.enforce or d.score < rule.min_confidence:
+        if rule is None or not rule.enforce or d.score < rule.threshold(alarm_threshold):
             continue
         if d.label not in best or d.score > best[d.label].score:
             best[d.label] = d
