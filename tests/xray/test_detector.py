@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from smartcustoms.xray import imaging
 from smartcustoms.xray.datasets import load_coco
@@ -160,3 +162,35 @@ def test_retraining_starts_from_a_saved_model(tiny_model: Path, tiny_data: Path)
     with pytest.raises(XrayError) as err:
         XrayDetector(input_size=64, epochs=1, init_from=str(tiny_model)).fit([zebra, *samples])
     assert err.value.problems[0].code == "new_classes"
+
+
+def test_a_damaged_model_directory_is_refused_with_a_clear_problem(tiny_model: Path, tmp_path: Path) -> None:
+    import hashlib
+
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_model, bad)
+    card = json.loads((bad / CARD_FILE).read_text())
+    garbage = b"not an onnx graph"
+    (bad / MODEL_FILE).write_bytes(garbage)
+    (bad / CARD_FILE).write_text(json.dumps(card | {"sha256": hashlib.sha256(garbage).hexdigest()}))
+    with pytest.raises(XrayError) as err:
+        XrayDetector.load(bad)
+    assert err.value.problems[0].code == "bad_model" and "ONNX Runtime cannot load" in err.value.problems[0].message
+    (bad / CARD_FILE).write_text("{not json")
+    with pytest.raises(XrayError) as err:
+        XrayDetector.load(bad)
+    assert err.value.problems[0].code == "bad_model_card"
+    (bad / CARD_FILE).write_text(json.dumps({k: v for k, v in card.items() if k not in ("classes", "sha256")}))
+    with pytest.raises(XrayError) as err:
+        XrayDetector.load(bad)
+    assert sorted(p.code for p in err.value.problems) == ["bad_model_card", "bad_model_card"]
+
+
+def test_extreme_aspect_ratios_detect_without_error(tiny_model: Path) -> None:
+    det = XrayDetector.load(tiny_model)
+    for shape in ((20, 8000), (3000, 16)):
+        buf = io.BytesIO()
+        Image.fromarray(np.full(shape, 200, dtype=np.uint8)).save(buf, format="PNG")
+        dets, heat = det.explain(imaging.decode(buf.getvalue()))
+        assert heat.ndim == 2 and min(heat.shape) >= 1
+        assert all(d.box.x2 <= shape[1] and d.box.y2 <= shape[0] for d in dets)

@@ -17,6 +17,8 @@ from smartcustoms.platform.errors import Problem
 from smartcustoms.xray.errors import XrayError
 
 FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "TIFF": "image/tiff"}
+SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+"""How the supported formats start: such a file that cannot be read is corrupt, not of another format."""
 MAX_BYTES = 64 * 1024 * 1024
 MAX_PIXELS = 64_000_000
 """Larger images are refused before their pixels are decoded (a 8000×8000 scan is the largest we take)."""
@@ -94,10 +96,12 @@ def decode(data: bytes, *, name: str = "scan", max_side: int = MAX_SIDE) -> Scan
                 "image_too_large", path, f"The image claims more than {MAX_PIXELS:,} pixels; refused before decoding"
             )
         ) from None
-    except UnidentifiedImageError as exc:
-        raise XrayError(
-            Problem("unsupported_format", path, f"Not a readable PNG, JPEG or TIFF image ({exc})")
-        ) from None
+    except UnidentifiedImageError:
+        if data.startswith(SIGNATURES):  # a PNG, JPEG or TIFF start Pillow cannot follow: cut short or damaged
+            raise XrayError(
+                Problem("corrupt_image", path, "The image is corrupt or truncated (its header cannot be read)")
+            ) from None
+        raise XrayError(Problem("unsupported_format", path, "Not a PNG, JPEG or TIFF image")) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise XrayError(Problem("corrupt_image", path, f"The image is corrupt or truncated ({exc})")) from None
     if scale > 1:
