@@ -90,7 +90,7 @@ def test_meat_in_a_phone_declaration_sends_it_to_inspection(env: Env, seen: Fake
     (finding,) = body["findings"]
     assert finding["source"] == "xray" and finding["lane"] == "C3" and finding["score"] == 0.91
     assert finding["message"].startswith(
-        "meat detected with confidence 0.91; declared: Smartphones, 128 GB, chapter 85"
+        "meat detected with confidence 0.91; declared: Smartphones, 128 GB / Men's T-shirts of cotton, knitted; chapters 85, 61"
     )
     assert finding["version"] == "xray-test-1"
 
@@ -385,3 +385,15 @@ def test_console_draws_a_missed_box(env_sqlite: Env, monkeypatch: pytest.MonkeyP
     assert "drawn by officer" in after and 'id="xray-conflict"' in after and "drugs detected" in after
     bad = client.post(f"/console/xray/scans/{scan_id}/boxes", data=form | {"x2": "abc"})
     assert "bad_box" in bad.text
+
+
+def test_problems_come_in_the_callers_language(env_sqlite: Env, seen: FakeDetector) -> None:
+    env = env_sqlite
+    ref = _under_check(env, "X-10")
+    zh = env.h("officer") | {"accept-language": "zh-TW"}
+    r = env.client.post(f"/xray/declarations/{ref}/scans", files=_file(b"GIF89a not a scan", "x.gif"), headers=zh)
+    assert r.status_code == 422 and r.json()["problems"][0]["code"] == "unsupported_format"
+    assert r.json()["problems"][0]["message"] == "不是 PNG、JPEG 或 TIFF 影像"
+    scan = env.client.post(f"/xray/declarations/{ref}/scans", files=_file(_png()), headers=env.h("officer")).json()
+    bad = env.client.post(f"/xray/scans/{scan['id']}/boxes", json={"label": "meat", "box": [0, 0, 999, 5]}, headers=zh)
+    assert bad.json()["problems"][0]["message"] == "框線須位於 200×160 的掃描影像內,且 x1 < x2、y1 < y2"

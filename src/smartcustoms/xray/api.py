@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from smartcustoms.platform.auth import Principal, Role
 from smartcustoms.platform.db import unit_of_work
 from smartcustoms.platform.errors import Problem
+from smartcustoms.platform.i18n import t
 from smartcustoms.platform.web import require
 from smartcustoms.xray import pages as _pages  # noqa: F401  (registers the console panel and pages)
 from smartcustoms.xray import service
@@ -29,7 +30,11 @@ class ReviewIn(BaseModel):
 async def read_upload(file: UploadFile) -> bytes:
     data = await file.read(MAX_BYTES + 1)
     if len(data) > MAX_BYTES:
-        raise XrayError(Problem("file_too_large", ("file",), f"The file is over {MAX_BYTES // (1024 * 1024)} MB"))
+        raise XrayError(
+            Problem(
+                "file_too_large", ("file",), t("The file is over {megabytes} MB", megabytes=MAX_BYTES // (1024 * 1024))
+            )
+        )
     return data
 
 

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import typer
 
 from smartcustoms.platform.errors import DomainError, Problem
+from smartcustoms.platform.i18n import t
 from smartcustoms.xray import datasets, imaging, synth
 from smartcustoms.xray.detector import SHIPPED, XrayDetector, evaluate_predictions
 from smartcustoms.xray.errors import XrayError
@@ -55,7 +56,7 @@ def synth_cmd(
 ) -> None:
     """Generate seeded synthetic dual-energy scans with COCO annotations."""
     if difficulty not in ("easy", "normal", "hard"):
-        _refuse(Problem("bad_difficulty", ("difficulty",), "easy, normal or hard"))
+        _refuse(Problem("bad_difficulty", ("difficulty",), t("easy, normal or hard")))
     started = time.perf_counter()
     path = synth.generate(out, n, seed, synth.Settings.named(difficulty, size), difficulty=difficulty)
     typer.echo(json.dumps({"annotations": str(path), "images": n, "seconds": round(time.perf_counter() - started, 1)}))
@@ -85,7 +86,7 @@ def train_cmd(
 ) -> None:
     """Train the detector (PyTorch, CPU), export to ONNX, calibrate, and write a versioned model directory."""
     if input_size % 32:
-        _refuse(Problem("bad_input_size", ("input_size",), "A multiple of 32"))
+        _refuse(Problem("bad_input_size", ("input_size",), t("A multiple of 32")))
 
     def run() -> dict[str, Any]:
         samples = datasets.load(data, fmt)
@@ -271,7 +272,7 @@ def retrain_cmd(
             samples = datasets.load_coco(path) if n else []
             base = datasets.load_coco(base_data) if base_data else []
             if not samples and not base:
-                raise XrayError(Problem("no_training_data", ("data",), "No reviewed scans and no --base-data"))
+                raise XrayError(Problem("no_training_data", ("data",), t("No reviewed scans and no --base-data")))
             det = XrayDetector(
                 input_size=input_size,
                 width=width,

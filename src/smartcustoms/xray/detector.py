@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from smartcustoms.platform.errors import Problem
+from smartcustoms.platform.i18n import t
 from smartcustoms.xray import metrics
 from smartcustoms.xray.datasets import Sample, describe
 from smartcustoms.xray.errors import XrayError
@@ -192,12 +193,12 @@ class XrayDetector:
         from smartcustoms.xray import training  # PyTorch is only needed here
 
         if not train:
-            raise XrayError(Problem("no_training_data", ("data",), "No annotated scans to train on"))
+            raise XrayError(Problem("no_training_data", ("data",), t("No annotated scans to train on")))
         if not val:
             train, val = training.split(train, 0.15, self.seed)
         classes = tuple(sorted({label for s in [*train, *val] for label in s.labels}))
         if not classes:
-            raise XrayError(Problem("no_objects", ("data",), "The training scans contain no annotated objects"))
+            raise XrayError(Problem("no_objects", ("data",), t("The training scans contain no annotated objects")))
         init = None
         if self.init_from:
             init, base_classes, self.width = training.load_state(Path(self.init_from))
@@ -207,7 +208,7 @@ class XrayDetector:
                     Problem(
                         "new_classes",
                         ("init_from",),
-                        f"The data has classes the base model lacks ({extra}); train afresh",
+                        t("The data has classes the base model lacks ({classes}); train afresh", classes=extra),
                     )
                 )
             classes = base_classes
@@ -303,13 +304,17 @@ class XrayDetector:
             self._session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types
             raise XrayError(
-                Problem("bad_model", ("model", MODEL_FILE), f"ONNX Runtime cannot load the model ({exc})")
+                Problem(
+                    "bad_model",
+                    ("model", MODEL_FILE),
+                    t("ONNX Runtime cannot load the model ({error})", error=str(exc)),
+                )
             ) from None
         self._onnx = data
 
     def _check_ready(self) -> None:
         if self._session is None:
-            raise XrayError(Problem("not_fitted", ("model",), "The detector is neither trained nor loaded"))
+            raise XrayError(Problem("not_fitted", ("model",), t("The detector is neither trained nor loaded")))
 
     def run(self, chw: np.ndarray) -> dict[str, np.ndarray]:
         """Raw network outputs for one letterboxed CHW input (heat, peaks, size, offset)."""
@@ -385,12 +390,24 @@ class XrayDetector:
         path: tuple[str | int, ...] = ("model", str(directory))
         card_file, onnx_file = directory / CARD_FILE, directory / MODEL_FILE
         if not card_file.is_file() or not onnx_file.is_file():
-            raise XrayError(Problem("missing_model", path, f"A model directory holds {MODEL_FILE} and {CARD_FILE}"))
+            raise XrayError(
+                Problem(
+                    "missing_model",
+                    path,
+                    t(
+                        "A model directory holds {model_file} and {card_file}",
+                        model_file=MODEL_FILE,
+                        card_file=CARD_FILE,
+                    ),
+                )
+            )
         try:
             card = json.loads(card_file.read_text())
             assert isinstance(card, dict)
         except (ValueError, AssertionError, OSError):
-            raise XrayError(Problem("bad_model_card", path, f"{CARD_FILE} is not a JSON object")) from None
+            raise XrayError(
+                Problem("bad_model_card", path, t("{card_file} is not a JSON object", card_file=CARD_FILE))
+            ) from None
         problems = []
         if card.get("format_version") not in READABLE_FORMATS:
             readable = ", ".join(str(v) for v in READABLE_FORMATS)
@@ -398,18 +415,26 @@ class XrayDetector:
                 Problem(
                     "model_version",
                     (*path, "format_version"),
-                    f"Model format {card.get('format_version')!r} is not supported; this version reads formats {readable}",
+                    t(
+                        "Model format {found} is not supported; this version reads formats {readable}",
+                        found=repr(card.get("format_version")),
+                        readable=readable,
+                    ),
                 )
             )
         for key in ("version", "classes", "input_size", "sha256", "calibration"):
             if key not in card:
-                problems.append(Problem("bad_model_card", (*path, key), f"{CARD_FILE} lacks '{key}'"))
+                problems.append(
+                    Problem(
+                        "bad_model_card", (*path, key), t("{card_file} lacks '{key}'", card_file=CARD_FILE, key=key)
+                    )
+                )
         if problems:
             raise XrayError(problems)
         data = onnx_file.read_bytes()
         if hashlib.sha256(data).hexdigest() != card["sha256"]:
             raise XrayError(
-                Problem("model_hash", (*path, MODEL_FILE), "The weights do not match the hash in model.json")
+                Problem("model_hash", (*path, MODEL_FILE), t("The weights do not match the hash in model.json"))
             )
         params = card.get("params", {})
         det = cls(
@@ -424,7 +449,11 @@ class XrayDetector:
             det.alarm_threshold_ = float((card.get("operating_point") or {}).get("alarm_threshold", DEFAULT_ALARM))
         except (KeyError, TypeError, ValueError):
             raise XrayError(
-                Problem("bad_model_card", (*path, "calibration"), f"{CARD_FILE} has a bad calibration")
+                Problem(
+                    "bad_model_card",
+                    (*path, "calibration"),
+                    t("{card_file} has a bad calibration", card_file=CARD_FILE),
+                )
             ) from None
         det.false_alarm_budget = float(
             (card.get("operating_point") or {}).get("false_alarm_budget_per_100_benign", FALSE_ALARM_BUDGET)

@@ -9,6 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from smartcustoms.platform.i18n import t, t_plain
+
 THREATS = ("meat", "drugs", "handgun", "gun_part", "knife")
 """Classes that matter to customs: restricted or prohibited goods."""
 LOOKALIKES = ("cheese", "book", "electronics", "tool")
@@ -135,17 +137,19 @@ def rules_from_config(data: Mapping[str, Any]) -> tuple[ConsistencyRule, ...]:
     rules = {r.label: r for r in DEFAULT_RULES}
     for label, spec in data.items():
         if not isinstance(spec, Mapping):
-            problems.append(Problem("invalid_rule", (label,), "Each rule must be an object"))
+            problems.append(Problem("invalid_rule", (label,), t("Each rule must be an object")))
             continue
         chapters = spec.get("chapters", [])
         if not isinstance(chapters, list) or not all(
             isinstance(c, str) and c.isdigit() and 2 <= len(c) <= 6 for c in chapters
         ):
-            problems.append(Problem("invalid_chapters", (label, "chapters"), "Chapters are 2 to 6 digit HS prefixes"))
+            problems.append(
+                Problem("invalid_chapters", (label, "chapters"), t("Chapters are 2 to 6 digit HS prefixes"))
+            )
             continue
         conf = spec.get("min_confidence")
         if conf is not None and (not isinstance(conf, int | float) or not 0 <= conf <= 1):
-            problems.append(Problem("invalid_confidence", (label, "min_confidence"), "Between 0 and 1"))
+            problems.append(Problem("invalid_confidence", (label, "min_confidence"), t("Between 0 and 1")))
             continue
         rules[canonical_label(label)] = ConsistencyRule(
             canonical_label(label),
@@ -184,9 +188,20 @@ class Conflict:
 
 
 def declared_summary(items: Sequence[DeclaredItem]) -> str:
+    """The declared goods in a conflict's reason: "toys, chapter 95"; "toys / phones; chapters 95, 85"."""
     if not items:
-        return "nothing"
-    return "; ".join(f"{i.description}, chapter {i.chapter}" for i in items)
+        return t_plain("nothing")
+    if len(items) == 1:
+        return t_plain("{description}, chapter {chapter}", description=items[0].description, chapter=items[0].chapter)
+    return t_plain(
+        "{descriptions}; chapters {chapters}",
+        descriptions=" / ".join(i.description for i in items),
+        chapters=", ".join(i.chapter for i in items),
+    )
+
+
+CLASS_WORDS = {label: label.replace("_", " ") for label in CLASSES}
+"""A class as a word in a reason ("gun part"); the console's catalogue translates these words."""
 
 
 def conflicts(
@@ -215,16 +230,25 @@ def conflicts(
         rule = by_label[label]
         matching = [i for i in items if any(i.tariff_code.startswith(c) for c in rule.chapters)]
         detail = {"label": label, "score": round(d.score, 4), "box": d.box.as_list(), "chapters": list(rule.chapters)}
-        seen = f"{label.replace('_', ' ')} detected with confidence {d.score:.2f}"
+        word = CLASS_WORDS.get(label, label.replace("_", " "))
+        score = f"{d.score:.2f}"
         if not matching:
-            out.append(Conflict(d, "declared_vs_seen", f"{seen}; declared: {summary}", detail))
+            reason = t_plain(
+                "{label_text} detected with confidence {score}; declared: {declared_text}",
+                label_text=word,
+                score=score,
+                declared_text=summary,
+            )
+            out.append(Conflict(d, "declared_vs_seen", reason, detail))
         elif rule.needs_permit and not any(i.permits for i in matching):
             lines = ", ".join(str(i.line_no) for i in matching)
-            out.append(
-                Conflict(
-                    d, "permit_missing", f"{seen}; declared in line {lines} without a permit", detail | {"lines": lines}
-                )
+            reason = t_plain(
+                "{label_text} detected with confidence {score}; declared in line {lines} without a permit",
+                label_text=word,
+                score=score,
+                lines=lines,
             )
+            out.append(Conflict(d, "permit_missing", reason, detail | {"lines": lines}))
     out.sort(key=lambda c: -c.detection.score)
     return out
 

@@ -15,6 +15,7 @@ from smartcustoms.clearance.pages import N_, _
 from smartcustoms.platform.auth import CUSTOMS_ROLES, Principal
 from smartcustoms.platform.db import unit_of_work
 from smartcustoms.platform.errors import DomainError, Forbidden, Problem
+from smartcustoms.platform.i18n import t
 from smartcustoms.xray import service
 from smartcustoms.xray.errors import XrayError
 from smartcustoms.xray.store import ScanRow
@@ -81,7 +82,9 @@ def recent(request: Request) -> Response:
         return page
     assert page.who is not None
     if not page.who.is_customs:
-        return pages.problems_page(page, Forbidden(Problem("forbidden_role", (), "Only customs staff see X-ray scans")))
+        return pages.problems_page(
+            page, Forbidden(Problem("forbidden_role", (), t("Only customs staff see X-ray scans")))
+        )
     with unit_of_work() as session:
         scans = list(session.scalars(select(ScanRow).order_by(ScanRow.id.desc()).limit(100)))
         rows = [
@@ -146,7 +149,7 @@ def add_box(
         try:
             box = [float(v) for v in (x1, y1, x2, y2)]
         except ValueError:
-            raise XrayError(Problem("bad_box", ("box",), "A box is [x1, y1, x2, y2] in scan pixels")) from None
+            raise XrayError(Problem("bad_box", ("box",), t("A box is [x1, y1, x2, y2] in scan pixels"))) from None
         with unit_of_work() as session:
             det, _ = service.add_box(session, page.who, scan_id, label, box, note.strip() or None)
             det_id = det.id

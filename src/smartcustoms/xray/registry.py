@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from smartcustoms.platform.errors import NotFound, Problem
+from smartcustoms.platform.i18n import t
 from smartcustoms.platform.settings import get_settings
 from smartcustoms.xray.detector import CARD_FILE, XrayDetector
 
@@ -61,7 +62,11 @@ class ModelRegistry:
         if not (self.root / version / CARD_FILE).exists():
             known = ", ".join(m["version"] for m in self.versions()) or "none"
             raise NotFound(
-                Problem("unknown_model", ("version",), f"Model {version!r} is not registered (known: {known})")
+                Problem(
+                    "unknown_model",
+                    ("version",),
+                    t("Model {version} is not registered (known: {known})", version=repr(version), known=known),
+                )
             )
         (self.root / "ACTIVE").write_text(version + "\n")
         self._log("activate", version)

@@ -24,6 +24,7 @@ from smartcustoms.clearance.lifecycle import Lane
 from smartcustoms.platform import audit
 from smartcustoms.platform.auth import Principal
 from smartcustoms.platform.errors import Forbidden, NotFound, Problem
+from smartcustoms.platform.i18n import t
 from smartcustoms.xray import imaging
 from smartcustoms.xray.datasets import Sample, write_coco
 from smartcustoms.xray.detector import DEFAULT_ALARM, SHIPPED, XrayDetector
@@ -108,15 +109,17 @@ def consistency_rules() -> tuple[ConsistencyRule, ...]:
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:
-        raise XrayError(Problem("bad_rules", ("rules", path), f"Cannot read the rules file ({exc})")) from None
+        raise XrayError(
+            Problem("bad_rules", ("rules", path), t("Cannot read the rules file ({error})", error=str(exc)))
+        ) from None
     if not isinstance(data, dict):
-        raise XrayError(Problem("bad_rules", ("rules", path), "The rules file is a JSON object"))
+        raise XrayError(Problem("bad_rules", ("rules", path), t("The rules file is a JSON object")))
     return rules_from_config(data)
 
 
 def _customs(who: Principal) -> None:
     if not who.is_customs:
-        raise Forbidden(Problem("forbidden_role", (), "Only customs staff see and review X-ray scans"))
+        raise Forbidden(Problem("forbidden_role", (), t("Only customs staff see and review X-ray scans")))
 
 
 @dataclass(frozen=True)
@@ -204,7 +207,7 @@ def get_scan(session: Session, who: Principal, scan_id: int) -> tuple[ScanRow, l
     _customs(who)
     scan = session.get(ScanRow, scan_id)
     if scan is None:
-        raise NotFound(Problem("unknown_scan", ("scan_id",), f"No scan {scan_id}"))
+        raise NotFound(Problem("unknown_scan", ("scan_id",), t("No scan {scan_id}", scan_id=scan_id)))
     clearance.get_row(session, who, scan.declaration_ref)  # still visible to this caller
     dets = list(session.scalars(select(DetectionRow).where(DetectionRow.scan_id == scan_id).order_by(DetectionRow.id)))
     return scan, dets
@@ -220,10 +223,14 @@ def review(session: Session, who: Principal, detection_id: int, verdict: str, no
     """The officer confirms or rejects one detection; confirmed ones become training data."""
     _customs(who)
     if verdict not in VERDICTS:
-        raise XrayError(Problem("bad_verdict", ("verdict",), f"Verdict is one of {', '.join(VERDICTS)}"))
+        raise XrayError(
+            Problem("bad_verdict", ("verdict",), t("Verdict is one of {verdicts}", verdicts=", ".join(VERDICTS)))
+        )
     det = session.get(DetectionRow, detection_id)
     if det is None:
-        raise NotFound(Problem("unknown_detection", ("detection_id",), f"No detection {detection_id}"))
+        raise NotFound(
+            Problem("unknown_detection", ("detection_id",), t("No detection {detection_id}", detection_id=detection_id))
+        )
     scan = session.get(ScanRow, det.scan_id)
     assert scan is not None
     clearance.get_row(session, who, scan.declaration_ref)
@@ -253,26 +260,32 @@ def add_box(
     _customs(who)
     scan = session.get(ScanRow, scan_id)
     if scan is None:
-        raise NotFound(Problem("unknown_scan", ("scan_id",), f"No scan {scan_id}"))
+        raise NotFound(Problem("unknown_scan", ("scan_id",), t("No scan {scan_id}", scan_id=scan_id)))
     row = clearance.get_row(session, who, scan.declaration_ref)
     known = {r.label for r in consistency_rules()}
     problems = []
     if label not in known:
-        problems.append(Problem("unknown_class", ("label",), f"Class is one of {', '.join(sorted(known))}"))
+        problems.append(
+            Problem("unknown_class", ("label",), t("Class is one of {classes}", classes=", ".join(sorted(known))))
+        )
     x1, y1, x2, y2 = (float(v) for v in box) if len(box) == 4 else (0.0, 0.0, 0.0, 0.0)
     if len(box) != 4:
-        problems.append(Problem("bad_box", ("box",), "A box is [x1, y1, x2, y2] in scan pixels"))
+        problems.append(Problem("bad_box", ("box",), t("A box is [x1, y1, x2, y2] in scan pixels")))
     else:
         if not (0 <= x1 < x2 <= scan.width and 0 <= y1 < y2 <= scan.height):
             problems.append(
                 Problem(
                     "bad_box",
                     ("box",),
-                    f"The box must lie inside the {scan.width}×{scan.height} scan, x1 < x2, y1 < y2",
+                    t(
+                        "The box must lie inside the {width}×{height} scan, x1 < x2, y1 < y2",
+                        width=scan.width,
+                        height=scan.height,
+                    ),
                 )
             )
         elif x2 - x1 < 4 or y2 - y1 < 4:
-            problems.append(Problem("bad_box", ("box",), "The box is smaller than 4×4 pixels"))
+            problems.append(Problem("bad_box", ("box",), t("The box is smaller than 4×4 pixels")))
     if problems:
         raise XrayError(problems)
     at = datetime.now(UTC)

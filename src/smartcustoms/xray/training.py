@@ -272,17 +272,26 @@ def load_state(model_dir: Path) -> tuple[dict[str, torch.Tensor], tuple[str, ...
     import json
 
     from smartcustoms.platform.errors import Problem
+    from smartcustoms.platform.i18n import t
     from smartcustoms.xray.detector import CARD_FILE, TORCH_FILE
     from smartcustoms.xray.errors import XrayError
 
     path = model_dir / TORCH_FILE
     card_file = model_dir / CARD_FILE
     if not path.is_file() or not card_file.is_file():
-        raise XrayError(Problem("no_weights", ("init_from",), f"{model_dir} has no {TORCH_FILE} to start from"))
+        raise XrayError(
+            Problem(
+                "no_weights",
+                ("init_from",),
+                t("{model} has no {weights_file} to start from", model=str(model_dir), weights_file=TORCH_FILE),
+            )
+        )
     card = json.loads(card_file.read_text())
     expected = (card.get("torch_weights") or {}).get("sha256")
     if expected and hashlib.sha256(path.read_bytes()).hexdigest() != expected:
-        raise XrayError(Problem("model_hash", ("init_from",), f"{TORCH_FILE} does not match its hash"))
+        raise XrayError(
+            Problem("model_hash", ("init_from",), t("{weights_file} does not match its hash", weights_file=TORCH_FILE))
+        )
     state = torch.load(path, map_location="cpu", weights_only=True)
     return state, tuple(card["classes"]), int(card.get("params", {}).get("width", 16))
 
