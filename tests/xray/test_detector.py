@@ -125,6 +125,8 @@ def test_recalibration_stores_the_operating_point_and_keeps_the_weights(
     assert det.card_["operating_point"]["validation"]["false_alarms_per_100_benign"] == 0.0
     assert det.card_["training_data"]["validation"]["description"] == "held-out scans"
     assert (out / "weights.pt").read_bytes() == (tiny_model / "weights.pt").read_bytes()
+    trained = json.loads((tiny_model / CARD_FILE).read_text())["params"]
+    assert again.card_["params"] == trained | {"false_alarm_budget": 0.0}, "training parameters kept"
 
 
 def test_a_format_1_model_still_loads_with_the_default_alarm(tiny_model: Path, tmp_path: Path) -> None:

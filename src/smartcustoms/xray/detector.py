@@ -282,7 +282,7 @@ class XrayDetector:
         card.update(
             format_version=FORMAT_VERSION,
             version=self.version_,
-            params=self.params(),
+            params={**card.get("params", self.params()), "false_alarm_budget": self.false_alarm_budget},
             calibration=calibration,
             operating_point=operating,
             sha256=hashlib.sha256(self._onnx).hexdigest(),
