@@ -17,6 +17,7 @@ from smartcustoms.platform.i18n import t
 from smartcustoms.xray import datasets, imaging, synth
 from smartcustoms.xray.detector import SHIPPED, XrayDetector, evaluate_predictions
 from smartcustoms.xray.errors import XrayError
+from smartcustoms.xray.model import THREATS
 
 app = typer.Typer(no_args_is_help=True, help="X-ray image triage: synthetic scans, training, detection, feedback.")
 T = TypeVar("T")
@@ -170,7 +171,10 @@ def detect_cmd(
                 "height": scan.height,
                 "model_version": det.version_,
                 "inference_ms": round(ms, 1),
-                "detections": [d.as_dict() for d in dets],
+                "alarm_threshold": det.alarm_threshold_,
+                "detections": [
+                    d.as_dict() | {"alarm": d.label in THREATS and d.score >= det.alarm_threshold_} for d in dets
+                ],
             }
             f.write(json.dumps(line) + "\n")
     typer.echo(json.dumps({"scans": len(images) - failed, "failed": failed, "out": str(out), "model": det.version_}))
