@@ -96,6 +96,7 @@ def test_registry_register_activate_and_service_picks_it(
         assert service.detector().version_ == version
         listed = json.loads(runner.invoke(app, ["models"]).output)
         assert listed["active"] == version and listed["versions"][0]["version"] == version
+        assert 0 < listed["versions"][0]["operating_point"]["alarm_threshold"] < 1
         r = runner.invoke(app, ["activate", "nope"])
         assert r.exit_code == 2 and "unknown_model" in r.output
     finally:

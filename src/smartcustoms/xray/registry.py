@@ -28,7 +28,8 @@ class ModelRegistry:
         self.root = root or default_root()
 
     def versions(self) -> list[dict[str, Any]]:
-        """Cards of the registered versions, newest first (without training history)."""
+        """Cards of the registered versions, newest first (without training history), each with its operating
+        point: the alarm threshold chosen for a false-alarm budget on held-out scans."""
         if not self.root.exists():
             return []
         out = []
@@ -36,7 +37,8 @@ class ModelRegistry:
             card = d / CARD_FILE
             if d.is_dir() and card.exists():
                 data = json.loads(card.read_text())
-                out.append({k: data.get(k) for k in ("version", "created_at", "classes", "training_data")})
+                keys = ("version", "created_at", "classes", "training_data", "operating_point")
+                out.append({k: data.get(k) for k in keys})
         return sorted(out, key=lambda m: (m.get("created_at") or "", m["version"]), reverse=True)
 
     def active_version(self) -> str | None:
