@@ -383,6 +383,8 @@ def test_console_draws_a_missed_box(env_sqlite: Env, monkeypatch: pytest.MonkeyP
     assert r.status_code == 303, r.text
     after = client.get(r.headers["location"].split("#")[0]).text
     assert "drawn by officer" in after and 'id="xray-conflict"' in after and "drugs detected" in after
+    zh = client.get(r.headers["location"].split("#")[0] + "?lang=zh-Hant").text
+    assert "偵測到毒品,信心度 1.00;申報內容:" in zh and "關員標示" in zh
     bad = client.post(f"/console/xray/scans/{scan_id}/boxes", data=form | {"x2": "abc"})
     assert "bad_box" in bad.text
 
