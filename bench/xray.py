@@ -252,10 +252,10 @@ def main() -> None:
     row("mAP@0.5 (threats)", lambda r: r["all"]["threat_map50"])
     row("mAP@0.5 hidden split", lambda r: r["hidden"]["threat_map50"])
     row("ECE (test)", lambda r: r["ece_test"])
-    for c in classes:
-        row(f"  AP@0.5 {c}", lambda r, c=c: r["all"]["ap50"].get(c, "-"))
-    for i, c in enumerate(compared):
-        print(f"cmp{i + 1} = {c['model']['version']}")
+    for label in classes:
+        row(f"  AP@0.5 {label}", lambda r, label=label: r["all"]["ap50"].get(label, "-"))
+    for i, other in enumerate(compared):
+        print(f"cmp{i + 1} = {other['model']['version']}")
     print(
         f"detector {det.version_}: p50 {result['inference']['p50_ms_median_of_runs']} ms, "
         f"p95 {result['inference']['p95_ms_median_of_runs']} ms (target 300), peak RSS {timing['peak_rss_mib']} MiB"
