@@ -7,7 +7,11 @@ inference time per 1024×1024 scan (decode + detect + heat map, ONNX Runtime on 
 measured in a separate process that also reports its peak memory. A colour-threshold blob detector runs
 beside it as the baseline.
 
-    PYTHONPATH=src /work/main/.venv/bin/python bench/xray.py [--n 150] [--seed 2026] [--model DIR]
+The alarm threshold is the one stored with each model (its operating point, chosen on held-out validation
+scans for a false-alarm budget; 0.5 for a format-1 model that stores none). `--compare DIR` measures other
+models on the same test scans (accuracy, alarms at their own threshold, calibration) beside it.
+
+    PYTHONPATH=src /work/main/.venv/bin/python bench/xray.py [--n 150] [--seed 2026] [--model DIR] [--compare DIR ...]
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from smartcustoms.xray.detector import SHIPPED, XrayDetector
 from smartcustoms.xray.model import THREATS, Detection
 
 ALARM = 0.5
-"""Calibrated confidence at which a threat detection counts as an alarm (the default rule threshold)."""
+"""Alarm threshold of the baseline (and of a model that stores none)."""
 
 
 def _infer_only(model: str, images: list[str], runs: int) -> None:
@@ -78,16 +82,8 @@ def _scores(preds: list[list[Detection]], samples: list[Sample], classes: list[s
     }
 
 
-def _false_alarms(preds: list[list[Detection]], samples: list[Sample], alarm: float = ALARM) -> dict[str, float]:
-    benign = [p for p, s in zip(preds, samples, strict=True) if s.benign]
-    alarms = sum(1 for p in benign for d in p if d.label in THREATS and d.score >= alarm)
-    scans = sum(1 for p in benign if any(d.label in THREATS and d.score >= alarm for d in p))
-    n = max(1, len(benign))
-    return {
-        "benign_scans": len(benign),
-        "false_alarms_per_100_benign": round(100 * alarms / n, 1),
-        "benign_scans_alarmed_pct": round(100 * scans / n, 1),
-    }
+def _alarms(preds: list[list[Detection]], samples: list[Sample], alarm: float) -> dict[str, float]:
+    return metrics.alarm_stats(preds, [(s.boxes, s.labels) for s in samples], alarm, THREATS)
 
 
 def _threats_only(s: Sample) -> Sample:
@@ -95,38 +91,67 @@ def _threats_only(s: Sample) -> Sample:
     return Sample(s.image, tuple(b for b, _ in kept), tuple(x for _, x in kept), hidden=s.hidden)
 
 
-def _recall_at_alarm(preds: list[list[Detection]], samples: list[Sample], alarm: float = ALARM) -> dict[str, float]:
-    """How many threats raise an alarm: objects found (IoU 0.5, right class, score >= ALARM), scans flagged."""
-    found = total = flagged = threat_scans = 0
+def _calibration(preds: list[list[Detection]], samples: list[Sample], classes: list[str]) -> dict[str, Any]:
+    """Expected calibration error on the test scans, over all detections and per threat class."""
+    scores: list[float] = []
+    hits: list[bool] = []
+    labels: list[str] = []
     for p, s in zip(preds, samples, strict=True):
-        t = _threats_only(s)
-        if not t.labels:
-            continue
-        threat_scans += 1
-        alarms = [d for d in p if d.label in THREATS and d.score >= alarm]
-        flagged += bool(alarms)
-        total += len(t.labels)
-        found += sum(metrics.match(alarms, t.boxes, t.labels))
+        ordered = sorted(p, key=lambda d: -d.score)
+        scores += [d.score for d in ordered]
+        labels += [d.label for d in ordered]
+        hits += metrics.match(ordered, s.boxes, s.labels)
+    per_class = {}
+    for c in classes:
+        idx = [i for i, x in enumerate(labels) if x == c]
+        if c in THREATS and idx:
+            per_class[c] = round(
+                metrics.expected_calibration_error([scores[i] for i in idx], [hits[i] for i in idx]), 4
+            )
+    high = [h for sc, h in zip(scores, hits, strict=True) if sc >= 0.5]
     return {
-        "threat_recall_at_alarm": round(found / max(1, total), 3),
-        "threat_scans_alarmed_pct": round(100 * flagged / max(1, threat_scans), 1),
+        "ece_test": round(metrics.expected_calibration_error(scores, hits), 4),
+        "ece_test_threats": per_class,
+        "precision_at_or_above_0.5": round(sum(high) / len(high), 3) if high else None,
+        "detections_at_or_above_0.5": len(high),
     }
 
 
-def _evaluate(preds: list[list[Detection]], samples: list[Sample], classes: list[str]) -> dict[str, Any]:
+def _evaluate(
+    preds: list[list[Detection]], samples: list[Sample], classes: list[str], alarm: float = ALARM
+) -> dict[str, Any]:
     hidden = [i for i, s in enumerate(samples) if s.hidden]
     hidden_samples = [_threats_only(samples[i]) for i in hidden]
     hidden_preds = [[d for d in preds[i] if d.label in THREATS] for i in hidden]
-    out = {"all": _scores(preds, samples, classes), **_false_alarms(preds, samples), **_recall_at_alarm(preds, samples)}
-    out["operating_points"] = {
-        str(a): {**_false_alarms(preds, samples, a), **_recall_at_alarm(preds, samples, a)}
-        for a in (0.1, 0.2, 0.3, 0.4, 0.5)
+    out: dict[str, Any] = {
+        "all": _scores(preds, samples, classes),
+        "alarm_threshold": alarm,
+        **_alarms(preds, samples, alarm),
     }
+    out["operating_points"] = {str(a): _alarms(preds, samples, a) for a in (0.1, 0.2, 0.3, 0.4, 0.5)}
     out["hidden"] = {
         "scans": len(hidden),
         **_scores(hidden_preds, hidden_samples, [c for c in classes if c in THREATS]),
+        "alarms": _alarms([preds[i] for i in hidden], [samples[i] for i in hidden], alarm),
     }
+    out.update(_calibration(preds, samples, classes))
     return out
+
+
+def _model_summary(det: XrayDetector, directory: str) -> dict[str, Any]:
+    card = det.card_
+    return {
+        "version": det.version_,
+        "format_version": card.get("format_version"),
+        "onnx_bytes": (Path(directory) / "detector.onnx").stat().st_size,
+        "input_size": det.input_size,
+        "training_seconds": card.get("metrics", {}).get("training_seconds"),
+        "training_epochs": len(card.get("metrics", {}).get("history", [])),
+        "training_data": card.get("training_data", {}).get("description"),
+        "validation_map50": card.get("metrics", {}).get("validation", {}).get("map50"),
+        "calibration": (card.get("calibration") or {}).get("method"),
+        "operating_point": card.get("operating_point"),
+    }
 
 
 def main() -> None:
@@ -135,6 +160,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--model", default=str(SHIPPED))
+    ap.add_argument("--compare", action="append", default=[], help="other model directories to measure beside it")
     ap.add_argument("--timing-scans", type=int, default=40)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--infer-only", nargs="*", help=argparse.SUPPRESS)
@@ -150,20 +176,23 @@ def main() -> None:
         synth.generate(root, args.n, args.seed, synth.Settings.named("hard", args.size), difficulty="hard")
         gen_s = time.perf_counter() - t
         samples = load_coco(root)
-        model_preds, base_preds = [], []
+        others = [XrayDetector.load(Path(d)) for d in args.compare]
+        model_preds: list[list[Detection]] = []
+        base_preds: list[list[Detection]] = []
+        other_preds: list[list[list[Detection]]] = [[] for _ in others]
         for s in samples:
             scan = imaging.read_file(str(s.image))
             model_preds.append(det.predict(scan))
             base_preds.append(baseline.detect(scan))
+            for o, preds in zip(others, other_preds, strict=True):
+                preds.append(o.predict(scan))
         classes = list(det.classes_)
-        result_model = _evaluate(model_preds, samples, classes)
+        result_model = _evaluate(model_preds, samples, classes, det.alarm_threshold_)
         result_base = _evaluate(base_preds, samples, classes)
-        hits, scores = [], []
-        for p, s in zip(model_preds, samples, strict=True):
-            ordered = sorted(p, key=lambda d: -d.score)
-            scores += [d.score for d in ordered]
-            hits += metrics.match(ordered, s.boxes, s.labels)
-        result_model["ece_test"] = round(metrics.expected_calibration_error(scores, hits), 4)
+        compared = [
+            {"model": _model_summary(o, d), **_evaluate(p, samples, classes, o.alarm_threshold_)}
+            for o, d, p in zip(others, args.compare, other_preds, strict=True)
+        ]
         timing_images = [str(s.image) for s in samples[: args.timing_scans]]
         child = subprocess.run(
             [sys.executable, __file__, "--model", args.model, "--runs", str(args.runs), "--infer-only", *timing_images],
@@ -178,19 +207,10 @@ def main() -> None:
             baseline.detect(imaging.read_file(path))
             base_times.append((time.perf_counter() - t) * 1000)
 
-    card = det.card_
     result: dict[str, Any] = {
         "benchmark": "xray",
         "machine": machine(),
-        "model": {
-            "version": det.version_,
-            "onnx_bytes": (Path(args.model) / "detector.onnx").stat().st_size,
-            "input_size": det.input_size,
-            "training_seconds": card.get("metrics", {}).get("training_seconds"),
-            "training_epochs": len(card.get("metrics", {}).get("history", [])),
-            "training_data": card.get("training_data", {}).get("description"),
-            "validation_map50": card.get("metrics", {}).get("validation", {}).get("map50"),
-        },
+        "model": _model_summary(det, args.model),
         "test_set": {
             "scans": args.n,
             "seed": args.seed,
@@ -201,6 +221,7 @@ def main() -> None:
         },
         "detector": result_model,
         "baseline_colour_blobs": result_base,
+        "compared_models": compared,
         "inference": {
             "scan": f"{args.size}x{args.size} PNG, decode + detect + heat map",
             "scans_timed": len(timing_images),
@@ -215,25 +236,30 @@ def main() -> None:
     }
     save("xray", result)
     print()
-    print(f"{'':28}{'detector':>12}{'baseline':>12}")
-    rows = [
-        ("mAP@0.5 (all classes)", result_model["all"]["map50"], result_base["all"]["map50"]),
-        ("mAP@0.5 (threats)", result_model["all"]["threat_map50"], result_base["all"]["threat_map50"]),
-        ("mAP@0.5 hidden split", result_model["hidden"]["threat_map50"], result_base["hidden"]["threat_map50"]),
-        (
-            "false alarms /100 benign",
-            result_model["false_alarms_per_100_benign"],
-            result_base["false_alarms_per_100_benign"],
-        ),
-        ("threat recall at alarm", result_model["threat_recall_at_alarm"], result_base["threat_recall_at_alarm"]),
-        ("threat scans alarmed %", result_model["threat_scans_alarmed_pct"], result_base["threat_scans_alarmed_pct"]),
-        ("p50 ms per scan", result["inference"]["p50_ms_median_of_runs"], result["inference"]["baseline_p50_ms"]),
-    ]
-    for c in classes:
-        rows.append((f"  AP@0.5 {c}", result_model["all"]["ap50"].get(c, "-"), result_base["all"]["ap50"].get(c, "-")))
-    for name, a, b in rows:
-        print(f"{name:28}{a!s:>12}{b!s:>12}")
-    print(f"p95 {result['inference']['p95_ms_median_of_runs']} ms (target 300), peak RSS {timing['peak_rss_mib']} MiB")
+    columns = [("detector", result_model), *((f"cmp{i + 1}", c) for i, c in enumerate(compared))]
+    columns.append(("baseline", result_base))
+    print(f"{'':30}" + "".join(f"{name:>12}" for name, _ in columns))
+
+    def row(name: str, get: Any) -> None:
+        print(f"{name:30}" + "".join(f"{get(r)!s:>12}" for _, r in columns))
+
+    row("alarm threshold (stored)", lambda r: r["alarm_threshold"])
+    row("threat scans alarmed %", lambda r: r["threat_scans_alarmed_pct"])
+    row("threat recall at alarm", lambda r: r["threat_recall_at_alarm"])
+    row("false alarms /100 benign", lambda r: r["false_alarms_per_100_benign"])
+    row("hidden: threat scans alarmed %", lambda r: r["hidden"]["alarms"]["threat_scans_alarmed_pct"])
+    row("mAP@0.5 (all classes)", lambda r: r["all"]["map50"])
+    row("mAP@0.5 (threats)", lambda r: r["all"]["threat_map50"])
+    row("mAP@0.5 hidden split", lambda r: r["hidden"]["threat_map50"])
+    row("ECE (test)", lambda r: r["ece_test"])
+    for label in classes:
+        row(f"  AP@0.5 {label}", lambda r, label=label: r["all"]["ap50"].get(label, "-"))
+    for i, other in enumerate(compared):
+        print(f"cmp{i + 1} = {other['model']['version']}")
+    print(
+        f"detector {det.version_}: p50 {result['inference']['p50_ms_median_of_runs']} ms, "
+        f"p95 {result['inference']['p95_ms_median_of_runs']} ms (target 300), peak RSS {timing['peak_rss_mib']} MiB"
+    )
     print("detector operating points (confidence: false alarms /100 benign, threat recall, threat scans alarmed %):")
     for a, v in result_model["operating_points"].items():
         print(

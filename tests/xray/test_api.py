@@ -27,6 +27,7 @@ class FakeDetector:
     """Sees what the test says, so the flow is tested apart from the model's quality."""
 
     version_ = "xray-test-1"
+    alarm_threshold_ = 0.5
 
     def __init__(self, dets: list[Detection]) -> None:
         self.dets = dets
@@ -89,7 +90,7 @@ def test_meat_in_a_phone_declaration_sends_it_to_inspection(env: Env, seen: Fake
     (finding,) = body["findings"]
     assert finding["source"] == "xray" and finding["lane"] == "C3" and finding["score"] == 0.91
     assert finding["message"].startswith(
-        "meat detected with confidence 0.91; declared: Smartphones, 128 GB, chapter 85"
+        "meat detected with confidence 0.91; declared: Smartphones, 128 GB / Men's T-shirts of cotton, knitted; chapters 85, 61"
     )
     assert finding["version"] == "xray-test-1"
 
@@ -155,14 +156,16 @@ def test_bad_uploads_and_roles(env_sqlite: Env, seen: FakeDetector) -> None:
         ).status_code
         == 404
     )
-    rules = env.client.get("/xray/rules", headers=env.h("officer")).json()["rules"]
+    got = env.client.get("/xray/rules", headers=env.h("officer")).json()
     assert {
         "label": "meat",
         "chapters": ["02", "16"],
         "needs_permit": False,
         "enforce": True,
-        "min_confidence": 0.5,
-    } in rules
+        "min_confidence": got["alarm_threshold"],
+        "own_threshold": False,
+    } in got["rules"]
+    assert got["alarm_threshold"] == service.alarm_threshold() and 0 < got["alarm_threshold"] < 1
 
 
 def _csrf(html: str) -> str:
@@ -295,3 +298,104 @@ def test_an_amendment_is_judged_again_against_the_scans(env_sqlite: Env, seen: F
     fixed = amend(meat)
     assert not [f for f in fixed["findings"] if f["source"] == "xray"], fixed["findings"]
     assert fixed["lane"] != "C3"
+
+
+def test_an_officer_draws_a_missed_box_and_it_becomes_training_data(
+    env_sqlite: Env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    env = env_sqlite
+    monkeypatch.setattr(service, "detector", lambda: FakeDetector([Detection("book", 0.8, Box(100, 20, 150, 60))]))
+    ref = _under_check(env, "X-8")
+    body = env.client.post(f"/xray/declarations/{ref}/scans", files=_file(_png()), headers=env.h("officer")).json()
+    assert body["findings"] == [] and body["declaration"]["status"] == "under_check"
+    scan_id, (book,) = body["id"], body["detections"]
+    url = f"/xray/scans/{scan_id}/boxes"
+
+    bad = env.client.post(url, json={"label": "zebra", "box": [10, 10, 300, 5]}, headers=env.h("officer"))
+    assert bad.status_code == 422 and [p["code"] for p in bad.json()["problems"]] == ["unknown_class", "bad_box"]
+    assert env.client.post(url, json={"label": "meat", "box": [1, 2]}, headers=env.h("officer")).status_code == 422
+    tiny = env.client.post(url, json={"label": "meat", "box": [1, 1, 3, 3]}, headers=env.h("officer"))
+    assert tiny.status_code == 422 and tiny.json()["problems"][0]["code"] == "bad_box"
+    assert env.client.post(
+        url, json={"label": "meat", "box": [20, 30, 90, 80]}, headers=env.h("trader")
+    ).status_code in (
+        401,
+        403,
+    )
+    assert (
+        env.client.post(
+            "/xray/scans/999/boxes", json={"label": "meat", "box": [1, 1, 9, 9]}, headers=env.h("officer")
+        ).status_code
+        == 404
+    )
+
+    r = env.client.post(
+        url, json={"label": "meat", "box": [20, 30, 90, 80], "note": "under the tray"}, headers=env.h("officer")
+    )
+    assert r.status_code == 201, r.text
+    drawn = r.json()["detection"]
+    assert drawn | {"id": 0} == {
+        "id": 0,
+        "label": "meat",
+        "score": 1.0,
+        "box": [20.0, 30.0, 90.0, 80.0],
+        "model_version": "xray-test-1",
+        "verdict": "confirmed",
+        "reviewed_by": "officer",
+        "note": "under the tray",
+        "origin": "officer",
+    }
+    (finding,) = r.json()["findings"]
+    assert finding["code"] == "declared_vs_seen" and finding["lane"] == "C3"
+    assert finding["message"].startswith("meat detected with confidence 1.00; declared: Smartphones")
+    got = env.client.get(f"/declarations/{ref}", headers=env.h("officer")).json()
+    assert got["lane"] == "C3" and got["status"] == "under_inspection"
+    assert r.json()["scan"]["conflicts"][0]["code"] == "declared_vs_seen"
+
+    with unit_of_work() as s:
+        _, n = service.export_feedback(s, tmp_path / "fb")
+    assert n == 0, "the model's book detection is still to review"
+    env.client.post(f"/xray/detections/{book['id']}/review", json={"verdict": "rejected"}, headers=env.h("officer"))
+    with unit_of_work() as s:
+        path, n = service.export_feedback(s, tmp_path / "fb2")
+    assert n == 1
+    (sample,) = load_coco(path)
+    assert sample.labels == ("meat",) and sample.boxes[0].as_list() == [20, 30, 90, 80]
+
+
+def test_console_draws_a_missed_box(env_sqlite: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.clearance.test_pages import sign_in
+
+    env = env_sqlite
+    monkeypatch.setattr(service, "detector", lambda: FakeDetector([]))
+    ref = _under_check(env, "X-9")
+    scan_id = env.client.post(f"/xray/declarations/{ref}/scans", files=_file(_png()), headers=env.h("officer")).json()[
+        "id"
+    ]
+    client = TestClient(env.client.app, headers={"accept-language": "en"})
+    sign_in(client, "officer", "officer-pw-123")
+    page = client.get(f"/console/xray/scans/{scan_id}").text
+    assert 'id="xray-add-box"' in page and "/console/xray/assets/xray.js" in page and "style=" not in page
+    assert client.get("/console/xray/assets/xray.js").headers["content-type"].startswith("text/javascript")
+    assert client.get("/console/xray/assets/other.py").status_code == 404
+    form = {"csrf": _csrf(page), "label": "drugs", "x1": "10", "y1": "12", "x2": "60", "y2": "70", "note": ""}
+    r = client.post(f"/console/xray/scans/{scan_id}/boxes", data=form, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    after = client.get(r.headers["location"].split("#")[0]).text
+    assert "drawn by officer" in after and 'id="xray-conflict"' in after and "drugs detected" in after
+    zh = client.get(r.headers["location"].split("#")[0] + "?lang=zh-Hant").text
+    assert "偵測到毒品,信心度 1.00;申報內容:" in zh and "關員標示" in zh
+    bad = client.post(f"/console/xray/scans/{scan_id}/boxes", data=form | {"x2": "abc"})
+    assert "bad_box" in bad.text
+
+
+def test_problems_come_in_the_callers_language(env_sqlite: Env, seen: FakeDetector) -> None:
+    env = env_sqlite
+    ref = _under_check(env, "X-10")
+    zh = env.h("officer") | {"accept-language": "zh-TW"}
+    r = env.client.post(f"/xray/declarations/{ref}/scans", files=_file(b"GIF89a not a scan", "x.gif"), headers=zh)
+    assert r.status_code == 422 and r.json()["problems"][0]["code"] == "unsupported_format"
+    assert r.json()["problems"][0]["message"] == "不是 PNG、JPEG 或 TIFF 影像"
+    scan = env.client.post(f"/xray/declarations/{ref}/scans", files=_file(_png()), headers=env.h("officer")).json()
+    bad = env.client.post(f"/xray/scans/{scan['id']}/boxes", json={"label": "meat", "box": [0, 0, 999, 5]}, headers=zh)
+    assert bad.json()["problems"][0]["message"] == "框線須位於 200×160 的掃描影像內,且 x1 < x2、y1 < y2"

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from smartcustoms.xray.cli import app
 from smartcustoms.xray.detector import CARD_FILE
+from smartcustoms.xray.model import THREATS
 
 runner = CliRunner()
 
@@ -56,6 +57,11 @@ def test_train_then_detect(tiny_data: Path, tiny_model: Path, tmp_path: Path) ->
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert [x["image"] for x in lines] == [str(p) for p in images]
     assert all(x["model_version"] == json.loads((model / CARD_FILE).read_text())["version"] for x in lines)
+    threshold = json.loads((model / CARD_FILE).read_text())["operating_point"]["alarm_threshold"]
+    assert all(x["alarm_threshold"] == threshold for x in lines)
+    assert all(
+        d["alarm"] == (d["label"] in THREATS and d["score"] >= threshold) for x in lines for d in x["detections"]
+    )
     r = runner.invoke(app, ["detect", "--model", str(model), str(images[0]), str(bad), "--out", str(out)])
     assert r.exit_code == 2 and "corrupt_image" in r.output and len(out.read_text().splitlines()) == 1
 
@@ -90,8 +96,34 @@ def test_registry_register_activate_and_service_picks_it(
         assert service.detector().version_ == version
         listed = json.loads(runner.invoke(app, ["models"]).output)
         assert listed["active"] == version and listed["versions"][0]["version"] == version
+        assert 0 < listed["versions"][0]["operating_point"]["alarm_threshold"] < 1
         r = runner.invoke(app, ["activate", "nope"])
         assert r.exit_code == 2 and "unknown_model" in r.output
     finally:
         service.forget_model()
         settings.get_settings.cache_clear()
+
+
+def test_calibrate_writes_a_new_version_with_its_alarm_threshold(
+    tiny_model: Path, tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from smartcustoms.xray import service
+
+    out = tmp_path / "recalibrated"
+    r = runner.invoke(
+        app,
+        ["calibrate", "--model", str(tiny_model), "--data", str(tiny_data), "--false-alarms", "5", "--out", str(out)],
+    )
+    assert r.exit_code == 0, r.output
+    got = json.loads(r.output.strip().splitlines()[-1])
+    card = json.loads((out / CARD_FILE).read_text())
+    assert got["version"] == card["version"] != json.loads((tiny_model / CARD_FILE).read_text())["version"]
+    assert card["operating_point"]["false_alarm_budget_per_100_benign"] == 5.0
+    assert card["operating_point"]["validation"]["false_alarms_per_100_benign"] <= 5.0
+    monkeypatch.setenv("SMARTCUSTOMS_XRAY_MODEL", str(out))
+    try:
+        assert service.alarm_threshold() == card["operating_point"]["alarm_threshold"]
+    finally:
+        service.forget_model()
+    r = runner.invoke(app, ["calibrate", "--model", str(tmp_path / "none"), "--data", str(tiny_data)])
+    assert r.exit_code == 2 and "missing_model" in r.output

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from smartcustoms.xray import imaging
 from smartcustoms.xray.datasets import load_coco
@@ -27,7 +29,10 @@ from smartcustoms.xray.errors import XrayError
 def test_tiny_training_writes_a_versioned_model_directory(tiny_model: Path) -> None:
     card = json.loads((tiny_model / CARD_FILE).read_text())
     assert card["format_version"] == FORMAT_VERSION
-    assert card["version"].startswith("xray-centernet-") and card["version"].endswith(card["sha256"][:8])
+    assert card["version"].startswith(f"xray-centernet-{FORMAT_VERSION}-") and len(card["version"].split("-")[-1]) == 8
+    point = card["operating_point"]
+    assert 0 < point["alarm_threshold"] < 1 and point["false_alarm_budget_per_100_benign"] == 10.0
+    assert {"false_alarms_per_100_benign", "threat_recall_at_alarm"} <= set(point["validation"])
     assert card["training_data"]["description"] == "tiny test set"
     assert card["training_data"]["train"]["images"] + card["training_data"]["validation"]["images"] == 10
     assert set(card["metrics"]["validation"]) >= {"ap50", "map50", "ece_raw", "ece_calibrated"}
@@ -98,6 +103,52 @@ def test_decoding_and_calibration() -> None:
     assert p[0] == pytest.approx(1 / (1 + np.e)) and p[1] > 0.9
 
 
+def test_calibration_is_per_class_with_the_pooled_fit_for_rare_classes() -> None:
+    cal = Calibration(2.0, -1.0, {"meat": (1.0, 1.0)})
+    p = cal(np.array([0.5, 0.5]), ["meat", "knife"])
+    assert p[0] == pytest.approx(1 / (1 + np.exp(-1.0))), "meat's own scaling"
+    assert p[1] == pytest.approx(1 / (1 + np.e)), "knife has too few validation detections: pooled scaling"
+    assert Calibration.from_dict(cal.as_dict()) == cal
+    assert Calibration.from_dict({"method": "platt", "a": 2.0, "b": -1.0}) == Calibration(2.0, -1.0)
+
+
+def test_recalibration_stores_the_operating_point_and_keeps_the_weights(
+    tiny_model: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    det = XrayDetector.load(tiny_model)
+    before = det.version_
+    det.calibrate(load_coco(tiny_data), false_alarm_budget=0.0, description="held-out scans")
+    out = det.save(tmp_path / "recalibrated")
+    again = XrayDetector.load(out)
+    assert again.version_ == det.version_ != before, "what a score means changed: a new version"
+    assert again.alarm_threshold_ == det.card_["operating_point"]["alarm_threshold"]
+    assert det.card_["operating_point"]["validation"]["false_alarms_per_100_benign"] == 0.0
+    assert det.card_["training_data"]["validation"]["description"] == "held-out scans"
+    assert (out / "weights.pt").read_bytes() == (tiny_model / "weights.pt").read_bytes()
+    trained = json.loads((tiny_model / CARD_FILE).read_text())["params"]
+    assert again.card_["params"] == trained | {"false_alarm_budget": 0.0}, "training parameters kept"
+
+
+def test_a_format_1_model_still_loads_with_the_default_alarm(tiny_model: Path, tmp_path: Path) -> None:
+    old = tmp_path / "old"
+    shutil.copytree(tiny_model, old)
+    card = json.loads((old / CARD_FILE).read_text())
+    card.pop("operating_point")
+    card |= {"format_version": 1, "calibration": {"method": "platt", "a": 1.5, "b": -0.5}}
+    (old / CARD_FILE).write_text(json.dumps(card))
+    det = XrayDetector.load(old)
+    assert det.alarm_threshold_ == 0.5 and det.calibration_ == Calibration(1.5, -0.5)
+    for bad in (0, 3, "2", None):
+        (old / CARD_FILE).write_text(json.dumps(card | {"format_version": bad}))
+        with pytest.raises(XrayError) as err:
+            XrayDetector.load(old)
+        assert err.value.problems[0].code == "model_version"
+    (old / CARD_FILE).write_text(json.dumps(card | {"calibration": {"a": "x"}}))
+    with pytest.raises(XrayError) as err:
+        XrayDetector.load(old)
+    assert err.value.problems[0].code == "bad_model_card"
+
+
 def test_retraining_starts_from_a_saved_model(tiny_model: Path, tiny_data: Path) -> None:
     pytest.importorskip("torch")
     from smartcustoms.xray.datasets import Sample
@@ -113,3 +164,35 @@ def test_retraining_starts_from_a_saved_model(tiny_model: Path, tiny_data: Path)
     with pytest.raises(XrayError) as err:
         XrayDetector(input_size=64, epochs=1, init_from=str(tiny_model)).fit([zebra, *samples])
     assert err.value.problems[0].code == "new_classes"
+
+
+def test_a_damaged_model_directory_is_refused_with_a_clear_problem(tiny_model: Path, tmp_path: Path) -> None:
+    import hashlib
+
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_model, bad)
+    card = json.loads((bad / CARD_FILE).read_text())
+    garbage = b"not an onnx graph"
+    (bad / MODEL_FILE).write_bytes(garbage)
+    (bad / CARD_FILE).write_text(json.dumps(card | {"sha256": hashlib.sha256(garbage).hexdigest()}))
+    with pytest.raises(XrayError) as err:
+        XrayDetector.load(bad)
+    assert err.value.problems[0].code == "bad_model" and "ONNX Runtime cannot load" in err.value.problems[0].message
+    (bad / CARD_FILE).write_text("{not json")
+    with pytest.raises(XrayError) as err:
+        XrayDetector.load(bad)
+    assert err.value.problems[0].code == "bad_model_card"
+    (bad / CARD_FILE).write_text(json.dumps({k: v for k, v in card.items() if k not in ("classes", "sha256")}))
+    with pytest.raises(XrayError) as err:
+        XrayDetector.load(bad)
+    assert sorted(p.code for p in err.value.problems) == ["bad_model_card", "bad_model_card"]
+
+
+def test_extreme_aspect_ratios_detect_without_error(tiny_model: Path) -> None:
+    det = XrayDetector.load(tiny_model)
+    for shape in ((20, 8000), (3000, 16)):
+        buf = io.BytesIO()
+        Image.fromarray(np.full(shape, 200, dtype=np.uint8)).save(buf, format="PNG")
+        dets, heat = det.explain(imaging.decode(buf.getvalue()))
+        assert heat.ndim == 2 and min(heat.shape) >= 1
+        assert all(d.box.x2 <= shape[1] and d.box.y2 <= shape[0] for d in dets)

@@ -94,3 +94,55 @@ def test_any_bytes_decode_or_fail_cleanly(data: bytes, magic: bytes) -> None:
             "image_too_large",
             "unsupported_mode",
         }
+
+
+def _save(arr: np.ndarray, fmt: str, **kw: object) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def test_truncated_files_of_each_format_are_corrupt_not_unsupported() -> None:
+    arr = np.random.default_rng(1).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    for data in (
+        _save(arr, "JPEG"),
+        _save(arr, "TIFF"),
+        _save(arr, "TIFF", compression="tiff_lzw"),  # its directory sits at the end: lost when cut short
+        _save(arr, "PNG"),
+    ):
+        assert _codes(data[: len(data) // 2]) == ["corrupt_image"]
+        assert _codes(data[:12]) == ["corrupt_image"]
+    for fmt in ("BMP", "WEBP", "GIF"):
+        assert _codes(_save(arr, fmt)) == ["unsupported_format"], fmt
+
+
+def test_a_forged_jpeg_header_claiming_a_huge_image_is_refused() -> None:
+    jpeg = bytearray(_save(np.zeros((64, 64, 3), dtype=np.uint8), "JPEG"))
+    sof = jpeg.find(b"\xff\xc0")
+    jpeg[sof + 5 : sof + 9] = (60000).to_bytes(2, "big") * 2
+    assert _codes(bytes(jpeg)) == ["image_too_large"]
+
+
+def test_sixteen_bit_scans_of_every_kind_are_downscaled_under_the_limit() -> None:
+    ramp = np.tile(np.linspace(0, 65535, 3000, dtype=np.uint16), (600, 1))
+    big_endian = ramp.byteswap().view(ramp.dtype.newbyteorder())
+    for data in (_save(ramp, "TIFF"), _save(big_endian, "TIFF"), _save(ramp, "PNG")):
+        scan = imaging.decode(data, max_side=1000)
+        assert (scan.width, scan.height) == (3000, 600) and scan.rgb.shape == (200, 1000, 3)
+        assert scan.rgb[:, :5].max() < 10 and scan.rgb[:, -5:].min() > 245, "dark to bright, windowed"
+    jpeg = imaging.decode(_save(np.zeros((600, 800, 3), dtype=np.uint8), "JPEG"), max_side=200)
+    assert jpeg.rgb.shape == (150, 200, 3) and jpeg.scale == pytest.approx(4.0), "decoded at reduced size"
+    strip = imaging.decode(_save(np.zeros((20, 8000), dtype=np.uint8), "PNG"))
+    assert strip.rgb.shape[1] == imaging.MAX_SIDE and strip.rgb.shape[0] >= 1
+
+
+def test_other_pixel_modes_become_rgb() -> None:
+    rgb = np.random.default_rng(2).integers(0, 255, (40, 40, 3), dtype=np.uint8)
+    cmyk = io.BytesIO()
+    Image.fromarray(rgb).convert("CMYK").save(cmyk, format="JPEG")
+    floats = _save(np.random.default_rng(3).random((40, 40)).astype(np.float32), "TIFF")
+    one_bit = io.BytesIO()
+    Image.fromarray(rgb[..., 0] > 128).save(one_bit, format="TIFF")
+    for data in (cmyk.getvalue(), floats, one_bit.getvalue(), _png(np.zeros((40, 40, 4), dtype=np.uint8))):
+        scan = imaging.decode(data)
+        assert scan.rgb.shape == (40, 40, 3) and scan.rgb.dtype == np.uint8

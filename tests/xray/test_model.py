@@ -50,8 +50,16 @@ def test_firearms_need_chapter_93_and_a_permit() -> None:
 
 
 def test_low_confidence_and_benign_lookalikes_raise_nothing() -> None:
-    assert conflicts([det("meat", 0.3), det("knife", 0.55)], TOYS) == []
+    assert conflicts([det("meat", 0.3), det("knife", 0.45)], TOYS) == []
     assert conflicts([det("cheese", 0.99), det("book", 0.99), det("unknown_thing", 0.99)], TOYS) == []
+
+
+def test_rules_follow_the_models_alarm_threshold_unless_they_set_their_own() -> None:
+    assert [c.detection.label for c in conflicts([det("meat", 0.3)], TOYS, DEFAULT_RULES, 0.25)] == ["meat"]
+    assert conflicts([det("meat", 0.3)], TOYS, DEFAULT_RULES, 0.35) == []
+    strict = rules_from_config({"meat": {"chapters": ["02", "16"], "min_confidence": 0.9}})
+    assert conflicts([det("meat", 0.8)], TOYS, strict, 0.25) == []
+    assert rules_from_config({"meat": {"chapters": ["02"]}})[0].threshold(0.3) == 0.3
 
 
 def test_conflicts_are_ordered_by_confidence() -> None:
@@ -78,3 +86,18 @@ def test_labels_and_payload_items() -> None:
     )
     assert items == [DeclaredItem(3, "x", "930200", ("P",))]
     assert Box(0, 0, 10, 10).iou(Box(5, 0, 15, 10)) == pytest.approx(1 / 3)
+
+
+def test_reasons_read_in_traditional_chinese_from_the_stored_english() -> None:
+    from smartcustoms.platform.i18n import translate
+
+    (c,) = conflicts([det("gun_part", 0.91)], TOYS)
+    assert c.message == "gun part detected with confidence 0.91; declared: toys, chapter 95"
+    assert translate(c.message, "zh-Hant") == "偵測到槍枝零件,信心度 0.91;申報內容:toys,第 95 章"
+    two = [DeclaredItem(1, "toys", "950300"), DeclaredItem(2, "phones", "851713")]
+    (c,) = conflicts([det("meat", 0.8)], two)
+    assert c.message == "meat detected with confidence 0.80; declared: toys / phones; chapters 95, 85"
+    assert translate(c.message, "zh-Hant") == "偵測到肉品,信心度 0.80;申報內容:toys / phones;第 95, 85 章"
+    (p,) = conflicts([det("handgun", 0.7)], [DeclaredItem(2, "pistols", "930200")])
+    assert translate(p.message, "zh-Hant") == "偵測到手槍,信心度 0.70;申報於第 2 項但未附許可證"
+    assert translate(conflicts([det("drugs", 0.9)], [])[0].message, "zh-Hant").endswith("申報內容:無")

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from smartcustoms.platform.auth import Principal, Role
 from smartcustoms.platform.db import unit_of_work
 from smartcustoms.platform.errors import Problem
+from smartcustoms.platform.i18n import t
 from smartcustoms.platform.web import require
 from smartcustoms.xray import pages as _pages  # noqa: F401  (registers the console panel and pages)
 from smartcustoms.xray import service
@@ -29,7 +30,11 @@ class ReviewIn(BaseModel):
 async def read_upload(file: UploadFile) -> bytes:
     data = await file.read(MAX_BYTES + 1)
     if len(data) > MAX_BYTES:
-        raise XrayError(Problem("file_too_large", ("file",), f"The file is over {MAX_BYTES // (1024 * 1024)} MB"))
+        raise XrayError(
+            Problem(
+                "file_too_large", ("file",), t("The file is over {megabytes} MB", megabytes=MAX_BYTES // (1024 * 1024))
+            )
+        )
     return data
 
 
@@ -93,6 +98,27 @@ def review(detection_id: int, body: ReviewIn, who: Principal = Depends(require(*
         }
 
 
+class BoxIn(BaseModel):
+    label: str = Field(max_length=32)
+    box: list[float] = Field(min_length=4, max_length=4, description="[x1, y1, x2, y2] in original scan pixels")
+    note: str | None = Field(default=None, max_length=2000)
+
+
+@router.post("/scans/{scan_id}/boxes", status_code=201)
+def add_box(scan_id: int, body: BoxIn, who: Principal = Depends(require(*CUSTOMS))) -> dict[str, Any]:
+    """Draw a box the detector missed: stored as a confirmed detection (training data), judged against the
+    declaration like one (a conflict puts the declaration in lane C3)."""
+    with unit_of_work() as session:
+        det, findings = service.add_box(session, who, scan_id, body.label, body.box, body.note)
+        scan, dets = service.get_scan(session, who, scan_id)
+        view = service.scan_view(scan, dets)
+        return {
+            "detection": next(d for d in view["detections"] if d["id"] == det.id),
+            "findings": [f.as_dict() for f in findings],
+            "scan": view,
+        }
+
+
 @router.get("/model")
 def model_card(who: Principal = Depends(require(*CUSTOMS))) -> dict[str, Any]:
     """The model in use: version, classes, training data, validation metrics, hash."""
@@ -104,16 +130,20 @@ def model_card(who: Principal = Depends(require(*CUSTOMS))) -> dict[str, Any]:
 
 @router.get("/rules")
 def rules(who: Principal = Depends(require(*CUSTOMS))) -> dict[str, Any]:
-    """Declared-versus-seen rules: the tariff chapters each class is consistent with."""
+    """Declared-versus-seen rules: the tariff chapters each class is consistent with, and the confidence
+    that raises a conflict (the model's alarm threshold unless the rule sets its own)."""
+    alarm = service.alarm_threshold()
     return {
+        "alarm_threshold": alarm,
         "rules": [
             {
                 "label": r.label,
                 "chapters": list(r.chapters),
                 "needs_permit": r.needs_permit,
                 "enforce": r.enforce,
-                "min_confidence": r.min_confidence,
+                "min_confidence": r.threshold(alarm),
+                "own_threshold": r.min_confidence is not None,
             }
             for r in service.consistency_rules()
-        ]
+        ],
     }

@@ -26,7 +26,7 @@ class ScansStillMatch:
     def check(self, ctx: CheckContext, decl: Any, facts: DeclarationFacts) -> Sequence[Finding]:
         if ctx.reference is None:  # a first filing has no scan yet
             return []
-        from smartcustoms.xray.service import consistency_rules
+        from smartcustoms.xray.service import alarm_threshold, consistency_rules
 
         rows = ctx.session.execute(
             select(DetectionRow, ScanRow.id)
@@ -42,7 +42,7 @@ class ScansStillMatch:
             for i in decl.items
         ]
         out = []
-        for c in conflicts(dets, items, consistency_rules()):
+        for c in conflicts(dets, items, consistency_rules(), alarm_threshold()):
             version, scan_id = versions[c.detection.label]
             out.append(
                 Finding(

@@ -13,9 +13,11 @@ from typing import Any, TypeVar
 import typer
 
 from smartcustoms.platform.errors import DomainError, Problem
+from smartcustoms.platform.i18n import t
 from smartcustoms.xray import datasets, imaging, synth
 from smartcustoms.xray.detector import SHIPPED, XrayDetector, evaluate_predictions
 from smartcustoms.xray.errors import XrayError
+from smartcustoms.xray.model import THREATS
 
 app = typer.Typer(no_args_is_help=True, help="X-ray image triage: synthetic scans, training, detection, feedback.")
 T = TypeVar("T")
@@ -55,7 +57,7 @@ def synth_cmd(
 ) -> None:
     """Generate seeded synthetic dual-energy scans with COCO annotations."""
     if difficulty not in ("easy", "normal", "hard"):
-        _refuse(Problem("bad_difficulty", ("difficulty",), "easy, normal or hard"))
+        _refuse(Problem("bad_difficulty", ("difficulty",), t("easy, normal or hard")))
     started = time.perf_counter()
     path = synth.generate(out, n, seed, synth.Settings.named(difficulty, size), difficulty=difficulty)
     typer.echo(json.dumps({"annotations": str(path), "images": n, "seconds": round(time.perf_counter() - started, 1)}))
@@ -76,10 +78,16 @@ def train_cmd(
     seed: int = typer.Option(0, "--seed"),
     description: str = typer.Option("", "--description", help="Training data description for the model card"),
     init: Path | None = typer.Option(None, "--init", help="Start from this model's weights (fine-tune)"),
+    hard_augment: bool = typer.Option(
+        False, "--hard-augment", help="Also rescale, add noise and lay dense slabs over objects while training"
+    ),
+    hidden_weight: float = typer.Option(
+        1.0, "--hidden-weight", min=1.0, help="Scans with a hidden target count N times"
+    ),
 ) -> None:
     """Train the detector (PyTorch, CPU), export to ONNX, calibrate, and write a versioned model directory."""
     if input_size % 32:
-        _refuse(Problem("bad_input_size", ("input_size",), "A multiple of 32"))
+        _refuse(Problem("bad_input_size", ("input_size",), t("A multiple of 32")))
 
     def run() -> dict[str, Any]:
         samples = datasets.load(data, fmt)
@@ -93,12 +101,43 @@ def train_cmd(
             seed=seed,
             max_minutes=max_minutes,
             init_from=str(init) if init else None,
+            hard_augment=hard_augment,
+            hidden_weight=hidden_weight,
         )
         det.fit(samples, val_samples, data_description=description or f"{fmt} data from {data}", log=_echo)
         det.save(out)
         card = det.card_
         return {"model": str(out), "version": det.version_, **card["metrics"]["validation"]} | {
             "training_seconds": card["metrics"]["training_seconds"]
+        }
+
+    typer.echo(json.dumps(_guard(run)))
+
+
+@app.command("calibrate")
+def calibrate_cmd(
+    model: Path = typer.Option(..., "--model", help="Model directory to calibrate"),
+    data: Path = typer.Option(..., "--data", help="Held-out annotated scans (not used to train it)"),
+    fmt: str = typer.Option("coco", "--format", help="coco, sixray or opixray"),
+    false_alarms: float = typer.Option(
+        10.0, "--false-alarms", min=0.0, help="Threat false alarms allowed per 100 benign scans"
+    ),
+    out: Path | None = typer.Option(None, "--out", help="Write the recalibrated model here (default: in place)"),
+    description: str = typer.Option("", "--description", help="What the held-out scans are, for the model card"),
+) -> None:
+    """Fit per-class confidence calibration on held-out scans and store the alarm threshold that keeps false
+    alarms within the budget; writes a new model version (same weights)."""
+
+    def run() -> dict[str, Any]:
+        det = XrayDetector.load(model)
+        det.calibrate(datasets.load(data, fmt), false_alarm_budget=false_alarms, description=description or None)
+        det.save(out or model)
+        card = det.card_
+        return {
+            "model": str(out or model),
+            "version": det.version_,
+            "operating_point": card["operating_point"],
+            **card["metrics"]["validation"],
         }
 
     typer.echo(json.dumps(_guard(run)))
@@ -132,7 +171,10 @@ def detect_cmd(
                 "height": scan.height,
                 "model_version": det.version_,
                 "inference_ms": round(ms, 1),
-                "detections": [d.as_dict() for d in dets],
+                "alarm_threshold": det.alarm_threshold_,
+                "detections": [
+                    d.as_dict() | {"alarm": d.label in THREATS and d.score >= det.alarm_threshold_} for d in dets
+                ],
             }
             f.write(json.dumps(line) + "\n")
     typer.echo(json.dumps({"scans": len(images) - failed, "failed": failed, "out": str(out), "model": det.version_}))
@@ -234,7 +276,7 @@ def retrain_cmd(
             samples = datasets.load_coco(path) if n else []
             base = datasets.load_coco(base_data) if base_data else []
             if not samples and not base:
-                raise XrayError(Problem("no_training_data", ("data",), "No reviewed scans and no --base-data"))
+                raise XrayError(Problem("no_training_data", ("data",), t("No reviewed scans and no --base-data")))
             det = XrayDetector(
                 input_size=input_size,
                 width=width,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from smartcustoms.platform.errors import Problem
+from smartcustoms.platform.i18n import t
 from smartcustoms.xray.errors import XrayError
 from smartcustoms.xray.model import THREATS, Box, canonical_label
 
@@ -50,53 +51,67 @@ def load_coco(path: Path) -> list[Sample]:
         candidates = [path / "annotations.json", *sorted((path / "annotations").glob("*.json"))]
         found = [c for c in candidates if c.is_file()]
         if not found:
-            raise XrayError(Problem("missing_annotations", ("data",), f"No annotations.json in {path}"))
+            raise XrayError(
+                Problem("missing_annotations", ("data",), t("No annotations.json in {path}", path=str(path)))
+            )
         path = found[0]
     try:
         coco = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise XrayError(Problem("bad_json", ("data", str(path)), f"Not a readable COCO JSON file ({exc})")) from None
+        raise XrayError(
+            Problem("bad_json", ("data", str(path)), t("Not a readable COCO JSON file ({error})", error=str(exc)))
+        ) from None
     problems: list[Problem] = []
     if not isinstance(coco, dict):
-        raise XrayError(Problem("bad_coco", ("data",), "A COCO file is a JSON object"))
+        raise XrayError(Problem("bad_coco", ("data",), t("A COCO file is a JSON object")))
     for key in ("images", "annotations", "categories"):
         if not isinstance(coco.get(key), list):
-            problems.append(Problem("missing_key", (key,), f"COCO needs a list '{key}'"))
+            problems.append(Problem("missing_key", (key,), t("COCO needs a list '{key}'", key=key)))
     _fail(problems)
     cats: dict[int, str] = {}
     for i, c in enumerate(coco["categories"]):
         if not isinstance(c, dict) or not isinstance(c.get("id"), int) or not isinstance(c.get("name"), str):
-            problems.append(Problem("bad_category", ("categories", i), "A category needs an integer id and a name"))
+            problems.append(Problem("bad_category", ("categories", i), t("A category needs an integer id and a name")))
             continue
         cats[c["id"]] = canonical_label(c["name"])
     root = path.parent
     images: dict[int, dict[str, Any]] = {}
     for i, im in enumerate(coco["images"]):
         if not isinstance(im, dict) or not isinstance(im.get("id"), int) or not isinstance(im.get("file_name"), str):
-            problems.append(Problem("bad_image", ("images", i), "An image needs an integer id and a file_name"))
+            problems.append(Problem("bad_image", ("images", i), t("An image needs an integer id and a file_name")))
             continue
         file = root / im["file_name"]
         if not file.is_file() and (root / "images" / im["file_name"]).is_file():
             file = root / "images" / im["file_name"]
         if not file.is_file():
-            problems.append(Problem("missing_image", ("images", i, "file_name"), f"No image file {file}"))
+            problems.append(
+                Problem("missing_image", ("images", i, "file_name"), t("No image file {file}", file=str(file)))
+            )
             continue
         images[im["id"]] = {**im, "path": file}
     by_image: dict[int, list[tuple[Box, str, float]]] = {k: [] for k in images}
     for i, a in enumerate(coco["annotations"]):
         where: tuple[str | int, ...] = ("annotations", i)
         if not isinstance(a, dict):
-            problems.append(Problem("bad_annotation", where, "An annotation is an object"))
+            problems.append(Problem("bad_annotation", where, t("An annotation is an object")))
             continue
         bbox = a.get("bbox")
         if a.get("category_id") not in cats:
             problems.append(
-                Problem("unknown_category", (*where, "category_id"), f"Unknown category {a.get('category_id')}")
+                Problem(
+                    "unknown_category",
+                    (*where, "category_id"),
+                    t("Unknown category {category}", category=str(a.get("category_id"))),
+                )
             )
             continue
         if a.get("image_id") not in images:
             if a.get("image_id") not in {im.get("id") for im in coco["images"] if isinstance(im, dict)}:
-                problems.append(Problem("unknown_image", (*where, "image_id"), f"Unknown image {a.get('image_id')}"))
+                problems.append(
+                    Problem(
+                        "unknown_image", (*where, "image_id"), t("Unknown image {image}", image=str(a.get("image_id")))
+                    )
+                )
             continue
         if (
             not isinstance(bbox, list)
@@ -107,7 +122,9 @@ def load_coco(path: Path) -> list[Sample]:
             or bbox[0] < 0
             or bbox[1] < 0
         ):
-            problems.append(Problem("bad_bbox", (*where, "bbox"), "bbox is [x, y, width, height] with positive size"))
+            problems.append(
+                Problem("bad_bbox", (*where, "bbox"), t("bbox is [x, y, width, height] with positive size"))
+            )
             continue
         x, y, w, h = (float(v) for v in bbox)
         by_image[a["image_id"]].append((Box(x, y, x + w, y + h), cats[a["category_id"]], float(a.get("occluded", 0.0))))
@@ -142,7 +159,9 @@ def _parse_voc(path: Path) -> tuple[str, list[tuple[Box, str]]]:
     try:
         root = ET.fromstring(path.read_bytes())
     except (ET.ParseError, OSError) as exc:
-        raise XrayError(Problem("bad_xml", ("data", str(path)), f"Not a readable VOC XML file ({exc})")) from None
+        raise XrayError(
+            Problem("bad_xml", ("data", str(path)), t("Not a readable VOC XML file ({error})", error=str(exc)))
+        ) from None
     filename = (root.findtext("filename") or path.stem).strip()
     objects = []
     problems = []
@@ -154,7 +173,9 @@ def _parse_voc(path: Path) -> tuple[str, list[tuple[Box, str]]]:
             x0, y0, x1, y1 = (float(bb.findtext(k) or "nan") for k in ("xmin", "ymin", "xmax", "ymax"))
             assert x1 > x0 and y1 > y0
         except (AssertionError, ValueError):
-            problems.append(Problem("bad_object", ("data", str(path), "object", i), "Object needs a name and a bndbox"))
+            problems.append(
+                Problem("bad_object", ("data", str(path), "object", i), t("Object needs a name and a bndbox"))
+            )
             continue
         objects.append((Box(x0, y0, x1, y1), canonical_label(name)))
     _fail(problems)
@@ -176,7 +197,11 @@ def parse_opixray_lines(text: str, source: str = "annotation") -> list[tuple[str
             if not (x1 > x0 and y1 > y0 and x0 >= 0 and y0 >= 0):
                 raise ValueError("empty box")
         except ValueError as exc:
-            problems.append(Problem("bad_line", ("data", source, n), f"Expected 'image class x1 y1 x2 y2' ({exc})"))
+            problems.append(
+                Problem(
+                    "bad_line", ("data", source, n), t("Expected 'image class x1 y1 x2 y2' ({error})", error=str(exc))
+                )
+            )
             continue
         out.append((parts[0], canonical_label("_".join(parts[1:-4])), Box(x0, y0, x1, y1)))
     _fail(problems)
@@ -191,7 +216,7 @@ def load_sixray(path: Path) -> list[Sample]:
     are never silently treated as clean.
     """
     if not path.is_dir():
-        raise XrayError(Problem("missing_data", ("data",), f"No folder {path}"))
+        raise XrayError(Problem("missing_data", ("data",), t("No folder {path}", path=str(path))))
     images = _find_images(path)
     by_image: dict[str, list[tuple[Box, str]]] = {}
     problems: list[Problem] = []
@@ -214,7 +239,7 @@ def load_sixray(path: Path) -> list[Sample]:
     for name, objects in sorted(by_image.items()):
         file = images.get(name) or images.get(Path(name).stem)
         if file is None:
-            problems.append(Problem("missing_image", ("data", name), f"No image file for {name}"))
+            problems.append(Problem("missing_image", ("data", name), t("No image file for {name}", name=name)))
             continue
         out.append(Sample(file, tuple(b for b, _ in objects), tuple(label for _, label in objects)))
     for name in sorted(negatives):
@@ -223,7 +248,11 @@ def load_sixray(path: Path) -> list[Sample]:
             out.append(Sample(file, (), ()))
     _fail(problems)
     if not out:
-        raise XrayError(Problem("no_annotations", ("data",), f"No SIXray XML or OPIXray text annotations in {path}"))
+        raise XrayError(
+            Problem(
+                "no_annotations", ("data",), t("No SIXray XML or OPIXray text annotations in {path}", path=str(path))
+            )
+        )
     return out
 
 
@@ -232,7 +261,13 @@ def load(path: Path, fmt: str) -> list[Sample]:
         return load_coco(path)
     if fmt in ("sixray", "opixray"):
         return load_sixray(path)
-    raise XrayError(Problem("unknown_format", ("format",), f"Format {fmt} unknown; one of {', '.join(FORMATS)}"))
+    raise XrayError(
+        Problem(
+            "unknown_format",
+            ("format",),
+            t("Format {format} unknown; one of {formats}", format=fmt, formats=", ".join(FORMATS)),
+        )
+    )
 
 
 def write_coco(samples: Sequence[Sample], out: Path, *, description: str, copy_images: bool = True) -> Path:

@@ -14,7 +14,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,14 +23,22 @@ import numpy as np
 from PIL import Image
 
 from smartcustoms.platform.errors import Problem
+from smartcustoms.platform.i18n import t
 from smartcustoms.xray import metrics
 from smartcustoms.xray.datasets import Sample, describe
 from smartcustoms.xray.errors import XrayError
 from smartcustoms.xray.imaging import Scan, read_file
-from smartcustoms.xray.model import Box, Detection
+from smartcustoms.xray.model import THREATS, Box, Detection
 
-FORMAT_VERSION = 1
-"""Bumped when the network's inputs/outputs or the card change shape; older loaders refuse newer models."""
+FORMAT_VERSION = 2
+"""Bumped when the network's inputs/outputs or the card change shape; older loaders refuse newer models.
+2: per-class calibration and a stored alarm threshold (operating point)."""
+READABLE_FORMATS = (1, 2)
+"""Format 1 (one Platt scaling for every class, no operating point) still loads: alarm threshold 0.5."""
+DEFAULT_ALARM = 0.5
+"""Alarm threshold of a model that stores none (format 1)."""
+FALSE_ALARM_BUDGET = 10.0
+"""Threat false alarms per 100 benign scans the default operating point allows on the validation scans."""
 MODEL_FILE = "detector.onnx"
 CARD_FILE = "model.json"
 TORCH_FILE = "weights.pt"
@@ -41,16 +49,37 @@ SHIPPED = Path(__file__).resolve().parent / "weights"
 
 @dataclass(frozen=True)
 class Calibration:
-    """Platt scaling of the raw peak score: p = sigmoid(a · logit(raw) + b)."""
+    """Platt scaling of the raw peak score, p = sigmoid(a · logit(raw) + b), per class where the validation
+    scans hold enough of it (the classes differ: a raw 0.3 for a handgun is not a raw 0.3 for meat), else the
+    scaling fitted on all classes together."""
 
     a: float = 1.0
     b: float = 0.0
+    per_class: dict[str, tuple[float, float]] = field(default_factory=dict)
 
-    def __call__(self, raw: np.ndarray) -> np.ndarray:
+    def __call__(self, raw: np.ndarray, labels: Sequence[str] | None = None) -> np.ndarray:
         r = np.clip(raw, 1e-6, 1 - 1e-6)
-        z = self.a * np.log(r / (1 - r)) + self.b
+        if labels is None or not self.per_class:
+            a, b = np.full(r.shape, self.a), np.full(r.shape, self.b)
+        else:
+            pairs = [self.per_class.get(label, (self.a, self.b)) for label in labels]
+            a, b = np.array([x for x, _ in pairs]), np.array([y for _, y in pairs])
+        z = a * np.log(r / (1 - r)) + b
         out: np.ndarray = 1.0 / (1.0 + np.exp(-z))
         return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "method": "platt-per-class" if self.per_class else "platt",
+            "a": self.a,
+            "b": self.b,
+            "classes": {k: {"a": a, "b": b} for k, (a, b) in sorted(self.per_class.items())},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Calibration:
+        per_class = {k: (float(v["a"]), float(v["b"])) for k, v in (data.get("classes") or {}).items()}
+        return cls(float(data["a"]), float(data["b"]), per_class)
 
 
 def letterbox(rgb: np.ndarray, size: int) -> tuple[np.ndarray, float]:
@@ -105,6 +134,9 @@ class XrayDetector:
         max_detections: int = 50,
         threads: int = 2,
         init_from: str | None = None,
+        hard_augment: bool = False,
+        hidden_weight: float = 1.0,
+        false_alarm_budget: float = FALSE_ALARM_BUDGET,
     ) -> None:
         self.input_size = input_size
         self.width = width
@@ -117,8 +149,13 @@ class XrayDetector:
         self.max_detections = max_detections
         self.threads = threads
         self.init_from = init_from
+        self.hard_augment = hard_augment
+        self.hidden_weight = hidden_weight
+        self.false_alarm_budget = false_alarm_budget
         self.classes_: tuple[str, ...] = ()
         self.calibration_ = Calibration()
+        self.alarm_threshold_ = DEFAULT_ALARM
+        self.source_dir_: Path | None = None
         self.card_: dict[str, Any] = {}
         self.version_ = ""
         self.net_: Any = None
@@ -136,6 +173,9 @@ class XrayDetector:
             "max_minutes",
             "score_floor",
             "init_from",
+            "hard_augment",
+            "hidden_weight",
+            "false_alarm_budget",
         )
         return {k: getattr(self, k) for k in keys}
 
@@ -153,12 +193,12 @@ class XrayDetector:
         from smartcustoms.xray import training  # PyTorch is only needed here
 
         if not train:
-            raise XrayError(Problem("no_training_data", ("data",), "No annotated scans to train on"))
+            raise XrayError(Problem("no_training_data", ("data",), t("No annotated scans to train on")))
         if not val:
             train, val = training.split(train, 0.15, self.seed)
         classes = tuple(sorted({label for s in [*train, *val] for label in s.labels}))
         if not classes:
-            raise XrayError(Problem("no_objects", ("data",), "The training scans contain no annotated objects"))
+            raise XrayError(Problem("no_objects", ("data",), t("The training scans contain no annotated objects")))
         init = None
         if self.init_from:
             init, base_classes, self.width = training.load_state(Path(self.init_from))
@@ -168,7 +208,7 @@ class XrayDetector:
                     Problem(
                         "new_classes",
                         ("init_from",),
-                        f"The data has classes the base model lacks ({extra}); train afresh",
+                        t("The data has classes the base model lacks ({classes}); train afresh", classes=extra),
                     )
                 )
             classes = base_classes
@@ -176,39 +216,79 @@ class XrayDetector:
         self.classes_ = classes
         self.net_, history = training.train(self, train, log=log, init=init)
         self._set_onnx(training.export_onnx(self.net_, self.input_size))
-        train_seconds = time.perf_counter() - started
-        raw = [self._predict_raw(read_file(str(s.image))) for s in val]
-        scores, hits = [], []
-        for dets, s in zip(raw, val, strict=True):
-            ordered = sorted(dets, key=lambda d: -d.score)
-            scores += [d.score for d in ordered]
-            hits += metrics.match(ordered, s.boxes, s.labels)
-        self.calibration_ = _platt(scores, hits)
-        calibrated = [self._calibrate(d) for d in raw]
-        cal_scores = [d.score for dets in calibrated for d in sorted(dets, key=lambda d: -d.score)]
-        val_metrics = evaluate_predictions(calibrated, val, classes)
-        val_metrics["ece_raw"] = round(metrics.expected_calibration_error(scores, hits), 4)
-        val_metrics["ece_calibrated"] = round(metrics.expected_calibration_error(cal_scores, hits), 4)
-        digest = hashlib.sha256(self._onnx).hexdigest()
-        created = datetime.now(UTC)
-        self.version_ = f"xray-centernet-{FORMAT_VERSION}-{created:%Y%m%d}-{digest[:8]}"
         self.card_ = {
             "format_version": FORMAT_VERSION,
-            "version": self.version_,
             "architecture": "CenterNet-style anchor-free detector (stride 4, FPN neck), ONNX opset 17",
             "classes": list(classes),
             "input_size": self.input_size,
             "params": self.params(),
-            "calibration": {"method": "platt", "a": self.calibration_.a, "b": self.calibration_.b},
-            "training_data": {
-                "description": data_description,
-                "train": describe(train),
-                "validation": describe(val),
-            },
-            "metrics": {"validation": val_metrics, "training_seconds": round(train_seconds, 1), "history": history},
-            "sha256": digest,
-            "created_at": created.isoformat(timespec="seconds"),
+            "training_data": {"description": data_description, "train": describe(train)},
+            "metrics": {"training_seconds": round(time.perf_counter() - started, 1), "history": history},
+            "sha256": hashlib.sha256(self._onnx).hexdigest(),
         }
+        return self.calibrate(val)
+
+    def calibrate(
+        self, val: Sequence[Sample], *, false_alarm_budget: float | None = None, description: str | None = None
+    ) -> XrayDetector:
+        """Fit the per-class calibration on held-out scans, then pick the alarm threshold: the lowest whose
+        threat false alarms per 100 benign scans stay within the budget. Both go into the card (and the
+        version, since they change what a score means); validation AP and calibration error are measured."""
+        self._check_ready()
+        if false_alarm_budget is not None:
+            self.false_alarm_budget = false_alarm_budget
+        raw = [self._predict_raw(read_file(str(s.image))) for s in val]
+        truths = [(s.boxes, s.labels) for s in val]
+        scores: list[float] = []
+        hits: list[bool] = []
+        labels: list[str] = []
+        for dets, s in zip(raw, val, strict=True):
+            ordered = sorted(dets, key=lambda d: -d.score)
+            scores += [d.score for d in ordered]
+            labels += [d.label for d in ordered]
+            hits += metrics.match(ordered, s.boxes, s.labels)
+        glob = _platt(scores, hits)
+        per_class = {}
+        for c in self.classes_:
+            idx = [i for i, label in enumerate(labels) if label == c]
+            fitted = _platt([scores[i] for i in idx], [hits[i] for i in idx], fallback=None)
+            if fitted is not None:
+                per_class[c] = (fitted.a, fitted.b)
+        self.calibration_ = Calibration(glob.a, glob.b, per_class)
+        calibrated = [self._calibrate(d) for d in raw]
+        cal_scores = [d.score for dets in calibrated for d in sorted(dets, key=lambda d: -d.score)]
+        threats = [c for c in self.classes_ if c in THREATS]
+        point = metrics.choose_threshold(calibrated, truths, threats, self.false_alarm_budget)
+        self.alarm_threshold_ = float(point["threshold"])
+        val_metrics = evaluate_predictions(calibrated, val, self.classes_)
+        val_metrics["ece_raw"] = round(metrics.expected_calibration_error(scores, hits), 4)
+        val_metrics["ece_calibrated"] = round(metrics.expected_calibration_error(cal_scores, hits), 4)
+        operating = {
+            "alarm_threshold": self.alarm_threshold_,
+            "false_alarm_budget_per_100_benign": self.false_alarm_budget,
+            "chosen_on": "validation scans",
+            "validation": point,
+        }
+        calibration = self.calibration_.as_dict()
+        digest = hashlib.sha256(self._onnx + json.dumps([calibration, operating], sort_keys=True).encode()).hexdigest()
+        created = datetime.now(UTC)
+        self.version_ = f"xray-centernet-{FORMAT_VERSION}-{created:%Y%m%d}-{digest[:8]}"
+        card = dict(self.card_)
+        card["training_data"] = dict(card.get("training_data", {}))
+        card["training_data"]["validation"] = describe(val)
+        if description is not None:
+            card["training_data"]["validation"]["description"] = description
+        card["metrics"] = {**card.get("metrics", {}), "validation": val_metrics}
+        card.update(
+            format_version=FORMAT_VERSION,
+            version=self.version_,
+            params={**card.get("params", self.params()), "false_alarm_budget": self.false_alarm_budget},
+            calibration=calibration,
+            operating_point=operating,
+            sha256=hashlib.sha256(self._onnx).hexdigest(),
+            created_at=created.isoformat(timespec="seconds"),
+        )
+        self.card_ = card
         return self
 
     # ------------------------------------------------------------------------------------------ inference
@@ -224,13 +304,17 @@ class XrayDetector:
             self._session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types
             raise XrayError(
-                Problem("bad_model", ("model", MODEL_FILE), f"ONNX Runtime cannot load the model ({exc})")
+                Problem(
+                    "bad_model",
+                    ("model", MODEL_FILE),
+                    t("ONNX Runtime cannot load the model ({error})", error=str(exc)),
+                )
             ) from None
         self._onnx = data
 
     def _check_ready(self) -> None:
         if self._session is None:
-            raise XrayError(Problem("not_fitted", ("model",), "The detector is neither trained nor loaded"))
+            raise XrayError(Problem("not_fitted", ("model",), t("The detector is neither trained nor loaded")))
 
     def run(self, chw: np.ndarray) -> dict[str, np.ndarray]:
         """Raw network outputs for one letterboxed CHW input (heat, peaks, size, offset)."""
@@ -262,7 +346,7 @@ class XrayDetector:
     def _calibrate(self, dets: Sequence[Detection]) -> list[Detection]:
         if not dets:
             return []
-        cal = self.calibration_(np.array([d.score for d in dets]))
+        cal = self.calibration_(np.array([d.score for d in dets]), [d.label for d in dets])
         return [Detection(d.label, float(p), d.box) for d, p in zip(dets, cal, strict=True)]
 
     def predict(self, scan: Scan, *, min_score: float = 0.0) -> list[Detection]:
@@ -292,6 +376,10 @@ class XrayDetector:
                 "file": TORCH_FILE,
                 "sha256": training.save_state(self.net_, directory / TORCH_FILE),
             }
+        elif self.source_dir_ is not None and (self.source_dir_ / TORCH_FILE).is_file():
+            source = self.source_dir_ / TORCH_FILE  # recalibrated: the PyTorch weights come along unchanged
+            if source.resolve() != (directory / TORCH_FILE).resolve():
+                (directory / TORCH_FILE).write_bytes(source.read_bytes())
         (directory / CARD_FILE).write_text(json.dumps(self.card_, indent=1, sort_keys=True))
         return directory
 
@@ -302,30 +390,51 @@ class XrayDetector:
         path: tuple[str | int, ...] = ("model", str(directory))
         card_file, onnx_file = directory / CARD_FILE, directory / MODEL_FILE
         if not card_file.is_file() or not onnx_file.is_file():
-            raise XrayError(Problem("missing_model", path, f"A model directory holds {MODEL_FILE} and {CARD_FILE}"))
+            raise XrayError(
+                Problem(
+                    "missing_model",
+                    path,
+                    t(
+                        "A model directory holds {model_file} and {card_file}",
+                        model_file=MODEL_FILE,
+                        card_file=CARD_FILE,
+                    ),
+                )
+            )
         try:
             card = json.loads(card_file.read_text())
             assert isinstance(card, dict)
         except (ValueError, AssertionError, OSError):
-            raise XrayError(Problem("bad_model_card", path, f"{CARD_FILE} is not a JSON object")) from None
+            raise XrayError(
+                Problem("bad_model_card", path, t("{card_file} is not a JSON object", card_file=CARD_FILE))
+            ) from None
         problems = []
-        if card.get("format_version") != FORMAT_VERSION:
+        if card.get("format_version") not in READABLE_FORMATS:
+            readable = ", ".join(str(v) for v in READABLE_FORMATS)
             problems.append(
                 Problem(
                     "model_version",
                     (*path, "format_version"),
-                    f"Model format {card.get('format_version')!r} is not supported; this version reads format {FORMAT_VERSION}",
+                    t(
+                        "Model format {found} is not supported; this version reads formats {readable}",
+                        found=repr(card.get("format_version")),
+                        readable=readable,
+                    ),
                 )
             )
         for key in ("version", "classes", "input_size", "sha256", "calibration"):
             if key not in card:
-                problems.append(Problem("bad_model_card", (*path, key), f"{CARD_FILE} lacks '{key}'"))
+                problems.append(
+                    Problem(
+                        "bad_model_card", (*path, key), t("{card_file} lacks '{key}'", card_file=CARD_FILE, key=key)
+                    )
+                )
         if problems:
             raise XrayError(problems)
         data = onnx_file.read_bytes()
         if hashlib.sha256(data).hexdigest() != card["sha256"]:
             raise XrayError(
-                Problem("model_hash", (*path, MODEL_FILE), "The weights do not match the hash in model.json")
+                Problem("model_hash", (*path, MODEL_FILE), t("The weights do not match the hash in model.json"))
             )
         params = card.get("params", {})
         det = cls(
@@ -335,17 +444,31 @@ class XrayDetector:
             threads=threads,
         )
         det.classes_ = tuple(card["classes"])
-        det.calibration_ = Calibration(float(card["calibration"]["a"]), float(card["calibration"]["b"]))
+        try:
+            det.calibration_ = Calibration.from_dict(card["calibration"])
+            det.alarm_threshold_ = float((card.get("operating_point") or {}).get("alarm_threshold", DEFAULT_ALARM))
+        except (KeyError, TypeError, ValueError):
+            raise XrayError(
+                Problem(
+                    "bad_model_card",
+                    (*path, "calibration"),
+                    t("{card_file} has a bad calibration", card_file=CARD_FILE),
+                )
+            ) from None
+        det.false_alarm_budget = float(
+            (card.get("operating_point") or {}).get("false_alarm_budget_per_100_benign", FALSE_ALARM_BUDGET)
+        )
+        det.source_dir_ = directory
         det.card_ = card
         det.version_ = str(card["version"])
         det._set_onnx(data)
         return det
 
 
-def _platt(scores: Sequence[float], hits: Sequence[bool]) -> Calibration:
-    """Fit p(hit | raw score); identity when the validation set is too small to say."""
+def _platt(scores: Sequence[float], hits: Sequence[bool], fallback: Calibration | None = Calibration()) -> Any:
+    """Fit p(hit | raw score); `fallback` (identity) when the scans hold too few hits or misses to say."""
     if sum(hits) < 5 or len(hits) - sum(hits) < 5:
-        return Calibration()
+        return fallback
     from sklearn.linear_model import LogisticRegression
 
     r = np.clip(np.asarray(scores, dtype=float), 1e-6, 1 - 1e-6)

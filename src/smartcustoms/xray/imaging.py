@@ -14,9 +14,12 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from smartcustoms.platform.errors import Problem
+from smartcustoms.platform.i18n import t
 from smartcustoms.xray.errors import XrayError
 
 FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "TIFF": "image/tiff"}
+SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+"""How the supported formats start: such a file that cannot be read is corrupt, not of another format."""
 MAX_BYTES = 64 * 1024 * 1024
 MAX_PIXELS = 64_000_000
 """Larger images are refused before their pixels are decoded (a 8000×8000 scan is the largest we take)."""
@@ -56,9 +59,11 @@ def decode(data: bytes, *, name: str = "scan", max_side: int = MAX_SIDE) -> Scan
     """Decode image bytes or raise XrayError listing why (unsupported, corrupt, truncated, too large)."""
     path: tuple[str | int, ...] = ("file", name)
     if not data:
-        raise XrayError(Problem("empty_file", path, "The file is empty"))
+        raise XrayError(Problem("empty_file", path, t("The file is empty")))
     if len(data) > MAX_BYTES:
-        raise XrayError(Problem("file_too_large", path, f"The file is over {MAX_BYTES // (1024 * 1024)} MB"))
+        raise XrayError(
+            Problem("file_too_large", path, t("The file is over {megabytes} MB", megabytes=MAX_BYTES // (1024 * 1024)))
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -69,16 +74,29 @@ def decode(data: bytes, *, name: str = "scan", max_side: int = MAX_SIDE) -> Scan
                     Problem(
                         "unsupported_format",
                         path,
-                        f"Format {fmt or 'unknown'} is not supported; send PNG, JPEG or TIFF",
+                        t("Format {format} is not supported; send PNG, JPEG or TIFF", format=fmt or "?"),
                     )
                 )
             w, h = im.size
             if w < 16 or h < 16:
-                raise XrayError(Problem("image_too_small", path, f"The image is {w}×{h}; at least 16×16 is needed"))
+                raise XrayError(
+                    Problem(
+                        "image_too_small",
+                        path,
+                        t("The image is {width}×{height}; at least 16×16 is needed", width=w, height=h),
+                    )
+                )
             if w * h > MAX_PIXELS:
                 raise XrayError(
                     Problem(
-                        "image_too_large", path, f"The image is {w}×{h}; at most {MAX_PIXELS:,} pixels are accepted"
+                        "image_too_large",
+                        path,
+                        t(
+                            "The image is {width}×{height}; at most {pixels} pixels are accepted",
+                            width=w,
+                            height=h,
+                            pixels=f"{MAX_PIXELS:,}",
+                        ),
                     )
                 )
             mode = im.mode
@@ -91,15 +109,21 @@ def decode(data: bytes, *, name: str = "scan", max_side: int = MAX_SIDE) -> Scan
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise XrayError(
             Problem(
-                "image_too_large", path, f"The image claims more than {MAX_PIXELS:,} pixels; refused before decoding"
+                "image_too_large",
+                path,
+                t("The image claims more than {pixels} pixels; refused before decoding", pixels=f"{MAX_PIXELS:,}"),
             )
         ) from None
-    except UnidentifiedImageError as exc:
-        raise XrayError(
-            Problem("unsupported_format", path, f"Not a readable PNG, JPEG or TIFF image ({exc})")
-        ) from None
+    except UnidentifiedImageError:
+        if data.startswith(SIGNATURES):  # a PNG, JPEG or TIFF start Pillow cannot follow: cut short or damaged
+            raise XrayError(
+                Problem("corrupt_image", path, t("The image is corrupt or truncated (its header cannot be read)"))
+            ) from None
+        raise XrayError(Problem("unsupported_format", path, t("Not a PNG, JPEG or TIFF image"))) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise XrayError(Problem("corrupt_image", path, f"The image is corrupt or truncated ({exc})")) from None
+        raise XrayError(
+            Problem("corrupt_image", path, t("The image is corrupt or truncated ({error})", error=str(exc)))
+        ) from None
     if scale > 1:
         target = (max(1, round(w / scale)), max(1, round(h / scale)))
         if im.mode in ("I;16", "I;16B", "I;16L"):
@@ -114,7 +138,7 @@ def decode(data: bytes, *, name: str = "scan", max_side: int = MAX_SIDE) -> Scan
     elif im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         rgb = _grey_to_rgb(np.asarray(im))
     else:
-        raise XrayError(Problem("unsupported_mode", path, f"Pixel mode {im.mode} is not supported"))
+        raise XrayError(Problem("unsupported_mode", path, t("Pixel mode {mode} is not supported", mode=im.mode)))
     return Scan(np.ascontiguousarray(rgb), w, h, fmt, mode, w / rgb.shape[1])
 
 
@@ -151,7 +175,13 @@ def read_file(path: str) -> Scan:
 
     p = Path(path)
     if not p.is_file():
-        raise XrayError(Problem("missing_file", ("file", str(path)), "No such image file"))
+        raise XrayError(Problem("missing_file", ("file", str(path)), t("No such image file")))
     if p.stat().st_size > MAX_BYTES:
-        raise XrayError(Problem("file_too_large", ("file", str(path)), f"Over {MAX_BYTES // (1024 * 1024)} MB"))
+        raise XrayError(
+            Problem(
+                "file_too_large",
+                ("file", str(path)),
+                t("The file is over {megabytes} MB", megabytes=MAX_BYTES // (1024 * 1024)),
+            )
+        )
     return decode(p.read_bytes(), name=str(path))

@@ -71,3 +71,56 @@ def expected_calibration_error(scores: Sequence[float], hits: Sequence[bool], bi
         if m.any():
             err += m.mean() * abs(s[m].mean() - h[m].mean())
     return float(err)
+
+
+def alarm_stats(
+    predictions: Sequence[Sequence[Detection]],
+    truths: Sequence[tuple[Sequence[Box], Sequence[str]]],
+    threshold: float,
+    threats: Sequence[str],
+) -> dict[str, float]:
+    """What an officer sees at one alarm threshold: false alarms on benign scans, threats caught.
+
+    A false alarm is a threat detection at or above the threshold on a scan holding no threat; a threat
+    scan is alarmed when any threat detection reaches the threshold; recall counts threat objects found
+    (right class, IoU 0.5) by those alarms.
+    """
+    benign = alarms = benign_alarmed = threat_scans = flagged = found = total = 0
+    for dets, (boxes, labels) in zip(predictions, truths, strict=True):
+        hot = [d for d in dets if d.label in threats and d.score >= threshold]
+        kept = [(b, x) for b, x in zip(boxes, labels, strict=True) if x in threats]
+        if not kept:
+            benign += 1
+            alarms += len(hot)
+            benign_alarmed += bool(hot)
+            continue
+        threat_scans += 1
+        flagged += bool(hot)
+        total += len(kept)
+        found += sum(match(hot, [b for b, _ in kept], [x for _, x in kept]))
+    return {
+        "threshold": round(threshold, 3),
+        "benign_scans": benign,
+        "false_alarms_per_100_benign": round(100 * alarms / max(1, benign), 1),
+        "benign_scans_alarmed_pct": round(100 * benign_alarmed / max(1, benign), 1),
+        "threat_scans": threat_scans,
+        "threat_scans_alarmed_pct": round(100 * flagged / max(1, threat_scans), 1),
+        "threat_recall_at_alarm": round(found / max(1, total), 3),
+    }
+
+
+def choose_threshold(
+    predictions: Sequence[Sequence[Detection]],
+    truths: Sequence[tuple[Sequence[Box], Sequence[str]]],
+    threats: Sequence[str],
+    false_alarm_budget: float,
+) -> dict[str, float]:
+    """The lowest alarm threshold (0.05..0.95, step 0.01) whose false alarms per 100 benign scans stay
+    within the budget: the most threats caught for the false alarms the service accepts."""
+    best = alarm_stats(predictions, truths, 0.95, threats)
+    for step in range(95, 4, -1):
+        stats = alarm_stats(predictions, truths, step / 100, threats)
+        if stats["false_alarms_per_100_benign"] > false_alarm_budget:
+            break
+        best = stats
+    return best

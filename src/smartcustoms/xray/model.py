@@ -9,6 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from smartcustoms.platform.i18n import t, t_plain
+
 THREATS = ("meat", "drugs", "handgun", "gun_part", "knife")
 """Classes that matter to customs: restricted or prohibited goods."""
 LOOKALIKES = ("cheese", "book", "electronics", "tool")
@@ -99,14 +101,18 @@ class ConsistencyRule:
 
     `chapters` are HS prefixes (2 to 6 digits); empty means nothing may lawfully declare it (drugs).
     `needs_permit`: the consistent item must also carry a permit (firearms). `enforce` False only records
-    the class (benign look-alikes); `min_confidence` is the calibrated confidence that raises a conflict.
+    the class (benign look-alikes); `min_confidence` is the calibrated confidence that raises a conflict,
+    None for the model's own alarm threshold (chosen for a false-alarm budget on held-out scans).
     """
 
     label: str
     chapters: tuple[str, ...]
     needs_permit: bool = False
     enforce: bool = True
-    min_confidence: float = 0.5
+    min_confidence: float | None = None
+
+    def threshold(self, alarm_threshold: float) -> float:
+        return alarm_threshold if self.min_confidence is None else self.min_confidence
 
 
 DEFAULT_RULES: tuple[ConsistencyRule, ...] = (
@@ -114,7 +120,7 @@ DEFAULT_RULES: tuple[ConsistencyRule, ...] = (
     ConsistencyRule("drugs", ()),
     ConsistencyRule("handgun", ("93",), needs_permit=True),
     ConsistencyRule("gun_part", ("93",), needs_permit=True),
-    ConsistencyRule("knife", ("82", "93"), min_confidence=0.6),
+    ConsistencyRule("knife", ("82", "93")),
     ConsistencyRule("cheese", ("04",), enforce=False, min_confidence=0.7),
     ConsistencyRule("book", ("49",), enforce=False, min_confidence=0.7),
     ConsistencyRule("electronics", ("84", "85", "90"), enforce=False, min_confidence=0.7),
@@ -131,24 +137,26 @@ def rules_from_config(data: Mapping[str, Any]) -> tuple[ConsistencyRule, ...]:
     rules = {r.label: r for r in DEFAULT_RULES}
     for label, spec in data.items():
         if not isinstance(spec, Mapping):
-            problems.append(Problem("invalid_rule", (label,), "Each rule must be an object"))
+            problems.append(Problem("invalid_rule", (label,), t("Each rule must be an object")))
             continue
         chapters = spec.get("chapters", [])
         if not isinstance(chapters, list) or not all(
             isinstance(c, str) and c.isdigit() and 2 <= len(c) <= 6 for c in chapters
         ):
-            problems.append(Problem("invalid_chapters", (label, "chapters"), "Chapters are 2 to 6 digit HS prefixes"))
+            problems.append(
+                Problem("invalid_chapters", (label, "chapters"), t("Chapters are 2 to 6 digit HS prefixes"))
+            )
             continue
-        conf = spec.get("min_confidence", 0.5)
-        if not isinstance(conf, int | float) or not 0 <= conf <= 1:
-            problems.append(Problem("invalid_confidence", (label, "min_confidence"), "Between 0 and 1"))
+        conf = spec.get("min_confidence")
+        if conf is not None and (not isinstance(conf, int | float) or not 0 <= conf <= 1):
+            problems.append(Problem("invalid_confidence", (label, "min_confidence"), t("Between 0 and 1")))
             continue
         rules[canonical_label(label)] = ConsistencyRule(
             canonical_label(label),
             tuple(chapters),
             needs_permit=bool(spec.get("needs_permit", False)),
             enforce=bool(spec.get("enforce", True)),
-            min_confidence=float(conf),
+            min_confidence=None if conf is None else float(conf),
         )
     if problems:
         raise XrayError(problems)
@@ -180,25 +188,39 @@ class Conflict:
 
 
 def declared_summary(items: Sequence[DeclaredItem]) -> str:
+    """The declared goods in a conflict's reason: "toys, chapter 95"; "toys / phones; chapters 95, 85"."""
     if not items:
-        return "nothing"
-    return "; ".join(f"{i.description}, chapter {i.chapter}" for i in items)
+        return t_plain("nothing")
+    if len(items) == 1:
+        return t_plain("{description}, chapter {chapter}", description=items[0].description, chapter=items[0].chapter)
+    return t_plain(
+        "{descriptions}; chapters {chapters}",
+        descriptions=" / ".join(i.description for i in items),
+        chapters=", ".join(i.chapter for i in items),
+    )
+
+
+CLASS_WORDS = {label: label.replace("_", " ") for label in CLASSES}
+"""A class as a word in a reason ("gun part"); the console's catalogue translates these words."""
 
 
 def conflicts(
-    detections: Sequence[Detection], items: Sequence[DeclaredItem], rules: Sequence[ConsistencyRule] = DEFAULT_RULES
+    detections: Sequence[Detection],
+    items: Sequence[DeclaredItem],
+    rules: Sequence[ConsistencyRule] = DEFAULT_RULES,
+    alarm_threshold: float = 0.5,
 ) -> list[Conflict]:
     """Detections that contradict the declared goods: one conflict per class, the most confident detection.
 
     A detection is explained by a declared item whose tariff code starts with one of the class's chapters
     (and, when the class needs a permit, that item carries one). Classes without an enforced rule never
-    conflict.
+    conflict. A rule without its own confidence uses `alarm_threshold`, the model's operating point.
     """
     by_label = {r.label: r for r in rules}
     best: dict[str, Detection] = {}
     for d in detections:
         rule = by_label.get(d.label)
-        if rule is None or not rule.enforce or d.score < rule.min_confidence:
+        if rule is None or not rule.enforce or d.score < rule.threshold(alarm_threshold):
             continue
         if d.label not in best or d.score > best[d.label].score:
             best[d.label] = d
@@ -208,16 +230,25 @@ def conflicts(
         rule = by_label[label]
         matching = [i for i in items if any(i.tariff_code.startswith(c) for c in rule.chapters)]
         detail = {"label": label, "score": round(d.score, 4), "box": d.box.as_list(), "chapters": list(rule.chapters)}
-        seen = f"{label.replace('_', ' ')} detected with confidence {d.score:.2f}"
+        word = CLASS_WORDS.get(label, label.replace("_", " "))
+        score = f"{d.score:.2f}"
         if not matching:
-            out.append(Conflict(d, "declared_vs_seen", f"{seen}; declared: {summary}", detail))
+            reason = t_plain(
+                "{label_text} detected with confidence {score}; declared: {declared_text}",
+                label_text=word,
+                score=score,
+                declared_text=summary,
+            )
+            out.append(Conflict(d, "declared_vs_seen", reason, detail))
         elif rule.needs_permit and not any(i.permits for i in matching):
             lines = ", ".join(str(i.line_no) for i in matching)
-            out.append(
-                Conflict(
-                    d, "permit_missing", f"{seen}; declared in line {lines} without a permit", detail | {"lines": lines}
-                )
+            reason = t_plain(
+                "{label_text} detected with confidence {score}; declared in line {lines} without a permit",
+                label_text=word,
+                score=score,
+                lines=lines,
             )
+            out.append(Conflict(d, "permit_missing", reason, detail | {"lines": lines}))
     out.sort(key=lambda c: -c.detection.score)
     return out
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import FileResponse, RedirectResponse, Response
 from sqlalchemy import select
 
 from smartcustoms.clearance import pages
@@ -15,7 +15,9 @@ from smartcustoms.clearance.pages import N_, _
 from smartcustoms.platform.auth import CUSTOMS_ROLES, Principal
 from smartcustoms.platform.db import unit_of_work
 from smartcustoms.platform.errors import DomainError, Forbidden, Problem
+from smartcustoms.platform.i18n import t
 from smartcustoms.xray import service
+from smartcustoms.xray.errors import XrayError
 from smartcustoms.xray.store import ScanRow
 
 router = APIRouter(prefix="/console/xray", include_in_schema=False)
@@ -39,6 +41,9 @@ def class_name(label: str) -> str:
 
 
 pages.add_templates(Path(__file__).resolve().parent / "templates")
+ASSETS = {"xray.js": "text/javascript; charset=utf-8", "xray.css": "text/css; charset=utf-8"}
+"""The scan page's own script (box drawing) and styles: served from here, the console allows no inline ones."""
+STATIC = Path(__file__).resolve().parent / "static"
 pages.add_nav_link("/console/xray", N_("X-ray"), set(CUSTOMS_ROLES))
 
 
@@ -77,7 +82,9 @@ def recent(request: Request) -> Response:
         return page
     assert page.who is not None
     if not page.who.is_customs:
-        return pages.problems_page(page, Forbidden(Problem("forbidden_role", (), "Only customs staff see X-ray scans")))
+        return pages.problems_page(
+            page, Forbidden(Problem("forbidden_role", (), t("Only customs staff see X-ray scans")))
+        )
     with unit_of_work() as session:
         scans = list(session.scalars(select(ScanRow).order_by(ScanRow.id.desc()).limit(100)))
         rows = [
@@ -106,7 +113,49 @@ def scan_page(request: Request, scan_id: int, heat: int = 1) -> Response:
             view = service.scan_view(scan, dets)
     except DomainError as exc:
         return pages.problems_page(page, exc)
-    return page.render("xray/scan.html", scan=view, heat=bool(heat), class_name=class_name)
+    options = [(label, class_name(label)) for label in CLASS_NAMES]
+    return page.render("xray/scan.html", scan=view, heat=bool(heat), class_name=class_name, class_options=options)
+
+
+@router.get("/assets/{name}")
+def asset(name: str) -> Response:
+    if name not in ASSETS:
+        return Response(status_code=404)
+    response = FileResponse(STATIC / name, media_type=ASSETS[name])
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@router.post("/scans/{scan_id}/boxes")
+def add_box(
+    request: Request,
+    scan_id: int,
+    label: str = Form(""),
+    x1: str = Form(""),
+    y1: str = Form(""),
+    x2: str = Form(""),
+    y2: str = Form(""),
+    note: str = Form(""),
+    csrf: str = Form(""),
+) -> Response:
+    page = _signed_in(request)
+    if isinstance(page, Response):
+        return page
+    assert page.who is not None
+    if not pages.csrf_ok(request, csrf):
+        return pages.refuse_csrf(page)
+    try:
+        try:
+            box = [float(v) for v in (x1, y1, x2, y2)]
+        except ValueError:
+            raise XrayError(Problem("bad_box", ("box",), t("A box is [x1, y1, x2, y2] in scan pixels"))) from None
+        with unit_of_work() as session:
+            det, _ = service.add_box(session, page.who, scan_id, label, box, note.strip() or None)
+            det_id = det.id
+    except DomainError as exc:
+        return pages.problems_page(page, exc)
+    return RedirectResponse(f"/console/xray/scans/{scan_id}#d{det_id}", status_code=303)
 
 
 @router.post("/declarations/{reference}/scans")

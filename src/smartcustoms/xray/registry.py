@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from smartcustoms.platform.errors import NotFound, Problem
+from smartcustoms.platform.i18n import t
 from smartcustoms.platform.settings import get_settings
 from smartcustoms.xray.detector import CARD_FILE, XrayDetector
 
@@ -27,7 +28,8 @@ class ModelRegistry:
         self.root = root or default_root()
 
     def versions(self) -> list[dict[str, Any]]:
-        """Cards of the registered versions, newest first (without training history)."""
+        """Cards of the registered versions, newest first (without training history), each with its operating
+        point: the alarm threshold chosen for a false-alarm budget on held-out scans."""
         if not self.root.exists():
             return []
         out = []
@@ -35,7 +37,8 @@ class ModelRegistry:
             card = d / CARD_FILE
             if d.is_dir() and card.exists():
                 data = json.loads(card.read_text())
-                out.append({k: data.get(k) for k in ("version", "created_at", "classes", "training_data")})
+                keys = ("version", "created_at", "classes", "training_data", "operating_point")
+                out.append({k: data.get(k) for k in keys})
         return sorted(out, key=lambda m: (m.get("created_at") or "", m["version"]), reverse=True)
 
     def active_version(self) -> str | None:
@@ -61,7 +64,11 @@ class ModelRegistry:
         if not (self.root / version / CARD_FILE).exists():
             known = ", ".join(m["version"] for m in self.versions()) or "none"
             raise NotFound(
-                Problem("unknown_model", ("version",), f"Model {version!r} is not registered (known: {known})")
+                Problem(
+                    "unknown_model",
+                    ("version",),
+                    t("Model {version} is not registered (known: {known})", version=repr(version), known=known),
+                )
             )
         (self.root / "ACTIVE").write_text(version + "\n")
         self._log("activate", version)

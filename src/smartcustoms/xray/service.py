@@ -24,14 +24,16 @@ from smartcustoms.clearance.lifecycle import Lane
 from smartcustoms.platform import audit
 from smartcustoms.platform.auth import Principal
 from smartcustoms.platform.errors import Forbidden, NotFound, Problem
+from smartcustoms.platform.i18n import t
 from smartcustoms.xray import imaging
 from smartcustoms.xray.datasets import Sample, write_coco
-from smartcustoms.xray.detector import SHIPPED, XrayDetector
+from smartcustoms.xray.detector import DEFAULT_ALARM, SHIPPED, XrayDetector
 from smartcustoms.xray.errors import XrayError
 from smartcustoms.xray.model import (
     DEFAULT_RULES,
     Box,
     ConsistencyRule,
+    Detection,
     conflicts,
     items_from_payload,
     rules_from_config,
@@ -39,7 +41,8 @@ from smartcustoms.xray.model import (
 from smartcustoms.xray.store import DetectionRow, ScanRow
 
 KEEP_SCORE = 0.2
-"""Detections below this calibrated confidence are not stored (nor shown): mostly noise."""
+"""Detections below this calibrated confidence (or the model's alarm threshold, if lower) are not stored
+(nor shown): mostly noise."""
 VERDICTS = ("confirmed", "rejected")
 
 _model_lock = threading.Lock()
@@ -69,9 +72,33 @@ def detector() -> XrayDetector:
 
 
 def forget_model() -> None:
-    global _model
+    global _model, _threshold
     with _model_lock:
         _model = None
+        _threshold = None
+
+
+_threshold: tuple[tuple[str, float], float] | None = None
+
+
+def alarm_threshold() -> float:
+    """The operating point of the model in use (from its card, without loading the network): the calibrated
+    confidence at which a threat detection raises a conflict unless a rule sets its own."""
+    global _threshold
+    directory = model_dir()
+    card = directory / "model.json"
+    key = (str(directory), card.stat().st_mtime if card.exists() else 0.0)
+    with _model_lock:
+        if _threshold is not None and _threshold[0] == key:
+            return _threshold[1]
+    try:
+        point = json.loads(card.read_text()).get("operating_point") or {}
+        value = float(point.get("alarm_threshold", DEFAULT_ALARM))
+    except (OSError, ValueError, AttributeError, TypeError):
+        value = DEFAULT_ALARM
+    with _model_lock:
+        _threshold = (key, value)
+    return value
 
 
 def consistency_rules() -> tuple[ConsistencyRule, ...]:
@@ -82,15 +109,17 @@ def consistency_rules() -> tuple[ConsistencyRule, ...]:
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:
-        raise XrayError(Problem("bad_rules", ("rules", path), f"Cannot read the rules file ({exc})")) from None
+        raise XrayError(
+            Problem("bad_rules", ("rules", path), t("Cannot read the rules file ({error})", error=str(exc)))
+        ) from None
     if not isinstance(data, dict):
-        raise XrayError(Problem("bad_rules", ("rules", path), "The rules file is a JSON object"))
+        raise XrayError(Problem("bad_rules", ("rules", path), t("The rules file is a JSON object")))
     return rules_from_config(data)
 
 
 def _customs(who: Principal) -> None:
     if not who.is_customs:
-        raise Forbidden(Problem("forbidden_role", (), "Only customs staff see and review X-ray scans"))
+        raise Forbidden(Problem("forbidden_role", (), t("Only customs staff see and review X-ray scans")))
 
 
 @dataclass(frozen=True)
@@ -110,9 +139,9 @@ def upload_scan(session: Session, who: Principal, reference: str, data: bytes, f
     scan = imaging.decode(data, name=filename)
     model = detector()
     started = time.perf_counter()
-    dets, heat = model.explain(scan, min_score=KEEP_SCORE)
+    dets, heat = model.explain(scan, min_score=min(KEEP_SCORE, model.alarm_threshold_))
     elapsed = (time.perf_counter() - started) * 1000
-    found = conflicts(dets, items_from_payload(row.payload), consistency_rules())
+    found = conflicts(dets, items_from_payload(row.payload), consistency_rules(), model.alarm_threshold_)
     at = datetime.now(UTC)
     scan_row = ScanRow(
         declaration_ref=reference,
@@ -178,7 +207,7 @@ def get_scan(session: Session, who: Principal, scan_id: int) -> tuple[ScanRow, l
     _customs(who)
     scan = session.get(ScanRow, scan_id)
     if scan is None:
-        raise NotFound(Problem("unknown_scan", ("scan_id",), f"No scan {scan_id}"))
+        raise NotFound(Problem("unknown_scan", ("scan_id",), t("No scan {scan_id}", scan_id=scan_id)))
     clearance.get_row(session, who, scan.declaration_ref)  # still visible to this caller
     dets = list(session.scalars(select(DetectionRow).where(DetectionRow.scan_id == scan_id).order_by(DetectionRow.id)))
     return scan, dets
@@ -194,10 +223,14 @@ def review(session: Session, who: Principal, detection_id: int, verdict: str, no
     """The officer confirms or rejects one detection; confirmed ones become training data."""
     _customs(who)
     if verdict not in VERDICTS:
-        raise XrayError(Problem("bad_verdict", ("verdict",), f"Verdict is one of {', '.join(VERDICTS)}"))
+        raise XrayError(
+            Problem("bad_verdict", ("verdict",), t("Verdict is one of {verdicts}", verdicts=", ".join(VERDICTS)))
+        )
     det = session.get(DetectionRow, detection_id)
     if det is None:
-        raise NotFound(Problem("unknown_detection", ("detection_id",), f"No detection {detection_id}"))
+        raise NotFound(
+            Problem("unknown_detection", ("detection_id",), t("No detection {detection_id}", detection_id=detection_id))
+        )
     scan = session.get(ScanRow, det.scan_id)
     assert scan is not None
     clearance.get_row(session, who, scan.declaration_ref)
@@ -214,9 +247,99 @@ def review(session: Session, who: Principal, detection_id: int, verdict: str, no
     return det
 
 
+def add_box(
+    session: Session,
+    who: Principal,
+    scan_id: int,
+    label: str,
+    box: Sequence[float],
+    note: str | None = None,
+) -> tuple[DetectionRow, list[Finding]]:
+    """An officer draws a box the detector missed: it is stored confirmed (ground truth for the next model,
+    like a confirmed detection) and judged against the declaration like one, at full confidence."""
+    _customs(who)
+    scan = session.get(ScanRow, scan_id)
+    if scan is None:
+        raise NotFound(Problem("unknown_scan", ("scan_id",), t("No scan {scan_id}", scan_id=scan_id)))
+    row = clearance.get_row(session, who, scan.declaration_ref)
+    known = {r.label for r in consistency_rules()}
+    problems = []
+    if label not in known:
+        problems.append(
+            Problem("unknown_class", ("label",), t("Class is one of {classes}", classes=", ".join(sorted(known))))
+        )
+    x1, y1, x2, y2 = (float(v) for v in box) if len(box) == 4 else (0.0, 0.0, 0.0, 0.0)
+    if len(box) != 4:
+        problems.append(Problem("bad_box", ("box",), t("A box is [x1, y1, x2, y2] in scan pixels")))
+    else:
+        if not (0 <= x1 < x2 <= scan.width and 0 <= y1 < y2 <= scan.height):
+            problems.append(
+                Problem(
+                    "bad_box",
+                    ("box",),
+                    t(
+                        "The box must lie inside the {width}×{height} scan, x1 < x2, y1 < y2",
+                        width=scan.width,
+                        height=scan.height,
+                    ),
+                )
+            )
+        elif x2 - x1 < 4 or y2 - y1 < 4:
+            problems.append(Problem("bad_box", ("box",), t("The box is smaller than 4×4 pixels")))
+    if problems:
+        raise XrayError(problems)
+    at = datetime.now(UTC)
+    det = DetectionRow(
+        scan_id=scan.id,
+        label=label,
+        score=1.0,
+        x1=x1,
+        y1=y1,
+        x2=x2,
+        y2=y2,
+        model_version=scan.model_version,
+        verdict="confirmed",
+        reviewed_by=who.username,
+        reviewed_at=at,
+        note=note,
+        origin="officer",
+    )
+    session.add(det)
+    session.flush()
+    audit.record(
+        session,
+        who,
+        "xray_box_added",
+        "xray_detection",
+        det.id,
+        detail={"scan_id": scan.id, "label": label, "box": [x1, y1, x2, y2], "missed_by": scan.model_version},
+        note=note,
+    )
+    seen = Detection(label, 1.0, Box(x1, y1, x2, y2))
+    found = conflicts([seen], items_from_payload(row.payload), consistency_rules(), alarm_threshold())
+    findings = []
+    if found:
+        scan.conflicts = [*(scan.conflicts or []), *({"code": c.code, "message": c.message, **c.detail} for c in found)]
+        findings = [
+            Finding(
+                source="xray",
+                code=c.code,
+                message=c.message,
+                path=("scans", scan.id),
+                lane=Lane.C3,
+                score=1.0,
+                version=scan.model_version,
+                detail={"scan_id": scan.id, "detection_id": det.id, "origin": "officer", **c.detail},
+            )
+            for c in found
+        ]
+        clearance.raise_findings(session, scan.declaration_ref, findings, who=who)
+    return det, findings
+
+
 def reviewed_samples(session: Session, folder: Path) -> list[Sample]:
-    """Scans whose every detection was reviewed, as samples: confirmed boxes are the ground truth; a scan
-    with only rejections is a clean negative. Images are written (decoded to PNG) under `folder`."""
+    """Scans whose every detection was reviewed, as samples: confirmed boxes (officers' own boxes for what
+    the detector missed included) are the ground truth; a scan with only rejections is a clean negative. Images are written (decoded to PNG) under `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     samples = []
     for scan in session.scalars(select(ScanRow).order_by(ScanRow.id)):
@@ -273,6 +396,7 @@ def scan_view(scan: ScanRow, dets: Sequence[DetectionRow]) -> dict[str, Any]:
                 "verdict": d.verdict,
                 "reviewed_by": d.reviewed_by,
                 "note": d.note,
+                "origin": d.origin,
             }
             for d in dets
         ],

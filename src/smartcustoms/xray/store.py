@@ -39,7 +39,8 @@ class ScanRow(Base):
 
 
 class DetectionRow(Base):
-    """One object the detector saw on a scan, and what the officer said of it (confirmed/rejected)."""
+    """One object the detector saw on a scan (or an officer drew where it saw nothing), and what the officer
+    said of it (confirmed/rejected)."""
 
     __tablename__ = "xray_detection"
 
@@ -56,3 +57,5 @@ class DetectionRow(Base):
     reviewed_by: Mapped[str | None] = mapped_column(String(64))
     reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     note: Mapped[str | None] = mapped_column(Text)
+    origin: Mapped[str] = mapped_column(String(16), default="model", server_default="model")
+    """"model" (the detector saw it) or "officer" (a box the detector missed, drawn by an officer: confirmed)."""

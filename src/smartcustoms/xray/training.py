@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
@@ -143,10 +144,44 @@ def _prepare(samples: Sequence[Sample], size: int, classes: Sequence[str]) -> li
     return out
 
 
-def _augment(img: np.ndarray, boxes: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Flips, quarter turns, greyscale (single-energy scanners) and exposure jitter; boxes follow."""
+def _zoom(img: np.ndarray, boxes: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Rescale by 0.7..1.3 and crop or pad (white belt) back to the input size: objects at other scales."""
+    size = img.shape[1]
+    s = rng.uniform(0.7, 1.3)
+    n = max(8, round(size * s))
+    hwc = np.asarray(Image.fromarray(img.transpose(1, 2, 0)).resize((n, n), Image.Resampling.BILINEAR))
+    b = boxes.copy()
+    b[:, :4] *= n / size
+    if n >= size:
+        ox, oy = int(rng.integers(0, n - size + 1)), int(rng.integers(0, n - size + 1))
+        hwc = hwc[oy : oy + size, ox : ox + size]
+        b[:, [0, 2]] -= ox
+        b[:, [1, 3]] -= oy
+    else:
+        ox, oy = int(rng.integers(0, size - n + 1)), int(rng.integers(0, size - n + 1))
+        canvas = np.full((size, size, 3), 255, dtype=np.uint8)
+        canvas[oy : oy + n, ox : ox + n] = hwc
+        hwc = canvas
+        b[:, [0, 2]] += ox
+        b[:, [1, 3]] += oy
+    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    b[:, :4] = np.clip(b[:, :4], 0, size)
+    kept = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) >= 0.6 * np.maximum(area, 1e-6)
+    return np.ascontiguousarray(hwc.transpose(2, 0, 1)), b[kept]
+
+
+def _augment(
+    img: np.ndarray, boxes: np.ndarray, rng: np.random.Generator, *, hard: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Flips, quarter turns, greyscale (single-energy scanners) and exposure jitter; boxes follow.
+
+    `hard` adds what the hard scans do to a target: rescaling, sensor noise, and a dense slab laid over part
+    of an object (transmission multiplies, so a slab darkens and tints what lies under it) - hidden objects.
+    """
     size = img.shape[1]
     b = boxes.copy()
+    if hard and rng.random() < 0.5:
+        img, b = _zoom(img, b, rng)
     if rng.random() < 0.5:
         img = img[:, :, ::-1]
         b[:, [0, 2]] = size - b[:, [2, 0]]
@@ -157,11 +192,25 @@ def _augment(img: np.ndarray, boxes: np.ndarray, rng: np.random.Generator) -> tu
         img = img.transpose(0, 2, 1)
         b[:, [0, 1, 2, 3]] = b[:, [1, 0, 3, 2]]
     x = img.astype(np.float32) / 255.0
+    if hard and len(b) and rng.random() < 0.4:
+        x1, y1, x2, y2 = b[int(rng.integers(0, len(b))), :4]
+        w, h = max(4.0, x2 - x1), max(4.0, y2 - y1)
+        sx1 = int(np.clip(x1 + rng.uniform(-0.5, 0.5) * w, 0, size - 1))
+        sy1 = int(np.clip(y1 + rng.uniform(-0.5, 0.5) * h, 0, size - 1))
+        sx2 = int(np.clip(sx1 + rng.uniform(0.4, 1.0) * w, sx1 + 1, size))
+        sy2 = int(np.clip(sy1 + rng.uniform(0.4, 1.0) * h, sy1 + 1, size))
+        tint = rng.uniform(0.45, 0.85, size=(3, 1, 1)).astype(np.float32)
+        x[:, sy1:sy2, sx1:sx2] *= tint
     if rng.random() < 0.15:
         x = np.repeat(x.mean(axis=0, keepdims=True), 3, axis=0)
     gamma = rng.uniform(0.8, 1.25)
     x = np.clip(x, 0, 1) ** gamma
-    return np.ascontiguousarray(x), b
+    if hard:
+        x = x * rng.uniform(0.92, 1.08, size=(3, 1, 1)).astype(np.float32)
+        if rng.random() < 0.5:
+            x = x + rng.normal(0.0, rng.uniform(0.005, 0.04), size=x.shape).astype(np.float32)
+        x = np.clip(x, 0, 1)
+    return np.ascontiguousarray(x, dtype=np.float32), b
 
 
 def _targets(boxes: np.ndarray, classes: int, grid: int) -> tuple[np.ndarray, ...]:
@@ -223,17 +272,26 @@ def load_state(model_dir: Path) -> tuple[dict[str, torch.Tensor], tuple[str, ...
     import json
 
     from smartcustoms.platform.errors import Problem
+    from smartcustoms.platform.i18n import t
     from smartcustoms.xray.detector import CARD_FILE, TORCH_FILE
     from smartcustoms.xray.errors import XrayError
 
     path = model_dir / TORCH_FILE
     card_file = model_dir / CARD_FILE
     if not path.is_file() or not card_file.is_file():
-        raise XrayError(Problem("no_weights", ("init_from",), f"{model_dir} has no {TORCH_FILE} to start from"))
+        raise XrayError(
+            Problem(
+                "no_weights",
+                ("init_from",),
+                t("{model} has no {weights_file} to start from", model=str(model_dir), weights_file=TORCH_FILE),
+            )
+        )
     card = json.loads(card_file.read_text())
     expected = (card.get("torch_weights") or {}).get("sha256")
     if expected and hashlib.sha256(path.read_bytes()).hexdigest() != expected:
-        raise XrayError(Problem("model_hash", ("init_from",), f"{TORCH_FILE} does not match its hash"))
+        raise XrayError(
+            Problem("model_hash", ("init_from",), t("{weights_file} does not match its hash", weights_file=TORCH_FILE))
+        )
     state = torch.load(path, map_location="cpu", weights_only=True)
     return state, tuple(card["classes"]), int(card.get("params", {}).get("width", 16))
 
@@ -256,7 +314,8 @@ def train(
     if init is not None:
         net.load_state_dict(init)
     opt = torch.optim.AdamW(net.parameters(), lr=est.learning_rate * 0.1, weight_decay=1e-4)
-    steps_per_epoch = max(1, math.ceil(len(data) / est.batch_size))
+    n_epoch = sum(max(1, round(est.hidden_weight)) if s.hidden else 1 for s in samples)
+    steps_per_epoch = max(1, math.ceil(n_epoch / est.batch_size))
     total_steps = est.epochs * steps_per_epoch
     budget = est.max_minutes * 60 if est.max_minutes else None
     step = 0
@@ -264,10 +323,15 @@ def train(
     started = time.perf_counter()
     for epoch in range(est.epochs):
         net.train()
-        order = rng.permutation(len(data))
+        # hidden-object emphasis: scans with a hidden target come round `hidden_weight` times per epoch
+        repeats = np.array([max(1, round(est.hidden_weight)) if s.hidden else 1 for s in samples])
+        order = rng.permutation(np.repeat(np.arange(len(data)), repeats))
         sums: dict[str, float] = {}
         for start in range(0, len(order), est.batch_size):
-            batch = [_augment(data[i][0], data[i][1], rng) for i in order[start : start + est.batch_size]]
+            batch = [
+                _augment(data[i][0], data[i][1], rng, hard=est.hard_augment)
+                for i in order[start : start + est.batch_size]
+            ]
             x = torch.from_numpy(np.stack([b[0] for b in batch]))
             tg = [_targets(b[1], len(classes), grid) for b in batch]
             tgt = tuple(torch.from_numpy(np.stack([t[k] for t in tg])) for k in range(4))
