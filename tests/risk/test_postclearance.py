@@ -232,3 +232,22 @@ def test_cli_audit_refresh(
     assert "may not" in capsys.readouterr().err
     with unit_of_work() as s:
         assert len(s.scalars(select(AuditListRow)).all()) == 1
+
+
+def test_audit_list_counts_codes_that_do_not_fit_their_description(env_sqlite: Env, registry: tuple[str, str]) -> None:  # noqa: F811
+    env = env_sqlite
+    analyst = _token("analyst")
+    _file(env, 2)  # phones declared as phones
+    odd = declaration(lrn="ODD-1")
+    odd["importer"] = {**odd["importer"], "id": "TW30000003"}
+    odd["declarant"] = {**odd["declarant"], "id": "TW30000003"}
+    odd["items"][0]["description"] = "frozen boneless beef cuts"  # declared as phone parts: a mismatch
+    assert env.client.post("/declarations", json=odd, headers=env.h("admin")).status_code == 201
+    out = env.client.post("/risk/audit-list", headers=analyst).json()
+    by = {r["importer_id"]: r for r in out["rows"]}
+    assert by["TW30000003"]["code_mismatches"] == 1 and by["TW30000003"]["lines_checked"] == len(odd["items"])
+    assert "lines checked have a code that fits their description poorly" in by["TW30000003"]["reason"]
+    assert by["TW10000001"]["code_mismatches"] == 0
+    assert [r["rank"] for r in out["rows"]] == list(range(1, len(out["rows"]) + 1))
+    quick = env.client.post("/risk/audit-list?check_codes=false", headers=analyst).json()
+    assert all(r.get("lines_checked") is None for r in quick["rows"])

@@ -299,6 +299,8 @@ class AuditEntry(BaseModel):
     mean_score: float
     expected_unpaid: float
     reason: str
+    lines_checked: int | None = None
+    code_mismatches: int | None = None
 
 
 @router.get("/audit-selection", response_model=list[AuditEntry])
@@ -392,12 +394,14 @@ def stored_audit_list(who: Principal = Depends(CUSTOMS)) -> AuditListOut:
 
 
 @router.post("/audit-list", response_model=AuditListOut, status_code=201)
-def compute_audit_list(top: int = 50, who: Principal = Depends(ANALYSTS)) -> AuditListOut:
-    """Rank importers now with the active model and keep the list."""
+def compute_audit_list(top: int = 50, check_codes: bool = True, who: Principal = Depends(ANALYSTS)) -> AuditListOut:
+    """Rank importers now with the active model and keep the list; `check_codes` also checks the listed
+    importers' declared codes against their goods descriptions (classification mismatches)."""
     from smartcustoms.risk import postclearance
 
     with unit_of_work() as session:
-        return AuditListOut.model_validate(postclearance.refresh_audit_list(session, who, top=max(1, min(top, 500))))
+        stored = postclearance.refresh_audit_list(session, who, top=max(1, min(top, 500)), check_codes=check_codes)
+    return AuditListOut.model_validate(stored)
 
 
 @router.post("/audit-results", response_model=AuditResultOut, status_code=201)

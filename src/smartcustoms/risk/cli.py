@@ -330,6 +330,7 @@ def audit(
 def audit_refresh(
     user: str = typer.Option(..., "--user", "-u", help="Compute as this user (analyst or admin)"),
     top: int = typer.Option(50, help="Number of companies to list"),
+    check_codes: bool = typer.Option(True, help="Check declared codes against goods descriptions (classifier)"),
 ) -> None:
     """Rank importers with the active model and store the list the console's audit page shows (for a
     scheduler, e.g. nightly)."""
@@ -339,7 +340,7 @@ def audit_refresh(
 
     with unit_of_work() as session:
         who = auth.principal_of(auth.find_user(session, user))
-        stored = refresh_audit_list(session, who, top=max(1, min(top, 500)))
+        stored = refresh_audit_list(session, who, top=max(1, min(top, 500)), check_codes=check_codes)
     done = t(
         "Audit list: {count} importer(s) ranked with model {version} at {at}",
         count=len(stored["rows"]),

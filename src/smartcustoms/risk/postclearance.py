@@ -15,13 +15,14 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from smartcustoms.platform import audit
 from smartcustoms.platform.auth import Principal, Role
 from smartcustoms.platform.errors import DomainError, NotFound, Problem
-from smartcustoms.platform.i18n import t
+from smartcustoms.platform.i18n import t, t_plain
 from smartcustoms.platform.types import iso
 from smartcustoms.risk.service import _require, active_model, audit_selection
 from smartcustoms.risk.store import AuditListRow, AuditResultRow
@@ -29,15 +30,27 @@ from smartcustoms.risk.store import AuditListRow, AuditResultRow
 AUDITORS = frozenset({Role.ANALYST, Role.ADMIN})
 READERS = frozenset({Role.OFFICER, Role.ANALYST, Role.ADMIN})
 MAX_FINDINGS = 10_000
+MAX_CODE_CHECKS = 400
+POOR_FIT = 0.3
+"""A declared code scoring under this share of the classifier's first choice, in another chapter, is a mismatch."""
 
 
 # ---------------------------------------------------------------------------------------------- audit list
 
 
-def refresh_audit_list(session: Session, who: Principal, *, top: int = 50) -> dict[str, Any]:
-    """Rank importers with the active model now and keep the result (the page and API read it)."""
+def refresh_audit_list(
+    session: Session, who: Principal, *, top: int = 50, check_codes: bool = True, max_lines: int = MAX_CODE_CHECKS
+) -> dict[str, Any]:
+    """Rank importers with the active model now and keep the result (the page and API read it).
+
+    With `check_codes`, the listed importers' declared codes are checked against their goods descriptions
+    by the tariff classifier (at most `max_lines` lines, newest first): poorly fitting codes are counted,
+    named in the reason, and break ties in the ranking.
+    """
     _require(who, AUDITORS, "compute the audit list")
     ranked = audit_selection(session, who, top=top)
+    if check_codes and len(ranked):
+        ranked = with_code_mismatches(session, ranked, max_lines=max_lines)
     model = active_model()
     from smartcustoms.clearance.service import now
 
@@ -52,6 +65,54 @@ def refresh_audit_list(session: Session, who: Principal, *, top: int = 50) -> di
     session.flush()
     audit.record(session, who, "risk.audit_list.computed", "risk_audit_list", row.id, detail={"top": top})
     return audit_list_view(row)
+
+
+def with_code_mismatches(session: Session, ranked: pd.DataFrame, *, max_lines: int = MAX_CODE_CHECKS) -> pd.DataFrame:
+    """The audit list with `lines_checked` and `code_mismatches` per importer, reasons extended, re-ranked
+    by expected unpaid revenue then mismatches (a mismatch is evidence, not money: it only breaks ties)."""
+    from smartcustoms.clearance.store import DeclarationRow, ItemRow
+    from smartcustoms.tariff.classifier.service import fit_score
+    from smartcustoms.tariff.model import TariffError
+
+    importers = [str(i) for i in ranked["importer_id"]]
+    stmt = (
+        select(DeclarationRow.importer_id, ItemRow.tariff_code, ItemRow.description)
+        .join(ItemRow, ItemRow.declaration_id == DeclarationRow.id)
+        .where(DeclarationRow.importer_id.in_(importers))
+        .order_by(DeclarationRow.submitted_at.desc(), DeclarationRow.id.desc(), ItemRow.line_no)
+        .limit(max_lines)
+    )
+    checked: dict[str, int] = {}
+    poor: dict[str, int] = {}
+    fits: dict[tuple[str, str], bool] = {}
+    for importer, code, description in session.execute(stmt):
+        key = (code, description)
+        if key not in fits:
+            try:
+                f = fit_score(code, description)
+            except TariffError:  # a code or text the classifier cannot judge: not counted
+                continue
+            best = f.better[0].code if f.better else f.code
+            fits[key] = f.fit < POOR_FIT and best[:2] != f.code[:2]
+        checked[importer] = checked.get(importer, 0) + 1
+        poor[importer] = poor.get(importer, 0) + int(fits[key])
+    out = ranked.copy()
+    out["lines_checked"] = [checked.get(i, 0) for i in importers]
+    out["code_mismatches"] = [poor.get(i, 0) for i in importers]
+    out["reason"] = [
+        t_plain(
+            "{reason}; {mismatches} of {checked} lines checked have a code that fits their description poorly",
+            reason=r,
+            mismatches=m,
+            checked=c,
+        )
+        if c
+        else r
+        for r, m, c in zip(out["reason"], out["code_mismatches"], out["lines_checked"], strict=True)
+    ]
+    out = out.sort_values(["expected_unpaid", "code_mismatches"], ascending=False, kind="stable")
+    out["rank"] = range(1, len(out) + 1)
+    return out.reset_index(drop=True)
 
 
 def latest_audit_list(session: Session, who: Principal) -> dict[str, Any] | None:
