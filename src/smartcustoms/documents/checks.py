@@ -58,13 +58,14 @@ class PreferenceClaimHook:
             for key in (number, dec_ref, target):
                 if key:
                     found[key] = int(row_id)
-        existing = set(
-            session.execute(
+        existing = {
+            (declaration_ref, proof_ref)
+            for declaration_ref, proof_ref in session.execute(
                 select(store.ClaimRow.declaration_ref, store.ClaimRow.proof_ref).where(
                     store.ClaimRow.declaration_ref.in_(sorted({d for d, _ in claims}))
                 )
-            ).tuples()
-        )
+            )
+        }
         now = datetime.now(UTC)
         for (reference, ref), fta in claims.items():
             if (reference, ref) in existing:
