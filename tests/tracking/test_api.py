@@ -312,7 +312,7 @@ def test_eseal_open_without_gps_fix_still_alerts(api: tuple[TestClient, dict[str
 def test_tick_command_raises_signal_lost_for_silent_trips(api: tuple[TestClient, dict[str, dict[str, str]]]) -> None:
     from typer.testing import CliRunner
 
-    from smartcustoms.cli import app
+    from tests.tracking.test_cli import app
 
     client, tok = api
     client.post("/tracking/trips", json=trip_body(), headers=tok["off"])
