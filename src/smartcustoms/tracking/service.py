@@ -484,7 +484,7 @@ def ingest(readings: list[Reading], received_at: datetime | None = None) -> Inge
                 stats, changes = _ingest_once(allowed, now, clock, skip_stored=attempt > 0)
                 break
             except (_Raced, OperationalError) as exc:
-                if attempt == RACE_RETRIES or not (isinstance(exc, _Raced) or _sqlite_busy(exc)):
+                if attempt == RACE_RETRIES or not (isinstance(exc, _Raced) or _raced(exc)):
                     raise
     stats.rate_limited = limited
     for c in changes:
@@ -494,9 +494,10 @@ def ingest(readings: list[Reading], received_at: datetime | None = None) -> Inge
     return stats
 
 
-def _sqlite_busy(exc: OperationalError) -> bool:
-    """SQLite's answer to a write on a snapshot another connection has moved past: a race, retry."""
-    return "database is locked" in str(exc.orig)
+def _raced(exc: OperationalError) -> bool:
+    """Two writers on the same readings: SQLite refuses a write on a snapshot another connection has moved
+    past, PostgreSQL may pick one of two detectors inserting overlapping batches as a deadlock victim."""
+    return "database is locked" in str(exc.orig) or "deadlock detected" in str(exc.orig)
 
 
 def _kind(r: Reading) -> str:
