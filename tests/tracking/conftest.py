@@ -1,7 +1,10 @@
-"""A NATS JetStream server on loopback for the stream tests (skipped when `nats-server` is absent)."""
+"""Tracking fixtures: a NATS JetStream server on loopback for the stream tests (skipped when `nats-server` is
+absent), and `db_url` databases copied from one migrated template instead of migrated for every test."""
 
 from __future__ import annotations
 
+import itertools
+import os
 import shutil
 import socket
 import subprocess
@@ -9,7 +12,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
+
+from smartcustoms.platform import db as platform_db
+from smartcustoms.platform import settings as platform_settings
+from smartcustoms.platform.migrate import upgrade
+from tests import pg_harness
+from tests.conftest import _use_database
 
 
 def _free_port() -> int:
@@ -49,3 +59,52 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+# ---- databases: migrated once per session, copied for each test ----------------------------------------
+# The root `db_url` migrates a new database for every test (all slices' revisions: 0.3 s on SQLite, over 1 s
+# on PostgreSQL). Here each test still gets a database of its own, fresh and fully migrated, but as a copy of
+# one migrated once: a file copy on SQLite, `CREATE DATABASE ... TEMPLATE` on PostgreSQL.
+_copies = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("tracking-template") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    platform_db.reset_engines()
+    return path
+
+
+@pytest.fixture(scope="session")
+def _pg_template(pg_server: str) -> str:
+    name = f"tracking_template_{os.getpid()}"
+    url = pg_harness.create_database(pg_server, name)
+    upgrade(url)
+    platform_db.reset_engines()
+    with psycopg.connect(_plain(pg_server), autocommit=True) as conn:  # a template must have no sessions
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+    return name
+
+
+def _plain(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A freshly migrated database, once on SQLite and once on PostgreSQL; it becomes the configured one."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'test.db'}"
+        shutil.copyfile(request.getfixturevalue("_sqlite_template"), tmp_path / "test.db")
+    else:
+        server = request.getfixturevalue("pg_server")
+        template = request.getfixturevalue("_pg_template")
+        name = f"t{os.getpid()}_tracking_{next(_copies)}"
+        with psycopg.connect(_plain(server), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        url = server.rsplit("/", 1)[0] + f"/{name}"
+    _use_database(monkeypatch, url)
+    yield url
+    platform_db.reset_engines()
+    platform_settings.get_settings.cache_clear()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from smartcustoms.platform import auth
 from smartcustoms.platform.db import unit_of_work
 from smartcustoms.tracking import service
 from smartcustoms.tracking.protocols import decode, gt06
+from tests.platform.test_leftover_english import leftover_english
 from tests.tracking import scenario as sc
 
 
@@ -252,11 +254,37 @@ def test_console_pages_and_vehicles(api: tuple[TestClient, dict[str, dict[str, s
     (v,) = client.get("/tracking/vehicles", headers=tok["off"]).json()
     assert (v["trip_id"], v["vehicle"], v["status"]) == ("T1", "ABC-123", "open")
     assert client.get("/tracking/vehicles", headers=tok["car2"]).json() == []
+    assert client.get("/tracking/console", follow_redirects=False).status_code == 303  # sign in first
+    client.cookies.set("sc_session", tok["off"]["Authorization"].removeprefix("Bearer "))
     page = client.get("/tracking/console")
-    assert page.status_code == 200 and "/tracking/alerts/stream" in page.text and "<svg" in page.text
+    assert page.status_code == 200 and "/tracking/console/static/tracking.js" in page.text and "<svg" in page.text
+    assert 'href="/tracking/console"' in page.text  # in the console menu
+    script = client.get("/tracking/console/static/tracking.js")
+    assert script.status_code == 200 and "/tracking/alerts/stream" in script.text
+    assert client.get("/tracking/console/static/..%2Fservice.py").status_code == 404
     trip = client.get('/tracking/console/trips/T1"<x>')
     assert trip.status_code == 200
-    assert "<x>" not in trip.text and "T1&quot;&lt;x&gt;" in trip.text and '"T1\\"\\u003cx>"' in trip.text
+    assert "<x>" not in trip.text and "T1&#34;&lt;x&gt;" in trip.text
+
+    # in Traditional Chinese: the pages, the words handed to the script, alert reasons and OsmAnd problems
+    zh = client.get("/tracking/console?lang=zh-Hant").text
+    words = json.loads(re.search(r'id="tracking-strings">(.*?)</script>', zh).group(1))  # type: ignore[union-attr]
+    assert "保稅運輸監控" in zh and "貨物監控" in zh and words["types"]["deviation"] == "偏離路線"
+    assert leftover_english(zh) == []
+    zh_trip = client.get("/tracking/console/trips/T1").text  # the language is remembered (cookie)
+    assert "運送 T1 的軌跡" in zh_trip and "警示紀錄" in zh_trip and leftover_english(zh_trip) == []
+    client.post(
+        "/tracking/ingest/positions",
+        json=positions(sc.drive(north_m={i: 1500.0 for i in range(10, 20)})[10:16]),
+        headers=tok["off"],
+    )
+    (alert,) = client.get("/tracking/alerts?lang=zh-Hant", headers=tok["off"]).json()
+    assert "outside the 100 m corridor" in alert["reason"] and "走廊" in alert["localized"]["reason"]
+    assert client.get("/tracking/alerts", headers=tok["off"]).json()[0]["localized"] is None
+    bad = client.post("/tracking/ingest/osmand?lat=25&lon=121", headers=tok["off"] | {"Accept-Language": "zh-TW"})
+    assert (
+        bad.status_code == 422 and bad.json()["problems"][0]["message"] == "osmand 裝置訊息:請求沒有 id 也沒有 deviceid"
+    )
 
 
 def test_eseal_open_without_gps_fix_still_alerts(api: tuple[TestClient, dict[str, dict[str, str]]]) -> None:
@@ -284,7 +312,7 @@ def test_eseal_open_without_gps_fix_still_alerts(api: tuple[TestClient, dict[str
 def test_tick_command_raises_signal_lost_for_silent_trips(api: tuple[TestClient, dict[str, dict[str, str]]]) -> None:
     from typer.testing import CliRunner
 
-    from smartcustoms.cli import app
+    from tests.tracking.test_cli import app
 
     client, tok = api
     client.post("/tracking/trips", json=trip_body(), headers=tok["off"])

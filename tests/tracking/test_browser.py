@@ -52,12 +52,13 @@ def test_injected_deviation_shows_on_map_and_list(server: tuple[str, str]) -> No
     base, token = server
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page()
-        page.add_init_script(f"localStorage.setItem('scToken', {token!r})")
+        context = browser.new_context()
+        context.add_cookies([{"name": "sc_session", "value": token, "url": base}])  # signed in to the console
+        page = context.new_page()
         page.goto(base + "/tracking/console")
         page.wait_for_selector("svg path.corridor", timeout=15_000)
         assert page.locator("svg path.zone").count() == 2
-        page.wait_for_function("document.getElementById('live').textContent === 'live'", timeout=10_000)  # SSE open
+        page.wait_for_selector("#live[data-state=live]", state="attached", timeout=10_000)  # SSE open
         fixes = sc.drive(north_m={i: 1500.0 for i in range(20, 31)})
         service.ingest([service.Reading("DEV1", f.time, f.latitude, f.longitude, seal=f.seal) for f in fixes[:25]])
         page.wait_for_selector("#alerts .alert >> text=deviation", timeout=20_000)

@@ -121,9 +121,9 @@ class Crash(Exception):
     pass
 
 
+@pytest.mark.parametrize("events", ["jetstream"], indirect=True)  # in-process ingest is synchronous: no redelivery
 def test_redelivery_after_detector_restart(events: Any) -> None:
-    if not isinstance(events, stream.NatsStream):
-        pytest.skip("redelivery is a JetStream property; in-process ingest is synchronous")
+    assert isinstance(events, stream.NatsStream)
     fixes = sc.drive(n=41, north_m={i: 1500.0 for i in range(15, 25)})
     readings = [service.Reading(IMEI, f.time, f.latitude, f.longitude, 40.0, "closed", False, "gt06") for f in fixes]
     events.publish_readings(readings[:20])

@@ -12,9 +12,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, field_validator
 
+from smartcustoms.platform import i18n
 from smartcustoms.platform.auth import Principal, Role
 from smartcustoms.platform.i18n import t
-from smartcustoms.platform.web import principal, require
+from smartcustoms.platform.web import principal, request_language, require
 from smartcustoms.tracking import service
 from smartcustoms.tracking.errors import DecodeError, TrackingError
 from smartcustoms.tracking.protocols import osmand
@@ -88,10 +89,15 @@ class AlertOut(_Out):
     acknowledge_note: str | None
     closed_by: str | None
     close_note: str | None
+    localized: dict[str, str] | None = None
+    """The reason in the caller's language (`?lang=`, `Accept-Language`); absent in English."""
 
     @classmethod
-    def of(cls, row: AlertRow) -> AlertOut:
-        return cls.model_validate(row, from_attributes=True)
+    def of(cls, row: AlertRow, lang: str = i18n.DEFAULT) -> AlertOut:
+        out = cls.model_validate(row, from_attributes=True)
+        if lang != i18n.DEFAULT:
+            out.localized = {"lang": lang, "reason": i18n.translate(row.reason, lang)}
+        return out
 
 
 class PositionOut(_Out):
@@ -156,10 +162,13 @@ def list_trips(status: str | None = None, who: Principal = Depends(principal)) -
 
 
 @router.get("/trips/{trip_id}")
-def get_trip(trip_id: str, who: Principal = Depends(principal)) -> TripDetail:
+def get_trip(request: Request, trip_id: str, who: Principal = Depends(principal)) -> TripDetail:
     trip, positions, alerts = service.get_trip(who, trip_id)
+    lang = request_language(request)
     return TripDetail(
-        trip=TripOut.of(trip), positions=[PositionOut.of(p) for p in positions], alerts=[AlertOut.of(a) for a in alerts]
+        trip=TripOut.of(trip),
+        positions=[PositionOut.of(p) for p in positions],
+        alerts=[AlertOut.of(a, lang) for a in alerts],
     )
 
 
@@ -195,9 +204,11 @@ async def ingest_osmand(request: Request, _who: Principal = Depends(require(*ING
 
 @router.get("/alerts")
 def list_alerts(
-    status: str | None = None, trip_id: str | None = None, who: Principal = Depends(principal)
+    request: Request, status: str | None = None, trip_id: str | None = None, who: Principal = Depends(principal)
 ) -> list[AlertOut]:
-    return [AlertOut.of(a) for a in service.list_alerts(who, status, trip_id)]
+    """Newest first; reasons stay in English, `localized.reason` carries them in the caller's language."""
+    lang = request_language(request)
+    return [AlertOut.of(a, lang) for a in service.list_alerts(who, status, trip_id)]
 
 
 @router.post("/alerts/{alert_id}/acknowledge")

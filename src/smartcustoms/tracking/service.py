@@ -11,12 +11,14 @@ import asyncio
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
 from shapely.geometry import mapping, shape
-from sqlalchemy import Table, insert, or_, select, update
+from sqlalchemy import Table, or_, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from smartcustoms.platform import audit
@@ -88,13 +90,14 @@ BUS = AlertBus()
 class RateLimiter:
     """Token bucket per device: a flooding device is throttled and counted, the others carry on."""
 
-    def __init__(self, rate_per_s: float = 20.0, burst: float = 100.0):
+    def __init__(self, rate_per_s: float = 20.0, burst: float = 100.0, clock: Callable[[], float] = time.monotonic):
         self.rate = rate_per_s
         self.burst = burst
+        self.clock = clock  # tests stop it, so what is throttled does not depend on the machine's speed
         self._buckets: dict[str, tuple[float, float]] = {}
 
     def allow(self, key: str, now: float | None = None) -> bool:
-        t = time.monotonic() if now is None else now
+        t = self.clock() if now is None else now
         tokens, last = self._buckets.get(key, (self.burst, t))
         tokens = min(self.burst, tokens + (t - last) * self.rate)
         if tokens < 1.0:
@@ -450,68 +453,40 @@ def _active_trip(s: Session, db: str, device_id: str, now: float) -> tuple[str, 
     return found
 
 
+class _Raced(RuntimeError):
+    """A reading this transaction evaluated as new was stored meanwhile by another writer (a second detector
+    given the same stream message after `ack_wait`, or an API call with the same fix)."""
+
+
+RACE_RETRIES = 3
+
+
 def ingest(readings: list[Reading], received_at: datetime | None = None) -> IngestStats:
     """Store readings with their trip and run the detectors; one transaction (one multi-row insert) for
-    the batch, so a caller acknowledging the devices after this returns never acknowledges a lost fix."""
-    stats = IngestStats()
+    the batch, so a caller acknowledging the devices after this returns never acknowledges a lost fix.
+
+    Idempotent: a reading is stored once (unique device/time/source/kind; a copy is counted as a
+    duplicate). If readings the detectors took as new turn out to be stored already by another writer,
+    the transaction is rolled back, the trips' detector state is rebuilt from the database and the batch
+    runs again without them, so a stream message handled twice raises no alert twice."""
     now = received_at or datetime.now(UTC)
     clock = time.monotonic()
-    changes: list[AlertChange] = []
-    rows: list[dict[str, Any]] = []
-    moved: dict[str, tuple[str, bool | None]] = {}
-    with _LOCK, unit_of_work() as s:
-        db = _db_key(s)
-        for r in readings:
-            if not LIMITER.allow(r.device_id, clock):
-                stats.rate_limited += 1
-                continue
-            active = _active_trip(s, db, r.device_id, clock)
-            if active is None:
-                stats.unknown_device += 1
-                continue
-            trip_id = active[0]
-            monitor = _monitor_of(s, db, trip_id)
-            if monitor is None or monitor.phase == "closed":
-                stats.unknown_device += 1
-                continue
-            if r.latitude is None or r.longitude is None:
-                seal_changes = monitor.observe_seal(r.time, r.seal, r.low_battery)  # type: ignore[arg-type]
-                where = monitor.last_position
-                if where is not None:
-                    rows.append(_row(trip_id, r, now, where[0], where[1], "no_fix"))
-                    stats.stored += 1
-                stats.flagged["no_fix"] += 1
-                _persist(s, seal_changes)
-                changes += seal_changes
-                continue
-            counters = monitor.counters
-            before = (counters["future"], counters["out_of_order"], counters["duplicates"])
-            phase = monitor.phase
-            fix = Fix(trip_id, r.time, r.latitude, r.longitude, r.seal, r.low_battery, now)  # type: ignore[arg-type]
-            trip_changes = monitor.observe(fix)
-            flag = None
-            if counters["future"] != before[0]:
-                flag = "future"
-            elif counters["out_of_order"] != before[1]:
-                flag = "out_of_order"
-            elif counters["duplicates"] != before[2]:
-                flag = "duplicates"
-            if flag:
-                stats.flagged[flag] += 1
-            rows.append(_row(trip_id, r, now, r.latitude, r.longitude, flag))
-            stats.stored += 1
-            if trip_changes:
-                _persist(s, trip_changes)
-                changes += trip_changes
-            if monitor.phase != phase:
-                moved[trip_id] = ("planned" if monitor.phase == "pending" else monitor.phase, monitor.arrived_sealed)
-        if rows:
-            _insert_positions(s, rows)
-        for trip_id, (status, sealed) in moved.items():
-            s.execute(update(TripRow).where(TripRow.trip_id == trip_id).values(status=status, arrived_sealed=sealed))
-            for key, (_exp, hit) in list(_DEVICES.items()):
-                if hit is not None and hit[0] == trip_id:
-                    del _DEVICES[key]
+    limited = 0
+    allowed: list[Reading] = []
+    for r in readings:
+        if LIMITER.allow(r.device_id):
+            allowed.append(r)
+        else:
+            limited += 1
+    with _LOCK:
+        for attempt in range(RACE_RETRIES + 1):
+            try:
+                stats, changes = _ingest_once(allowed, now, clock, skip_stored=attempt > 0)
+                break
+            except (_Raced, OperationalError) as exc:
+                if attempt == RACE_RETRIES or not (isinstance(exc, _Raced) or _raced(exc)):
+                    raise
+    stats.rate_limited = limited
     for c in changes:
         record = {"action": c.action, **c.alert.as_record()}
         stats.alerts.append(record)
@@ -519,29 +494,129 @@ def ingest(readings: list[Reading], received_at: datetime | None = None) -> Inge
     return stats
 
 
+def _raced(exc: OperationalError) -> bool:
+    """Two writers on the same readings: SQLite refuses a write on a snapshot another connection has moved
+    past, PostgreSQL may pick one of two detectors inserting overlapping batches as a deadlock victim."""
+    return "database is locked" in str(exc.orig) or "deadlock detected" in str(exc.orig)
+
+
+def _kind(r: Reading) -> str:
+    return "fix" if r.latitude is not None and r.longitude is not None else "seal"
+
+
+def _ingest_once(
+    readings: list[Reading], now: datetime, clock: float, skip_stored: bool
+) -> tuple[IngestStats, list[AlertChange]]:
+    stats = IngestStats()
+    changes: list[AlertChange] = []
+    fresh: list[dict[str, Any]] = []  # readings the detectors evaluated as new: they must not be stored yet
+    other: list[dict[str, Any]] = []  # flagged, not evaluated (a copy of a stored fix is simply skipped)
+    moved: dict[str, tuple[str, bool | None]] = {}
+    touched: set[tuple[str, str]] = set()
+    db = ""
+    try:
+        with unit_of_work() as s:
+            db = _db_key(s)
+            if skip_stored:
+                stored = _stored_keys(s, readings)
+                kept = [r for r in readings if (r.device_id, r.time.timestamp(), r.source, _kind(r)) not in stored]
+                stats.flagged["duplicates"] += len(readings) - len(kept)
+                readings = kept
+            for r in readings:
+                active = _active_trip(s, db, r.device_id, clock)
+                if active is None:
+                    stats.unknown_device += 1
+                    continue
+                trip_id = active[0]
+                monitor = _monitor_of(s, db, trip_id)
+                if monitor is None or monitor.phase == "closed":
+                    stats.unknown_device += 1
+                    continue
+                touched.add((db, trip_id))
+                if r.latitude is None or r.longitude is None:
+                    # the monitor keeps no history of seal events: a re-sent one is looked up (they are few)
+                    if not skip_stored and _stored_keys(s, [r]):
+                        stats.flagged["duplicates"] += 1
+                        continue
+                    seal_changes = monitor.observe_seal(r.time, r.seal, r.low_battery)  # type: ignore[arg-type]
+                    where = monitor.last_position
+                    if where is not None:
+                        fresh.append(_row(trip_id, r, now, where[0], where[1], "no_fix"))
+                    stats.flagged["no_fix"] += 1
+                    changes += _persist(s, seal_changes)
+                    continue
+                counters = monitor.counters
+                before = (counters["future"], counters["out_of_order"], counters["duplicates"])
+                phase = monitor.phase
+                fix = Fix(trip_id, r.time, r.latitude, r.longitude, r.seal, r.low_battery, now)  # type: ignore[arg-type]
+                trip_changes = monitor.observe(fix)
+                flag = None
+                if counters["future"] != before[0]:
+                    flag = "future"
+                elif counters["out_of_order"] != before[1]:
+                    flag = "out_of_order"
+                elif counters["duplicates"] != before[2]:
+                    flag = "duplicates"
+                if flag:
+                    stats.flagged[flag] += 1
+                (other if flag else fresh).append(_row(trip_id, r, now, r.latitude, r.longitude, flag))
+                if trip_changes:
+                    changes += _persist(s, trip_changes)
+                if monitor.phase != phase:
+                    moved[trip_id] = (
+                        "planned" if monitor.phase == "pending" else monitor.phase,
+                        monitor.arrived_sealed,
+                    )
+            if fresh and _insert_positions(s, fresh) != len(fresh):
+                raise _Raced(f"{len(fresh)} readings taken as new were stored meanwhile by another writer")
+            stats.stored = len(fresh) + (_insert_positions(s, other) if other else 0)
+            for trip_id, (status, sealed) in moved.items():
+                s.execute(
+                    update(TripRow).where(TripRow.trip_id == trip_id).values(status=status, arrived_sealed=sealed)
+                )
+    except BaseException:
+        for key in touched:  # their detector state saw readings that were not stored: rebuild it
+            _MONITORS.pop(key, None)
+        raise
+    for trip_id in moved:
+        for key, (_exp, hit) in list(_DEVICES.items()):
+            if hit is not None and hit[0] == trip_id:
+                del _DEVICES[key]
+    return stats, changes
+
+
+def _stored_keys(s: Session, readings: list[Reading]) -> set[tuple[str, float, str, str]]:
+    """Natural keys (device, time, source, kind) of the given readings that are stored already."""
+    if not readings:
+        return set()
+    stored = {
+        (d, _aware(when).timestamp(), src, kind)
+        for d, when, src, kind in s.execute(
+            select(PositionRow.device_id, PositionRow.time, PositionRow.source, PositionRow.kind).where(
+                PositionRow.device_id.in_({r.device_id for r in readings}),
+                PositionRow.time >= min(r.time for r in readings),
+                PositionRow.time <= max(r.time for r in readings),
+            )
+        )
+    }
+    return {k for r in readings if (k := (r.device_id, r.time.timestamp(), r.source, _kind(r))) in stored}
+
+
 def not_yet_stored(readings: list[Reading]) -> list[Reading]:
-    """The readings not stored yet (by device, time and source): a redelivered stream message after a
-    detector died between its commit and its ack must not store the same fix twice."""
+    """The readings not stored yet: a stream message redelivered after a detector died between its commit
+    and its ack is mostly stored already; filtering it first spares `ingest` a rolled-back attempt."""
     if not readings:
         return []
     with unit_of_work() as s:
-        stored = {
-            (d, _aware(when).timestamp(), src)
-            for d, when, src in s.execute(
-                select(PositionRow.device_id, PositionRow.time, PositionRow.source).where(
-                    PositionRow.device_id.in_({r.device_id for r in readings}),
-                    PositionRow.time >= min(r.time for r in readings),
-                    PositionRow.time <= max(r.time for r in readings),
-                )
-            )
-        }
-    return [r for r in readings if (r.device_id, r.time.timestamp(), r.source) not in stored]
+        stored = _stored_keys(s, readings)
+    return [r for r in readings if (r.device_id, r.time.timestamp(), r.source, _kind(r)) not in stored]
 
 
 _COLUMNS = (
     "trip_id",
     "device_id",
     "source",
+    "kind",
     "time",
     "received_at",
     "latitude",
@@ -551,7 +626,11 @@ _COLUMNS = (
     "low_battery",
     "flag",
 )
-_SQLITE_INSERT = f"INSERT INTO tracking_position ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+_KEY = ["device_id", "time", "source", "kind"]
+_SQLITE_INSERT = (
+    f"INSERT INTO tracking_position ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
+    "ON CONFLICT DO NOTHING"
+)
 
 
 def _sqlite_time(t: datetime) -> str:
@@ -559,13 +638,25 @@ def _sqlite_time(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def _insert_positions(s: Session, rows: list[dict[str, Any]]) -> None:
-    """One multi-row insert for the batch. On SQLite straight through the driver's executemany (the
-    per-row parameter processing of SQLAlchemy was a fifth of the ingest time), elsewhere Core executemany."""
+def _insert_ignoring(s: Session, table: Table, key: list[str]) -> Any:
+    """`INSERT ... ON CONFLICT (key) DO NOTHING` for SQLite and PostgreSQL."""
+    if s.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing(index_elements=key)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table).on_conflict_do_nothing(index_elements=key)
+
+
+def _insert_positions(s: Session, rows: list[dict[str, Any]]) -> int:
+    """One multi-row insert for the batch, skipping readings stored already; returns how many were
+    stored. On SQLite straight through the driver's executemany (the per-row parameter processing of
+    SQLAlchemy was a fifth of the ingest time), on PostgreSQL Core's multi-row VALUES with RETURNING
+    (executemany reports no row count there)."""
     conn = s.connection()
     if conn.dialect.name != "sqlite":
-        s.execute(insert(POSITIONS), rows)
-        return
+        return len(s.execute(_insert_ignoring(s, POSITIONS, _KEY).returning(POSITIONS.c.id), rows).all())
     times: dict[datetime, str] = {}
     params = []
     for r in rows:
@@ -577,6 +668,7 @@ def _insert_positions(s: Session, rows: list[dict[str, Any]]) -> None:
                 r["trip_id"],
                 r["device_id"],
                 r["source"],
+                r["kind"],
                 tt,
                 rt,
                 r["latitude"],
@@ -587,7 +679,7 @@ def _insert_positions(s: Session, rows: list[dict[str, Any]]) -> None:
                 r["flag"],
             )
         )
-    conn.exec_driver_sql(_SQLITE_INSERT, params)
+    return int(conn.exec_driver_sql(_SQLITE_INSERT, params).rowcount)
 
 
 def _row(trip_id: str, r: Reading, now: datetime, lat: float, lon: float, flag: str | None) -> dict[str, Any]:
@@ -595,6 +687,7 @@ def _row(trip_id: str, r: Reading, now: datetime, lat: float, lon: float, flag: 
         "trip_id": trip_id,
         "device_id": r.device_id,
         "source": r.source,
+        "kind": "seal" if flag == "no_fix" else "fix",
         "time": r.time,
         "received_at": now,
         "latitude": lat,
@@ -612,8 +705,7 @@ def tick(now: datetime | None = None) -> list[dict[str, Any]]:
     out = []
     with _LOCK, unit_of_work() as s:
         for trip in s.scalars(select(TripRow).where(TripRow.status == "open")):
-            changes = _monitor(s, trip).tick(clock)
-            _persist(s, changes)
+            changes = _persist(s, _monitor(s, trip).tick(clock))
             out += [{"action": c.action, **c.alert.as_record()} for c in changes]
     for record in out:
         BUS.publish(record)
@@ -770,28 +862,35 @@ def _monitor(s: Session, trip: TripRow) -> TripMonitor:
     return monitor
 
 
-def _persist(s: Session, changes: list[AlertChange]) -> None:
+ALERTS = cast(Table, AlertRow.__table__)
+
+
+def _persist(s: Session, changes: list[AlertChange]) -> list[AlertChange]:
+    """Store alert changes; returns those to publish. An alert stored already (same trip, condition and
+    start: raised by another detector or clock tick) is skipped, so it is neither stored nor pushed twice."""
+    out = []
     for c in changes:
         a = c.alert
         if c.action == "open":
-            s.add(
-                AlertRow(
-                    trip_id=a.trip_id,
-                    type=a.type,
-                    condition=a.condition,
-                    severity=a.severity,
-                    start=a.start,
-                    end=a.end,
-                    raised_at=a.raised_at,
-                    latitude=a.latitude,
-                    longitude=a.longitude,
-                    reason=a.reason,
-                    rule_version=a.rule_version,
-                    status="open" if a.end is None else "cleared",
-                )
-            )
-            s.flush()
+            values = {
+                "trip_id": a.trip_id,
+                "type": a.type,
+                "condition": a.condition,
+                "severity": a.severity,
+                "start": a.start,
+                "end": a.end,
+                "raised_at": a.raised_at,
+                "latitude": a.latitude,
+                "longitude": a.longitude,
+                "reason": a.reason,
+                "rule_version": a.rule_version,
+                "status": "open" if a.end is None else "cleared",
+            }
+            stmt = _insert_ignoring(s, ALERTS, ["trip_id", "condition", "start"]).values(values)
+            if s.execute(stmt.returning(ALERTS.c.id)).first() is not None:
+                out.append(c)
             continue
+        out.append(c)
         row = s.scalar(
             select(AlertRow)
             .where(AlertRow.trip_id == a.trip_id, AlertRow.condition == a.condition, AlertRow.end.is_(None))
@@ -805,3 +904,4 @@ def _persist(s: Session, changes: list[AlertChange]) -> None:
             row.end = a.end
             if row.status == "open":
                 row.status = "cleared"
+    return out

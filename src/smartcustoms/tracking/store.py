@@ -58,15 +58,22 @@ class TripRow(Base):
 
 
 class PositionRow(Base):
-    """Every position received for a trip, including the ones flagged (duplicate, out of order, future)."""
+    """Every reading received for a trip, including the ones flagged (out of order, future, seal without a
+    fix), stored once: device, fix time, source and kind are its natural key (a unique index), so a device
+    re-sending a fix, a listener re-sending a batch or a stream message redelivered to a second detector
+    while the first is still writing it never stores it twice."""
 
     __tablename__ = "tracking_position"
-    __table_args__ = (Index("ix_tracking_position_trip_time", "trip_id", "time"),)
+    __table_args__ = (
+        Index("ix_tracking_position_trip_time", "trip_id", "time"),
+        Index("ux_tracking_position_reading", "device_id", "time", "source", "kind", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     trip_id: Mapped[str] = mapped_column(ForeignKey("tracking_trip.trip_id"))
     device_id: Mapped[str | None] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(8), default="fix", server_default="fix")  # fix | seal (no GPS fix)
     time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     latitude: Mapped[float] = mapped_column(Float)
@@ -78,9 +85,12 @@ class PositionRow(Base):
 
 
 class AlertRow(Base):
-    """An alert; open until its condition clears, then acknowledged and closed by an officer with a note."""
+    """An alert; open until its condition clears, then acknowledged and closed by an officer with a note.
+    Trip, condition and start are its natural key: two detectors (or two clock ticks) raising the same
+    alert store it once."""
 
     __tablename__ = "tracking_alert"
+    __table_args__ = (Index("ux_tracking_alert_condition_start", "trip_id", "condition", "start", unique=True),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     trip_id: Mapped[str] = mapped_column(ForeignKey("tracking_trip.trip_id"), index=True)

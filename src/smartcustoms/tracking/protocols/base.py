@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from smartcustoms.platform.i18n import t
 from smartcustoms.tracking.errors import DecodeError
 
 FrameKind = Literal["position", "login", "heartbeat", "event", "info", "network"]
@@ -106,7 +107,15 @@ def make_time(
 def check_coordinates(protocol: str, latitude: float, longitude: float) -> None:
     """Reject coordinates outside the valid range (bad input is counted, never stored)."""
     if not (-90.0 <= latitude <= 90.0) or not (-180.0 <= longitude <= 180.0):
-        raise DecodeError(protocol, "bad-coordinates", f"latitude {latitude} / longitude {longitude} out of range")
+        raise DecodeError(
+            protocol,
+            "bad-coordinates",
+            t(
+                "latitude {latitude} / longitude {longitude} out of range",
+                latitude=str(latitude),
+                longitude=str(longitude),
+            ),
+        )
 
 
 def bcd(data: bytes) -> str:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from smartcustoms.platform.i18n import t
 from smartcustoms.tracking.errors import DecodeError
 from smartcustoms.tracking.protocols.base import Frame, Position, check_coordinates
 
@@ -25,9 +26,11 @@ def _number(key: str, value: Any) -> float:
     try:
         out = float(value)
     except (TypeError, ValueError):
-        raise DecodeError(PROTOCOL, "bad-field", f"{key}={value!r} is not a number") from None
+        raise DecodeError(
+            PROTOCOL, "bad-field", t("{key}={value} is not a number", key=key, value=repr(value))
+        ) from None
     if out != out or out in (float("inf"), float("-inf")):
-        raise DecodeError(PROTOCOL, "bad-field", f"{key}={value!r} is not finite")
+        raise DecodeError(PROTOCOL, "bad-field", t("{key}={value} is not finite", key=key, value=repr(value)))
     return out
 
 
@@ -40,14 +43,16 @@ def parse_time(value: str, now: datetime | None = None) -> datetime:
             return datetime.fromtimestamp(n / 1000 if n > 10**11 else n, tz=UTC)
         dt = datetime.fromisoformat(v.replace("Z", "+00:00"))
     except (ValueError, OverflowError, OSError):
-        raise DecodeError(PROTOCOL, "bad-time", f"timestamp {value!r} is not understood") from None
+        raise DecodeError(PROTOCOL, "bad-time", t("timestamp {value} is not understood", value=repr(value))) from None
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 def _device_id(value: Any) -> str:
     dev = str(value).strip()
     if not dev or len(dev) > 64 or not dev.isprintable():
-        raise DecodeError(PROTOCOL, "bad-device-id", f"device id {value!r} is empty, too long or not printable")
+        raise DecodeError(
+            PROTOCOL, "bad-device-id", t("device id {value} is empty, too long or not printable", value=repr(value))
+        )
     return dev
 
 
@@ -57,20 +62,22 @@ def _decode_query(query: str, now: datetime | None) -> Frame:
         params.setdefault(key, value)
     raw_id = params.get("id") or params.get("deviceid")
     if raw_id is None:
-        raise DecodeError(PROTOCOL, "no-device-id", "request has neither id nor deviceid")
+        raise DecodeError(PROTOCOL, "no-device-id", t("request has neither id nor deviceid"))
     device_id = _device_id(raw_id)
     time = parse_time(params["timestamp"]) if "timestamp" in params else (now or datetime.now(UTC))
     if "location" in params:
         parts = params["location"].split(",")
         if len(parts) != 2:
-            raise DecodeError(PROTOCOL, "bad-field", f"location={params['location']!r} is not lat,lon")
+            raise DecodeError(
+                PROTOCOL, "bad-field", t("location={value} is not lat,lon", value=repr(params["location"]))
+            )
         lat, lon = _number("lat", parts[0]), _number("lon", parts[1])
     elif "lat" in params and "lon" in params:
         lat, lon = _number("lat", params["lat"]), _number("lon", params["lon"])
     elif "cell" in params or "wifi" in params:
         return Frame(PROTOCOL, "network", "network", device_id, ack=ACK, attributes={"time": time.isoformat()})
     else:
-        raise DecodeError(PROTOCOL, "no-position", "request has no lat/lon, location, cell or wifi")
+        raise DecodeError(PROTOCOL, "no-position", t("request has no lat/lon, location, cell or wifi"))
     check_coordinates(PROTOCOL, lat, lon)
     attrs: dict[str, Any] = {}
     for key in ("hdop", "batt", "accuracy", "fuel", "rpm"):
@@ -100,22 +107,22 @@ def _decode_json(body: bytes, query_id: str | None) -> Frame:
     try:
         doc = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
-        raise DecodeError(PROTOCOL, "bad-json", "body is not JSON") from None
+        raise DecodeError(PROTOCOL, "bad-json", t("body is not JSON")) from None
     if not isinstance(doc, dict):
-        raise DecodeError(PROTOCOL, "bad-json", "JSON body is not an object")
+        raise DecodeError(PROTOCOL, "bad-json", t("JSON body is not an object"))
     raw_id = doc.get("device_id") or query_id
     if raw_id is None:
-        raise DecodeError(PROTOCOL, "no-device-id", "JSON body has no device_id")
+        raise DecodeError(PROTOCOL, "no-device-id", t("JSON body has no device_id"))
     device_id = _device_id(raw_id)
     locations = doc.get("location")
     items = locations if isinstance(locations, list) else [locations]
     positions = []
     for loc in items:
         if not isinstance(loc, dict) or not isinstance(loc.get("coords"), dict):
-            raise DecodeError(PROTOCOL, "no-position", "location without coords")
+            raise DecodeError(PROTOCOL, "no-position", t("location without coords"))
         coords = loc["coords"]
         if "latitude" not in coords or "longitude" not in coords or "timestamp" not in loc:
-            raise DecodeError(PROTOCOL, "no-position", "coords need latitude, longitude and a timestamp")
+            raise DecodeError(PROTOCOL, "no-position", t("coords need latitude, longitude and a timestamp"))
         lat, lon = _number("latitude", coords["latitude"]), _number("longitude", coords["longitude"])
         check_coordinates(PROTOCOL, lat, lon)
         speed = coords.get("speed")
@@ -151,7 +158,7 @@ def decode(request: str | bytes, body: bytes | None = None, *, now: datetime | N
         try:
             text = request.decode("latin-1")
         except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes every byte
-            raise DecodeError(PROTOCOL, "bad-request", "not text") from None
+            raise DecodeError(PROTOCOL, "bad-request", t("request is not text")) from None
     else:
         text = request
     head, sep, rest = text.partition("\r\n\r\n")
@@ -161,11 +168,13 @@ def decode(request: str | bytes, body: bytes | None = None, *, now: datetime | N
     parts = line.split(" ")
     target = parts[1] if len(parts) >= 2 and parts[0].isalpha() and parts[0].isupper() else parts[0]
     if not target.startswith("/"):
-        raise DecodeError(PROTOCOL, "bad-request", f"request target {target[:40]!r} does not start with /")
+        raise DecodeError(
+            PROTOCOL, "bad-request", t("request target {value} does not start with /", value=repr(target[:40]))
+        )
     try:
         query = urlsplit(target).query
     except ValueError:
-        raise DecodeError(PROTOCOL, "bad-request", "request target is not a URL") from None
+        raise DecodeError(PROTOCOL, "bad-request", t("request target is not a URL")) from None
     if body and body.strip():
         params = dict(parse_qsl(query))
         return _decode_json(body, params.get("id") or params.get("deviceid"))
