@@ -5,6 +5,7 @@ each counted, none stops the listener, and the good frames around them are store
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -57,13 +58,17 @@ def send(streams: list[bytes]) -> DeviceListener:
         listener = DeviceListener({"gt06": 0}, service.ingest, host="127.0.0.1")
         port = (await listener.start())["gt06"]
         for payload in streams:
-            _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(payload)
             await writer.drain()
-            await asyncio.sleep(0.05)
+            writer.write_eof()
+            # read the acknowledgements until the listener closes: it has then handled every frame (closing
+            # with unread acknowledgements would reset the connection and cut its work short under load)
+            with contextlib.suppress(ConnectionError):
+                await asyncio.wait_for(reader.read(), timeout=120)
             writer.close()
-            await writer.wait_closed()
-        await asyncio.sleep(0.1)
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
         await listener.close()
         return listener
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from smartcustoms.tracking.listener import DeviceListener
@@ -17,9 +18,14 @@ async def _exchange(port: int, payload: bytes, read: int) -> bytes:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(payload)
     await writer.drain()
-    data = await asyncio.wait_for(reader.readexactly(read), timeout=5) if read else b""
+    data = await asyncio.wait_for(reader.readexactly(read), timeout=60) if read else b""
+    writer.write_eof()
+    # until the listener closes its side: it has then handled everything sent (no sleeping and hoping)
+    with contextlib.suppress(ConnectionError):
+        await asyncio.wait_for(reader.read(), timeout=60)
     writer.close()
-    await writer.wait_closed()
+    with contextlib.suppress(ConnectionError):
+        await writer.wait_closed()
     return data
 
 
@@ -46,7 +52,6 @@ def test_listeners_ack_and_deliver() -> None:
         )
         assert reply.startswith(b"HTTP/1.1 400") and b"HTTP/1.1 200 OK" in reply
         await _exchange(ports["jt808"], b"\x7e\x01\x02\x7e" + bytes(range(256)), 0)
-        await asyncio.sleep(0.2)
         await listener.close()
         return listener
 
