@@ -85,7 +85,11 @@ def test_transport_modes_and_directions_inside_sentences_read_as_words() -> None
         port="TWTPE",
     )
     assert arrived == "Manifest M1 can no longer be replaced: the air arrival at TWTPE is past"
-    assert translate(arrived, "zh-Hant") == translate(str(arrived), "zh-Hant") == "艙單 M1 已不得更正:貨物已以空運抵達 TWTPE"
+    assert (
+        translate(arrived, "zh-Hant")
+        == translate(str(arrived), "zh-Hant")
+        == "艙單 M1 已不得更正:貨物已以空運抵達 TWTPE"
+    )
     assert (
         translate("Goods arriving by road need a transport document (B/L, AWB, CMR or CIM)", "zh-Hant")
         == "以公路運輸方式到達的貨物須附運輸單據(提單、空運提單、CMR 或 CIM)"
