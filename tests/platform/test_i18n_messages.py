@@ -172,3 +172,93 @@ def test_compiled_templates_render_exactly_like_str_format() -> None:
     with pytest.raises(KeyError):
         t("{missing}")
     assert t("{{braces}} {x:>3}", x=1) == "{braces}   1"  # unusual templates fall back to str.format_map
+
+
+GOODS_WORDS = st.sampled_from(
+    [
+        "Men's",
+        "women's",
+        "T-shirts",
+        "shirts",
+        "of",
+        "cotton",
+        "knitted",
+        "crocheted",
+        "box",
+        "set",
+        "pair",
+        "12",
+        "2",
+        "kg",
+        "pcs",
+        "HS",
+        "8517",
+        "%",
+        "s",
+        "min",
+        "origin",
+        "is",
+        "required",
+        "not",
+        "more",
+        "than",
+        "the",
+        "for",
+        "use",
+        "in,",
+        "with",
+        "other",
+        "parts;",
+        "articles",
+        "[note:",
+        "duty]",
+        "=",
+        "Free",
+    ]
+)
+
+
+def _is_catalogue_entry(text: str) -> bool:
+    return str(i18n.translations(ZH).gettext(text)) != text
+
+
+@given(st.lists(GOODS_WORDS, min_size=2, max_size=12).map(" ".join))
+def test_free_goods_descriptions_pass_through_unchanged(description: str) -> None:
+    """Short templates ("{shown} of {total}", "{field} is required") must not read prose back as a message."""
+    if not _is_catalogue_entry(description):
+        assert translate(description, ZH) == description
+
+
+def test_prose_is_not_read_as_a_short_template_but_real_texts_still_are() -> None:
+    for prose in (
+        "Men's T-shirts of cotton, knitted",
+        "Box of 12",
+        "box of 12",
+        "Articles for which an import license is required",
+        "Natural boric acid containing not more than 85 % of H3BO3 calculated on the dry weight",
+        "Articles of Brunei [Compiler's note: provision suspended.]",
+        "HS cotton",
+    ):
+        assert translate(prose, ZH) == prose
+    assert translate("3 of 10", ZH) == "顯示 3 筆,共 10 筆"
+    assert translate("12 s", ZH) == "12 秒"
+    assert translate("items[0].origin is required", ZH) == "items[0].origin 為必填"
+    assert translate("5 % of TWD 1,000.00 = TWD 50.00", ZH) == "TWD 1,000.00 的 5% = TWD 50.00"
+    assert translate("Duty (Free) = TWD 0.00", ZH) == "關稅(Free)= TWD 0.00"
+    assert translate("rule phones-cn v2: Phones from CN", ZH) == "規則 phones-cn 第 2 版:Phones from CN"
+    assert translate("origin CN", ZH) == "原產地 CN" and translate("origin Men's", ZH) == "origin Men's"
+    assert translate("rule ALL-US v1: US watch", ZH) == "規則 ALL-US 第 1 版:US watch"
+    assert translate("No user 'bob' [permits: missing_permit]", ZH) == "查無使用者「bob」 [permits: missing_permit]"
+
+
+def test_real_goods_descriptions_are_left_alone() -> None:
+    """Every description of the WCO HS 2022 nomenclature passes through unchanged (bar exact catalogue entries)."""
+    import csv
+
+    from tests.conftest import shared_data
+
+    path = shared_data("hs", "wco_hs2022_datasets", "harmonized-system.csv")
+    with path.open(newline="", encoding="utf-8") as fh:
+        texts = {row["description"].strip() for row in csv.DictReader(fh)}
+    changed = [x for x in texts if x and not _is_catalogue_entry(x) and translate(x, ZH) != x]
+    assert len(texts) > 5000 and changed == []

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -12,6 +16,7 @@ from smartcustoms.risk.revenue import ExpectedRevenue
 from tests.clearance.conftest import Env, declaration
 from tests.clearance.test_pages import sign_in
 from tests.platform.test_leftover_english import leftover_english
+from tests.risk.conftest import make_kcs, write_csv
 from tests.risk.test_api import _token
 from tests.risk.test_pages import WHEN, registry  # noqa: F401  (fixture)
 
@@ -91,3 +96,48 @@ def test_risk_commands_answer_in_chinese(registry: tuple[str, str]) -> None:  # 
     assert "訓練期間" in r.output and "AUC" in r.output
     r = runner.invoke(app, ["risk", "models", "rollback", new], env={"LANG": "C"})
     assert r.output.strip() == f"active model is now {new}"
+
+
+def test_train_and_backtest_summaries_in_chinese(tmp_path: Path) -> None:
+    """`risk train` metrics and the `risk backtest` table in the reader's language; the model files unchanged."""
+    data = write_csv(make_kcs(900, seed=3), tmp_path / "a.csv")
+    runner = CliRunner()
+    zh = runner.invoke(
+        app,
+        [
+            "--lang",
+            "zh-Hant",
+            "risk",
+            "train",
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "m"),
+            "--n-estimators",
+            "20",
+        ],
+    )
+    assert zh.exit_code == 0, zh.output
+    assert "模型 selectivity-kcs-" in zh.output and "較晚期間驗證" in zh.output and "AUC" in zh.output
+    assert "基準方法(稅則章過去違規率)於同一驗證區間" in zh.output
+    assert "written to" not in zh.output and "baseline" not in zh.output
+    assert json.loads((tmp_path / "m" / "manifest.json").read_text())["format"] == "kcs"
+    en = runner.invoke(
+        app,
+        ["risk", "train", "--data", str(data), "--out", str(tmp_path / "m2"), "--n-estimators", "20"],
+        env={"LANG": "C"},
+    )
+    assert re.search(
+        r"model selectivity-kcs-\S+ written to .*time-later slice .*: AUC [\d.]+, precision@10% ", en.output
+    )
+    assert "baseline (HS chapter past fraud rate) on the same slice: AUC " in en.output
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - id: CN\n    when: {field: origin, op: eq, value: CN}\n    lane: C2\n    reason: x\n")
+    args = ["risk", "backtest", "--rules", str(rules), "--data", str(data), "--format", "kcs"]
+    zh = runner.invoke(app, args, env={"SMARTCUSTOMS_LANG": "zh-Hant"})
+    assert zh.exit_code == 0, zh.output
+    assert "命中件數" in zh.output and "精確率" in zh.output and "hits" not in zh.output
+    assert "1 條規則,回測 900 筆報單" in zh.output
+    en = runner.invoke(app, args, env={"LANG": "C"})
+    assert "hits" in en.output and "1 rule(s) over 900 declarations" in en.output

@@ -60,6 +60,18 @@ STATUS_WORDS = {
     S.REJECTED: t("rejected"),
 }
 """A status as a word inside a message: the code in English (messages read as before), a word elsewhere."""
+TYPE_WORDS = {"import": t("import"), "export": t("export")}
+"""A declaration type (a permit's direction) as a word inside a message: the code in English, a word elsewhere."""
+MODE_WORDS = {
+    "sea": t("sea"),
+    "rail": t("rail"),
+    "road": t("road"),
+    "air": t("air"),
+    "post": t("post"),
+    "fixed": t("fixed"),
+    "inland_water": t("inland_water"),
+}
+"""A transport mode (WCO/UNECE Rec. 19) as a word inside a message: the code in English, a word elsewhere."""
 ACTION_WORDS = {
     A.SUBMIT: t("submit"),
     A.ASSESS: t("assess"),

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from smartcustoms.clearance import refdata
+from smartcustoms.clearance.lifecycle import MODE_WORDS
 from smartcustoms.clearance.schema import DeclarationIn, DeclarationType, TransportMode
 from smartcustoms.platform.errors import Problem
 from smartcustoms.platform.i18n import t
@@ -135,8 +136,8 @@ def validate(
                 "missing_transport_document",
                 ("transport_documents",),
                 t(
-                    "Goods arriving by {mode} need a transport document (B/L, AWB, CMR or CIM)",
-                    mode=decl.transport.mode.value,
+                    "Goods arriving by {mode_text} need a transport document (B/L, AWB, CMR or CIM)",
+                    mode_text=MODE_WORDS[decl.transport.mode.value],
                 ),
             )
         )

@@ -98,16 +98,35 @@ def train(
     model.save(out)
     v = model.manifest["validation"]
     typer.echo(
-        f"model {model.version} written to {out} ({len(frame)} declarations, {time.perf_counter() - t0:.1f} s); "
-        f"time-later slice {v['window']['from']}..{v['window']['to']}: AUC {v['auc']:.3f}, "
-        f"precision@10% {v['precision@10%']:.3f}, recall@10% {v['recall@10%']:.3f}"
+        _say(
+            t(
+                "model {version} written to {path} ({count} declarations, {seconds} s); time-later slice "
+                "{start}..{end}: AUC {auc}, precision@10% {precision}, recall@10% {recall}",
+                version=model.version,
+                path=out,
+                count=len(frame),
+                seconds=f"{time.perf_counter() - t0:.1f}",
+                start=v["window"]["from"],
+                end=v["window"]["to"],
+                auc=f"{v['auc']:.3f}",
+                precision=f"{v['precision@10%']:.3f}",
+                recall=f"{v['recall@10%']:.3f}",
+            )
+        )
     )
     b = v.get("baseline")
     if b:
-        auc_b = f"{b['auc']:.3f}" if b.get("auc") is not None else "n/a"
         typer.echo(
-            f"baseline ({b['method']}) on the same slice: AUC {auc_b}, "
-            f"precision@10% {b['precision@10%']:.3f}, recall@10% {b['recall@10%']:.3f}"
+            _say(
+                t(
+                    "baseline ({method_text}) on the same slice: AUC {auc}, precision@10% {precision}, "
+                    "recall@10% {recall}",
+                    method_text=BASELINE_METHODS.get(b["method"], b["method"]),
+                    auc=_metric(b.get("auc")),
+                    precision=f"{b['precision@10%']:.3f}",
+                    recall=f"{b['recall@10%']:.3f}",
+                )
+            )
         )
     if compare is not None:
         from smartcustoms.risk.selectivity import metrics_at_k
@@ -115,11 +134,26 @@ def train(
         other = SelectivityModel.load(compare)
         window = frame[(frame["date"] >= v["window"]["from"]) & frame["fraud"].notna()]
         m = metrics_at_k(window["fraud"].to_numpy(), other.score(window))
-        auc_o = f"{m['auc']:.3f}" if m.get("auc") is not None else "n/a"
         typer.echo(
-            f"model {other.version} on the same slice: AUC {auc_o}, precision@10% {m['precision@10%']:.3f}, "
-            f"recall@10% {m['recall@10%']:.3f} (optimistic if its training window covers the slice)"
+            _say(
+                t(
+                    "model {version} on the same slice: AUC {auc}, precision@10% {precision}, recall@10% {recall} "
+                    "(optimistic if its training window covers the slice)",
+                    version=other.version,
+                    auc=_metric(m.get("auc")),
+                    precision=f"{m['precision@10%']:.3f}",
+                    recall=f"{m['recall@10%']:.3f}",
+                )
+            )
         )
+
+
+BASELINE_METHODS = {"HS chapter past fraud rate": t("HS chapter past fraud rate")}
+"""The baselines `risk train` reports beside the model, as words in the reader's language."""
+
+
+def _metric(value: float | None) -> str:
+    return f"{value:.3f}" if value is not None else _say(t("n/a"))
 
 
 @app.command("export-labels")
@@ -222,7 +256,35 @@ def backtest(
     ruleset = load_rules_file(rules)
     frame = _read(fmt, [data], require_labels=False)
     result = run_backtest(ruleset, frame)
-    typer.echo(result.to_string(index=False))
+    labelled = int(frame["fraud"].notna().sum()) if "fraud" in frame.columns else 0
+    frauds = int((frame["fraud"] == 1).sum()) if "fraud" in frame.columns else 0
+    headers = {name: _say(word) for name, word in BACKTEST_COLUMNS.items()}
+    with pd.option_context("display.unicode.east_asian_width", True):
+        typer.echo(result.rename(columns=headers).to_string(index=False))
+    typer.echo(
+        _say(
+            t(
+                "{rules} rule(s) over {declarations} declarations ({labelled} with inspection outcomes, "
+                "{frauds} frauds)",
+                rules=len(result),
+                declarations=len(frame),
+                labelled=labelled,
+                frauds=frauds,
+            )
+        )
+    )
+
+
+BACKTEST_COLUMNS = {
+    "rule": t("rule"),
+    "version": t("version"),
+    "hits": t("hits"),
+    "hit_share": t("hit_share"),
+    "frauds": t("frauds"),
+    "precision": t("precision"),
+    "fraud_share": t("fraud_share"),
+}
+"""Column headings of the backtest table: the column names in English, words in other languages."""
 
 
 @models_app.command("list")

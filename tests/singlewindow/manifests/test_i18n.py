@@ -62,3 +62,45 @@ def test_manifest_commands_answer_in_chinese(env_sqlite: Env) -> None:
     assert "1 份艙單" in r.output and "航次" in r.output
     r = runner.invoke(app, ["singlewindow", "manifests", "list"], env={"LANG": "C"})
     assert "1 manifests" in r.output and "Voyage" in r.output
+
+
+def test_transport_modes_and_directions_inside_sentences_read_as_words() -> None:
+    """Codes inside sentences (`sea`, `import`) stay codes in English and become words in Chinese."""
+    from smartcustoms.clearance.lifecycle import MODE_WORDS, TYPE_WORDS
+    from smartcustoms.platform.i18n import t, t_plain, translate
+
+    stored = t_plain(
+        "No manifest line for this {mode_text} import (no transport document given)", mode_text=MODE_WORDS["sea"]
+    )
+    assert stored == "No manifest line for this sea import (no transport document given)"  # old rows read the same
+    assert translate(stored, "zh-Hant") == "本海運進口貨物無艙單項目(未提供運輸單據)"
+    assert (
+        translate("No manifest line for this inland_water import (transport documents: BL1, BL2)", "zh-Hant")
+        == "本內河運輸進口貨物無艙單項目(運輸單據:BL1, BL2)"
+    )
+    arrived = t(
+        "Manifest {reference} can no longer be replaced: the {mode_text} arrival at {port} is past",
+        reference="M1",
+        mode_text=MODE_WORDS["air"],
+        port="TWTPE",
+    )
+    assert arrived == "Manifest M1 can no longer be replaced: the air arrival at TWTPE is past"
+    assert (
+        translate(arrived, "zh-Hant")
+        == translate(str(arrived), "zh-Hant")
+        == "艙單 M1 已不得更正:貨物已以空運抵達 TWTPE"
+    )
+    assert (
+        translate("Goods arriving by road need a transport document (B/L, AWB, CMR or CIM)", "zh-Hant")
+        == "以公路運輸方式到達的貨物須附運輸單據(提單、空運提單、CMR 或 CIM)"
+    )
+    unknown = t(
+        "The requirements registry names no {direction_text} permit type '{permit_type}' for agency {agency}; "
+        "it names: {offered}",
+        direction_text=TYPE_WORDS["export"],
+        permit_type="X",
+        agency="BAPHIQ",
+        offered="-",
+    )
+    assert "names no export permit type" in unknown
+    assert translate(unknown, "zh-Hant") == "輸出入規定登錄中機關 BAPHIQ 無出口許可證類別「X」;登錄所列:-"

@@ -88,9 +88,10 @@ def test_permit_commands_answer_in_chinese(sw_sqlite: Env) -> None:
     r = runner.invoke(app, ["--lang", "zh-Hant", "singlewindow", "permits", "requirements", "--code", "020130"])
     assert r.exit_code == 0, r.output
     assert re.search(r"\d+ 項規定", r.output)
+    assert re.search(r"│ 進口\s+│ BAPHIQ", r.output)  # the direction cell as a word
     r = runner.invoke(
         app, ["singlewindow", "permits", "revoke", "NOPE", "--reason", "x"], env={"SMARTCUSTOMS_LANG": "zh-Hant"}
     )
     assert r.exit_code == 2 and "[unknown_permit]" in r.output and "查無許可證 NOPE" in r.output
     r = runner.invoke(app, ["singlewindow", "permits", "requirements", "--code", "020130"], env={"LANG": "C"})
-    assert re.search(r"\d+ requirement\(s\)", r.output)
+    assert re.search(r"\d+ requirement\(s\)", r.output) and re.search(r"│ import\s+│ BAPHIQ", r.output)

@@ -143,12 +143,53 @@ def _translate_text(text: str, lang: str) -> str:
         found = pattern.regex.match(text)
         if found:
             params = {k: _param(k, v, lang) for k, v in found.groupdict().items()}
+            if not _explained(pattern, found.groupdict(), params):
+                continue
             return _render(pattern.template, params, lang)
     return text
 
 
+MIN_EVIDENCE = 8
+"""Evidence (`_Pattern.evidence`) below which a template's placeholders must hold only numbers and codes."""
+_WORD = re.compile(r"[A-Za-z]{3,}")
+_CODE_LIKE = re.compile(r"[\d_./\[\]@#$]|^[A-Z0-9-]+$|^[a-z0-9]+(?:-[a-z0-9]+)+$")
+"""Tokens that are data (numbers, codes, paths, identifiers), not English words."""
+
+
+def foreign_letters(value: str, *, strict: bool = False) -> int:
+    """Letters of English words in a captured value, leaving out numbers, codes, paths and identifiers, and
+    (unless `strict`) short lower-case tokens such as units (`kg`, `pcs`) and small words (`on`, `per`)."""
+    n = 0
+    for token in value.split():
+        if _CODE_LIKE.search(token):
+            continue
+        if strict:
+            n += sum(c.isalpha() for c in token)
+        elif not (len(token) <= 3 and token.islower()):
+            n += sum(len(w) for w in _WORD.findall(token) if not w.isupper())
+    return n
+
+
+def _explained(pattern: _Pattern, captured: Mapping[str, str], translated: Mapping[str, str]) -> bool:
+    """Whether a template explains a plain text well enough to translate it (free text must pass unchanged).
+
+    A short template (`"{shown} of {total}"`) matches much prose: "Men's T-shirts of cotton, knitted" would
+    read back as a count. A match is kept only when the English words the placeholders swallowed (outside
+    parameters that are messages themselves) are fewer than the template's own literal characters; a
+    template with under `MIN_EVIDENCE` of them (`"{minutes} min"`, `"HS {hs6}"`) may swallow no letter
+    outside numbers and codes at all. A nested parameter that
+    the catalogue translates (a known message) counts as the template's own text.
+    """
+    own = pattern.evidence
+    nested = {k for k in captured if NESTED.search(k)}
+    own += sum(len(captured[k]) for k in nested if translated[k] != captured[k])
+    strict = own < MIN_EVIDENCE
+    foreign = sum(foreign_letters(v, strict=strict) for k, v in captured.items() if k not in nested)
+    return foreign == 0 or (not strict and foreign < own)
+
+
 class _Pattern:
-    __slots__ = ("prefix", "regex", "suffix", "template", "weight")
+    __slots__ = ("evidence", "prefix", "regex", "suffix", "template", "weight")
 
     def __init__(self, template: str) -> None:
         self.template = template
@@ -156,6 +197,8 @@ class _Pattern:
         literals = parts[0::3]
         self.prefix, self.suffix = literals[0], literals[-1]
         self.weight = sum(len(x) for x in literals)
+        self.evidence = sum(1 if c.isalnum() else 2 for c in "".join(literals) if not c.isspace())
+        """How much the template's own text says: letters count 1, symbols (`=`, `[`, `:`, `×`) 2 (rarer in prose)."""
         seen: set[str] = set()
         out = [re.escape(literals[0])]
         for i, name in enumerate(parts[1::3]):

@@ -22,6 +22,7 @@ from difflib import SequenceMatcher
 from functools import lru_cache
 from typing import Any
 
+from smartcustoms.clearance.lifecycle import MODE_WORDS
 from smartcustoms.platform.errors import DomainError, Problem
 from smartcustoms.platform.i18n import t, t_plain
 
@@ -784,12 +785,15 @@ def _arrived(d: DeclaredGoods, on: date | None, rules: Rules) -> bool:
 def _missing(d: DeclaredGoods) -> Discrepancy:
     if d.doc_refs:
         message = t_plain(
-            "No manifest line for this {mode} import (transport documents: {documents})",
-            mode=d.mode,
+            "No manifest line for this {mode_text} import (transport documents: {documents})",
+            mode_text=MODE_WORDS.get(d.mode, d.mode),
             documents=", ".join(d.doc_refs),
         )
     else:
-        message = t_plain("No manifest line for this {mode} import (no transport document given)", mode=d.mode)
+        message = t_plain(
+            "No manifest line for this {mode_text} import (no transport document given)",
+            mode_text=MODE_WORDS.get(d.mode, d.mode),
+        )
     return Discrepancy(
         d.reference,
         "manifest_missing",

@@ -20,7 +20,7 @@ from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from smartcustoms.clearance.checks import Finding
-from smartcustoms.clearance.lifecycle import Lane
+from smartcustoms.clearance.lifecycle import MODE_WORDS, Lane
 from smartcustoms.platform import audit
 from smartcustoms.platform.auth import SYSTEM, Principal, Role
 from smartcustoms.platform.db import bulk_insert
@@ -260,9 +260,9 @@ def replace_manifest(
                 "arrived",
                 ("reference",),
                 t(
-                    "Manifest {reference} can no longer be replaced: the {mode} arrival at {port} is past",
+                    "Manifest {reference} can no longer be replaced: the {mode_text} arrival at {port} is past",
                     reference=reference,
-                    mode=row.mode,
+                    mode_text=MODE_WORDS.get(row.mode, row.mode),
                     port=row.port,
                 ),
             )

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from smartcustoms.clearance.lifecycle import TYPE_WORDS
 from smartcustoms.platform import auth, i18n
 from smartcustoms.platform.db import unit_of_work
 from smartcustoms.platform.errors import DomainError, Problem
@@ -99,7 +100,7 @@ def requirements(
         table.add_row(
             str(r.id),
             r.code_prefix,
-            r.direction,
+            _say(TYPE_WORDS.get(r.direction, r.direction)),
             r.agency,
             r.permit_type,
             r.title,

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from smartcustoms.clearance.lifecycle import TYPE_WORDS
 from smartcustoms.platform import audit
 from smartcustoms.platform.auth import SYSTEM, Principal, Role
 from smartcustoms.platform.db import unit_of_work
@@ -434,9 +435,9 @@ def _type_problems(session: Session, agency: str, permit_type: str, direction: s
             "unknown_permit_type",
             ("permit_type",),
             t(
-                "The requirements registry names no {direction} permit type '{permit_type}' for agency {agency}; "
+                "The requirements registry names no {direction_text} permit type '{permit_type}' for agency {agency}; "
                 "it names: {offered}",
-                direction=direction,
+                direction_text=TYPE_WORDS.get(direction, direction),
                 permit_type=permit_type,
                 agency=agency,
                 offered=offered,
