@@ -80,7 +80,8 @@ def ingest_chunk(username: str, first: int, sources: Sequence[Source], on: date 
             report.rejected.append((i, problems_of(exc)))
     if not decls:
         return report
-    with db.unit_of_work() as session:
+    # planning only reads: it must not take the writer lock, or the workers would plan one at a time
+    with db.unit_of_work(read_only=True) as session:
         plan = service.plan_batch(session, who, decls, on=on)
     # plan positions count within `decls`; map them back to positions in the caller's batch
     plan.positions = [positions[i] for i in plan.positions]
