@@ -26,6 +26,8 @@ from smartcustoms.platform.i18n import DEFAULT, normalise, translations
 PLACEHOLDER = re.compile(r"{(\w*)([^{}]*)}")
 """A `{name}` placeholder (group 2 catches format specs and conversions, which templates must not use)."""
 NESTED = re.compile(r"(^|_)(message|reason|refusal|text)s?$")
+VERBATIM = re.compile(r"(^|_)(description|name)s?$")
+"""Parameter names whose values are words the filer wrote (goods descriptions, party names), shown as written."""
 """Parameter names whose values are themselves messages and are translated recursively."""
 
 
@@ -178,13 +180,19 @@ def _explained(pattern: _Pattern, captured: Mapping[str, str], translated: Mappi
     parameters that are messages themselves) are fewer than the template's own literal characters; a
     template with under `MIN_EVIDENCE` of them (`"{minutes} min"`, `"HS {hs6}"`) may swallow no letter
     outside numbers and codes at all. A nested parameter that
-    the catalogue translates (a known message) counts as the template's own text.
+    the catalogue translates (a known message) counts as the template's own text. Parameters named for
+    what the filer wrote (`VERBATIM`: descriptions, names) are data, not evidence against a template with
+    enough text of its own ("toys / phones; chapters 95, 85").
     """
     own = pattern.evidence
     nested = {k for k in captured if NESTED.search(k)}
     own += sum(len(captured[k]) for k in nested if translated[k] != captured[k])
     strict = own < MIN_EVIDENCE
-    foreign = sum(foreign_letters(v, strict=strict) for k, v in captured.items() if k not in nested)
+    foreign = sum(
+        foreign_letters(v, strict=strict)
+        for k, v in captured.items()
+        if k not in nested and (strict or not VERBATIM.search(k))
+    )
     return foreign == 0 or (not strict and foreign < own)
 
 
