@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +17,7 @@ from smartcustoms.platform import db as platform_db
 from smartcustoms.platform import settings as platform_settings
 from smartcustoms.platform.migrate import upgrade
 from tests.e2e.console_data import load_demo
+from tests.live_server import serving
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -42,17 +40,10 @@ def _need_chromium() -> None:
     pytest.skip(f"Debian's Chromium is not installed at {CHROMIUM} (apt-get install chromium); never downloaded")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A live server (uvicorn, in a thread) on a free loopback port, over a migrated SQLite DB with the demo."""
     _need_chromium()
-    import uvicorn
 
     from smartcustoms.api import create_app
 
@@ -63,20 +54,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         platform_db.reset_engines()
         upgrade(url)
         load_demo(count=80, extra_c2=1, extra_c3=1)
-        port = _free_port()
-        srv = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=srv.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not srv.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                pytest.fail("the console server did not start")
-            time.sleep(0.05)
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            srv.should_exit = True
-            thread.join(timeout=10)
+        with serving(create_app()) as base_url:
+            yield base_url
     platform_db.reset_engines()
     platform_settings.get_settings.cache_clear()
 

@@ -3,8 +3,6 @@ a trader describes the goods, answers the questions and confirms a code, then se
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +14,8 @@ from smartcustoms.platform.migrate import upgrade
 from smartcustoms.tariff.classifier import service as classifier
 from smartcustoms.tariff.classifier.corpus import leaf_documents
 from smartcustoms.tariff.classifier.model import TariffClassifier
-from tests.e2e.test_console_browser import CHROMIUM, CHROMIUM_ARGS, _free_port, _need_chromium
+from tests.e2e.test_console_browser import CHROMIUM, CHROMIUM_ARGS, _need_chromium
+from tests.live_server import serving
 from tests.tariff.test_classifier import SMALL, TERMS
 
 pytestmark = pytest.mark.browser
@@ -27,7 +26,6 @@ SCREENSHOT = Path("/tmp/smartcustoms-tariff-session.png")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A live server (uvicorn in a thread) over a migrated SQLite DB, serving a small classifier."""
     _need_chromium()
-    import uvicorn
 
     from smartcustoms.api import create_app
     from smartcustoms.platform import auth
@@ -45,20 +43,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         upgrade(url)
         with unit_of_work() as s:
             auth.create_user(s, "trader5", "trader", party_id="TW55555555", password="trader-pass-5")
-        port = _free_port()
-        srv = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=srv.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not srv.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                pytest.fail("the console server did not start")
-            time.sleep(0.05)
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            srv.should_exit = True
-            thread.join(timeout=10)
+        with serving(create_app()) as base_url:
+            yield base_url
     platform_db.reset_engines()
     platform_settings.get_settings.cache_clear()
 

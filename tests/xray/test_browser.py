@@ -8,9 +8,6 @@ on the declaration. The detector is a stand-in (the flow is tested apart from th
 from __future__ import annotations
 
 import io
-import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -25,6 +22,7 @@ from smartcustoms.xray.imaging import Scan
 from smartcustoms.xray.model import Box, Detection
 from tests.e2e.console_data import load_demo
 from tests.e2e.test_console_browser import CHROMIUM, CHROMIUM_ARGS, _need_chromium
+from tests.live_server import serving
 
 pytestmark = pytest.mark.browser
 
@@ -40,16 +38,9 @@ class SeesDrugs:
         return [d for d in dets if d.score >= min_score], heat
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     _need_chromium()
-    import uvicorn
 
     from smartcustoms.api import create_app
 
@@ -61,20 +52,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         platform_db.reset_engines()
         upgrade(url)
         load_demo(count=10, extra_c2=1)
-        port = _free_port()
-        srv = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=srv.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not srv.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                pytest.fail("the console server did not start")
-            time.sleep(0.05)
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            srv.should_exit = True
-            thread.join(timeout=10)
+        with serving(create_app()) as base_url:
+            yield base_url
     platform_db.reset_engines()
     platform_settings.get_settings.cache_clear()
 

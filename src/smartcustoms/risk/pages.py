@@ -10,11 +10,12 @@ from __future__ import annotations
 import re
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
+from pydantic import BaseModel
 
 from smartcustoms.clearance import pages
 from smartcustoms.clearance.pages import N_, Page
@@ -188,64 +189,44 @@ def _save(request: Request, editing: str | None, fields: dict[str, str]) -> Resp
     return page.finish(RedirectResponse(target, status_code=303))
 
 
+class RuleFields(BaseModel):
+    """The rule editor's form (create, save a version, backtest): text fields as typed."""
+
+    csrf: str = ""
+    editing: str = ""
+    rule_id: str = ""
+    reason: str = ""
+    when: str = ""
+    lane: str = ""
+    score: str = ""
+    valid_from: str = ""
+    valid_to: str = ""
+    note: str = ""
+
+    def fields(self) -> dict[str, str]:
+        return self.model_dump(exclude={"editing"})
+
+
 @router.post("/rules")
-def create_rule(
-    request: Request,
-    csrf: str = Form(""),
-    rule_id: str = Form(""),
-    reason: str = Form(""),
-    when: str = Form(""),
-    lane: str = Form(""),
-    score: str = Form(""),
-    valid_from: str = Form(""),
-    valid_to: str = Form(""),
-    note: str = Form(""),
-) -> Response:
-    fields = dict(locals())
-    fields.pop("request")
-    return _save(request, None, fields)
+def create_rule(request: Request, form: Annotated[RuleFields, Form()]) -> Response:
+    return _save(request, None, form.fields())
 
 
 @router.post("/rules/{rule_id}")
-def update_rule(
-    request: Request,
-    rule_id: str,
-    csrf: str = Form(""),
-    reason: str = Form(""),
-    when: str = Form(""),
-    lane: str = Form(""),
-    score: str = Form(""),
-    valid_from: str = Form(""),
-    valid_to: str = Form(""),
-    note: str = Form(""),
-) -> Response:
-    fields = dict(locals())
-    fields.pop("request")
-    return _save(request, rule_id, fields)
+def update_rule(request: Request, rule_id: str, form: Annotated[RuleFields, Form()]) -> Response:
+    return _save(request, rule_id, form.fields() | {"rule_id": rule_id})
 
 
 @router.post("/backtest")
-def backtest_rule(
-    request: Request,
-    csrf: str = Form(""),
-    editing: str = Form(""),
-    rule_id: str = Form(""),
-    reason: str = Form(""),
-    when: str = Form(""),
-    lane: str = Form(""),
-    score: str = Form(""),
-    valid_from: str = Form(""),
-    valid_to: str = Form(""),
-    note: str = Form(""),
-) -> Response:
+def backtest_rule(request: Request, form: Annotated[RuleFields, Form()]) -> Response:
     """The rule as typed, run over past declarations; the form comes back unchanged with the result."""
-    given = dict(locals())
-    fields = {k: str(given[k]) for k in EMPTY_RULE}
+    editing = form.editing
+    fields = {k: v for k, v in form.fields().items() if k in EMPTY_RULE}
     page = _page(request)
     if not isinstance(page, Page):
         return page
     assert page.who is not None
-    if not pages.csrf_ok(request, csrf):
+    if not pages.csrf_ok(request, form.csrf):
         return pages.refuse_csrf(page)
     if editing:
         fields["rule_id"] = editing
