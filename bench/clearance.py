@@ -1,7 +1,10 @@
 """Benchmark of the clearance core: submission → validation → assessment → lane → stored.
 
 Two paths, each on SQLite and (when Debian's PostgreSQL is installed) on PostgreSQL:
-- API: a real uvicorn server, concurrent HTTP clients filing unique declarations;
+- API: a real uvicorn server filing unique declarations, measured twice: a closed loop (wrk, `--clients`
+  connections each waiting for its answer: the most the server takes) and an open loop at a fixed offered
+  rate (`--rate`, bench/openloop.py: the latency target's own terms, latency counted from when each
+  request was due);
 - batch: `service.submit_batch` in chunks inside one process (the sequential baseline);
 - ingest: `declarations ingest`'s parallel path from JSON Lines text, one forked worker per core.
 Prints one JSON line and a table; writes bench/results/clearance.json.
@@ -163,6 +166,35 @@ def _wrk(port: int, token: str, args: argparse.Namespace, run: str, seconds: int
     return res
 
 
+def _open_loop(port: int, token: str, args: argparse.Namespace, run: str) -> dict[str, Any]:
+    """Latency at a fixed offered rate (bench/openloop.py, its own process): the target's own terms."""
+    import orjson
+
+    n = int(args.rate * args.seconds)
+    bodies = Path(tempfile.mkstemp(suffix=".jsonl")[1])
+    bodies.write_bytes(b"\n".join(orjson.dumps(make_declaration(i, run)) for i in range(n)))
+    cmd = [
+        sys.executable,
+        str(Path(__file__).with_name("openloop.py")),
+        "--port",
+        str(port),
+        "--rate",
+        str(args.rate),
+        "--seconds",
+        str(args.seconds),
+        "--bodies",
+        str(bodies),
+        "--token",
+        token,
+    ]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.seconds + 120, check=True).stdout
+    finally:
+        bodies.unlink()
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
 def bench_api(url: str, args: argparse.Namespace, label: str, workers: int) -> dict[str, Any]:
     tokens = prepare(url)
     port = free_port()
@@ -214,6 +246,7 @@ def bench_api(url: str, args: argparse.Namespace, label: str, workers: int) -> d
                         "requests": args.requests,
                     }
                 )
+        open_loop = [_open_loop(port, tokens["trader"], args, f"o{label}{r}") for r in range(args.runs) if args.rate]
         rss = peak_rss_mb(server.pid)
     finally:
         server.terminate()
@@ -230,6 +263,16 @@ def bench_api(url: str, args: argparse.Namespace, label: str, workers: int) -> d
         "errors": sum(x["errors"] for x in runs),
         "server_peak_rss_mb": round(rss, 1),
         "runs": runs,
+        "open_loop": {
+            "offered_per_s": args.rate,
+            "completed_per_s_median": median([x["completed_per_s"] for x in open_loop]),
+            "p50_ms_median": median([x["p50_ms"] for x in open_loop]),
+            "p99_ms_median": median([x["p99_ms"] for x in open_loop]),
+            "errors": sum(x["errors"] for x in open_loop),
+            "runs": open_loop,
+        }
+        if open_loop
+        else None,
     }
 
 
@@ -305,6 +348,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=3000)
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--seconds", type=int, default=15, help="duration of each wrk run")
+    ap.add_argument("--rate", type=float, default=500, help="open-loop offered rate for the latency runs (0: none)")
     ap.add_argument("--batch", type=int, default=10000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--workers", default="1,2", help="server worker processes, comma-separated: one API run each")
@@ -345,6 +389,14 @@ def main() -> None:
             f"{r.get('p50_ms_median', float('nan')):8.1f} "
             f"{r.get('p99_ms_median', float('nan')):8.1f} {r.get('server_peak_rss_mb', r.get('peak_rss_mb')):8.0f}"
         )
+    for r in results:
+        if r.get("open_loop"):
+            o = r["open_loop"]
+            print(
+                f"open-loop {r['database']:10} {r['workers']} worker(s): {o['offered_per_s']:.0f}/s offered, "
+                f"{o['completed_per_s_median']:.0f}/s done, p50 {o['p50_ms_median']:.1f} ms, "
+                f"p99 {o['p99_ms_median']:.1f} ms, errors {o['errors']}"
+            )
     save("clearance", out)
 
 

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Table, and_, delete, exists, func, or_, select
+from sqlalchemy import Table, and_, bindparam, delete, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -447,6 +447,12 @@ class Filing:
     remote_addr: str | None = None
 
 
+_IDS_BY_REFERENCE = select(DeclarationRow.reference, DeclarationRow.id).where(
+    DeclarationRow.reference.in_(bindparam("refs", expanding=True))
+)
+"""Built once: every group of filings reads back its new ids."""
+
+
 def store_filings(session: Session, filings: Sequence[Filing]) -> list[tuple[int, dict[str, Any]]]:
     """Insert declarations with their items, timeline and audit entries: a few bulk statements for all.
 
@@ -461,15 +467,8 @@ def store_filings(session: Session, filings: Sequence[Filing]) -> list[tuple[int
     by_ref: dict[str, int] = {}
     refs = [v["reference"] for v in values]
     for start in range(0, len(refs), 500):
-        chunk = refs[start : start + 500]
-        by_ref.update(
-            {
-                ref: id_
-                for ref, id_ in session.execute(
-                    select(table.c.reference, table.c.id).where(table.c.reference.in_(chunk))
-                ).all()
-            }
-        )
+        found = session.connection().execute(_IDS_BY_REFERENCE, {"refs": refs[start : start + 500]})
+        by_ref.update({ref: id_ for ref, id_ in found})
     ids = [by_ref[r] for r in refs]
     items: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from smartcustoms.platform import audit
 from smartcustoms.platform.auth import Principal, Role
+from smartcustoms.platform.db import database_key
 from smartcustoms.platform.errors import Conflict, DomainError, Forbidden, NotFound, Problem
 from smartcustoms.platform.i18n import t
 from smartcustoms.risk.model import LANES, RuleError, RuleSet, parse_rules
@@ -365,8 +366,7 @@ def forget_rules() -> None:
 
 def active_rules(session: Session) -> RuleSet:
     """The enabled latest versions as a RuleSet; cached a few seconds per database (filing path)."""
-    bind = session.get_bind()
-    key = str(bind.engine.url)
+    key = database_key(session)
     now = time.monotonic()
     with _rules_lock:
         hit = _rules_cache.get(key)

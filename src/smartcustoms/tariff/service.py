@@ -18,11 +18,11 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Table, delete, event, insert, make_url, select
+from sqlalchemy import Table, delete, event, insert, make_url, select
 from sqlalchemy.orm import Session
 
 from smartcustoms.platform.auth import Principal
-from smartcustoms.platform.db import unit_of_work
+from smartcustoms.platform.db import database_key, unit_of_work
 from smartcustoms.platform.errors import Problem
 from smartcustoms.platform.i18n import t
 from smartcustoms.platform.settings import get_settings
@@ -120,9 +120,7 @@ def invalidate_cache() -> None:
 
 
 def _db_key(session: Session) -> str:
-    bind = session.get_bind()
-    engine = bind if isinstance(bind, Engine) else bind.engine
-    return engine.url.render_as_string(hide_password=False)
+    return database_key(session)
 
 
 _URL_KEYS: dict[str, str] = {}

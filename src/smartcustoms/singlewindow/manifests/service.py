@@ -23,7 +23,7 @@ from smartcustoms.clearance.checks import Finding
 from smartcustoms.clearance.lifecycle import MODE_WORDS, Lane
 from smartcustoms.platform import audit
 from smartcustoms.platform.auth import SYSTEM, Principal, Role
-from smartcustoms.platform.db import bulk_insert
+from smartcustoms.platform.db import bulk_insert, database_key
 from smartcustoms.platform.errors import Conflict, Forbidden, NotFound, Problem
 from smartcustoms.platform.i18n import t
 from smartcustoms.platform.types import iso
@@ -84,7 +84,7 @@ _rules_cache: dict[str, tuple[float, Rules]] = {}
 def current_rules(session: Session, *, fresh: bool = False) -> Rules:
     """The matching rules in force. Every filing reads them, so they are kept for a few seconds per
     database (a change applies to filings from then on, at most `RULES_TTL_S` later in other processes)."""
-    key = str(session.get_bind().engine.url)
+    key = database_key(session)
     hit = _rules_cache.get(key)
     if hit is not None and not fresh and hit[0] > time.monotonic():
         return hit[1]
@@ -442,6 +442,10 @@ def lines_for_docs(session: Session, doc_refs: Iterable[str]) -> list[LineFacts]
     """Stored manifest lines carrying any of these transport document references."""
     refs = sorted({r.upper() for r in doc_refs})
     out: list[LineFacts] = []
+    if len(refs) == 1:  # most filings name one transport document: a plain bound statement, no IN-list expansion
+        for row in session.connection().execute(_LINES_BY_ONE_DOC, {"doc": refs[0]}):
+            out.append(_line_facts(row, row.reference, row.voyage))
+        return out
     for chunk in _chunks(refs):
         for row in session.connection().execute(_LINES_BY_DOC, {"docs": list(chunk)}):
             out.append(_line_facts(row, row.reference, row.voyage))
@@ -454,6 +458,12 @@ _LINES_BY_DOC = (
     .where(LineRow.doc_ref.in_(bindparam("docs", expanding=True)))
 )
 """Built once: this runs on every declaration filed (statement construction was most of its cost)."""
+
+_LINES_BY_ONE_DOC = (
+    select(*_LINE_COLUMNS, ManifestRow.reference, ManifestRow.voyage)
+    .join(ManifestRow, LineRow.manifest_id == ManifestRow.id)
+    .where(LineRow.doc_ref == bindparam("doc"))
+)
 
 
 def declarations_for_docs(session: Session, doc_refs: Iterable[str]) -> dict[str, Indexed]:

@@ -19,14 +19,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Table, and_, bindparam, func, insert, select, update
-from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from smartcustoms.clearance.lifecycle import TYPE_WORDS
 from smartcustoms.platform import audit
 from smartcustoms.platform.auth import SYSTEM, Principal, Role
-from smartcustoms.platform.db import unit_of_work
+from smartcustoms.platform.db import database_key, unit_of_work
 from smartcustoms.platform.errors import Conflict, DomainError, Forbidden, NotFound, Problem
 from smartcustoms.platform.i18n import t
 from smartcustoms.platform.types import iso
@@ -81,9 +80,7 @@ _prefix_cache: dict[tuple[int, Any], frozenset[str]] = {}
 
 
 def _db_key(session: Session) -> str:
-    bind = session.get_bind()
-    engine = bind if isinstance(bind, Engine) else bind.engine
-    return str(engine.url)
+    return database_key(session)
 
 
 def forget_caches() -> None:
