@@ -14,6 +14,8 @@ application's error format.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -94,12 +96,13 @@ class FilingFastPath:
         request = Request(scope)
         try:
             loop = asyncio.get_running_loop()
-            begun = await loop.run_in_executor(_filing_threads(), _begin, request, body)
-            if begun is None:
+            waiter: asyncio.Future[Outcome] = loop.create_future()
+            _filing_threads().submit(_file, loop, waiter, request, body)
+            outcome = await waiter
+            if outcome is None:
                 await self.app(scope, _replay(body, None, receive), send)
                 return
-            future, language = begun
-            out, created = await asyncio.wrap_future(future)
+            out, created, language = outcome
         except DomainError as exc:
             response = domain_error_response(request, exc)
             await response(scope, receive, send)
@@ -109,6 +112,48 @@ class FilingFastPath:
         headers += [(k.lower().encode(), v.encode("latin-1")) for k, v in answer["headers"].items()]
         await send({"type": "http.response.start", "status": answer["status"], "headers": headers})
         await send({"type": "http.response.body", "body": answer["body"]})
+
+
+Outcome = tuple[dict[str, Any], bool, str | None] | None
+"""A filing's answer, created or not, and the filer's language; None: not a valid declaration."""
+
+
+def _file(loop: asyncio.AbstractEventLoop, waiter: asyncio.Future[Outcome], request: Request, body: bytes) -> None:
+    """In a worker thread: begin the filing and settle `waiter` once, on the event loop, when the group
+    committer answers (one hand-back per filing: the loop's future chaining was a fifth of its time)."""
+
+    def settle(result: Outcome = None, error: BaseException | None = None) -> None:
+        if waiter.done():  # the client went away meanwhile
+            return
+        if error is not None:
+            waiter.set_exception(error)
+        else:
+            waiter.set_result(result)
+
+    try:
+        begun = _begin(request, body)
+    except BaseException as exc:  # handed to the request's task, which raises it there
+        _hand_back(loop, settle, None, exc)
+        return
+    if begun is None:
+        _hand_back(loop, settle, None)
+        return
+    future, language = begun
+
+    def answered(done: Future[Answer]) -> None:
+        error = done.exception()
+        if error is not None:
+            _hand_back(loop, settle, None, error)
+        else:
+            out, created = done.result()
+            _hand_back(loop, settle, (out, created, language))
+
+    future.add_done_callback(answered)
+
+
+def _hand_back(loop: asyncio.AbstractEventLoop, settle: Callable[..., None], *args: Any) -> None:
+    with contextlib.suppress(RuntimeError):  # the loop closed (server shut down): nobody waits any more
+        loop.call_soon_threadsafe(settle, *args)
 
 
 def _begin(request: Request, body: bytes) -> tuple[Future[Answer], str] | None:
