@@ -51,6 +51,17 @@ def _word_analyser(text: str) -> list[str]:
     return _bigrams(tokens(text))
 
 
+def heading_passages(docs: Sequence[LeafDoc]) -> tuple[list[str], list[str]]:
+    """The e5 passage of each heading (its text then its chapter's, 300 characters), sorted by heading code:
+    what `embed_weight` compares a query with, and what `data/e5_headings.npy` holds precomputed."""
+    heading_text: dict[str, str] = {}
+    for d in docs:
+        texts = [t for c, t in d.path if len(c) in (2, 4)]
+        heading_text.setdefault(d.code[:4], " ; ".join(reversed(texts))[:300])
+    codes = sorted(heading_text)
+    return codes, [heading_text[h] for h in codes]
+
+
 @dataclass
 class TariffClassifier:
     """Ranks the declarable lines of one schedule for a goods description.
@@ -126,16 +137,12 @@ class TariffClassifier:
     def _embed_headings(self, docs: Sequence[LeafDoc]) -> None:
         """One e5 passage per heading (its text and its chapter's), shared by the leaves under it: embedding
         every leaf costs ~50 ms each on a busy 2-core CPU, the 1,229 headings about a minute."""
-        heading_text: dict[str, str] = {}
-        for d in docs:
-            texts = [t for c, t in d.path if len(c) in (2, 4)]
-            heading_text.setdefault(d.code[:4], " ; ".join(reversed(texts))[:300])
-        self._heading_codes = sorted(heading_text)
+        self._heading_codes, texts = heading_passages(docs)
         pos = {h: i for i, h in enumerate(self._heading_codes)}
         self._leaf_heading = np.array([pos[c[:4]] for c in self.codes_], dtype=np.int32)
         from smartcustoms.tariff.classifier import embed
 
-        self._heading_emb = embed.passages([heading_text[h] for h in self._heading_codes])
+        self._heading_emb = embed.passages(texts)
 
     def _prepare(self) -> None:
         """Transposed copies for query-time products (a transpose per query costs more than the product)."""
