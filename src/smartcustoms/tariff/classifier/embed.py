@@ -22,6 +22,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +31,15 @@ import numpy as np
 DIM = 384
 SHIPPED = Path(__file__).resolve().parent.parent / "data" / "e5_headings.npy"
 QUERY_CACHE = 512  # recent query embeddings kept (1.5 KB each)
+MAX_QUERY_TOKENS = (
+    16  # default of `max_query_tokens()`: tuned in bench/tariff_classify.py (0.315 vs 0.309 for all tokens)
+)
 
 _MODEL: Any = None
 _LOCK = threading.Lock()  # the C engine's handle is not documented as thread-safe: one embedding at a time
 _QUERIES: OrderedDict[str, np.ndarray] = OrderedDict()
 _SHIPPED: dict[str, Any] = {}
+_WORKER: ThreadPoolExecutor | None = None
 stats = {"passages_embedded": 0, "queries_embedded": 0, "query_cache_hits": 0}
 
 
@@ -147,8 +152,37 @@ def passages(
     return out
 
 
+def max_query_tokens() -> int:
+    """Tokens of a query the model reads (`SMARTCUSTOMS_TARIFF_E5_MAX_TOKENS`; 0 = all). The engine's cost grows
+    with every token (about 2 ms each on one busy core: 11 tokens ~20 ms, 65 tokens ~140 ms, a 2,000-character
+    text ~2.7 s), and the opening words of a goods description name the goods; the lexical part reads it all."""
+    try:
+        return max(0, int(os.environ.get("SMARTCUSTOMS_TARIFF_E5_MAX_TOKENS", str(MAX_QUERY_TOKENS))))
+    except ValueError:
+        return MAX_QUERY_TOKENS
+
+
+def clip(m: Any, text: str, limit: int) -> str:
+    """The longest opening of `text` (whole words; characters for text without spaces, such as Chinese) that
+    the model reads as at most `limit` tokens (special tokens and the query prefix included)."""
+    count = getattr(m, "token_count", None)
+    if not limit or count is None or count(text, True) <= limit:
+        return text
+    words = text.split()
+    pieces, sep = (words, " ") if len(words) > 1 else (list(text), "")
+    lo, hi = 1, len(pieces)  # invariant: the answer is in [lo - 1, hi - 1] pieces
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if count(sep.join(pieces[:mid]), True) <= limit:
+            lo = mid + 1
+        else:
+            hi = mid
+    return sep.join(pieces[: max(lo - 1, 1)])
+
+
 def queries(texts: Sequence[str]) -> np.ndarray:
-    """Query embeddings (n, DIM); the last `QUERY_CACHE` distinct texts are answered from memory."""
+    """Query embeddings (n, DIM) of the clipped texts; the last `QUERY_CACHE` distinct texts are answered from
+    memory."""
     out = np.zeros((len(texts), DIM), dtype=np.float32)
     todo: list[int] = []
     with _LOCK:
@@ -162,8 +196,10 @@ def queries(texts: Sequence[str]) -> np.ndarray:
                 stats["query_cache_hits"] += 1
     if todo:
         m = model()
+        limit = max_query_tokens()
         with _LOCK:
-            got = np.asarray(m.query([texts[i] for i in todo]), dtype=np.float32).reshape(len(todo), -1)
+            clipped = [clip(m, texts[i], limit) for i in todo]
+            got = np.asarray(m.query(clipped), dtype=np.float32).reshape(len(todo), -1)
             stats["queries_embedded"] += len(todo)
             for i, v in zip(todo, got, strict=True):
                 out[i] = v
@@ -172,6 +208,30 @@ def queries(texts: Sequence[str]) -> np.ndarray:
             while len(_QUERIES) > QUERY_CACHE:
                 _QUERIES.popitem(last=False)
     return out
+
+
+def overlap() -> bool:
+    """Embed the query on one worker thread while the lexical scores are computed (`SMARTCUSTOMS_TARIFF_E5_OVERLAP=1`;
+    default off): the C engine releases the GIL, so on idle cores a query would cost the longer of the two, not
+    the sum, but on the busy shared 2-core machine it bought nothing (bench/tariff_classify.py) and adds a thread."""
+    return os.environ.get("SMARTCUSTOMS_TARIFF_E5_OVERLAP", "0") == "1"
+
+
+def submit_queries(texts: Sequence[str]) -> Future[np.ndarray]:
+    """`queries(texts)` started now on the embedding worker (one thread for the process), or done at once when
+    every text is cached or overlapping is off."""
+    global _WORKER
+    with _LOCK:
+        cached = all(t in _QUERIES for t in texts)
+    if cached or not overlap():
+        done: Future[np.ndarray] = Future()
+        done.set_result(queries(texts))
+        return done
+    if _WORKER is None:
+        with _LOCK:
+            if _WORKER is None:
+                _WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tariff-e5")
+    return _WORKER.submit(queries, list(texts))
 
 
 def write_shipped(path: Path | None = None) -> dict[str, Any]:

@@ -169,6 +169,11 @@ class TariffClassifier:
         """The parts of the score, one row per text, one column per leaf: cosine with the line's own text split
         into its word and character parts, cosine with the parents' text, best trader-word match, and (when
         enabled) the embedding similarity of the heading. The reranker learns from them separately."""
+        use_embed = self.embed_weight > 0 and getattr(self, "_heading_emb", None) is not None
+        if use_embed:
+            from smartcustoms.tariff.classifier import embed
+
+            pending = embed.submit_queries(texts)  # embedded while the lexical scores are computed
         q = self._matrix(list(texts))
         if not hasattr(self, "_own_t"):
             self._prepare()
@@ -191,10 +196,8 @@ class TariffClassifier:
                 cols = np.concatenate([idx[ptr[i] : ptr[i + 1]] for i in terms_hit])
                 np.maximum.at(best[r], cols, np.repeat(vals, counts))
         out["terms"] = best
-        if self.embed_weight > 0 and getattr(self, "_heading_emb", None) is not None:
-            from smartcustoms.tariff.classifier import embed
-
-            qe = embed.queries(texts)
+        if use_embed:
+            qe = pending.result()
             # einsum, not BLAS: OpenBLAS threads left spinning after a product slowed the next query's embedding 2x
             sims = np.einsum("qd,hd->qh", qe, np.asarray(self._heading_emb))  # cosine per heading (~0.7..0.9)
             z = (sims - sims.mean(axis=1, keepdims=True)) / (sims.std(axis=1, keepdims=True) + 1e-6)
