@@ -497,6 +497,10 @@ def test_shipped_heading_vectors_match_the_index_texts(monkeypatch: pytest.Monke
 
 
 def test_embed_weight_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from smartcustoms.tariff.classifier import embed
+
+    monkeypatch.delenv("SMARTCUSTOMS_TARIFF_EMBED_WEIGHT", raising=False)
+    assert classifier.embed_weight() == (classifier.DEFAULT_EMBED_WEIGHT if embed.available() else 0.0)
     monkeypatch.setenv("SMARTCUSTOMS_TARIFF_EMBED_WEIGHT", "0")
     assert classifier.embed_weight() == 0.0
     monkeypatch.setenv("SMARTCUSTOMS_TARIFF_EMBED_WEIGHT", "0.05")
