@@ -278,15 +278,18 @@ def bench_api(url: str, args: argparse.Namespace, label: str, workers: int) -> d
 
 def bench_batch(url: str, args: argparse.Namespace, label: str) -> dict[str, Any]:
     prepare(url)
-    from smartcustoms.clearance import service
+    from smartcustoms.clearance import checks, service
     from smartcustoms.clearance.schema import DeclarationIn
     from smartcustoms.clearance.service import Context
     from smartcustoms.platform import auth
     from smartcustoms.platform.db import unit_of_work
+    from smartcustoms.platform.runtime import settle_heap
 
     with unit_of_work() as s:
         who = auth.principal_of(auth.find_user(s, "trader"))
         Context(s, date.today())  # load the tariff index once, as a running server has it
+    checks.checks()
+    settle_heap()  # as `declarations ingest` and the server do after loading
     runs = []
     chunk = 1000
     for r in range(args.runs):

@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from smartcustoms.clearance import service
+from smartcustoms.clearance import checks, service
 from smartcustoms.clearance.schema import DeclarationIn
 from smartcustoms.platform import auth, db
 from smartcustoms.platform.errors import DomainError, Problem
@@ -140,6 +140,7 @@ def ingest(
     _principal(username)  # an unknown user fails here, before any work starts
     with db.unit_of_work(read_only=True) as session:
         service.Context(session, on or service.now().date())  # tariff index and rules, shared by forked workers
+    checks.checks()  # every slice's checks imported once here, not once per forked worker (a second each)
     settle_heap()
     if workers == 1 or len(sources) <= chunk:
         for start, part in _chunks(sources, chunk):
