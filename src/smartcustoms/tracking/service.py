@@ -167,6 +167,7 @@ def import_routes(who: Principal, doc: Any) -> dict[str, int]:
             row_r = s.get(RouteRow, r.route_id) or RouteRow(route_id=r.route_id)
             row_r.corridor_m = r.corridor_m
             row_r.coordinates = [[lon, lat] for lat, lon in r.coords]
+            row_r.variants = [[[lon, lat] for lat, lon in v] for v in r.variants] or None
             s.merge(row_r)
         audit.record(s, who, "import_routes", "tracking_route", ",".join(routes) or "-", detail={"zones": list(zones)})
     with _LOCK:
@@ -190,7 +191,11 @@ def map_layers(who: Principal) -> dict[str, Any]:
                 {
                     "type": "Feature",
                     "properties": {"route_id": r.route_id, "corridor_m": r.corridor_m},
-                    "geometry": {"type": "LineString", "coordinates": r.coordinates},
+                    "geometry": (
+                        {"type": "MultiLineString", "coordinates": [r.coordinates, *r.variants]}
+                        if r.variants
+                        else {"type": "LineString", "coordinates": r.coordinates}
+                    ),
                 }
             )
             features.append(
@@ -790,7 +795,8 @@ def _visible_trip(s: Session, who: Principal, trip_id: str) -> TripRow:
 
 
 def _route(row: RouteRow) -> Route:
-    return Route(row.route_id, [(lat, lon) for lon, lat in row.coordinates], row.corridor_m)
+    variants = [[(lat, lon) for lon, lat in v] for v in row.variants or ()]
+    return Route(row.route_id, [(lat, lon) for lon, lat in row.coordinates], row.corridor_m, variants)
 
 
 def _zone(row: ZoneRow) -> Zone:
