@@ -149,6 +149,8 @@ def reset_state() -> None:
         _DEVICES.clear()
         _DB_KEYS.clear()
         LIMITER._buckets.clear()
+    _PARTITIONS.clear()
+    EVALUATED.clear()
 
 
 # ---- routes and zones ---------------------------------------------------------------------------
@@ -458,6 +460,51 @@ def _active_trip(s: Session, db: str, device_id: str, now: float) -> tuple[str, 
     return found
 
 
+_PARTITIONS: dict[str, tuple[float, str]] = {}
+EVALUATED: defaultdict[str, int] = defaultdict(int)  # readings this process stored and evaluated, per trip
+
+
+def evaluated_trips() -> dict[str, int]:
+    """Readings this process stored and evaluated, per trip (a sharded detector reports its share)."""
+    return dict(sorted(EVALUATED.items()))
+
+
+def partition_keys(device_ids: set[str]) -> dict[str, str]:
+    """The key the event stream partitions a device's readings by: its active trip (a trip's on-board unit
+    and e-seal may report under two device IDs; both must reach the same detector), else the device itself.
+    Cached like the detectors' device look-up; one query per batch for the devices not cached."""
+    now = time.monotonic()
+    keys: dict[str, str] = {}
+    missing: list[str] = []
+    for dev in device_ids:
+        hit = _PARTITIONS.get(dev)
+        if hit is not None and hit[0] > now:
+            keys[dev] = hit[1]
+        else:
+            missing.append(dev)
+    if missing:
+        found: dict[str, str] = {}
+        try:
+            with unit_of_work() as s:
+                rows = s.execute(
+                    select(TripRow.trip_id, TripRow.device_id, TripRow.seal_id).where(
+                        or_(TripRow.device_id.in_(missing), TripRow.seal_id.in_(missing)), TripRow.status.in_(ACTIVE)
+                    )
+                )
+                for trip_id, unit, seal in rows:
+                    for d in (unit, seal):
+                        if d is not None and d in missing:
+                            found[d] = str(trip_id)
+        except OperationalError:  # no database in reach: the device itself (its own readings stay in order)
+            pass
+        for dev in missing:
+            key = found.get(dev)
+            ttl = DEVICE_CACHE_S if key else UNKNOWN_DEVICE_CACHE_S
+            keys[dev] = f"trip:{key}" if key else f"device:{dev}"
+            _PARTITIONS[dev] = (now + ttl, keys[dev])
+    return keys
+
+
 class _Raced(RuntimeError):
     """A reading this transaction evaluated as new was stored meanwhile by another writer (a second detector
     given the same stream message after `ack_wait`, or an API call with the same fix)."""
@@ -583,6 +630,8 @@ def _ingest_once(
         for key in touched:  # their detector state saw readings that were not stored: rebuild it
             _MONITORS.pop(key, None)
         raise
+    for row in fresh:
+        EVALUATED[row["trip_id"]] += 1
     for trip_id in moved:
         for key, (_exp, hit) in list(_DEVICES.items()):
             if hit is not None and hit[0] == trip_id:
