@@ -22,6 +22,7 @@ import tracemalloc
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -788,13 +789,17 @@ def tcp_throughput(
     pace_ms: float,
     copies: int = 20,
     nats: bool = False,
+    shards: int = 1,
+    pg_url: str | None = None,
 ) -> dict[str, object]:
     """Whole ingest path at full speed: a simulator process streams GT06 frames over TCP (320 devices)
     into the listener, which decodes them and, after each batch is written, acknowledges.
 
     In-process: the listener's process also stores and evaluates (`service.ingest`). With `nats`, the
     listener publishes each batch to JetStream and a separate detector process (`tracking detect`'s
-    loop) stores and evaluates: the work is split across two processes (cores)."""
+    loop) stores and evaluates: the work is split across two processes (cores). With `shards` > 1, readings
+    are partitioned by trip and one detector process per shard runs (`tracking detect --shard K`). `pg_url`:
+    a PostgreSQL database instead of the SQLite file."""
     import asyncio
     import multiprocessing as mp
     import shutil
@@ -810,7 +815,7 @@ def tcp_throughput(
     from smartcustoms.tracking.store import PositionRow
 
     tmp = tempfile.mkdtemp(prefix="tracking-tcp-")
-    url = f"sqlite:///{tmp}/t.db"
+    url = pg_url or f"sqlite:///{tmp}/t.db"
     _use_database(url, route, zones)
     payloads = []
     total = 0
@@ -825,7 +830,8 @@ def tcp_throughput(
             ]
             payloads.append((imei, b"".join(frames)))
             total += len(frames)
-    server = detector = None
+    server = None
+    detectors: list[subprocess.Popen[bytes]] = []
     sink = service.ingest
     events = None
     if nats:
@@ -842,22 +848,24 @@ def tcp_throughput(
         )
         time.sleep(0.5)
         nats_url = f"nats://127.0.0.1:{port}"
-        events = stream.NatsStream(nats_url, prefix="bench", stream="BENCH")
+        events = stream.NatsStream(nats_url, prefix="bench", stream="BENCH", shards=shards)
         sink = events.publish_readings  # type: ignore[assignment]
-        code = (
-            "import os, threading; from smartcustoms.tracking import service, stream; "
-            "service.LIMITER.rate = service.LIMITER.burst = 1e9; "
-            f"s = stream.NatsStream({nats_url!r}, prefix='bench', stream='BENCH'); "
-            "s.consume_readings(service.ingest, threading.Event(), batch=2000)"
-        )
         env = {**os.environ, "SMARTCUSTOMS_DATABASE_URL": url, "PYTHONPATH": os.environ.get("PYTHONPATH", "src")}
-        detector = subprocess.Popen([sys.executable, "-c", code], env=env)
-        for _ in range(600):  # the detector is up once its durable consumer exists
-            try:
-                events._call(events.js.consumer_info("BENCH", stream.DURABLE))
-                break
-            except Exception:
-                time.sleep(0.1)
+        for k in range(shards):
+            code = (
+                "import os, threading; from smartcustoms.tracking import service, stream; "
+                "service.LIMITER.rate = service.LIMITER.burst = 1e9; "
+                f"s = stream.NatsStream({nats_url!r}, prefix='bench', stream='BENCH', shards={shards}); "
+                f"s.consume_readings(service.ingest, threading.Event(), batch=2000, shards=[{k}])"
+            )
+            detectors.append(subprocess.Popen([sys.executable, "-c", code], env=env))
+        for k in range(shards):
+            for _ in range(600):  # a detector is up once its durable consumer exists
+                try:
+                    events._call(events.js.consumer_info("BENCH", f"{stream.DURABLE}-{k}"))
+                    break
+                except Exception:
+                    time.sleep(0.1)
 
     def cpu_of(pid: int) -> float:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -875,7 +883,7 @@ def tcp_throughput(
         proc.start()
         t0 = await asyncio.to_thread(started.get)
         c0 = time.process_time()
-        detector_cpu0 = cpu_of(detector.pid) if detector is not None else 0.0
+        detector_cpu0 = sum(cpu_of(d.pid) for d in detectors)
         while listener.delivered < total and time.time() - t0 < 300:
             await asyncio.sleep(0.01)
         accepted = time.time() - t0
@@ -886,7 +894,7 @@ def tcp_throughput(
             await asyncio.sleep(0.05)
         elapsed = time.time() - t0
         cpu = time.process_time() - c0
-        detector_cpu = cpu_of(detector.pid) - detector_cpu0 if detector is not None else 0.0
+        detector_cpu = sum(cpu_of(d.pid) for d in detectors) - detector_cpu0
         proc.kill()
         await listener.close()
         return {
@@ -903,37 +911,82 @@ def tcp_throughput(
     try:
         out = asyncio.run(run())
     finally:
-        if detector is not None:
-            detector.kill()
+        for d in detectors:
+            d.kill()
         if events is not None:
             events.close()
         if server is not None:
             server.terminate()
-    out["mode"] = "NATS JetStream: listener process + detector process" if nats else "in-process (one process)"
+    db = "PostgreSQL" if pg_url else "SQLite"
+    out["mode"] = (
+        f"NATS JetStream: listener process + {shards} detector process(es), {db}"
+        if nats
+        else f"in-process (one process), {db}"
+    )
     return out
 
 
 def tcp_runs(
     trips: dict[str, pd.DataFrame], route: Route, zones: dict[str, Zone], pace_ms: float, repeats: int
 ) -> dict[str, dict[str, object]]:
+    """Full TCP path, medians of `repeats` runs per variant (TRACKING_BENCH_TCP selects variants by name)."""
+    pg = None
+    make_pg: Any = None
+    try:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from tests import pg_harness
+
+        if pg_harness.find_bindir() is not None:
+            pg = pg_harness.start(durable=True)
+            counter = iter(range(1000))
+            server_url = pg.url
+            make_pg = lambda: pg_harness.create_database(server_url, f"tracking_tcp_{next(counter)}")  # noqa: E731
+    except Exception as exc:  # PostgreSQL is optional here
+        print(f"PostgreSQL skipped: {exc}", file=sys.stderr)
+    variants: dict[str, tuple[bool, int, bool]] = {
+        "in_process": (False, 1, False),
+        "jetstream_two_processes": (True, 1, False),
+        "jetstream_two_detector_shards": (True, 2, False),
+        "in_process_postgresql": (False, 1, True),
+        "jetstream_two_processes_postgresql": (True, 1, True),
+        "jetstream_two_detector_shards_postgresql": (True, 2, True),
+    }
+    chosen = [v for v in os.environ.get("TRACKING_BENCH_TCP", "").split(",") if v] or list(variants)
     out: dict[str, dict[str, object]] = {}
-    for name, nats in (("in_process", False), ("jetstream_two_processes", True)):
-        runs = [tcp_throughput(trips, route, zones, pace_ms, nats=nats) for _ in range(repeats)]
-        if "skipped" in runs[0]:
-            out[name] = runs[0]
-            continue
-        out[name] = {
-            "mode": runs[0]["mode"],
-            "messages": runs[0]["messages"],
-            "devices": runs[0]["devices"],
-            "runs": len(runs),
-            "accepted_per_s_median": statistics.median(r["accepted_per_s"] for r in runs),  # type: ignore[misc]
-            "stored_per_s_median": statistics.median(r["stored_per_s"] for r in runs),  # type: ignore[misc]
-            "listener_cpu_s_median": statistics.median(r["listener_process_cpu_s"] for r in runs),  # type: ignore[misc]
-            "per_cpu_s_median": statistics.median(r["per_cpu_s"] for r in runs),  # type: ignore[misc]
-            "all": runs,
-        }
+    try:
+        for name in chosen:
+            nats, shards, on_pg = variants[name]
+            if on_pg and make_pg is None:
+                out[name] = {"skipped": "no PostgreSQL server"}
+                continue
+            runs = [
+                tcp_throughput(
+                    trips, route, zones, pace_ms, nats=nats, shards=shards, pg_url=make_pg() if on_pg else None
+                )
+                for _ in range(repeats)
+            ]
+            _summarise(out, name, runs)
+    finally:
+        if pg is not None:
+            pg.stop()
     return out
+
+
+def _summarise(out: dict[str, dict[str, object]], name: str, runs: list[dict[str, object]]) -> None:
+    if "skipped" in runs[0]:
+        out[name] = runs[0]
+        return
+    out[name] = {
+        "mode": runs[0]["mode"],
+        "messages": runs[0]["messages"],
+        "devices": runs[0]["devices"],
+        "runs": len(runs),
+        "accepted_per_s_median": statistics.median(r["accepted_per_s"] for r in runs),  # type: ignore[misc]
+        "stored_per_s_median": statistics.median(r["stored_per_s"] for r in runs),  # type: ignore[misc]
+        "listener_cpu_s_median": statistics.median(r["listener_process_cpu_s"] for r in runs),  # type: ignore[misc]
+        "per_cpu_s_median": statistics.median(r["per_cpu_s"] for r in runs),  # type: ignore[misc]
+        "all": runs,
+    }
 
 
 def print_quality(evals: dict[str, dict[str, object]]) -> None:
