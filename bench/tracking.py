@@ -22,13 +22,14 @@ import tracemalloc
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import shapely
 from shapely.geometry import LineString, Point
 
-from smartcustoms.tracking.model import Alert, DetectorConfig, Fix, Route, TripMonitor, TripPlan, Zone
+from smartcustoms.tracking.model import Alert, DetectorConfig, Fix, Route, TripMonitor, TripPlan, Zone, learn_route
 from smartcustoms.tracking.protocols import gt06, survey
 
 DEFAULT_CSV = (
@@ -69,6 +70,23 @@ def build_route(trips: dict[str, pd.DataFrame]) -> tuple[Route, dict[str, Zone],
         ]
         zones[zid] = Zone(zid, shapely.Polygon([(lo, la) for la, lo in ring]))
     return route, zones, corridor
+
+
+def complete_runs(trips: dict[str, pd.DataFrame], zones: dict[str, Zone]) -> list[str]:
+    """The rule that picks the corridor trips: every recorded trip that is a complete run of the route, i.e.
+    its first fix is inside the origin terminal and its last fix inside the destination terminal."""
+    return [
+        tid
+        for tid, df in trips.items()
+        if zones["QUEEN-SQ"].contains(df.latitude.iloc[0], df.longitude.iloc[0])
+        and zones["PETHERICK"].contains(df.latitude.iloc[-1], df.longitude.iloc[-1])
+    ]
+
+
+def approved_route(trips: dict[str, pd.DataFrame], corridor_ids: list[str]) -> Route:
+    """The approved route with variants learnt from `corridor_ids` alone (`model.learn_route`)."""
+    tracks = [list(zip(trips[t].latitude.tolist(), trips[t].longitude.tolist(), strict=True)) for t in corridor_ids]
+    return learn_route("14-outbound", tracks)
 
 
 @dataclass
@@ -113,11 +131,10 @@ def shift(fixes: list[Fix], after: int, by: timedelta) -> list[Fix]:
     return fixes[:after] + [replace(f, time=f.time + by) for f in fixes[after:]]
 
 
-def scenarios(trips: dict[str, pd.DataFrame], route: Route, pace_ms: float) -> list[Scenario]:
+def scenarios(trips: dict[str, pd.DataFrame], tid: str, route: Route, pace_ms: float) -> list[Scenario]:
+    """Trip `tid` replayed clean and with each injected incident (against `route`)."""
     out: list[Scenario] = []
-    for tid, df in trips.items():
-        if tid in TRAIN:
-            continue
+    for df in (trips[tid],):
         base = fixes_of(df, tid)
         plan = plan_for(tid, base, route, pace_ms)
         out.append(Scenario("clean", tid, base, plan, None, None))
@@ -208,7 +225,18 @@ def envelope_excursion(trips: dict[str, pd.DataFrame], tid: str, route: Route) -
     return float(np.sqrt(((mine[:, None, :] - others[None, :, :]) ** 2).sum(axis=2)).min(axis=1).max())
 
 
-def quality(trips: dict[str, pd.DataFrame], route: Route, zones: dict[str, Zone], pace_ms: float) -> dict[str, object]:
+def pace_of(trips: dict[str, pd.DataFrame], ids: list[str], route: Route) -> float:
+    """The usual pace (m/s) customs set deadlines from: route length / median duration of the corridor trips."""
+    return route.length_m / statistics.median((trips[t].t.iloc[-1] - trips[t].t.iloc[0]).total_seconds() for t in ids)
+
+
+def quality(
+    trips: dict[str, pd.DataFrame],
+    held_out: dict[str, tuple[Route, float]],
+    zones: dict[str, Zone],
+    corridor_trips: object,
+) -> dict[str, object]:
+    """Replay each held-out trip (clean and injected) against its (route, pace); per-type precision/recall."""
     tp = dict.fromkeys(TYPES, 0)
     fp = dict.fromkeys(TYPES, 0)
     fn = dict.fromkeys(TYPES, 0)
@@ -219,7 +247,12 @@ def quality(trips: dict[str, pd.DataFrame], route: Route, zones: dict[str, Zone]
     per_scenario: dict[str, dict[str, int]] = {}
     false_positives: list[dict[str, str]] = []
     repeats = dict.fromkeys(TYPES, 0)
-    for sc in scenarios(trips, route, pace_ms):
+    all_scenarios = [
+        (sc, route, pace_ms)
+        for tid, (route, pace_ms) in held_out.items()
+        for sc in scenarios(trips, tid, route, pace_ms)
+    ]
+    for sc, route, pace_ms in all_scenarios:
         if sc.name != "delay":
             mark_lateness(sc, route, pace_ms)
         alerts = run_scenario(sc, route, zones)
@@ -268,11 +301,14 @@ def quality(trips: dict[str, pd.DataFrame], route: Route, zones: dict[str, Zone]
             "delay_s_median": round(statistics.median(d), 1) if d else None,
             "delay_s_max": round(max(d), 1) if d else None,
         }
+    routes = {id(r): r for r, _ in held_out.values()}
+    widths = sorted({round(r.corridor_m, 1) for r in routes.values()})
     return {
-        "corridor_half_width_m": round(route.corridor_m, 1),
-        "route_length_m": round(route.length_m),
-        "train_trips": TRAIN,
-        "test_trips": sorted(t for t in trips if t not in TRAIN),
+        "corridor_half_width_m": widths[0] if len(widths) == 1 else [widths[0], widths[-1]],
+        "variants": sorted({len(r.variants) for r in routes.values()}),
+        "route_length_m": round(statistics.median(r.length_m for r in routes.values())),
+        "corridor_trips": corridor_trips,
+        "test_trips": sorted(held_out),
         "clean_trips": clean_trips,
         "alerts_on_clean_trips": clean_alerts,
         "by_type": by_type,
@@ -280,14 +316,37 @@ def quality(trips: dict[str, pd.DataFrame], route: Route, zones: dict[str, Zone]
         "scenarios": per_scenario,
         "false_positives": false_positives[:20],
         "clean_trips_outside_recorded_envelope": {
-            tid: round(envelope_excursion(trips, tid, route))
-            for tid in sorted(t for t in trips if t not in TRAIN)
-            if envelope_excursion(trips, tid, route) >= 2 * route.corridor_m
+            tid: round(e)
+            for tid, (r, _) in sorted(held_out.items())
+            if (e := envelope_excursion(trips, tid, r)) >= 2 * r.corridor_m
         },
-        "clean_trip_alert_note": "alerts on clean trips come from trips that leave the envelope every other "
-        "recorded trip draws (largest distance, m, to the nearest fix of the 15 other trips, listed above): "
-        "1103 leaves the bus station by a street no other trip uses, a real deviation of ~280 m for 4 min",
     }
+
+
+def evaluations(trips: dict[str, pd.DataFrame], zones: dict[str, Zone]) -> dict[str, dict[str, object]]:
+    """Three evaluations of detection quality, side by side:
+
+    * `complete_runs` (the headline): the approved route with variants learnt from every complete run
+      (`complete_runs`), the other trips replayed.
+    * `leave_one_out`: every trip replayed against the route learnt by the same rule from all 15 other trips.
+    * `three_trips_baseline`: the earlier single-line corridor from trips 1097/1105/1111, no variants.
+    """
+    runs = complete_runs(trips, zones)
+    route = approved_route(trips, runs)
+    pace = pace_of(trips, runs, route)
+    out: dict[str, dict[str, object]] = {
+        "complete_runs": quality(trips, {t: (route, pace) for t in trips if t not in runs}, zones, runs)
+    }
+    loo: dict[str, tuple[Route, float]] = {}
+    for tid in trips:
+        rest = [t for t in trips if t != tid]
+        r = approved_route(trips, rest)
+        loo[tid] = (r, pace_of(trips, [t for t in runs if t != tid], r))
+    out["leave_one_out"] = quality(trips, loo, zones, "all other trips")
+    base, _, _ = build_route(trips)
+    base_pace = pace_of(trips, TRAIN, base)
+    out["three_trips_baseline"] = quality(trips, {t: (base, base_pace) for t in trips if t not in TRAIN}, zones, TRAIN)
+    return out
 
 
 class ShapelyRoute(Route):
@@ -730,13 +789,17 @@ def tcp_throughput(
     pace_ms: float,
     copies: int = 20,
     nats: bool = False,
+    shards: int = 1,
+    pg_url: str | None = None,
 ) -> dict[str, object]:
     """Whole ingest path at full speed: a simulator process streams GT06 frames over TCP (320 devices)
     into the listener, which decodes them and, after each batch is written, acknowledges.
 
     In-process: the listener's process also stores and evaluates (`service.ingest`). With `nats`, the
     listener publishes each batch to JetStream and a separate detector process (`tracking detect`'s
-    loop) stores and evaluates: the work is split across two processes (cores)."""
+    loop) stores and evaluates: the work is split across two processes (cores). With `shards` > 1, readings
+    are partitioned by trip and one detector process per shard runs (`tracking detect --shard K`). `pg_url`:
+    a PostgreSQL database instead of the SQLite file."""
     import asyncio
     import multiprocessing as mp
     import shutil
@@ -752,7 +815,7 @@ def tcp_throughput(
     from smartcustoms.tracking.store import PositionRow
 
     tmp = tempfile.mkdtemp(prefix="tracking-tcp-")
-    url = f"sqlite:///{tmp}/t.db"
+    url = pg_url or f"sqlite:///{tmp}/t.db"
     _use_database(url, route, zones)
     payloads = []
     total = 0
@@ -767,7 +830,8 @@ def tcp_throughput(
             ]
             payloads.append((imei, b"".join(frames)))
             total += len(frames)
-    server = detector = None
+    server = None
+    detectors: list[subprocess.Popen[bytes]] = []
     sink = service.ingest
     events = None
     if nats:
@@ -784,22 +848,24 @@ def tcp_throughput(
         )
         time.sleep(0.5)
         nats_url = f"nats://127.0.0.1:{port}"
-        events = stream.NatsStream(nats_url, prefix="bench", stream="BENCH")
+        events = stream.NatsStream(nats_url, prefix="bench", stream="BENCH", shards=shards)
         sink = events.publish_readings  # type: ignore[assignment]
-        code = (
-            "import os, threading; from smartcustoms.tracking import service, stream; "
-            "service.LIMITER.rate = service.LIMITER.burst = 1e9; "
-            f"s = stream.NatsStream({nats_url!r}, prefix='bench', stream='BENCH'); "
-            "s.consume_readings(service.ingest, threading.Event(), batch=2000)"
-        )
         env = {**os.environ, "SMARTCUSTOMS_DATABASE_URL": url, "PYTHONPATH": os.environ.get("PYTHONPATH", "src")}
-        detector = subprocess.Popen([sys.executable, "-c", code], env=env)
-        for _ in range(600):  # the detector is up once its durable consumer exists
-            try:
-                events._call(events.js.consumer_info("BENCH", stream.DURABLE))
-                break
-            except Exception:
-                time.sleep(0.1)
+        for k in range(shards):
+            code = (
+                "import os, threading; from smartcustoms.tracking import service, stream; "
+                "service.LIMITER.rate = service.LIMITER.burst = 1e9; "
+                f"s = stream.NatsStream({nats_url!r}, prefix='bench', stream='BENCH', shards={shards}); "
+                f"s.consume_readings(service.ingest, threading.Event(), batch=2000, shards=[{k}])"
+            )
+            detectors.append(subprocess.Popen([sys.executable, "-c", code], env=env))
+        for k in range(shards):
+            for _ in range(600):  # a detector is up once its durable consumer exists
+                try:
+                    events._call(events.js.consumer_info("BENCH", f"{stream.DURABLE}-{k}"))
+                    break
+                except Exception:
+                    time.sleep(0.1)
 
     def cpu_of(pid: int) -> float:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -817,7 +883,7 @@ def tcp_throughput(
         proc.start()
         t0 = await asyncio.to_thread(started.get)
         c0 = time.process_time()
-        detector_cpu0 = cpu_of(detector.pid) if detector is not None else 0.0
+        detector_cpu0 = sum(cpu_of(d.pid) for d in detectors)
         while listener.delivered < total and time.time() - t0 < 300:
             await asyncio.sleep(0.01)
         accepted = time.time() - t0
@@ -828,7 +894,7 @@ def tcp_throughput(
             await asyncio.sleep(0.05)
         elapsed = time.time() - t0
         cpu = time.process_time() - c0
-        detector_cpu = cpu_of(detector.pid) - detector_cpu0 if detector is not None else 0.0
+        detector_cpu = sum(cpu_of(d.pid) for d in detectors) - detector_cpu0
         proc.kill()
         await listener.close()
         return {
@@ -845,37 +911,94 @@ def tcp_throughput(
     try:
         out = asyncio.run(run())
     finally:
-        if detector is not None:
-            detector.kill()
+        for d in detectors:
+            d.kill()
         if events is not None:
             events.close()
         if server is not None:
             server.terminate()
-    out["mode"] = "NATS JetStream: listener process + detector process" if nats else "in-process (one process)"
+    db = "PostgreSQL" if pg_url else "SQLite"
+    out["mode"] = (
+        f"NATS JetStream: listener process + {shards} detector process(es), {db}"
+        if nats
+        else f"in-process (one process), {db}"
+    )
     return out
 
 
 def tcp_runs(
     trips: dict[str, pd.DataFrame], route: Route, zones: dict[str, Zone], pace_ms: float, repeats: int
 ) -> dict[str, dict[str, object]]:
+    """Full TCP path, medians of `repeats` runs per variant (TRACKING_BENCH_TCP selects variants by name)."""
+    pg = None
+    make_pg: Any = None
+    try:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from tests import pg_harness
+
+        if pg_harness.find_bindir() is not None:
+            pg = pg_harness.start(durable=True)
+            counter = iter(range(1000))
+            server_url = pg.url
+            make_pg = lambda: pg_harness.create_database(server_url, f"tracking_tcp_{next(counter)}")  # noqa: E731
+    except Exception as exc:  # PostgreSQL is optional here
+        print(f"PostgreSQL skipped: {exc}", file=sys.stderr)
+    variants: dict[str, tuple[bool, int, bool]] = {
+        "in_process": (False, 1, False),
+        "jetstream_two_processes": (True, 1, False),
+        "jetstream_two_detector_shards": (True, 2, False),
+        "in_process_postgresql": (False, 1, True),
+        "jetstream_two_processes_postgresql": (True, 1, True),
+        "jetstream_two_detector_shards_postgresql": (True, 2, True),
+    }
+    chosen = [v for v in os.environ.get("TRACKING_BENCH_TCP", "").split(",") if v] or list(variants)
     out: dict[str, dict[str, object]] = {}
-    for name, nats in (("in_process", False), ("jetstream_two_processes", True)):
-        runs = [tcp_throughput(trips, route, zones, pace_ms, nats=nats) for _ in range(repeats)]
-        if "skipped" in runs[0]:
-            out[name] = runs[0]
-            continue
-        out[name] = {
-            "mode": runs[0]["mode"],
-            "messages": runs[0]["messages"],
-            "devices": runs[0]["devices"],
-            "runs": len(runs),
-            "accepted_per_s_median": statistics.median(r["accepted_per_s"] for r in runs),  # type: ignore[misc]
-            "stored_per_s_median": statistics.median(r["stored_per_s"] for r in runs),  # type: ignore[misc]
-            "listener_cpu_s_median": statistics.median(r["listener_process_cpu_s"] for r in runs),  # type: ignore[misc]
-            "per_cpu_s_median": statistics.median(r["per_cpu_s"] for r in runs),  # type: ignore[misc]
-            "all": runs,
-        }
+    try:
+        for name in chosen:
+            nats, shards, on_pg = variants[name]
+            if on_pg and make_pg is None:
+                out[name] = {"skipped": "no PostgreSQL server"}
+                continue
+            runs = [
+                tcp_throughput(
+                    trips, route, zones, pace_ms, nats=nats, shards=shards, pg_url=make_pg() if on_pg else None
+                )
+                for _ in range(repeats)
+            ]
+            _summarise(out, name, runs)
+    finally:
+        if pg is not None:
+            pg.stop()
     return out
+
+
+def _summarise(out: dict[str, dict[str, object]], name: str, runs: list[dict[str, object]]) -> None:
+    if "skipped" in runs[0]:
+        out[name] = runs[0]
+        return
+    out[name] = {
+        "mode": runs[0]["mode"],
+        "messages": runs[0]["messages"],
+        "devices": runs[0]["devices"],
+        "runs": len(runs),
+        "accepted_per_s_median": statistics.median(r["accepted_per_s"] for r in runs),  # type: ignore[misc]
+        "stored_per_s_median": statistics.median(r["stored_per_s"] for r in runs),  # type: ignore[misc]
+        "listener_cpu_s_median": statistics.median(r["listener_process_cpu_s"] for r in runs),  # type: ignore[misc]
+        "per_cpu_s_median": statistics.median(r["per_cpu_s"] for r in runs),  # type: ignore[misc]
+        "all": runs,
+    }
+
+
+def print_quality(evals: dict[str, dict[str, object]]) -> None:
+    for name, q in evals.items():
+        print(f"\n{name}: corridor trips {q['corridor_trips']}, half-width {q['corridor_half_width_m']} m")
+        print(f"{'type':<12}{'prec':>7}{'recall':>8}{'tp':>4}{'fp':>4}{'fn':>4}{'rep':>4}{'delay med s':>13}")
+        for t, row in q["by_type"].items():  # type: ignore[attr-defined]
+            print(
+                f"{t:<12}{row['precision']!s:>7}{row['recall']!s:>8}{row['tp']:>4}{row['fp']:>4}{row['fn']:>4}"
+                f"{row['repeats']:>4}{row['delay_s_median']!s:>13}"
+            )
+        print(f"clean trips: {q['clean_trips']}, alerts on clean trips: {q['alerts_on_clean_trips']}")
 
 
 def main() -> None:
@@ -884,7 +1007,8 @@ def main() -> None:
     route, zones, _ = build_route(trips)
     durations = [(trips[t].t.iloc[-1] - trips[t].t.iloc[0]).total_seconds() for t in TRAIN]
     pace_ms = route.length_m / statistics.median(durations)
-    q = quality(trips, route, zones, pace_ms)
+    evals = evaluations(trips, zones)
+    q = evals["complete_runs"]
     load_at_start = [round(x, 2) for x in os.getloadavg()]
     repeats = int(os.environ.get("TRACKING_BENCH_RUNS", "3"))
     runs = {"numpy": [], "shapely_baseline": []}  # type: dict[str, list[dict[str, float]]]
@@ -915,6 +1039,8 @@ def main() -> None:
         },
         "data": str(csv.name),
         "quality": q,
+        "quality_leave_one_out": evals["leave_one_out"],
+        "quality_three_trips_baseline": evals["three_trips_baseline"],
         "throughput_decode_detect": tp,
         "throughput_decode_detect_store": stored,
         "throughput_target_per_s": 10_000,
@@ -927,12 +1053,7 @@ def main() -> None:
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result))
-    print(f"\n{'type':<12}{'prec':>7}{'recall':>8}{'tp':>4}{'fp':>4}{'fn':>4}{'rep':>4}{'delay med s':>13}")
-    for t, row in q["by_type"].items():  # type: ignore[attr-defined]
-        print(
-            f"{t:<12}{row['precision']!s:>7}{row['recall']!s:>8}{row['tp']:>4}{row['fp']:>4}{row['fn']:>4}{row['repeats']:>4}{row['delay_s_median']!s:>13}"
-        )
-    print(f"clean trips: {q['clean_trips']}, alerts on clean trips: {q['alerts_on_clean_trips']}")
+    print_quality(evals)
     for k, v in tp.items():
         print(
             f"throughput {k:<18}{v['per_s_median']:>8} msg/s wall {v['per_cpu_s_median']:>8} msg/s per CPU second"

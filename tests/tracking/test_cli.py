@@ -229,3 +229,22 @@ _feature = st.fixed_dictionaries(
 def test_random_features_raise_only_tracking_error(features: list[dict[str, object]]) -> None:
     with contextlib.suppress(TrackingError):
         parse_routes({"type": "FeatureCollection", "features": features})
+
+
+def test_multilinestring_route_is_a_centre_line_with_approved_variants(tmp_path: Path) -> None:
+    north = 600 / sc.M_PER_DEG_LAT
+    drive = sc.drive(north_m={i: 600.0 for i in range(18, 27)})
+    routes, trips, positions = write_inputs(tmp_path, {"T1": drive})
+    doc = json.loads(routes.read_text())
+    line = doc["features"][0]["geometry"]["coordinates"]
+    variant = [[121.05, sc.LAT], [121.06, sc.LAT + north], [121.09, sc.LAT + north], [121.1, sc.LAT]]
+    doc["features"][0]["geometry"] = {"type": "MultiLineString", "coordinates": [line, variant]}
+    routes.write_text(json.dumps(doc))
+    out = tmp_path / "alerts.jsonl"
+    result = invoke(routes, trips, positions, out)
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    assert out.read_text() == ""  # on the approved variant: no deviation
+    doc["features"][0]["geometry"] = {"type": "LineString", "coordinates": line}
+    routes.write_text(json.dumps(doc))
+    assert invoke(routes, trips, positions, out).exit_code == 0  # type: ignore[attr-defined]
+    assert [json.loads(x)["type"] for x in out.read_text().splitlines()] == ["deviation"]

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from shapely.geometry import Polygon
 
-from smartcustoms.tracking.model import Fix, Route, TripMonitor, TripPlan, Zone
+from smartcustoms.tracking.model import Fix, Route, TripMonitor, TripPlan, Zone, learn_route
 from tests.conftest import shared_data
 
 TRAIN = ("1097", "1105", "1111")
@@ -108,3 +108,39 @@ def test_injected_detour_on_a_real_trip(liverpool: tuple[dict[str, pd.DataFrame]
     m = run(detour, route, zones)
     assert [a.type for a in m.alerts] == ["deviation"]
     assert m.alerts[0].start >= track[59].time
+
+
+def track(df: pd.DataFrame) -> list[tuple[float, float]]:
+    return list(zip(df.latitude.tolist(), df.longitude.tolist(), strict=True))
+
+
+def test_route_learnt_from_every_complete_run_raises_nothing_on_the_other_trips(
+    liverpool: tuple[dict[str, pd.DataFrame], Route, dict[str, Zone]],
+) -> None:
+    """The corridor trips chosen by a rule, not by hand: every complete run (first fix in the origin terminal,
+    last in the destination terminal). Their other streets become variants; the other ten trips raise nothing."""
+    trips, _, zones = liverpool
+    runs = [
+        tid
+        for tid, df in trips.items()
+        if zones["A"].contains(df.latitude.iloc[0], df.longitude.iloc[0])
+        and zones["B"].contains(df.latitude.iloc[-1], df.longitude.iloc[-1])
+    ]
+    assert runs == ["1097", "1099", "1101", "1103", "1105", "1109"]
+    route = learn_route("14", [track(trips[t]) for t in runs])
+    assert 75 < route.corridor_m < 90 and len(route.variants) == 1  # 1103's exit from the bus station
+    alerted = {tid: [a.type for a in run(fixes(df, tid), route, zones).alerts] for tid, df in trips.items()}
+    assert {tid: a for tid, a in alerted.items() if a and tid not in runs} == {}
+
+
+def test_leave_one_out_only_the_trip_on_an_unrecorded_street_alerts(
+    liverpool: tuple[dict[str, pd.DataFrame], Route, dict[str, Zone]],
+) -> None:
+    """Each trip against the route learnt from the fifteen others: only 1103, whose street no other trip
+    drives, raises an alert (a deviation), as it should."""
+    trips, _, zones = liverpool
+    alerted = {}
+    for tid, df in trips.items():
+        route = learn_route("14", [track(d) for t, d in trips.items() if t != tid])
+        alerted[tid] = [a.type for a in run(fixes(df, tid), route, zones).alerts]
+    assert {tid: a for tid, a in alerted.items() if a} == {"1103": ["deviation"]}

@@ -5,10 +5,20 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smartcustoms.tracking.model import DetectorConfig, Fix, LocalProjection, Route, TripMonitor, monitor_trip, replay
+from smartcustoms.tracking.model import (
+    DetectorConfig,
+    Fix,
+    LocalProjection,
+    Route,
+    TripMonitor,
+    learn_route,
+    monitor_trip,
+    replay,
+)
 from tests.tracking import scenario as sc
 
 
@@ -239,3 +249,33 @@ def test_replay_adapts_signal_lost_to_sparse_reporting() -> None:
     args = ([sc.plan(120)], {"R1": sc.route()}, sc.zones(), sparse)
     assert [a.type for a in replay(*args)] == ["signal_lost"] * 3
     assert replay(*args, adaptive_signal=True) == []
+
+
+def test_route_variant_is_inside_the_corridor_with_interpolated_progress() -> None:
+    """A variant (another approved street, 600 m north between km 5 and 10) is inside; progress along it is
+    interpolated from its ends projected on the centre line, so ETA and shortcuts still work."""
+    north = 600 / sc.M_PER_DEG_LAT
+    variant = [(sc.LAT, 121.05), (sc.LAT + north, 121.06), (sc.LAT + north, 121.09), (sc.LAT, 121.1)]
+    base = sc.route()
+    r = Route("R1", base.coords, 100.0, [variant])
+    d, m = r.locate(sc.LAT + north, 121.075)
+    assert d == pytest.approx(0, abs=1)
+    assert m == pytest.approx(base.locate(sc.LAT, 121.075)[1], rel=1e-3)
+    assert r.length_m == base.length_m and r.point_at(5000) == base.point_at(5000)
+    assert r.corridor_polygon().contains(shapely.Point(121.075, sc.LAT + north))
+    on_variant = run(sc.drive(north_m={i: 600.0 for i in range(18, 27)}))
+    assert types(on_variant) == ["deviation"]  # the plain route: a deviation
+    m2 = monitor_trip(sc.plan(), {"R1": r}, sc.zones())
+    for f in sc.drive(north_m={i: 600.0 for i in range(18, 27)}):
+        m2.observe(f)
+    assert types(m2) == []  # the same drive on the approved variant: nothing
+
+
+def test_learn_route_turns_another_street_into_a_variant_without_widening() -> None:
+    north = 400 / sc.M_PER_DEG_LAT
+    straight = [(sc.LAT + (k % 3 - 1) * 20 / sc.M_PER_DEG_LAT, 121.0 + k * 0.002) for k in range(101)]
+    other = [(la + (north if 40 <= k <= 50 else 0.0), lo) for k, (la, lo) in enumerate(straight[::2])]
+    r = learn_route("R1", [straight, straight[1::2], straight[::3], other])
+    assert r.corridor_m < 60  # median of per-track 99th percentiles (+30 m): the other street widens nothing
+    assert len(r.variants) == 1
+    assert r.locate(sc.LAT + north, 121.18)[0] < 25  # on the variant (its fixes zig-zag by 20 m)

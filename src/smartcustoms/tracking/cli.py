@@ -194,20 +194,31 @@ def listen_cmd(
 @app.command("detect")
 def detect_cmd(
     nats_url: str = typer.Option("", help="NATS server (default: SMARTCUSTOMS_TRACKING_NATS_URL)"),
-    durable: str = typer.Option("tracking-detectors", help="Durable consumer name (shared by detector processes)"),
+    durable: str = typer.Option("tracking-detectors", help="Durable consumer name prefix (one consumer per shard)"),
     tick_s: float = typer.Option(30.0, help="Seconds between clock checks (signal lost, deadline passed)"),
+    shard: list[int] = typer.Option([], help="Shard(s) this process evaluates (repeat; default: all)"),
+    shards: int = typer.Option(0, help="Number of shards (default SMARTCUSTOMS_TRACKING_NATS_SHARDS, else 1)"),
+    batch: int = typer.Option(500, help="Stream messages fetched per transaction"),
 ) -> None:
-    """Store and evaluate device readings from NATS JetStream (runs until Ctrl-C); several processes may
-    share the durable consumer."""
+    """Store and evaluate device readings from NATS JetStream (runs until Ctrl-C or SIGTERM).
+
+    Readings are partitioned by trip into N shards; run one detector process per shard
+    (`--shard K --shards N`), or one for all shards. Never two processes on one shard: each would see only
+    part of a trip's readings. Listeners must use the same N (SMARTCUSTOMS_TRACKING_NATS_SHARDS)."""
+    import signal
     import threading
 
     from smartcustoms.tracking import service, stream
 
-    events = stream.get_stream(nats_url or None)
+    events = stream.get_stream(nats_url or None, shards=shards or None)
     if not isinstance(events, stream.NatsStream):
         typer.echo("detect needs NATS: --nats-url or SMARTCUSTOMS_TRACKING_NATS_URL", err=True)
         raise typer.Exit(2)
+    if any(not 0 <= k < events.shards for k in shard):
+        typer.echo(f"--shard must be within 0..{events.shards - 1}", err=True)
+        raise typer.Exit(2)
     stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
     def ticker() -> None:
         while not stop.wait(tick_s):
@@ -215,7 +226,10 @@ def detect_cmd(
 
     threading.Thread(target=ticker, daemon=True).start()
     worker = threading.Thread(
-        target=events.consume_readings, args=(service.ingest, stop), kwargs={"durable": durable}, daemon=True
+        target=events.consume_readings,
+        args=(service.ingest, stop),
+        kwargs={"durable": durable, "batch": batch, "shards": shard or None},
+        daemon=True,
     )
     worker.start()
     try:
@@ -227,6 +241,7 @@ def detect_cmd(
         stop.set()
         worker.join(10)
         events.close()
+        typer.echo(json.dumps({"shards": shard or list(range(events.shards)), "trips": service.evaluated_trips()}))
 
 
 @app.command("tick")

@@ -71,7 +71,8 @@ def _open_text(path: Path, problems: _Problems) -> str:
 
 
 def read_routes(path: Path) -> tuple[dict[str, Route], dict[str, Zone]]:
-    """Approved routes (LineString + route_id, corridor_m) and zones (Polygon + zone_id)."""
+    """Approved routes (LineString + route_id, corridor_m; a MultiLineString is a centre line and its approved
+    variants) and zones (Polygon + zone_id)."""
     problems = _Problems(path)
     text = _open_text(path, problems)
     try:
@@ -80,6 +81,19 @@ def read_routes(path: Path) -> tuple[dict[str, Route], dict[str, Zone]]:
         problems.add(exc.lineno, f"char {exc.colno}", t("not valid JSON: {error}", error=exc.msg), "bad-json")
         problems.raise_if_any()
     return parse_routes(doc, path)
+
+
+def _line(coords: Any) -> list[tuple[float, float]]:
+    """One GeoJSON line's (lon, lat) positions as (lat, lon), checked."""
+    if not isinstance(coords, list):
+        raise ValueError(t_plain("coordinates is not a list"))
+    latlon = [(float(c[1]), float(c[0])) for c in coords]
+    if len(latlon) < 2:
+        raise ValueError(t_plain("fewer than two positions"))
+    for lat, lon in latlon:
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            raise ValueError(t_plain("position ({lon}, {lat}) out of range (GeoJSON is lon, lat)", lon=lon, lat=lat))
+    return latlon
 
 
 def parse_routes(doc: Any, source: Path | str = "routes") -> tuple[dict[str, Route], dict[str, Zone]]:
@@ -101,7 +115,7 @@ def parse_routes(doc: Any, source: Path | str = "routes") -> tuple[dict[str, Rou
         if not isinstance(props, dict):
             problems.add(where, "properties", t("properties is not an object"))
             continue
-        if gtype == "LineString":
+        if gtype in ("LineString", "MultiLineString"):
             rid = props.get("route_id")
             corridor = props.get("corridor_m")
             if not isinstance(rid, str | int) or str(rid) == "":
@@ -121,16 +135,9 @@ def parse_routes(doc: Any, source: Path | str = "routes") -> tuple[dict[str, Rou
                 continue
             coords = geom.get("coordinates")
             try:
-                if not isinstance(coords, list):
+                if not isinstance(coords, list) or (gtype == "MultiLineString" and not coords):
                     raise ValueError(t_plain("coordinates is not a list"))
-                latlon = [(float(c[1]), float(c[0])) for c in coords]
-                if len(latlon) < 2:
-                    raise ValueError(t_plain("fewer than two positions"))
-                for lat, lon in latlon:
-                    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-                        raise ValueError(
-                            t_plain("position ({lon}, {lat}) out of range (GeoJSON is lon, lat)", lon=lon, lat=lat)
-                        )
+                lines = [_line(c) for c in coords] if gtype == "MultiLineString" else [_line(coords)]
             except (TypeError, ValueError, IndexError) as exc:
                 problems.add(
                     where, "geometry.coordinates", t("bad LineString coordinates: {message}", message=str(exc))
@@ -139,7 +146,8 @@ def parse_routes(doc: Any, source: Path | str = "routes") -> tuple[dict[str, Rou
             if str(rid) in routes:
                 problems.add(where, "properties.route_id", t("route_id {route} appears twice", route=rid), "duplicate")
                 continue
-            routes[str(rid)] = Route(str(rid), latlon, float(corridor))
+            # MultiLineString: the first line is the centre line, the others approved variants.
+            routes[str(rid)] = Route(str(rid), lines[0], float(corridor), lines[1:])
         elif gtype in ("Polygon", "MultiPolygon"):
             zid = props.get("zone_id")
             if not isinstance(zid, str | int) or str(zid) == "":

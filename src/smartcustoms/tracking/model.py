@@ -77,11 +77,23 @@ class Zone:
 
 
 class Route:
-    """An approved route: centre line (lat, lon) and corridor half-width in metres."""
+    """An approved route: centre line (lat, lon), approved variants and corridor half-width in metres.
 
-    def __init__(self, route_id: str, coords: Sequence[tuple[float, float]], corridor_m: float):
-        if len(coords) < 2:
-            raise ValueError(f"route {route_id} needs at least two points")
+    The centre line gives the distance along the route (progress, ETA). `variants` are other polylines the
+    operator is approved to drive (another exit from a terminal, a bypass): a fix is inside the corridor
+    when it is within `corridor_m` of the centre line or of any variant; a point on a variant is given the
+    route distance interpolated from the variant's vertices projected onto the centre line.
+    """
+
+    def __init__(
+        self,
+        route_id: str,
+        coords: Sequence[tuple[float, float]],
+        corridor_m: float,
+        variants: Sequence[Sequence[tuple[float, float]]] = (),
+    ):
+        if len(coords) < 2 or any(len(v) < 2 for v in variants):
+            raise ValueError(f"route {route_id} needs at least two points per line")
         if not corridor_m > 0:
             raise ValueError(f"route {route_id} corridor_m must be positive")
         self.route_id = route_id
@@ -91,34 +103,61 @@ class Route:
         self.projection = LocalProjection(float(lat.mean()), float(lon.mean()))
         x, y = self.projection.xy_array(lat, lon)
         self.coords = list(zip(lat.tolist(), lon.tolist(), strict=True))
-        self._ax, self._ay = x[:-1], y[:-1]
-        self._dx, self._dy = np.diff(x), np.diff(y)
-        self._len2 = self._dx**2 + self._dy**2
-        self._len2[self._len2 == 0] = 1e-9
-        seg = np.sqrt(self._dx**2 + self._dy**2)
+        self.variants = [[(float(a), float(o)) for a, o in v] for v in variants]
+        ax, ay, dx, dy = x[:-1], y[:-1], np.diff(x), np.diff(y)
+        seg = np.sqrt(dx**2 + dy**2)
         self._cum = np.concatenate([[0.0], np.cumsum(seg)])
         self.length_m = float(self._cum[-1])
+        self._n_main = len(seg)
+        # Per segment: the route distance at its start (c0) and its gain over the segment (slope); on the
+        # centre line these are the cumulative length and the segment length.
+        c0, slope = self._cum[:-1], seg
+        xs, ys = [x], [y]
+        self._ax, self._ay, self._dx, self._dy = ax, ay, dx, dy  # centre line, for `_locate_main`
+        for v in self.variants:
+            vx, vy = self.projection.xy_array(np.array([c[0] for c in v]), np.array([c[1] for c in v]))
+            vm = np.array([self._locate_main(px, py)[1] for px, py in zip(vx.tolist(), vy.tolist(), strict=True)])
+            ax, ay = np.concatenate([ax, vx[:-1]]), np.concatenate([ay, vy[:-1]])
+            dx, dy = np.concatenate([dx, np.diff(vx)]), np.concatenate([dy, np.diff(vy)])
+            c0, slope = np.concatenate([c0, vm[:-1]]), np.concatenate([slope, np.diff(vm)])
+            xs.append(vx)
+            ys.append(vy)
+        self._ax, self._ay, self._dx, self._dy = ax, ay, dx, dy
+        self._c0, self._slope = c0, slope
+        self._len2 = dx**2 + dy**2
+        self._len2[self._len2 == 0] = 1e-9
+        self._lines = [np.column_stack([a, b]) for a, b in zip(xs, ys, strict=True)]
         # Grid index: for each cell, the segments that can be within `_reach` of a point in it, so a
         # fix near the route is located with a handful of scalar operations instead of all segments.
         self._reach = max(2.0 * self.corridor_m, 150.0)
         self._cell = self._reach / 2
-        self._minx = np.minimum(x[:-1], x[1:])
-        self._maxx = np.maximum(x[:-1], x[1:])
-        self._miny = np.minimum(y[:-1], y[1:])
-        self._maxy = np.maximum(y[:-1], y[1:])
+        self._minx = np.minimum(ax, ax + dx)
+        self._maxx = np.maximum(ax, ax + dx)
+        self._miny = np.minimum(ay, ay + dy)
+        self._maxy = np.maximum(ay, ay + dy)
         self._segs = list(
             zip(
-                self._ax.tolist(),
-                self._ay.tolist(),
-                self._dx.tolist(),
-                self._dy.tolist(),
+                ax.tolist(),
+                ay.tolist(),
+                dx.tolist(),
+                dy.tolist(),
                 self._len2.tolist(),
-                self._cum[:-1].tolist(),
-                seg.tolist(),
+                c0.tolist(),
+                slope.tolist(),
                 strict=True,
             )
         )
         self._grid: dict[tuple[int, int], tuple[int, ...]] = {}
+
+    def _locate_main(self, x: float, y: float) -> tuple[float, float]:
+        """(distance, route distance) of a projected point against the centre line only (exhaustive)."""
+        n = self._n_main
+        ax, ay, dx, dy = self._ax[:n], self._ay[:n], self._dx[:n], self._dy[:n]
+        len2 = np.maximum(dx**2 + dy**2, 1e-9)
+        t = np.clip(((x - ax) * dx + (y - ay) * dy) / len2, 0.0, 1.0)
+        d2 = (ax + t * dx - x) ** 2 + (ay + t * dy - y) ** 2
+        i = int(np.argmin(d2))
+        return math.sqrt(float(d2[i])), float(self._cum[i] + t[i] * (self._cum[i + 1] - self._cum[i]))
 
     def _candidates(self, cx: int, cy: int) -> tuple[int, ...]:
         found = self._grid.get((cx, cy))
@@ -160,12 +199,12 @@ class Route:
         py = self._ay + t * self._dy - y
         d2 = px * px + py * py
         i = int(np.argmin(d2))
-        return math.sqrt(float(d2[i])), float(self._cum[i] + t[i] * (self._cum[i + 1] - self._cum[i]))
+        return math.sqrt(float(d2[i])), float(self._c0[i] + t[i] * self._slope[i])
 
     def point_at(self, measure: float) -> tuple[float, float]:
         """Projected (x, y) of the point `measure` metres along the route (clamped to its ends)."""
         m = min(max(measure, 0.0), self.length_m)
-        i = min(int(np.searchsorted(self._cum, m, side="right")) - 1, len(self._segs) - 1)
+        i = min(int(np.searchsorted(self._cum, m, side="right")) - 1, self._n_main - 1)
         ax, ay, dx, dy, _l2, c0, sl = self._segs[i]
         f = (m - c0) / sl if sl > 0 else 0.0
         return ax + f * dx, ay + f * dy
@@ -173,13 +212,63 @@ class Route:
     def locate(self, latitude: float, longitude: float) -> tuple[float, float]:
         return self.locate_xy(*self.projection.xy(latitude, longitude))
 
-    def corridor_polygon(self, resolution: int = 4) -> Polygon:
-        """The corridor as a (lon, lat) polygon, for maps and exports."""
-        xs = np.concatenate([self._ax, [self._ax[-1] + self._dx[-1]]])
-        ys = np.concatenate([self._ay, [self._ay[-1] + self._dy[-1]]])
-        buffered = LineString(np.column_stack([xs, ys])).buffer(self.corridor_m, quad_segs=resolution)
-        ring = [self.projection.latlon(px, py) for px, py in buffered.exterior.coords]
-        return Polygon([(lon, lat) for lat, lon in ring])
+    def corridor_polygon(self, resolution: int = 4) -> Polygon | MultiPolygon:
+        """The corridor (centre line and variants) as a (lon, lat) polygon, for maps and exports."""
+        lines = [LineString(line) for line in self._lines]
+        area = shapely.union_all([line.buffer(self.corridor_m, quad_segs=resolution) for line in lines])
+
+        def to_lonlat(xy: np.ndarray) -> np.ndarray:
+            return np.column_stack(
+                [
+                    self.projection.lon0 + xy[:, 0] / self.projection.kx,
+                    self.projection.lat0 + xy[:, 1] / self.projection.ky,
+                ]
+            )
+
+        out = shapely.transform(area, to_lonlat)
+        assert isinstance(out, Polygon | MultiPolygon)
+        return out
+
+
+def learn_route(
+    route_id: str,
+    tracks: Sequence[Sequence[tuple[float, float]]],
+    margin_m: float = 30.0,
+    min_corridor_m: float = 50.0,
+) -> Route:
+    """An approved route made of the variants an operator drives, learnt from recorded runs (lat, lon).
+
+    Centre line = the densest track. Half-width = median over the other tracks of each one's 99th percentile
+    distance to the centre line, + `margin_m` (a median, so one run that takes another street widens nothing:
+    its street becomes a variant instead). Variants: every stretch of consecutive fixes of a track farther
+    than the half-width from the route built so far, with one fix either side so it joins the route again.
+    """
+    if not tracks:
+        raise ValueError(f"route {route_id} needs at least one recorded track")
+    ordered = sorted(tracks, key=len, reverse=True)
+    base, others = list(ordered[0]), [list(t) for t in ordered[1:]]
+    line = Route(route_id, base, 1000.0)
+    p99 = [float(np.percentile([line.locate(a, o)[0] for a, o in t], 99)) for t in others if t]
+    corridor = max(min_corridor_m, float(np.median(p99)) + margin_m) if p99 else min_corridor_m
+    route = Route(route_id, base, corridor)
+    variants: list[list[tuple[float, float]]] = []
+    for t in others:
+        outside = [route.locate(a, o)[0] > corridor for a, o in t]
+        i = 0
+        while i < len(t):
+            if not outside[i]:
+                i += 1
+                continue
+            j = i
+            while j + 1 < len(t) and outside[j + 1]:
+                j += 1
+            stretch = t[max(i - 1, 0) : j + 2]
+            if len(stretch) >= 2:
+                variants.append(stretch)
+            i = j + 1
+        if variants and len(variants) != len(route.variants):
+            route = Route(route_id, base, corridor, variants)
+    return route
 
 
 @dataclass(frozen=True)
@@ -297,6 +386,8 @@ def _fmt_s(seconds: float) -> str:
 @dataclass
 class TripMonitor:
     """The per-trip state machine and its detectors; feed fixes in time order with `observe`."""
+
+    _CROSSING_SAMPLES = 8  # points along a segment between fixes checked for the corridor exit/entry
 
     plan: TripPlan
     route: Route
@@ -463,11 +554,31 @@ class TripMonitor:
         return changes
 
     def _crossing(self, a: _Point, b: _Point) -> float:
-        """Interpolated time the segment a→b crossed the corridor threshold."""
-        if b.dist == a.dist:
-            return b.t
-        f = (self._threshold - a.dist) / (b.dist - a.dist)
-        return a.t + min(max(f, 0.0), 1.0) * (b.t - a.t)
+        """Time the segment a→b crossed the corridor threshold (one fix inside, the other outside).
+
+        The straight segment is sampled, not only its ends: between sparse fixes the vehicle may have left
+        long before the outside fix (a chord from a variant or a bend), so the exit is the first sampled
+        point outside (the re-entry the last one), refined by interpolating the distances around it."""
+        leaving = b.dist > a.dist
+        steps = self._CROSSING_SAMPLES
+        prev_f, prev_d = (0.0, a.dist)
+        order = range(1, steps) if leaving else range(steps - 1, 0, -1)
+        if not leaving:
+            prev_f, prev_d = (1.0, b.dist)
+        for k in order:
+            f = k / steps
+            d, _ = self.route.locate_xy(a.x + f * (b.x - a.x), a.y + f * (b.y - a.y))
+            if d > self._threshold:
+                # between prev_f (inside for a leaving segment) and f: interpolate on the distances
+                g = (self._threshold - prev_d) / (d - prev_d) if d != prev_d else 1.0
+                cross = prev_f + min(max(g, 0.0), 1.0) * (f - prev_f)
+                return a.t + cross * (b.t - a.t)
+            prev_f, prev_d = f, d
+        end_d = b.dist if leaving else a.dist
+        end_f = 1.0 if leaving else 0.0
+        g = (self._threshold - prev_d) / (end_d - prev_d) if end_d != prev_d else 1.0
+        cross = prev_f + min(max(g, 0.0), 1.0) * (end_f - prev_f)
+        return a.t + cross * (b.t - a.t)
 
     def _deviation(self, last: _Point, p: _Point) -> list[AlertChange]:
         cfg = self.config

@@ -25,13 +25,15 @@ class ZoneRow(Base):
 
 
 class RouteRow(Base):
-    """Approved route: centre line as [[lon, lat], ...] and corridor half-width in metres."""
+    """Approved route: centre line as [[lon, lat], ...], approved variants (list of such lines, or null) and
+    corridor half-width in metres."""
 
     __tablename__ = "tracking_route"
 
     route_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     corridor_m: Mapped[float] = mapped_column(Float)
     coordinates: Mapped[list[list[float]]] = mapped_column(JSON)
+    variants: Mapped[list[list[list[float]]] | None] = mapped_column(JSON, nullable=True)
 
 
 class TripRow(Base):

@@ -1,15 +1,17 @@
 """The event stream between device listeners, detectors and consoles.
 
-Two subjects: `tracking.readings` (decoded device readings, written by listeners) and `tracking.alerts`
-(alert changes, written by detectors, read by every console's SSE stream). By default both stay in the
+Subjects: `tracking.readings.<k>` (decoded device readings, written by listeners, partitioned into N shards
+by trip: k = crc32(trip, or the device when it has no active trip) mod N) and `tracking.alerts` (alert
+changes, written by detectors, read by every console's SSE stream). By default both stay in the
 process: a listener's batch goes straight to `service.ingest` and alerts to the in-process bus. With
 `SMARTCUSTOMS_TRACKING_NATS_URL` set they go through NATS JetStream instead, so listeners, detectors and
 consoles run as separate processes:
 
 - a listener publishes each batch and waits for JetStream's acknowledgement (the batch is on disk in the
   stream) before it acknowledges the devices; a message id per batch lets JetStream drop a re-sent batch;
-- a detector reads through a durable pull consumer, stores and evaluates a fetched batch in one
-  transaction, then acknowledges the messages. A detector that dies between commit and ack gets the
+- a detector reads one shard (or all) through a durable pull consumer per shard, stores and evaluates a
+  fetched batch in one transaction, then acknowledges the messages. One detector per shard sees every
+  reading of its trips, in order (several detectors on one consumer would each see part of a trip). A detector that dies between commit and ack gets the
   messages again (after `ack_wait`); readings already stored are skipped, so nothing is lost or doubled;
 - alert changes are published on `tracking.alerts`; each console process subscribes and fans them out to
   its own SSE clients.
@@ -23,7 +25,8 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Callable, Coroutine
+import zlib
+from collections.abc import Callable, Coroutine, Iterable
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
@@ -31,12 +34,22 @@ import orjson
 
 log = logging.getLogger("smartcustoms.tracking.stream")
 ENV_URL = "SMARTCUSTOMS_TRACKING_NATS_URL"
-ENV_PREFIX = "SMARTCUSTOMS_TRACKING_NATS_PREFIX"  # subjects `<prefix>.readings|alerts`, stream `<PREFIX>`
+ENV_PREFIX = "SMARTCUSTOMS_TRACKING_NATS_PREFIX"  # subjects `<prefix>.readings.<k>|alerts`, stream `<PREFIX>`
+ENV_SHARDS = "SMARTCUSTOMS_TRACKING_NATS_SHARDS"  # readings partitions; the same value for listeners and detectors
 STREAM = "TRACKING"
 READINGS = "tracking.readings"
 ALERTS = "tracking.alerts"
 DURABLE = "tracking-detectors"
 T = TypeVar("T")
+
+
+def shard_of(key: str, shards: int) -> int:
+    """Stable across processes and restarts (Python's own `hash` of a str is salted per process)."""
+    return zlib.crc32(key.encode()) % shards if shards > 1 else 0
+
+
+def _shards_from_env() -> int:
+    return max(1, int(os.environ.get(ENV_SHARDS) or "1"))
 
 
 class EventStream(Protocol):
@@ -90,9 +103,19 @@ class InProcessStream:
 class NatsStream:
     """NATS JetStream, driven from synchronous code: the client runs on its own event loop thread."""
 
-    def __init__(self, url: str, prefix: str = "tracking", stream: str = STREAM, ack_wait_s: float | None = None):
+    def __init__(
+        self,
+        url: str,
+        prefix: str = "tracking",
+        stream: str = STREAM,
+        ack_wait_s: float | None = None,
+        shards: int | None = None,
+        partition: Callable[[set[str]], dict[str, str]] | None = None,
+    ):
         self.url = url
         self.readings_subject = f"{prefix}.readings"
+        self.shards = shards or _shards_from_env()
+        self._partition = partition
         self.alerts_subject = f"{prefix}.alerts"
         self.stream = stream
         self.ack_wait_s = ack_wait_s or float(os.environ.get("SMARTCUSTOMS_TRACKING_NATS_ACK_WAIT_S", "30"))
@@ -114,7 +137,7 @@ class NatsStream:
         self.js = self.nc.jetstream()
         config = StreamConfig(
             name=self.stream,
-            subjects=[self.readings_subject, self.alerts_subject],
+            subjects=[f"{self.readings_subject}.*", self.alerts_subject],
             storage=StorageType.FILE,
             duplicate_window=120.0,
             max_age=7 * 24 * 3600.0,
@@ -142,12 +165,31 @@ class NatsStream:
 
     # ---- listeners -----------------------------------------------------------------------------
     def publish_readings(self, readings: list[Any]) -> int:
-        """Publish one batch; returns when JetStream has stored it (then the devices may be acked)."""
+        """Publish one batch, one message per shard it touches; returns when JetStream has stored them all
+        (then the devices may be acked)."""
         if not readings:
             return 0
-        payload = orjson.dumps([reading_to_dict(r) for r in readings])
-        msg_id = hashlib.sha256(payload).hexdigest()
-        self._call(self.js.publish(self.readings_subject, payload, headers={"Nats-Msg-Id": msg_id}))
+        groups: dict[int, list[Any]] = {}
+        if self.shards == 1:
+            groups[0] = readings
+        else:
+            if self._partition is None:
+                from smartcustoms.tracking.service import partition_keys
+
+                self._partition = partition_keys
+            keys = self._partition({r.device_id for r in readings})
+            for r in readings:
+                groups.setdefault(shard_of(keys.get(r.device_id, r.device_id), self.shards), []).append(r)
+
+        async def publish_all() -> None:
+            sends = []
+            for k, group in groups.items():
+                payload = orjson.dumps([reading_to_dict(r) for r in group])
+                msg_id = hashlib.sha256(payload).hexdigest()
+                sends.append(self.js.publish(f"{self.readings_subject}.{k}", payload, headers={"Nats-Msg-Id": msg_id}))
+            await asyncio.gather(*sends)
+
+        self._call(publish_all())
         return len(readings)
 
     # ---- detectors -------------------------------------------------------------------------------
@@ -157,14 +199,31 @@ class NatsStream:
         stop: threading.Event,
         durable: str = DURABLE,
         batch: int = 500,
+        shards: Iterable[int] | None = None,
     ) -> int:
-        """Run a durable pull consumer until `stop` is set: fetch, `handle(readings)` (store + detect in
-        one transaction), then ack. Readings of redelivered messages that are already stored are skipped.
-        If `handle` raises, nothing is acked and the loop ends (the messages come back after ack_wait)."""
-        return self._call(self._consume(handle, stop, durable, batch), timeout=None)  # type: ignore[arg-type]
+        """Run a durable pull consumer per shard (default: all shards) until `stop` is set: fetch,
+        `handle(readings)` (store + detect in one transaction), then ack. Readings of redelivered messages
+        that are already stored are skipped. If `handle` raises, nothing is acked and the loop ends (the
+        messages come back after ack_wait). Run one process per shard, or one for all: never two on a shard
+        (each would see part of a trip's readings)."""
+        wanted = list(range(self.shards)) if shards is None else list(shards)
+        if any(not 0 <= k < self.shards for k in wanted):
+            raise ValueError(f"shards must be within 0..{self.shards - 1}")
+
+        async def run_all() -> int:
+            tasks = [asyncio.ensure_future(self._consume(handle, stop, durable, batch, k)) for k in wanted]
+            try:
+                return sum(await asyncio.gather(*tasks))
+            except BaseException:  # one shard's handler failed: stop the others too, nothing more is acked
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise
+
+        return self._call(run_all(), timeout=None)  # type: ignore[arg-type]
 
     async def _consume(
-        self, handle: Callable[[list[Any]], Any], stop: threading.Event, durable: str, batch: int
+        self, handle: Callable[[list[Any]], Any], stop: threading.Event, durable: str, batch: int, shard: int
     ) -> int:
         from nats.errors import TimeoutError as NatsTimeout
         from nats.js.api import AckPolicy, ConsumerConfig
@@ -172,8 +231,8 @@ class NatsStream:
         from smartcustoms.tracking import service
 
         sub = await self.js.pull_subscribe(
-            self.readings_subject,
-            durable=durable,
+            f"{self.readings_subject}.{shard}",
+            durable=f"{durable}-{shard}",
             stream=self.stream,
             config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=self.ack_wait_s, max_ack_pending=20_000),
         )
@@ -230,17 +289,19 @@ def nats_url() -> str | None:
     return os.environ.get(ENV_URL) or None
 
 
-def get_stream(url: str | None = None) -> InProcessStream | NatsStream:
+def get_stream(url: str | None = None, shards: int | None = None) -> InProcessStream | NatsStream:
     """The configured stream: NATS JetStream when a URL is given or configured, else in-process."""
     url = url or nats_url()
     if not url:
         return _IN_PROCESS
     with _LOCK:
         prefix = os.environ.get(ENV_PREFIX) or "tracking"
-        stream = _STREAMS.get(f"{url} {prefix}")
+        shards = shards or _shards_from_env()
+        key = f"{url} {prefix} {shards}"
+        stream = _STREAMS.get(key)
         if stream is None:
-            stream = _STREAMS[f"{url} {prefix}"] = NatsStream(
-                url, prefix=prefix, stream=prefix.upper().replace(".", "_")
+            stream = _STREAMS[key] = NatsStream(
+                url, prefix=prefix, stream=prefix.upper().replace(".", "_"), shards=shards
             )
         return stream
 

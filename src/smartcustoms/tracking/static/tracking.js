@@ -29,6 +29,7 @@ function rings(g) {
   if (g.type === "Polygon") return g.coordinates;
   if (g.type === "MultiPolygon") return g.coordinates.flat();
   if (g.type === "LineString") return [g.coordinates];
+  if (g.type === "MultiLineString") return g.coordinates;
   return [];
 }
 function xy([lon, lat]) {
