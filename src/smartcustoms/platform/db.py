@@ -234,6 +234,26 @@ def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
     session.flush()  # pending ORM changes first, as session.execute would (foreign keys, ordering)
     connection = session.connection()
     sql, columns, processors = _plan(table, connection.dialect, tuple(rows[0]))
-    pairs = list(zip(columns, processors, strict=True))
-    params = [tuple([row[c] if proc is None else proc(row[c]) for c, proc in pairs]) for row in rows]
-    connection.exec_driver_sql(sql, params)
+    converted: list[list[Any]] = []
+    for c, proc in zip(columns, processors, strict=True):
+        values = [row[c] for row in rows]
+        if proc is not None:
+            values = _convert(proc, values)
+        converted.append(values)
+    connection.exec_driver_sql(sql, list(zip(*converted, strict=True)))
+
+
+def _convert(proc: Any, values: list[Any]) -> list[Any]:
+    """A column's values through its type's bind processor; a value that is the very object of the row
+    before (the group's time stamp, a shared status) is converted once."""
+    out: list[Any] = []
+    last: Any = _UNSET
+    done: Any = None
+    for value in values:
+        if value is not last:
+            last, done = value, proc(value)
+        out.append(done)
+    return out
+
+
+_UNSET = object()

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from smartcustoms.clearance import checks as clearance_checks
 from smartcustoms.clearance.checks import CheckContext, Finding, Stored
 from smartcustoms.singlewindow.manifests import service
-from smartcustoms.singlewindow.manifests.model import SOURCE, LineFacts, Rules, goods_of, match
+from smartcustoms.singlewindow.manifests.model import SOURCE, LineFacts, Rules, doc_refs_of, goods_of, match
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -43,7 +43,7 @@ class ManifestCheck:
 
     def prefetch(self, ctx: CheckContext, decls: Sequence[DeclarationIn]) -> None:
         """A batch's manifest lines in one query, by transport document reference."""
-        refs = {ref.upper() for d in decls for ref in goods_of(FILING, d).doc_refs}
+        refs = {ref for d in decls for ref in doc_refs_of(d)}
         by_doc: dict[str, list[LineFacts]] = {ref: [] for ref in refs}
         if refs:
             for line in service.lines_for_docs(ctx.session, refs):

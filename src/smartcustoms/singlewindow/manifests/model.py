@@ -943,7 +943,7 @@ def declared_goods(
     for it in items:
         gross = it.get("gross_mass_kg")
         weight += Decimal(str(gross if gross is not None else it.get("net_mass_kg") or 0))
-        code = re.sub(r"\D", "", str(it.get("tariff_code") or ""))
+        code = _NON_DIGITS.sub("", str(it.get("tariff_code") or ""))
         if len(code) >= 2:
             chapters.add(code[:2])
         if packages is not None and str(it.get("quantity_unit") or "").lower() in package_units:
@@ -969,6 +969,14 @@ def declared_goods(
     )
 
 
+_NON_DIGITS = re.compile(r"\D")
+
+
+def doc_refs_of(decl: Any) -> tuple[str, ...]:
+    """A `clearance.schema.DeclarationIn`'s transport document references as the matcher keys them."""
+    return tuple(dict.fromkeys(td.reference.strip().upper() for td in decl.transport_documents))
+
+
 def goods_of(reference: str, decl: Any, *, package_units: frozenset[str] = PACKAGE_UNITS) -> DeclaredGoods:
     """The matcher's view of a `clearance.schema.DeclarationIn` read from its attributes (no JSON dump:
     this runs on every filing)."""
@@ -977,7 +985,7 @@ def goods_of(reference: str, decl: Any, *, package_units: frozenset[str] = PACKA
     chapters: set[str] = set()
     for it in decl.items:
         weight += it.gross_mass_kg if it.gross_mass_kg is not None else it.net_mass_kg
-        code = re.sub(r"\D", "", it.tariff_code)
+        code = _NON_DIGITS.sub("", it.tariff_code)
         if len(code) >= 2:
             chapters.add(code[:2])
         if packages is not None and it.quantity_unit.lower() in package_units:
@@ -986,7 +994,7 @@ def goods_of(reference: str, decl: Any, *, package_units: frozenset[str] = PACKA
             packages = None
     return DeclaredGoods(
         reference=reference,
-        doc_refs=tuple(dict.fromkeys(td.reference.strip().upper() for td in decl.transport_documents)),
+        doc_refs=doc_refs_of(decl),
         declaration_type=str(decl.type.value),
         mode=str(decl.transport.mode.value),
         consignee=PartyRef(decl.importer.name, decl.importer.id),
