@@ -188,8 +188,9 @@ def _explained(pattern: _Pattern, captured: Mapping[str, str], translated: Mappi
     template with under `MIN_EVIDENCE` of them (`"{minutes} min"`, `"HS {hs6}"`) may swallow no letter
     outside numbers and codes at all. A nested parameter that
     the catalogue translates (a known message) counts as the template's own text. Parameters named for
-    what the filer wrote (`VERBATIM`: descriptions, names) are data, not evidence against a template with
-    enough text of its own ("toys / phones; chapters 95, 85").
+    what the filer wrote (`VERBATIM`: descriptions, names, rate texts) are data, not evidence against a
+    template with enough text of its own ("toys / phones; chapters 95, 85"); a `written_*` parameter (a
+    person's free-text reason after the template's words) is never evidence against it, like a nested message.
     """
     own = pattern.evidence
     nested = {k for k in captured if NESTED.search(k) and not VERBATIM.search(k)}
@@ -198,7 +199,7 @@ def _explained(pattern: _Pattern, captured: Mapping[str, str], translated: Mappi
     foreign = sum(
         foreign_letters(v, strict=strict)
         for k, v in captured.items()
-        if k not in nested and (strict or not VERBATIM.search(k))
+        if k not in nested and not k.startswith("written_") and (strict or not VERBATIM.search(k))
     )
     return foreign == 0 or (not strict and foreign < own)
 
