@@ -438,13 +438,14 @@ PERMIT_TYPE_WORDS = {
 
 def permit_type_offer(permit_type: str, direction: str) -> str:
     """One permit type an agency issues, as the reader names it, with the code to type: "food import
-    inspection permit (food_import_permit, import)"; a type with no name here shows its code alone."""
+    inspection permit (code food_import_permit, import)"; a type with no name here shows its code alone.
+    The word "code" is the templates' own text: a bare "{a} ({b}, {c})" would read goods descriptions back."""
     word = PERMIT_TYPE_WORDS.get(permit_type)
     direction_text = TYPE_WORDS.get(direction, direction)
     if word is None:
-        return t("{permit_type} ({direction_text})", permit_type=permit_type, direction_text=direction_text)
+        return t("code {permit_type} ({direction_text})", permit_type=permit_type, direction_text=direction_text)
     return t(
-        "{type_text} ({permit_type}, {direction_text})",
+        "{type_text} (code {permit_type}, {direction_text})",
         type_text=word,
         permit_type=permit_type,
         direction_text=direction_text,
