@@ -919,7 +919,9 @@ def _status_from_log(session: Session, doc: Mapping[str, Any], registry: signing
         reason = json.loads(revoked.payload).get("reason", "")
         return model.Check(
             "invalid",
-            t_plain("revoked by the issuer (log entry {index}): {written_reason}", index=revoked.idx, written_reason=reason),
+            t_plain(
+                "revoked by the issuer (log entry {index}): {written_reason}", index=revoked.idx, written_reason=reason
+            ),
             {"logIndex": index, "revokedAt": int(revoked.idx)},
         )
     return model.Check(
