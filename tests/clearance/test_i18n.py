@@ -173,3 +173,38 @@ def test_cli_problems_left_to_the_main_command_are_in_the_output_language(env_sq
     r = CliRunner().invoke(app, ["declarations", "list", "--user", "nobody"], env={"SMARTCUSTOMS_LANG": "zh-Hant"})
     assert r.exception.problems[0].message == "查無使用者「nobody」"  # type: ignore[union-attr]
     assert "--lang" in CliRunner().invoke(app, ["declarations", "submit", "--help"]).output
+
+
+def test_assessment_steps_with_long_rate_texts_read_in_chinese(env_sqlite: Env) -> None:
+    """A schedule's rate text is data (shown as written), so a step carrying a long rate in words still
+    reads in Chinese: on the declaration page and in the API, for rows stored before this change too."""
+    from sqlalchemy import select
+
+    from smartcustoms.clearance.store import DeclarationRow
+
+    r = env_sqlite.client.post("/declarations", json=declaration(lrn="I18N-RATE"), headers=env_sqlite.h("trader"))
+    ref = r.json()["reference"]
+    rate = "25% or NT$3.50/kg, whichever is higher, but not less than the rate applicable to the parts"
+    steps = [
+        f"Preference ECFA claimed (proof CO-1): rate {rate}",
+        f"{rate}: free = 0.00",
+        f"Duty ({rate}) = TWD 1,234.00",
+    ]
+    with unit_of_work() as s:
+        row = s.scalars(select(DeclarationRow).where(DeclarationRow.reference == ref)).one()
+        assessment = dict(row.assessment)
+        items = [dict(i) for i in assessment["items"]]
+        items[0]["steps"] = steps
+        assessment["items"] = items
+        row.assessment = assessment
+    zh = env_sqlite.client.get(f"/declarations/{ref}", headers=env_sqlite.h("officer") | ZH).json()
+    assert zh["assessment"]["items"][0]["steps"] == steps, "stored English kept"
+    assert zh["localized"]["item_steps"]["1"] == [
+        f"申請適用 ECFA 優惠稅率(原產地證明 CO-1):稅率 {rate}",
+        f"{rate}:免稅 = 0.00",
+        f"關稅({rate})= TWD 1,234.00",
+    ]
+    sign_in(env_sqlite.client, "officer", "officer-pw-123")
+    page = env_sqlite.client.get(f"/console/declarations/{ref}?lang=zh-Hant").text
+    assert f"關稅({rate})= TWD 1,234.00" in page.replace("&#39;", "'")
+    assert "Duty (" not in page

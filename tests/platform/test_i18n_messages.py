@@ -262,3 +262,13 @@ def test_real_goods_descriptions_are_left_alone() -> None:
         texts = {row["description"].strip() for row in csv.DictReader(fh)}
     changed = [x for x in texts if x and not _is_catalogue_entry(x) and translate(x, ZH) != x]
     assert len(texts) > 5000 and changed == []
+
+
+def test_what_a_person_wrote_stays_as_written_inside_a_translated_sentence() -> None:
+    """Placeholders named for data (`written_*`, descriptions, names, rate texts) are never translated, even
+    when the text equals a catalogue entry; stored rows and `Msg` objects read alike."""
+    assert translate("Used", ZH) != "Used", "the word is a catalogue entry (a page label)"
+    msg = t("Targeting rule {rule} v{version}: {written_reason}", rule="R1", version=1, written_reason="Used")
+    assert translate(msg, ZH) == translate(str(msg), ZH) == "目標規則 R1 第 1 版:Used"
+    revoked = t("revoked by the issuer (log entry {index}): {written_reason}", index=3, written_reason="Office")
+    assert translate(str(revoked), ZH) == "已由簽發者撤銷(日誌第 3 筆):Office"

@@ -141,3 +141,30 @@ def test_train_and_backtest_summaries_in_chinese(tmp_path: Path) -> None:
     assert "1 條規則,回測 900 筆報單" in zh.output
     en = runner.invoke(app, args, env={"LANG": "C"})
     assert "hits" in en.output and "1 rule(s) over 900 declarations" in en.output
+
+
+def test_what_people_wrote_is_never_translated_even_when_it_equals_a_catalogue_entry(
+    env_sqlite: Env,
+    registry: tuple[str, str],  # noqa: F811
+) -> None:
+    """An analyst's rule reason and the filer's goods descriptions "Used" / "Office" (both catalogue msgids)
+    stay as written on a Chinese page and in the API's localized block; the sentence around them is Chinese."""
+    c, env = env_sqlite.client, env_sqlite
+    rule = RULE | {"rule_id": "USED-GOODS", "reason": "Used"}
+    assert c.post("/risk/targeting-rules", json=rule, headers=_token("analyst")).status_code == 201
+    filing = declaration(lrn="I18N-USED")
+    filing["items"][0]["description"] = "Used"
+    filing["items"][1]["description"] = "Office"
+    ref = c.post("/declarations", json=filing, headers=env.h("trader")).json()["reference"]
+    zh = c.get(f"/declarations/{ref}", headers=env.h("officer") | ZH).json()
+    assert [i["description"] for i in zh["declaration"]["items"]] == ["Used", "Office"]
+    assert any(r.startswith("目標規則 USED-GOODS 第 1 版:Used") for r in zh["localized"]["lane_reasons"])
+    assert not any("已使用" in r for r in zh["localized"]["lane_reasons"] + zh["localized"]["findings"])
+    officer = TestClient(create_app())
+    sign_in(officer, "officer", "officer-pw-123")
+    page = officer.get(f"/console/declarations/{ref}?lang=zh-Hant").text
+    assert "目標規則 USED-GOODS 第 1 版:Used" in page and "已使用" not in page
+    assert ">Used<" in page and ">Office<" in page
+    assert set(leftover_english(page)) <= {"Used", "Office"}, "only the filer's words stay English"
+    queue = officer.get("/console/risk?lang=zh-Hant").text
+    assert "目標規則 USED-GOODS 第 1 版:Used" in queue and "已使用" not in queue

@@ -11,12 +11,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 
+from smartcustoms.platform.i18n import t
+
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
 
 class ProofError(ValueError):
-    """A proof does not verify; the message says why (wrong size, mismatching root, ...)."""
+    """A proof does not verify; the message (a `t()` message, shown to partners in their language) says why."""
 
 
 def leaf_hash(data: bytes) -> bytes:
@@ -82,14 +84,14 @@ class MerkleTree:
     def root(self, size: int | None = None) -> bytes:
         size = self.size if size is None else size
         if not 0 <= size <= self.size:
-            raise ValueError(f"tree size {size} out of range 0..{self.size}")
+            raise ValueError(t("tree size {size} out of range 0..{limit}", size=size, limit=self.size))
         return EMPTY_ROOT if size == 0 else self._range(0, size)
 
     def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
         """RFC 9162 §2.1.3.1 PATH(index, D[0:size])."""
         size = self.size if size is None else size
         if not 0 <= index < size <= self.size:
-            raise ValueError(f"no leaf {index} in a tree of size {size}")
+            raise ValueError(t("no leaf {index} in a tree of size {size}", index=index, size=size))
         proof: list[bytes] = []
         lo, hi = 0, size
         while hi - lo > 1:
@@ -107,7 +109,14 @@ class MerkleTree:
         """RFC 9162 §2.1.4.1 PROOF(size1, D[0:size2])."""
         size2 = self.size if size2 is None else size2
         if not 0 < size1 <= size2 <= self.size:
-            raise ValueError(f"no consistency proof from size {size1} to {size2} (tree has {self.size})")
+            raise ValueError(
+                t(
+                    "no consistency proof from size {size1} to {size2} (tree has {size})",
+                    size1=size1,
+                    size2=size2,
+                    size=self.size,
+                )
+            )
         if size1 == size2:
             return []
         return self._subproof(size1, 0, size2, True)
@@ -157,17 +166,25 @@ def _chain_border_right(seed: bytes, proof: Sequence[bytes]) -> bytes:
 def _check_hashes(proof: Sequence[bytes]) -> None:
     for i, h in enumerate(proof):
         if len(h) != HASH_SIZE:
-            raise ProofError(f"proof hash {i} has {len(h)} bytes, want {HASH_SIZE}")
+            raise ProofError(t("proof hash {i} has {n} bytes, want {want}", i=i, n=len(h), want=HASH_SIZE))
 
 
 def root_from_inclusion_proof(index: int, size: int, leaf: bytes, proof: Sequence[bytes]) -> bytes:
     if index < 0 or index >= size:
-        raise ProofError(f"leaf index {index} is beyond tree size {size}")
+        raise ProofError(t("leaf index {index} is beyond tree size {size}", index=index, size=size))
     if len(leaf) != HASH_SIZE:
-        raise ProofError(f"leaf hash has {len(leaf)} bytes, want {HASH_SIZE}")
+        raise ProofError(t("leaf hash has {n} bytes, want {want}", n=len(leaf), want=HASH_SIZE))
     inner, border = _decompose(index, size)
     if len(proof) != inner + border:
-        raise ProofError(f"wrong proof size {len(proof)} for leaf {index} of {size}, want {inner + border}")
+        raise ProofError(
+            t(
+                "wrong proof size {n} for leaf {index} of {size}, want {want}",
+                n=len(proof),
+                index=index,
+                size=size,
+                want=inner + border,
+            )
+        )
     _check_hashes(proof)
     return _chain_border_right(_chain_inner(leaf, proof[:inner], index), proof[inner:])
 
@@ -176,23 +193,23 @@ def verify_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes],
     """Raise ProofError unless `proof` shows leaf hash `leaf` at `index` in the tree of `size` with `root`."""
     got = root_from_inclusion_proof(index, size, leaf, proof)
     if got != root:
-        raise ProofError(f"calculated root {got.hex()} does not match expected root {root.hex()}")
+        raise ProofError(t("calculated root {got} does not match expected root {root}", got=got.hex(), root=root.hex()))
 
 
 def verify_consistency(size1: int, size2: int, proof: Sequence[bytes], root1: bytes, root2: bytes) -> None:
     """Raise ProofError unless the tree of `size2`/`root2` extends the tree of `size1`/`root1`."""
     if size1 < 0 or size2 < size1:
-        raise ProofError(f"size2 {size2} is smaller than size1 {size1}")
+        raise ProofError(t("size2 {size2} is smaller than size1 {size1}", size2=size2, size1=size1))
     if size1 == 0:
-        raise ProofError("a consistency check from the empty tree proves nothing")
+        raise ProofError(t("a consistency check from the empty tree proves nothing"))
     if size1 == size2:
         if proof:
-            raise ProofError("sizes are equal but the proof is not empty")
+            raise ProofError(t("sizes are equal but the proof is not empty"))
         if root1 != root2:
-            raise ProofError("sizes are equal but the roots differ")
+            raise ProofError(t("sizes are equal but the roots differ"))
         return
     if not proof:
-        raise ProofError("empty consistency proof")
+        raise ProofError(t("empty consistency proof"))
     inner, border = _decompose(size1 - 1, size2)
     shift = (size1 & -size1).bit_length() - 1
     inner -= shift
@@ -200,16 +217,16 @@ def verify_consistency(size1: int, size2: int, proof: Sequence[bytes], root1: by
     if size1 == 1 << shift:
         seed, start = root1, 0
     if len(proof) != start + inner + border:
-        raise ProofError(f"wrong proof size {len(proof)}, want {start + inner + border}")
+        raise ProofError(t("wrong proof size {n}, want {want}", n=len(proof), want=start + inner + border))
     _check_hashes(proof)
     rest = proof[start:]
     mask = (size1 - 1) >> shift
     hash1 = _chain_border_right(_chain_inner_right(seed, rest[:inner], mask), rest[inner:])
     if hash1 != root1:
-        raise ProofError(f"proof does not lead to the old root: {hash1.hex()} != {root1.hex()}")
+        raise ProofError(t("proof does not lead to the old root: {got} != {want}", got=hash1.hex(), want=root1.hex()))
     hash2 = _chain_border_right(_chain_inner(seed, rest[:inner], mask), rest[inner:])
     if hash2 != root2:
-        raise ProofError(f"proof does not lead to the new root: {hash2.hex()} != {root2.hex()}")
+        raise ProofError(t("proof does not lead to the new root: {got} != {want}", got=hash2.hex(), want=root2.hex()))
 
 
 # --- subtrees (draft-ietf-plants-merkle-tree-certs; transparency-dev "subtree" proofs) ----------
@@ -222,10 +239,15 @@ def _bit_ceil(n: int) -> int:
 def check_subtree(start: int, end: int) -> None:
     """[start, end) is a subtree iff it is non-empty and start is a multiple of BIT_CEIL(end - start)."""
     if not 0 <= start < end:
-        raise ProofError(f"[{start}, {end}) is not a non-empty range")
+        raise ProofError(t("[{start}, {end}) is not a non-empty range", start=start, end=end))
     if start % _bit_ceil(end - start):
         raise ProofError(
-            f"[{start}, {end}) is not a valid subtree: start must be a multiple of {_bit_ceil(end - start)}"
+            t(
+                "[{start}, {end}) is not a valid subtree: start must be a multiple of {step}",
+                start=start,
+                end=end,
+                step=_bit_ceil(end - start),
+            )
         )
 
 
@@ -235,7 +257,7 @@ def verify_subtree_inclusion(
     """Leaf `index` (absolute) is in the subtree [start, end) whose root hash is `root`."""
     check_subtree(start, end)
     if not start <= index < end:
-        raise ProofError(f"leaf {index} is outside the subtree [{start}, {end})")
+        raise ProofError(t("leaf {index} is outside the subtree [{start}, {end})", index=index, start=start, end=end))
     verify_inclusion(index - start, end - start, leaf, proof, root)
 
 
@@ -249,19 +271,19 @@ def verify_subtree_consistency(
 ) -> None:
     """The subtree [start, end) with hash `root1` is part of the tree of `size` leaves with hash `root2`."""
     if end > size:
-        raise ProofError(f"subtree end {end} is beyond tree size {size}")
+        raise ProofError(t("subtree end {end} is beyond tree size {size}", end=end, size=size))
     if start == end:
         if proof:
-            raise ProofError("an empty subtree needs an empty proof")
+            raise ProofError(t("an empty subtree needs an empty proof"))
         if root1 != EMPTY_ROOT:
-            raise ProofError("an empty subtree must have the empty-tree hash")
+            raise ProofError(t("an empty subtree must have the empty-tree hash"))
         return
     check_subtree(start, end)
     if start == 0 and end == size:
         if proof:
-            raise ProofError("the subtree is the whole tree, but the proof is not empty")
+            raise ProofError(t("the subtree is the whole tree, but the proof is not empty"))
         if root1 != root2:
-            raise ProofError("the subtree is the whole tree, but the roots differ")
+            raise ProofError(t("the subtree is the whole tree, but the roots differ"))
         return
     shift, idx, last, top = _subtree_walk(start, end, size)
     items = list(proof)
@@ -270,7 +292,7 @@ def verify_subtree_consistency(
         seed = root1
     else:
         if not items:
-            raise ProofError("empty subtree consistency proof")
+            raise ProofError(t("empty subtree consistency proof"))
         seed = items.pop(0)
     hash1 = hash2 = seed
     level = shift
@@ -278,7 +300,7 @@ def verify_subtree_consistency(
     while last > 0:
         if idx & 1 or idx < last:
             if used >= len(items):
-                raise ProofError(f"subtree consistency proof too short ({len(proof)} hashes)")
+                raise ProofError(t("subtree consistency proof too short ({n} hashes)", n=len(proof)))
             h = items[used]
             used += 1
             if idx & 1:
@@ -291,17 +313,19 @@ def verify_subtree_consistency(
         last >>= 1
         level += 1
     if used != len(items):
-        raise ProofError(f"subtree consistency proof too long ({len(proof)} hashes)")
+        raise ProofError(t("subtree consistency proof too long ({n} hashes)", n=len(proof)))
     if hash1 != root1:
-        raise ProofError(f"proof does not lead to the subtree root: {hash1.hex()} != {root1.hex()}")
+        raise ProofError(
+            t("proof does not lead to the subtree root: {got} != {want}", got=hash1.hex(), want=root1.hex())
+        )
     if hash2 != root2:
-        raise ProofError(f"proof does not lead to the tree root: {hash2.hex()} != {root2.hex()}")
+        raise ProofError(t("proof does not lead to the tree root: {got} != {want}", got=hash2.hex(), want=root2.hex()))
 
 
 def subtree_consistency_proof(tree: MerkleTree, start: int, end: int, size: int) -> list[bytes]:
     """The proof `verify_subtree_consistency` checks, generated from a tree holding at least `size` leaves."""
     if not end <= size <= tree.size:
-        raise ValueError(f"no subtree [{start}, {end}) in a tree of size {size}")
+        raise ValueError(t("no subtree [{start}, {end}) in a tree of size {size}", start=start, end=end, size=size))
     if start == end or (start == 0 and end == size):
         return []
     check_subtree(start, end)

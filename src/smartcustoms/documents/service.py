@@ -568,7 +568,9 @@ def redact_document(wrapped: Mapping[str, Any], paths: Sequence[str]) -> dict[st
             Problem("unknown_field", ("fields",), t("No field {field} in the document", field=repr(exc.args[0])))
         ) from exc
     except (ValueError, IndexError, TypeError) as exc:
-        raise DocumentError(Problem("invalid_field", ("fields",), str(exc))) from exc
+        raise DocumentError(
+            Problem("invalid_field", ("fields",), t("These fields cannot be redacted: {error}", error=exc))
+        ) from exc
 
 
 def log_proof(
@@ -818,13 +820,24 @@ def _receipt(doc: Mapping[str, Any]) -> tuple[Mapping[str, Any], signing.Checkpo
     block = _receipt_block(doc)
     if not isinstance(block, Mapping):
         return t_plain("the document carries no log receipt")
+    missing = [k for k in ("checkpoint", "inclusionProof", "logIndex", "leaf") if k not in block]
+    if missing:
+        return t_plain("malformed log receipt: {fields} missing", fields=", ".join(missing))
     try:
         cp, _ = signing.parse_checkpoint(str(block["checkpoint"]))
-        proof = [signing.unb64(h) for h in block["inclusionProof"]]
-        int(block["logIndex"])
-        str(block["leaf"])
-    except (KeyError, TypeError, ValueError, signing.SignatureError) as exc:
+    except signing.SignatureError as exc:
         return t_plain("malformed log receipt: {error}", error=exc)
+    hashes = block["inclusionProof"]
+    try:
+        if not isinstance(hashes, list):
+            raise TypeError
+        proof = [signing.unb64(str(h)) for h in hashes]
+    except (TypeError, ValueError):
+        return t_plain("malformed log receipt: inclusionProof is not a list of base64 hashes")
+    try:
+        int(block["logIndex"])
+    except (TypeError, ValueError):
+        return t_plain("malformed log receipt: logIndex {value} is not a number", value=repr(block["logIndex"]))
     return block, cp, proof
 
 
@@ -906,7 +919,9 @@ def _status_from_log(session: Session, doc: Mapping[str, Any], registry: signing
         reason = json.loads(revoked.payload).get("reason", "")
         return model.Check(
             "invalid",
-            t_plain("revoked by the issuer (log entry {index}): {reason}", index=revoked.idx, reason=reason),
+            t_plain(
+                "revoked by the issuer (log entry {index}): {written_reason}", index=revoked.idx, written_reason=reason
+            ),
             {"logIndex": index, "revokedAt": int(revoked.idx)},
         )
     return model.Check(

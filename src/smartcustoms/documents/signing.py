@@ -20,7 +20,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
-from smartcustoms.platform.i18n import t_plain
+from smartcustoms.platform.i18n import t, t_plain
 
 SIGNATURE_TYPE = "SmartCustomsEd25519Signature2026"
 _DOC_CONTEXT = b"smartcustoms-document-v1\n"
@@ -43,7 +43,7 @@ def unb64(text: str) -> bytes:
     try:
         return binascii.a2b_base64(text.encode("ascii"), strict_mode=True)
     except (binascii.Error, UnicodeEncodeError) as exc:
-        raise ValueError(f"invalid base64: {exc}") from exc
+        raise ValueError(t("not valid base64")) from exc
 
 
 def generate_private_key() -> bytes:
@@ -223,9 +223,14 @@ def check_document_proof(proof: Mapping[str, Any], merkle_root: str, registry: K
         raise SignatureError(t_plain("verificationMethod {method} is not '<issuer>#<key id>'", method=repr(method)))
     try:
         created = _aware(datetime.fromisoformat(str(proof.get("created"))))
+    except ValueError as exc:
+        raise SignatureError(
+            t("malformed proof: created {value} is not an ISO 8601 time", value=repr(proof.get("created")))
+        ) from exc
+    try:
         signature = unb64(str(proof.get("signature")))
     except ValueError as exc:
-        raise SignatureError(t_plain("malformed proof: {error}", error=exc)) from exc
+        raise SignatureError(t("malformed proof: {error}", error=exc)) from exc
     key = registry.key_valid_at(issuer, kid, created)
     if not verify_signature(key.public_key, document_message(merkle_root, str(proof["created"])), signature):
         raise SignatureError(t_plain("signature does not verify with key {key} of {issuer}", key=kid, issuer=issuer))
@@ -263,29 +268,41 @@ def parse_checkpoint(note: str) -> tuple[Checkpoint, tuple[tuple[str, str, bytes
     Memoised: all receipts of a batch carry the same note."""
     body, sep, sigs = note.partition("\n\n")
     if not sep:
-        raise SignatureError("checkpoint note has no signature block")
+        raise SignatureError(t("checkpoint note has no signature block"))
     lines = body.split("\n")
+    if len(lines) < 3:
+        raise SignatureError(t("malformed checkpoint body: it needs origin, size and root lines"))
+    origin, size_s, root_s = lines[0], lines[1], lines[2]
     try:
-        origin, size_s, root_s = lines[0], lines[1], lines[2]
         size = int(size_s)
+    except ValueError as exc:
+        raise SignatureError(t("malformed checkpoint body: size {value} is not a number", value=repr(size_s))) from exc
+    try:
         root = unb64(root_s)
-        ts = next(line for line in lines[3:] if line.startswith("timestamp "))
+    except ValueError as exc:
+        raise SignatureError(t("malformed checkpoint body: root hash is not valid base64")) from exc
+    ts = next((line for line in lines[3:] if line.startswith("timestamp ")), None)
+    if ts is None:
+        raise SignatureError(t("malformed checkpoint body: no timestamp line"))
+    try:
         timestamp = datetime.fromtimestamp(int(ts.split(" ", 1)[1]) / 1000, UTC)
-    except (IndexError, ValueError, StopIteration) as exc:
-        raise SignatureError(f"malformed checkpoint body: {exc}") from exc
+    except (ValueError, OverflowError, OSError) as exc:
+        raise SignatureError(
+            t("malformed checkpoint body: timestamp {value} is not milliseconds since 1970", value=repr(ts[10:]))
+        ) from exc
     if size < 0 or len(root) != 32:
-        raise SignatureError("checkpoint size must be >= 0 and root 32 bytes")
+        raise SignatureError(t("checkpoint size must be >= 0 and root 32 bytes"))
     out: list[tuple[str, str, bytes]] = []
     for line in sigs.strip("\n").split("\n"):
         parts = line.split(" ")
         if len(parts) != 3 or parts[0] != "\u2014":
-            raise SignatureError(f"malformed signature line {line!r}")
+            raise SignatureError(t("malformed signature line {line}", line=repr(line)))
         try:
             raw = unb64(parts[2])
         except ValueError as exc:
-            raise SignatureError(f"malformed signature line: {exc}") from exc
+            raise SignatureError(t("malformed signature line {line}: not valid base64", line=repr(line))) from exc
         if len(raw) != 68:
-            raise SignatureError("a signature line holds a 4-byte key id and a 64-byte Ed25519 signature")
+            raise SignatureError(t("a signature line holds a 4-byte key id and a 64-byte Ed25519 signature"))
         out.append((parts[1], raw[:4].hex(), raw[4:]))
     return Checkpoint(origin, size, root, timestamp), tuple(out)
 
@@ -303,5 +320,9 @@ def verify_checkpoint(note: str, registry: KeyRegistry) -> Checkpoint:
             continue
         if verify_signature(key.public_key, body.encode(), signature):
             return cp
-        reasons.append(f"signature by {signer} key {kid} does not verify")
-    raise SignatureError("; ".join(reasons) or "checkpoint has no signatures")
+        reasons.append(t_plain("signature by {signer} key {key} does not verify", signer=signer, key=kid))
+    if not reasons:
+        raise SignatureError(t("checkpoint has no signatures"))
+    if len(reasons) == 1:
+        raise SignatureError(reasons[0])
+    raise SignatureError(t("{count} signatures refused: {reasons}", count=len(reasons), reasons="; ".join(reasons)))

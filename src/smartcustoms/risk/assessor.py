@@ -60,15 +60,18 @@ class ModelLaneAssessor:
                     hits_all.append(h)
                     text = (
                         t_plain(
-                            "rule {rule} v{version}: {reason} (item {item})",
+                            "rule {rule} v{version}: {written_reason} (item {item})",
                             rule=h.rule_id,
                             version=h.version,
-                            reason=h.reason,
+                            written_reason=h.reason,
                             item=i + 1,
                         )
                         if len(rows) > 1
                         else t_plain(
-                            "rule {rule} v{version}: {reason}", rule=h.rule_id, version=h.version, reason=h.reason
+                            "rule {rule} v{version}: {written_reason}",
+                            rule=h.rule_id,
+                            version=h.version,
+                            written_reason=h.reason,
                         )
                     )
                     if text not in rule_reasons:

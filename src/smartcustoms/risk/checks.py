@@ -83,18 +83,18 @@ class TargetingRuleCheck:
                     source="risk",
                     code=hit.rule_id,
                     message=t_plain(
-                        "Targeting rule {rule} v{version}: {reason} (item {item})",
+                        "Targeting rule {rule} v{version}: {written_reason} (item {item})",
                         rule=hit.rule_id,
                         version=hit.version,
-                        reason=hit.reason,
+                        written_reason=hit.reason,
                         item=facts.items[i].line_no,
                     )
                     if len(facts.items) > 1
                     else t_plain(
-                        "Targeting rule {rule} v{version}: {reason}",
+                        "Targeting rule {rule} v{version}: {written_reason}",
                         rule=hit.rule_id,
                         version=hit.version,
-                        reason=hit.reason,
+                        written_reason=hit.reason,
                     ),
                     path=("items", i) if len(facts.items) > 1 else (),
                     lane=Lane(hit.lane) if hit.lane else None,

@@ -96,11 +96,11 @@ def test_transport_modes_and_directions_inside_sentences_read_as_words() -> None
     )
     unknown = t(
         "The requirements registry names no {direction_text} permit type '{permit_type}' for agency {agency}; "
-        "it names: {offered}",
+        "it names: {offered_texts}",
         direction_text=TYPE_WORDS["export"],
         permit_type="X",
         agency="BAPHIQ",
-        offered="-",
+        offered_texts="-",
     )
     assert "names no export permit type" in unknown
     assert translate(unknown, "zh-Hant") == "輸出入規定登錄中機關 BAPHIQ 無出口許可證類別「X」;登錄所列:-"

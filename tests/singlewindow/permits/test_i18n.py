@@ -47,6 +47,21 @@ def test_permit_problems_in_chinese_with_the_same_codes_and_paths(sw_sqlite: Env
     assert missing.status_code == 404 and messages(missing)["$.number"] == "查無許可證 NOPE"
 
 
+def test_unknown_permit_type_offers_the_agencys_types_by_name_in_chinese(sw_sqlite: Env) -> None:
+    env = sw_sqlite
+    body = permit_body("X-2", permit_type="strategic_export_licence")
+    en = env.client.post("/singlewindow/permits", json=body, headers=env.h("baphiq"))
+    zh = env.client.post("/singlewindow/permits", json=body, headers=env.h("baphiq") | ZH)
+    assert en.status_code == zh.status_code == 422 and problems(en) == problems(zh)
+    english, chinese = messages(en)["$.permit_type"], messages(zh)["$.permit_type"]
+    assert "plant quarantine certificate (code plant_quarantine_certificate, import)" in english
+    assert "animal quarantine certificate (code quarantine_certificate, import)" in english
+    assert chinese.startswith("輸出入規定登錄中機關 BAPHIQ 無進口許可證類別「strategic_export_licence」;登錄所列:")
+    assert "植物檢疫證明書(代碼 plant_quarantine_certificate,進口)" in chinese
+    assert "動物檢疫證明書(代碼 quarantine_certificate,進口)" in chinese
+    assert "(import)" not in chinese and "quarantine certificate" not in chinese
+
+
 def test_permit_findings_in_chinese_in_the_api_and_on_the_declaration_page(sw_sqlite: Env) -> None:
     env = sw_sqlite
     env.client.post("/singlewindow/permits", json=permit_body(), headers=env.h("baphiq"))

@@ -25,10 +25,13 @@ from smartcustoms.platform.i18n import DEFAULT, normalise, translations
 
 PLACEHOLDER = re.compile(r"{(\w*)([^{}]*)}")
 """A `{name}` placeholder (group 2 catches format specs and conversions, which templates must not use)."""
-NESTED = re.compile(r"(^|_)(message|reason|refusal|text)s?$")
-VERBATIM = re.compile(r"(^|_)(description|name)s?$")
-"""Parameter names whose values are words the filer wrote (goods descriptions, party names), shown as written."""
+NESTED = re.compile(r"(^|_)(message|reason|refusal|text|error)s?$")
 """Parameter names whose values are themselves messages and are translated recursively."""
+VERBATIM = re.compile(r"(^|_)(description|name|rate)s?$|^written_")
+"""Parameter names whose values are data, shown as written and never translated: words the filer wrote
+(goods descriptions, party names), a schedule's rate text, and anything a person typed (`written_reason`:
+an analyst's rule reason, an issuer's revocation reason). A free text that happens to equal a catalogue
+entry ("Used", "Office") must not come back translated; VERBATIM wins over NESTED."""
 
 
 class Msg(str):
@@ -118,6 +121,10 @@ def translate_all(texts: Iterable[str], lang: str | None) -> list[str]:
 
 
 def _param(name: str, value: Any, lang: str) -> str:
+    if isinstance(value, BaseException):  # `error=exc`: the exception's message, a `Msg` when raised with t()
+        value = value.args[0] if len(value.args) == 1 and isinstance(value.args[0], str) else str(value)
+    if VERBATIM.search(name) and not isinstance(value, Msg):
+        return str(value)
     if isinstance(value, Msg) or (isinstance(value, str) and NESTED.search(name)):
         if name.endswith("s") and "; " in value and not isinstance(value, Msg):
             return "；".join(translate(part, lang) for part in value.split("; "))  # messages joined with "; "
@@ -181,17 +188,18 @@ def _explained(pattern: _Pattern, captured: Mapping[str, str], translated: Mappi
     template with under `MIN_EVIDENCE` of them (`"{minutes} min"`, `"HS {hs6}"`) may swallow no letter
     outside numbers and codes at all. A nested parameter that
     the catalogue translates (a known message) counts as the template's own text. Parameters named for
-    what the filer wrote (`VERBATIM`: descriptions, names) are data, not evidence against a template with
-    enough text of its own ("toys / phones; chapters 95, 85").
+    what the filer wrote (`VERBATIM`: descriptions, names, rate texts) are data, not evidence against a
+    template with enough text of its own ("toys / phones; chapters 95, 85"); a `written_*` parameter (a
+    person's free-text reason after the template's words) is never evidence against it, like a nested message.
     """
     own = pattern.evidence
-    nested = {k for k in captured if NESTED.search(k)}
+    nested = {k for k in captured if NESTED.search(k) and not VERBATIM.search(k)}
     own += sum(len(captured[k]) for k in nested if translated[k] != captured[k])
     strict = own < MIN_EVIDENCE
     foreign = sum(
         foreign_letters(v, strict=strict)
         for k, v in captured.items()
-        if k not in nested and (strict or not VERBATIM.search(k))
+        if k not in nested and not k.startswith("written_") and (strict or not VERBATIM.search(k))
     )
     return foreign == 0 or (not strict and foreign < own)
 

@@ -419,6 +419,36 @@ def _version(session: Session, who: Principal, row: PermitRow, action: str, reas
     )
 
 
+PERMIT_TYPE_WORDS = {
+    "food_import_permit": t("food import inspection permit"),
+    "drug_import_permit": t("medicinal product import permit"),
+    "quarantine_certificate": t("animal quarantine certificate"),
+    "plant_quarantine_certificate": t("plant quarantine certificate"),
+    "cites_permit": t("CITES permit"),
+    "toxic_chemical_permit": t("toxic chemical substance permit"),
+    "waste_import_permit": t("waste import permit"),
+    "waste_export_permit": t("waste export permit"),
+    "strategic_export_licence": t("strategic high-tech commodities export licence"),
+}
+"""Names of the permit types of the illustrative registry, in a sentence; other types show their code."""
+
+
+def permit_type_offer(permit_type: str, direction: str) -> str:
+    """One permit type an agency issues, as the reader names it, with the code to type: "food import
+    inspection permit (code food_import_permit, import)"; a type with no name here shows its code alone.
+    The word "code" is the templates' own text: a bare "{a} ({b}, {c})" would read goods descriptions back."""
+    word = PERMIT_TYPE_WORDS.get(permit_type)
+    direction_text = TYPE_WORDS.get(direction, direction)
+    if word is None:
+        return t("code {permit_type} ({direction_text})", permit_type=permit_type, direction_text=direction_text)
+    return t(
+        "{type_text} (code {permit_type}, {direction_text})",
+        type_text=word,
+        permit_type=permit_type,
+        direction_text=direction_text,
+    )
+
+
 def _type_problems(session: Session, agency: str, permit_type: str, direction: str) -> list[Problem]:
     """The registry names which permit types each agency issues, per direction."""
     known = session.execute(
@@ -426,18 +456,18 @@ def _type_problems(session: Session, agency: str, permit_type: str, direction: s
     ).all()
     if (permit_type, direction) in {(pt, d) for pt, d in known}:
         return []
-    offered = ", ".join(sorted({f"{pt} ({d})" for pt, d in known})) or "-"
+    offered = "; ".join(permit_type_offer(pt, d) for pt, d in sorted({(pt, d) for pt, d in known})) or "-"
     return [
         Problem(
             "unknown_permit_type",
             ("permit_type",),
             t(
                 "The requirements registry names no {direction_text} permit type '{permit_type}' for agency {agency}; "
-                "it names: {offered}",
+                "it names: {offered_texts}",
                 direction_text=TYPE_WORDS.get(direction, direction),
                 permit_type=permit_type,
                 agency=agency,
-                offered=offered,
+                offered_texts=offered,
             ),
         )
     ]

@@ -150,36 +150,36 @@ def parse_amount(text: str) -> Decimal:
     group thousands. Used once: ',' before exactly three digits groups thousands ('1,234'); otherwise it
     is the decimal mark ('12,5'); '.' is always the decimal mark then ('1.234' is one point two three four).
     """
-    t = text.strip().replace("\u00a0", " ")
-    t = re.sub(r"^(?:[A-Za-z]{3}|[$€£¥])\s*|\s*(?:[A-Za-z]{3})$", "", t).strip()
-    t = re.sub(r"(?<=\d)[ '](?=\d{3}\b)", "", t)
-    if not re.fullmatch(r"\+?[\d.,]*\d", t) or not t.lstrip("+")[:1].isdigit():
-        raise ValueError(f"not an amount: {text!r}")
-    t = t.lstrip("+")
-    if "," in t and "." in t:
-        mark = "," if t.rfind(",") > t.rfind(".") else "."
+    s = text.strip().replace("\u00a0", " ")
+    s = re.sub(r"^(?:[A-Za-z]{3}|[$€£¥])\s*|\s*(?:[A-Za-z]{3})$", "", s).strip()
+    s = re.sub(r"(?<=\d)[ '](?=\d{3}\b)", "", s)
+    if not re.fullmatch(r"\+?[\d.,]*\d", s) or not s.lstrip("+")[:1].isdigit():
+        raise ValueError(t("not an amount: {value}", value=repr(text)))
+    s = s.lstrip("+")
+    if "," in s and "." in s:
+        mark = "," if s.rfind(",") > s.rfind(".") else "."
         other = "." if mark == "," else ","
-        head, _, frac = t.rpartition(mark)
+        head, _, frac = s.rpartition(mark)
         groups = head.split(other)
         if other in frac or mark in head or any(len(g) != 3 for g in groups[1:]) or not groups[0]:
-            raise ValueError(f"not an amount: {text!r}")
+            raise ValueError(t("not an amount: {value}", value=repr(text)))
         whole = "".join(groups)
         number = f"{whole}.{frac}"
-    elif t.count(",") > 1 or t.count(".") > 1:
-        sep = "," if "," in t else "."
-        groups = t.split(sep)
+    elif s.count(",") > 1 or s.count(".") > 1:
+        sep = "," if "," in s else "."
+        groups = s.split(sep)
         if any(len(g) != 3 for g in groups[1:]):
-            raise ValueError(f"not an amount: {text!r}")
+            raise ValueError(t("not an amount: {value}", value=repr(text)))
         number = "".join(groups)
-    elif "," in t:
-        whole, _, frac = t.partition(",")
+    elif "," in s:
+        whole, _, frac = s.partition(",")
         number = whole + frac if len(frac) == 3 else f"{whole}.{frac}"
     else:
-        number = t
+        number = s
     try:
         return Decimal(number)
     except InvalidOperation as exc:
-        raise ValueError(f"not an amount: {text!r}") from exc
+        raise ValueError(t("not an amount: {value}", value=repr(text))) from exc
 
 
 _MONTHS = {
