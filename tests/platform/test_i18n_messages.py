@@ -238,6 +238,8 @@ def test_prose_is_not_read_as_a_short_template_but_real_texts_still_are() -> Non
         "Natural boric acid containing not more than 85 % of H3BO3 calculated on the dry weight",
         "Articles of Brunei [Compiler's note: provision suspended.]",
         "HS cotton",
+        "HS s",
+        "Used s",
     ):
         assert translate(prose, ZH) == prose
     assert translate("3 of 10", ZH) == "顯示 3 筆,共 10 筆"

@@ -158,6 +158,60 @@ def _translate_text(text: str, lang: str) -> str:
     return text
 
 
+NUMERIC = frozenset(
+    [
+        "seconds",
+        "minutes",
+        "hours",
+        "days",
+        "count",
+        "n",
+        "total",
+        "shown",
+        "number",
+        "size",
+        "size1",
+        "size2",
+        "limit",
+        "percent",
+        "km",
+        "kg",
+        "metres",
+        "megabytes",
+        "line_no",
+        "index",
+        "width",
+        "height",
+        "pixels",
+        "share",
+        "threshold",
+        "auc",
+        "precision",
+        "recall",
+        "speed",
+        "lat",
+        "lon",
+        "latitude",
+        "longitude",
+        "max_digits",
+        "min_length",
+        "max_length",
+        "actual_length",
+        "decimal_places",
+        "whole_digits",
+        "digit",
+        "hits",
+        "frauds",
+        "filed",
+        "failed",
+        "checked",
+        "inspected",
+        "labelled",
+        "refused",
+    ]
+)
+"""Placeholders that always hold a number: a text whose value there has no digit is not that message."""
+
 MIN_EVIDENCE = 8
 """Evidence (`_Pattern.evidence`) below which a template's placeholders must hold only numbers and codes."""
 _WORD = re.compile(r"[A-Za-z]{3,}")
@@ -192,6 +246,8 @@ def _explained(pattern: _Pattern, captured: Mapping[str, str], translated: Mappi
     template with enough text of its own ("toys / phones; chapters 95, 85"); a `written_*` parameter (a
     person's free-text reason after the template's words) is never evidence against it, like a nested message.
     """
+    if any(k in NUMERIC and not any(c.isdigit() for c in v) for k, v in captured.items()):
+        return False  # "{seconds} s" does not explain "HS s": a quantity placeholder holds a number
     own = pattern.evidence
     nested = {k for k in captured if NESTED.search(k) and not VERBATIM.search(k)}
     own += sum(len(captured[k]) for k in nested if translated[k] != captured[k])
