@@ -274,3 +274,12 @@ def test_what_a_person_wrote_stays_as_written_inside_a_translated_sentence() -> 
     assert translate(msg, ZH) == translate(str(msg), ZH) == "目標規則 R1 第 1 版:Used"
     revoked = t("revoked by the issuer (log entry {index}): {written_reason}", index=3, written_reason="Office")
     assert translate(str(revoked), ZH) == "已由簽發者撤銷(日誌第 3 筆):Office"
+
+
+def test_joined_messages_translate_each_part_and_free_text_is_not_read_as_a_list() -> None:
+    parts = [t("{count} signatures refused: {reasons}", count=2, reasons="x"), t("checkpoint has no signatures")]
+    both = i18n.joined(parts)
+    assert str(both) == f"{parts[0]}; {parts[1]}"
+    shown = translate(both, ZH)
+    assert translate(parts[1], ZH) in shown and "checkpoint has no signatures" not in shown
+    assert translate("Used; Office", ZH) == "Used; Office"

@@ -22,7 +22,7 @@ from smartcustoms.platform import audit
 from smartcustoms.platform.auth import Principal
 from smartcustoms.platform.db import unit_of_work
 from smartcustoms.platform.errors import Conflict, DomainError, NotFound, Problem
-from smartcustoms.platform.i18n import t, t_plain
+from smartcustoms.platform.i18n import joined, t, t_plain
 
 ISSUER_KINDS = ("customs", "chamber_of_commerce", "carrier", "trader")
 LOG_BLOCK = "smartcustoms"
@@ -813,7 +813,7 @@ def _check_identity(doc: Mapping[str, Any], registry: signing.KeyRegistry) -> mo
             ),
             {"issuer": key.issuer, "keyId": key.key_id},
         )
-    return model.Check("invalid", "; ".join(reasons))
+    return model.Check("invalid", joined(reasons))
 
 
 def _receipt(doc: Mapping[str, Any]) -> tuple[Mapping[str, Any], signing.Checkpoint, list[bytes]] | str:

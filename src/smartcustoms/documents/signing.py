@@ -20,7 +20,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
-from smartcustoms.platform.i18n import t, t_plain
+from smartcustoms.platform.i18n import joined, t, t_plain
 
 SIGNATURE_TYPE = "SmartCustomsEd25519Signature2026"
 _DOC_CONTEXT = b"smartcustoms-document-v1\n"
@@ -316,7 +316,7 @@ def verify_checkpoint(note: str, registry: KeyRegistry) -> Checkpoint:
         try:
             key = registry.key_valid_at(signer, kid, cp.timestamp)
         except SignatureError as exc:
-            reasons.append(str(exc))
+            reasons.append(exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc))
             continue
         if verify_signature(key.public_key, body.encode(), signature):
             return cp
@@ -325,4 +325,4 @@ def verify_checkpoint(note: str, registry: KeyRegistry) -> Checkpoint:
         raise SignatureError(t("checkpoint has no signatures"))
     if len(reasons) == 1:
         raise SignatureError(reasons[0])
-    raise SignatureError(t("{count} signatures refused: {reasons}", count=len(reasons), reasons="; ".join(reasons)))
+    raise SignatureError(t("{count} signatures refused: {reasons}", count=len(reasons), reasons=joined(reasons)))

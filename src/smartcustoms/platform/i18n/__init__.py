@@ -148,7 +148,7 @@ def environment_language(asked: str | None = None) -> str:
     return choose([asked, os.environ.get("SMARTCUSTOMS_LANG"), os.environ.get("LANG")])
 
 
-from smartcustoms.platform.i18n.messages import Msg, t, t_plain, translate, translate_all  # noqa: E402
+from smartcustoms.platform.i18n.messages import Msg, joined, t, t_plain, translate, translate_all  # noqa: E402
 
 __all__ = [
     "DEFAULT",
@@ -158,6 +158,7 @@ __all__ = [
     "choose",
     "environment_language",
     "from_accept_language",
+    "joined",
     "normalise",
     "t",
     "t_plain",

@@ -17,7 +17,7 @@ Templates use `{name}` placeholders only (no format specs): callers format numbe
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any, cast
 
@@ -81,6 +81,15 @@ def t(template: str, /, **params: Any) -> Msg:
 
 
 _COMPILED: dict[str, Callable[[Mapping[str, Any]], str]] = {}
+
+
+def joined(messages: Sequence[str], separator: str = "; ") -> Msg:
+    """Several messages as one, each translated on display in its own right (a plain `"; ".join` would be one
+    English text no template explains). The joining template is not a catalogue entry, so plain-text
+    matching never reads free text as a list of messages."""
+    names = [f"part{i}_message" for i in range(len(messages))]
+    template = separator.join("{" + name + "}" for name in names)
+    return Msg(template, dict(zip(names, messages, strict=True)))
 
 
 def _compile(template: str) -> Callable[[Mapping[str, Any]], str]:
