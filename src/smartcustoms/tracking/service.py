@@ -624,8 +624,11 @@ def _ingest_once(
                 raise _Raced(f"{len(fresh)} readings taken as new were stored meanwhile by another writer")
             stats.stored = len(fresh) + (_insert_positions(s, other) if other else 0)
             for trip_id, (status, sealed) in moved.items():
-                s.execute(
-                    update(TripRow).where(TripRow.trip_id == trip_id).values(status=status, arrived_sealed=sealed)
+                s.execute(  # no ORM synchronisation: it walked every trip object the session held, per update
+                    update(TripRow)
+                    .where(TripRow.trip_id == trip_id)
+                    .values(status=status, arrived_sealed=sealed)
+                    .execution_options(synchronize_session=False)
                 )
     except BaseException:
         for key in touched:  # their detector state saw readings that were not stored: rebuild it
@@ -723,12 +726,16 @@ def _pg_texts(values: list[Any]) -> str:
 
 def _pg_floats(values: list[Any]) -> str:
     """`{1.5,NULL}`: repr is the shortest text that reads back as the same double."""
-    return "{" + ",".join("NULL" if v is None else repr(float(v)) for v in values) + "}"
+    try:
+        return "{" + ",".join(map(float.__repr__, values)) + "}"  # all floats (numpy's included): in C
+    except TypeError:  # None, int
+        return "{" + ",".join("NULL" if v is None else repr(float(v)) for v in values) + "}"
 
 
 def _pg_times(values: list[Any]) -> str:
     """`{"2026-03-01T08:00:00+00:00",...}`: ISO 8601 with offset, exact to the microsecond."""
-    return "{" + ",".join('"' + v.isoformat() + '"' for v in values) + "}"
+    text: dict[datetime, str] = {}  # `received_at` is one value for the whole batch
+    return "{" + ",".join(text.get(v) or text.setdefault(v, '"' + v.isoformat() + '"') for v in values) + "}"
 
 
 def _pg_bools(values: list[Any]) -> str:
