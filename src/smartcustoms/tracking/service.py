@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from shapely.geometry import mapping, shape
-from sqlalchemy import Table, or_, select, update
+from sqlalchemy import Table, bindparam, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -623,12 +623,10 @@ def _ingest_once(
             if fresh and _insert_positions(s, fresh) != len(fresh):
                 raise _Raced(f"{len(fresh)} readings taken as new were stored meanwhile by another writer")
             stats.stored = len(fresh) + (_insert_positions(s, other) if other else 0)
-            for trip_id, (status, sealed) in moved.items():
-                s.execute(  # no ORM synchronisation: it walked every trip object the session held, per update
-                    update(TripRow)
-                    .where(TripRow.trip_id == trip_id)
-                    .values(status=status, arrived_sealed=sealed)
-                    .execution_options(synchronize_session=False)
+            if moved:  # one Core executemany (the ORM's per-update synchronisation walked every trip it held)
+                s.connection().execute(
+                    _MOVE_TRIP,
+                    [{"tid": t, "new_status": st, "sealed": sealed} for t, (st, sealed) in moved.items()],
                 )
     except BaseException:
         for key in touched:  # their detector state saw readings that were not stored: rebuild it
@@ -1037,6 +1035,12 @@ def _monitor(s: Session, trip: TripRow, history: list[Any] | None = None) -> Tri
 
 
 ALERTS = cast(Table, AlertRow.__table__)
+TRIPS = cast(Table, TripRow.__table__)
+_MOVE_TRIP = (
+    update(TRIPS)
+    .where(TRIPS.c.trip_id == bindparam("tid"))
+    .values(status=bindparam("new_status"), arrived_sealed=bindparam("sealed"))
+)
 
 
 def _persist(s: Session, changes: list[AlertChange]) -> list[AlertChange]:
