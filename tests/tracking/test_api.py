@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from shapely.geometry import Point, shape
 
 from smartcustoms.api import create_app
 from smartcustoms.platform import auth
@@ -44,13 +45,16 @@ def api(db_url: str) -> Iterator[tuple[TestClient, dict[str, dict[str, str]]]]:
     service.reset_state()
 
 
-def geojson() -> dict[str, Any]:
+def geojson(variants: list[list[list[float]]] | None = None) -> dict[str, Any]:
+    """R1 and the two zones; with `variants`, R1 is a MultiLineString: the centre line, then the variants."""
+    centre = [[lon, lat] for lat, lon in sc.route().coords]
+    geometry = (
+        {"type": "MultiLineString", "coordinates": [centre, *variants]}
+        if variants
+        else {"type": "LineString", "coordinates": centre}
+    )
     features: list[dict[str, Any]] = [
-        {
-            "type": "Feature",
-            "properties": {"route_id": "R1", "corridor_m": 100},
-            "geometry": {"type": "LineString", "coordinates": [[lon, lat] for lat, lon in sc.route().coords]},
-        }
+        {"type": "Feature", "properties": {"route_id": "R1", "corridor_m": 100}, "geometry": geometry}
     ]
     for zid, z in sc.zones().items():
         features.append(
@@ -245,6 +249,101 @@ def test_map_layers_and_rate_limit(api: tuple[TestClient, dict[str, dict[str, st
     limiter = service.RateLimiter(rate_per_s=1, burst=3)
     assert [limiter.allow("d", now=0.0) for _ in range(5)] == [True, True, True, False, False]
     assert limiter.allow("d", now=1.5) and limiter.allow("other", now=0.0)
+
+
+def bypass(north_m: float, first: int = 19, last: int = 31, n: int = 61) -> list[list[float]]:
+    """An approved variant: leaves the centre line at fix `first`, runs `north_m` north of it, rejoins at `last`."""
+    lon = [sc.LON0 + (sc.LON1 - sc.LON0) * i / (n - 1) for i in (first, first + 1, last - 1, last)]
+    lat = sc.LAT + north_m / sc.M_PER_DEG_LAT
+    return [[lon[0], sc.LAT], [lon[1], lat], [lon[2], lat], [lon[3], sc.LAT]]
+
+
+def test_route_with_variants_through_the_api_map_and_console(
+    api: tuple[TestClient, dict[str, dict[str, str]]],
+) -> None:
+    """A MultiLineString route (centre line + a bypass 1 km north) posted to the API is stored with its variant,
+    read back through `/tracking/map` (line and corridor) by the API and by the console's session, and a trip
+    driving the bypass raises no deviation."""
+    client, tok = api
+    doc = geojson(variants=[bypass(1000.0)])
+    r = client.post("/tracking/routes", json=doc, headers=tok["off"])
+    assert r.status_code == 200 and r.json() == {"routes": 1, "zones": 2}, r.text
+    layers = client.get("/tracking/map", headers=tok["off"]).json()
+    (route,) = [f for f in layers["features"] if f["properties"].get("route_id") == "R1"]
+    assert route["geometry"] == doc["features"][0]["geometry"]  # centre line first, then the variant, exactly
+    (corridor,) = [f for f in layers["features"] if f["properties"].get("corridor_of") == "R1"]
+    area = shape(corridor["geometry"])
+    assert area.contains(Point(*bypass(1000.0)[1])) and area.contains(Point(sc.LON0 + 0.1, sc.LAT))
+    assert not area.contains(Point(sc.LON0 + 0.1, sc.LAT + 500 / sc.M_PER_DEG_LAT))  # between the two lines
+
+    client.post("/tracking/trips", json=trip_body(), headers=tok["off"])
+    fixes = sc.drive(north_m={i: 1000.0 for i in range(20, 31)})  # drives the bypass
+    assert client.post("/tracking/ingest/positions", json=positions(fixes), headers=tok["off"]).json()["alerts"] == []
+    assert client.get("/tracking/trips/T1", headers=tok["off"]).json()["trip"]["status"] == "closed"
+
+    # the console draws what the map layer hands it: signed in by cookie (no bearer), the page and its script
+    client.cookies.set("sc_session", tok["off"]["Authorization"].removeprefix("Bearer "))
+    assert client.get("/tracking/console").status_code == 200
+    assert client.get("/tracking/map").json() == layers
+    script = client.get("/tracking/console/static/tracking.js").text
+    assert 'g.type === "MultiLineString") return g.coordinates' in script  # every line drawn as a route path
+    # (tests/tracking/test_browser.py counts the drawn route paths in Chromium)
+
+
+def test_bad_variants_get_every_problem_with_its_path(api: tuple[TestClient, dict[str, dict[str, str]]]) -> None:
+    client, tok = api
+    before = client.get("/tracking/map", headers=tok["off"]).json()
+    doc = geojson(
+        variants=[
+            bypass(1000.0),  # fine
+            [121.05, 25.0],  # a position, not a line
+            [[121.05, 25.0], [121.06, 95.0], [200.0, 25.0]],  # latitude and longitude out of range
+            [],  # empty
+            [[121.05, 25.0], "x", [121.06, True]],  # not positions
+        ]
+    )
+    doc["features"].append(
+        {
+            "type": "Feature",
+            "properties": {"route_id": "R2", "corridor_m": 50},
+            "geometry": {"type": "MultiLineString", "coordinates": []},
+        }
+    )
+    doc["features"].append(
+        {
+            "type": "Feature",
+            "properties": {"route_id": "R3", "corridor_m": 50},
+            "geometry": {"type": "MultiLineString", "coordinates": "no"},
+        }
+    )
+    r = client.post("/tracking/routes", json=doc, headers=tok["off"] | {"Accept-Language": "en"})
+    assert r.status_code == 422, r.text
+    got = [(tuple(p["path"]), p["message"]) for p in r.json()["problems"]]
+    c = "geometry.coordinates"
+    assert [path for path, _ in got] == [
+        ("body", "features[0]", f"{c}[2][0]"),
+        ("body", "features[0]", f"{c}[2][1]"),
+        ("body", "features[0]", f"{c}[3][1]"),
+        ("body", "features[0]", f"{c}[3][2]"),
+        ("body", "features[0]", f"{c}[4]"),
+        ("body", "features[0]", f"{c}[5][1]"),
+        ("body", "features[0]", f"{c}[5][2]"),
+        ("body", "features[3]", c),
+        ("body", "features[4]", c),
+    ], got
+    messages = [m.removeprefix("bad LineString coordinates: ") for _, m in got]
+    assert messages == [
+        "position is not [longitude, latitude] numbers",
+        "position is not [longitude, latitude] numbers",
+        "position (121.06, 95.0) out of range (GeoJSON is lon, lat)",
+        "position (200.0, 25.0) out of range (GeoJSON is lon, lat)",
+        "fewer than two positions",
+        "position is not [longitude, latitude] numbers",
+        "position is not [longitude, latitude] numbers",
+        "a MultiLineString needs at least one line",
+        "coordinates is not a list",
+    ]
+    assert client.get("/tracking/map", headers=tok["off"]).json() == before  # nothing stored
 
 
 def test_console_pages_and_vehicles(api: tuple[TestClient, dict[str, dict[str, str]]]) -> None:

@@ -14,7 +14,7 @@ from smartcustoms.platform import auth
 from smartcustoms.platform.db import unit_of_work
 from smartcustoms.tracking import service
 from tests.tracking import scenario as sc
-from tests.tracking.test_api import geojson, trip_body
+from tests.tracking.test_api import bypass, geojson, trip_body
 
 pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -29,7 +29,7 @@ def server(sqlite_url: str) -> Iterator[tuple[str, str]]:
     with unit_of_work() as s:
         token = auth.issue_token(s, auth.create_user(s, "officer1", "officer"))
     who = auth.Principal(1, "officer1", auth.Role.OFFICER, None)
-    service.import_routes(who, geojson())
+    service.import_routes(who, geojson(variants=[bypass(3000.0)]))  # an approved variant far from the detour
     service.create_trip(who, trip_body())
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -58,6 +58,7 @@ def test_injected_deviation_shows_on_map_and_list(server: tuple[str, str]) -> No
         page.goto(base + "/tracking/console")
         page.wait_for_selector("svg path.corridor", timeout=15_000)
         assert page.locator("svg path.zone").count() == 2
+        assert page.locator("svg path.route").count() == 2  # the centre line and its variant
         page.wait_for_selector("#live[data-state=live]", state="attached", timeout=10_000)  # SSE open
         fixes = sc.drive(north_m={i: 1500.0 for i in range(20, 31)})
         service.ingest([service.Reading("DEV1", f.time, f.latitude, f.longitude, seal=f.seal) for f in fixes[:25]])

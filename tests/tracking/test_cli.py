@@ -218,7 +218,10 @@ _feature = st.fixed_dictionaries(
             },
         ),
         "geometry": st.fixed_dictionaries(
-            {"type": st.sampled_from(["LineString", "Polygon", "MultiPolygon", "Point", "x"]), "coordinates": _coords}
+            {
+                "type": st.sampled_from(["LineString", "MultiLineString", "Polygon", "MultiPolygon", "Point", "x"]),
+                "coordinates": _coords,
+            }
         ),
     }
 )

@@ -106,3 +106,38 @@ def test_alert_raised_by_two_clock_ticks_is_stored_and_pushed_once(trip: str) ->
     service._MONITORS.update(other_process)  # `tracking tick` beside a listener doing its own checks
     assert service.tick(later) == []
     assert [c for c, _ in stored()[2]] == ["signal_lost"]
+
+
+def test_odd_device_ids_and_values_are_stored_as_sent(db_url: str) -> None:
+    """PostgreSQL gets each column as one array literal built by the service: quotes, backslashes, commas,
+    braces and non-ASCII in a device ID, NULLs and microseconds come back exactly (SQLite: plain parameters)."""
+    service.reset_state()
+    service.import_routes(SYSTEM, geojson())
+    plan = sc.plan(deadline_min=120)
+    odd = ['D"1', "D\\2", "D,{3}", "D 4 NULL", "貨櫃5"]
+    for k, dev in enumerate(odd):
+        service.create_trip(
+            SYSTEM,
+            {
+                "trip_id": f"Q{k}",
+                "route_id": "R1",
+                "origin_zone": "FTZ-A",
+                "destination_zone": "PORT-B",
+                "departure": plan.departure,
+                "deadline": plan.deadline,
+                "device_id": dev,
+            },
+        )
+    f = sc.drive()[3]
+    when = f.time + timedelta(microseconds=123457)
+    readings = [
+        service.Reading(dev, when, f.latitude, f.longitude, 41.7 if k % 2 else None) for k, dev in enumerate(odd)
+    ]
+    assert service.ingest(readings).stored == len(odd)
+    with unit_of_work() as s:
+        rows = s.execute(
+            select(PositionRow.device_id, PositionRow.time, PositionRow.latitude, PositionRow.speed_kmh)
+        ).all()
+    got = {d: (t if t.tzinfo else t.replace(tzinfo=when.tzinfo), lat, v) for d, t, lat, v in rows}
+    assert got == {dev: (when, f.latitude, 41.7 if k % 2 else None) for k, dev in enumerate(odd)}
+    service.reset_state()

@@ -164,6 +164,10 @@ def test_redelivery_after_detector_restart(events: Any) -> None:
     assert [c for c, _ in alerts].count("deviation") == 1
 
 
+# PostgreSQL only: the partitioning under test does not depend on the engine, and PostgreSQL is where several
+# detector processes write at once in production; two writers racing on the same readings are tested on both
+# engines in test_idempotent.py (and a redelivered message on both in test_redelivery_after_detector_restart).
+@pytest.mark.parametrize("db_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
 def test_two_detector_processes_on_two_shards(db_url: str, nats_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Readings partitioned by trip: two `tracking detect --shard K --shards 2` processes each evaluate every
     reading of their own trips (an e-seal reporting under its own device ID included) and nothing else; every

@@ -83,17 +83,41 @@ def read_routes(path: Path) -> tuple[dict[str, Route], dict[str, Zone]]:
     return parse_routes(doc, path)
 
 
-def _line(coords: Any) -> list[tuple[float, float]]:
-    """One GeoJSON line's (lon, lat) positions as (lat, lon), checked."""
+def _position(c: Any) -> tuple[float, float] | None:
+    """A GeoJSON position's (lon, lat) (an altitude may follow), or None when it is not two finite numbers."""
+    if not isinstance(c, list | tuple) or not 2 <= len(c) <= 3:
+        return None
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in c):
+        return None
+    return float(c[0]), float(c[1])
+
+
+def _line(coords: Any, column: str, bad: list[tuple[str, str]]) -> list[tuple[float, float]] | None:
+    """One GeoJSON line's positions as (lat, lon); every fault goes to `bad` as (column path, English text)
+    (`geometry.coordinates[2]`, `geometry.coordinates[2][5]`), so one request reports all of them."""
     if not isinstance(coords, list):
-        raise ValueError(t_plain("coordinates is not a list"))
-    latlon = [(float(c[1]), float(c[0])) for c in coords]
-    if len(latlon) < 2:
-        raise ValueError(t_plain("fewer than two positions"))
-    for lat, lon in latlon:
+        bad.append((column, t_plain("coordinates is not a list")))
+        return None
+    if len(coords) < 2:  # an empty line too
+        bad.append((column, t_plain("fewer than two positions")))
+        return None
+    latlon: list[tuple[float, float]] = []
+    for k, c in enumerate(coords):
+        pos = _position(c)
+        if pos is None:
+            bad.append((f"{column}[{k}]", t_plain("position is not [longitude, latitude] numbers")))
+            continue
+        lon, lat = pos
         if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-            raise ValueError(t_plain("position ({lon}, {lat}) out of range (GeoJSON is lon, lat)", lon=lon, lat=lat))
-    return latlon
+            bad.append(
+                (
+                    f"{column}[{k}]",
+                    t_plain("position ({lon}, {lat}) out of range (GeoJSON is lon, lat)", lon=lon, lat=lat),
+                )
+            )
+            continue
+        latlon.append((lat, lon))
+    return latlon if len(latlon) == len(coords) else None
 
 
 def parse_routes(doc: Any, source: Path | str = "routes") -> tuple[dict[str, Route], dict[str, Zone]]:
@@ -134,20 +158,28 @@ def parse_routes(doc: Any, source: Path | str = "routes") -> tuple[dict[str, Rou
                 )
                 continue
             coords = geom.get("coordinates")
-            try:
-                if not isinstance(coords, list) or (gtype == "MultiLineString" and not coords):
-                    raise ValueError(t_plain("coordinates is not a list"))
-                lines = [_line(c) for c in coords] if gtype == "MultiLineString" else [_line(coords)]
-            except (TypeError, ValueError, IndexError) as exc:
-                problems.add(
-                    where, "geometry.coordinates", t("bad LineString coordinates: {message}", message=str(exc))
-                )
+            bad: list[tuple[str, str]] = []
+            lines: list[list[tuple[float, float]] | None]
+            if gtype == "LineString":
+                lines = [_line(coords, "geometry.coordinates", bad)]
+            elif not isinstance(coords, list):
+                bad.append(("geometry.coordinates", t_plain("coordinates is not a list")))
+                lines = []
+            elif not coords:
+                bad.append(("geometry.coordinates", t_plain("a MultiLineString needs at least one line")))
+                lines = []
+            else:  # the centre line and each variant checked on its own: every bad one is reported
+                lines = [_line(c, f"geometry.coordinates[{j}]", bad) for j, c in enumerate(coords)]
+            if bad:
+                for column, message in bad:
+                    problems.add(where, column, t("bad LineString coordinates: {message}", message=message))
                 continue
+            checked = [line for line in lines if line is not None]
             if str(rid) in routes:
                 problems.add(where, "properties.route_id", t("route_id {route} appears twice", route=rid), "duplicate")
                 continue
             # MultiLineString: the first line is the centre line, the others approved variants.
-            routes[str(rid)] = Route(str(rid), lines[0], float(corridor), lines[1:])
+            routes[str(rid)] = Route(str(rid), checked[0], float(corridor), checked[1:])
         elif gtype in ("Polygon", "MultiPolygon"):
             zid = props.get("zone_id")
             if not isinstance(zid, str | int) or str(zid) == "":
