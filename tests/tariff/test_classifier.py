@@ -557,7 +557,7 @@ def test_national_lines_take_the_shipped_hs_vectors_by_code(schedule: str, monke
 
 
 def test_taiwan_schedule_index_embeds_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The real Taiwan tariff (one chapter): built with embeddings, no passage is embedded."""
+    """The real Taiwan tariff (chapters 01, 09; small for speed): built with embeddings, no passage is embedded."""
     from smartcustoms.tariff.classifier import embed
     from smartcustoms.tariff.importers import read_taiwan
     from tests.conftest import shared_data
@@ -565,11 +565,49 @@ def test_taiwan_schedule_index_embeds_nothing(monkeypatch: pytest.MonkeyPatch) -
     folder = shared_data("hs", "taiwan_gc413_mofgc413")
     if embed.shipped(embed.LEVELS[6])[1] is None:
         pytest.skip("no shipped vectors")
-    lines = [line for line in read_taiwan(folder).schedule.lines if line.code[:2] == "85"]
+    lines = [line for line in read_taiwan(folder).schedule.lines if line.code[:2] in ("01", "09")]
     monkeypatch.setattr(embed, "_MODEL", NoPassages())
     model = TariffClassifier(schedule="tw", embed_weight=0.05, sub_weight=0.05).fit(leaf_documents(lines))
-    assert len(model.codes_) > 100 and model._sub_emb is not None
+    assert len(model.codes_) > 50 and model._sub_emb is not None
     assert model._sub_emb[model._leaf_sub].any(axis=1).mean() > 0.9  # nearly every line found its HS vectors
+
+
+def test_imported_taiwan_schedule_is_served_with_embeddings_and_embeds_nothing(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--schedule tw` through the service: the imported schedule's classifier gets the default embedding weights
+    and its lines the shipped HS vectors, without embedding a passage."""
+    import numpy as np
+
+    from smartcustoms.platform import settings
+    from smartcustoms.platform.db import unit_of_work
+    from smartcustoms.tariff import service
+    from smartcustoms.tariff.classifier import embed
+    from tests.tariff.test_service import _tiny_taiwan
+
+    with unit_of_work() as s:
+        service.import_schedule(s, "tw", _tiny_taiwan(tmp_path))
+    monkeypatch.setenv("SMARTCUSTOMS_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("SMARTCUSTOMS_TARIFF_EMBED_WEIGHT", "0.025")
+    monkeypatch.setenv("SMARTCUSTOMS_TARIFF_EMBED_SUB_WEIGHT", "0.1")
+    monkeypatch.setattr(embed, "_MODEL", NoPassages())
+    settings.get_settings.cache_clear()
+    classifier._MODELS.clear()
+    service.invalidate_cache()
+    before = embed.stats["passages_embedded"]
+    try:
+        model = classifier.get_classifier("tw")
+    finally:
+        classifier._MODELS.clear()
+        service.invalidate_cache()
+        settings.get_settings.cache_clear()
+    assert embed.stats["passages_embedded"] == before
+    assert model.schedule == "tw" and model.codes_ == ["0101210000"]
+    assert (model.embed_weight, model.sub_weight) == (0.025, 0.1)
+    meta, subs = embed.shipped(embed.LEVELS[6])
+    if subs is not None:
+        assert model._sub_emb is not None
+        assert np.allclose(model._sub_emb[model._leaf_sub[0]], subs[meta["codes"].index("010121")].astype(np.float32))
 
 
 def test_embed_weight_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
