@@ -21,12 +21,13 @@ from smartcustoms.tracking import service
 from smartcustoms.tracking.protocols import decode, gt06
 from tests.platform.test_leftover_english import leftover_english
 from tests.tracking import scenario as sc
+from tests.tracking.conftest import clean_tracking_tables
 
 
-@pytest.fixture
-def api(db_url: str) -> Iterator[tuple[TestClient, dict[str, dict[str, str]]]]:
-    service.reset_state()
-    tokens = {}
+@pytest.fixture(scope="module")
+def tokens(module_db_url: str) -> dict[str, dict[str, str]]:
+    """Users of every role, created once per module and engine (the database is the module's)."""
+    out = {}
     with unit_of_work() as s:
         for name, role, party in (
             ("off", "officer", None),
@@ -34,9 +35,18 @@ def api(db_url: str) -> Iterator[tuple[TestClient, dict[str, dict[str, str]]]]:
             ("car2", "carrier", "CARR2"),
             ("tra", "trader", "TW1"),
         ):
-            tokens[name] = {
+            out[name] = {
                 "Authorization": "Bearer " + auth.issue_token(s, auth.create_user(s, name, role, party_id=party))
             }
+    return out
+
+
+@pytest.fixture
+def api(tokens: dict[str, dict[str, str]]) -> Iterator[tuple[TestClient, dict[str, dict[str, str]]]]:
+    """A client on empty tracking tables (the module's database, emptied: see `clean_tracking_tables`) with
+    route R1 and its two zones, and no detector state."""
+    clean_tracking_tables()
+    service.reset_state()
     client = TestClient(create_app())
     r = client.post("/tracking/routes", json=geojson(), headers=tokens["off"])
     assert r.status_code == 200, r.text

@@ -21,6 +21,7 @@ from smartcustoms.tracking.listener import DeviceListener
 from smartcustoms.tracking.protocols import gt06
 from smartcustoms.tracking.store import PositionRow
 from tests.tracking import scenario as sc
+from tests.tracking.conftest import clean_tracking_tables
 from tests.tracking.test_api import geojson
 
 
@@ -29,8 +30,9 @@ def login(imei: str) -> bytes:
 
 
 @pytest.fixture
-def trip(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def trip(module_db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.delenv(stream.ENV_URL, raising=False)
+    clean_tracking_tables()  # the module's database (conftest.module_db_url), emptied
     service.reset_state()
     service.import_routes(SYSTEM, geojson())
     plan = sc.plan(deadline_min=120)

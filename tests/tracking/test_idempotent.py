@@ -19,13 +19,15 @@ from smartcustoms.platform.db import unit_of_work
 from smartcustoms.tracking import service
 from smartcustoms.tracking.store import AlertRow, PositionRow
 from tests.tracking import scenario as sc
+from tests.tracking.conftest import clean_tracking_tables
 from tests.tracking.test_api import geojson
 
 DEVICE = "862000000000009"
 
 
 @pytest.fixture
-def trip(db_url: str) -> Iterator[str]:
+def trip(module_db_url: str) -> Iterator[str]:
+    clean_tracking_tables()  # the module's database (conftest.module_db_url), emptied
     service.reset_state()
     service.import_routes(SYSTEM, geojson())
     plan = sc.plan(deadline_min=120)
@@ -108,9 +110,10 @@ def test_alert_raised_by_two_clock_ticks_is_stored_and_pushed_once(trip: str) ->
     assert [c for c, _ in stored()[2]] == ["signal_lost"]
 
 
-def test_odd_device_ids_and_values_are_stored_as_sent(db_url: str) -> None:
+def test_odd_device_ids_and_values_are_stored_as_sent(module_db_url: str) -> None:
     """PostgreSQL gets each column as one array literal built by the service: quotes, backslashes, commas,
     braces and non-ASCII in a device ID, NULLs and microseconds come back exactly (SQLite: plain parameters)."""
+    clean_tracking_tables()  # the module's database (conftest.module_db_url), emptied
     service.reset_state()
     service.import_routes(SYSTEM, geojson())
     plan = sc.plan(deadline_min=120)
