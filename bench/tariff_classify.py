@@ -408,6 +408,7 @@ def e5_section(
         "query_tokens": embed.max_query_tokens(),
         "temperature": t_e5,
         "ece_micro_top1": ece(probe, sets["micro_78"]),
+        "ece_trader_style_heldout_top1": ece(probe, ts_held),
         "tuning": tuning,
         "grid_on_reported_sets (not used for the choice)": e5_grid,
         "after_simulated_answers": questions_e5,
@@ -456,7 +457,8 @@ def e5_main(args: argparse.Namespace) -> None:
         print(f"{'config':40s} " + " ".join(f"{k:>8s}" for k in accuracy([[]], ["000000"])))
         for name in [n for n in r if n != "queries"]:
             print(f"{name[:40]:40s} " + " ".join(f"{v:8.3f}" for v in r[name].values()))
-    print(f"after simulated answers: {e5_out['after_simulated_answers']}; ECE micro {e5_out['ece_micro_top1']}")
+    print(f"after simulated answers: {e5_out['after_simulated_answers']}")
+    print(f"ECE micro {e5_out['ece_micro_top1']}, trader-style held out {e5_out['ece_trader_style_heldout_top1']}")
     print_e5(e5_out)
 
 

