@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -29,7 +29,7 @@ from sqlalchemy import select
 from smartcustoms.clearance import service, views
 from smartcustoms.clearance.lifecycle import Action, Lane, Status, allowed_actions
 from smartcustoms.clearance.schema import DecisionIn, InspectionIn
-from smartcustoms.platform import auth, i18n
+from smartcustoms.platform import auth, i18n, web
 from smartcustoms.platform.auth import Principal, Role
 from smartcustoms.platform.db import unit_of_work
 from smartcustoms.platform.errors import DomainError, Problem
@@ -403,12 +403,7 @@ def root() -> RedirectResponse:
 @router.get("/static/{name}")
 def static(name: str) -> Response:
     """The console's shared CSS and JS (a fixed list: nothing else on disk is reachable)."""
-    if name not in STATIC_FILES:
-        return Response(status_code=404)
-    response = FileResponse(STATIC / name, media_type=STATIC_FILES[name])
-    response.headers["Cache-Control"] = "public, max-age=3600"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
+    return web.static_file(STATIC, name, STATIC_FILES)
 
 
 @console.get("/login")

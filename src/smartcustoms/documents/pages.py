@@ -11,10 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 
 from smartcustoms.clearance import pages
 from smartcustoms.documents import exchange, store
+from smartcustoms.platform import web
 from smartcustoms.platform.auth import Role
 from smartcustoms.platform.db import unit_of_work
 from smartcustoms.platform.errors import DomainError, Forbidden, Problem
@@ -119,9 +120,4 @@ def old_verify_page() -> RedirectResponse:
 @router.get("/documents/static/{name}")
 def static(name: str) -> Response:
     """The page's script and style (a fixed list: nothing else on disk is reachable)."""
-    if name not in STATIC:
-        return Response(status_code=404)
-    response = FileResponse(HERE / "static" / name, media_type=STATIC[name])
-    response.headers["Cache-Control"] = "public, max-age=3600"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
+    return web.static_file(HERE / "static", name, STATIC)

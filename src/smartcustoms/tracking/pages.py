@@ -12,10 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import Response
 
 from smartcustoms.clearance import pages
 from smartcustoms.clearance.pages import N_
+from smartcustoms.platform import web
 from smartcustoms.platform.auth import Role
 
 HERE = Path(__file__).resolve().parent
@@ -40,12 +41,7 @@ def console_page(request: Request) -> Response:
 @router.get("/tracking/console/static/{name}")
 def static(name: str) -> Response:
     """The pages' script and style sheet (a fixed list: nothing else on disk is reachable)."""
-    if name not in STATIC:
-        return Response(status_code=404)
-    response = FileResponse(HERE / "static" / name, media_type=STATIC[name])
-    response.headers["Cache-Control"] = "public, max-age=3600"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
+    return web.static_file(HERE / "static", name, STATIC)
 
 
 @router.get("/tracking/console/trips/{trip_id}")
