@@ -16,6 +16,7 @@ from shapely.geometry import Point, shape
 
 from smartcustoms.api import create_app
 from smartcustoms.platform import auth
+from smartcustoms.platform.auth import SYSTEM
 from smartcustoms.platform.db import unit_of_work
 from smartcustoms.tracking import service
 from smartcustoms.tracking.protocols import decode, gt06
@@ -75,6 +76,24 @@ def geojson(variants: list[list[list[float]]] | None = None) -> dict[str, Any]:
             }
         )
     return {"type": "FeatureCollection", "features": features}
+
+
+def route_and_trip(device_id: str) -> None:
+    """R1 with its zones and trip T1 on `device_id`, departing now, two hours to arrive."""
+    service.import_routes(SYSTEM, geojson())
+    plan = sc.plan(deadline_min=120)
+    service.create_trip(
+        SYSTEM,
+        {
+            "trip_id": "T1",
+            "route_id": "R1",
+            "origin_zone": "FTZ-A",
+            "destination_zone": "PORT-B",
+            "departure": plan.departure,
+            "deadline": plan.deadline,
+            "device_id": device_id,
+        },
+    )
 
 
 def trip_body(**kw: Any) -> dict[str, Any]:

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from smartcustoms.platform.auth import SYSTEM
 from smartcustoms.platform.db import unit_of_work
 from smartcustoms.tracking import service, stream
 from smartcustoms.tracking.listener import DeviceListener
@@ -22,7 +21,7 @@ from smartcustoms.tracking.protocols import gt06
 from smartcustoms.tracking.store import PositionRow
 from tests.tracking import scenario as sc
 from tests.tracking.conftest import clean_tracking_tables
-from tests.tracking.test_api import geojson
+from tests.tracking.test_api import route_and_trip
 
 
 def login(imei: str) -> bytes:
@@ -34,21 +33,8 @@ def trip(module_db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.delenv(stream.ENV_URL, raising=False)
     clean_tracking_tables()  # the module's database (conftest.module_db_url), emptied
     service.reset_state()
-    service.import_routes(SYSTEM, geojson())
-    plan = sc.plan(deadline_min=120)
     imei = "862000000000001"
-    service.create_trip(
-        SYSTEM,
-        {
-            "trip_id": "T1",
-            "route_id": "R1",
-            "origin_zone": "FTZ-A",
-            "destination_zone": "PORT-B",
-            "departure": plan.departure,
-            "deadline": plan.deadline,
-            "device_id": imei,
-        },
-    )
+    route_and_trip(imei)
     yield imei
     service.reset_state()
 

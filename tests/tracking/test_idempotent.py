@@ -20,7 +20,7 @@ from smartcustoms.tracking import service
 from smartcustoms.tracking.store import AlertRow, PositionRow
 from tests.tracking import scenario as sc
 from tests.tracking.conftest import clean_tracking_tables
-from tests.tracking.test_api import geojson
+from tests.tracking.test_api import geojson, route_and_trip
 
 DEVICE = "862000000000009"
 
@@ -29,20 +29,7 @@ DEVICE = "862000000000009"
 def trip(module_db_url: str) -> Iterator[str]:
     clean_tracking_tables()  # the module's database (conftest.module_db_url), emptied
     service.reset_state()
-    service.import_routes(SYSTEM, geojson())
-    plan = sc.plan(deadline_min=120)
-    service.create_trip(
-        SYSTEM,
-        {
-            "trip_id": "T1",
-            "route_id": "R1",
-            "origin_zone": "FTZ-A",
-            "destination_zone": "PORT-B",
-            "departure": plan.departure,
-            "deadline": plan.deadline,
-            "device_id": DEVICE,
-        },
-    )
+    route_and_trip(DEVICE)
     yield DEVICE
     service.reset_state()
 

@@ -30,7 +30,7 @@ from smartcustoms.tracking.listener import DeviceListener
 from smartcustoms.tracking.protocols import gt06
 from smartcustoms.tracking.store import AlertRow, PositionRow
 from tests.tracking import scenario as sc
-from tests.tracking.test_api import geojson
+from tests.tracking.test_api import geojson, route_and_trip
 
 LOGIN = bytes.fromhex("78780D01012345678901234500018CDD0D0A")
 IMEI = "123456789012345"
@@ -47,20 +47,7 @@ def events(request: pytest.FixtureRequest, db_url: str, monkeypatch: pytest.Monk
         monkeypatch.setenv("SMARTCUSTOMS_TRACKING_NATS_ACK_WAIT_S", "1")
     else:
         monkeypatch.delenv(stream.ENV_URL, raising=False)
-    service.import_routes(SYSTEM, geojson())
-    plan = sc.plan(deadline_min=120)
-    service.create_trip(
-        SYSTEM,
-        {
-            "trip_id": "T1",
-            "route_id": "R1",
-            "origin_zone": "FTZ-A",
-            "destination_zone": "PORT-B",
-            "departure": plan.departure,
-            "deadline": plan.deadline,
-            "device_id": IMEI,
-        },
-    )
+    route_and_trip(IMEI)
     yield stream.get_stream()
     stream.reset_streams()
     service.reset_state()
