@@ -669,11 +669,15 @@ def index_declarations(session: Session, stored: Sequence[tuple[str, int, Declar
     lines: list[Any] = []
     for chunk in _chunks(sorted(touched)):
         lines.extend(session.connection().execute(_LINE_COVER, {"docs": list(chunk)}))
+    refs_by_doc: dict[str, list[str]] = {}  # inverted once: a group of 1,000 filings may meet ~1,000 lines
+    for r, docs in docs_of.items():
+        for d in docs:
+            refs_by_doc.setdefault(d, []).append(r)
     matched_refs: set[str] = set()
     changes = []
     for line in lines:
         covering = [r for r in line.declarations or [] if r not in docs_of]
-        covering += [r for r, docs in docs_of.items() if line.doc_ref in docs]
+        covering += refs_by_doc.get(line.doc_ref, [])
         if covering != (line.declarations or []):
             changes.append({"id": line.id, "declarations": covering, "declared": bool(covering)})
         matched_refs.update(r for r in covering if r in docs_of)

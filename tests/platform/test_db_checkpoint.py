@@ -1,0 +1,67 @@
+"""WAL checkpoints run off the commit path: a background round copies committed pages back into the database
+file, a database that is gone is dropped, and a forked child starts its own thread (the parent's is not there)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+from sqlalchemy import text
+
+from smartcustoms.platform import db
+
+
+def test_commits_leave_the_checkpoint_to_the_background(tmp_path: Path) -> None:
+    path = tmp_path / "cp.db"
+    engine = db.make_engine(f"sqlite:///{path}")
+    try:
+        with engine.begin() as conn:
+            auto = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
+            conn.execute(text("CREATE TABLE t (x TEXT)"))
+            conn.execute(text("INSERT INTO t VALUES (:x)"), [{"x": "y" * 500} for _ in range(2000)])
+        assert auto == db.FALLBACK_CHECKPOINT_PAGES  # a commit checkpoints only far behind
+        assert str(path) in db._CHECKPOINTS._paths
+        db._CHECKPOINTS.checkpoint_all()  # what the thread does every CHECKPOINT_EVERY_S
+        # ~1 MB committed, far below the commit's own mark (FALLBACK_CHECKPOINT_PAGES): only the checkpointer
+        # (this call or its thread, whichever came first) can have copied it into the database file
+        assert path.stat().st_size > 1_000_000
+        with sqlite3.connect(path) as check:
+            assert check.execute("SELECT count(*) FROM t").fetchone() == (2000,)
+    finally:
+        engine.dispose()
+
+
+def test_a_vanished_database_is_dropped(tmp_path: Path) -> None:
+    path = tmp_path / "gone.db"
+    engine = db.make_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (x INTEGER)"))
+    engine.dispose()
+    key = str(path)
+    db._CHECKPOINTS.checkpoint_all()
+    assert key in db._CHECKPOINTS._paths
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    db._CHECKPOINTS.checkpoint_all()
+    assert key not in db._CHECKPOINTS._paths
+    assert not path.exists()  # the checkpointer never creates a database
+
+
+def test_a_forked_child_starts_its_own_checkpointer(tmp_path: Path) -> None:
+    path = tmp_path / "fork.db"
+    engine = db.make_engine(f"sqlite:///{path}")
+    engine.dispose()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: the parent's thread did not survive the fork; the state says so
+        ok = db._CHECKPOINTS._thread is None and not db._CHECKPOINTS._paths
+        child = db.make_engine(f"sqlite:///{tmp_path / 'child.db'}")
+        ok = ok and db._CHECKPOINTS._thread is not None and db._CHECKPOINTS._thread.is_alive()
+        child.dispose()
+        os.write(write, b"1" if ok else b"0")
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    assert os.read(read, 1) == b"1"
+    os.close(read)
