@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -28,6 +29,7 @@ from smartcustoms.tariff.classifier.corpus import LeafDoc, Term
 from smartcustoms.tariff.classifier.text import fold, tokens
 
 MODEL_VERSION = "tariff-classifier/1"
+_CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
 TERM_FLOOR = 0.2  # a trader word counts only when it really resembles the query
 
 
@@ -119,8 +121,8 @@ class TariffClassifier:
         all_text = [d.own for d in docs] + [d.parents for d in docs] + [t.text for t in terms]
         self._word.fit(all_text)
         self._char.fit(all_text)
-        self._own = self._matrix([d.own for d in docs])
-        self._parents = self._matrix([d.parents for d in docs])
+        self._own = self._doc_matrix([d.own for d in docs])
+        self._parents = self._doc_matrix([d.parents for d in docs])
         self._terms = list(terms) if self.use_terms else []
         if self._terms:
             self._term_m = self._matrix([t.text for t in self._terms])
@@ -197,6 +199,17 @@ class TariffClassifier:
             self._terms_by_code.setdefault(term.code, []).append(term)
         if self._terms:
             self._term_t = sp.csr_matrix(self._term_m.T)
+
+    def _doc_matrix(self, texts: list[str]) -> sp.csr_matrix:
+        """Index rows of bilingual texts: the Chinese part and the rest normalised each on its own and summed, so
+        a query in one language meets a cosine with that language's part only. Normalised together, the Chinese
+        words added from the Taiwan tariff shrank a line's cosine with an English query, and lines that have them
+        lost to lines that do not (HS 2022 lines the 2017-era Taiwan file lacks)."""
+        zh = [" ".join(_CJK_RUN.findall(t)) for t in texts]
+        if not any(zh):
+            return self._matrix(texts)
+        rest = [_CJK_RUN.sub(" ", t) for t in texts]
+        return sp.csr_matrix(self._matrix(rest) + self._matrix(zh))
 
     def _matrix(self, texts: list[str]) -> sp.csr_matrix:
         w = self._word.transform(texts)
