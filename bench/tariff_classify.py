@@ -558,6 +558,24 @@ def zh_main(args: argparse.Namespace) -> None:
                 appliance = sum(r[0][:2] in ("84", "85") for r in ranked) / max(len(ranked), 1)
                 results[set_name][name]["top1_in_ch84_85"] = round(appliance, 4)
     chapters = {c[:2] for _, c in reported["zh_trader_handwritten"]}
+    # latency of single queries on the served index with Chinese (after warm-up; embeddings not cached)
+    served = configs["default +tw_zh_index (served with tw imported)"]
+    lat_texts = list(
+        dict.fromkeys(
+            [t for t, _ in reported["micro_78"]]
+            + [t for t, _ in tuning["tune_tw_zh_desc"][:60]]
+            + [t for t, _ in tuning["tune_trader_style_train_rows"][:60]]
+        )
+    )[: args.lat_n]
+    embed._QUERIES.clear()
+    served.predict(lat_texts[:5], top=5, explain=True)
+    embed._QUERIES.clear()
+    lat: list[float] = []
+    for text in lat_texts:
+        t = time.perf_counter()
+        served.predict([text], top=5, explain=True)
+        lat.append((time.perf_counter() - t) * 1000)
+    info["latency_ms_served_with_zh"] = {"p50": round(median(lat), 2), "p99": round(pct(lat, 99), 2), "n": len(lat)}
     out = {
         "bench": "tariff_classify --zh-only",
         "machine": machine(),
@@ -579,7 +597,7 @@ def zh_main(args: argparse.Namespace) -> None:
         ],
     }
     save("tariff_classify_zh", out)
-    print(json.dumps({"build_seconds": info["build_seconds"], "terms": out["terms"]}))
+    print(json.dumps({k: info[k] for k in ("build_seconds", "latency_ms_served_with_zh")} | {"terms": out["terms"]}))
     for set_name, r in results.items():
         print(f"\n{set_name} ({r['queries']} queries)")
         print(f"{'config':48s} " + " ".join(f"{k:>8s}" for k in accuracy([[]], ["000000"])))
