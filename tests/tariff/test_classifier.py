@@ -215,7 +215,8 @@ def test_api_classify_and_fit(sqlite_url: str, use_small: TariffClassifier) -> N
     bad = client.post("/tariff/classify", json={"text": " "}, headers=h)
     assert bad.status_code in (400, 422) and bad.json()["problems"][0]["code"] == "empty_text"
     fit = client.post("/tariff/fit", json={"code": "851713", "description": "cotton men's shirt"}, headers=h)
-    assert fit.status_code == 200 and fit.json()["better"][0]["code"].startswith("610")
+    # a cotton shirt, knitted (61) or not (62): which comes first is no longer decided by 620520 carrying Chinese
+    assert fit.status_code == 200 and fit.json()["better"][0]["code"][:4] in ("6105", "6205")
     unknown = client.post("/tariff/fit", json={"code": "999999", "description": "shirt"}, headers=h)
     assert unknown.status_code == 404
     st = client.post("/tariff/sessions", json={"text": "shirt"}, headers=h).json()
