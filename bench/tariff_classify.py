@@ -518,7 +518,7 @@ def _grouped_cv(
 ABLATIONS: dict[str, tuple[str, ...]] = {
     "softmax_top1 only": ("softmax_top1",),
     "score + margins": ("top1_score", "margin_1_2", "margin_1_5", "softmax_top1", "neg_entropy_top10"),
-    "+ query (tokens, cjk)": (
+    "+ query (tokens, cjk) = shipped set": (
         "top1_score",
         "margin_1_2",
         "margin_1_5",
@@ -590,7 +590,7 @@ def calibration_main(args: argparse.Namespace) -> None:
     shipped = cal_mod.ConfidenceCalibrator.load(cal_mod.SHIPPED) if cal_mod.SHIPPED.is_file() else None
     ablation = {
         name: _grouped_cv(tr["x"], tr["ok6"], groups, feats, 6)
-        for name, feats in {**ABLATIONS, "all FEATURES (shipped set)": cal_mod.FEATURES}.items()
+        for name, feats in {**ABLATIONS, "all FEATURES (+ top-5 same heading)": cal_mod.FEATURES}.items()
     }
     ablation["temperature (no fit)"] = {
         k: v
