@@ -72,7 +72,8 @@ def config_hash(model: TariffClassifier) -> str:
 
 
 def _softmax(row: np.ndarray, temperature: float) -> np.ndarray:
-    z = (row - row.max()) / max(temperature, 1e-6)
+    r = np.asarray(row, dtype=np.float64)  # float32 rows: 1 - p(top) must not lose the rest of the mass
+    z = (r - r.max()) / max(temperature, 1e-6)
     e = np.exp(z)
     return np.asarray(e / e.sum())
 
@@ -213,8 +214,10 @@ class ConfidenceCalibrator:
         soft = _softmax(row, self.temperature)
         top = int(np.argmax(row))
         p1 = float(self.predict_proba(row_features(row, text, self.temperature, parts, codes, soft))[0])
-        rest = 1.0 - float(soft[top])
-        share = soft / rest if rest > 1e-12 else np.zeros_like(soft)
+        others = soft.copy()
+        others[top] = 0.0
+        rest = float(others.sum())  # summed, not 1 - p(top): no cancellation when the top takes nearly all
+        share = others / rest if rest > 0 else others
         conf = np.minimum((1.0 - p1) * share, p1)
         conf[top] = p1
         return np.asarray(np.clip(conf, 0.0, 1.0))
