@@ -230,9 +230,16 @@ class CandidateOut(BaseModel):
         )
 
 
+CONFIDENCE_VERSION = Field(
+    description="What the confidences come from: the calibrator's version (tariff-confidence/1:<digest>), or the "
+    "softmax temperature and why no calibrator applies"
+)
+
+
 class ClassifyOut(BaseModel):
     schedule: str
     model_version: str
+    confidence_version: str = CONFIDENCE_VERSION
     candidates: list[CandidateOut]
     requirements: list[dict[str, Any]] = Field(
         default_factory=list,
@@ -253,6 +260,7 @@ class FitOut(BaseModel):
     rank: int
     better: list[CandidateOut]
     model_version: str
+    confidence_version: str = CONFIDENCE_VERSION
 
 
 @router.post("/classify", response_model=ClassifyOut)
@@ -267,6 +275,7 @@ def post_classify(body: ClassifyIn, _who: Principal = Depends(principal)) -> Cla
     return ClassifyOut(
         schedule=classifier.schedule_name(body.schedule),
         model_version=MODEL_VERSION,
+        confidence_version=classifier.get_classifier(body.schedule).confidence_source,
         candidates=[CandidateOut.of(c, classifier.line_of(body.schedule, c.code)) for c in cands],
         requirements=service.permit_requirements([c.code for c in cands]),
     )
@@ -286,6 +295,7 @@ def post_fit(body: FitIn, _who: Principal = Depends(principal)) -> FitOut:
         rank=r.rank,
         better=[CandidateOut.of(c, classifier.line_of(body.schedule, c.code)) for c in r.better],
         model_version=MODEL_VERSION,
+        confidence_version=classifier.get_classifier(body.schedule).confidence_source,
     )
 
 

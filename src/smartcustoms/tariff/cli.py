@@ -207,6 +207,7 @@ def classify_cmd(
     import orjson
 
     from smartcustoms.tariff.classifier import service as classifier
+    from smartcustoms.tariff.classifier.model import MODEL_VERSION
 
     try:
         if (text is None) == (input is None):
@@ -223,14 +224,18 @@ def classify_cmd(
                     str(i), c.code, f"{c.confidence:.3f}", escape(path), escape(words), escape(needs.get(c.code, ""))
                 )
             console.print(table)
+            source = classifier.get_classifier(schedule, zh_folder=zh) if zh else classifier.get_classifier(schedule)
+            console.print(t("confidence: {source}", source=source.confidence_source))
             return
         queries = _read_queries(input)
         lines: list[bytes] = []
+        served = classifier.get_classifier(schedule, zh_folder=zh) if zh else classifier.get_classifier(schedule)
+        versions = {"model_version": MODEL_VERSION, "confidence_version": served.confidence_source}
         for start in range(0, len(queries), 256):
             chunk = queries[start : start + 256]
             ranked = classifier.classify([t for _, t in chunk], top, schedule, zh_folder=zh)
             for (qid, _), cands in zip(chunk, ranked, strict=True):
-                row = {"id": qid, "candidates": [{"code": c.code, "score": c.confidence} for c in cands]}
+                row = {"id": qid, "candidates": [{"code": c.code, "score": c.confidence} for c in cands], **versions}
                 lines.append(orjson.dumps(row))
         data = b"\n".join(lines) + b"\n"
         if output is None or str(output) == "-":

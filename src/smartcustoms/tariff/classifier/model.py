@@ -96,6 +96,8 @@ class TariffClassifier:
     codes_: list[str] = field(default_factory=list, repr=False)
     metrics_: dict[str, Any] = field(default_factory=dict, repr=False)
     info_: dict[str, Any] = field(default_factory=dict, repr=False)
+    calibrator_: Any = field(default=None, repr=False)  # calibrate.ConfidenceCalibrator fitted for this config
+    calibration_note_: str = field(default="", repr=False)  # why the temperature is used instead, if it is
 
     def params(self) -> dict[str, Any]:
         return {
@@ -283,21 +285,53 @@ class TariffClassifier:
         return self.combine(self.components(texts))
 
     def predict(self, texts: Sequence[str], top: int = 5, explain: bool = False) -> list[list[Candidate]]:
-        s = self.scores(texts)
+        parts = self.components(texts)
+        s = self.combine(parts)
         out: list[list[Candidate]] = []
         for r, text in enumerate(texts):
             row = s[r]
             k = min(top, len(row))
             idx = np.argpartition(-row, k - 1)[:k]
             idx = idx[np.argsort(-row[idx], kind="stable")]
-            conf = self._confidence(row)
+            conf = self._confidence(row, text, {n: v[r] for n, v in parts.items()})
             out.append([self._candidate(text, int(i), float(row[i]), float(conf[i]), explain) for i in idx])
         return out
 
-    def _confidence(self, row: np.ndarray) -> np.ndarray:
+    def _confidence(self, row: np.ndarray, text: str = "", parts: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """One confidence per leaf: the calibrator's when one fitted for this configuration is attached, else a
+        softmax of the scores at `temperature`."""
+        if self.calibrator_ is not None:
+            return np.asarray(self.calibrator_.confidences(row, text, parts or {}, self.codes_))
         z = (row - row.max()) / max(self.temperature, 1e-6)
         e = np.exp(z)
         return np.asarray(e / e.sum())
+
+    def use_calibrator(self, calibrator: Any) -> bool:
+        """Attach `calibrator` (calibrate.ConfidenceCalibrator) if it was fitted for this configuration; otherwise
+        keep the temperature and record why (`confidence_source`)."""
+        from smartcustoms.tariff.classifier.calibrate import config_hash
+
+        if calibrator is None:
+            self.calibrator_, self.calibration_note_ = None, "no calibrator"
+            return False
+        mine = config_hash(self)
+        if calibrator.config_hash_ != mine:
+            self.calibrator_ = None
+            self.calibration_note_ = (
+                f"calibrator {calibrator.version} was fitted for classifier config {calibrator.config_hash_}, "
+                f"this one is {mine}"
+            )
+            return False
+        self.calibrator_, self.calibration_note_ = calibrator, ""
+        return True
+
+    @property
+    def confidence_source(self) -> str:
+        """What the confidences come from: the calibrator's version, or the temperature (and why)."""
+        if self.calibrator_ is not None:
+            return str(self.calibrator_.version)
+        note = f" ({self.calibration_note_})" if self.calibration_note_ else ""
+        return f"softmax temperature {self.temperature}{note}"
 
     def _candidate(self, text: str, i: int, score: float, conf: float, explain: bool) -> Candidate:
         code = self.codes_[i]
@@ -325,8 +359,9 @@ class TariffClassifier:
 
     def score_code(self, text: str, code: str) -> tuple[float, float, int]:
         """(score, confidence, rank) of `code` (a leaf or any prefix: best leaf under it) for `text`."""
-        row = self.scores([text])[0]
-        conf = self._confidence(row)
+        parts = self.components([text])
+        row = self.combine(parts)[0]
+        conf = self._confidence(row, text, {n: v[0] for n, v in parts.items()})
         cols = [j for j, c in enumerate(self.codes_) if c.startswith(code)]
         if not cols:
             return 0.0, 0.0, len(row) + 1

@@ -274,8 +274,30 @@ def get_classifier(
             )
             with contextlib.suppress(OSError):  # read-only disk: serve from memory
                 model.save(folder, data_window)
+        attach_calibrator(model, trained if model.metrics_.get("training") else None)
         _MODELS[key] = model
         return model
+
+
+def attach_calibrator(model: TariffClassifier, trained: Path | None = None) -> str:
+    """Serve calibrated confidences: the calibrator refitted by `train` (beside the trained model) if there is
+    one, else the shipped one; a classifier with other weights keeps the temperature (see `confidence_source`)."""
+    from smartcustoms.tariff.classifier.calibrate import SHIPPED, ConfidenceCalibrator
+
+    for path in ([trained / CALIBRATOR_FILE] if trained else []) + [SHIPPED]:
+        if path.is_file():
+            try:
+                model.use_calibrator(ConfidenceCalibrator.load(path))
+            except (ValueError, OSError, KeyError) as exc:
+                model.use_calibrator(None)
+                model.calibration_note_ = f"calibrator {path.name} unreadable: {exc}"
+                continue
+            if model.calibrator_ is not None:
+                break
+    return model.confidence_source
+
+
+CALIBRATOR_FILE = "calibrator.json"
 
 
 def classify(
@@ -607,9 +629,14 @@ def train(session: Session, schedule: str | None = "hs") -> dict[str, Any]:
         sub_weight=sub_weight(),
     )
     final.temperature = metrics.get("temperature", final.temperature)
+    refit = _refit_calibrator(name, held, learn, final)
+    metrics["calibrator"] = refit["metrics"]
     final.metrics_ |= {"training": metrics}
     last = max(r.confirmed_at for r in rows)
-    final.save(_trained_dir(name), window | {"confirmed": len(rows), "confirmed_until": str(last)})
+    folder = final.save(_trained_dir(name), window | {"confirmed": len(rows), "confirmed_until": str(last)})
+    (folder / CALIBRATOR_FILE).unlink(missing_ok=True)
+    if refit["calibrator"] is not None:
+        refit["calibrator"].save(folder / CALIBRATOR_FILE)
     with _LOCK:
         _MODELS.clear()
     return metrics
@@ -634,3 +661,53 @@ def confirm_session(session: Session, principal: Principal, sid: str, code: str 
     row.confirmed_id = rid
     row.state = json.dumps(json.loads(row.state) | {"confirmed_code": chosen}, ensure_ascii=False)
     return rid
+
+
+def _refit_calibrator(name: str, held: Sequence[Any], learn: Sequence[Any], final: TariffClassifier) -> dict[str, Any]:
+    """With at least MIN_CONFIRMED_TO_REFIT confirmed rows, refit the confidence calibrator on the held-out fifth
+    scored by a classifier that learnt only from the other rows (same weights as the served one). Two-fold
+    cross-validation on those rows compares it with the calibrator in use (or the temperature); the refit is kept
+    only when its log loss is lower. Returns the metrics and the calibrator to save (or None)."""
+    import numpy as np
+
+    from smartcustoms.tariff.classifier import calibrate as cal_mod
+
+    confirmed = len(held) + len(learn)
+    out: dict[str, Any] = {"min_confirmed": cal_mod.MIN_CONFIRMED_TO_REFIT, "refitted": False}
+    if confirmed < cal_mod.MIN_CONFIRMED_TO_REFIT:
+        out["reason"] = f"{confirmed} confirmed rows < {cal_mod.MIN_CONFIRMED_TO_REFIT}"
+        return {"metrics": out, "calibrator": None}
+    probe, _ = build(
+        name,
+        extra_terms=[Term(r.code, "en", "confirmed", r.description) for r in learn],
+        embed_weight=final.embed_weight,
+        sub_weight=final.sub_weight,
+    )
+    probe.temperature = final.temperature
+    attach_calibrator(probe)
+    texts, codes = [r.description for r in held], [r.code for r in held]
+    x, firsts = cal_mod.feature_matrix(probe, texts, probe.temperature)
+    y = np.array([f == c for f, c in zip(firsts, codes, strict=True)])
+    current = np.array([p[0].confidence for p in probe.predict(texts, top=1)])
+    out |= {"rows": len(texts), "current": probe.confidence_source}
+    if len(set(y.tolist())) < 2:
+        out["reason"] = "the held-out rows are all right (or all wrong): nothing to learn a calibration from"
+        return {"metrics": out, "calibrator": None}
+    fold = np.arange(len(y)) % 2 == 0
+    cv = np.zeros(len(y))
+    try:
+        for part in (fold, ~fold):
+            c = cal_mod.ConfidenceCalibrator(temperature=probe.temperature).fit(x[~part], y[~part])
+            cv[part] = c.predict_proba(x[part])
+    except ValueError as exc:  # one fold with a single class
+        out["reason"] = str(exc)
+        return {"metrics": out, "calibrator": None}
+    before, after = cal_mod.reliability(current, y), cal_mod.reliability(cv, y)
+    out |= {"current_on_held_out": before, "refit_two_fold_cv": after}
+    if after["log_loss"] >= before["log_loss"]:
+        out["reason"] = "the refit does not beat the calibrator in use on two-fold cross-validation"
+        return {"metrics": out, "calibrator": None}
+    refit = cal_mod.ConfidenceCalibrator(temperature=probe.temperature).fit(x, y, cal_mod.config_hash(probe))
+    refit.info_ = {"source": f"{len(texts)} held-out confirmed classifications of {name}", "rows": len(texts)}
+    out |= {"refitted": True, "version": refit.version}
+    return {"metrics": out, "calibrator": refit}
