@@ -658,30 +658,14 @@ def _grouped_cv(
     return {k: r[k] for k in ("ece", "brier", "log_loss")}
 
 
+_SCORE = ("top1_score", "margin_1_2", "margin_1_5", "softmax_top1", "neg_entropy_top10")  # calibrate.FEATURES[:5]
+_PARTS = ("terms_top1", "embed_top1", "embed_sub_top1")
 ABLATIONS: dict[str, tuple[str, ...]] = {
-    "softmax_top1 only": ("softmax_top1",),
-    "score + margins": ("top1_score", "margin_1_2", "margin_1_5", "softmax_top1", "neg_entropy_top10"),
-    "+ query (tokens, cjk) = shipped set": (
-        "top1_score",
-        "margin_1_2",
-        "margin_1_5",
-        "softmax_top1",
-        "neg_entropy_top10",
-        "log_query_tokens",
-        "cjk_query",
-    ),
-    "+ parts of top-1 (terms, e5)": (
-        "top1_score",
-        "margin_1_2",
-        "margin_1_5",
-        "softmax_top1",
-        "neg_entropy_top10",
-        "log_query_tokens",
-        "cjk_query",
-        "terms_top1",
-        "embed_top1",
-        "embed_sub_top1",
-    ),
+    "softmax_top1 only = shipped set": ("softmax_top1",),
+    "score + margins": _SCORE,
+    "+ query (tokens, cjk)": (*_SCORE, "log_query_tokens", "cjk_query"),
+    "score + margins + tokens + parts (no cjk)": (*_SCORE, "log_query_tokens", *_PARTS),
+    "+ parts of top-1 (terms, e5)": (*_SCORE, "log_query_tokens", "cjk_query", *_PARTS),
 }
 
 

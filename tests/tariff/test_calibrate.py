@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -131,18 +132,34 @@ def test_api_and_cli_say_where_the_confidence_comes_from(
     assert fit["confidence_version"] == calibrated.confidence_source
     q = tmp_path / "q.jsonl"
     q.write_text('{"id": 1, "text": "cotton men\'s shirt, knitted"}\n')
-    res = CliRunner().invoke(tariff_cli, ["classify", "--input", str(q)])
+    out = tmp_path / "p.jsonl"
+    res = CliRunner().invoke(tariff_cli, ["classify", "--input", str(q), "--output", str(out)])
     assert res.exit_code == 0, res.output
-    row = json.loads(res.output.splitlines()[0])
-    assert row["confidence_version"] == calibrated.confidence_source and set(row["candidates"][0]) == {"code", "score"}
+    row = json.loads(out.read_text().splitlines()[0])
+    assert set(row) == {"id", "candidates"} and set(row["candidates"][0]) == {"code", "score"}  # the contract
+    assert calibrated.confidence_source in res.output  # the versions are said on stderr
 
 
 def test_service_attaches_the_shipped_calibrator_only_to_its_config(small: TariffClassifier) -> None:
-    shipped = cal_mod.ConfidenceCalibrator.load(cal_mod.SHIPPED)
+    assert small.info_["zh_leaves"] == 1  # SMALL has one Chinese line text: the zh calibrator is the candidate
+    shipped_zh = cal_mod.ConfidenceCalibrator.load(cal_mod.SHIPPED_ZH)
     src = classifier.attach_calibrator(TariffClassifier().fit(leaf_documents(SMALL), TERMS))
-    assert src.startswith("softmax temperature") and shipped.config_hash_ in src
-    params = shipped.info_["classifier_params"]
-    assert (params["embed_weight"], params["sub_weight"]) == (
-        classifier.DEFAULT_EMBED_WEIGHT,
-        classifier.DEFAULT_SUB_WEIGHT,
-    )
+    assert src.startswith("softmax temperature") and shipped_zh.config_hash_ in src
+    for zh in (False, True):
+        shipped = cal_mod.ConfidenceCalibrator.load(cal_mod.SHIPPED_BY_INDEX[zh])
+        params = shipped.info_["classifier_params"]
+        assert (params["embed_weight"], params["sub_weight"]) == (
+            classifier.DEFAULT_EMBED_WEIGHT,
+            classifier.DEFAULT_SUB_WEIGHT,
+        )
+        assert ("Chinese line texts" in shipped.info_["index"]) and (("+ Taiwan" in shipped.info_["index"]) is zh)
+        assert "us_hts" not in " ".join(shipped.info_["training_sets"])  # tariff wording is not trader input
+
+
+def test_an_index_with_chinese_line_texts_needs_its_own_calibrator(small: TariffClassifier) -> None:
+    english_only = [replace(line, description_zh=None) for line in SMALL]
+    plain = TariffClassifier().fit(leaf_documents(english_only), TERMS)
+    assert plain.info_["zh_leaves"] == 0
+    assert cal_mod.config_hash(plain) != cal_mod.config_hash(small)
+    assert not plain.use_calibrator(_fitted(cal_mod.config_hash(small)))
+    assert plain.use_calibrator(_fitted(cal_mod.config_hash(plain)))

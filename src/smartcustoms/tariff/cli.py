@@ -230,19 +230,21 @@ def classify_cmd(
         queries = _read_queries(input)
         lines: list[bytes] = []
         served = classifier.get_classifier(schedule, zh_folder=zh) if zh else classifier.get_classifier(schedule)
-        versions = {"model_version": MODEL_VERSION, "confidence_version": served.confidence_source}
+        # The JSONL lines keep the evaluated contract ({"id", "candidates"}) exactly; the versions go to stderr.
+        versions = t("model {model}, confidence {confidence}", model=MODEL_VERSION, confidence=served.confidence_source)
         for start in range(0, len(queries), 256):
             chunk = queries[start : start + 256]
             ranked = classifier.classify([t for _, t in chunk], top, schedule, zh_folder=zh)
             for (qid, _), cands in zip(chunk, ranked, strict=True):
-                row = {"id": qid, "candidates": [{"code": c.code, "score": c.confidence} for c in cands], **versions}
+                row = {"id": qid, "candidates": [{"code": c.code, "score": c.confidence} for c in cands]}
                 lines.append(orjson.dumps(row))
         data = b"\n".join(lines) + b"\n"
         if output is None or str(output) == "-":
             typer.echo(data.decode(), nl=False)
         else:
             output.write_bytes(data)
-            console.print(f"{len(lines):,} queries classified -> {output}")
+            console.print(t("{n} queries classified -> {output}", n=f"{len(lines):,}", output=str(output)))
+        typer.echo(versions, err=True)
     except DomainError as exc:
         raise _fail(exc) from None
 

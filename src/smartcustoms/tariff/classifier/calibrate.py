@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 
 CALIBRATOR_FORMAT = "tariff-confidence/1"
 SHIPPED = Path(__file__).resolve().parent.parent / "data" / "confidence_calibrator.json"
+SHIPPED_ZH = SHIPPED.with_name("confidence_calibrator_zh.json")  # for an index with Taiwan Chinese line texts
+SHIPPED_BY_INDEX = {False: SHIPPED, True: SHIPPED_ZH}
 # What a score row gives for free. Oriented so that "larger" reads "surer" where that is expected: the first
 # group must not lower the confidence when the first choice pulls ahead of the others (see MONOTONE).
 FEATURES = (
@@ -52,10 +54,12 @@ FEATURES = (
     "embed_sub_top1",
     "top5_same_heading",
 )
-# The shipped set: chosen by grouped 5-fold cross-validation on the training rows only (lowest mean log loss over
-# the four training sources, and no source less calibrated than with the temperature); the parts of the first
-# choice (trader word, e5) and the top-5 agreement did not lower it (bench: feature_ablation...).
-DEFAULT_FEATURES = FEATURES[:7]
+# The shipped set: the first choice's softmax probability alone (Platt scaling of the temperature's confidence).
+# Chosen on the training rows only, by grouped 5-fold cross-validation log loss (bench: feature_ablation...): best
+# for the HS index (0.450 vs 0.452-0.460 for the richer sets without the query's language) and within 0.0002 of the
+# best for the index with Taiwan Chinese. Sets with `cjk_query` were excluded on principle: the only labelled
+# Chinese rows are tariff lines, so "Chinese" would stand for "tariff wording" and mislead on Chinese trader text.
+DEFAULT_FEATURES: tuple[str, ...] = ("softmax_top1",)
 MONOTONE = frozenset({"top1_score", "margin_1_2", "margin_1_5", "softmax_top1", "neg_entropy_top10"})
 SCORE_PARAMS = ("char_weight", "parent_weight", "term_weight", "use_terms", "schedule", "embed_weight", "sub_weight")
 MIN_CONFIRMED_TO_REFIT = 250  # confirmed rows before `train` refits the calibrator (50 held out to measure it)
@@ -63,11 +67,13 @@ MIN_CONFIRMED_TO_REFIT = 250  # confirmed rows before `train` refits the calibra
 
 def config_hash(model: TariffClassifier) -> str:
     """The classifier settings that shape the score row (not the temperature: the calibrator computes its own
-    softmax feature at the temperature it was fitted with)."""
+    softmax feature at the temperature it was fitted with), and whether the index holds Chinese line texts (an
+    imported Taiwan tariff): with them a Chinese query is right far more often, so it needs its own calibrator."""
     from smartcustoms.tariff.classifier.model import MODEL_VERSION
 
     params = model.params()
-    raw = json.dumps([MODEL_VERSION, {k: params[k] for k in SCORE_PARAMS}], sort_keys=True)
+    zh_index = bool(model.info_.get("zh_leaves"))
+    raw = json.dumps([MODEL_VERSION, {k: params[k] for k in SCORE_PARAMS}, {"zh_index": zh_index}], sort_keys=True)
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
@@ -378,44 +384,67 @@ NATIONAL_SLICE = (600, 900)  # after the reported lines (first 300, or 600 with 
 
 
 def training_cases(shared: Path, valid: set[str], trader_n: int = 2000) -> dict[str, list[Case]]:
-    """The calibrator's training rows by source (none is reported as a test anywhere)."""
+    """The calibrator's training rows by source (none is reported as a test anywhere). The population is trader
+    input: English trader-style rows and, as the only labelled Chinese, Taiwan tariff lines. US HTS sub-line texts
+    ("Of cotton: Men's: ...") are tariff wording rather than trader wording and are left out: fitted with them the
+    calibrator learnt that long legal-style English is usually wrong and lowered trader confidences too."""
     trader = trader_train(shared, valid)
     lo, hi = NATIONAL_SLICE
     return {
         "trader_style_train_rows": random.Random(4).sample(trader, min(trader_n, len(trader))),
         "synthetic_calibration_400": synthetic_calibration(shared, valid),
-        f"us_hts_desc[{lo}:{hi}]": national_rows(shared, valid, "us")[lo:hi],
         f"tw_zh_desc[{lo}:{hi}]": national_rows(shared, valid, "tw")[lo:hi],
     }
 
 
-def fit_shipped(shared: Path, out: Path = SHIPPED, trader_n: int = 2000) -> ConfidenceCalibrator:
-    """Build the default HS classifier (the service's weights), fit the calibrator on `training_cases`, write it."""
+def build_default(shared: Path | None, zh: bool) -> TariffClassifier:
+    """The served HS classifier (the service's weights), with the Taiwan Chinese line texts in its index or not
+    (what `--schedule hs` serves once a Taiwan tariff is imported; here read from `shared/hs`)."""
     from smartcustoms.tariff.classifier import service
 
-    model, _ = service.build("hs", embed_weight=service.embed_weight(), sub_weight=service.sub_weight())
+    folder = (shared / "hs" / TAIWAN_FOLDER) if zh and shared else None
+    if zh and (folder is None or not folder.is_dir()):
+        raise FileNotFoundError(f"Taiwan tariff folder not found: {folder}")
+    model, _ = service.build(
+        "hs", zh_folder=folder, embed_weight=service.embed_weight(), sub_weight=service.sub_weight()
+    )
+    if not zh and model.info_.get("zh_leaves"):
+        raise RuntimeError("an imported Taiwan tariff put Chinese into the index; set SMARTCUSTOMS_TARIFF_ZH=0")
+    return model
+
+
+TAIWAN_FOLDER = "taiwan_gc413_mofgc413"
+
+
+def fit_shipped(shared: Path, zh: bool, out: Path | None = None, trader_n: int = 2000) -> ConfidenceCalibrator:
+    """Fit the calibrator of the default HS classifier (with or without the Taiwan Chinese texts) on
+    `training_cases` and write it where the service looks for it."""
+    model = build_default(shared, zh)
     sets = training_cases(shared, set(model.codes_), trader_n)
     texts = [t for rows in sets.values() for t, _ in rows]
     codes = [c for rows in sets.values() for _, c in rows]
     info = {
         "training_sets": {k: len(v) for k, v in sets.items()},
+        "index": "HS 2022 + Taiwan Chinese line texts" if zh else "HS 2022 (no Chinese line texts)",
         "source": "shared/data/hs: hsclassify_micro synthetic file (trader-style rows of codes outside the "
-        "held-out fifth; 400 calibration queries), US HTS and Taiwan lines after the reported and tuning slices",
-        "never_fitted_on": "benchmark_cases.csv (78), trader-style held-out codes, the reported US / Taiwan lines",
+        "held-out fifth; 400 calibration queries), Taiwan lines after the reported and tuning slices",
+        "never_fitted_on": "benchmark_cases.csv (78), trader-style held-out codes, the reported US / Taiwan lines, "
+        "bench/tariff_data/zh_trader_cases.csv",
     }
     cal = fit_for(model, texts, codes, info=info)
-    cal.save(out)
+    cal.save(out or SHIPPED_BY_INDEX[zh])
     return cal
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description="Fit the tariff classifier's confidence calibrator (shipped JSON).")
+    ap = argparse.ArgumentParser(description="Fit the tariff classifier's confidence calibrators (shipped JSON).")
     ap.add_argument("--shared", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--out", type=Path, default=SHIPPED)
+    ap.add_argument("--index", choices=["both", "hs", "hs+zh"], default="both", help="which index to fit for")
     ap.add_argument("--trader-n", type=int, default=2000, help="trader-style training rows sampled")
     args = ap.parse_args(argv)
-    cal = fit_shipped(args.shared, args.out, args.trader_n)
-    print(json.dumps({"version": cal.version, "features": cal.features, "train": cal.metrics_["train"]}))
+    for zh in {"both": (False, True), "hs": (False,), "hs+zh": (True,)}[args.index]:
+        cal = fit_shipped(args.shared, zh, trader_n=args.trader_n)
+        print(json.dumps({"index": cal.info_["index"], "version": cal.version, "train": cal.metrics_["train"]}))
 
 
 if __name__ == "__main__":

@@ -150,6 +150,7 @@ class TariffClassifier:
             self._embed_headings(docs)
         self.info_ = {
             "leaves": len(docs),
+            "zh_leaves": sum(1 for d in docs if _CJK_RUN.search(d.own)),  # Chinese line texts in the index
             "terms": len(self._terms),
             "fitted_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "fit_seconds": round(time.perf_counter() - started, 3),

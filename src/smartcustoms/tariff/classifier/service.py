@@ -282,9 +282,10 @@ def get_classifier(
 def attach_calibrator(model: TariffClassifier, trained: Path | None = None) -> str:
     """Serve calibrated confidences: the calibrator refitted by `train` (beside the trained model) if there is
     one, else the shipped one; a classifier with other weights keeps the temperature (see `confidence_source`)."""
-    from smartcustoms.tariff.classifier.calibrate import SHIPPED, ConfidenceCalibrator
+    from smartcustoms.tariff.classifier.calibrate import SHIPPED_BY_INDEX, ConfidenceCalibrator
 
-    for path in ([trained / CALIBRATOR_FILE] if trained else []) + [SHIPPED]:
+    shipped = SHIPPED_BY_INDEX[bool(model.info_.get("zh_leaves"))]
+    for path in ([trained / CALIBRATOR_FILE] if trained else []) + [shipped]:
         if path.is_file():
             try:
                 model.use_calibrator(ConfidenceCalibrator.load(path))
