@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import orjson
+import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
@@ -14,6 +15,7 @@ from smartcustoms.clearance.store import DeclarationRow, EventRow, ItemRow
 from smartcustoms.cli import app
 from smartcustoms.platform.audit import AuditRow
 from smartcustoms.platform.db import unit_of_work
+from smartcustoms.platform.errors import DomainError
 from tests.clearance.conftest import Env, declaration
 
 
@@ -73,3 +75,9 @@ def test_ingest_command(env_sqlite: Env, tmp_path: Path) -> None:
     assert f"{f}:13" in r.output
     r = CliRunner().invoke(app, ["declarations", "ingest", str(f), "--user", "nobody"])
     assert r.exit_code != 0
+
+
+def test_ingest_refuses_a_chunk_below_one_and_names_the_field() -> None:
+    with pytest.raises(DomainError) as exc:
+        ingest.ingest([], "trader", chunk=0)
+    assert [(p.code, p.path) for p in exc.value.problems] == [("invalid_chunk", ("chunk",))]

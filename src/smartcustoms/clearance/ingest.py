@@ -24,6 +24,7 @@ from smartcustoms.clearance import checks, service
 from smartcustoms.clearance.schema import DeclarationIn
 from smartcustoms.platform import auth, db
 from smartcustoms.platform.errors import DomainError, Problem
+from smartcustoms.platform.i18n import t
 from smartcustoms.platform.i18n.validation import validation_problems
 from smartcustoms.platform.runtime import settle_heap
 
@@ -125,7 +126,7 @@ def ingest(
 ) -> IngestReport:
     """File `sources` as `username`, `workers` processes at a time (default: one per core)."""
     if chunk < 1:
-        raise DomainError(Problem("invalid_chunk", ("chunk",), "Chunk size must be at least 1"))
+        raise DomainError(Problem("invalid_chunk", ("chunk",), t("Chunk size must be at least 1")))
     workers = max(1, workers or os.cpu_count() or 1)
     report = IngestReport()
 
