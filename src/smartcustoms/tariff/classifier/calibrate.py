@@ -39,6 +39,7 @@ CALIBRATOR_FORMAT = "tariff-confidence/1"
 SHIPPED = Path(__file__).resolve().parent.parent / "data" / "confidence_calibrator.json"
 SHIPPED_ZH = SHIPPED.with_name("confidence_calibrator_zh.json")  # for an index with Taiwan Chinese line texts
 SHIPPED_BY_INDEX = {False: SHIPPED, True: SHIPPED_ZH}
+TAIWAN_FOLDER = "taiwan_gc413_mofgc413"  # under shared/data/hs: the Chinese training rows and index texts
 # What a score row gives for free. Oriented so that "larger" reads "surer" where that is expected: the first
 # group must not lower the confidence when the first choice pulls ahead of the others (see MONOTONE).
 FEATURES = (
@@ -348,39 +349,29 @@ def synthetic_calibration(shared: Path, valid: set[str], n: int = 400) -> list[C
     return rows[:n]
 
 
-def national_rows(shared: Path, valid: set[str], which: str) -> list[Case]:
-    """US HTS English / Taiwan Chinese 8-10 digit lines against their HS 6-digit code, shuffled (seed 0)."""
-    from smartcustoms.tariff.importers import read_taiwan, read_us_hts
+def taiwan_rows(shared: Path, valid: set[str]) -> list[Case]:
+    """Taiwan Chinese 8-10 digit lines against their HS 6-digit code, shuffled (seed 0, as the bench's `tw_cases`)."""
+    from smartcustoms.tariff.importers import read_taiwan
 
-    rows: list[Case]
-    if which == "us":
-        sched = read_us_hts(shared / "hs" / "us_hts_2025_usitc" / "htsdata.csv").schedule
-        rows = [
-            (line.description_en or "", line.code[:6])
-            for line in sched.lines
-            if line.is_leaf
-            and line.digits >= 8
-            and line.code[:6] in valid
-            and not (line.description_en or "").lower().startswith("other")
-            and len((line.description_en or "").split()) >= 3
-        ]
-    else:
-        sched = read_taiwan(shared / "hs" / "taiwan_gc413_mofgc413").schedule
-        rows = [
-            (line.description_zh or "", line.code[:6])
-            for line in sched.lines
-            if line.is_leaf
-            and line.digits >= 8
-            and line.code[:6] in valid
-            and line.description_zh
-            and not line.description_zh.startswith("其他")
-            and len(line.description_zh) >= 3
-        ]
+    sched = read_taiwan(shared / "hs" / TAIWAN_FOLDER).schedule
+    rows: list[Case] = [
+        (line.description_zh or "", line.code[:6])
+        for line in sched.lines
+        if line.is_leaf
+        and line.digits >= 8
+        and line.code[:6] in valid
+        and line.description_zh
+        and not line.description_zh.startswith("其他")
+        and len(line.description_zh) >= 3
+    ]
     random.Random(0).shuffle(rows)
     return rows
 
 
-NATIONAL_SLICE = (600, 900)  # after the reported lines (first 300, or 600 with --n 600) and the tuning slice
+NATIONAL_SLICE = (
+    600,
+    900,
+)  # Taiwan lines after the reported ones (first 300, or 600 with --n 600) and the tuning slice
 
 
 def training_cases(shared: Path, valid: set[str], trader_n: int = 2000) -> dict[str, list[Case]]:
@@ -393,7 +384,7 @@ def training_cases(shared: Path, valid: set[str], trader_n: int = 2000) -> dict[
     return {
         "trader_style_train_rows": random.Random(4).sample(trader, min(trader_n, len(trader))),
         "synthetic_calibration_400": synthetic_calibration(shared, valid),
-        f"tw_zh_desc[{lo}:{hi}]": national_rows(shared, valid, "tw")[lo:hi],
+        f"tw_zh_desc[{lo}:{hi}]": taiwan_rows(shared, valid)[lo:hi],
     }
 
 
@@ -411,9 +402,6 @@ def build_default(shared: Path | None, zh: bool) -> TariffClassifier:
     if not zh and model.info_.get("zh_leaves"):
         raise RuntimeError("an imported Taiwan tariff put Chinese into the index; set SMARTCUSTOMS_TARIFF_ZH=0")
     return model
-
-
-TAIWAN_FOLDER = "taiwan_gc413_mofgc413"
 
 
 def fit_shipped(shared: Path, zh: bool, out: Path | None = None, trader_n: int = 2000) -> ConfidenceCalibrator:
