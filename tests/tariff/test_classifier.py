@@ -94,6 +94,10 @@ def test_save_load_roundtrip_and_hash(tmp_path: Path) -> None:
     q = ["men's cotton shirt"]
     assert [c.code for c in again.predict(q)[0]] == [c.code for c in small.predict(q)[0]]
     assert again.temperature == small.temperature
+    assert again.info_["zh_leaves"] == small.info_["zh_leaves"] == 1  # picks the calibrator for a Chinese index
+    meta["info"].pop("zh_leaves")  # saved before it was recorded: derived from the documents on load
+    (folder / "meta.json").write_text(json.dumps(meta))
+    assert TariffClassifier.load(folder).info_["zh_leaves"] == 1
     (folder / "model.joblib").write_bytes((folder / "model.joblib").read_bytes() + b"x")
     with pytest.raises(ValueError, match="hash"):
         TariffClassifier.load(folder)

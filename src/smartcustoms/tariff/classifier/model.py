@@ -450,6 +450,8 @@ class TariffClassifier:
         model._heading_emb, model._leaf_heading = state.get("heading_emb"), state.get("leaf_heading")
         model._sub_emb, model._leaf_sub = state.get("sub_emb"), state.get("leaf_sub")
         model.metrics_, model.info_ = meta.get("metrics", {}), meta.get("info", {})
+        if "zh_leaves" not in model.info_:  # saved before it was recorded: the calibrator choice depends on it
+            model.info_["zh_leaves"] = sum(1 for d in model._docs if _CJK_RUN.search(d.own))
         return model
 
 
