@@ -69,6 +69,9 @@ class _Checkpointer:
         self._paths: dict[str, sqlite3.Connection | None] = {}
         self._seen: set[str] = set()
         self._lock = threading.Lock()
+        # held for a whole round: a fork waits for it, so the thread is never inside SQLite when the process is
+        # copied (SQLite's own mutexes would stay locked in the child, and its first connect would hang)
+        self._busy = threading.Lock()
         self._thread: threading.Thread | None = None
         self._orphans: list[sqlite3.Connection] = []
 
@@ -110,7 +113,18 @@ class _Checkpointer:
     def _run(self) -> None:
         while True:
             time.sleep(CHECKPOINT_EVERY_S)
+            self.round()
+
+    def round(self) -> None:
+        with self._busy:
             self.checkpoint_all()
+
+    def before_fork(self) -> None:
+        """Wait for a round in progress to end and hold the next one until the fork is done."""
+        self._busy.acquire()
+
+    def after_fork_in_parent(self) -> None:
+        self._busy.release()
 
     def after_fork(self) -> None:
         """In a forked child the thread is gone; the parent's connections are kept (closing them would be
@@ -119,11 +133,16 @@ class _Checkpointer:
         self._paths = {}
         self._seen = set()
         self._lock = threading.Lock()
+        self._busy = threading.Lock()
         self._thread = None
 
 
 _CHECKPOINTS = _Checkpointer()
-os.register_at_fork(after_in_child=_CHECKPOINTS.after_fork)
+os.register_at_fork(
+    before=_CHECKPOINTS.before_fork,
+    after_in_parent=_CHECKPOINTS.after_fork_in_parent,
+    after_in_child=_CHECKPOINTS.after_fork,
+)
 
 
 def _json_dumps(value: Any) -> str:
@@ -150,14 +169,40 @@ def make_engine(url: str) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(
+    engine = create_engine(
         url,
         pool_size=10,
         max_overflow=20,
-        pool_pre_ping=True,
         json_serializer=_json_dumps,
         json_deserializer=orjson.loads,
     )
+    _ping_when_idle(engine)
+    return engine
+
+
+PING_AFTER_IDLE_S = 5.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Check a pooled connection before use only when it sat idle for PING_AFTER_IDLE_S: `pool_pre_ping` pinged
+    on every checkout, a third of a filing's round trips to PostgreSQL under load. A connection the server
+    dropped while idle is replaced before use; one lost mid-burst fails that unit of work (rolled back, nothing
+    acknowledged), and SQLAlchemy then invalidates the rest of the pool."""
+    from sqlalchemy import exc
+
+    @event.listens_for(engine.pool, "checkin")
+    def _checkin(_dbapi: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.pool, "checkout")
+    def _checkout(dbapi: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi)
+        except Exception as error:  # any failure: discard it, the pool retries with a fresh connection
+            raise exc.DisconnectionError(str(error)) from error
 
 
 _ENGINES: dict[str, Engine] = {}
