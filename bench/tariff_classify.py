@@ -31,6 +31,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, median, pct, save
 
+from smartcustoms.tariff.classifier.calibrate import synthetic_calibration, taiwan_rows
 from smartcustoms.tariff.classifier.corpus import (
     TERMS_PATH,
     leaf_documents,
@@ -75,28 +76,13 @@ def us_cases(shared: Path, n: int, valid: set[str]) -> list[Case]:
 
 
 def tw_cases(shared: Path, n: int, valid: set[str]) -> list[Case]:
-    sched = read_taiwan(shared / "hs" / "taiwan_gc413_mofgc413").schedule
-    rows = [
-        (line.description_zh or "", line.code[:6])
-        for line in sched.lines
-        if line.is_leaf
-        and line.digits >= 8
-        and line.code[:6] in valid
-        and line.description_zh
-        and not line.description_zh.startswith("其他")
-        and len(line.description_zh) >= 3
-    ]
-    random.Random(0).shuffle(rows)
+    rows = taiwan_rows(shared, valid)
     return rows[:n] if n else rows
 
 
 def calibration_cases(shared: Path, n: int, valid: set[str]) -> list[Case]:
     """Held-out queries for the softmax temperature: the synthetic training file (not any test set)."""
-    p = shared / "hs" / "hsclassify_micro" / "training_data_synthetic_13786.csv"
-    with p.open(encoding="utf-8") as fh:
-        rows = [(r["text"], r["hs_code"].zfill(6)) for r in csv.DictReader(fh) if r["hs_code"].zfill(6) in valid]
-    random.Random(1).shuffle(rows)
-    return rows[:n]
+    return synthetic_calibration(shared, valid, n)
 
 
 def trader_style(shared: Path, valid: set[str], exclude: set[str]) -> tuple[list[Case], list[Case]]:
@@ -707,15 +693,12 @@ def calibration_section(args: argparse.Namespace, zh: bool) -> dict[str, Any]:
     micro = micro_cases(shared)
     ts_train, ts_held = trader_style(shared, valid, {t.lower().strip() for t, _ in micro})
     calib = calibration_cases(shared, 400, valid)
-    lo, hi = cal_mod.NATIONAL_SLICE
+    lo = cal_mod.NATIONAL_SLICE[0]
     n = args.calibration_n
     assert n <= lo, "the reported US / Taiwan lines must come before the calibrator's training slice"
     us_all, tw_all = us_cases(shared, 0, valid), tw_cases(shared, 0, valid)
-    same_rows = (
-        ts_train == cal_mod.trader_train(shared, valid)
-        and calib == train_sets["synthetic_calibration_400"]
-        and tw_all[lo:hi] == train_sets[f"tw_zh_desc[{lo}:{hi}]"]
-    )
+    # the Taiwan and synthetic rows come from the module's own loaders; the trader-style split is this script's
+    same_rows = ts_train == cal_mod.trader_train(shared, valid) and calib == train_sets["synthetic_calibration_400"]
     calib_texts = {t for t, _ in calib}
     reported = {
         "micro_78": micro,

@@ -224,12 +224,12 @@ def classify_cmd(
                     str(i), c.code, f"{c.confidence:.3f}", escape(path), escape(words), escape(needs.get(c.code, ""))
                 )
             console.print(table)
-            source = classifier.get_classifier(schedule, zh_folder=zh) if zh else classifier.get_classifier(schedule)
+            source = classifier.get_classifier(schedule, zh_folder=zh)
             console.print(t("confidence: {source}", source=source.confidence_source))
             return
         queries = _read_queries(input)
         lines: list[bytes] = []
-        served = classifier.get_classifier(schedule, zh_folder=zh) if zh else classifier.get_classifier(schedule)
+        served = classifier.get_classifier(schedule, zh_folder=zh)
         # The JSONL lines keep the evaluated contract ({"id", "candidates"}) exactly; the versions go to stderr.
         versions = t("model {model}, confidence {confidence}", model=MODEL_VERSION, confidence=served.confidence_source)
         for start in range(0, len(queries), 256):

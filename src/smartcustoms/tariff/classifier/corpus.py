@@ -101,8 +101,17 @@ def load_terms(path: Path | None = None) -> list[Term]:
     return out
 
 
+_FILE_HASHES: dict[tuple[str, int, int], str] = {}
+
+
 def file_hash(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    """SHA-256 prefix of a file, kept per (path, mtime, size): the classifier's cache key asks for the knowledge
+    file's hash on every request."""
+    st = path.stat()
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    if key not in _FILE_HASHES:
+        _FILE_HASHES[key] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return _FILE_HASHES[key]
 
 
 def taiwan_zh_by_code(folder: Path, digits: tuple[int, ...] = (4, 6)) -> dict[str, str]:

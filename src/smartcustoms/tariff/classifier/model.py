@@ -150,7 +150,7 @@ class TariffClassifier:
             self._embed_headings(docs)
         self.info_ = {
             "leaves": len(docs),
-            "zh_leaves": sum(1 for d in docs if _CJK_RUN.search(d.own)),  # Chinese line texts in the index
+            "zh_leaves": _zh_leaves(docs),
             "terms": len(self._terms),
             "fitted_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "fit_seconds": round(time.perf_counter() - started, 3),
@@ -451,8 +451,13 @@ class TariffClassifier:
         model._sub_emb, model._leaf_sub = state.get("sub_emb"), state.get("leaf_sub")
         model.metrics_, model.info_ = meta.get("metrics", {}), meta.get("info", {})
         if "zh_leaves" not in model.info_:  # saved before it was recorded: the calibrator choice depends on it
-            model.info_["zh_leaves"] = sum(1 for d in model._docs if _CJK_RUN.search(d.own))
+            model.info_["zh_leaves"] = _zh_leaves(model._docs)
         return model
+
+
+def _zh_leaves(docs: Iterable[LeafDoc]) -> int:
+    """Lines with a Chinese text in the index (an imported Taiwan tariff): they decide which calibrator applies."""
+    return sum(1 for d in docs if _CJK_RUN.search(d.own))
 
 
 def _zsim(queries: np.ndarray, passages: np.ndarray) -> np.ndarray:
