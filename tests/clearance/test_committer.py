@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import func, select
 
 from smartcustoms.clearance import checks
-from smartcustoms.clearance.checks import Stored
-from smartcustoms.clearance.committer import GroupCommitter
+from smartcustoms.clearance.checks import CheckContext, Stored
+from smartcustoms.clearance.committer import GroupCommitter, _Request
 from smartcustoms.clearance.lifecycle import Action, Status
 from smartcustoms.clearance.schema import DeclarationIn
 from smartcustoms.clearance.store import DeclarationRow, EventRow
@@ -88,3 +88,68 @@ def test_one_refused_filing_does_not_fail_its_group(env_sqlite: Env, monkeypatch
         answers = list(pool.map(file, docs))
     assert answers.count("released") == 30 and answers[-1] == "allowance_exceeded"
     assert _count(DeclarationRow) == 30
+
+
+class BoomOnLrn:
+    """A check that fails unexpectedly on one filing, and counts how often it reads ahead."""
+
+    name = "test-boom"
+
+    def __init__(self) -> None:
+        self.prefetched: list[list[str]] = []
+
+    def prefetch(self, ctx: CheckContext, decls: Sequence[DeclarationIn]) -> None:
+        self.prefetched.append([d.lrn for d in decls])
+
+    def check(self, ctx: CheckContext, decl: DeclarationIn, facts: Any) -> Sequence[Any]:
+        if decl.lrn == "PL-BOOM":
+            raise RuntimeError("check failed")
+        return []
+
+
+def test_a_planned_group_reads_ahead_once_and_answers_each_filing_alone(
+    env_sqlite: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    boom = BoomOnLrn()
+    monkeypatch.setattr(checks, "_checks", [boom])
+    monkeypatch.setattr(checks, "_hooks", [])
+    monkeypatch.setattr(checks, "_loaded", True)
+    writer = GroupCommitter(env_sqlite.url)
+    trader = _trader()
+    with unit_of_work() as s:
+        trader2 = auth.principal_of(auth.find_user(s, "trader2"))
+    first, created = writer.submit(trader, DeclarationIn.model_validate(declaration(lrn="PL-OLD")))
+    assert created
+    boom.prefetched.clear()
+    other_party = {"id": "TW20000002", "name": "Keelung Imports", "country": "TW"}
+    bad = declaration(lrn="PL-BAD")
+    bad["items"][0]["tariff_code"] = "770100"  # chapter 77 is reserved
+    group = [
+        _Request(trader, DeclarationIn.model_validate(declaration(lrn="PL-1")), None, None),
+        _Request(
+            trader2,
+            DeclarationIn.model_validate(declaration(lrn="PL-2", declarant=other_party, importer=other_party)),
+            None,
+            None,
+        ),
+        _Request(trader, DeclarationIn.model_validate(bad), None, None),
+        _Request(trader, DeclarationIn.model_validate(declaration(lrn="PL-OLD")), None, None),
+        _Request(trader, DeclarationIn.model_validate(declaration(lrn="PL-BOOM")), None, None),
+    ]
+    ready = writer._plan(group)
+
+    assert boom.prefetched == [["PL-1", "PL-2", "PL-BAD", "PL-BOOM"]]  # one read-ahead, the stored one left out
+    assert [w.filing.prepared.decl.lrn for w in ready] == ["PL-1", "PL-2"]
+    with pytest.raises(DomainError) as refused:
+        group[2].answer.result(timeout=0)
+    assert refused.value.problems[0].path == ("items", 0, "tariff_code")
+    assert group[3].answer.result(timeout=0) == (first, False)  # already filed: the first filing
+    with pytest.raises(RuntimeError):
+        group[4].answer.result(timeout=0)
+    assert _count(DeclarationRow) == 1  # planning writes nothing
+
+    writer._store_group(ready)
+    stored = [group[0].answer.result(timeout=0), group[1].answer.result(timeout=0)]
+    assert [created for _, created in stored] == [True, True]
+    assert [out["lrn"] for out, _ in stored] == ["PL-1", "PL-2"]
+    assert _count(DeclarationRow) == 3

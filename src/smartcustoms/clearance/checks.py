@@ -79,7 +79,8 @@ class Finding:
 
 @dataclass
 class CheckContext:
-    """What a check sees of one filing; `cache` lives as long as one submission or one batch."""
+    """What a check sees of one filing. `cache` lives as long as one submission, one batch, or one group of
+    filings planned together by the group committer (several filers: key anything filer-specific by filer)."""
 
     session: Session
     who: Principal

@@ -1,27 +1,33 @@
-"""Group commit for filings over HTTP: many concurrent filings share one write transaction.
+"""Group commit for filings over HTTP: concurrent filings are planned together and share one write transaction.
 
-A filing is validated, assessed and laned by the request's own thread, reading only; a single writer
-thread then stores every filing waiting at that moment in one transaction and answers each request
-only after that transaction has committed (nothing is acknowledged and then lost). Committing costs
-the same for one filing or fifty (index pages, the write-ahead log, PostgreSQL's flush to disk), so under
-load each filing pays a fraction of it. If a group cannot be stored as a whole (another process filed
-the same LRN meanwhile, a hook refused one filing), each of its filings is stored on its own, so one
-filing's problem never fails another's.
+A request thread parses a filing and checks who files it. A planner thread then validates, assesses and
+lanes every filing waiting at that moment in one read-only transaction: what a filing looks up (an
+earlier filing under its LRN, the manifest lines of its transport documents) is read once for the whole
+group, not once per filing (on PostgreSQL each look-up was a round trip, and the read transaction around
+it two more). A writer thread stores every planned filing waiting at that moment in one transaction and
+answers each request only after that transaction has committed (nothing is acknowledged and then lost);
+while one group waits for its commit the next is planned. Committing costs the same for one filing or
+fifty (index pages, the write-ahead log, PostgreSQL's flush to disk), so under load each filing pays a
+fraction of it. If a group cannot be stored as a whole (another process filed the same LRN meanwhile, a
+hook refused one filing), each of its filings is stored on its own, so one filing's problem never fails
+another's.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import date
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from smartcustoms.clearance import service, views
+from smartcustoms.clearance import checks, service, views
+from smartcustoms.clearance.checks import CheckContext
 from smartcustoms.clearance.schema import DeclarationIn
 from smartcustoms.clearance.store import DeclarationRow
 from smartcustoms.platform.auth import Principal
@@ -29,29 +35,71 @@ from smartcustoms.platform.db import unit_of_work
 from smartcustoms.platform.errors import DomainError
 from smartcustoms.platform.settings import get_settings
 
+MAX_PLAN = 64
+"""Filings planned together at most: one arriving meanwhile waits for the group's planning (~0.3 ms each)."""
 MAX_GROUP = 200
+"""Filings stored in one transaction at most."""
+
+Answer = tuple[dict[str, Any], bool]
+
+
+@dataclass
+class _Request:
+    """A filing waiting to be planned."""
+
+    who: Principal
+    decl: DeclarationIn
+    remote_addr: str | None
+    on: date | None
+    answer: Future[Answer] = field(default_factory=Future)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.decl.declarant.id, self.decl.lrn)
 
 
 @dataclass
 class _Waiting:
+    """A filing planned (validated, assessed, laned), waiting to be stored."""
+
     filing: service.Filing
-    answer: Future[tuple[dict[str, Any], bool]] = field(default_factory=Future)
+    answer: Future[Answer] = field(default_factory=Future)
+
+
+Item = TypeVar("Item")
+
+
+def _take(source: queue.SimpleQueue[Item], most: int, size: Callable[[Item], int] = lambda _item: 1) -> list[Item]:
+    """What is waiting in `source` (at least one item, blocking until there is one), up to `most` in size."""
+    group = [source.get()]
+    total = size(group[0])
+    while total < most:
+        try:
+            item = source.get_nowait()
+        except queue.Empty:
+            break
+        group.append(item)
+        total += size(item)
+    return group
 
 
 class GroupCommitter:
-    """One writer thread per database URL; `submit` is called from request threads."""
+    """A planner and a writer thread per database URL; `submit` and `begin` are called from request threads."""
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._queue: queue.SimpleQueue[_Waiting] = queue.SimpleQueue()
+        self._incoming: queue.SimpleQueue[_Request] = queue.SimpleQueue()
+        self._planned: queue.SimpleQueue[list[_Waiting]] = queue.SimpleQueue()
+        self._planner = threading.Thread(target=self._plan_run, name=f"group-plan:{url}", daemon=True)
         self._thread = threading.Thread(target=self._run, name=f"group-commit:{url}", daemon=True)
+        self._planner.start()
         self._thread.start()
 
     # ------------------------------------------------------------------ request side
 
     def submit(
         self, who: Principal, decl: DeclarationIn, *, remote_addr: str | None = None, on: date | None = None
-    ) -> tuple[dict[str, Any], bool]:
+    ) -> Answer:
         """File a declaration: (its detail view, whether it is new); raises with every problem found.
 
         Same semantics as `service.submit`: the same LRN from the same declarant with the same content
@@ -61,49 +109,74 @@ class GroupCommitter:
 
     def begin(
         self, who: Principal, decl: DeclarationIn, *, remote_addr: str | None = None, on: date | None = None
-    ) -> Future[tuple[dict[str, Any], bool]]:
-        """Validate, assess and lane in the caller's thread; the answer comes once the writer has committed.
+    ) -> Future[Answer]:
+        """Queue a filing; the answer comes once the writer has committed it, or with the problems found.
 
-        An asynchronous caller awaits the future (`asyncio.wrap_future`) instead of holding a thread.
-        Problems found before storing (role, validation) are raised here.
+        An asynchronous caller awaits the future (`asyncio.wrap_future`) instead of holding a thread. A
+        filer without the right to file is refused here; validation, duplicate and conflict problems come
+        as the future's exception (`DomainError`).
 
-        A resubmitted LRN is recognised by the writer, which looks up every LRN of its group in one query
-        (answering with the first filing, or refusing changed content); looking each one up here as well
-        cost a query per filing for the rare resubmission. Only when a filing fails validation is its LRN
-        looked up here: a resubmission of an accepted filing gets that filing even if today's rules would
-        refuse it.
+        A resubmitted LRN is answered with the first filing (or refused if its content changed) before any
+        validation: a resubmission of an accepted filing gets that filing even if today's rules would
+        refuse it. The writer looks again, for a filing stored after the group was planned.
         """
         service.check_filer(who, decl)
-        payload = decl.model_dump(mode="json")
-        with unit_of_work(self.url, read_only=True) as session:
-            day = on or service.now().date()
+        request = _Request(who, decl, remote_addr, on)
+        self._incoming.put(request)
+        return request.answer
+
+    # ------------------------------------------------------------------ planner side
+
+    def _plan_run(self) -> None:
+        while True:
+            group = _take(self._incoming, MAX_PLAN)
             try:
-                prepared = service.prepare(
-                    session, decl, day, f"{decl.declarant.id}/{decl.lrn}", payload=payload, who=who
-                )
-            except DomainError:
-                existing = service.existing_filing(session, decl.declarant.id, decl.lrn)
-                if existing is None:
-                    raise
-                done: Future[tuple[dict[str, Any], bool]] = Future()
-                done.set_result(
-                    (views.detail(service.same_or_conflict(existing, service.payload_hash(payload))), False)
-                )
-                return done
-        waiting = _Waiting(service.Filing(who, prepared, remote_addr))
-        self._queue.put(waiting)
-        return waiting.answer
+                ready = self._plan(group)
+            except BaseException as exc:  # every waiting request gets an answer
+                for request in group:
+                    if not request.answer.done():
+                        request.answer.set_exception(exc)
+                continue
+            if ready:
+                self._planned.put(ready)
+
+    def _plan(self, group: list[_Request]) -> list[_Waiting]:
+        """Validate, assess and lane a group in one read-only transaction; answer at once the filings that
+        are refused or already stored, return the others for the writer."""
+        ready: list[_Waiting] = []
+        with unit_of_work(self.url, read_only=True) as session:
+            known = service.known_filings(session, {r.key for r in group})
+            fresh = [r for r in group if r.key not in known]
+            shared: dict[str, Any] = {}  # what checks read ahead for the group (manifest lines)
+            if fresh:
+                first = fresh[0]
+                ahead = CheckContext(session, first.who, first.on or service.now().date(), shared)
+                checks.prefetch(ahead, [r.decl for r in fresh])
+            contexts: dict[tuple[Principal, date], service.Context] = {}
+            for r in group:
+                try:
+                    payload = r.decl.model_dump(mode="json")
+                    if r.key in known:
+                        row = service.same_or_conflict(known[r.key], service.payload_hash(payload))
+                        r.answer.set_result((views.detail(row), False))
+                        continue
+                    day = r.on or service.now().date()
+                    ctx = contexts.get((r.who, day))
+                    if ctx is None:
+                        ctx = contexts[(r.who, day)] = service.Context(session, day, r.who)
+                        ctx.cache = shared
+                    prepared = service.prepare(session, r.decl, day, "/".join(r.key), ctx, payload)
+                except Exception as exc:  # this filing's problem, answered to it alone
+                    r.answer.set_exception(exc)
+                    continue
+                ready.append(_Waiting(service.Filing(r.who, prepared, r.remote_addr), r.answer))
+        return ready
 
     # ------------------------------------------------------------------ writer side
 
     def _run(self) -> None:
         while True:
-            group = [self._queue.get()]
-            while len(group) < MAX_GROUP:
-                try:
-                    group.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            group = [w for planned in _take(self._planned, MAX_GROUP, len) for w in planned]
             try:
                 self._store_group(group)
             except (IntegrityError, OperationalError, DomainError):
@@ -116,7 +189,7 @@ class GroupCommitter:
                         waiting.answer.set_exception(exc)
 
     def _store_group(self, group: list[_Waiting]) -> None:
-        answers: list[tuple[_Waiting, tuple[dict[str, Any], bool] | BaseException]] = []
+        answers: list[tuple[_Waiting, Answer | BaseException]] = []
         with unit_of_work(self.url, immediate=True) as session:
             keys = {(w.filing.prepared.decl.declarant.id, w.filing.prepared.decl.lrn) for w in group}
             known = service.known_filings(session, keys)

@@ -2,8 +2,9 @@
 
 A filing over the general route paid about a millisecond of CPU in routing (matching ~300 routes one by
 one), dependency solving and two thread hand-offs, a third of its cost. This ASGI layer answers well-formed
-filings itself with one hop to a worker thread (parse, authenticate, validate, assess, lane) and awaits
-the group committer's answer on the event loop, holding no thread while the write commits.
+filings itself with one hop to a worker thread (parse, authenticate) and awaits the group committer's
+answer on the event loop (validated, assessed and laned with the filings around it, then committed),
+holding no thread meanwhile.
 
 Anything else goes to the full application unchanged: other routes, bodies without a length or over
 the limit, non-JSON bodies, and bodies that fail validation (replayed, so error answers are the
@@ -33,9 +34,9 @@ from smartcustoms.platform.web import client_addr, domain_error_response, princi
 
 PATH = "/declarations"
 FILING_THREADS = 8
-"""Threads preparing filings at once. More only queue on the interpreter lock, and each holds a database
-connection: 32 clients on the general thread pool churned through SQLite connections (opening one,
-with its pragmas, was an eighth of the server's time)."""
+"""Threads parsing filings and authenticating their filers at once. More only queue on the interpreter lock
+(32 clients on the general thread pool also churned through database connections when these threads
+prepared filings themselves)."""
 
 _executor: ThreadPoolExecutor | None = None
 
