@@ -10,6 +10,7 @@ Two paths, each on SQLite and (when Debian's PostgreSQL is installed) on Postgre
 Prints one JSON line and a table; writes bench/results/clearance.json.
 
     python bench/clearance.py [--requests 3000] [--clients 32] [--batch 10000] [--runs 3] [--workers 2]
+        [--only api|batch|ingest] [--no-postgres] [--out clearance]
 """
 
 from __future__ import annotations
@@ -359,6 +360,7 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=500)
     ap.add_argument("--only", choices=["api", "batch", "ingest"], default=None)
     ap.add_argument("--no-postgres", action="store_true")
+    ap.add_argument("--out", default="clearance", help="results file name under bench/results/ (without .json)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="sc-bench-"))
     dbs: list[tuple[str, Any]] = [("sqlite", lambda name: f"sqlite:///{tmp / name}.db")]
@@ -400,7 +402,7 @@ def main() -> None:
                 f"{o['completed_per_s_median']:.0f}/s done, p50 {o['p50_ms_median']:.1f} ms, "
                 f"p99 {o['p99_ms_median']:.1f} ms, errors {o['errors']}"
             )
-    save("clearance", out)
+    save(args.out, out)
 
 
 if __name__ == "__main__":

@@ -7,9 +7,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import cast
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Table, select
+from sqlalchemy.exc import IntegrityError
 
 from smartcustoms.clearance.store import FxRateRow
 from smartcustoms.platform import audit
@@ -17,24 +19,43 @@ from smartcustoms.platform.auth import SYSTEM
 from smartcustoms.platform.db import bulk_insert, unit_of_work
 from smartcustoms.platform.store import AuditRow
 
+AWKWARD = ["tab\there", "line\nbreak", "back\\slash", "\\N", "", None, "報單 ünïcode", "quote ' and \""]
+"""Text that PostgreSQL's COPY format must escape (tab, newline, backslash, its NULL marker)."""
+
 
 def test_bulk_insert_converts_like_the_orm(db_url: str) -> None:
     when = datetime(2026, 11, 23, 8, 30, tzinfo=UTC)
     rows = [
-        audit.row(SYSTEM, "test", "thing", str(i), detail={"n": i, "amount": "1.10", "zh": "報單"}) | {"at": when}
-        for i in range(3)
+        audit.row(SYSTEM, "test", "thing", str(i), note=note, detail={"n": i, "amount": "1.10", "zh": note})
+        | {"at": when}
+        for i, note in enumerate(AWKWARD)
     ]
     with unit_of_work() as s:
         bulk_insert(s, cast(Table, AuditRow.__table__), rows)
     with unit_of_work() as s:
         got = s.scalars(select(AuditRow).where(AuditRow.action == "test").order_by(AuditRow.id)).all()
-    assert [g.detail for g in got] == [{"n": i, "amount": "1.10", "zh": "報單"} for i in range(3)]
+    assert [g.note for g in got] == AWKWARD
+    assert [g.detail for g in got] == [{"n": i, "amount": "1.10", "zh": note} for i, note in enumerate(AWKWARD)]
     assert got[0].at.replace(tzinfo=UTC) == when
+
+
+def test_bulk_insert_refusal_is_an_integrity_error_and_writes_nothing(db_url: str) -> None:
+    """The group committer and `submit` recognise a lost race by SQLAlchemy's IntegrityError, on both
+    databases (PostgreSQL's rows go by COPY, outside SQLAlchemy's own statement execution)."""
+    row = {"currency": "USD", "valid_from": datetime(2026, 1, 1).date(), "rate": Decimal("32.1"), "source": "t"}
+    with unit_of_work() as s:
+        bulk_insert(s, cast(Table, FxRateRow.__table__), [row])
+    with pytest.raises(IntegrityError), unit_of_work() as s:
+        bulk_insert(s, cast(Table, AuditRow.__table__), [audit.row(SYSTEM, "lost", "thing", "1")])
+        bulk_insert(s, cast(Table, FxRateRow.__table__), [row | {"source": "again"}])
+    with unit_of_work() as s:
+        assert s.scalar(select(AuditRow).where(AuditRow.action == "lost")) is None
+        assert s.scalars(select(FxRateRow.source)).all() == ["t"]
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rate=st.decimals(min_value=Decimal("0.000001"), max_value=Decimal("99999999"), places=6))
-def test_bulk_insert_keeps_money_exact(sqlite_url: str, rate: Decimal) -> None:
+def test_bulk_insert_keeps_money_exact(db_url: str, rate: Decimal) -> None:
     """Each example replaces the one rate row, so sharing the database between examples is safe."""
     with unit_of_work() as s:
         s.execute(FxRateRow.__table__.delete())  # type: ignore[attr-defined]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import secrets
 import time
@@ -615,32 +616,56 @@ class BatchPlan:
     rejected: list[tuple[int, list[Problem]]]
 
 
+_KEY_BUCKETS = (1, 4, 16, 64, 200)
+"""Look-ups are padded to one of these sizes: a handful of statement texts, each prepared once and planned
+once by the database, instead of one text (and one planning) per group size."""
+
+
+@functools.cache
+def _filings_by_key_sql(paramstyle: str, dialect: str, size: int) -> str:
+    """`size` (declarant, LRN) pairs looked up in the unique index.
+
+    PostgreSQL gets one exact probe per pair (`UNION ALL` of `declarant_id = .. AND lrn = ..`), a plan that
+    does not depend on statistics: `(declarant_id, lrn) IN (..)` and `declarant_id IN (..) AND lrn IN (..)`
+    were both planned as a scan of every filing of the declarant while the table had no statistics yet
+    (1.5-2.7 ms a group after 1,800 filings, growing with the table). SQLite searches the index for each
+    combination of the two lists."""
+    mark = "?" if paramstyle == "qmark" else "%s"
+    head = "SELECT id, declarant_id, lrn FROM clearance_declaration WHERE "
+    if dialect == "postgresql":
+        return " UNION ALL ".join([f"{head}declarant_id = {mark} AND lrn = {mark}"] * size)
+    return head + f"declarant_id IN ({', '.join([mark] * size)}) AND lrn IN ({', '.join([mark] * size)})"
+
+
 def known_filings(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str], DeclarationRow]:
     """Declarations already filed under any of these (declarant, LRN) keys.
 
-    `declarant IN (..) AND lrn IN (..)` is a search of the unique index however many declarations are
-    stored; the statement is sent as plain SQL because it runs on every filing and group of filings.
+    A search of the unique index however many declarations are stored; sent as plain SQL because it runs
+    for every filing or group of filings.
     """
     known: dict[tuple[str, str], DeclarationRow] = {}
     if not keys:
         return known
     connection = session.connection()
-    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    dialect = connection.dialect.name
     pairs = sorted(keys)
-    hits: list[int] = []
-    for start in range(0, len(pairs), 400):
-        chunk = pairs[start : start + 400]
-        declarants = sorted({k[0] for k in chunk})
-        lrns = [k[1] for k in chunk]
-        sql = (
-            "SELECT id, declarant_id, lrn FROM clearance_declaration "
-            f"WHERE declarant_id IN ({', '.join([mark] * len(declarants))}) AND lrn IN ({', '.join([mark] * len(lrns))})"
-        )
-        for id_, declarant, lrn in connection.exec_driver_sql(sql, tuple(declarants + lrns)):
+    hits: set[int] = set()
+    top = _KEY_BUCKETS[-1]
+    for start in range(0, len(pairs), top):
+        chunk = pairs[start : start + top]
+        size = next(b for b in _KEY_BUCKETS if b >= len(chunk))
+        padded = chunk + [chunk[-1]] * (size - len(chunk))  # repeats change nothing: the result is a set
+        sql = _filings_by_key_sql(connection.dialect.paramstyle, dialect, size)
+        if dialect == "postgresql":
+            params = tuple(v for pair in padded for v in pair)
+        else:
+            params = tuple([k[0] for k in padded] + [k[1] for k in padded])
+        for id_, declarant, lrn in connection.exec_driver_sql(sql, params):
             if (declarant, lrn) in keys:
-                hits.append(id_)
-    for start in range(0, len(hits), 500):
-        for row in session.scalars(select(DeclarationRow).where(DeclarationRow.id.in_(hits[start : start + 500]))):
+                hits.add(id_)
+    found = sorted(hits)
+    for start in range(0, len(found), 500):
+        for row in session.scalars(select(DeclarationRow).where(DeclarationRow.id.in_(found[start : start + 500]))):
             known[(row.declarant_id, row.lrn)] = row
     return known
 

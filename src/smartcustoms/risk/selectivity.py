@@ -77,8 +77,8 @@ _CAT_LABEL = {
     "cat_import_use": ("import_use", N_("import use {v}")),
     "cat_payment_type": ("payment_type", N_("payment type {v}")),
     "cat_transport_mode": ("transport_mode", N_("mode of transport {v}")),
-    "cat_departure_country": ("departure_country", N_("shipped from {v}")),
-    "cat_origin": ("origin", N_("origin {v}")),
+    "cat_departure_country": ("departure_country", N_("shipped from {country}")),
+    "cat_origin": ("origin", N_("origin {origin}")),
     "cat_tax_type": ("tax_type", N_("tax type {v}")),
     "cat_origin_indicator": ("origin_indicator", N_("origin indicator {v}")),
     "cat_hs2": ("hs2", N_("goods of HS chapter {v}")),
@@ -398,7 +398,8 @@ class SelectivityModel:
                 origin=row.get("origin"),
             )
         col, template = _CAT_LABEL[group]
-        return template.format(v=row.get(col))
+        value = row.get(col)
+        return template.format(v=value, country=value, origin=value)
 
     def assess(
         self, frame: pd.DataFrame, *, explain: str = "selected", top: int = 3, rules: RuleSet | None = None
