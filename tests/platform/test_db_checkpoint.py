@@ -100,3 +100,30 @@ def test_a_fork_waits_for_a_checkpoint_round_in_progress(monkeypatch: pytest.Mon
     forker.join(60)
     assert held_back and forked.is_set()
     assert os.waitpid(pids[0], 0)[1] == 0
+
+
+@pytest.mark.parametrize("how", ["reset_engines", "dispose"])
+def test_a_disposed_engine_leaves_the_whole_database_in_its_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """Tests copy a migrated template file (migrations dispose their engine, tests reset the cached ones);
+    with the checkpointer's connection still open, the last commits stayed in the log and the copy missed
+    them (CI: 'no such column' of the newest migration)."""
+    path = tmp_path / "template.db"
+    engine = db.make_engine(f"sqlite:///{path}")
+    if how == "reset_engines":
+        monkeypatch.setitem(db._ENGINES, f"sqlite:///{path}", engine)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (x TEXT)"))
+    db._CHECKPOINTS.round()  # the checkpointer now holds a connection to the database
+    monkeypatch.setattr(db._CHECKPOINTS, "checkpoint_all", lambda: None)  # and its thread copies nothing more
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE t ADD COLUMN newest TEXT"))  # in the log only
+    if how == "reset_engines":
+        db.reset_engines()
+    else:
+        db.dispose(engine)
+    copy = tmp_path / "copy.db"
+    copy.write_bytes(path.read_bytes())  # the file alone, as the tests' template copy
+    with sqlite3.connect(copy) as check:
+        assert [row[1] for row in check.execute("PRAGMA table_info(t)")] == ["x", "newest"]

@@ -112,6 +112,19 @@ class _Checkpointer:
             except sqlite3.Error:
                 continue  # busy (another process checkpoints) or not a WAL database: try again next round
 
+    def release(self, path: str) -> None:
+        """Close this thread's connection to `path` (its engine is disposed). Being the last connection, its
+        close copies the whole log into the database file and removes the log, as SQLite does when a
+        database's last connection closes: the file alone is then the whole database (a test copies a
+        migrated template file; without this the copy missed the last migration when no round had run)."""
+        with self._busy:
+            with self._lock:
+                conn = self._paths.get(path)
+                if conn is not None:
+                    self._paths[path] = None  # still watched: another engine may use it (reopened when needed)
+            if conn is not None:
+                conn.close()
+
     def _run(self) -> None:
         while True:
             time.sleep(CHECKPOINT_EVERY_S)
@@ -327,10 +340,20 @@ def forget_engines_after_fork() -> None:
     _SQLITE_LOCKS.clear()
 
 
+def dispose(engine: Engine) -> None:
+    """Close an engine's pooled connections; a SQLite database is then left whole in its file once no other
+    connection is open (the checkpointer's own is closed too)."""
+    engine.dispose()
+    database = engine.url.database
+    if engine.dialect.name == "sqlite" and database and database != ":memory:":
+        _CHECKPOINTS.release(database.split("?", 1)[0])
+
+
 def reset_engines() -> None:
-    """Dispose and forget cached engines (tests switch databases between runs)."""
+    """Dispose and forget cached engines (tests switch databases between runs); a SQLite database is left
+    whole in its file once no connection is checked out."""
     for engine in _ENGINES.values():
-        engine.dispose()
+        dispose(engine)
     _ENGINES.clear()
     _FACTORIES.clear()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from smartcustoms.platform.db import Base, make_engine
+from smartcustoms.platform.db import Base, dispose, make_engine
 from smartcustoms.platform.slices import load_all_tables
 
 load_all_tables()
@@ -21,4 +21,4 @@ with engine.connect() as connection:
     )
     with context.begin_transaction():
         context.run_migrations()
-engine.dispose()
+dispose(engine)  # a SQLite database whole in its file: tests copy a migrated template
