@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from babel import Locale
 from babel.numbers import list_currencies
+
+from smartcustoms.platform.i18n import country_codes
 
 INCOTERMS_2020 = frozenset({"EXW", "FCA", "FAS", "FOB", "CFR", "CIF", "CPT", "CIP", "DAP", "DPU", "DDP"})
 FREIGHT_INCLUDED = frozenset({"CFR", "CIF", "CPT", "CIP", "DAP", "DPU", "DDP"})
@@ -13,11 +14,8 @@ FREIGHT_INCLUDED = frozenset({"CFR", "CIF", "CPT", "CIP", "DAP", "DPU", "DDP"})
 INSURANCE_INCLUDED = frozenset({"CIF", "CIP", "DAP", "DPU", "DDP"})
 
 
-@lru_cache(maxsize=1)
-def countries() -> frozenset[str]:
-    """ISO 3166-1 alpha-2 codes known to CLDR (via Babel)."""
-    codes = (str(code) for code in Locale("en").territories)
-    return frozenset(c for c in codes if len(c) == 2 and c.isalpha() and c != "ZZ")
+countries = country_codes
+"""ISO 3166-1 alpha-2 codes (one list for the platform: `platform.i18n.country_codes`)."""
 
 
 @lru_cache(maxsize=1)

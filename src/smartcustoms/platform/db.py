@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fcntl
-import functools
 import os
 import sqlite3
 import threading
@@ -367,11 +366,12 @@ def _plan(table: Table, dialect: Dialect, columns: tuple[str, ...]) -> _InsertPl
     plan = _PLANS.get(key)
     if plan is None:
         quote = dialect.identifier_preparer.quote
-        mark = "?" if dialect.paramstyle == "qmark" else "%s"
-        sql = (
-            f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
-            f"VALUES ({', '.join(mark for _ in columns)})"
-        )
+        names = f"{quote(table.name)} ({', '.join(quote(c) for c in columns)})"
+        if dialect.name == "postgresql":  # rows go by COPY (see bulk_insert)
+            sql = f"COPY {names} FROM STDIN"
+        else:
+            mark = "?" if dialect.paramstyle == "qmark" else "%s"
+            sql = f"INSERT INTO {names} VALUES ({', '.join(mark for _ in columns)})"
         processors = tuple(table.c[c].type._cached_bind_processor(dialect) for c in columns)
         plan = _PLANS[key] = (sql, columns, processors)
     return plan
@@ -404,20 +404,13 @@ def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
     # executemany), each row cost a message exchange, an executor start on the server and psycopg's
     # per-statement bookkeeping in Python: most of the writer's time for a group of filings.
     raw: Any = connection.connection.driver_connection
-    quote = connection.dialect.identifier_preparer.quote
-    statement = _copy_sql(quote(table.name), tuple(quote(c) for c in columns))
     dbapi = connection.dialect.loaded_dbapi
     try:
-        with raw.cursor() as cursor, cursor.copy(statement) as copy:
+        with raw.cursor() as cursor, cursor.copy(sql) as copy:
             for row in params:
                 copy.write_row(row)
     except dbapi.Error as exc:  # as SQLAlchemy would raise it: a unique violation is an IntegrityError
-        raise DBAPIError.instance(statement, None, exc, dbapi.Error, dialect=connection.dialect) from exc
-
-
-@functools.lru_cache(maxsize=256)
-def _copy_sql(table: str, columns: tuple[str, ...]) -> str:
-    return f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+        raise DBAPIError.instance(sql, None, exc, dbapi.Error, dialect=connection.dialect) from exc
 
 
 def _convert(proc: Any, values: list[Any]) -> list[Any]:

@@ -148,6 +148,14 @@ def environment_language(asked: str | None = None) -> str:
     return choose([asked, os.environ.get("SMARTCUSTOMS_LANG"), os.environ.get("LANG")])
 
 
+@lru_cache(maxsize=1)
+def country_codes() -> frozenset[str]:
+    """ISO 3166-1 alpha-2 codes known to CLDR (via Babel): what a declaration's countries are checked against,
+    and what a country placeholder of a message may hold."""
+    codes = (str(code) for code in Locale("en").territories)
+    return frozenset(c for c in codes if len(c) == 2 and c.isalpha() and c != "ZZ")
+
+
 from smartcustoms.platform.i18n.messages import Msg, joined, t, t_plain, translate, translate_all  # noqa: E402
 
 __all__ = [

@@ -225,14 +225,6 @@ COUNTRY = frozenset(["origin", "country"])
 """Parameter names that hold a country: a match must capture an ISO 3166 alpha-2 code."""
 
 
-@lru_cache(maxsize=1)
-def _countries() -> frozenset[str]:
-    """ISO 3166-1 alpha-2 codes known to CLDR (Babel), as the declaration schema checks them."""
-    from babel import Locale
-
-    return frozenset(str(c) for c in Locale("en").territories if len(str(c)) == 2 and str(c).isalpha())
-
-
 MIN_EVIDENCE = 8
 """Evidence (`_Pattern.evidence`) below which a template's placeholders must hold only numbers and codes."""
 _WORD = re.compile(r"[A-Za-z]{3,}")
@@ -254,6 +246,12 @@ def foreign_letters(value: str, *, strict: bool = False) -> int:
     return n
 
 
+def _country_codes() -> frozenset[str]:
+    from smartcustoms.platform.i18n import country_codes  # the package imports this module
+
+    return country_codes()
+
+
 def _explained(pattern: _Pattern, captured: Mapping[str, str], translated: Mapping[str, str]) -> bool:
     """Whether a template explains a plain text well enough to translate it (free text must pass unchanged).
 
@@ -269,7 +267,7 @@ def _explained(pattern: _Pattern, captured: Mapping[str, str], translated: Mappi
     """
     if any(k in NUMERIC and not any(c.isdigit() for c in v) for k, v in captured.items()):
         return False  # "{seconds} s" does not explain "HS s": a quantity placeholder holds a number
-    if any(k in COUNTRY and v not in _countries() for k, v in captured.items()):
+    if any(k in COUNTRY and v not in _country_codes() for k, v in captured.items()):
         return False  # "origin {origin}" does not explain "origin HS": a country placeholder holds an ISO code
     own = pattern.evidence
     nested = {k for k in captured if NESTED.search(k) and not VERBATIM.search(k)}

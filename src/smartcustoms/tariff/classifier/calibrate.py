@@ -368,10 +368,8 @@ def taiwan_rows(shared: Path, valid: set[str]) -> list[Case]:
     return rows
 
 
-NATIONAL_SLICE = (
-    600,
-    900,
-)  # Taiwan lines after the reported ones (first 300, or 600 with --n 600) and the tuning slice
+# Taiwan lines after the reported ones (first 300, or 600 with --n 600) and the tuning slice
+NATIONAL_SLICE = (600, 900)
 
 
 def training_cases(shared: Path, valid: set[str], trader_n: int = 2000) -> dict[str, list[Case]]:
