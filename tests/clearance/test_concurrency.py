@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from smartcustoms.clearance import service
@@ -43,3 +45,26 @@ def test_failed_submission_leaves_nothing(env: Env) -> None:
         pass
     with unit_of_work() as s:
         assert s.scalar(select(func.count()).select_from(DeclarationRow)) == 0
+
+
+def test_a_reference_drawn_twice_is_drawn_again(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Time-ordered references can collide (odds 2**-35 within a millisecond); the unique index refuses the
+    second and the filing is stored under a fresh one, not answered with an error."""
+    with unit_of_work() as s:
+        who = auth.principal_of(auth.find_user(s, "trader"))
+        first, _ = service.submit(s, who, DeclarationIn.model_validate(declaration(lrn="REF-1")))
+        taken = first.reference
+    real = service.new_references
+    draws: list[int] = []
+
+    def collide_once(at: Any, count: int, country: str = "TW") -> list[str]:
+        draws.append(count)
+        return [taken] if len(draws) == 1 else real(at, count, country)
+
+    monkeypatch.setattr(service, "new_references", collide_once)
+    with unit_of_work() as s:
+        second, created = service.submit(s, who, DeclarationIn.model_validate(declaration(lrn="REF-2")))
+        assert created and second.reference != taken
+    assert len(draws) == 2
+    with unit_of_work() as s:
+        assert s.scalar(select(func.count()).select_from(DeclarationRow)) == 2

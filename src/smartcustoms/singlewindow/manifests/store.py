@@ -97,7 +97,7 @@ class DeclaredRefRow(Base):
     __table_args__ = (UniqueConstraint("reference", "doc_ref", name="uq_singlewindow_manifests_declared_ref"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    reference: Mapped[str] = mapped_column(String(18), index=True)
+    reference: Mapped[str] = mapped_column(String(18))  # searched through the unique (reference, doc_ref) index
     doc_ref: Mapped[str] = mapped_column(String(35), index=True)
 
 
