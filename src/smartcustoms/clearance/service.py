@@ -403,8 +403,11 @@ def _schedule_label(index: Any) -> str:
     return f"{getattr(header, 'id', getattr(header, 'name', ''))}@{getattr(header, 'version', '')}"
 
 
+_LANE_ACTIONS = {Lane.C1: Action.ROUTE_C1, Lane.C2: Action.ROUTE_C2, Lane.C3: Action.ROUTE_C3}
+
+
 def _lane_action(lane: Lane) -> Action:
-    return {Lane.C1: Action.ROUTE_C1, Lane.C2: Action.ROUTE_C2, Lane.C3: Action.ROUTE_C3}[lane]
+    return _LANE_ACTIONS[lane]
 
 
 def _event(
@@ -417,14 +420,14 @@ def _event(
     note: str | None = None,
     detail: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    return {
+    return {  # `_value_`: the plain attribute behind Enum's `.value` descriptor (a dozen a filing)
         "declaration_id": decl_id,
         "at": at,
         "actor": who.username,
-        "role": who.role.value,
-        "action": action.value,
-        "from_status": frm.value if frm else None,
-        "to_status": to.value,
+        "role": who.role._value_,
+        "action": action._value_,
+        "from_status": frm._value_ if frm else None,
+        "to_status": to._value_,
         "note": note,
         "detail": detail,
     }
@@ -542,6 +545,7 @@ def store_filings(session: Session, filings: Sequence[Filing]) -> list[tuple[int
                 v["reference"],
                 remote_addr=f.remote_addr,
                 detail={"lrn": decl.lrn, "lane": d.lane.value},
+                at=at,
             )
         )
         rows.append((decl_id, v))

@@ -23,10 +23,12 @@ def row(
     detail: dict[str, Any] | None = None,
     remote_addr: str | None = None,
     note: str | None = None,
+    at: datetime | None = None,
 ) -> dict[str, Any]:
-    """One audit entry as column values, for `record_many`."""
+    """One audit entry as column values, for `record_many`; `at` defaults to now (a group of filings passes
+    its one time stamp, converted once for all its rows)."""
     return {
-        "at": datetime.now(UTC),
+        "at": at or datetime.now(UTC),
         "actor": actor.username,
         "role": actor.role.value,
         "action": action,
