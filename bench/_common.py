@@ -8,10 +8,25 @@ import json
 import os
 import platform
 import statistics
+import time
 from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def speed_ms() -> float:
+    """Median milliseconds of a fixed pure-Python workload now: this shared VM's speed swings by up to twice
+    between hours (the same commit filed 600/s and 1,290/s through the API), so results carry the speed they
+    were measured at, and only runs of similar speed compare."""
+    times = []
+    for _ in range(7):
+        t0 = time.perf_counter()
+        table: dict[int, int] = {}
+        for i in range(200_000):
+            table[i % 1024] = table.get(i % 1024, 0) + i * i
+        times.append((time.perf_counter() - t0) * 1000)
+    return round(sorted(times)[len(times) // 2], 1)
 
 
 def machine() -> dict[str, Any]:
@@ -34,6 +49,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "load_average": [round(x, 2) for x in os.getloadavg()],
+        "speed_ms": speed_ms(),
     }
 
 

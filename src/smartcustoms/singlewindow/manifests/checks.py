@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING
 from smartcustoms.clearance import checks as clearance_checks
 from smartcustoms.clearance.checks import CheckContext, Finding, Stored
 from smartcustoms.singlewindow.manifests import service
-from smartcustoms.singlewindow.manifests.model import SOURCE, LineFacts, Rules, doc_refs_of, goods_of, match
+from smartcustoms.singlewindow.manifests.model import (
+    SOURCE,
+    LineFacts,
+    Rules,
+    doc_refs_of,
+    goods_of,
+    match,
+    unmatched,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -33,11 +41,13 @@ class ManifestCheck:
         ctx.cache["manifests.rules"] = rules
         goods = goods_of(FILING, decl)
         lines = self._lines(ctx, goods.doc_refs) if goods.doc_refs else []
+        if not lines:  # most filings: nothing to match, so only a missing manifest can be said (as `match` would)
+            missing = unmatched(goods, rules, ctx.on)
+            return [] if missing is None else [service.to_finding(missing, rules)]
         others = []
-        if lines:
-            for ref, row in service.declarations_for_docs(ctx.session, goods.doc_refs).items():
-                if ref != ctx.reference:
-                    others.append(service.goods_from_facts(ref, row.facts))
+        for ref, row in service.declarations_for_docs(ctx.session, goods.doc_refs).items():
+            if ref != ctx.reference:
+                others.append(service.goods_from_facts(ref, row.facts))
         result = match(lines, [goods, *others], rules, on=ctx.on, judge=[FILING])
         return [service.to_finding(d, rules) for d in result.discrepancies if d.reference == FILING]
 

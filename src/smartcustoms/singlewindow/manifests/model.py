@@ -764,15 +764,21 @@ def match(
         keys = sorted({k for m in members for k in lines_of[m]})
         if not keys:
             for m in members:
-                d = by_ref[m]
-                if m in wanted and d.needs_manifest and _arrived(d, on, rules):
-                    out.append(_missing(d))
+                missing = unmatched(by_ref[m], rules, on) if m in wanted else None
+                if missing is not None:
+                    out.append(missing)
             continue
         out.extend(_group_checks([by_ref[m] for m in members], [line_by_key[k] for k in keys], rules, wanted))
         for m in members:
             if m in wanted:
                 out.extend(_pair_checks(by_ref[m], [line_by_key[k] for k in lines_of[m]], rules))
     return MatchResult(lines_of, dict(declarations_of), out)
+
+
+def unmatched(d: DeclaredGoods, rules: Rules, on: date | None) -> Discrepancy | None:
+    """What `match` says of a declaration no manifest line covers: its manifest is missing once the goods
+    should have arrived (past the grace days), else nothing."""
+    return _missing(d) if d.needs_manifest and _arrived(d, on, rules) else None
 
 
 def _arrived(d: DeclaredGoods, on: date | None, rules: Rules) -> bool:
