@@ -110,16 +110,14 @@ def new_references(at: datetime, count: int, country: str = "TW") -> list[str]:
     """
     year_start = at.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
     prefix = f"{at:%y}{country}" + _base32((at - year_start) // timedelta(milliseconds=1), _MS_DIGITS)
-    refs: set[str] = set()
-    out: list[str] = []
-    while len(out) < count:
-        noise = secrets.token_bytes(5 * (count - len(out)))
-        for start in range(0, len(noise), 5):
-            ref = prefix + _base32(int.from_bytes(noise[start : start + 5]) >> 5, _RANDOM_DIGITS)
-            if ref not in refs:
-                refs.add(ref)
-                out.append(ref)
-    return out
+    refs: dict[str, None] = {}  # distinct, in the order drawn
+    while len(refs) < count:
+        noise = secrets.token_bytes(5 * (count - len(refs)))
+        refs.update(
+            (prefix + _base32(int.from_bytes(noise[i : i + 5]) >> 5, _RANDOM_DIGITS), None)
+            for i in range(0, len(noise), 5)
+        )
+    return list(refs)
 
 
 def payload_hash(decl: DeclarationIn | dict[str, Any]) -> str:
@@ -420,14 +418,14 @@ def _event(
     note: str | None = None,
     detail: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    return {  # `_value_`: the plain attribute behind Enum's `.value` descriptor (a dozen a filing)
+    return {
         "declaration_id": decl_id,
         "at": at,
         "actor": who.username,
-        "role": who.role._value_,
-        "action": action._value_,
-        "from_status": frm._value_ if frm else None,
-        "to_status": to._value_,
+        "role": who.role.value,
+        "action": action.value,
+        "from_status": frm.value if frm else None,
+        "to_status": to.value,
         "note": note,
         "detail": detail,
     }
