@@ -88,6 +88,9 @@ class CheckContext:
     cache: dict[str, Any]
     reference: str | None = None
     """The declaration's reference on amendment; None on first filing."""
+    derived: dict[str, Any] = field(default_factory=dict)
+    """What a check derives from this filing and its lifecycle hook needs again when the filing is stored
+    (`Stored.derived`), so it is not worked out twice."""
 
 
 class DeclarationCheck(Protocol):
@@ -109,6 +112,8 @@ class Stored:
     status: Status
     findings: tuple[Finding, ...]
     version: int = 1
+    derived: dict[str, Any] = field(default_factory=dict)
+    """`CheckContext.derived` of the filing's checks (empty where it was not checked in this process)."""
 
 
 class LifecycleHook(Protocol):

@@ -155,9 +155,10 @@ class GroupCommitter:
             contexts: dict[tuple[Principal, date], service.Context] = {}
             for r in group:
                 try:
-                    payload = r.decl.model_dump(mode="json")
+                    body = service.payload_json(r.decl)
+                    digest = service.payload_hash(body)
                     if r.key in known:
-                        row = service.same_or_conflict(known[r.key], service.payload_hash(payload))
+                        row = service.same_or_conflict(known[r.key], digest, r.decl)
                         r.answer.set_result((views.detail(row), False))
                         continue
                     day = r.on or service.now().date()
@@ -165,7 +166,7 @@ class GroupCommitter:
                     if ctx is None:
                         ctx = contexts[(r.who, day)] = service.Context(session, day, r.who)
                         ctx.cache = shared
-                    prepared = service.prepare(session, r.decl, day, "/".join(r.key), ctx, payload)
+                    prepared = service.prepare(session, r.decl, day, "/".join(r.key), ctx, body=body, digest=digest)
                 except Exception as exc:  # this filing's problem, answered to it alone
                     r.answer.set_exception(exc)
                     continue
@@ -200,7 +201,7 @@ class GroupCommitter:
                 key = (w.filing.prepared.decl.declarant.id, w.filing.prepared.decl.lrn)
                 if key in known:
                     try:
-                        row = service.same_or_conflict(known[key], w.filing.prepared.digest)
+                        row = service.same_or_conflict(known[key], w.filing.prepared.digest, w.filing.prepared.decl)
                         answers.append((w, (views.detail(row), False)))
                     except DomainError as exc:
                         answers.append((w, exc))
@@ -212,7 +213,7 @@ class GroupCommitter:
             stored = service.store_filings(session, [w.filing for w in fresh])
             details = {}
             for w, (decl_id, values) in zip(fresh, stored, strict=True):
-                detail = views.detail(_stored_row(decl_id, values))
+                detail = views.detail(_stored_row(decl_id, values, w.filing.prepared))
                 details[id(w)] = (detail, values["payload_hash"])
                 answers.append((w, (detail, True)))
             for w in repeats:
@@ -238,10 +239,10 @@ class GroupCommitter:
                 with unit_of_work(self.url, immediate=True) as session:
                     existing = service.existing_filing(session, decl.declarant.id, decl.lrn)
                     if existing is not None:
-                        answer = views.detail(service.same_or_conflict(existing, filing.prepared.digest)), False
+                        answer = views.detail(service.same_or_conflict(existing, filing.prepared.digest, decl)), False
                     else:
                         decl_id, values = service.store_filings(session, [filing])[0]
-                        answer = views.detail(_stored_row(decl_id, values)), True
+                        answer = views.detail(_stored_row(decl_id, values, filing.prepared)), True
             except IntegrityError as exc:
                 if attempt < 2:
                     continue
@@ -254,9 +255,9 @@ class GroupCommitter:
             return
 
 
-def _stored_row(decl_id: int, values: dict[str, Any]) -> DeclarationRow:
+def _stored_row(decl_id: int, values: dict[str, Any], prepared: service.Prepared) -> DeclarationRow:
     """The row just stored, as the views read it: its column values, without the ORM's instance bookkeeping."""
-    return cast(DeclarationRow, SimpleNamespace(id=decl_id, **values))
+    return cast(DeclarationRow, SimpleNamespace(id=decl_id, **service.stored_values(values, prepared)))
 
 
 _committers: dict[str, GroupCommitter] = {}

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
@@ -120,10 +120,28 @@ def new_references(at: datetime, count: int, country: str = "TW") -> list[str]:
     return list(refs)
 
 
-def payload_hash(decl: DeclarationIn | dict[str, Any]) -> str:
-    """Fingerprint of a filing's content, to tell an idempotent resubmission from a conflicting one."""
-    data = decl if isinstance(decl, dict) else decl.model_dump(mode="json")
-    return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
+_to_json = DeclarationIn.__pydantic_serializer__.to_json
+
+
+def payload_json(decl: DeclarationIn) -> bytes:
+    """The filing as JSON text, its fields in the model's order: stored as the declaration's payload and
+    fingerprinted as it is, in one pass of pydantic's serializer (a dump to Python objects, then a sorted
+    dump to hash and a third to store cost twice as much on every filing)."""
+    return cast(bytes, _to_json(decl))
+
+
+def payload_hash(decl: DeclarationIn | bytes) -> str:
+    """Fingerprint of a filing's content, to tell an idempotent resubmission from a conflicting one.
+
+    The model fixes the order of every field (it has no free-form mappings), so the same content always
+    gives the same text."""
+    return hashlib.sha256(decl if isinstance(decl, bytes) else payload_json(decl)).hexdigest()
+
+
+def legacy_payload_hash(decl: DeclarationIn) -> str:
+    """The fingerprint stored before 2026-11-23 (of the JSON objects with sorted keys), still matched so a
+    resubmission of a declaration filed then is recognised as the same filing."""
+    return hashlib.sha256(orjson.dumps(decl.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------- look-ups
@@ -286,16 +304,23 @@ class Prepared:
     """A declaration validated, assessed and given its lane, ready to be stored."""
 
     decl: DeclarationIn
-    payload: dict[str, Any]
+    payload_json: bytes
     digest: str
     assessment: Assessment
     decision: LaneDecision
     on: date
     findings: tuple[Finding, ...] = ()
+    derived: dict[str, Any] = field(default_factory=dict)
+    """What checks derived from the filing, for the lifecycle hooks that store it (`checks.Stored.derived`)."""
 
     @property
     def hold(self) -> str | None:
         return checks.hold_reason(self.findings)
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The filing as JSON objects (what views and the stored row read)."""
+        return cast(dict[str, Any], orjson.loads(self.payload_json))
 
 
 def check_filer(who: Principal, decl: DeclarationIn) -> None:
@@ -346,15 +371,17 @@ def prepare(
     on: date,
     key: str,
     ctx: Context | None = None,
-    payload: dict[str, Any] | None = None,
     *,
     who: Principal = SYSTEM,
     reference: str | None = None,
+    body: bytes | None = None,
+    digest: str | None = None,
 ) -> Prepared:
     """Validate, assess duty and tax, run the other slices' checks, and choose the lane; raises with
     every problem at once.
 
-    `payload` is the filing already dumped to JSON types, when the caller has it (idempotency check).
+    `body` and `digest` are the filing's `payload_json` and `payload_hash`, when the caller has them
+    (idempotency check).
     """
     ctx = ctx or Context(session, on, who)
     problems, lines = validate(decl, ctx.index, on, limits=ctx.limits)
@@ -386,12 +413,14 @@ def prepare(
             for i, a in zip(decl.items, assessment.items, strict=True)
         ),
     )
-    findings = checks.run_checks(CheckContext(session, ctx.who, on, ctx.cache, reference), decl, facts)
+    derived: dict[str, Any] = {}
+    findings = checks.run_checks(CheckContext(session, ctx.who, on, ctx.cache, reference, derived), decl, facts)
     if findings:
         facts = replace(facts, extra={**facts.extra, "findings": findings})
     decision = checks.fold(ctx.assessor.assess(facts), findings)
-    payload = payload if payload is not None else decl.model_dump(mode="json")
-    return Prepared(decl, payload, payload_hash(payload), assessment, decision, on, findings)
+    body = body if body is not None else payload_json(decl)
+    digest = digest if digest is not None else payload_hash(body)
+    return Prepared(decl, body, digest, assessment, decision, on, findings, derived)
 
 
 def _schedule_label(index: Any) -> str:
@@ -460,7 +489,7 @@ def _row_values(who: Principal, p: Prepared, at: datetime, reference: str) -> di
         "released_at": at if status is Status.RELEASED else None,
         "filed_by": who.username,
         "payload_hash": p.digest,
-        "payload": p.payload,
+        "payload": orjson.Fragment(p.payload_json),  # stored as it is (the JSON type's serializer passes it on)
         "assessment": a.as_dict(),
         "lane_reasons": list(d.reasons),
         "lane_versions": list(d.versions),
@@ -555,12 +584,26 @@ def store_filings(session: Session, filings: Sequence[Filing]) -> list[tuple[int
         by_filer: dict[Principal, list[Stored]] = {}
         for (decl_id, v), f in zip(rows, filings, strict=True):
             by_filer.setdefault(f.who, []).append(
-                Stored(decl_id, str(v["reference"]), f.prepared.decl, Status(v["status"]), f.prepared.findings, 1)
+                Stored(
+                    decl_id,
+                    str(v["reference"]),
+                    f.prepared.decl,
+                    Status(v["status"]),
+                    f.prepared.findings,
+                    1,
+                    f.prepared.derived,
+                )
             )
         for hook in lifecycle_hooks:
             for filer, stored in by_filer.items():
                 hook.stored(session, filer, stored)
     return rows
+
+
+def stored_values(values: dict[str, Any], prepared: Prepared) -> dict[str, Any]:
+    """A row's column values from `store_filings` as a row read back would hold them (the payload as JSON
+    objects rather than the text it was stored as)."""
+    return {**values, "payload": prepared.payload}
 
 
 def _item_values(decl_id: int, decl: DeclarationIn, a: Assessment) -> list[dict[str, Any]]:
@@ -594,22 +637,22 @@ def submit(
     with different content it is refused as a duplicate.
     """
     check_filer(who, decl)
-    payload = decl.model_dump(mode="json")
-    digest = payload_hash(payload)
+    body = payload_json(decl)
+    digest = payload_hash(body)
     existing = existing_filing(session, decl.declarant.id, decl.lrn)
     if existing is not None:
-        return same_or_conflict(existing, digest), False
+        return same_or_conflict(existing, digest, decl), False
     day = on or now().date()
-    prepared = prepare(session, decl, day, f"{decl.declarant.id}/{decl.lrn}", payload=payload, who=who)
+    prepared = prepare(session, decl, day, f"{decl.declarant.id}/{decl.lrn}", who=who, body=body, digest=digest)
     for attempt in range(3):
         try:
             with session.begin_nested():
                 decl_id, values = store_filings(session, [Filing(who, prepared, remote_addr)])[0]
-                return DeclarationRow(id=decl_id, **values), True
+                return DeclarationRow(id=decl_id, **stored_values(values, prepared)), True
         except IntegrityError:
             existing = existing_filing(session, decl.declarant.id, decl.lrn)
             if existing is not None:
-                return same_or_conflict(existing, digest), False
+                return same_or_conflict(existing, digest, decl), False
             if attempt == 2:  # not the LRN and not a reference drawn again: a real fault
                 raise
             # the savepoint is rolled back; a reference collision (see `new_references`) draws a new one
@@ -631,8 +674,9 @@ def duplicate_lrn(lrn: str, reference: str) -> Conflict:
     )
 
 
-def same_or_conflict(existing: DeclarationRow, digest: str) -> DeclarationRow:
-    if existing.payload_hash != digest:
+def same_or_conflict(existing: DeclarationRow, digest: str, decl: DeclarationIn) -> DeclarationRow:
+    """The stored filing when `decl` (fingerprinted `digest`) is the same content, else a conflict."""
+    if existing.payload_hash != digest and existing.payload_hash != legacy_payload_hash(decl):
         raise duplicate_lrn(existing.lrn, existing.reference)
     return existing
 
@@ -730,10 +774,10 @@ def plan_batch(
         key = (decl.declarant.id, decl.lrn)
         try:
             check_filer(who, decl)
-            payload = decl.model_dump(mode="json")
-            digest = payload_hash(payload)
+            body = payload_json(decl)
+            digest = payload_hash(body)
             if key in known:
-                plan.duplicates.append(same_or_conflict(known[key], digest).reference)
+                plan.duplicates.append(same_or_conflict(known[key], digest, decl).reference)
                 continue
             if key in in_batch:
                 if in_batch[key] != digest:
@@ -746,7 +790,9 @@ def plan_batch(
                     )
                 continue
             in_batch[key] = digest
-            plan.ready.append(prepare(session, decl, day, f"{decl.declarant.id}/{decl.lrn}", ctx, payload))
+            plan.ready.append(
+                prepare(session, decl, day, f"{decl.declarant.id}/{decl.lrn}", ctx, body=body, digest=digest)
+            )
             plan.positions.append(i)
         except DomainError as exc:
             plan.rejected.append((i, exc.problems))
@@ -766,7 +812,7 @@ def store_batch(session: Session, who: Principal, plan: BatchPlan) -> BatchResul
             ready.append(p)
             continue
         try:
-            duplicates.append(same_or_conflict(row, p.digest).reference)
+            duplicates.append(same_or_conflict(row, p.digest, p.decl).reference)
         except DomainError as exc:
             rejected.append((i, exc.problems))
     accepted = [str(values["reference"]) for _id, values in store_filings(session, [Filing(who, p) for p in ready])]
@@ -945,7 +991,7 @@ def amend(
     )
     if prepared.hold:
         _transition(session, SYSTEM, row, Action.HOLD, prepared.hold)
-    stored = Stored(row.id, row.reference, decl, Status(row.status), prepared.findings, row.version)
+    stored = Stored(row.id, row.reference, decl, Status(row.status), prepared.findings, row.version, prepared.derived)
     for hook in checks.hooks():
         hook.stored(session, who, [stored])
     return row

@@ -39,7 +39,7 @@ class ManifestCheck:
     def check(self, ctx: CheckContext, decl: DeclarationIn, facts: DeclarationFacts) -> Sequence[Finding]:
         rules: Rules = ctx.cache.get("manifests.rules") or service.current_rules(ctx.session)
         ctx.cache["manifests.rules"] = rules
-        goods = goods_of(FILING, decl)
+        goods = ctx.derived["manifests.goods"] = goods_of(FILING, decl)
         lines = self._lines(ctx, goods.doc_refs) if goods.doc_refs else []
         if not lines:  # most filings: nothing to match, so only a missing manifest can be said (as `match` would)
             missing = unmatched(goods, rules, ctx.on)
@@ -81,7 +81,7 @@ class ManifestIndex:
                 (
                     s.reference,
                     s.version,
-                    goods_of(s.reference, s.decl),
+                    s.derived.get("manifests.goods") or goods_of(s.reference, s.decl),  # the index reads no reference
                     [str(f.detail.get("key")) for f in s.findings if f.source == SOURCE and f.detail.get("key")],
                 )
                 for s in declarations
