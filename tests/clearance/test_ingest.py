@@ -7,6 +7,8 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
@@ -81,3 +83,20 @@ def test_ingest_refuses_a_chunk_below_one_and_names_the_field() -> None:
     with pytest.raises(DomainError) as exc:
         ingest.ingest([], "trader", chunk=0)
     assert [(p.code, p.path) for p in exc.value.problems] == [("invalid_chunk", ("chunk",))]
+
+
+@given(st.integers(0, 5000), st.integers(1, 700), st.integers(1, 4))
+def test_chunks_cover_every_filing_once_in_order_and_shrink_only_at_the_end(n: int, size: int, workers: int) -> None:
+    sources = list(range(n))
+    chunks = list(ingest._chunks(sources, size, workers))
+    assert [x for _start, part in chunks for x in part] == sources
+    assert all(part and part[0] == start for start, part in chunks)
+    sizes = [len(part) for _start, part in chunks]
+    assert all(s <= size for s in sizes)
+    assert sizes[:-1] == sorted(sizes[:-1], reverse=True)  # never growing again
+    if workers == 1:
+        assert sizes[:-1] == [size] * (len(sizes) - 1)
+    else:  # full chunks until about two per worker are left, then no smaller than a quarter chunk (but the last)
+        full = [s for s in sizes if s == size]
+        assert n - len(full) * size <= 2 * workers * size
+        assert all(s >= -(-size // 4) for s in sizes[:-1])
