@@ -611,8 +611,8 @@ def _item_values(decl_id: int, decl: DeclarationIn, a: Assessment) -> list[dict[
         {
             "declaration_id": decl_id,
             "line_no": i.line_no,
-            "tariff_code": normalise_code(i.tariff_code),
-            "hs_chapter": normalise_code(i.tariff_code)[:2],
+            "tariff_code": code,
+            "hs_chapter": code[:2],
             "origin": i.origin_country,
             "description": i.description,
             "value": i.value,
@@ -620,6 +620,7 @@ def _item_values(decl_id: int, decl: DeclarationIn, a: Assessment) -> list[dict[
             "duty": ia.duty,
         }
         for i, ia in zip(decl.items, a.items, strict=True)
+        for code in (normalise_code(i.tariff_code),)
     ]
 
 
