@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 from pathlib import Path
 
 import orjson
@@ -30,7 +32,7 @@ def _sources(n: int) -> list[ingest.Source]:
 
 
 def _count(model: type) -> int:
-    with unit_of_work() as s:
+    with unit_of_work(read_only=True) as s:
         return int(s.scalar(select(func.count()).select_from(model)) or 0)
 
 
@@ -100,3 +102,35 @@ def test_chunks_cover_every_filing_once_in_order_and_shrink_only_at_the_end(n: i
         full = [s for s in sizes if s == size]
         assert n - len(full) * size <= 2 * workers * size
         assert all(s >= -(-size // 4) for s in sizes[:-1])
+
+
+def test_progress_counts_every_filing_once(env: Env) -> None:
+    seen: list[int] = []
+    report = ingest.ingest(_sources(90), "trader", workers=2, chunk=20, progress=seen.append)
+    assert len(report.accepted) == 90 and sum(seen) == 90 and all(seen)
+
+
+def test_a_planned_chunk_is_not_stored_while_another_writer_holds_the_lock(env_sqlite: Env) -> None:
+    who = ingest._principal("trader")
+    planned = ingest._plan_chunk(who, 0, _sources(12), None)
+    lock_path = env_sqlite.url.split("///", 1)[1] + "-writer.lock"
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # another process's writer
+    try:
+        assert ingest._store_planned(who, [planned], wait=False) is False
+        assert _count(DeclarationRow) == 0 and planned.report.accepted == []
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+    assert ingest._store_planned(who, [planned], wait=False) is True
+    assert len(planned.report.accepted) == 12 and _count(DeclarationRow) == 12
+
+
+def test_a_failing_worker_fails_the_ingest_instead_of_hanging(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("planning failed")
+
+    monkeypatch.setattr(ingest.service, "plan_batch", broken)  # the forked workers inherit it
+    with pytest.raises(RuntimeError, match="planning failed"):
+        ingest.ingest(_sources(60), "trader", workers=2, chunk=10)
+    assert _count(DeclarationRow) == 0

@@ -5,7 +5,11 @@ from __future__ import annotations
 import fcntl
 import multiprocessing
 import os
+import threading
 from pathlib import Path
+
+import pytest
+from sqlalchemy import text
 
 from smartcustoms.platform import db
 
@@ -64,3 +68,41 @@ def test_processes_take_turns(tmp_path: Path) -> None:
         w.join(120)
         assert w.exitcode == 0
     assert int(counter.read_text()) == 450  # no read-modify-write was interleaved
+
+
+def test_a_unit_that_may_not_wait_is_refused_while_another_writer_holds_the_lock(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/w.db"
+    with db.unit_of_work(url) as s:
+        s.execute(text("CREATE TABLE t (x INTEGER)"))
+    # another process's writer: the lock file held through another open file description
+    fd = os.open(f"{tmp_path}/w.db-writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(db.WriterBusy), db.unit_of_work(url, immediate=True, wait=False) as s:
+            s.execute(text("INSERT INTO t VALUES (1)"))
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+    # another thread's writer
+    holding, done = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with db.unit_of_work(url) as s:
+            s.execute(text("INSERT INTO t VALUES (2)"))
+            holding.set()
+            done.wait(30)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    assert holding.wait(30)
+    try:
+        with pytest.raises(db.WriterBusy), db.unit_of_work(url, wait=False):
+            pass
+    finally:
+        done.set()
+        thread.join(30)
+    with db.unit_of_work(url, immediate=True, wait=False) as s:  # free again: it goes through
+        s.execute(text("INSERT INTO t VALUES (3)"))
+    with db.unit_of_work(url, read_only=True) as s:
+        assert [r[0] for r in s.execute(text("SELECT x FROM t ORDER BY x"))] == [2, 3]
+    assert not _locked_elsewhere(f"{tmp_path}/w.db-writer.lock")  # a refused unit left nothing held

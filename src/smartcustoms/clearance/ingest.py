@@ -1,18 +1,21 @@
 """Batch ingest: many filings (a broker's night run, a postal operator's manifest of parcels) in parallel.
 
-The filings are cut into chunks; worker processes (forked, so they share the loaded tariff index) parse,
-validate, assess and lane a chunk outside any write transaction, then store it in one short transaction.
-A chunk that loses a race for the write lock, or for an LRN filed meanwhile by another worker, is stored
-again from its plan: filings stay idempotent and nothing is half-written.
+The filings are cut into chunks; worker processes (forked, so they share the loaded tariff index and read
+the filings from the parent's memory) claim chunks in turn, parse, validate, assess and lane each outside
+any write transaction, then store it in one short transaction. A worker that finds SQLite's writer lock
+taken plans its next chunk instead of waiting, and stores both together. A chunk that loses a race for an
+LRN filed meanwhile by another worker is stored again from its plan: filings stay idempotent and nothing is
+half-written.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import queue
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -67,10 +70,17 @@ def _principal(username: str) -> auth.Principal:
     return _principals[username]
 
 
-def ingest_chunk(username: str, first: int, sources: Sequence[Source], on: date | None) -> IngestReport:
-    """Parse, plan and store one chunk; positions in the report count from `first`."""
+@dataclass
+class _Planned:
+    """A chunk parsed and planned (reading only), waiting to be stored."""
+
+    report: IngestReport
+    size: int
+    plan: service.BatchPlan | None
+
+
+def _plan_chunk(who: auth.Principal, first: int, sources: Sequence[Source], on: date | None) -> _Planned:
     report = IngestReport()
-    who = _principal(username)
     decls: list[DeclarationIn] = []
     positions: list[int] = []
     for i, source in enumerate(sources, first):
@@ -80,29 +90,113 @@ def ingest_chunk(username: str, first: int, sources: Sequence[Source], on: date 
         except ValidationError as exc:
             report.rejected.append((i, problems_of(exc)))
     if not decls:
-        return report
+        return _Planned(report, len(sources), None)
     # planning only reads: it must not take the writer lock, or the workers would plan one at a time
     with db.unit_of_work(read_only=True) as session:
         plan = service.plan_batch(session, who, decls, on=on)
     # plan positions count within `decls`; map them back to positions in the caller's batch
     plan.positions = [positions[i] for i in plan.positions]
     plan.rejected = [(positions[i], problems) for i, problems in plan.rejected]
+    return _Planned(report, len(sources), plan)
+
+
+def _store_planned(who: auth.Principal, planned: Sequence[_Planned], *, wait: bool = True) -> bool:
+    """Store planned chunks in one transaction. With `wait` false, return False (nothing written) when another
+    worker holds SQLite's writer lock: the caller plans its next chunk meanwhile instead of idling."""
+    plans = [p for p in planned if p.plan is not None]
+    retries = 0
     for attempt in range(STORE_ATTEMPTS):
         try:
-            with db.unit_of_work(immediate=True) as session:
-                result = service.store_batch(session, who, plan)
+            with db.unit_of_work(immediate=True, wait=wait) as session:
+                results = [service.store_batch(session, who, p.plan) for p in plans if p.plan is not None]
             break
+        except db.WriterBusy:
+            return False
         except (OperationalError, IntegrityError) as exc:
             if isinstance(exc, OperationalError) and "locked" not in str(exc) and "busy" not in str(exc):
                 raise
-            report.retries += 1
+            retries += 1
             if attempt == STORE_ATTEMPTS - 1:
                 raise
             time.sleep(min(0.002 * (attempt + 1), 0.05))
-    report.accepted += result.accepted
-    report.duplicates += result.duplicates
-    report.rejected = sorted(report.rejected + result.rejected, key=lambda r: r[0])
-    return report
+    for p, result in zip(plans, results, strict=True):
+        p.report.accepted += result.accepted
+        p.report.duplicates += result.duplicates
+        p.report.rejected = sorted(p.report.rejected + result.rejected, key=lambda r: r[0])
+    if planned:
+        planned[0].report.retries += retries
+    return True
+
+
+def ingest_chunk(username: str, first: int, sources: Sequence[Source], on: date | None) -> IngestReport:
+    """Parse, plan and store one chunk; positions in the report count from `first`."""
+    who = _principal(username)
+    planned = _plan_chunk(who, first, sources, on)
+    _store_planned(who, [planned])
+    return planned.report
+
+
+MAX_WAITING = 4
+"""Chunks a worker plans ahead while another holds the writer lock, before it queues for the lock."""
+
+
+@dataclass
+class _Job:
+    """One parallel ingest, as the forked workers inherit it: they claim chunks by number from `claimed`
+    and report each stored chunk's size on `done` (for progress), then ("done", 0)."""
+
+    username: str
+    sources: Sequence[Source]
+    chunks: list[tuple[int, int]]
+    on: date | None
+    claimed: Any
+    done: Any
+
+    def claim(self) -> tuple[int, int] | None:
+        with self.claimed.get_lock():
+            k = self.claimed.value
+            self.claimed.value = k + 1
+        return self.chunks[k] if k < len(self.chunks) else None
+
+
+_job: _Job | None = None
+"""Set in the parent just before the workers fork; they read their sources from this copy of its memory."""
+
+
+def _work() -> IngestReport:
+    """A worker: plan the chunks it claims; store them whenever the writer lock is free, and while it is not,
+    plan the next chunk instead of waiting (up to MAX_WAITING chunks)."""
+    job = _job
+    if job is None:
+        raise RuntimeError("ingest worker started without a job")
+    total = IngestReport()
+    try:
+        who = _principal(job.username)
+        waiting: list[_Planned] = []
+
+        def flush(wait: bool) -> None:
+            if _store_planned(who, waiting, wait=wait):
+                for p in waiting:
+                    _merge(total, p.report)
+                    job.done.put(("stored", p.size))
+                waiting.clear()
+
+        while (chunk := job.claim()) is not None:
+            start, size = chunk
+            waiting.append(_plan_chunk(who, start, job.sources[start : start + size], job.on))
+            flush(wait=len(waiting) >= MAX_WAITING)
+        if waiting:
+            flush(wait=True)
+    finally:
+        job.done.put(("done", 0))
+    return total
+
+
+def _merge(into: IngestReport, part: IngestReport) -> None:
+    into.accepted += part.accepted
+    into.duplicates += part.duplicates
+    into.rejected += part.rejected
+    into.retries += part.retries
 
 
 def _after_fork() -> None:
@@ -122,6 +216,40 @@ def _chunks(sources: Sequence[Source], size: int, workers: int = 1) -> Iterator[
         start += step
 
 
+def _in_workers(
+    sources: Sequence[Source],
+    username: str,
+    workers: int,
+    chunk: int,
+    on: date | None,
+    progress: Callable[[int], None] | None,
+) -> list[IngestReport]:
+    """Run `_work` in `workers` forked processes; report progress as their chunks are stored."""
+    global _job
+    context = multiprocessing.get_context("fork")
+    chunks = [(start, len(part)) for start, part in _chunks(sources, chunk, workers)]
+    job = _job = _Job(username, sources, chunks, on, context.Value("q", 0), context.Queue())
+    try:
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_after_fork) as pool:
+            futures = [pool.submit(_work) for _ in range(workers)]
+            finished = 0
+            while finished < workers:
+                try:
+                    kind, size = job.done.get(timeout=1.0)
+                except queue.Empty:  # a worker that died without a word: the pool says why
+                    for future in futures:
+                        if future.done() and future.exception() is not None:
+                            future.result()
+                    continue
+                if kind == "done":
+                    finished += 1
+                elif progress is not None:
+                    progress(size)
+            return [future.result() for future in futures]
+    finally:
+        _job = None
+
+
 def ingest(
     sources: Sequence[Source],
     username: str,
@@ -136,15 +264,6 @@ def ingest(
         raise DomainError(Problem("invalid_chunk", ("chunk",), t("Chunk size must be at least 1")))
     workers = max(1, workers or os.cpu_count() or 1)
     report = IngestReport()
-
-    def merge(part: IngestReport, done: int) -> None:
-        report.accepted += part.accepted
-        report.duplicates += part.duplicates
-        report.rejected += part.rejected
-        report.retries += part.retries
-        if progress is not None:
-            progress(done)
-
     _principal(username)  # an unknown user fails here, before any work starts
     with db.unit_of_work(read_only=True) as session:
         service.Context(session, on or service.now().date())  # tariff index and rules, shared by forked workers
@@ -152,15 +271,11 @@ def ingest(
     settle_heap()
     if workers == 1 or len(sources) <= chunk:
         for start, part in _chunks(sources, chunk):
-            merge(ingest_chunk(username, start, part, on), len(part))
+            _merge(report, ingest_chunk(username, start, part, on))
+            if progress is not None:
+                progress(len(part))
     else:
-        context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_after_fork) as pool:
-            futures: list[tuple[Future[IngestReport], int]] = [
-                (pool.submit(ingest_chunk, username, start, part, on), len(part))
-                for start, part in _chunks(sources, chunk, workers)
-            ]
-            for future, size in futures:
-                merge(future.result(), size)
+        for worker_report in _in_workers(sources, username, workers, chunk, on, progress):
+            _merge(report, worker_report)
     report.rejected.sort(key=lambda r: r[0])
     return report

@@ -269,24 +269,37 @@ class _WriterLock:
         self._file_path = f"{path}-writer.lock" if path and path != ":memory:" and "mode=memory" not in url else None
         self._fd: int | None = None
 
-    def __enter__(self) -> None:
-        self._thread_lock.acquire()
+    def acquire(self, wait: bool = True) -> bool:
+        """Take the lock; with `wait` false, give up at once (False) if another thread or process holds it."""
+        if not self._thread_lock.acquire(blocking=wait):
+            return False
         self._depth += 1
         if self._depth == 1 and self._file_path is not None:
             try:
                 if self._fd is None:
                     self._fd = os.open(self._file_path, os.O_RDWR | os.O_CREAT, 0o600)
-                fcntl.flock(self._fd, fcntl.LOCK_EX)
+                fcntl.flock(self._fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # held by another process, and asked not to wait
+                self._depth -= 1
+                self._thread_lock.release()
+                return False
             except OSError:  # a read-only directory: SQLite's own busy handler still keeps writes apart
                 self._file_path = None
+        return True
 
-    def __exit__(self, *_exc: object) -> None:
+    def release(self) -> None:
         try:
             if self._depth == 1 and self._fd is not None and self._file_path is not None:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
         finally:
             self._depth -= 1
             self._thread_lock.release()
+
+    def __enter__(self) -> None:
+        self.acquire()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.release()
 
     def forget(self) -> None:
         """In a forked child: the parent's descriptor shares the parent's lock; open a new one on next use."""
@@ -296,8 +309,27 @@ class _WriterLock:
 _SQLITE_LOCKS: dict[str, _WriterLock] = {}
 
 
+class _Held:
+    """A writer lock already acquired, released on leaving."""
+
+    def __init__(self, lock: _WriterLock) -> None:
+        self._lock = lock
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *_exc: object) -> None:
+        self._lock.release()
+
+
+class WriterBusy(Exception):
+    """Another writer holds the SQLite database's writer lock (raised only by `unit_of_work(wait=False)`)."""
+
+
 @contextmanager
-def unit_of_work(url: str | None = None, *, read_only: bool = False, immediate: bool = False) -> Iterator[Session]:
+def unit_of_work(
+    url: str | None = None, *, read_only: bool = False, immediate: bool = False, wait: bool = True
+) -> Iterator[Session]:
     """Yield a session inside one transaction: committed on success, rolled back on any error.
 
     SQLite allows one writer at a time and its busy handler backs off for up to 100 ms, so on SQLite
@@ -305,6 +337,8 @@ def unit_of_work(url: str | None = None, *, read_only: bool = False, immediate: 
     A `read_only` unit (reads that precede a write done elsewhere) skips that lock and is rolled back.
     An `immediate` unit takes SQLite's write lock before its first read, so a write after reading never
     finds its snapshot overtaken by another process's commit (several server or ingest processes).
+    With `wait` false a writing unit on SQLite raises `WriterBusy` instead of queueing for the writer lock
+    (the caller has other work to do meanwhile); PostgreSQL has no such lock and never raises it.
     """
     url = url or get_settings().database_url
     sqlite = url.startswith("sqlite") and not read_only
@@ -313,6 +347,10 @@ def unit_of_work(url: str | None = None, *, read_only: bool = False, immediate: 
         lock = _SQLITE_LOCKS.get(url)
         if lock is None:
             lock = _SQLITE_LOCKS.setdefault(url, _WriterLock(url))
+        if not wait:
+            if not lock.acquire(wait=False):
+                raise WriterBusy(url)
+            lock = _Held(lock)
     with lock:
         session = session_factory(url)()
         try:
