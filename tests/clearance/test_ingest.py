@@ -134,3 +134,11 @@ def test_a_failing_worker_fails_the_ingest_instead_of_hanging(env: Env, monkeypa
     with pytest.raises(RuntimeError, match="planning failed"):
         ingest.ingest(_sources(60), "trader", workers=2, chunk=10)
     assert _count(DeclarationRow) == 0
+
+
+def test_a_chunk_of_only_unreadable_filings_is_reported_and_the_rest_stored(env: Env) -> None:
+    sources = _sources(60)
+    sources[20:40] = [b"{not json"] * 20
+    report = ingest.ingest(sources, "trader", workers=2, chunk=20)
+    assert sorted(i for i, _ in report.rejected) == list(range(20, 40))
+    assert len(report.accepted) == 40 and _count(DeclarationRow) == 40

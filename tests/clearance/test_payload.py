@@ -64,6 +64,8 @@ def test_a_filing_fingerprinted_the_old_way_is_still_the_same_filing(env: Env) -
     _store_legacy_fingerprint(ref, DeclarationIn.model_validate(declaration()))
     again = env.client.post("/declarations", json=declaration(), headers=env.h("trader"))
     assert again.status_code == 200 and again.json()["reference"] == ref
+    # the stored JSON text reads back as the filing (this answer is the row read from the database)
+    assert again.json()["declaration"] == first.json()["declaration"]
     changed = env.client.post("/declarations", json=declaration(freight="401.00"), headers=env.h("trader"))
     assert changed.status_code == 409 and changed.json()["problems"][0]["code"] == "duplicate_lrn"
     # batch ingest compares the same way

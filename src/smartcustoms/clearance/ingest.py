@@ -104,6 +104,8 @@ def _store_planned(who: auth.Principal, planned: Sequence[_Planned], *, wait: bo
     """Store planned chunks in one transaction. With `wait` false, return False (nothing written) when another
     worker holds SQLite's writer lock: the caller plans its next chunk meanwhile instead of idling."""
     plans = [p for p in planned if p.plan is not None]
+    if not plans:  # every filing refused by parsing: nothing to write
+        return True
     retries = 0
     for attempt in range(STORE_ATTEMPTS):
         try:
@@ -123,8 +125,7 @@ def _store_planned(who: auth.Principal, planned: Sequence[_Planned], *, wait: bo
         p.report.accepted += result.accepted
         p.report.duplicates += result.duplicates
         p.report.rejected = sorted(p.report.rejected + result.rejected, key=lambda r: r[0])
-    if planned:
-        planned[0].report.retries += retries
+    plans[0].report.retries += retries
     return True
 
 
