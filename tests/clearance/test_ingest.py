@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import threading
 from pathlib import Path
 
 import orjson
@@ -142,3 +143,25 @@ def test_a_chunk_of_only_unreadable_filings_is_reported_and_the_rest_stored(env:
     report = ingest.ingest(sources, "trader", workers=2, chunk=20)
     assert sorted(i for i, _ in report.rejected) == list(range(20, 40))
     assert len(report.accepted) == 40 and _count(DeclarationRow) == 40
+
+
+def test_two_parallel_ingests_in_one_process_each_get_their_own_filings(env: Env) -> None:
+    first = [declaration(lrn=f"TA-{i}") for i in range(40)]
+    second = [declaration(lrn=f"TB-{i}") for i in range(40)]
+    reports: dict[str, ingest.IngestReport] = {}
+
+    def run(name: str, sources: list[ingest.Source]) -> None:
+        reports[name] = ingest.ingest(sources, "trader", workers=2, chunk=10)
+
+    threads = [
+        threading.Thread(target=run, args=("a", first)),
+        threading.Thread(target=run, args=("b", second)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+    assert len(reports["a"].accepted) == len(reports["b"].accepted) == 40
+    with unit_of_work(read_only=True) as s:
+        lrns = set(s.scalars(select(DeclarationRow.lrn)))
+    assert lrns == {f"TA-{i}" for i in range(40)} | {f"TB-{i}" for i in range(40)}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -225,30 +226,40 @@ def _in_workers(
     on: date | None,
     progress: Callable[[int], None] | None,
 ) -> list[IngestReport]:
-    """Run `_work` in `workers` forked processes; report progress as their chunks are stored."""
+    """Run `_work` in `workers` forked processes; report progress as their chunks are stored. One parallel
+    ingest at a time per process (the workers find their job in a module global)."""
     global _job
     context = multiprocessing.get_context("fork")
     chunks = [(start, len(part)) for start, part in _chunks(sources, chunk, workers)]
-    job = _job = _Job(username, sources, chunks, on, context.Value("q", 0), context.Queue())
-    try:
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_after_fork) as pool:
-            futures = [pool.submit(_work) for _ in range(workers)]
-            finished = 0
-            while finished < workers:
-                try:
-                    kind, size = job.done.get(timeout=1.0)
-                except queue.Empty:  # a worker that died without a word: the pool says why
-                    for future in futures:
-                        if future.done() and future.exception() is not None:
-                            future.result()
-                    continue
-                if kind == "done":
-                    finished += 1
-                elif progress is not None:
-                    progress(size)
-            return [future.result() for future in futures]
-    finally:
-        _job = None
+    with _one_job:
+        job = _job = _Job(username, sources, chunks, on, context.Value("q", 0), context.Queue())
+        try:
+            return _run_job(job, context, workers, progress)
+        finally:
+            _job = None
+
+
+_one_job = threading.Lock()
+
+
+def _run_job(job: _Job, context: Any, workers: int, progress: Callable[[int], None] | None) -> list[IngestReport]:
+    """The pool of workers for one job: progress as chunks are stored, then each worker's report."""
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_after_fork) as pool:
+        futures = [pool.submit(_work) for _ in range(workers)]
+        finished = 0
+        while finished < workers:
+            try:
+                kind, size = job.done.get(timeout=1.0)
+            except queue.Empty:  # a worker that died without a word: the pool says why
+                for future in futures:
+                    if future.done() and future.exception() is not None:
+                        future.result()
+                continue
+            if kind == "done":
+                finished += 1
+            elif progress is not None:
+                progress(size)
+        return [future.result() for future in futures]
 
 
 def ingest(
