@@ -104,14 +104,14 @@ def _plan_chunk(who: auth.Principal, first: int, sources: Sequence[Source], on: 
 def _store_planned(who: auth.Principal, planned: Sequence[_Planned], *, wait: bool = True) -> bool:
     """Store planned chunks in one transaction. With `wait` false, return False (nothing written) when another
     worker holds SQLite's writer lock: the caller plans its next chunk meanwhile instead of idling."""
-    plans = [p for p in planned if p.plan is not None]
+    plans = [(p, p.plan) for p in planned if p.plan is not None]
     if not plans:  # every filing refused by parsing: nothing to write
         return True
     retries = 0
     for attempt in range(STORE_ATTEMPTS):
         try:
             with db.unit_of_work(immediate=True, wait=wait) as session:
-                results = [service.store_batch(session, who, p.plan) for p in plans if p.plan is not None]
+                results = [service.store_batch(session, who, plan) for _p, plan in plans]
             break
         except db.WriterBusy:
             return False
@@ -122,11 +122,11 @@ def _store_planned(who: auth.Principal, planned: Sequence[_Planned], *, wait: bo
             if attempt == STORE_ATTEMPTS - 1:
                 raise
             time.sleep(min(0.002 * (attempt + 1), 0.05))
-    for p, result in zip(plans, results, strict=True):
+    for (p, _plan), result in zip(plans, results, strict=True):
         p.report.accepted += result.accepted
         p.report.duplicates += result.duplicates
         p.report.rejected = sorted(p.report.rejected + result.rejected, key=lambda r: r[0])
-    plans[0].report.retries += retries
+    plans[0][0].report.retries += retries
     return True
 
 

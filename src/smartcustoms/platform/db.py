@@ -9,7 +9,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -295,31 +295,12 @@ class _WriterLock:
             self._depth -= 1
             self._thread_lock.release()
 
-    def __enter__(self) -> None:
-        self.acquire()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.release()
-
     def forget(self) -> None:
         """In a forked child: the parent's descriptor shares the parent's lock; open a new one on next use."""
         self._fd = None
 
 
 _SQLITE_LOCKS: dict[str, _WriterLock] = {}
-
-
-class _Held:
-    """A writer lock already acquired, released on leaving."""
-
-    def __init__(self, lock: _WriterLock) -> None:
-        self._lock = lock
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *_exc: object) -> None:
-        self._lock.release()
 
 
 class WriterBusy(Exception):
@@ -342,16 +323,12 @@ def unit_of_work(
     """
     url = url or get_settings().database_url
     sqlite = url.startswith("sqlite") and not read_only
-    lock: Any = nullcontext()
+    lock: _WriterLock | None = None
     if sqlite:
-        lock = _SQLITE_LOCKS.get(url)
-        if lock is None:
-            lock = _SQLITE_LOCKS.setdefault(url, _WriterLock(url))
-        if not wait:
-            if not lock.acquire(wait=False):
-                raise WriterBusy(url)
-            lock = _Held(lock)
-    with lock:
+        lock = _SQLITE_LOCKS.get(url) or _SQLITE_LOCKS.setdefault(url, _WriterLock(url))
+        if not lock.acquire(wait=wait):
+            raise WriterBusy(url)
+    try:
         session = session_factory(url)()
         try:
             if immediate and sqlite:
@@ -366,6 +343,9 @@ def unit_of_work(
             raise
         finally:
             session.close()
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def forget_engines_after_fork() -> None:
