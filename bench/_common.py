@@ -2,17 +2,43 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime as dt
 import json
 import os
 import platform
+import shutil
+import signal
 import statistics
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    sys.exit(128 + signum)
+
+
+def scratch_dir(prefix: str) -> Path:
+    """A temporary folder for a benchmark's databases, removed when the script ends — also when it fails, is
+    interrupted or gets SIGTERM: runs killed part-way used to leave hundreds of MB each in /tmp, and a full disk
+    then failed an unrelated test run."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    main_pid = os.getpid()
+
+    def remove() -> None:
+        if os.getpid() == main_pid:  # not in a forked worker that happens to run atexit handlers
+            shutil.rmtree(folder, ignore_errors=True)
+
+    atexit.register(remove)
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    return folder
 
 
 def speed_ms() -> float:

@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from tests import pg_harness  # noqa: E402
 from tests.clearance.conftest import BASE  # noqa: E402
 
-from bench._common import machine, median, pct, save  # noqa: E402
+from bench._common import machine, median, pct, save, scratch_dir  # noqa: E402
 
 CODES = ["851713", "610910", "847130", "950300", "392690", "940360", "330499", "420221"]
 
@@ -362,7 +362,7 @@ def main() -> None:
     ap.add_argument("--no-postgres", action="store_true")
     ap.add_argument("--out", default="clearance", help="results file name under bench/results/ (without .json)")
     args = ap.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="sc-bench-"))
+    tmp = scratch_dir("sc-bench-")
     dbs: list[tuple[str, Any]] = [("sqlite", lambda name: f"sqlite:///{tmp / name}.db")]
     pg = None
     if not args.no_postgres and pg_harness.find_bindir():

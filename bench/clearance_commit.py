@@ -16,7 +16,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import date
 from pathlib import Path
@@ -26,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
-from bench._common import machine, median, pct, save  # noqa: E402
+from bench._common import machine, median, pct, save, scratch_dir  # noqa: E402
 
 GROUP = 20
 
@@ -35,7 +34,7 @@ def one_run(filings: int) -> dict[str, Any]:
     """In this process (its mode fixed by SMARTCUSTOMS_SQLITE_CHECKPOINT): commit times of every group."""
     from bench.clearance import make_declaration, prepare
 
-    tmp = Path(tempfile.mkdtemp(prefix="sc-commit-"))
+    tmp = scratch_dir("sc-commit-")
     prepare(f"sqlite:///{tmp / 'commit.db'}")
     from smartcustoms.clearance import checks, service
     from smartcustoms.clearance.schema import DeclarationIn

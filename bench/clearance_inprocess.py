@@ -19,7 +19,6 @@ import contextlib
 import glob
 import os
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
-from bench._common import machine, save  # noqa: E402
+from bench._common import machine, save, scratch_dir  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -166,7 +165,7 @@ def main() -> None:
     from smartcustoms.platform import db, settings
 
     results = []
-    tmp = Path(tempfile.mkdtemp(prefix="sc-inproc-"))
+    tmp = scratch_dir("sc-inproc-")
     results.append(run(f"sqlite:///{tmp / 'inproc.db'}", "sqlite", args.filings, args.concurrency))
     if not args.no_postgres and pg_harness.find_bindir():
         pg = pg_harness.start(durable=True)

@@ -17,7 +17,6 @@ import argparse
 import base64
 import secrets
 import sys
-import tempfile
 import time
 from datetime import date, datetime
 from pathlib import Path
@@ -27,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
-from bench._common import machine, median, save  # noqa: E402
+from bench._common import machine, median, save, scratch_dir  # noqa: E402
 
 
 def _io() -> tuple[int, int]:
@@ -47,7 +46,7 @@ def run(scheme: str, args: argparse.Namespace) -> dict[str, Any]:
     from smartcustoms.platform import auth, db
     from smartcustoms.platform.runtime import settle_heap
 
-    prepare(f"sqlite:///{tempfile.mkdtemp()}/pages-{scheme}.db")
+    prepare(f"sqlite:///{scratch_dir('sc-pages-')}/pages-{scheme}.db")
     ordered = service.new_references
     service.new_references = random_references if scheme == "random" else ordered
     try:

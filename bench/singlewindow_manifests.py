@@ -18,7 +18,6 @@ import argparse
 import copy
 import os
 import sys
-import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -30,7 +29,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from tests.clearance.conftest import BASE  # noqa: E402
 
-from bench._common import machine, median, save  # noqa: E402
+from bench._common import machine, median, save, scratch_dir  # noqa: E402
 
 TARGET_S = 2.0
 GOODS = [
@@ -75,7 +74,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
 
-    tmp = tempfile.mkdtemp(prefix="bench-manifests-")
+    tmp = scratch_dir("bench-manifests-")
     url = f"sqlite:///{tmp}/bench.db"
     os.environ["SMARTCUSTOMS_DATABASE_URL"] = url
     from smartcustoms.platform import db, settings

@@ -17,7 +17,6 @@ import copy
 import os
 import random
 import sys
-import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -28,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
-from bench._common import machine, median, pct, save  # noqa: E402
+from bench._common import machine, median, pct, save, scratch_dir  # noqa: E402
 
 AGENCIES = [
     ("BAPHIQ", "quarantine_certificate"),
@@ -143,7 +142,7 @@ def declaration(i: int, mode: str, lines: list[tuple[str, list[str]]]) -> dict[s
 
 
 def run(filings: int, rounds: int, n_requirements: int, n_permits: int, manifests: bool = True) -> dict[str, Any]:
-    tmp = tempfile.mkdtemp(prefix="bench-swpermits-")
+    tmp = scratch_dir("bench-swpermits-")
     url = f"sqlite:///{tmp}/bench.db"
     t0 = time.perf_counter()
     lines = prepare(url, n_requirements, n_permits, seed=11)

@@ -13,11 +13,11 @@ import platform
 import random
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from _common import scratch_dir
 from sqlalchemy import select
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +26,7 @@ DEFAULT_CSV = ROOT.parent / "shared" / "data" / "hs" / "us_hts_2025_usitc" / "ht
 
 def main() -> None:
     csv_path = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_CSV
-    tmp = tempfile.mkdtemp(prefix="tariff-bench-")
+    tmp = scratch_dir("tariff-bench-")
     os.environ["SMARTCUSTOMS_DATABASE_URL"] = f"sqlite:///{tmp}/bench.db"
     from smartcustoms.platform.db import unit_of_work
     from smartcustoms.platform.migrate import upgrade

@@ -29,7 +29,7 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, median, pct, save
+from _common import machine, median, pct, save, scratch_dir
 
 from smartcustoms.tariff.classifier.calibrate import synthetic_calibration, taiwan_rows
 from smartcustoms.tariff.classifier.corpus import (
@@ -891,7 +891,7 @@ def main() -> None:
         },
     )
     rerank_fit_s = time.perf_counter() - t2
-    folder = reranker.save(Path(tempfile.mkdtemp()) / "reranker")
+    folder = reranker.save(scratch_dir("tariff-reranker-") / "reranker")
     reranker_meta = json.loads((folder / "meta.json").read_text())
     for set_name, cases in {**sets, "trader_style_heldout_codes": ts_held}.items():
         texts, truth = [t for t, _ in cases], [c for _, c in cases]

@@ -521,11 +521,11 @@ def memory_per_trip_service(
     route: Route, zones: dict[str, Zone], trips: dict[str, pd.DataFrame], pace_ms: float
 ) -> float:
     """Process memory per active trip in the running service (monitor + caches), 300 trips, 60 fixes each."""
-    import tempfile
+    from _common import scratch_dir
 
     from smartcustoms.tracking import service
 
-    _use_database(f"sqlite:///{tempfile.mkdtemp(prefix='tracking-mem-')}/m.db", route, zones)
+    _use_database(f"sqlite:///{scratch_dir('tracking-mem-')}/m.db", route, zones)
     base = fixes_of(trips["1105"], "x")
     plan = plan_for("x", base, route, pace_ms)
     n = 300
@@ -595,12 +595,13 @@ def end_to_end(
     alert to the moment its `event: alert` line is read from the SSE stream.
     """
     import asyncio
-    import tempfile
+
+    from _common import scratch_dir
 
     from smartcustoms.tracking import service
     from smartcustoms.tracking.listener import DeviceListener
 
-    tmp = tempfile.mkdtemp(prefix="tracking-bench-")
+    tmp = scratch_dir("tracking-bench-")
     _use_database(f"sqlite:///{tmp}/bench.db", route, zones)
     token = _officer_token()
     streams: list[tuple[str, list[Fix]]] = []
@@ -714,10 +715,10 @@ def stored_runs(
     """Decode + detect + store, medians of `repeats` runs: SQLite file with the listener's batching
     (200 messages = 20 ms at 10,000/s; 1000), PostgreSQL when a server can be started, and the baseline
     of one transaction per message (what the ingest did before batching; 2,000 messages)."""
-    import tempfile
+    from _common import scratch_dir
 
     def sqlite() -> str:
-        return f"sqlite:///{tempfile.mkdtemp(prefix='tracking-tp-')}/t.db"
+        return f"sqlite:///{scratch_dir('tracking-tp-')}/t.db"
 
     variants: dict[str, tuple[object, int, int | None]] = {
         "sqlite_batch_200": (sqlite, 200, None),
@@ -805,8 +806,8 @@ def tcp_throughput(
     import shutil
     import socket
     import subprocess
-    import tempfile
 
+    from _common import scratch_dir
     from sqlalchemy import func, select
 
     from smartcustoms.platform.db import unit_of_work
@@ -814,7 +815,7 @@ def tcp_throughput(
     from smartcustoms.tracking.listener import DeviceListener
     from smartcustoms.tracking.store import PositionRow
 
-    tmp = tempfile.mkdtemp(prefix="tracking-tcp-")
+    tmp = scratch_dir("tracking-tcp-")
     url = pg_url or f"sqlite:///{tmp}/t.db"
     _use_database(url, route, zones)
     payloads = []

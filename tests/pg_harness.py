@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import glob
 import os
 import pwd
@@ -21,6 +22,8 @@ class PgServer:
     as_user: str | None
 
     def stop(self) -> None:
+        if not os.path.isdir(self.datadir):
+            return  # already stopped
         _run(self.as_user, [f"{self.bindir}/pg_ctl", "-D", self.datadir, "-m", "immediate", "stop"], check=False)
         shutil.rmtree(os.path.dirname(self.datadir), ignore_errors=True)
 
@@ -65,7 +68,11 @@ def start(*, durable: bool = False) -> PgServer:
                 break
         except OSError:
             time.sleep(0.1)
-    return PgServer(f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", datadir, bindir, as_user)
+    server = PgServer(f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", datadir, bindir, as_user)
+    owner = os.getpid()
+    # a run that fails part-way still stops the server and frees its disk (not from a forked child)
+    atexit.register(lambda: os.getpid() == owner and server.stop())
+    return server
 
 
 def create_database(server_url: str, name: str) -> str:
