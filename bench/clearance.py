@@ -93,6 +93,39 @@ def _children(pid: int) -> list[int]:
         return []
 
 
+def _cpu_s(pid: int, *, reaped: bool) -> float:
+    """User + system CPU seconds of a process (and, with `reaped`, of its children that have exited)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if reaped else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu_s(datadir: str | None) -> float | None:
+    """CPU seconds the PostgreSQL server has used so far: its postmaster, the backends of connections that
+    closed (reaped by it) and those still open. None for SQLite."""
+    if datadir is None:
+        return None
+    try:
+        postmaster = int(Path(datadir, "postmaster.pid").read_text().split()[0])
+        total = _cpu_s(postmaster, reaped=True)
+    except (OSError, ValueError, IndexError):
+        return None
+    for stat in Path("/proc").glob("[0-9]*/stat"):  # not pgrep: it skips backends that exited and wait to be reaped
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == postmaster:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def client_cpu_s() -> float:
+    """CPU seconds of this process and its children that have exited (the ingest workers, once joined)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 async def _load(port: int, token: str, n: int, clients: int, run: str) -> tuple[float, list[float], int]:
     lat: list[float] = []
     errors = 0
@@ -315,8 +348,10 @@ def bench_batch(url: str, args: argparse.Namespace, label: str) -> dict[str, Any
     }
 
 
-def bench_ingest(url: str, args: argparse.Namespace, label: str) -> dict[str, Any]:
-    """Parallel batch ingest from JSON Lines text (what `declarations ingest` reads), forked workers."""
+def bench_ingest(url: str, args: argparse.Namespace, label: str, pg_datadir: str | None = None) -> dict[str, Any]:
+    """Parallel batch ingest from JSON Lines text (what `declarations ingest` reads), forked workers; with the
+    CPU each filing cost the ingest processes and, on PostgreSQL, the database server (both share the two
+    cores, so their sum bounds the throughput)."""
     prepare(url)
     import orjson
 
@@ -329,12 +364,19 @@ def bench_ingest(url: str, args: argparse.Namespace, label: str) -> dict[str, An
     runs = []
     for r in range(args.runs):
         lines = [orjson.dumps(make_declaration(i, f"i{label}{r}")) for i in range(args.batch)]
-        t0 = time.perf_counter()
+        t0, c0, s0 = time.perf_counter(), client_cpu_s(), server_cpu_s(pg_datadir)
         report = ingest.ingest(lines, "trader", workers=args.ingest_workers, chunk=args.chunk)
         elapsed = time.perf_counter() - t0
-        runs.append(
-            {"throughput_per_s": args.batch / elapsed, "accepted": len(report.accepted), "retries": report.retries}
-        )
+        c1, s1 = client_cpu_s(), server_cpu_s(pg_datadir)
+        run: dict[str, Any] = {
+            "throughput_per_s": args.batch / elapsed,
+            "accepted": len(report.accepted),
+            "retries": report.retries,
+            "client_cpu_ms_per_filing": round((c1 - c0) * 1000 / args.batch, 3),
+        }
+        if s0 is not None and s1 is not None:
+            run["server_cpu_ms_per_filing"] = round((s1 - s0) * 1000 / args.batch, 3)
+        runs.append(run)
     return {
         "path": "ingest",
         "database": label,
@@ -342,6 +384,12 @@ def bench_ingest(url: str, args: argparse.Namespace, label: str) -> dict[str, An
         "chunk": args.chunk,
         "workers": args.ingest_workers,
         "throughput_per_s_median": median([x["throughput_per_s"] for x in runs]),
+        "client_cpu_ms_per_filing_median": median([x["client_cpu_ms_per_filing"] for x in runs]),
+        **(
+            {"server_cpu_ms_per_filing_median": median([x["server_cpu_ms_per_filing"] for x in runs])}
+            if all("server_cpu_ms_per_filing" in x for x in runs)
+            else {}
+        ),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "runs": runs,
     }
@@ -363,18 +411,18 @@ def main() -> None:
     ap.add_argument("--out", default="clearance", help="results file name under bench/results/ (without .json)")
     args = ap.parse_args()
     tmp = scratch_dir("sc-bench-")
-    dbs: list[tuple[str, Any]] = [("sqlite", lambda name: f"sqlite:///{tmp / name}.db")]
+    dbs: list[tuple[str, Any, str | None]] = [("sqlite", lambda name: f"sqlite:///{tmp / name}.db", None)]
     pg = None
     if not args.no_postgres and pg_harness.find_bindir():
         pg = pg_harness.start(durable=True)  # fsync on: every acknowledged filing is on disk
-        dbs.append(("postgresql", lambda name: pg_harness.create_database(pg.url, name)))
+        dbs.append(("postgresql", lambda name: pg_harness.create_database(pg.url, name), pg.datadir))
     results = []
     try:
-        for label, make_url in dbs:
+        for label, make_url, datadir in dbs:
             if args.only in (None, "batch"):
                 results.append(bench_batch(make_url("batch"), args, label))
             if args.only in (None, "ingest"):
-                results.append(bench_ingest(make_url("ingest"), args, label))
+                results.append(bench_ingest(make_url("ingest"), args, label, datadir))
             if args.only in (None, "api"):
                 for n in (int(w) for w in str(args.workers).split(",")):
                     results.append(bench_api(make_url(f"api{n}"), args, label, n))
@@ -394,6 +442,13 @@ def main() -> None:
             f"{r.get('p50_ms_median', float('nan')):8.1f} "
             f"{r.get('p99_ms_median', float('nan')):8.1f} {r.get('server_peak_rss_mb', r.get('peak_rss_mb')):8.0f}"
         )
+    for r in results:
+        if "client_cpu_ms_per_filing_median" in r:
+            server = r.get("server_cpu_ms_per_filing_median")
+            print(
+                f"ingest {r['database']:10} CPU per filing: {r['client_cpu_ms_per_filing_median']:.3f} ms ingest"
+                + (f" + {server:.3f} ms database server" if server is not None else "")
+            )
     for r in results:
         if r.get("open_loop"):
             o = r["open_loop"]
