@@ -69,6 +69,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.M
     yield url
     platform_db.reset_engines()
     platform_settings.get_settings.cache_clear()
+    if request.param == "postgresql":
+        pg_harness.drop_database(url)
 
 
 @pytest.fixture

@@ -116,6 +116,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.M
     yield url
     platform_db.reset_engines()
     platform_settings.get_settings.cache_clear()
+    if request.param == "postgresql":
+        pg_harness.drop_database(url)
 
 
 @pytest.fixture(scope="module", params=ENGINES)
@@ -129,6 +131,8 @@ def module_db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
         yield url
         platform_db.reset_engines()
     platform_settings.get_settings.cache_clear()
+    if request.param == "postgresql":
+        pg_harness.drop_database(url)
 
 
 TRACKING_TABLES = ("tracking_alert", "tracking_position", "tracking_trip", "tracking_route", "tracking_zone")
