@@ -299,9 +299,12 @@ def get_row(session: Session, who: Principal, reference: str, *, for_update: boo
 # ---------------------------------------------------------------------------------------------- submission
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Prepared:
-    """A declaration validated, assessed and given its lane, ready to be stored."""
+    """A declaration validated, assessed and given its lane, ready to be stored.
+
+    Slots, not frozen: built for every filing, and a frozen dataclass's constructor costs ~4x a plain one's.
+    """
 
     decl: DeclarationIn
     payload_json: bytes
@@ -502,9 +505,12 @@ def _table(model: type[Base]) -> Table:
     return cast(Table, model.__table__)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Filing:
-    """A prepared filing with who filed it and from where."""
+    """A prepared filing with who filed it and from where.
+
+    Slots, not frozen: built for every filing, and a frozen dataclass's constructor costs ~4x a plain one's.
+    """
 
     who: Principal
     prepared: Prepared
