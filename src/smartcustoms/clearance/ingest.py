@@ -125,7 +125,7 @@ def _store_planned(who: auth.Principal, planned: Sequence[_Planned], *, wait: bo
     for (p, _plan), result in zip(plans, results, strict=True):
         p.report.accepted += result.accepted
         p.report.duplicates += result.duplicates
-        p.report.rejected = sorted(p.report.rejected + result.rejected, key=lambda r: r[0])
+        p.report.rejected += result.rejected  # `ingest` sorts the whole report's once
     plans[0][0].report.retries += retries
     return True
 
@@ -226,20 +226,23 @@ def _in_workers(
     on: date | None,
     progress: Callable[[int], None] | None,
 ) -> list[IngestReport]:
-    """Run `_work` in `workers` forked processes; report progress as their chunks are stored. One parallel
-    ingest at a time per process (the workers find their job in a module global)."""
+    """Run `_work` in `workers` forked processes; report progress as their chunks are stored (the workers
+    find their job in a module global: `ingest` runs one at a time)."""
     global _job
     context = multiprocessing.get_context("fork")
     chunks = [(start, len(part)) for start, part in _chunks(sources, chunk, workers)]
-    with _one_job:
-        job = _job = _Job(username, sources, chunks, on, context.Value("q", 0), context.Queue())
-        try:
-            return _run_job(job, context, workers, progress)
-        finally:
-            _job = None
+    job = _job = _Job(username, sources, chunks, on, context.Value("q", 0), context.Queue())
+    try:
+        return _run_job(job, context, workers, progress)
+    finally:
+        _job = None
 
 
-_one_job = threading.Lock()
+_one_ingest = threading.Lock()
+"""One ingest at a time per process, from its first database read to its last report: the forked workers
+find their job in a module global, and a fork while another thread of the process is inside SQLite copies
+SQLite's held mutexes into the workers, whose first connection then never returns (two ingests on two
+threads hung that way, one thread reading while the other forked)."""
 
 
 def _run_job(job: _Job, context: Any, workers: int, progress: Callable[[int], None] | None) -> list[IngestReport]:
@@ -271,10 +274,22 @@ def ingest(
     on: date | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> IngestReport:
-    """File `sources` as `username`, `workers` processes at a time (default: one per core)."""
+    """File `sources` as `username`, `workers` processes at a time (default: one per core). A second ingest
+    in the same process waits for the first (`_one_ingest`)."""
     if chunk < 1:
         raise DomainError(Problem("invalid_chunk", ("chunk",), t("Chunk size must be at least 1")))
-    workers = max(1, workers or os.cpu_count() or 1)
+    with _one_ingest:
+        return _ingest(sources, username, max(1, workers or os.cpu_count() or 1), chunk, on, progress)
+
+
+def _ingest(
+    sources: Sequence[Source],
+    username: str,
+    workers: int,
+    chunk: int,
+    on: date | None,
+    progress: Callable[[int], None] | None,
+) -> IngestReport:
     report = IngestReport()
     _principal(username)  # an unknown user fails here, before any work starts
     with db.unit_of_work(read_only=True) as session:
