@@ -93,9 +93,13 @@ def _children(pid: int) -> list[int]:
         return []
 
 
-def _cpu_s(pid: int, *, reaped: bool) -> float:
-    """User + system CPU seconds of a process (and, with `reaped`, of its children that have exited)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def _stat(path: Path) -> list[str]:
+    """The fields of a /proc/<pid>/stat after the command name (state, ppid, ...)."""
+    return path.read_text().rsplit(")", 1)[1].split()
+
+
+def _cpu_s(fields: list[str], *, reaped: bool) -> float:
+    """User + system CPU seconds in `_stat` fields (and, with `reaped`, of the children that have exited)."""
     ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if reaped else 0)
     return ticks / os.sysconf("SC_CLK_TCK")
 
@@ -107,16 +111,16 @@ def server_cpu_s(datadir: str | None) -> float | None:
         return None
     try:
         postmaster = int(Path(datadir, "postmaster.pid").read_text().split()[0])
-        total = _cpu_s(postmaster, reaped=True)
+        total = _cpu_s(_stat(Path(f"/proc/{postmaster}/stat")), reaped=True)
     except (OSError, ValueError, IndexError):
         return None
-    for stat in Path("/proc").glob("[0-9]*/stat"):  # not pgrep: it skips backends that exited and wait to be reaped
+    for path in Path("/proc").glob("[0-9]*/stat"):  # not pgrep: it skips backends that exited and wait to be reaped
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            fields = _stat(path)
         except OSError:
             continue
         if int(fields[1]) == postmaster:
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            total += _cpu_s(fields, reaped=False)
     return total
 
 
