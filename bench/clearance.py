@@ -111,17 +111,22 @@ def server_cpu_s(datadir: str | None) -> float | None:
         return None
     try:
         postmaster = int(Path(datadir, "postmaster.pid").read_text().split()[0])
-        total = _cpu_s(_stat(Path(f"/proc/{postmaster}/stat")), reaped=True)
+        own = Path(f"/proc/{postmaster}/stat")
+        for _ in range(5):  # a backend reaped during the scan is in neither sum: scan again
+            before = _cpu_s(_stat(own), reaped=True)
+            children = 0.0
+            for path in Path("/proc").glob("[0-9]*/stat"):  # not pgrep: it skips exited, unreaped backends
+                try:
+                    fields = _stat(path)
+                except OSError:
+                    continue
+                if int(fields[1]) == postmaster:
+                    children += _cpu_s(fields, reaped=False)
+            if _cpu_s(_stat(own), reaped=True) == before:
+                break
+        return before + children
     except (OSError, ValueError, IndexError):
         return None
-    for path in Path("/proc").glob("[0-9]*/stat"):  # not pgrep: it skips backends that exited and wait to be reaped
-        try:
-            fields = _stat(path)
-        except OSError:
-            continue
-        if int(fields[1]) == postmaster:
-            total += _cpu_s(fields, reaped=False)
-    return total
 
 
 def client_cpu_s() -> float:
