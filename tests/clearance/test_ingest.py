@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from smartcustoms.clearance import ingest
+from smartcustoms.clearance import ingest, service
 from smartcustoms.clearance.store import DeclarationRow, EventRow, ItemRow
 from smartcustoms.cli import app
 from smartcustoms.platform.audit import AuditRow
@@ -165,3 +165,31 @@ def test_two_parallel_ingests_in_one_process_each_get_their_own_filings(env: Env
     with unit_of_work(read_only=True) as s:
         lrns = set(s.scalars(select(DeclarationRow.lrn)))
     assert lrns == {f"TA-{i}" for i in range(40)} | {f"TB-{i}" for i in range(40)}
+
+
+def test_known_filings_finds_exactly_the_pairs_asked_for(env: Env) -> None:
+    """One declarant's LRN filed by another declarant is not a repeat, whatever the look-up's shape."""
+    ingest.ingest([declaration(lrn=f"KNOWN-{i}") for i in range(5)], "trader", workers=1)
+    other = {"id": "TW20000002", "name": "Keelung Imports", "country": "TW"}
+    assert ingest.ingest([declaration(lrn="OTHER-0", declarant=other, importer=other)], "trader2", workers=1).accepted
+    with unit_of_work(read_only=True) as s:
+        mine = s.scalar(select(DeclarationRow.declarant_id).where(DeclarationRow.lrn == "KNOWN-0"))
+        theirs = s.scalar(select(DeclarationRow.declarant_id).where(DeclarationRow.lrn == "OTHER-0"))
+        assert mine and theirs and mine != theirs
+        asked = {(mine, f"KNOWN-{i}") for i in range(0, 10, 2)} | {(theirs, "KNOWN-1"), (mine, "OTHER-0")}
+        asked |= {(theirs, "OTHER-0")} | {(mine, f"NEW-{i}") for i in range(300)}
+        known = service.known_filings(s, asked)
+    assert set(known) == {(mine, "KNOWN-0"), (mine, "KNOWN-2"), (mine, "KNOWN-4"), (theirs, "OTHER-0")}
+    assert all(row.declarant_id == d and row.lrn == lrn for (d, lrn), row in known.items())
+
+
+@pytest.mark.parametrize("db_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
+def test_postgres_probes_the_unique_index_for_each_pair_whatever_its_statistics(env: Env) -> None:
+    """Planned on an empty, never analysed table, the look-up of 500 pairs must still be one index probe each,
+    not a scan of the table (as `IN` lists were planned before the table had statistics)."""
+    assert env.url.startswith("postgresql")
+    keys = ([f"TW{i % 3}" for i in range(500)], [f"LRN-{i}" for i in range(500)])
+    with unit_of_work(read_only=True) as s:
+        plan = "\n".join(r[0] for r in s.connection().exec_driver_sql("EXPLAIN " + service._FILINGS_BY_KEYS_PG, keys))
+    assert "Index Scan using uq_clearance_declaration_declarant_lrn" in plan, plan
+    assert "Seq Scan" not in plan and "Hash" not in plan, plan
