@@ -95,3 +95,22 @@ def test_immediate_units_of_two_threads_take_turns(db_url: str) -> None:
     assert errors == []
     with unit_of_work() as s:
         assert len(s.scalars(select(AuditRow.id).where(AuditRow.action == "turn")).all()) == 60
+
+
+@pytest.mark.parametrize("db_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
+def test_postgres_connections_compress_large_values_with_lz4(db_url: str) -> None:
+    """Every pooled connection, including one whose first transaction was rolled back, stores large values
+    (a filing's payload) compressed with LZ4."""
+    with pytest.raises(RuntimeError), unit_of_work() as s:
+        s.connection()
+        raise RuntimeError("rolled back")
+    detail = {"goods": [f"line {i}: {'cotton knitted shirts ' * 3}{i * 7919}" for i in range(300)]}
+    with unit_of_work() as s:
+        assert s.connection().exec_driver_sql("SHOW default_toast_compression").scalar() == "lz4"
+        audit.record(s, SYSTEM, "test", "declaration", "BIG-1", detail=detail)
+    with unit_of_work(read_only=True) as s:
+        method = s.connection().exec_driver_sql(
+            "SELECT pg_column_compression(detail) FROM platform_audit WHERE entity_id = 'BIG-1'"
+        )
+        assert method.scalar() == "lz4"
+        assert s.scalar(select(AuditRow.detail).where(AuditRow.entity_id == "BIG-1")) == detail

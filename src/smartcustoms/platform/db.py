@@ -190,8 +190,23 @@ def make_engine(url: str) -> Engine:
         json_serializer=_json_dumps,
         json_deserializer=orjson.loads,
     )
+    event.listen(engine, "connect", _postgres_session)
     _ping_when_idle(engine)
     return engine
+
+
+_LZ4_WHERE_BUILT = (
+    "SELECT set_config('default_toast_compression', 'lz4', false) FROM pg_settings"
+    " WHERE name = 'default_toast_compression' AND 'lz4' = ANY(enumvals)"
+)
+
+
+def _postgres_session(dbapi_connection: Any, _record: Any) -> None:
+    """Each new connection compresses large values (a filing's payload and assessment) with LZ4 where the
+    server was built with it (PostgreSQL 14 on; pglz otherwise): pglz was a tenth of the server's CPU in
+    batch ingest, and LZ4 reads back faster too."""
+    dbapi_connection.execute(_LZ4_WHERE_BUILT)
+    dbapi_connection.commit()  # a session setting made in a transaction that is rolled back would be undone
 
 
 PING_AFTER_IDLE_S = 5.0
