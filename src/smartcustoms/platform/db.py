@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 import orjson
-from sqlalchemy import MetaData, Table, create_engine, event
+from sqlalchemy import JSON, MetaData, Table, create_engine, event
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -405,9 +405,18 @@ def _plan(table: Table, dialect: Dialect, columns: tuple[str, ...]) -> _InsertPl
         else:
             mark = "?" if dialect.paramstyle == "qmark" else "%s"
             sql = f"INSERT INTO {names} VALUES ({', '.join(mark for _ in columns)})"
-        processors = tuple(table.c[c].type._cached_bind_processor(dialect) for c in columns)
+        processors = tuple(_bind_processor(table.c[c].type, dialect) for c in columns)
         plan = _PLANS[key] = (sql, columns, processors)
     return plan
+
+
+def _bind_processor(column_type: Any, dialect: Dialect) -> Any:
+    """How `bulk_insert` converts a column's values: as the type itself would, except JSON for COPY, which
+    takes its text as is (the driver's JSON wrapper and its dumper, per value, were a tenth of COPY's time).
+    Like the JSON type, a Python None becomes JSON null."""
+    if dialect.name == "postgresql" and isinstance(column_type, JSON) and not column_type.none_as_null:
+        return _json_dumps
+    return column_type._cached_bind_processor(dialect)
 
 
 def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
