@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Table, and_, bindparam, delete, exists, func, or_, select
+from sqlalchemy import Table, and_, delete, exists, func, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -518,10 +518,23 @@ class Filing:
     remote_addr: str | None = None
 
 
-_IDS_BY_REFERENCE = select(DeclarationRow.reference, DeclarationRow.id).where(
-    DeclarationRow.reference.in_(bindparam("refs", expanding=True))
-)
-"""Built once: every group of filings reads back its new ids."""
+@functools.cache
+def _ids_by_reference_sql(dialect: str, size: int) -> str:
+    """Every group of filings reads back its new ids, as plain SQL (SQLAlchemy's expanding `IN` cost
+    7-10 us of Python per filing, the driver's statement 1.6 us): one array on PostgreSQL, a list on SQLite."""
+    head = "SELECT reference, id FROM clearance_declaration WHERE reference "
+    return head + ("= ANY(%s)" if dialect == "postgresql" else f"IN ({', '.join('?' * size)})")
+
+
+def _ids_by_reference(connection: Connection, refs: list[str]) -> dict[str, int]:
+    dialect = connection.dialect.name
+    ids: dict[str, int] = {}
+    for start in range(0, len(refs), 500):
+        part = refs[start : start + 500]
+        sql = _ids_by_reference_sql(dialect, len(part))
+        found = connection.exec_driver_sql(sql, (part,) if dialect == "postgresql" else tuple(part))
+        ids.update((ref, id_) for ref, id_ in found)
+    return ids
 
 
 def store_filings(session: Session, filings: Sequence[Filing]) -> list[tuple[int, dict[str, Any]]]:
@@ -538,11 +551,8 @@ def store_filings(session: Session, filings: Sequence[Filing]) -> list[tuple[int
     ]
     table = _table(DeclarationRow)
     bulk_insert(session, table, values)
-    by_ref: dict[str, int] = {}
     refs = [v["reference"] for v in values]
-    for start in range(0, len(refs), 500):
-        found = session.connection().execute(_IDS_BY_REFERENCE, {"refs": refs[start : start + 500]})
-        by_ref.update({ref: id_ for ref, id_ in found})
+    by_ref = _ids_by_reference(session.connection(), refs)
     ids = [by_ref[r] for r in refs]
     items: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
