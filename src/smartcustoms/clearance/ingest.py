@@ -61,14 +61,11 @@ def parse(source: Source) -> DeclarationIn:
     return DeclarationIn.model_validate_json(source)
 
 
-_principals: dict[str, auth.Principal] = {}
-
-
 def _principal(username: str) -> auth.Principal:
-    if username not in _principals:
-        with db.unit_of_work() as session:
-            _principals[username] = auth.principal_of(auth.find_user(session, username))
-    return _principals[username]
+    """The filer, read once per ingest (a role or party changed since the last ingest counts) and handed to
+    the forked workers with their job."""
+    with db.unit_of_work(read_only=True) as session:
+        return auth.principal_of(auth.find_user(session, username))
 
 
 @dataclass
@@ -130,9 +127,8 @@ def _store_planned(who: auth.Principal, planned: Sequence[_Planned], *, wait: bo
     return True
 
 
-def ingest_chunk(username: str, first: int, sources: Sequence[Source], on: date | None) -> IngestReport:
+def ingest_chunk(who: auth.Principal, first: int, sources: Sequence[Source], on: date | None) -> IngestReport:
     """Parse, plan and store one chunk; positions in the report count from `first`."""
-    who = _principal(username)
     planned = _plan_chunk(who, first, sources, on)
     _store_planned(who, [planned])
     return planned.report
@@ -147,7 +143,7 @@ class _Job:
     """One parallel ingest, as the forked workers inherit it: they claim chunks by number from `claimed`
     and report each stored chunk's size on `done` (for progress), then ("done", 0)."""
 
-    username: str
+    who: auth.Principal
     sources: Sequence[Source]
     chunks: list[tuple[int, int]]
     on: date | None
@@ -173,7 +169,7 @@ def _work() -> IngestReport:
         raise RuntimeError("ingest worker started without a job")
     total = IngestReport()
     try:
-        who = _principal(job.username)
+        who = job.who
         waiting: list[_Planned] = []
 
         def flush(wait: bool) -> None:
@@ -203,7 +199,6 @@ def _merge(into: IngestReport, part: IngestReport) -> None:
 
 def _after_fork() -> None:
     db.forget_engines_after_fork()
-    _principals.clear()
 
 
 def _chunks(sources: Sequence[Source], size: int, workers: int = 1) -> Iterator[tuple[int, Sequence[Source]]]:
@@ -220,7 +215,7 @@ def _chunks(sources: Sequence[Source], size: int, workers: int = 1) -> Iterator[
 
 def _in_workers(
     sources: Sequence[Source],
-    username: str,
+    who: auth.Principal,
     workers: int,
     chunk: int,
     on: date | None,
@@ -231,7 +226,7 @@ def _in_workers(
     global _job
     context = multiprocessing.get_context("fork")
     chunks = [(start, len(part)) for start, part in _chunks(sources, chunk, workers)]
-    job = _job = _Job(username, sources, chunks, on, context.Value("q", 0), context.Queue())
+    job = _job = _Job(who, sources, chunks, on, context.Value("q", 0), context.Queue())
     try:
         return _run_job(job, context, workers, progress)
     finally:
@@ -291,18 +286,22 @@ def _ingest(
     progress: Callable[[int], None] | None,
 ) -> IngestReport:
     report = IngestReport()
-    _principal(username)  # an unknown user fails here, before any work starts
+    who = _principal(username)  # an unknown user fails here, before any work starts
     with db.unit_of_work(read_only=True) as session:
         service.Context(session, on or service.now().date())  # tariff index and rules, shared by forked workers
     checks.checks()  # every slice's checks imported once here, not once per forked worker (a second each)
     settle_heap()
     if workers == 1 or len(sources) <= chunk:
         for start, part in _chunks(sources, chunk):
-            _merge(report, ingest_chunk(username, start, part, on))
+            _merge(report, ingest_chunk(who, start, part, on))
             if progress is not None:
                 progress(len(part))
     else:
-        for worker_report in _in_workers(sources, username, workers, chunk, on, progress):
+        # what planning loads on first use (message catalogs, lazily imported modules, compiled statements,
+        # the checks' rule sets) is loaded here, once, and inherited by the forked workers: each of them
+        # spent 30-40 ms on it in its first chunk. The plan itself is dropped: a worker plans the filing again.
+        _plan_chunk(who, 0, sources[:1], on)
+        for worker_report in _in_workers(sources, who, workers, chunk, on, progress):
             _merge(report, worker_report)
     report.rejected.sort(key=lambda r: r[0])
     return report
