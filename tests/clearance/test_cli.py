@@ -8,10 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from smartcustoms.clearance.store import DeclarationRow
 from smartcustoms.cli import app
-from smartcustoms.platform.errors import DomainError
+from smartcustoms.platform import auth
+from smartcustoms.platform.db import unit_of_work
+from smartcustoms.platform.errors import DomainError, Forbidden
 from tests.clearance.conftest import Env, declaration
 
 runner = CliRunner()
@@ -83,3 +87,22 @@ def test_demo_load_is_seeded_and_idempotent(sqlite_url: str) -> None:
     assert "40 declaration(s)" in r.output or "declaration(s)" in r.output
     r = runner.invoke(app, ["demo", "load", "--if-empty"])
     assert "already present" in r.output
+
+
+def test_a_deactivated_user_files_nothing_from_the_command_line(env_sqlite: Env, tmp_path: Path) -> None:
+    """The API refuses a deactivated user's tokens; `--user` must not be a way around that."""
+    with unit_of_work() as s:
+        auth.update_user(s, "trader", active=False)
+    one = tmp_path / "one.json"
+    one.write_text(json.dumps(declaration(lrn="CLI-OFF-1")))
+    night = tmp_path / "night.jsonl"
+    night.write_text("\n".join(json.dumps(declaration(lrn=f"CLI-OFF-{i}")) for i in range(2, 5)))
+    for args in (["declarations", "submit", str(one)], ["declarations", "ingest", str(night)]):
+        r = runner.invoke(app, [*args, "--user", "trader"])
+        assert r.exit_code != 0 and isinstance(r.exception, Forbidden), r.output
+        assert [p.code for p in r.exception.problems] == ["inactive_user"]
+    with unit_of_work(read_only=True) as s:
+        assert s.scalar(select(func.count()).select_from(DeclarationRow)) == 0
+    with unit_of_work() as s:
+        auth.update_user(s, "trader", active=True)
+    assert runner.invoke(app, ["declarations", "submit", str(one), "--user", "trader"]).exit_code == 0

@@ -79,7 +79,7 @@ def _status(value: str) -> str:
 
 def _principal(username: str) -> auth.Principal:
     with unit_of_work() as session:
-        return auth.principal_of(auth.find_user(session, username))
+        return auth.acting_principal(session, username)
 
 
 def _read_declarations(path: Path) -> list[tuple[str, Any]]:

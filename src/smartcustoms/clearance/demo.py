@@ -327,7 +327,7 @@ def load(
 
 def _principal(username: str) -> auth.Principal:
     with unit_of_work() as session:
-        return auth.principal_of(auth.find_user(session, username))
+        return auth.acting_principal(session, username)
 
 
 def _principal_for(importer: Importer) -> auth.Principal:

@@ -65,7 +65,7 @@ def _principal(username: str) -> auth.Principal:
     """The filer, read once per ingest (a role or party changed since the last ingest counts) and handed to
     the forked workers with their job."""
     with db.unit_of_work(read_only=True) as session:
-        return auth.principal_of(auth.find_user(session, username))
+        return auth.acting_principal(session, username)
 
 
 @dataclass

@@ -12,7 +12,7 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from smartcustoms.platform.errors import Conflict, DomainError, NotFound, Problem, Unauthorized
+from smartcustoms.platform.errors import Conflict, DomainError, Forbidden, NotFound, Problem, Unauthorized
 from smartcustoms.platform.i18n import t
 from smartcustoms.platform.store import TokenRow, UserRow
 
@@ -158,6 +158,17 @@ def find_user(session: Session, username: str) -> UserRow:
 
 def principal_of(user: UserRow) -> Principal:
     return Principal(user.id, user.username, Role(user.role), user.party_id, user.language)
+
+
+def acting_principal(session: Session, username: str) -> Principal:
+    """The user a command-line action is taken as (`--user`): refused when unknown or deactivated, as the API
+    refuses a deactivated user's tokens; otherwise a deactivated broker could still file from the CLI."""
+    user = find_user(session, username)
+    if not user.active:
+        raise Forbidden(
+            Problem("inactive_user", ("username",), t("User '{username}' is deactivated", username=username))
+        )
+    return principal_of(user)
 
 
 def authenticate(session: Session, token: str) -> Principal:

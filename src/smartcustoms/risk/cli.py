@@ -401,7 +401,7 @@ def audit_refresh(
     from smartcustoms.risk.postclearance import refresh_audit_list
 
     with unit_of_work() as session:
-        who = auth.principal_of(auth.find_user(session, user))
+        who = auth.acting_principal(session, user)
         stored = refresh_audit_list(session, who, top=max(1, min(top, 500)), check_codes=check_codes)
     done = t(
         "Audit list: {count} importer(s) ranked with model {version} at {at}",

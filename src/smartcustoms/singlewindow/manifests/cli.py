@@ -26,7 +26,7 @@ err = Console(stderr=True)
 
 def _principal(username: str) -> auth.Principal:
     with unit_of_work() as session:
-        return auth.principal_of(auth.find_user(session, username))
+        return auth.acting_principal(session, username)
 
 
 def _say(message: str) -> str:

@@ -51,7 +51,7 @@ def _who(user: str | None) -> auth.Principal:
     if not user:
         return auth.SYSTEM
     with unit_of_work() as session:
-        return auth.principal_of(auth.find_user(session, user))
+        return auth.acting_principal(session, user)
 
 
 @app.command("import-requirements")

@@ -32,7 +32,7 @@ RESULTS = {"match": t("match"), "mismatch": t("mismatch"), "not_compared": t("no
 
 def _principal(username: str) -> auth.Principal:
     with unit_of_work() as session:
-        return auth.principal_of(auth.find_user(session, username))
+        return auth.acting_principal(session, username)
 
 
 def _fail(exc: DomainError) -> typer.Exit:
