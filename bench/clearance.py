@@ -10,7 +10,7 @@ Two paths, each on SQLite and (when Debian's PostgreSQL is installed) on Postgre
 Prints one JSON line and a table; writes bench/results/clearance.json.
 
     python bench/clearance.py [--requests 3000] [--clients 32] [--batch 10000] [--runs 3] [--workers 2]
-        [--only api|batch|ingest] [--no-postgres] [--out clearance]
+        [--only api|batch|ingest] [--no-postgres | --no-sqlite] [--out clearance]
 """
 
 from __future__ import annotations
@@ -417,10 +417,13 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=500)
     ap.add_argument("--only", choices=["api", "batch", "ingest"], default=None)
     ap.add_argument("--no-postgres", action="store_true")
+    ap.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only (A/B runs of its paths)")
     ap.add_argument("--out", default="clearance", help="results file name under bench/results/ (without .json)")
     args = ap.parse_args()
     tmp = scratch_dir("sc-bench-")
-    dbs: list[tuple[str, Any, str | None]] = [("sqlite", lambda name: f"sqlite:///{tmp / name}.db", None)]
+    dbs: list[tuple[str, Any, str | None]] = []
+    if not args.no_sqlite:
+        dbs.append(("sqlite", lambda name: f"sqlite:///{tmp / name}.db", None))
     pg = None
     if not args.no_postgres and pg_harness.find_bindir():
         pg = pg_harness.start(durable=True)  # fsync on: every acknowledged filing is on disk
