@@ -187,11 +187,12 @@ class Generator:
                 price_twd *= rng.uniform(0.25, 0.5)
             value = _money(float(Decimal(str(kg * price_twd)) / fx))
             code, desc = line.code, (line.description_en or "goods")[:200]
+            declared = line
             if importer.misdeclares and rng.random() < 0.5:
-                other = rng.choice(self.lines)
-                code = other.code
-            unit = "u"
-            keys = getattr(line.general_rate, "quantity_keys", ())
+                declared = rng.choice(self.lines)
+                code = declared.code
+            unit = "u"  # in the unit the declared code's rate needs, as a trader must (misdeclaring or not)
+            keys = getattr(declared.general_rate, "quantity_keys", ())
             keys = keys() if callable(keys) else keys
             for k in keys:
                 if k != "kg":
