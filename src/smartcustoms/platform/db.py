@@ -364,12 +364,13 @@ def unit_of_work(
 
 
 def forget_engines_after_fork() -> None:
-    """In a forked worker: the parent's engines get pools of their own (the parent's connections are left
-    open, theirs to close) and its writer locks are dropped. The engines themselves are kept, with their
-    compiled statements and the dialect's first-connect set-up: new ones cost each ingest worker ~20 ms
-    before its first filing. The parent's checkpointer thread keeps copying the SQLite log meanwhile."""
+    """In a forked worker: drop the parent's engines without closing its connections, and its locks. New
+    engines are made on first use rather than keeping the parent's: their caches' locks are copied as they
+    were at the fork, and a thread of the parent that held one then would leave it held here."""
     for engine in _ENGINES.values():
         engine.dispose(close=False)
+    _ENGINES.clear()
+    _FACTORIES.clear()
     _SQLITE_LOCKS.clear()
 
 
