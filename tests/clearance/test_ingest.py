@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from smartcustoms.clearance import ingest, service
 from smartcustoms.clearance.store import DeclarationRow, EventRow, ItemRow
 from smartcustoms.cli import app
+from smartcustoms.platform import auth
 from smartcustoms.platform.audit import AuditRow
 from smartcustoms.platform.db import unit_of_work
 from smartcustoms.platform.errors import DomainError
@@ -112,7 +113,7 @@ def test_progress_counts_every_filing_once(env: Env) -> None:
 
 
 def test_a_planned_chunk_is_not_stored_while_another_writer_holds_the_lock(env_sqlite: Env) -> None:
-    who = ingest._principal("trader")
+    who = auth.acting_user("trader")
     planned = ingest._plan_chunk(who, 0, _sources(12), None)
     lock_path = env_sqlite.url.split("///", 1)[1] + "-writer.lock"
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)

@@ -77,11 +77,6 @@ def _status(value: str) -> str:
     return str(i18n.translations(_lang).gettext(msg)) if msg else value
 
 
-def _principal(username: str) -> auth.Principal:
-    with unit_of_work() as session:
-        return auth.acting_principal(session, username)
-
-
 def _read_declarations(path: Path) -> list[tuple[str, Any]]:
     """A file holds one declaration (JSON object), a JSON list of them, or JSON Lines."""
     try:
@@ -121,7 +116,7 @@ def submit(
 ) -> None:
     """File declarations; prints each one's reference, lane and amount due, or every problem found."""
     _use_language(lang)
-    who = _principal(user)
+    who = auth.acting_user(user)
     failed = 0
     docs = [doc for f in files for doc in _read_declarations(f)]
     for label, doc in track(docs, description="Filing", console=err, disable=len(docs) < 20):
@@ -223,7 +218,7 @@ def list_(
 ) -> None:
     """List declarations visible to a user, newest first."""
     _use_language(lang)
-    who = _principal(user)
+    who = auth.acting_user(user)
     with unit_of_work() as session:
         rows, total = service.list_rows(session, who, service.Filters(status=status, lane=lane), limit=limit)
         table = Table(
@@ -263,7 +258,7 @@ def show(
 ) -> None:
     """Print a declaration with its assessment, lane reasons and timeline as JSON."""
     _use_language(lang)
-    who = _principal(user)
+    who = auth.acting_user(user)
     with unit_of_work() as session:
         row, events, inspections, _ = service.timeline(session, who, reference)
         out = views.detail(row) | {
@@ -287,7 +282,7 @@ def fx_import(
 ) -> None:
     """Load exchange rates from a CSV with columns currency,valid_from,rate (national currency per unit)."""
     _use_language(lang)
-    who = _principal(user)
+    who = auth.acting_user(user)
     rows: list[tuple[str, date, Decimal]] = []
     problems: list[Problem] = []
     try:

@@ -297,7 +297,7 @@ def load(
         )
         _seed_single_window(session)
     config.forget()
-    officer = _principal("officer1")
+    officer = auth.acting_user("officer1")
     with Progress(disable=not progress) as bar:
         task = bar.add_task("demo declarations", total=count)
         for seq in range(1, count + 1):
@@ -326,14 +326,9 @@ def load(
     return report
 
 
-def _principal(username: str) -> auth.Principal:
-    with unit_of_work() as session:
-        return auth.acting_principal(session, username)
-
-
 def _principal_for(importer: Importer) -> auth.Principal:
     if importer.party_id == "TW10000001":
-        return _principal("trader1")
+        return auth.acting_user("trader1")
     return auth.Principal(0, f"trader-{importer.party_id}", auth.Role.TRADER, importer.party_id)
 
 

@@ -61,13 +61,6 @@ def parse(source: Source) -> DeclarationIn:
     return DeclarationIn.model_validate_json(source)
 
 
-def _principal(username: str) -> auth.Principal:
-    """The filer, read once per ingest (a role or party changed since the last ingest counts) and handed to
-    the forked workers with their job."""
-    with db.unit_of_work(read_only=True) as session:
-        return auth.acting_principal(session, username)
-
-
 @dataclass
 class _Planned:
     """A chunk parsed and planned (reading only), waiting to be stored."""
@@ -286,7 +279,9 @@ def _ingest(
     progress: Callable[[int], None] | None,
 ) -> IngestReport:
     report = IngestReport()
-    who = _principal(username)  # an unknown user fails here, before any work starts
+    # the filer is read once per ingest (a role or party changed since the last one counts) and handed to the
+    # forked workers with their job; an unknown or deactivated user fails here, before any work starts
+    who = auth.acting_user(username)
     with db.unit_of_work(read_only=True) as session:
         service.Context(session, on or service.now().date())  # tariff index and rules, shared by forked workers
     checks.checks()  # every slice's checks imported once here, not once per forked worker (a second each)

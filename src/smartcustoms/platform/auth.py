@@ -12,6 +12,7 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from smartcustoms.platform.db import unit_of_work
 from smartcustoms.platform.errors import Conflict, DomainError, Forbidden, NotFound, Problem, Unauthorized
 from smartcustoms.platform.i18n import t
 from smartcustoms.platform.store import TokenRow, UserRow
@@ -169,6 +170,12 @@ def acting_principal(session: Session, username: str) -> Principal:
             Problem("inactive_user", ("username",), t("User '{username}' is deactivated", username=username))
         )
     return principal_of(user)
+
+
+def acting_user(username: str) -> Principal:
+    """`acting_principal` read in a unit of its own: what a command given `--user` acts as."""
+    with unit_of_work(read_only=True) as session:
+        return acting_principal(session, username)
 
 
 def authenticate(session: Session, token: str) -> Principal:

@@ -24,11 +24,6 @@ console = Console()
 err = Console(stderr=True)
 
 
-def _principal(username: str) -> auth.Principal:
-    with unit_of_work() as session:
-        return auth.acting_principal(session, username)
-
-
 def _say(message: str) -> str:
     """A message in the output language (`SMARTCUSTOMS_LANG`, or `smartcustoms --lang`, then `LANG`)."""
     return i18n.translate(message, i18n.environment_language())
@@ -92,7 +87,7 @@ def file_cmd(
 ) -> None:
     """File (or replace) a manifest; prints its reference and how its lines matched declarations."""
     try:
-        who = _principal(user)
+        who = auth.acting_user(user)
         body = read_manifest_file(path, voyage=voyage, mode=mode, port=port, arrival=arrival, means_id=means_id)
         with unit_of_work() as session:
             if replace:
@@ -122,7 +117,7 @@ def file_cmd(
 def list_cmd(user: str = typer.Option("admin", "--user", "-u"), port: str | None = None) -> None:
     """Manifests with their undeclared lines."""
     try:
-        who = _principal(user)
+        who = auth.acting_user(user)
         with unit_of_work() as session:
             rows, total = service.list_manifests(session, who, port=port, limit=500)
             table = Table(
@@ -151,7 +146,7 @@ def follow_up_cmd(
 ) -> None:
     """Manifest lines still undeclared some days after arrival."""
     try:
-        who = _principal(user)
+        who = auth.acting_user(user)
         with unit_of_work() as session:
             found = service.follow_up(session, who, days=days)
             table = Table(
@@ -204,7 +199,7 @@ def rules_cmd(
         with unit_of_work() as session:
             if set_file is not None:
                 raw = json.loads(set_file.read_text(encoding="utf-8"))
-                rules = service.set_rules(session, _principal(user), raw)
+                rules = service.set_rules(session, auth.acting_user(user), raw)
             else:
                 rules = service.current_rules(session)
     except (OSError, json.JSONDecodeError) as exc:

@@ -30,11 +30,6 @@ NOT_READ = t("not read:")
 RESULTS = {"match": t("match"), "mismatch": t("mismatch"), "not_compared": t("not compared")}
 
 
-def _principal(username: str) -> auth.Principal:
-    with unit_of_work() as session:
-        return auth.acting_principal(session, username)
-
-
 def _fail(exc: DomainError) -> typer.Exit:
     for p in exc.problems:
         err.print(escape(f"error [{p.code}] {p.as_dict()['loc']}: {_say(p.message)}"))
@@ -98,7 +93,7 @@ def attach_cmd(
         ) from None
     try:
         with unit_of_work() as session:
-            _, report = service.attach(session, _principal(user), reference, doc_type, raw)
+            _, report = service.attach(session, auth.acting_user(user), reference, doc_type, raw)
             view = service.report_view(report)
     except DomainError as exc:
         raise _fail(exc) from None
@@ -114,7 +109,7 @@ def scan_cmd(
 ) -> None:
     """OCR a scanned invoice, attach what was read, and print the report and what could not be read."""
     try:
-        who = _principal(user)
+        who = auth.acting_user(user)
         with unit_of_work() as session:
             service.check_access(session, who, reference, attach=True)
         scan = service.read_scan(path.read_bytes(), languages)
@@ -169,7 +164,7 @@ def report_cmd(
     """Show the comparison report of a declaration."""
     try:
         with unit_of_work() as session:
-            view = service.report_view(service.report(session, _principal(user), reference, version))
+            view = service.report_view(service.report(session, auth.acting_user(user), reference, version))
     except DomainError as exc:
         raise _fail(exc) from None
     _print_report(view)
