@@ -292,9 +292,9 @@ def _ingest(
             if progress is not None:
                 progress(len(part))
     else:
-        # what planning loads on first use (message catalogs, lazily imported modules, compiled statements,
-        # the checks' rule sets) is loaded here, once, and inherited by the forked workers: each of them
-        # spent 30-40 ms on it in its first chunk. The plan itself is dropped: a worker plans the filing again.
+        # what planning loads on first use (message catalogs, lazily imported modules, the checks' rule sets)
+        # is loaded here, once, and inherited by the forked workers: each of them spent 25-30 ms on it in its
+        # first chunk. The plan itself is dropped: a worker plans the filing again.
         _plan_chunk(who, 0, sources[:1], on)
         for worker_report in _in_workers(sources, who, workers, chunk, on, progress):
             _merge(report, worker_report)
