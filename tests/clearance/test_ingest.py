@@ -44,9 +44,9 @@ def test_parallel_ingest_stores_each_filing_once_and_reports_bad_ones(env: Env) 
     sources[17] = bad  # invalid by business rules
     sources[101] = b'{"lrn": "ING-TYPE", "type": "import"'  # malformed JSON
     sources[150] = orjson.dumps(declaration(lrn="ING-3"))  # repeat of position 3 in another chunk: idempotent
-    clash = declaration(lrn="ING-5")
-    clash["invoice_total"] = "9999.00"
-    sources[230] = clash  # same LRN as position 5 with other content: refused, whichever chunk came first
+    # same LRN as position 5 with other content, itself valid (so no other refusal hides the clash): refused as
+    # a duplicate, whichever chunk is planned or stored first
+    sources[230] = declaration(lrn="ING-5", freight="401.00")
     report = ingest.ingest(sources, "trader", workers=2, chunk=40)
     assert len(report.accepted) == 236
     assert len(report.duplicates) == 1
@@ -126,6 +126,22 @@ def test_a_planned_chunk_is_not_stored_while_another_writer_holds_the_lock(env_s
         os.close(fd)
     assert ingest._store_planned(who, [planned], wait=False) is True
     assert len(planned.report.accepted) == 12 and _count(DeclarationRow) == 12
+
+
+def test_a_plan_whose_lrns_were_filed_since_is_stored_again_with_them_as_duplicates_or_conflicts(env: Env) -> None:
+    """The first try writes a plan as made; the unique index refuses it when another filer stored one of its
+    LRNs meanwhile, and the next try finds those filings: nothing is written twice, nothing half."""
+    who = auth.acting_user("trader")
+    sources = [declaration(lrn=f"RACE-{i}") for i in range(6)]
+    planned = ingest._plan_chunk(who, 0, sources, None)
+    with unit_of_work() as s:  # filed by another process between planning and storing
+        service.submit(s, who, ingest.parse(orjson.dumps(sources[1])))
+        service.submit(s, who, ingest.parse(orjson.dumps(declaration(lrn="RACE-4", freight="401.00"))))
+    assert ingest._store_planned(who, [planned]) is True
+    report = planned.report
+    assert report.retries >= 1 and len(report.accepted) == 4 and len(report.duplicates) == 1
+    assert [(i, [p.code for p in problems]) for i, problems in report.rejected] == [(4, ["duplicate_lrn"])]
+    assert _count(DeclarationRow) == 6 and _count(ItemRow) == 12 and _count(EventRow) == 18
 
 
 def test_a_failing_worker_fails_the_ingest_instead_of_hanging(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:

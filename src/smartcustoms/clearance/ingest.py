@@ -101,7 +101,9 @@ def _store_planned(who: auth.Principal, planned: Sequence[_Planned], *, wait: bo
     for attempt in range(STORE_ATTEMPTS):
         try:
             with db.unit_of_work(immediate=True, wait=wait) as session:
-                results = [service.store_batch(session, who, plan) for _p, plan in plans]
+                # the first try writes the plans as made; a filing stored meanwhile under one of their LRNs
+                # makes the unique index refuse it all, and the next try looks for such filings first
+                results = [service.store_batch(session, who, plan, recheck=attempt > 0) for _p, plan in plans]
             break
         except db.WriterBusy:
             return False

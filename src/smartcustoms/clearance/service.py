@@ -834,12 +834,18 @@ def plan_batch(
     return plan
 
 
-def store_batch(session: Session, who: Principal, plan: BatchPlan) -> BatchResult:
+def store_batch(session: Session, who: Principal, plan: BatchPlan, *, recheck: bool = True) -> BatchResult:
     """Write a planned batch in one transaction; filings stored by someone else since planning count as
-    duplicates (or conflicts), so the plan may be stored in a later transaction than it was made in."""
+    duplicates (or conflicts), so the plan may be stored in a later transaction than it was made in.
+
+    With `recheck` false the plan is written as it was made, without looking for such filings again: the
+    unique index on (declarant, LRN) then refuses the whole transaction if one was stored meanwhile, and
+    the caller must store it again with `recheck` (batch ingest does: the look-up was a read of every
+    filing's key on every group, for a race that seldom happens).
+    """
     duplicates = list(plan.duplicates)
     rejected = list(plan.rejected)
-    known = known_filings(session, {(p.decl.declarant.id, p.decl.lrn) for p in plan.ready})
+    known = known_filings(session, {(p.decl.declarant.id, p.decl.lrn) for p in plan.ready}) if recheck else {}
     ready: list[Prepared] = []
     for p, i in zip(plan.ready, plan.positions, strict=True):
         row = known.get((p.decl.declarant.id, p.decl.lrn))
