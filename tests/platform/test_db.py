@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import cast
 
@@ -84,6 +85,26 @@ def test_bulk_insert_keeps_money_exact(db_url: str, rate: Decimal) -> None:
         )
     with unit_of_work() as s:
         assert s.scalar(select(FxRateRow.rate)) == rate
+
+
+ZONES = [None, UTC, timezone(timedelta(hours=8)), timezone(timedelta(hours=-3, minutes=-30))]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(at=st.datetimes(datetime(1971, 1, 1), datetime(2199, 12, 31), timezones=st.sampled_from(ZONES)))
+def test_bulk_insert_stores_time_stamps_as_the_orm_does(db_url: str, at: datetime) -> None:
+    """PostgreSQL's COPY gets time stamps as ISO 8601 text, not through the driver: the same instant must be
+    stored either way, whatever the zone (or none) and the microseconds."""
+    example = secrets.token_hex(8)  # the audit log is append-only: each example reads back its own rows
+    with unit_of_work() as s:
+        bulk_insert(s, cast(Table, AuditRow.__table__), [audit.row(SYSTEM, "bulk", "thing", example) | {"at": at}])
+        s.add(AuditRow(**(audit.row(SYSTEM, "orm", "thing", example) | {"at": at})))
+    with unit_of_work(read_only=True) as s:
+        rows = s.execute(select(AuditRow.action, AuditRow.at).where(AuditRow.entity_id == example))
+        stored = {action: stamp for action, stamp in rows}
+    assert stored["bulk"] == stored["orm"]
+    if stored["bulk"].tzinfo is not None and at.tzinfo is not None:  # PostgreSQL keeps the instant
+        assert stored["bulk"] == at
 
 
 def test_read_only_unit_writes_nothing(db_url: str) -> None:

@@ -10,12 +10,13 @@ import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import orjson
-from sqlalchemy import JSON, MetaData, Table, create_engine, event
+from sqlalchemy import JSON, Date, DateTime, MetaData, Table, create_engine, event
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -413,12 +414,23 @@ def _plan(table: Table, dialect: Dialect, columns: tuple[str, ...]) -> _InsertPl
 
 
 def _bind_processor(column_type: Any, dialect: Dialect) -> Any:
-    """How `bulk_insert` converts a column's values: as the type itself would, except JSON for COPY, which
-    takes its text as is (the driver's JSON wrapper and its dumper, per value, were a tenth of COPY's time).
-    Like the JSON type, a Python None becomes JSON null."""
-    if dialect.name == "postgresql" and isinstance(column_type, JSON) and not column_type.none_as_null:
-        return _json_dumps
+    """How `bulk_insert` converts a column's values: as the type itself would, except for COPY
+    - JSON, which takes its text as is (the driver's JSON wrapper and its dumper, per value, were a tenth of
+      COPY's time); like the JSON type, a Python None becomes JSON null;
+    - dates and time stamps, which COPY takes as ISO 8601 text, as the driver would write them: a group's rows
+      share one time stamp, which `_convert` then writes once instead of the driver once per row (1.8 us
+      each, seven times per filing)."""
+    if dialect.name == "postgresql":
+        if isinstance(column_type, JSON) and not column_type.none_as_null:
+            return _json_dumps
+        if isinstance(column_type, Date | DateTime):
+            return _iso_text
     return column_type._cached_bind_processor(dialect)
+
+
+def _iso_text(value: Any) -> Any:
+    """A date or time stamp as ISO 8601 text (with its UTC offset when it has one); anything else as it is."""
+    return value.isoformat() if isinstance(value, date) else value
 
 
 def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
