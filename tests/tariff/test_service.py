@@ -240,3 +240,23 @@ def test_cli_import_lookup_and_bad_path(sqlite_url: str) -> None:
     assert unknown.exit_code == 1
     found = runner.invoke(tariff_cli, ["search", "cheese"])
     assert found.exit_code == 0 and "0406" in found.output
+
+
+def test_cli_answers_in_the_readers_language(sqlite_url: str) -> None:
+    """`smartcustoms --lang zh-Hant` (or SMARTCUSTOMS_LANG) turns the tariff commands' labels and problems into
+    Traditional Chinese; codes, rates and numbers stay as they are."""
+    runner = CliRunner()
+    zh = {"SMARTCUSTOMS_LANG": "zh-Hant", "COLUMNS": "200"}
+    bad = runner.invoke(tariff_cli, ["import", "--format", "us-hts", "/no/such/file.csv"], env=zh)
+    assert bad.exit_code == 2 and "錯誤 [bad_path]" in bad.output and "error" not in bad.output
+    args = ["import", "--format", "hs2022", "--version", "2022", "--valid-from", "2022-01-01"]
+    ok = runner.invoke(tariff_cli, args, env=zh)
+    assert ok.exit_code == 0, ok.output
+    assert "稅則匯入:hs2022 2022" in ok.output and "無期限" in ok.output and "5,613" in ok.output
+    assert "rates parsed" not in ok.output and "已解析的稅率" in ok.output
+    shown = runner.invoke(tariff_cli, ["lookup", "0406.10", "--date", "2024-05-01"], env=zh)
+    assert shown.exit_code == 0 and "一般稅率" in shown.output and "NT$3/kg" in shown.output
+    unknown = runner.invoke(tariff_cli, ["lookup", "123456"], env=zh)
+    assert unknown.exit_code == 1 and "查無稅號 123456" in unknown.output
+    english = runner.invoke(tariff_cli, ["lookup", "123456"], env={"SMARTCUSTOMS_LANG": "en", "COLUMNS": "200"})
+    assert "Unknown code 123456" in english.output
