@@ -28,7 +28,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SCREENSHOT = Path("/tmp/smartcustoms-console-detail.png")
 pytestmark = pytest.mark.browser
 
 
@@ -60,7 +59,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     platform_settings.get_settings.cache_clear()
 
 
-def test_officer_inspects_and_releases_a_c3_declaration(server: str) -> None:
+def test_officer_inspects_and_releases_a_c3_declaration(server: str, tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as pw:
@@ -103,7 +102,8 @@ def test_officer_inspects_and_releases_a_c3_declaration(server: str) -> None:
             expect(timeline).to_contain_text("Inspection recorded")
             expect(timeline).to_contain_text("Two cartons of undeclared phone batteries")
             expect(page.locator("#decision")).to_have_count(0)
-            page.screenshot(path=str(SCREENSHOT), full_page=True)
+            # in the test's own folder (pytest keeps the last runs'), not a fixed name in the shared /tmp
+            page.screenshot(path=str(tmp_path / "smartcustoms-console-detail.png"), full_page=True)
 
             page.click(".langswitch >> text=中文")
             page.click("nav.mainnav a[href='/console']")

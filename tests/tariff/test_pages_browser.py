@@ -19,7 +19,6 @@ from tests.live_server import serving
 from tests.tariff.test_classifier import SMALL, TERMS
 
 pytestmark = pytest.mark.browser
-SCREENSHOT = Path("/tmp/smartcustoms-tariff-session.png")
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +48,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     platform_settings.get_settings.cache_clear()
 
 
-def test_trader_classifies_answers_and_confirms(server: str) -> None:
+def test_trader_classifies_answers_and_confirms(server: str, tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as pw:
@@ -78,6 +77,7 @@ def test_trader_classifies_answers_and_confirms(server: str) -> None:
             page.locator("#tariff-candidates tbody tr").first.locator("button[name=code]").click()
             expect(page.locator("#tariff-confirmed")).to_contain_text(f"Classification confirmed: {code}")
             expect(page.locator("#tariff-confirmed")).to_contain_text("Duty rate")
-            page.screenshot(path=str(SCREENSHOT), full_page=True)
+            # in the test's own folder (pytest keeps the last runs'), not a fixed name in the shared /tmp
+            page.screenshot(path=str(tmp_path / "smartcustoms-tariff-session.png"), full_page=True)
         finally:
             browser.close()
