@@ -133,3 +133,10 @@ def declaration(**overrides: Any) -> dict[str, Any]:
     d = copy.deepcopy(BASE)
     d.update(overrides)
     return d
+
+
+def watch_phones(env: Env) -> None:
+    """Put phones (HS 8517, line 1 of `declaration()`) under watch: every filing of it goes to C3 (physical
+    inspection), where it stays open to decisions, inspections and amendments."""
+    r = env.client.put("/admin/settings/lane_rules", json={"watch_hs_prefixes": ["8517"]}, headers=env.h("admin"))
+    assert r.status_code == 200, r.text

@@ -8,7 +8,7 @@ from sqlalchemy import func, select, text
 
 from smartcustoms.clearance.store import DeclarationRow, EventRow, ItemRow
 from smartcustoms.platform.db import get_engine, unit_of_work
-from tests.clearance.conftest import Env, declaration
+from tests.clearance.conftest import Env, declaration, watch_phones
 
 
 def _count() -> int:
@@ -120,13 +120,8 @@ def test_authentication_and_roles(env: Env) -> None:
     )
 
 
-def _force_c3(env: Env) -> None:
-    r = env.client.put("/admin/settings/lane_rules", json={"watch_hs_prefixes": ["8517"]}, headers=env.h("admin"))
-    assert r.status_code == 200, r.text
-
-
 def test_officer_inspects_finds_and_releases(env: Env) -> None:
-    _force_c3(env)
+    watch_phones(env)
     body = env.client.post("/declarations", json=declaration(), headers=env.h("trader")).json()
     ref = body["reference"]
     assert body["lane"] == "C3" and body["status"] == "under_inspection"
@@ -165,7 +160,7 @@ def test_officer_inspects_finds_and_releases(env: Env) -> None:
 
 
 def test_amendment_requested_then_filed_keeps_history(env: Env) -> None:
-    _force_c3(env)
+    watch_phones(env)
     ref = env.client.post("/declarations", json=declaration(), headers=env.h("trader")).json()["reference"]
     r = env.client.post(
         f"/declarations/{ref}/decisions",
@@ -260,7 +255,7 @@ def test_missing_exchange_rate_is_a_clear_problem(env: Env) -> None:
 
 
 def test_release_time_stats(env: Env) -> None:
-    _force_c3(env)
+    watch_phones(env)
     ref = env.client.post("/declarations", json=declaration(), headers=env.h("trader")).json()["reference"]
     env.client.post(f"/declarations/{ref}/decisions", json={"action": "release"}, headers=env.h("officer"))
     stats = env.client.get("/stats/release-times", headers=env.h("officer")).json()

@@ -3,7 +3,6 @@ JSON path, and nothing stored for a refusal; never a 500 (hypothesis mutates a v
 
 from __future__ import annotations
 
-import copy
 import itertools
 import json
 from decimal import Decimal
@@ -91,6 +90,17 @@ def _mutate(filing: dict[str, Any], path: tuple[Any, ...], how: str, value: Any)
         parent[last] = value
 
 
+def _mutated(data: Any, filing: dict[str, Any], times: st.SearchStrategy[int]) -> dict[str, Any]:
+    """`filing` with `times` mutations drawn: a place in it, and how (replaced, deleted, a member added)."""
+    for _ in range(data.draw(times, label="mutations")):
+        paths = _paths(filing)
+        if not paths:
+            break
+        path = data.draw(st.sampled_from(paths), label="path")
+        _mutate(filing, path, data.draw(st.sampled_from(["replace", "delete", "add"]), label="how"), data.draw(VALUES))
+    return filing
+
+
 def _count() -> int:
     with unit_of_work(read_only=True) as s:
         return int(s.scalar(select(func.count()).select_from(DeclarationRow)) or 0)
@@ -99,13 +109,7 @@ def _count() -> int:
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_a_mutated_filing_is_accepted_or_refused_with_each_problem_never_a_server_error(env: Env, data: Any) -> None:
-    filing = copy.deepcopy(declaration(lrn=f"FUZZ-{next(_lrns)}"))
-    for _ in range(data.draw(st.integers(1, 3), label="mutations")):
-        paths = _paths(filing)
-        if not paths:
-            break
-        path = data.draw(st.sampled_from(paths), label="path")
-        _mutate(filing, path, data.draw(st.sampled_from(["replace", "delete", "add"]), label="how"), data.draw(VALUES))
+    filing = _mutated(data, declaration(lrn=f"FUZZ-{next(_lrns)}"), st.integers(1, 3))
     before = _count()
     r = env.client.post("/declarations", json=filing, headers=env.h("trader"))
     assert r.status_code in (200, 201, 403, 409, 422), (r.status_code, r.text)
@@ -167,11 +171,7 @@ def test_an_ingest_of_mutated_filings_accounts_for_each_line_once(env: Env, data
     duplicate or refused with its problems, by position, and only the accepted ones are stored."""
     lines: list[ingest.Source] = []
     for _ in range(data.draw(st.integers(1, 6), label="filings")):
-        filing = declaration(lrn=f"FUZZ-INGEST-{next(_lrns)}")
-        for _ in range(data.draw(st.integers(0, 2), label="mutations")):
-            path = data.draw(st.sampled_from(_paths(filing)), label="path")
-            how = data.draw(st.sampled_from(["replace", "delete", "add"]), label="how")
-            _mutate(filing, path, how, data.draw(VALUES))
+        filing = _mutated(data, declaration(lrn=f"FUZZ-INGEST-{next(_lrns)}"), st.integers(0, 2))
         lines.append(json.dumps(filing).encode())
     before = _count()
     report = ingest.ingest(lines, "trader", workers=1)

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from smartcustoms.clearance.lifecycle import OFFICER_ACTIONS, TRANSITIONS, Action, Status
-from tests.clearance.conftest import Env, declaration
+from tests.clearance.conftest import Env, declaration, watch_phones
 
 INSPECT = "inspect"
 AMEND = "amend"
@@ -19,12 +19,6 @@ STEPS = [*sorted(a.value for a in OFFICER_ACTIONS), INSPECT, AMEND]
 WAITING = {Status.UNDER_CHECK, Status.UNDER_INSPECTION, Status.HELD}
 
 _lrns = itertools.count()
-
-
-def _watch_phones(env: Env) -> None:
-    """Phones (HS 8517, line 1 of the test filing) go to C3, so every filing and amendment starts there."""
-    r = env.client.put("/admin/settings/lane_rules", json={"watch_hs_prefixes": ["8517"]}, headers=env.h("admin"))
-    assert r.status_code == 200, r.text
 
 
 def _take(env: Env, ref: str, step: str, lrn: str) -> Any:
@@ -52,7 +46,7 @@ def _expected(status: Status, step: str) -> tuple[Status, int] | None:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=st.lists(st.sampled_from(STEPS), min_size=1, max_size=8))
 def test_any_sequence_of_steps_follows_the_lifecycle_table(env: Env, steps: list[str]) -> None:
-    _watch_phones(env)
+    watch_phones(env)
     lrn = f"LIFE-{next(_lrns)}"
     filed = env.client.post("/declarations", json=declaration(lrn=lrn), headers=env.h("trader"))
     assert filed.status_code == 201, filed.text

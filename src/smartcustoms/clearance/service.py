@@ -743,12 +743,13 @@ branch each time (a quarter of the server's CPU in batch ingest)."""
 
 
 @functools.cache
-def _filings_by_key_sql(paramstyle: str, size: int) -> str:
+def _filings_by_key_sql(size: int) -> str:
     """SQLite: `size` (declarant, LRN) pairs; it searches the unique index for each combination of the
     two lists (the caller keeps only the pairs it asked for)."""
-    mark = "?" if paramstyle == "qmark" else "%s"
-    head = "SELECT id, declarant_id, lrn FROM clearance_declaration WHERE "
-    return head + f"declarant_id IN ({', '.join([mark] * size)}) AND lrn IN ({', '.join([mark] * size)})"
+    marks = ", ".join("?" * size)
+    return (
+        f"SELECT id, declarant_id, lrn FROM clearance_declaration WHERE declarant_id IN ({marks}) AND lrn IN ({marks})"
+    )
 
 
 def _sqlite_filing_ids(connection: Connection, pairs: list[tuple[str, str]], keys: set[tuple[str, str]]) -> set[int]:
@@ -758,7 +759,7 @@ def _sqlite_filing_ids(connection: Connection, pairs: list[tuple[str, str]], key
         chunk = pairs[start : start + top]
         size = next(b for b in _KEY_BUCKETS if b >= len(chunk))
         padded = chunk + [chunk[-1]] * (size - len(chunk))  # repeats change nothing: the result is a set
-        sql = _filings_by_key_sql(connection.dialect.paramstyle, size)
+        sql = _filings_by_key_sql(size)
         for id_, declarant, lrn in connection.exec_driver_sql(
             sql, tuple([k[0] for k in padded] + [k[1] for k in padded])
         ):

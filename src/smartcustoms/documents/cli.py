@@ -25,11 +25,6 @@ from smartcustoms.platform.settings import get_settings
 app = typer.Typer(no_args_is_help=True, help="Tamper-evident trade documents: issue, verify, redact, log proofs.")
 
 
-def _say(message: str) -> str:
-    """A message in the output language (`SMARTCUSTOMS_LANG` or `smartcustoms --lang`, then `LANG`); JSON stays as is."""
-    return i18n.translate(message, i18n.environment_language())
-
-
 def _out(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2, ensure_ascii=False))
 
@@ -38,13 +33,13 @@ def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        typer.echo("error [not_found] " + _say(t("{path}: no such file", path=path)), err=True)
+        typer.echo("error [not_found] " + i18n.say(t("{path}: no such file", path=path)), err=True)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         typer.echo(
-            "error [malformed_json] " + _say(t("{path}: not valid JSON ({error})", path=path, error=exc)), err=True
+            "error [malformed_json] " + i18n.say(t("{path}: not valid JSON ({error})", path=path, error=exc)), err=True
         )
     except OSError as exc:
-        typer.echo("error [unreadable] " + _say(t("Cannot read {path}: {error}", path=path, error=exc)), err=True)
+        typer.echo("error [unreadable] " + i18n.say(t("Cannot read {path}: {error}", path=path, error=exc)), err=True)
     raise typer.Exit(2)
 
 
@@ -119,7 +114,7 @@ def redact(
         _out(result)
     else:
         out.write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")
-        typer.echo(_say(t("{path}: {count} field(s) hidden", path=out, count=len(field))))
+        typer.echo(i18n.say(t("{path}: {count} field(s) hidden", path=out, count=len(field))))
 
 
 @app.command("log-proof")
@@ -177,7 +172,7 @@ def key_rotate(issuer_id: str, public_key: str | None = typer.Option(None, help=
 def key_revoke(issuer_id: str, key_id: str) -> None:
     """Revoke a compromised key from now on."""
     service.revoke_key(SYSTEM, issuer_id, key_id)
-    typer.echo(_say(t("key {key} of {issuer} revoked", key=key_id, issuer=issuer_id)))
+    typer.echo(i18n.say(t("key {key} of {issuer} revoked", key=key_id, issuer=issuer_id)))
 
 
 @app.command("registry")
@@ -249,7 +244,7 @@ def partner_follow(
 ) -> None:
     """Pin a partner issuer and its keys, to mirror its log (from a registry file, or fetched from --url)."""
     if registry is None and url is None:
-        typer.echo("error [required] " + _say(t("give --registry FILE or --url URL")), err=True)
+        typer.echo("error [required] " + i18n.say(t("give --registry FILE or --url URL")), err=True)
         raise typer.Exit(2)
     if registry is None:
         assert url is not None
@@ -321,7 +316,7 @@ def issue_prepare(
     out.write_text(
         json.dumps(service.prepare_issue(SYSTEM, issuer, doc_type, docs, fmt=fmt), indent=2, ensure_ascii=False)
     )
-    typer.echo(_say(t("{path}: {count} document(s) to sign", path=out, count=len(docs))))
+    typer.echo(i18n.say(t("{path}: {count} document(s) to sign", path=out, count=len(docs))))
 
 
 @app.command("issue-sign")
@@ -335,7 +330,7 @@ def issue_sign(
     key = service.decode_b64(private_key, "private_key")
     batch["proof"] = signing.document_proof(batch["issuer"], key, batch["merkleRoot"], created)
     prepared.write_text(json.dumps(batch, indent=2, ensure_ascii=False))
-    typer.echo(_say(t("{path}: signed with key {key}", path=prepared, key=batch["proof"]["verificationMethod"])))
+    typer.echo(i18n.say(t("{path}: signed with key {key}", path=prepared, key=batch["proof"]["verificationMethod"])))
 
 
 @app.command("issue-finalize")

@@ -17,16 +17,11 @@ db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 users_app = typer.Typer(no_args_is_help=True, help="Users, roles and API tokens.")
 
 
-def _say(message: str) -> str:
-    """A message in the output language."""
-    return i18n.translate(message, i18n.environment_language())
-
-
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the schema to the newest revision of every slice."""
     upgrade()
-    typer.echo(_say(t("database schema is up to date")))
+    typer.echo(i18n.say(t("database schema is up to date")))
 
 
 @users_app.command("add")
@@ -47,9 +42,9 @@ def users_add(
             session, username, role, display_name=name, party_id=party_id, password=password, language=language
         )
         clear = auth.issue_token(session, user) if token else None
-    typer.echo(_say(t("user {username} ({role}) created", username=username, role=role)))
+    typer.echo(i18n.say(t("user {username} ({role}) created", username=username, role=role)))
     if clear:
-        typer.echo(_say(t("token: {token}", token=clear)))
+        typer.echo(i18n.say(t("token: {token}", token=clear)))
 
 
 @users_app.command("token")
@@ -65,7 +60,7 @@ def users_revoke(username: str) -> None:
     """Revoke every token of a user."""
     with unit_of_work() as session:
         n = auth.revoke_tokens(session, username)
-    typer.echo(_say(t("{count} token(s) revoked", count=n)))
+    typer.echo(i18n.say(t("{count} token(s) revoked", count=n)))
 
 
 def serve(

@@ -32,11 +32,6 @@ app.add_typer(models_app, name="models")
 REGISTRY_HELP = "Registry directory (default: $SMARTCUSTOMS_RISK_REGISTRY, else var/risk/models)"
 
 
-def _say(message: str) -> str:
-    """A message in the output language."""
-    return i18n.translate(message, i18n.environment_language())
-
-
 def registry_dir() -> Path:
     """The registry the API and the clearance core use, so `models register` lands where filing looks."""
     return Path(os.environ.get("SMARTCUSTOMS_RISK_REGISTRY", "var/risk/models"))
@@ -98,7 +93,7 @@ def train(
     model.save(out)
     v = model.manifest["validation"]
     typer.echo(
-        _say(
+        i18n.say(
             t(
                 "model {version} written to {path} ({count} declarations, {seconds} s); time-later slice "
                 "{start}..{end}: AUC {auc}, precision@10% {precision}, recall@10% {recall}",
@@ -117,7 +112,7 @@ def train(
     b = v.get("baseline")
     if b:
         typer.echo(
-            _say(
+            i18n.say(
                 t(
                     "baseline ({method_text}) on the same slice: AUC {auc}, precision@10% {precision}, "
                     "recall@10% {recall}",
@@ -135,7 +130,7 @@ def train(
         window = frame[(frame["date"] >= v["window"]["from"]) & frame["fraud"].notna()]
         m = metrics_at_k(window["fraud"].to_numpy(), other.score(window))
         typer.echo(
-            _say(
+            i18n.say(
                 t(
                     "model {version} on the same slice: AUC {auc}, precision@10% {precision}, recall@10% {recall} "
                     "(optimistic if its training window covers the slice)",
@@ -153,7 +148,7 @@ BASELINE_METHODS = {"HS chapter past fraud rate": t("HS chapter past fraud rate"
 
 
 def _metric(value: float | None) -> str:
-    return f"{value:.3f}" if value is not None else _say(t("n/a"))
+    return f"{value:.3f}" if value is not None else i18n.say(t("n/a"))
 
 
 @app.command("export-labels")
@@ -188,7 +183,7 @@ def export_labels(
     per_decl = frame.drop_duplicates("declaration_id")
     labelled = per_decl["fraud"].notna()
     typer.echo(
-        _say(
+        i18n.say(
             t(
                 "{declarations} declarations ({items} items) -> {path}; {inspected} inspected, {found} with findings, "
                 "additional duty {duty}",
@@ -239,7 +234,7 @@ def score(
         path=out,
         lanes=", ".join(f"{lane} {counts.get(lane, 0)}" for lane in ("C1", "C2", "C3")),
     )
-    typer.echo(_say(summary))
+    typer.echo(i18n.say(summary))
 
 
 @app.command("backtest")
@@ -258,11 +253,11 @@ def backtest(
     result = run_backtest(ruleset, frame)
     labelled = int(frame["fraud"].notna().sum()) if "fraud" in frame.columns else 0
     frauds = int((frame["fraud"] == 1).sum()) if "fraud" in frame.columns else 0
-    headers = {name: _say(word) for name, word in BACKTEST_COLUMNS.items()}
+    headers = {name: i18n.say(word) for name, word in BACKTEST_COLUMNS.items()}
     with pd.option_context("display.unicode.east_asian_width", True):
         typer.echo(result.rename(columns=headers).to_string(index=False))
     typer.echo(
-        _say(
+        i18n.say(
             t(
                 "{rules} rule(s) over {declarations} declarations ({labelled} with inspection outcomes, "
                 "{frauds} frauds)",
@@ -299,7 +294,7 @@ def models_list(registry: Path | None = typer.Option(None, help=REGISTRY_HELP)) 
         v = entry.get("validation", {})
         auc = v.get("auc")
         typer.echo(
-            _say(
+            i18n.say(
                 t(
                     "{mark} {version}  trained {start}..{end}  AUC {auc}",
                     mark=mark,
@@ -325,7 +320,7 @@ def models_register(
 
     version = ModelRegistry(registry or registry_dir()).register(model, activate=activate)
     typer.echo(
-        _say(
+        i18n.say(
             t("registered {version} (active)", version=version)
             if activate
             else t("registered {version}", version=version)
@@ -342,7 +337,7 @@ def models_rollback(
     from smartcustoms.risk.registry import ModelRegistry
 
     ModelRegistry(registry or registry_dir()).activate(version)
-    typer.echo(_say(t("active model is now {version}", version=version)))
+    typer.echo(i18n.say(t("active model is now {version}", version=version)))
 
 
 @app.command("retrain")
@@ -385,7 +380,7 @@ def audit(
     ranked = rank_companies(frame, m.assess(frame, explain="none"), top=top)
     out.parent.mkdir(parents=True, exist_ok=True)
     ranked.to_csv(out, index=False, float_format="%.4f")
-    typer.echo(_say(t("{count} companies ranked -> {path}", count=len(ranked), path=out)))
+    typer.echo(i18n.say(t("{count} companies ranked -> {path}", count=len(ranked), path=out)))
 
 
 @app.command("audit-refresh")
@@ -409,4 +404,4 @@ def audit_refresh(
         version=stored["model_version"],
         at=stored["computed_at"],
     )
-    typer.echo(_say(done))
+    typer.echo(i18n.say(done))

@@ -24,16 +24,11 @@ app = typer.Typer(no_args_is_help=True, help="Tariff schedules: import, look up,
 console = Console()
 
 
-def _say(message: str) -> str:
-    """A message or label in the reader's language (`smartcustoms --lang`, `SMARTCUSTOMS_LANG`, then `LANG`)."""
-    return i18n.translate(message, i18n.environment_language())
-
-
 def _fail(exc: DomainError) -> typer.Exit:
     for p in exc.problems:
         loc = ".".join(str(x) for x in p.path) or "-"
-        text = f"[{p.code}] {loc}: {_say(p.message)}"
-        label = _say(t("error"))
+        text = f"[{p.code}] {loc}: {i18n.say(p.message)}"
+        label = i18n.say(t("error"))
         console.print(f"[red]{escape(label)}[/red] {escape(text)}", highlight=False)
     return typer.Exit(2)
 
@@ -54,7 +49,7 @@ def _rate(rate: DutyRate | None) -> str:
         return "-"
     if not rate.reference:
         return rate.text
-    refers = _say(t("refers to {reference}", reference=rate.reference))
+    refers = i18n.say(t("refers to {reference}", reference=rate.reference))
     return f"{rate.text}  [dim]({escape(refers)})[/dim]"
 
 
@@ -84,21 +79,23 @@ def import_cmd(
     except DomainError as exc:
         raise _fail(exc) from None
     s = report.schedule
-    title = _say(t("Tariff import: {name} {version}", name=s.name, version=s.version))
+    title = i18n.say(t("Tariff import: {name} {version}", name=s.name, version=s.version))
     table = Table(title=escape(title), show_header=False)
-    until = s.valid_to or _say(t("open-ended"))
-    table.add_row(_say(t("valid")), f"{s.valid_from} .. {until}")
-    table.add_row(_say(t("currency")), s.currency)
-    table.add_row(_say(t("source")), escape(s.source or "-"))
-    table.add_row(_say(t("lines")), f"{report.lines:,}")
-    table.add_row(_say(t("leaves")), f"{report.leaves:,}")
-    table.add_row(_say(t("rates parsed")), f"{report.rates_parsed:,}")
-    table.add_row(_say(t("rates not parsed")), f"{len(report.rates_failed):,} ({1 - report.parse_share:.2%})")
-    table.add_row(_say(t("replaced existing version")), _say(t("yes")) if report.replaced else _say(t("no")))
-    table.add_row(_say(t("seconds")), f"{report.seconds:.2f}")
+    until = s.valid_to or i18n.say(t("open-ended"))
+    table.add_row(i18n.say(t("valid")), f"{s.valid_from} .. {until}")
+    table.add_row(i18n.say(t("currency")), s.currency)
+    table.add_row(i18n.say(t("source")), escape(s.source or "-"))
+    table.add_row(i18n.say(t("lines")), f"{report.lines:,}")
+    table.add_row(i18n.say(t("leaves")), f"{report.leaves:,}")
+    table.add_row(i18n.say(t("rates parsed")), f"{report.rates_parsed:,}")
+    table.add_row(i18n.say(t("rates not parsed")), f"{len(report.rates_failed):,} ({1 - report.parse_share:.2%})")
+    table.add_row(
+        i18n.say(t("replaced existing version")), i18n.say(t("yes")) if report.replaced else i18n.say(t("no"))
+    )
+    table.add_row(i18n.say(t("seconds")), f"{report.seconds:.2f}")
     console.print(table)
     for failure in report.rates_failed[:show_failures]:
-        label = _say(t("not parsed"))
+        label = i18n.say(t("not parsed"))
         console.print(f"  {label}: {failure.code} {failure.column}: {failure.text!r}", markup=False)
 
 
@@ -126,34 +123,34 @@ def lookup_cmd(
             version=s.version,
             day=day.isoformat(),
         )
-        console.print(f"[red]{escape(_say(message))}[/red]")
+        console.print(f"[red]{escape(i18n.say(message))}[/red]")
         raise typer.Exit(1)
     title = t(
         "{code} in {name} {version} ({currency})", code=line.code, name=s.name, version=s.version, currency=s.currency
     )
-    table = Table(title=escape(_say(title)), show_header=False)
+    table = Table(title=escape(i18n.say(title)), show_header=False)
     for step in index.path(line.code)[:-1]:
         table.add_row(step.code, escape(step.description_en or step.description_zh or ""))
-    table.add_row(_say(t("description")), escape(line.description_en or "-"))
+    table.add_row(i18n.say(t("description")), escape(line.description_en or "-"))
     if line.description_zh:
         table.add_row("說明", escape(line.description_zh))
     leaf = t("yes (declarable)") if line.is_leaf else t("no (declare a line under it)")
-    table.add_row(_say(t("leaf")), _say(leaf))
-    table.add_row(_say(t("general rate")), _rate(line.general_rate))
+    table.add_row(i18n.say(t("leaf")), i18n.say(leaf))
+    table.add_row(i18n.say(t("general rate")), _rate(line.general_rate))
     by_text: dict[str, list[str]] = {}
     for programme, rate in line.preferential.items():
         by_text.setdefault(rate.text, []).append(programme)
     for text, programmes in by_text.items():
-        table.add_row(_say(t("preferential")), escape(f"{text} ({', '.join(programmes)})"))
+        table.add_row(i18n.say(t("preferential")), escape(f"{text} ({', '.join(programmes)})"))
     if line.column2_rate is not None:
-        table.add_row(_say(t("column 2")), _rate(line.column2_rate))
+        table.add_row(i18n.say(t("column 2")), _rate(line.column2_rate))
     for column, text in line.raw_rates.items():
         parsed = {"general": line.general_rate, "column2": line.column2_rate}.get(column)
         if column != "preferential" and parsed is None:
-            table.add_row(_say(t("{column} (not parsed)", column=column)), escape(text))
-    table.add_row(_say(t("unit")), line.unit or "-")
+            table.add_row(i18n.say(t("{column} (not parsed)", column=column)), escape(text))
+    table.add_row(i18n.say(t("unit")), line.unit or "-")
     if line.requirements:
-        table.add_row(_say(t("requirements")), escape(", ".join(line.requirements)))
+        table.add_row(i18n.say(t("requirements")), escape(", ".join(line.requirements)))
     console.print(table)
 
 
@@ -171,13 +168,13 @@ def search_cmd(
             lines = service.search(session, text, lang, schedule, limit, _date(on, "date"))
     except DomainError as exc:
         raise _fail(exc) from None
-    table = Table(*map(_say, (t("code"), t("leaf"), t("description"), t("general rate"))))
+    table = Table(*map(i18n.say, (t("code"), t("leaf"), t("description"), t("general rate"))))
     for line in lines:
         desc = escape(line.description(lang or "en") or "")
         table.add_row(line.code, "•" if line.is_leaf else "", desc, line.general_rate.text if line.general_rate else "")
     console.print(table)
     if not lines:
-        console.print(_say(t("no match")))
+        console.print(i18n.say(t("no match")))
 
 
 def _read_queries(path: Path) -> list[tuple[object, str]]:
@@ -336,7 +333,7 @@ def confirm_cmd(
             rid = classifier.confirm(session, SYSTEM, description, code, schedule, reason)
     except DomainError as exc:
         raise _fail(exc) from None
-    console.print(_say(t("confirmed #{number}", number=rid)))
+    console.print(i18n.say(t("confirmed #{number}", number=rid)))
 
 
 @app.command("train")
@@ -359,7 +356,7 @@ def schedules_cmd() -> None:
     with unit_of_work() as session:
         rows = service.list_schedules(session)
     headers = (t("name"), t("version"), t("valid from"), t("valid to"), t("currency"), t("imported at"), t("source"))
-    table = Table(*map(_say, headers))
+    table = Table(*map(i18n.say, headers))
     for s in rows:
         table.add_row(
             s.name,

@@ -148,6 +148,11 @@ def environment_language(asked: str | None = None) -> str:
     return choose([asked, os.environ.get("SMARTCUSTOMS_LANG"), os.environ.get("LANG")])
 
 
+def say(message: str) -> str:
+    """A message (or label) of a command's output in the reader's language, `environment_language()`."""
+    return translate(message, environment_language())
+
+
 @lru_cache(maxsize=1)
 def country_codes() -> frozenset[str]:
     """ISO 3166-1 alpha-2 codes known to CLDR (via Babel): what a declaration's countries are checked against,
@@ -168,6 +173,7 @@ __all__ = [
     "from_accept_language",
     "joined",
     "normalise",
+    "say",
     "t",
     "t_plain",
     "translate",

@@ -24,11 +24,6 @@ console = Console()
 err = Console(stderr=True)
 
 
-def _say(message: str) -> str:
-    """A message in the output language (`SMARTCUSTOMS_LANG`, or `smartcustoms --lang`, then `LANG`)."""
-    return i18n.translate(message, i18n.environment_language())
-
-
 def read_manifest_file(
     path: Path,
     *,
@@ -69,7 +64,7 @@ def read_manifest_file(
 
 def _fail(exc: DomainError) -> typer.Exit:
     for p in exc.problems:
-        err.print(escape(f"error [{p.code}] {p.as_dict()['loc']}: {_say(p.message)}"))
+        err.print(escape(f"error [{p.code}] {p.as_dict()['loc']}: {i18n.say(p.message)}"))
     return typer.Exit(2)
 
 
@@ -108,9 +103,9 @@ def file_cmd(
         unmatched=s["unmatched_lines"],
         discrepancies=len(s["discrepancies"]),
     )
-    console.print("[green]✓[/green] " + escape(_say(filed)))
+    console.print("[green]✓[/green] " + escape(i18n.say(filed)))
     for d in s["discrepancies"][:50]:
-        console.print(escape(f"  {d['declaration']} [{d['code']}] {_say(d['message'])}"))
+        console.print(escape(f"  {d['declaration']} [{d['code']}] {i18n.say(d['message'])}"))
 
 
 @app.command("list")
@@ -121,13 +116,13 @@ def list_cmd(user: str = typer.Option("admin", "--user", "-u"), port: str | None
         with unit_of_work() as session:
             rows, total = service.list_manifests(session, who, port=port, limit=500)
             table = Table(
-                _say(t("Reference")),
-                _say(t("Carrier")),
-                _say(t("Voyage")),
-                _say(t("Port")),
-                _say(t("Expected arrival")),
-                _say(t("Lines")),
-                _say(t("Undeclared")),
+                i18n.say(t("Reference")),
+                i18n.say(t("Carrier")),
+                i18n.say(t("Voyage")),
+                i18n.say(t("Port")),
+                i18n.say(t("Expected arrival")),
+                i18n.say(t("Lines")),
+                i18n.say(t("Undeclared")),
             )
             for r, n in rows:
                 table.add_row(
@@ -136,7 +131,7 @@ def list_cmd(user: str = typer.Option("admin", "--user", "-u"), port: str | None
     except DomainError as exc:
         raise _fail(exc) from None
     console.print(table)
-    console.print(_say(t("{count} manifests", count=total)))
+    console.print(i18n.say(t("{count} manifests", count=total)))
 
 
 @app.command("follow-up")
@@ -150,14 +145,14 @@ def follow_up_cmd(
         with unit_of_work() as session:
             found = service.follow_up(session, who, days=days)
             table = Table(
-                _say(t("Manifest")),
-                _say(t("Voyage")),
-                _say(t("Port")),
-                _say(t("Days")),
-                _say(t("Document")),
-                _say(t("Consignee")),
-                _say(t("Description")),
-                _say(t("Packages")),
+                i18n.say(t("Manifest")),
+                i18n.say(t("Voyage")),
+                i18n.say(t("Port")),
+                i18n.say(t("Days")),
+                i18n.say(t("Document")),
+                i18n.say(t("Consignee")),
+                i18n.say(t("Description")),
+                i18n.say(t("Packages")),
             )
             for m, ln, age in found:
                 table.add_row(
@@ -173,7 +168,7 @@ def follow_up_cmd(
     except DomainError as exc:
         raise _fail(exc) from None
     console.print(table)
-    console.print(_say(t("{count} lines to follow up", count=len(found))))
+    console.print(i18n.say(t("{count} lines to follow up", count=len(found))))
 
 
 @app.command("sweep")
@@ -183,10 +178,10 @@ def sweep_cmd() -> None:
         flagged = service.flag_missing(session)
     if flagged:
         console.print(
-            _say(t("{count} declarations flagged: {references}", count=len(flagged), references=", ".join(flagged)))
+            i18n.say(t("{count} declarations flagged: {references}", count=len(flagged), references=", ".join(flagged)))
         )
     else:
-        console.print(_say(t("{count} declarations flagged", count=0)))
+        console.print(i18n.say(t("{count} declarations flagged", count=0)))
 
 
 @app.command("rules")

@@ -31,11 +31,6 @@ err = Console(stderr=True)
 USER = typer.Option(None, "--user", "-u", help="Act as this user (default: the system administrator)")
 
 
-def _say(message: str) -> str:
-    """A message in the output language."""
-    return i18n.translate(message, i18n.environment_language())
-
-
 @contextmanager
 def _problems() -> Iterator[None]:
     """Print every problem with its path and exit 2, like the platform CLI does."""
@@ -43,15 +38,12 @@ def _problems() -> Iterator[None]:
         yield
     except DomainError as exc:
         for p in exc.problems:
-            err.print(escape(f"error [{p.code}] {p.as_dict()['loc']}: {_say(p.message)}"))
+            err.print(escape(f"error [{p.code}] {p.as_dict()['loc']}: {i18n.say(p.message)}"))
         raise typer.Exit(2) from exc
 
 
 def _who(user: str | None) -> auth.Principal:
-    if not user:
-        return auth.SYSTEM
-    with unit_of_work() as session:
-        return auth.acting_principal(session, user)
+    return auth.acting_user(user) if user else auth.SYSTEM
 
 
 @app.command("import-requirements")
@@ -81,7 +73,7 @@ def import_requirements(
         removed=report["removed"],
         version=report["version"],
     )
-    console.print(escape(_say(done)))
+    console.print(escape(i18n.say(done)))
 
 
 @app.command("requirements")
@@ -94,20 +86,23 @@ def requirements(
         reqs = service.list_requirements(session, code=code, direction=direction)
     table = Table(
         "id",
-        *(_say(h) for h in (t("Code prefix"), t("Direction"), t("Agency"), t("Permit type"), t("Title"), t("Valid"))),
+        *(
+            i18n.say(h)
+            for h in (t("Code prefix"), t("Direction"), t("Agency"), t("Permit type"), t("Title"), t("Valid"))
+        ),
     )
     for r in reqs:
         table.add_row(
             str(r.id),
             r.code_prefix,
-            _say(TYPE_WORDS.get(r.direction, r.direction)),
+            i18n.say(TYPE_WORDS.get(r.direction, r.direction)),
             r.agency,
             r.permit_type,
             r.title,
             f"{r.valid_from}..{r.valid_to or ''}",
         )
     console.print(table)
-    console.print(_say(t("{count} requirement(s)", count=len(reqs))))
+    console.print(i18n.say(t("{count} requirement(s)", count=len(reqs))))
 
 
 @app.command("list")
@@ -125,7 +120,7 @@ def list_(
         views = [service.permit_view(r) for r in rows]
     table = Table(
         *(
-            _say(h)
+            i18n.say(h)
             for h in (
                 t("Number"),
                 t("Agency"),
@@ -155,10 +150,10 @@ def list_(
             " ".join(v["codes"]),
             left or "-",
             v["valid_to"],
-            _say(t("Revoked") if v["status"] == "revoked" else t("Active")),
+            i18n.say(t("Revoked") if v["status"] == "revoked" else t("Active")),
         )
     console.print(table)
-    console.print(_say(t("{shown} of {total}", shown=len(views), total=total)))
+    console.print(i18n.say(t("{shown} of {total}", shown=len(views), total=total)))
 
 
 @app.command("show")
@@ -226,7 +221,7 @@ def issue(
             row = service.issue_permit(session, who, p, agency=agency)
             console.print(
                 escape(
-                    _say(
+                    i18n.say(
                         t(
                             "✓ issued {permit} ({agency} {permit_type}) to {holder}",
                             permit=row.number,
@@ -246,7 +241,7 @@ def revoke(number: str, reason: str = typer.Option(...), user: str | None = USER
         who = _who(user)
     with _problems(), unit_of_work() as session:
         row = service.revoke_permit(session, who, number, reason)
-        console.print(escape(_say(t("✓ revoked {permit}", permit=row.number))))
+        console.print(escape(i18n.say(t("✓ revoked {permit}", permit=row.number))))
 
 
 @app.command("seed-demo")
@@ -255,7 +250,7 @@ def seed_demo() -> None:
     with _problems(), unit_of_work() as session:
         report = service.seed_demo(session)
     console.print(
-        _say(
+        i18n.say(
             t(
                 "✓ {requirements} requirement(s), {permits} permit(s) issued",
                 requirements=report["requirements"],

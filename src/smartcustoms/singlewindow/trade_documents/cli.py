@@ -21,25 +21,20 @@ console = Console()
 err = Console(stderr=True)
 
 
-def _say(message: str) -> str:
-    """A message in the output language (`SMARTCUSTOMS_LANG`, or `smartcustoms --lang`, then `LANG`)."""
-    return i18n.translate(message, i18n.environment_language())
-
-
 NOT_READ = t("not read:")
 RESULTS = {"match": t("match"), "mismatch": t("mismatch"), "not_compared": t("not compared")}
 
 
 def _fail(exc: DomainError) -> typer.Exit:
     for p in exc.problems:
-        err.print(escape(f"error [{p.code}] {p.as_dict()['loc']}: {_say(p.message)}"))
+        err.print(escape(f"error [{p.code}] {p.as_dict()['loc']}: {i18n.say(p.message)}"))
     return typer.Exit(2)
 
 
 def _print_report(view: dict[str, object]) -> None:
     table = Table(
         *(
-            _say(h)
+            i18n.say(h)
             for h in (
                 t("Document"),
                 t("Field"),
@@ -55,13 +50,13 @@ def _print_report(view: dict[str, object]) -> None:
     assert isinstance(checks, list)
     for c in sorted(checks, key=lambda c: c["result"] != "mismatch"):
         table.add_row(
-            _say(c["document"].replace("_", " ")),
-            _say(c["field"]),
+            i18n.say(c["document"].replace("_", " ")),
+            i18n.say(c["field"]),
             str(c["declared"]),
             str(c["documented"]),
-            _say(c["tolerance"] or ""),
-            _say(RESULTS.get(c["result"], c["result"])),
-            _say(c["severity"]) if c["result"] == "mismatch" else "",
+            i18n.say(c["tolerance"] or ""),
+            i18n.say(RESULTS.get(c["result"], c["result"])),
+            i18n.say(c["severity"]) if c["result"] == "mismatch" else "",
         )
     console.print(table)
     s = view["summary"]
@@ -74,7 +69,7 @@ def _print_report(view: dict[str, object]) -> None:
         match=s.get("match", 0),
         not_compared=s.get("not_compared", 0),
     )
-    console.print(escape(_say(line)))
+    console.print(escape(i18n.say(line)))
 
 
 @app.command("attach")
@@ -134,7 +129,7 @@ def scan_cmd(
         raise _fail(exc) from None
     console.print_json(json.dumps(scan.data))
     for u in scan.unread:
-        console.print(f"[yellow]{escape(_say(NOT_READ))}[/yellow] {escape(_say(u))}")
+        console.print(f"[yellow]{escape(i18n.say(NOT_READ))}[/yellow] {escape(i18n.say(u))}")
     _print_report(view)
 
 
@@ -152,7 +147,7 @@ def read_cmd(path: Path = typer.Argument(...), languages: str | None = typer.Opt
     console.print(f"{scan.format} via {scan.method}")
     console.print_json(json.dumps(scan.data))
     for u in scan.unread:
-        console.print(f"[yellow]{escape(_say(NOT_READ))}[/yellow] {escape(_say(u))}")
+        console.print(f"[yellow]{escape(i18n.say(NOT_READ))}[/yellow] {escape(i18n.say(u))}")
 
 
 @app.command("report")
