@@ -54,6 +54,9 @@ class DeclarationRow(Base):
 
 
 class ItemRow(Base):
+    """One goods item of a declaration. On PostgreSQL its reference to the declaration is checked once per
+    statement by triggers (migration clearance_0003), not per row by this foreign key."""
+
     __tablename__ = "clearance_item"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -69,7 +72,8 @@ class ItemRow(Base):
 
 
 class EventRow(Base):
-    """One step of the timeline; stages of the Time Release Study are measured between these."""
+    """One step of the timeline; stages of the Time Release Study are measured between these. Its reference
+    to the declaration is checked as an item's is (see `ItemRow`)."""
 
     __tablename__ = "clearance_event"
 
