@@ -212,6 +212,26 @@ def test_filters_and_pagination(env: Env) -> None:
     assert r.status_code == 422 and r.json()["problems"][0]["loc"] == "$.query.lane"
 
 
+def test_list_finds_a_filing_by_lrn_and_refuses_unknown_filters(env: Env) -> None:
+    for lrn in ("FIND-1", "FIND-2"):
+        assert env.client.post("/declarations", json=declaration(lrn=lrn), headers=env.h("trader")).status_code == 201
+    mine = env.client.get("/declarations?lrn=FIND-2", headers=env.h("trader")).json()
+    assert mine["total"] == 1 and mine["items"][0]["lrn"] == "FIND-2"
+    # another trader's LRN search looks only among their own filings
+    assert env.client.get("/declarations?lrn=FIND-2", headers=env.h("trader2")).json()["total"] == 0
+    officer = env.client.get("/declarations?lrn=FIND-1&declarant=TW10000001", headers=env.h("officer")).json()
+    assert [d["lrn"] for d in officer["items"]] == ["FIND-1"]
+    assert env.client.get("/declarations?declarant=TW10000001", headers=env.h("officer")).json()["total"] == 2
+    r = env.client.get("/declarations?lrn=FIND-1", headers=env.h("officer"))
+    assert r.status_code == 422 and r.json()["problems"][0]["loc"] == "$.query.declarant"
+    # a misspelt filter is refused, not ignored (it would list everything); every problem at once
+    r = env.client.get("/declarations?stauts=held&limit=0&lang=en", headers=env.h("officer"))
+    assert r.status_code == 422
+    assert sorted(p["loc"] for p in r.json()["problems"]) == ["$.query.limit", "$.query.stauts"]
+    r = env.client.get("/declarations?date_from=2026-11-24&date_to=2026-11-01", headers=env.h("officer"))
+    assert r.status_code == 422 and r.json()["problems"][0]["code"] == "invalid_date_range"
+
+
 def test_admin_manages_users_tokens_and_rates(env: Env) -> None:
     r = env.client.post(
         "/admin/users", json={"username": "new1", "role": "trader", "party_id": "TW30000003"}, headers=env.h("admin")

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from smartcustoms.clearance import config, service, views
 from smartcustoms.clearance.committer import committer
@@ -59,26 +59,44 @@ def submit_declaration(decl: DeclarationIn, who: Who, request: Request) -> Respo
     )
 
 
+class DeclarationQuery(BaseModel):
+    """Filters of the declarations list. An unknown parameter is refused (422) rather than ignored: a
+    misspelt filter would otherwise list everything the caller may see."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Status | None = None
+    lane: Lane | None = None
+    office: str | None = Field(None, max_length=8)
+    importer: str | None = Field(None, max_length=35)
+    declarant: str | None = Field(None, max_length=35)
+    lrn: str | None = Field(None, min_length=1, max_length=35, description="The declarant's own reference")
+    hs_chapter: str | None = Field(None, pattern=r"^\d{2}$")
+    date_from: date | None = None
+    date_to: date | None = None
+    limit: int = Field(50, ge=1, le=500)
+    offset: int = Field(0, ge=0)
+    lang: str | None = Field(None, max_length=35, description="Language of error messages")
+
+
 @router.get("/declarations", tags=["declarations"])
-def list_declarations(
-    who: Who,
-    status: Status | None = None,
-    lane: Lane | None = None,
-    office: str | None = None,
-    importer: str | None = None,
-    hs_chapter: Annotated[str | None, Query(pattern=r"^\d{2}$")] = None,
-    date_from: date | None = None,
-    date_to: date | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
-) -> dict[str, Any]:
-    """Declarations the caller may see (a trader or broker: only their own), newest first."""
+def list_declarations(who: Who, q: Annotated[DeclarationQuery, Query()]) -> dict[str, Any]:
+    """Declarations the caller may see (a trader or broker: only their own), newest first. `lrn` finds a
+    filing by its local reference (with `declarant`; a trader's or broker's own by default)."""
     filters = service.Filters(
-        status.value if status else None, lane.value if lane else None, office, importer, hs_chapter, date_from, date_to
+        q.status.value if q.status else None,
+        q.lane.value if q.lane else None,
+        q.office,
+        q.importer,
+        q.hs_chapter,
+        q.date_from,
+        q.date_to,
+        q.declarant,
+        q.lrn,
     )
     with unit_of_work() as session:
-        rows, total = service.list_rows(session, who, filters, limit=limit, offset=offset)
-        return {"total": total, "limit": limit, "offset": offset, "items": [views.summary(r) for r in rows]}
+        rows, total = service.list_rows(session, who, filters, limit=q.limit, offset=q.offset)
+        return {"total": total, "limit": q.limit, "offset": q.offset, "items": [views.summary(r) for r in rows]}
 
 
 @router.get("/declarations/{reference}", tags=["declarations"])

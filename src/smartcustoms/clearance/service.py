@@ -1051,6 +1051,8 @@ class Filters:
     hs_chapter: str | None = None
     date_from: date | None = None
     date_to: date | None = None
+    declarant: str | None = None
+    lrn: str | None = None
 
 
 def _original_version(row: DeclarationRow) -> VersionRow:
@@ -1067,6 +1069,33 @@ def _original_version(row: DeclarationRow) -> VersionRow:
     )
 
 
+def _reference_filters(who: Principal, filters: Filters) -> list[Any]:
+    """Declarant and LRN conditions. An LRN is unique per declarant, so it is searched with one: a customs
+    user names it, a trader's or broker's own is taken by default (one probe of the unique index)."""
+    problems = []
+    if filters.date_from and filters.date_to and filters.date_from > filters.date_to:
+        problems.append(Problem("invalid_date_range", ("query", "date_from"), t("date_from is after date_to")))
+    declarant = filters.declarant
+    if filters.lrn and not declarant:
+        if who.is_customs or not who.party_id:
+            problems.append(
+                Problem(
+                    "declarant_required",
+                    ("query", "declarant"),
+                    t("An LRN is unique per declarant: name the declarant"),
+                )
+            )
+        declarant = who.party_id
+    if problems:
+        raise DomainError(problems)
+    conds: list[Any] = []
+    if declarant:
+        conds.append(DeclarationRow.declarant_id == declarant)
+    if filters.lrn:
+        conds.append(DeclarationRow.lrn == filters.lrn)
+    return conds
+
+
 def list_rows(
     session: Session, who: Principal, filters: Filters, *, limit: int = 50, offset: int = 0
 ) -> tuple[list[DeclarationRow], int]:
@@ -1078,6 +1107,7 @@ def list_rows(
                 Problem("forbidden_role", (), t("Role {role} may not list declarations", role=who.role.value))
             )
         conds.append(_party_filter(who))
+    conds += _reference_filters(who, filters)
     if filters.status:
         conds.append(DeclarationRow.status == filters.status)
     if filters.lane:
