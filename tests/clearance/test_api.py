@@ -230,6 +230,9 @@ def test_list_finds_a_filing_by_lrn_and_refuses_unknown_filters(env: Env) -> Non
     assert sorted(p["loc"] for p in r.json()["problems"]) == ["$.query.limit", "$.query.stauts"]
     r = env.client.get("/declarations?date_from=2026-11-24&date_to=2026-11-01", headers=env.h("officer"))
     assert r.status_code == 422 and r.json()["problems"][0]["code"] == "invalid_date_range"
+    # a role that may not list declarations is told only that, whatever its filters
+    r = env.client.get("/declarations?date_from=2026-11-24&date_to=2026-11-01&lrn=X", headers=env.h("carrier"))
+    assert r.status_code == 403
 
 
 def test_admin_manages_users_tokens_and_rates(env: Env) -> None:

@@ -1069,25 +1069,24 @@ def _original_version(row: DeclarationRow) -> VersionRow:
     )
 
 
-def _reference_filters(who: Principal, filters: Filters) -> list[Any]:
-    """Declarant and LRN conditions. An LRN is unique per declarant, so it is searched with one: a customs
-    user names it, a trader's or broker's own is taken by default (one probe of the unique index)."""
+def _filter_problems(who: Principal, filters: Filters) -> list[Problem]:
+    """Filters that cannot mean what was asked: refused with their reasons, not answered with a page."""
     problems = []
     if filters.date_from and filters.date_to and filters.date_from > filters.date_to:
         problems.append(Problem("invalid_date_range", ("query", "date_from"), t("date_from is after date_to")))
-    declarant = filters.declarant
-    if filters.lrn and not declarant:
-        if who.is_customs or not who.party_id:
-            problems.append(
-                Problem(
-                    "declarant_required",
-                    ("query", "declarant"),
-                    t("An LRN is unique per declarant: name the declarant"),
-                )
+    if filters.lrn and not filters.declarant and (who.is_customs or not who.party_id):
+        problems.append(
+            Problem(
+                "declarant_required", ("query", "declarant"), t("An LRN is unique per declarant: name the declarant")
             )
-        declarant = who.party_id
-    if problems:
-        raise DomainError(problems)
+        )
+    return problems
+
+
+def _reference_filters(who: Principal, filters: Filters) -> list[Any]:
+    """Declarant and LRN conditions. An LRN is unique per declarant, so it is searched with one: a customs
+    user names it, a trader's or broker's own is taken by default (one probe of the unique index)."""
+    declarant = filters.declarant or (who.party_id if filters.lrn else None)
     conds: list[Any] = []
     if declarant:
         conds.append(DeclarationRow.declarant_id == declarant)
@@ -1107,6 +1106,9 @@ def list_rows(
                 Problem("forbidden_role", (), t("Role {role} may not list declarations", role=who.role.value))
             )
         conds.append(_party_filter(who))
+    problems = _filter_problems(who, filters)  # after the role check: a role that may not list learns only that
+    if problems:
+        raise DomainError(problems)
     conds += _reference_filters(who, filters)
     if filters.status:
         conds.append(DeclarationRow.status == filters.status)
