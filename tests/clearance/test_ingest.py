@@ -154,6 +154,29 @@ def test_a_failing_worker_fails_the_ingest_instead_of_hanging(env: Env, monkeypa
     assert _count(DeclarationRow) == 0
 
 
+@given(st.lists(st.binary(max_size=40), max_size=60), st.data())
+def test_packed_lines_read_as_the_list_they_came_from(lines: list[bytes], data: st.DataObject) -> None:
+    packed = ingest._Packed(lines)
+    assert len(packed) == len(lines) and list(packed) == lines
+    start = data.draw(st.integers(-70, 70) | st.none())
+    stop = data.draw(st.integers(-70, 70) | st.none())
+    assert packed[start:stop] == lines[start:stop]
+    if lines:
+        k = data.draw(st.integers(-len(lines), len(lines) - 1))
+        assert packed[k] == lines[k]
+    with pytest.raises(IndexError):
+        packed[len(lines)]
+
+
+def test_parallel_ingest_of_json_lines_reports_refusals_at_their_lines(env: Env) -> None:
+    """JSON Lines text only (what the command reads) goes to the workers packed in one buffer."""
+    lines = [orjson.dumps(declaration(lrn=f"PK-{i}")) for i in range(90)]
+    lines[5], lines[61] = b'{"lrn": ', orjson.dumps(declaration(lrn="PK-5", invoice_total="-1"))
+    report = ingest.ingest(lines, "trader", workers=2, chunk=20)
+    assert sorted(i for i, _ in report.rejected) == [5, 61]
+    assert len(report.accepted) == 88 and _count(DeclarationRow) == 88
+
+
 def test_a_chunk_of_only_unreadable_filings_is_reported_and_the_rest_stored(env: Env) -> None:
     sources = _sources(60)
     sources[20:40] = [b"{not json"] * 20
