@@ -179,6 +179,7 @@ class _Packed(Sequence[bytes]):
 
 
 def _packed(sources: Sequence[Source]) -> Sequence[Source]:
+    """Filings for the workers: packed when all are JSON text (the command's case), else as they are."""
     return _Packed(sources) if all(type(s) is bytes for s in sources) else sources  # type: ignore[arg-type]
 
 

@@ -24,6 +24,28 @@ console = Console()
 err = Console(stderr=True)
 
 
+MANIFEST_COLUMNS = (
+    t("Reference"),
+    t("Carrier"),
+    t("Voyage"),
+    t("Port"),
+    t("Expected arrival"),
+    t("Lines"),
+    t("Undeclared"),
+)
+FOLLOW_UP_COLUMNS = (
+    t("Manifest"),
+    t("Voyage"),
+    t("Port"),
+    t("Days"),
+    t("Document"),
+    t("Consignee"),
+    t("Description"),
+    t("Packages"),
+)
+"""Column headers of the list and follow-up tables, translated when printed."""
+
+
 def read_manifest_file(
     path: Path,
     *,
@@ -115,15 +137,7 @@ def list_cmd(user: str = typer.Option("admin", "--user", "-u"), port: str | None
         who = auth.acting_user(user)
         with unit_of_work() as session:
             rows, total = service.list_manifests(session, who, port=port, limit=500)
-            table = Table(
-                i18n.say(t("Reference")),
-                i18n.say(t("Carrier")),
-                i18n.say(t("Voyage")),
-                i18n.say(t("Port")),
-                i18n.say(t("Expected arrival")),
-                i18n.say(t("Lines")),
-                i18n.say(t("Undeclared")),
-            )
+            table = Table(*map(i18n.say, MANIFEST_COLUMNS))
             for r, n in rows:
                 table.add_row(
                     r.reference, r.carrier, r.voyage, r.port, str(r.expected_arrival)[:16], str(r.line_count), str(n)
@@ -144,16 +158,7 @@ def follow_up_cmd(
         who = auth.acting_user(user)
         with unit_of_work() as session:
             found = service.follow_up(session, who, days=days)
-            table = Table(
-                i18n.say(t("Manifest")),
-                i18n.say(t("Voyage")),
-                i18n.say(t("Port")),
-                i18n.say(t("Days")),
-                i18n.say(t("Document")),
-                i18n.say(t("Consignee")),
-                i18n.say(t("Description")),
-                i18n.say(t("Packages")),
-            )
+            table = Table(*map(i18n.say, FOLLOW_UP_COLUMNS))
             for m, ln, age in found:
                 table.add_row(
                     m.reference,
