@@ -12,7 +12,7 @@ import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select
 from typer.testing import CliRunner
 
 from smartcustoms.clearance import ingest, service
@@ -233,3 +233,54 @@ def test_postgres_probes_the_unique_index_for_each_pair_whatever_its_statistics(
         plan = "\n".join(r[0] for r in s.connection().exec_driver_sql("EXPLAIN " + service._FILINGS_BY_KEYS_PG, keys))
     assert "Index Scan using uq_clearance_declaration_declarant_lrn" in plan, plan
     assert "Seq Scan" not in plan and "Hash" not in plan, plan
+
+
+def test_an_ingest_is_in_the_audit_log_with_its_totals(env: Env) -> None:
+    sources = _sources(50)
+    sources[7] = b"{not json"
+    report = ingest.ingest(sources, "trader", workers=2, chunk=10)
+    again = ingest.ingest(sources[:5], "trader", workers=1)
+    assert len(report.accepted) == 49 and len(again.duplicates) == 5
+    with unit_of_work(read_only=True) as s:
+        entries = list(
+            s.scalars(select(AuditRow).where(AuditRow.action == "ingest_declarations").order_by(AuditRow.id))
+        )
+    assert [(e.actor, e.entity) for e in entries] == [("trader", "ingest")] * 2
+    assert entries[0].entity_id != entries[1].entity_id
+    assert entries[0].detail == {"filings": 50, "filed": 49, "duplicates": 0, "refused": 1, "workers": 2, "chunk": 10}
+    assert entries[1].detail == {"filings": 5, "filed": 0, "duplicates": 5, "refused": 0, "workers": 1, "chunk": 500}
+
+
+@pytest.mark.parametrize("db_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_postgres_chunks_are_on_disk_before_the_ingest_reports(env: Env, workers: int) -> None:
+    """The chunks commit without waiting for the disk; the ingest returns only after a durable commit, which
+    flushed the log through all of them. The log's write position is read once the last chunk is stored (a
+    read writes no log) and must be flushed when the report comes back. The log writer is told to wait 10 s
+    between flushes meanwhile, so that without the durable commit the check fails."""
+    admin = create_engine(env.url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as c:
+            c.exec_driver_sql("ALTER SYSTEM SET wal_writer_delay = '10s'")
+            c.exec_driver_sql("ALTER SYSTEM SET wal_writer_flush_after = '1GB'")
+            c.exec_driver_sql("SELECT pg_reload_conf()")
+        stored: list[int] = []
+        written: list[str] = []
+
+        def progress(n: int) -> None:
+            stored.append(n)
+            if sum(stored) == 60:
+                with admin.connect() as c:
+                    written.append(str(c.exec_driver_sql("SELECT pg_current_wal_insert_lsn()").scalar()))
+
+        report = ingest.ingest(_sources(60), "trader", workers=workers, chunk=20, progress=progress)
+        assert len(report.accepted) == 60 and len(written) == 1
+        with admin.connect() as c:
+            flushed = c.exec_driver_sql("SELECT pg_current_wal_flush_lsn() >= %(lsn)s::pg_lsn", {"lsn": written[0]})
+            assert flushed.scalar() is True
+    finally:
+        with admin.connect() as c:
+            c.exec_driver_sql("ALTER SYSTEM RESET wal_writer_delay")
+            c.exec_driver_sql("ALTER SYSTEM RESET wal_writer_flush_after")
+            c.exec_driver_sql("SELECT pg_reload_conf()")
+        admin.dispose()

@@ -325,7 +325,12 @@ class WriterBusy(Exception):
 
 @contextmanager
 def unit_of_work(
-    url: str | None = None, *, read_only: bool = False, immediate: bool = False, wait: bool = True
+    url: str | None = None,
+    *,
+    read_only: bool = False,
+    immediate: bool = False,
+    wait: bool = True,
+    durable: bool = True,
 ) -> Iterator[Session]:
     """Yield a session inside one transaction: committed on success, rolled back on any error.
 
@@ -336,6 +341,10 @@ def unit_of_work(
     finds its snapshot overtaken by another process's commit (several server or ingest processes).
     With `wait` false a writing unit on SQLite raises `WriterBusy` instead of queueing for the writer lock
     (the caller has other work to do meanwhile); PostgreSQL has no such lock and never raises it.
+    With `durable` false, PostgreSQL acknowledges the commit before its log reaches the disk
+    (`synchronous_commit` off for this transaction): only for a caller that commits a durable unit before it
+    reports anything, since that commit flushes the log up to itself, and so every commit before it (batch
+    ingest). A server crash in between loses such commits whole, never half of one. SQLite is unchanged.
     """
     url = url or get_settings().database_url
     sqlite = url.startswith("sqlite") and not read_only
@@ -349,6 +358,8 @@ def unit_of_work(
         try:
             if immediate and sqlite:
                 session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+            elif not durable and not read_only and url.startswith("postgresql"):
+                session.connection().exec_driver_sql("SET LOCAL synchronous_commit TO off")
             yield session
             if not read_only:
                 session.commit()
