@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, func, select
+from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
 
 from smartcustoms.clearance import ingest, service
@@ -262,6 +263,13 @@ def test_postgres_chunks_are_on_disk_before_the_ingest_reports(env: Env, workers
     try:
         with admin.connect() as c:
             c.exec_driver_sql("ALTER SYSTEM SET wal_writer_delay = '10s'")
+    except DBAPIError as exc:  # a server given by SMARTCUSTOMS_TEST_PG_URL to a user who may not
+        admin.dispose()
+        if getattr(exc.orig, "sqlstate", None) == "42501":
+            pytest.skip("slowing the log writer needs a superuser of the test server")
+        raise
+    try:
+        with admin.connect() as c:
             c.exec_driver_sql("ALTER SYSTEM SET wal_writer_flush_after = '1GB'")
             c.exec_driver_sql("SELECT pg_reload_conf()")
         stored: list[int] = []
