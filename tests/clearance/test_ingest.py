@@ -236,6 +236,30 @@ def test_postgres_probes_the_unique_index_for_each_pair_whatever_its_statistics(
     assert "Seq Scan" not in plan and "Hash" not in plan, plan
 
 
+def test_each_filings_items_and_events_belong_to_its_own_declaration(env: Env) -> None:
+    """On PostgreSQL a group's ids are drawn before its rows are written, on SQLite read back after: either
+    way each item and event points to the declaration it was filed with."""
+    sources = []
+    for i in range(90):
+        d = declaration(lrn=f"OWN-{i}")
+        for item in d["items"]:
+            item["description"] = f"{item['description']} OWN-{i}"
+        sources.append(orjson.dumps(d))
+    assert len(ingest.ingest(sources, "trader", workers=2, chunk=20).accepted) == 90
+    with unit_of_work(read_only=True) as s:
+        items = s.execute(
+            select(DeclarationRow.lrn, ItemRow.description).join(ItemRow, ItemRow.declaration_id == DeclarationRow.id)
+        ).all()
+        events = s.execute(
+            select(DeclarationRow.id, func.count(EventRow.id))
+            .join(EventRow, EventRow.declaration_id == DeclarationRow.id)
+            .group_by(DeclarationRow.id)
+        ).all()
+        ids = s.scalars(select(DeclarationRow.id)).all()
+    assert len(items) == 2 * 90 and all(description.endswith(f" {lrn}") for lrn, description in items)
+    assert len(ids) == len(set(ids)) == 90 and sorted(n for _id, n in events) == [3] * 90
+
+
 def test_an_ingest_is_in_the_audit_log_with_its_totals(env: Env) -> None:
     sources = _sources(50)
     sources[7] = b"{not json"

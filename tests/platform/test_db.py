@@ -73,15 +73,26 @@ def test_bulk_insert_refusal_is_an_integrity_error_and_writes_nothing(db_url: st
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rate=st.decimals(min_value=Decimal("0.000001"), max_value=Decimal("99999999"), places=6))
-def test_bulk_insert_keeps_money_exact(db_url: str, rate: Decimal) -> None:
-    """Each example replaces the one rate row, so sharing the database between examples is safe."""
+@given(
+    rate=st.decimals(min_value=Decimal("0.000001"), max_value=Decimal("99999999"), places=6),
+    as_text=st.booleans(),
+)
+def test_bulk_insert_keeps_money_exact(db_url: str, rate: Decimal, as_text: bool) -> None:
+    """Each example replaces the one rate row, so sharing the database between examples is safe. A `Decimal`
+    goes to PostgreSQL as it is; any other value (here its text) through the column type, as the ORM would."""
     with unit_of_work() as s:
         s.execute(FxRateRow.__table__.delete())  # type: ignore[attr-defined]
         bulk_insert(
             s,
             cast(Table, FxRateRow.__table__),
-            [{"currency": "USD", "valid_from": datetime(2026, 1, 1).date(), "rate": rate, "source": "t"}],
+            [
+                {
+                    "currency": "USD",
+                    "valid_from": datetime(2026, 1, 1).date(),
+                    "rate": str(rate) if as_text else rate,
+                    "source": "t",
+                }
+            ],
         )
     with unit_of_work() as s:
         assert s.scalar(select(FxRateRow.rate)) == rate

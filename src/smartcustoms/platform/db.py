@@ -11,6 +11,7 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -22,6 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from smartcustoms.platform.settings import get_settings
+from smartcustoms.platform.types import ExactDecimal
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -430,13 +432,25 @@ def _bind_processor(column_type: Any, dialect: Dialect) -> Any:
       COPY's time); like the JSON type, a Python None becomes JSON null;
     - dates and time stamps, which COPY takes as ISO 8601 text, as the driver would write them: a group's rows
       share one time stamp, which `_convert` then writes once instead of the driver once per row (1.8 us
-      each, seven times per filing)."""
+      each, seven times per filing);
+    - exact decimals, which the type passes on unchanged on PostgreSQL when they are already `Decimal`: its
+      processor made a copy of each through two calls (232 ns against 71, eleven values per filing)."""
+    processor = column_type._cached_bind_processor(dialect)
     if dialect.name == "postgresql":
         if isinstance(column_type, JSON) and not column_type.none_as_null:
             return _json_dumps
         if isinstance(column_type, Date | DateTime):
             return _iso_text
-    return column_type._cached_bind_processor(dialect)
+        if isinstance(column_type, ExactDecimal) and processor is not None:
+            return _decimal_as_is(processor)
+    return processor
+
+
+def _decimal_as_is(processor: Any) -> Any:
+    def convert(value: Any) -> Any:
+        return value if type(value) is Decimal else processor(value)
+
+    return convert
 
 
 def _iso_text(value: Any) -> Any:
